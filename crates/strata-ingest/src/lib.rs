@@ -1,1 +1,22 @@
-//! placeholder
+//! Pure, synchronous parsing and normalization of `POST /api/v1/write` bodies: splitting a body
+//! into events, finding each event's metric and timestamp, flattening and validating its fields,
+//! hashing event and series identity, and batching unknown-field statistics.
+//!
+//! Nothing here does I/O or touches the catalog; the server resolves metrics and names between
+//! [`metric_name`] and storage.
+
+mod body;
+mod error;
+mod hash;
+mod metric;
+mod normalize;
+mod stats;
+mod timestamp;
+
+pub use body::{split_body, BodyFormat, RawEvent};
+pub use error::{BodyError, EventError, ACCEPTED_TIMESTAMP_FORMS};
+pub use hash::{content_hash, series_hash, series_hash_of_text, NO_SERIES};
+pub use metric::{metric_name, MetricKeyConfig, DEFAULT_METRIC_KEY};
+pub use normalize::{normalize, NormalizedEvent, TimestampConfig, MAX_NESTING_DEPTH};
+pub use stats::{StatsAccumulator, StatsDelta, MAX_SAMPLES, MAX_SAMPLE_CHARS};
+pub use timestamp::{parse_timestamp, validate_timestamp_pattern};

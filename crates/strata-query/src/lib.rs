@@ -1,1 +1,21 @@
-//! placeholder
+//! SQL over dynamic schema: per-tenant DataFusion sessions over the hot tier.
+//!
+//! - [`QueryEngine::session`] builds a session that sees one tenant only.
+//! - [`TenantSession::execute`] refuses anything but queries ([`sandbox`]), rewrites field
+//!   aliases to display names ([`rewrite`]), plans and streams the result under a deadline.
+//! - [`table::MetricTable`] scans the hot tier with time-range and series pushdown
+//!   ([`pushdown`], [`scan`]) and recombines incoming names into typed columns ([`recombine`]).
+
+pub mod engine;
+pub mod error;
+pub mod model;
+pub mod pushdown;
+pub mod recombine;
+pub mod rewrite;
+pub mod sandbox;
+pub mod scan;
+pub mod system;
+pub mod table;
+
+pub use engine::{QueryConfig, QueryEngine, QueryResult, TenantSession, SYSTEM_SCHEMA};
+pub use error::QueryError;

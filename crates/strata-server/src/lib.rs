@@ -1,1 +1,118 @@
-//! placeholder
+//! The Strata server: the HTTP API (axum), authentication, the write path, the SQL endpoint and
+//! the background jobs. `run` wires the catalog, the hot tier and the query engine together and
+//! serves until the shutdown future resolves.
+
+mod auth;
+mod bootstrap;
+mod body;
+mod error;
+mod routes;
+mod state;
+mod stats;
+mod write;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_catalog::{DynCatalog, SqliteCatalog};
+use strata_core::Limits;
+use strata_storage::{HotOptions, HotStore};
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+/// Everything `strata serve` can be told. The binary maps flags and env vars onto this.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub http_addr: SocketAddr,
+    pub pg_addr: SocketAddr,
+    /// Overrides the generated operator token (env `STRATA_OPERATOR_TOKEN`).
+    pub operator_token: Option<String>,
+    pub limits: Limits,
+    /// fsync before acknowledging writes. Only benchmarks turn this off.
+    pub sync: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("catalog: {0}")]
+    Catalog(#[from] strata_catalog::CatalogError),
+    #[error("hot tier: {0}")]
+    Storage(#[from] strata_storage::StorageError),
+    #[error("operator token: {0}")]
+    OperatorToken(String),
+    #[error("http server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// How often batched unknown-field statistics are written to the catalog.
+const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Opens the stores under `config.data_dir`, serves HTTP until `shutdown` resolves, then drains
+/// in-flight requests, flushes statistics and closes the stores.
+pub async fn run(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let operator_token =
+        bootstrap::operator_token(&config.data_dir, config.operator_token.as_deref())?;
+
+    let catalog: DynCatalog =
+        Arc::new(SqliteCatalog::open(&config.data_dir.join("catalog.sqlite")).await?);
+    let hot = HotStore::open(
+        &config.data_dir.join("hot"),
+        HotOptions {
+            sync: config.sync,
+            ..HotOptions::default()
+        },
+    )?;
+
+    let state = AppState::new(catalog, hot.clone(), operator_token, config.limits.clone());
+
+    let listener = TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.http_addr,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(ServerError::Serve)?;
+    // Tests and scripts parse this line to find an ephemeral port; keep its shape stable.
+    tracing::info!("HTTP API listening on http://{bound}");
+    tracing::info!(
+        "Postgres wire protocol is not served yet; --pg {} is reserved",
+        config.pg_addr
+    );
+
+    let flusher = stats::spawn_flusher(state.clone(), STATS_FLUSH_INTERVAL);
+    let app = routes::router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)?;
+
+    tracing::info!("shutting down: flushing statistics and closing the hot tier");
+    flusher.abort();
+    stats::flush(&state).await;
+    hot.close();
+    Ok(())
+}

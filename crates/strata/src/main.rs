@@ -1,1 +1,48 @@
-fn main() {}
+//! The `strata` binary: `strata serve` runs the server; every other subcommand is a client of a
+//! running server over its HTTP API.
+//!
+//! Exit codes: 0 success, 1 failure (including any error answered by the server), 2 `strata write`
+//! finished but the server rejected some events.
+
+mod cli;
+mod client;
+mod commands;
+mod output;
+mod records;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_server = matches!(cli.command, Command::Serve(_));
+    init_logging(is_server);
+    match commands::run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            // `{:#}` prints the whole context chain on one line: "declaring field x: <cause>".
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr so stdout stays clean for output that scripts parse. The server logs at
+/// `info` by default; client commands only warn, unless RUST_LOG says otherwise.
+fn init_logging(is_server: bool) {
+    let default_level = if is_server { "info" } else { "warn" };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Escape codes only help a person at a terminal; in files and pipes they are noise.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_target(is_server)
+        .try_init();
+}

@@ -1,0 +1,60 @@
+//! Workload generator and benchmark scenarios for Strata.
+//!
+//! - [`generator`]: a deterministic TSBS-"iot"-like workload (trucks sending `readings` and
+//!   `diagnostics`) with configurable shares of renamed fields, unknown extras, numbers sent as
+//!   text, out-of-order, late and duplicated events, and the exact count of distinct events.
+//! - [`schema`]: the schema calls the benchmark declares before ingest.
+//! - [`scenarios`]: ingest, freshness, recent-window and alias-cost scenarios against a running
+//!   server over HTTP, plus quick mode (small sizes + correctness checks) for CI.
+//! - [`stats`], [`report`]: percentiles, latency summaries, markdown table rows.
+//!
+//! Everything is blocking (threads + blocking reqwest): the benchmark must not share an async
+//! runtime's scheduling quirks with the server it measures.
+
+pub mod client;
+pub mod generator;
+pub mod report;
+mod rng;
+pub mod scenarios;
+pub mod schema;
+pub mod stats;
+
+pub use client::{SqlAnswer, StrataClient, WriteAck};
+pub use generator::{write_ndjson, Generator, GeneratorConfig, GeneratorStats, Shares};
+pub use report::{markdown_table, ReportRow, ReportRows, RunInfo};
+pub use scenarios::aliases::{run_aliases, AliasConfig, AliasReport};
+pub use scenarios::freshness::{run_freshness, FreshnessConfig, FreshnessReport};
+pub use scenarios::ingest::{run_ingest, IngestConfig, IngestReport};
+pub use scenarios::quick::{run_quick, QuickConfig, QuickReport};
+pub use scenarios::recent::{run_recent, RecentConfig, RecentReport};
+pub use scenarios::{check_counts, peak_rss_kib, BenchTarget, CountCheck};
+pub use schema::{apply_schema, workload_schema, SchemaOp, SchemaSetupReport};
+pub use stats::{percentile, LatencySummary, RateSample};
+
+/// Everything that can go wrong in a benchmark.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("invalid benchmark configuration: {0}")]
+    InvalidConfig(String),
+    #[error("request to {url} failed: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{method} {url} answered {status}: {body}")]
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("unexpected answer: {0}")]
+    Decode(String),
+    #[error("check failed: {0}")]
+    Check(String),
+    #[error("a {0} thread panicked")]
+    ThreadPanicked(&'static str),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,399 @@
+//! Durable ingest throughput: N client threads post NDJSON batches of B events and count what
+//! the server acknowledged (it acknowledges only after fsync).
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::StrataClient;
+use crate::generator::{Generator, GeneratorConfig, GeneratorStats};
+use crate::report::{format_ms, ReportRow, ReportRows, RunInfo};
+use crate::scenarios::{check_counts, peak_rss_kib, BenchTarget, CountCheck};
+use crate::schema::{apply_schema, workload_schema, SchemaSetupReport};
+use crate::stats::{rate_per_second, LatencySummary, RateSample};
+use crate::BenchError;
+
+pub const MAX_CLIENTS: usize = 256;
+pub const MAX_BATCH_EVENTS: usize = 100_000;
+/// Most bytes of NDJSON held in memory when pregenerating; beyond it, stream instead.
+pub const MAX_PREGENERATED_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+/// Failures whose messages a report keeps.
+const MAX_FAILURES_KEPT: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestConfig {
+    pub workload: GeneratorConfig,
+    /// Concurrent HTTP clients (threads).
+    pub clients: usize,
+    /// Events per write request.
+    pub batch_size: usize,
+    /// Declare the workload schema (types, aliases, series keys) before ingest.
+    pub apply_schema: bool,
+    /// Generate every batch before the clock starts, so the generator does not compete with
+    /// the server for CPU during the measurement. Otherwise a thread generates while sending.
+    pub pregenerate: bool,
+    /// Afterwards, compare `count(*)` of both metrics with the generator's distinct count.
+    pub verify_counts: bool,
+    /// The server's pid, to report its peak RSS (VmHWM, since the server started).
+    pub server_pid: Option<u32>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            workload: GeneratorConfig::default(),
+            clients: 4,
+            batch_size: 5000,
+            apply_schema: true,
+            pregenerate: true,
+            verify_counts: true,
+            server_pid: None,
+        }
+    }
+}
+
+impl IngestConfig {
+    pub fn validate(&self) -> Result<(), BenchError> {
+        self.workload.validate()?;
+        if self.clients == 0 || self.clients > MAX_CLIENTS {
+            return Err(BenchError::InvalidConfig(format!(
+                "clients must be 1..={MAX_CLIENTS}, got {}",
+                self.clients
+            )));
+        }
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH_EVENTS {
+            return Err(BenchError::InvalidConfig(format!(
+                "batch_size must be 1..={MAX_BATCH_EVENTS}, got {}",
+                self.batch_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestReport {
+    pub run: RunInfo,
+    pub parameters: IngestConfig,
+    pub generated: GeneratorStats,
+    pub schema: Option<SchemaSetupReport>,
+    pub batches: u64,
+    pub failed_batches: u64,
+    /// The first few failure messages.
+    pub failures: Vec<String>,
+    /// Lines sent in batches that were acknowledged, duplicates included.
+    pub lines_sent: u64,
+    pub bytes_sent: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    /// From the first request to the last acknowledgement.
+    pub elapsed_s: f64,
+    /// Accepted (durable) events per second, duplicates included.
+    pub events_per_s: f64,
+    pub megabytes_per_s: f64,
+    /// Round trip of one write request.
+    pub batch_latency: Option<LatencySummary>,
+    /// Accepted events per second of the run, for a plot.
+    pub rate_per_second: Vec<RateSample>,
+    pub server_peak_rss_kib: Option<u64>,
+    pub counts: Option<CountCheck>,
+}
+
+impl IngestReport {
+    /// Every batch acknowledged, nothing rejected, and the counts match when they were checked.
+    pub fn passed(&self) -> bool {
+        self.failed_batches == 0
+            && self.rejected == 0
+            && self.counts.as_ref().is_none_or(|counts| counts.ok)
+    }
+}
+
+impl ReportRows for IngestReport {
+    fn report_rows(&self) -> Vec<ReportRow> {
+        let mut rows = vec![
+            ReportRow::new(
+                "ingest",
+                "events/s durable",
+                format!("{:.0}", self.events_per_s),
+                ">= 500000",
+            ),
+            ReportRow::new("ingest", "MB/s", format!("{:.1}", self.megabytes_per_s), ""),
+            ReportRow::new(
+                "ingest",
+                "events accepted / rejected",
+                format!("{} / {}", self.accepted, self.rejected),
+                "0 rejected",
+            ),
+            ReportRow::new(
+                "ingest",
+                "clients x batch",
+                format!(
+                    "{} x {}",
+                    self.parameters.clients, self.parameters.batch_size
+                ),
+                "",
+            ),
+        ];
+        if let Some(latency) = &self.batch_latency {
+            rows.push(ReportRow::new(
+                "ingest",
+                "batch p50 / p99",
+                format!(
+                    "{} / {}",
+                    format_ms(latency.p50_ms),
+                    format_ms(latency.p99_ms)
+                ),
+                "",
+            ));
+        }
+        if let Some(rss) = self.server_peak_rss_kib {
+            rows.push(ReportRow::new(
+                "ingest",
+                "server peak RSS",
+                format!("{:.1} MiB", rss as f64 / 1024.0),
+                "",
+            ));
+        }
+        if let Some(counts) = &self.counts {
+            rows.push(ReportRow::new(
+                "ingest",
+                "stored rows (readings + diagnostics)",
+                format!("{} + {}", counts.readings, counts.diagnostics),
+                &format!(
+                    "{} + {}",
+                    counts.expected_per_metric, counts.expected_per_metric
+                ),
+            ));
+        }
+        rows
+    }
+}
+
+struct Batch {
+    body: String,
+    events: u64,
+}
+
+/// Where client threads take their next batch from.
+enum BatchSource {
+    Pregenerated(Mutex<std::vec::IntoIter<Batch>>),
+    Streamed(Mutex<Receiver<Batch>>),
+}
+
+impl BatchSource {
+    fn next(&self) -> Option<Batch> {
+        // A poisoned lock means another client panicked; stopping is the only sane choice.
+        match self {
+            BatchSource::Pregenerated(batches) => batches.lock().ok()?.next(),
+            BatchSource::Streamed(receiver) => receiver.lock().ok()?.recv().ok(),
+        }
+    }
+}
+
+/// What one client thread saw.
+#[derive(Default)]
+struct ClientTally {
+    batches: u64,
+    failed_batches: u64,
+    failures: Vec<String>,
+    lines_sent: u64,
+    bytes_sent: u64,
+    accepted: u64,
+    rejected: u64,
+    latencies: Vec<Duration>,
+    /// (offset since start, accepted events) per acknowledged batch.
+    acks: Vec<(Duration, u64)>,
+}
+
+fn next_batch(generator: &mut Generator, batch_size: usize) -> Option<Batch> {
+    let mut body = String::with_capacity(batch_size * 320);
+    let events = generator.next_batch(batch_size, &mut body);
+    (events > 0).then_some(Batch {
+        body,
+        events: events as u64,
+    })
+}
+
+fn run_client(
+    client: &StrataClient,
+    write_key: &str,
+    source: &BatchSource,
+    start: Instant,
+) -> ClientTally {
+    let mut tally = ClientTally::default();
+    while let Some(batch) = source.next() {
+        let bytes = batch.body.len() as u64;
+        let sent_at = Instant::now();
+        let result = client.write_ndjson(write_key, batch.body);
+        let acked_at = Instant::now();
+        tally.batches += 1;
+        match result {
+            Ok(ack) => {
+                tally.lines_sent += batch.events;
+                tally.bytes_sent += bytes;
+                tally.accepted += ack.accepted;
+                tally.rejected += ack.rejected;
+                tally.latencies.push(acked_at - sent_at);
+                tally.acks.push((acked_at - start, ack.accepted));
+                if let Some(first) = ack.errors.first() {
+                    if tally.failures.len() < MAX_FAILURES_KEPT {
+                        tally
+                            .failures
+                            .push(format!("rejected event {}: {}", first.index, first.error));
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "write batch failed");
+                tally.failed_batches += 1;
+                if tally.failures.len() < MAX_FAILURES_KEPT {
+                    tally.failures.push(error.to_string());
+                }
+            }
+        }
+    }
+    tally
+}
+
+/// Runs the ingest scenario. Failed batches are counted and reported, not retried, so a
+/// failing server shows up in the figures rather than hiding behind retries.
+pub fn run_ingest(target: &BenchTarget, config: &IngestConfig) -> Result<IngestReport, BenchError> {
+    config.validate()?;
+    let run = RunInfo::new("ingest", &target.base_url);
+    let client = target.client()?;
+    let schema = if config.apply_schema {
+        Some(apply_schema(
+            &client,
+            &target.admin_key,
+            &workload_schema(),
+        )?)
+    } else {
+        None
+    };
+
+    let mut generator = Generator::new(config.workload.clone())?;
+    let (tallies, elapsed, generated) = if config.pregenerate {
+        let mut batches = Vec::new();
+        while let Some(batch) = next_batch(&mut generator, config.batch_size) {
+            if generator.stats().bytes > MAX_PREGENERATED_BYTES {
+                return Err(BenchError::InvalidConfig(format!(
+                    "the workload exceeds {MAX_PREGENERATED_BYTES} bytes; run it without pregenerate"
+                )));
+            }
+            batches.push(batch);
+        }
+        let source = BatchSource::Pregenerated(Mutex::new(batches.into_iter()));
+        let start = Instant::now();
+        let tallies = run_clients(&client, &target.write_key, &source, start, config.clients)?;
+        (tallies, start.elapsed(), generator.stats().clone())
+    } else {
+        let (sender, receiver) = sync_channel::<Batch>(config.clients * 2);
+        let source = BatchSource::Streamed(Mutex::new(receiver));
+        let batch_size = config.batch_size;
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            let producer = scope.spawn(move || {
+                while let Some(batch) = next_batch(&mut generator, batch_size) {
+                    if sender.send(batch).is_err() {
+                        break;
+                    }
+                }
+                generator.stats().clone()
+            });
+            let tallies = run_clients(&client, &target.write_key, &source, start, config.clients);
+            let elapsed = start.elapsed();
+            // Dropping the receiver unblocks the producer even if every client died early.
+            drop(source);
+            let generated = producer
+                .join()
+                .map_err(|_| BenchError::ThreadPanicked("generator"))?;
+            Ok::<_, BenchError>((tallies?, elapsed, generated))
+        })?
+    };
+
+    let mut total = ClientTally::default();
+    for tally in tallies {
+        total.batches += tally.batches;
+        total.failed_batches += tally.failed_batches;
+        total.lines_sent += tally.lines_sent;
+        total.bytes_sent += tally.bytes_sent;
+        total.accepted += tally.accepted;
+        total.rejected += tally.rejected;
+        total.latencies.extend(tally.latencies);
+        total.acks.extend(tally.acks);
+        for failure in tally.failures {
+            if total.failures.len() < MAX_FAILURES_KEPT {
+                total.failures.push(failure);
+            }
+        }
+    }
+    // Measure to the last acknowledgement, not to thread teardown.
+    let elapsed = total
+        .acks
+        .iter()
+        .map(|(offset, _)| *offset)
+        .max()
+        .unwrap_or(elapsed);
+    let elapsed_s = elapsed.as_secs_f64();
+    let per_second = |amount: f64| {
+        if elapsed_s > 0.0 {
+            amount / elapsed_s
+        } else {
+            0.0
+        }
+    };
+
+    let server_peak_rss_kib = match config.server_pid {
+        Some(pid) => Some(peak_rss_kib(pid)?),
+        None => None,
+    };
+    let counts = if config.verify_counts {
+        Some(check_counts(&client, &target.read_key, &config.workload)?)
+    } else {
+        None
+    };
+    Ok(IngestReport {
+        run,
+        parameters: config.clone(),
+        generated,
+        schema,
+        batches: total.batches,
+        failed_batches: total.failed_batches,
+        failures: total.failures,
+        lines_sent: total.lines_sent,
+        bytes_sent: total.bytes_sent,
+        accepted: total.accepted,
+        rejected: total.rejected,
+        elapsed_s,
+        events_per_s: per_second(total.accepted as f64),
+        megabytes_per_s: per_second(total.bytes_sent as f64 / 1_000_000.0),
+        batch_latency: LatencySummary::from_durations(&total.latencies),
+        rate_per_second: rate_per_second(&total.acks),
+        server_peak_rss_kib,
+        counts,
+    })
+}
+
+fn run_clients(
+    client: &StrataClient,
+    write_key: &str,
+    source: &BatchSource,
+    start: Instant,
+    clients: usize,
+) -> Result<Vec<ClientTally>, BenchError> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| scope.spawn(|| run_client(client, write_key, source, start)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .map_err(|_| BenchError::ThreadPanicked("ingest client"))
+            })
+            .collect()
+    })
+}

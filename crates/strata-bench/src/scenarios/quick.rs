@@ -1,0 +1,146 @@
+//! Quick mode: every scenario at a small size plus the correctness checks, for CI. Figures
+//! from it mean little; the pass/fail does.
+
+use serde::{Deserialize, Serialize};
+
+use crate::generator::GeneratorConfig;
+use crate::report::{ReportRow, ReportRows};
+use crate::scenarios::aliases::{run_aliases, AliasConfig, AliasReport};
+use crate::scenarios::freshness::{run_freshness, FreshnessConfig, FreshnessReport};
+use crate::scenarios::ingest::{run_ingest, IngestConfig, IngestReport};
+use crate::scenarios::recent::{run_recent, RecentConfig, RecentReport};
+use crate::scenarios::BenchTarget;
+use crate::BenchError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuickConfig {
+    pub ingest: IngestConfig,
+    pub aliases: AliasConfig,
+    pub recent: RecentConfig,
+    pub freshness: FreshnessConfig,
+}
+
+impl Default for QuickConfig {
+    fn default() -> Self {
+        let workload = GeneratorConfig {
+            trucks: 50,
+            intervals: 60,
+            ..GeneratorConfig::default()
+        };
+        QuickConfig {
+            recent: RecentConfig {
+                runs: 20,
+                warmup_runs: 2,
+                ..RecentConfig::for_workload(&workload)
+            },
+            ingest: IngestConfig {
+                workload,
+                clients: 2,
+                batch_size: 1000,
+                ..IngestConfig::default()
+            },
+            aliases: AliasConfig {
+                rows: 4000,
+                batch_size: 1000,
+                runs: 5,
+                warmup_runs: 1,
+                ..AliasConfig::default()
+            },
+            freshness: FreshnessConfig {
+                samples: 20,
+                warmup_samples: 2,
+                ..FreshnessConfig::default()
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuickReport {
+    pub ingest: IngestReport,
+    pub aliases: AliasReport,
+    pub recent: RecentReport,
+    pub freshness: FreshnessReport,
+    /// Every correctness check that failed, in words; empty when all passed.
+    pub failures: Vec<String>,
+}
+
+impl QuickReport {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+impl ReportRows for QuickReport {
+    fn report_rows(&self) -> Vec<ReportRow> {
+        let mut rows = self.ingest.report_rows();
+        rows.extend(self.aliases.report_rows());
+        rows.extend(self.recent.report_rows());
+        rows.extend(self.freshness.report_rows());
+        rows
+    }
+}
+
+/// Runs ingest (with schema and count check), aliases, recent and freshness, in that order:
+/// the count check must precede freshness, whose probes land in `readings`.
+pub fn run_quick(target: &BenchTarget, config: &QuickConfig) -> Result<QuickReport, BenchError> {
+    let ingest = run_ingest(
+        target,
+        &IngestConfig {
+            verify_counts: true,
+            ..config.ingest.clone()
+        },
+    )?;
+    let aliases = run_aliases(target, &config.aliases)?;
+    let recent = run_recent(target, &config.recent)?;
+    let freshness = run_freshness(target, &config.freshness)?;
+
+    let mut failures = Vec::new();
+    if ingest.failed_batches > 0 {
+        failures.push(format!(
+            "ingest: {} batches failed: {:?}",
+            ingest.failed_batches, ingest.failures
+        ));
+    }
+    if ingest.rejected > 0 {
+        failures.push(format!(
+            "ingest: {} events rejected: {:?}",
+            ingest.rejected, ingest.failures
+        ));
+    }
+    match &ingest.counts {
+        Some(counts) if !counts.ok => failures.push(format!(
+            "ingest: stored readings {} and diagnostics {}, expected {} each",
+            counts.readings, counts.diagnostics, counts.expected_per_metric
+        )),
+        _ => {}
+    }
+    if !aliases.answers_equal {
+        failures.push(format!(
+            "aliases: answers differ: {:?} vs {:?}",
+            aliases.aliased_answer, aliases.single_answer
+        ));
+    }
+    if aliases.rejected > 0 {
+        failures.push(format!("aliases: {} rows rejected", aliases.rejected));
+    }
+    if recent.rows == 0 || !recent.rows_stable {
+        failures.push(format!(
+            "recent: {} rows for {} (stable: {})",
+            recent.rows, recent.parameters.device, recent.rows_stable
+        ));
+    }
+    if freshness.timeouts > 0 || freshness.overcounted > 0 {
+        failures.push(format!(
+            "freshness: {} probes never visible, {} counted more than once",
+            freshness.timeouts, freshness.overcounted
+        ));
+    }
+    Ok(QuickReport {
+        ingest,
+        aliases,
+        recent,
+        freshness,
+        failures,
+    })
+}

@@ -1,0 +1,184 @@
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use strata_core::{FieldId, FieldType, JsonKind, MetricId, NameId, Role, TenantId};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A key as it may be shown: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub tenant: TenantId,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A freshly created key. `secret` is shown once; the catalog keeps only its hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewKey {
+    pub info: KeyInfo,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantSettings {
+    /// Keys that name an event's metric, first present wins.
+    pub metric_keys: Vec<String>,
+    /// chrono strftime patterns tried on timestamp text after the built-in formats.
+    pub timestamp_patterns: Vec<String>,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        TenantSettings {
+            metric_keys: vec![crate::DEFAULT_METRIC_KEY.to_string()],
+            timestamp_patterns: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchemaVersion {
+    pub version: i64,
+    pub at: DateTime<Utc>,
+    pub change: String,
+}
+
+/// A tenant's live schema at one version.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantSchema {
+    pub tenant: TenantId,
+    /// The latest history version (0 when there is none).
+    pub version: i64,
+    /// Live (not deleted) metrics, by id.
+    pub metrics: Vec<Arc<Metric>>,
+}
+
+impl TenantSchema {
+    /// Exact, case-sensitive match on a metric's display name or one of its aliases.
+    pub fn metric(&self, name_or_alias: &str) -> Option<&Arc<Metric>> {
+        self.metrics
+            .iter()
+            .find(|m| m.name == name_or_alias || m.aliases.iter().any(|a| a == name_or_alias))
+    }
+
+    pub fn metric_by_id(&self, id: MetricId) -> Option<&Arc<Metric>> {
+        self.metrics.iter().find(|m| m.id == id)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Metric {
+    pub id: MetricId,
+    pub name: String,
+    /// Aliases in the order they were added (old display names included).
+    pub aliases: Vec<String>,
+    /// Keys that carry the event time for this metric besides `timestamp`.
+    pub timestamp_aliases: Vec<String>,
+    pub timestamp_patterns: Vec<String>,
+    /// Ordered; field ids, so they survive renames.
+    pub series_keys: Vec<FieldId>,
+    pub fields: Vec<Field>,
+    /// Every key devices sent for this metric, by id.
+    pub incoming: Vec<IncomingName>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Metric {
+    /// The field whose display name or alias is `name`.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields
+            .iter()
+            .find(|f| f.names.iter().any(|n| n == name))
+    }
+
+    pub fn field_by_id(&self, id: FieldId) -> Option<&Field> {
+        self.fields.iter().find(|f| f.id == id)
+    }
+
+    pub fn incoming(&self, name: &str) -> Option<&IncomingName> {
+        self.incoming.iter().find(|i| i.name == name)
+    }
+
+    /// Incoming names that no declared field claims (the unknown fields). Timestamp aliases
+    /// are excluded too: they carry the event time, not a field.
+    pub fn unknown_incoming(&self) -> impl Iterator<Item = &IncomingName> {
+        // A set, so a metric with many fields and many incoming names stays linear.
+        let claimed: HashSet<&str> = self
+            .fields
+            .iter()
+            .flat_map(|f| f.names.iter())
+            .chain(self.timestamp_aliases.iter())
+            .map(String::as_str)
+            .collect();
+        self.incoming
+            .iter()
+            .filter(move |i| !claimed.contains(i.name.as_str()))
+    }
+
+    /// The series-key fields in series-key order.
+    pub fn series_key_fields(&self) -> Vec<&Field> {
+        self.series_keys
+            .iter()
+            .filter_map(|id| self.field_by_id(*id))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Field {
+    pub id: FieldId,
+    /// The display name.
+    pub name: String,
+    /// `None` = unknown: reads as a string.
+    pub field_type: Option<FieldType>,
+    /// Every name in precedence order: the name it was declared under first, then the others in
+    /// the order they joined. Includes the display name.
+    pub names: Vec<String>,
+    pub hidden: bool,
+}
+
+impl Field {
+    /// The names other than the display name, in precedence order.
+    pub fn aliases(&self) -> Vec<&str> {
+        self.names
+            .iter()
+            .filter(|n| **n != self.name)
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncomingName {
+    pub id: NameId,
+    pub name: String,
+    pub count: u64,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub kinds: Vec<JsonKind>,
+    /// Up to [`crate::MAX_INCOMING_SAMPLES`] distinct values, the first ones seen.
+    pub samples: Vec<String>,
+}
+
+/// What ingest observed for one incoming name since its last report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingStatsDelta {
+    pub metric: MetricId,
+    pub name: NameId,
+    pub count: u64,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// [`JsonKind::bit`] values or-ed together.
+    pub kinds: u8,
+    pub samples: Vec<String>,
+}

@@ -1,0 +1,118 @@
+use strata_core::NameError;
+use thiserror::Error;
+
+/// Why the whole write body was refused (HTTP 400). Per-event problems are [`EventError`]s
+/// instead, so one bad event never costs the others.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BodyError {
+    #[error("malformed JSON body at byte {offset} (line {line}, column {column}): {message}")]
+    Malformed {
+        line: usize,
+        column: usize,
+        /// 0-based byte offset of the byte where the parser gave up.
+        offset: usize,
+        message: String,
+    },
+    #[error("the body must be a JSON object or an array of objects, but it is a JSON {found}")]
+    NotObjectOrArray { found: &'static str },
+    #[error("the body is empty; send a JSON object, a JSON array of objects, or NDJSON (one object per line)")]
+    Empty,
+}
+
+/// Why one event was rejected. The message names the problem and where it is (key or line), since
+/// it is returned to the device and kept in the tenant's error log.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum EventError {
+    /// Only NDJSON produces this per event; `line` is the 1-based line of the body.
+    #[error("malformed JSON on line {line}, column {column}: {message}")]
+    Malformed {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("the event must be a JSON object, but it is a JSON {found}")]
+    NotAnObject { found: &'static str },
+    #[error("the event is {bytes} bytes; the limit is {limit} bytes")]
+    TooLarge { bytes: usize, limit: usize },
+
+    #[error("the event names no metric: none of the keys {tried:?} holds a non-empty string (or pass ?metric=NAME)")]
+    NoMetric { tried: Vec<String> },
+    #[error("metric key {key:?} must hold the metric's name as a string")]
+    MetricNotString { key: String },
+    #[error("the metric name under key {key:?} is invalid: {source}")]
+    InvalidMetricName {
+        key: String,
+        #[source]
+        source: NameError,
+    },
+
+    #[error("the event has no timestamp: none of the keys {tried:?} is present")]
+    MissingTimestamp { tried: Vec<String> },
+    #[error("timestamp key {key:?} holds {value}, which is not a timestamp; accepted forms: {}{}", ACCEPTED_TIMESTAMP_FORMS, configured_patterns(.patterns))]
+    BadTimestamp {
+        key: String,
+        /// The offending value as JSON text, truncated to 100 characters.
+        value: String,
+        /// The metric and tenant patterns that were tried after the built-in forms.
+        patterns: Vec<String>,
+    },
+
+    #[error("invalid field name: {source}")]
+    InvalidFieldName {
+        name: String,
+        #[source]
+        source: NameError,
+    },
+    #[error("field {name:?} contains an empty key segment; nested keys must not be empty")]
+    EmptyKeySegment { name: String },
+    #[error("the event has {count} fields after flattening nested objects; the limit is {limit}")]
+    TooManyFields { count: usize, limit: usize },
+    #[error("key {key:?} nests objects deeper than the limit of {limit} levels")]
+    TooDeep { key: String, limit: usize },
+    #[error("field {name:?} appears twice (a dotted key and a nested object flatten to the same name)")]
+    DuplicateField { name: String },
+}
+
+/// Shown in every `BadTimestamp` message so a device author learns what would have worked.
+pub const ACCEPTED_TIMESTAMP_FORMS: &str = "epoch milliseconds as a JSON number or a string of \
+digits; RFC 3339 (2015-01-12T10:12:15Z, offsets and fractional seconds allowed); RFC 1123/2822 \
+(Mon, 12 Jan 2015 10:12:15 GMT); date-time text read as UTC (January 12, 2015 10:12:15, \
+Jan 12, 2015 10:12:15, 2015-01-12 10:12:15.123, 2015-01-12T10:12:15, 2015/01/12 10:12:15, \
+2015-01-12)";
+
+fn configured_patterns(patterns: &[String]) -> String {
+    if patterns.is_empty() {
+        String::new()
+    } else {
+        format!("; configured patterns: {patterns:?}")
+    }
+}
+
+impl EventError {
+    /// The pipeline stage that rejected the event, recorded in `strata.errors.stage`.
+    pub fn stage(&self) -> &'static str {
+        match self {
+            EventError::Malformed { .. }
+            | EventError::NotAnObject { .. }
+            | EventError::TooLarge { .. } => "parse",
+            EventError::NoMetric { .. }
+            | EventError::MetricNotString { .. }
+            | EventError::InvalidMetricName { .. } => "metric",
+            EventError::MissingTimestamp { .. } | EventError::BadTimestamp { .. } => "timestamp",
+            EventError::InvalidFieldName { .. }
+            | EventError::EmptyKeySegment { .. }
+            | EventError::TooManyFields { .. }
+            | EventError::TooDeep { .. }
+            | EventError::DuplicateField { .. } => "validate",
+        }
+    }
+}
+
+/// Cuts `text` to at most `max_chars` characters, marking the cut, so an oversized input never
+/// produces an oversized error or sample.
+pub(crate) fn truncate_chars(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    }
+}

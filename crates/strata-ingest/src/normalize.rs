@@ -1,0 +1,160 @@
+//! Turning a parsed event into a timestamp and a sorted list of flat, validated fields.
+
+use serde_json::{Map, Number, Value as JsonValue};
+use strata_core::{validate_name, JsonKind, Limits, Value, RESERVED_FIELD_NAME};
+
+use crate::error::{truncate_chars, EventError};
+use crate::timestamp::{bad_timestamp, parse_timestamp};
+
+/// Most levels of nested objects in one event; `{"a":{"b":1}}` has two. Deeper nesting is almost
+/// always a mistake (or an attack on the recursion), and names that long are useless columns.
+pub const MAX_NESTING_DEPTH: usize = 32;
+
+/// How much of an over-deep key path an error message echoes.
+const MAX_ECHOED_KEY_CHARS: usize = 200;
+
+/// Where an event's timestamp may be and which text patterns it may follow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimestampConfig<'a> {
+    /// The metric's timestamp aliases, tried in order after `timestamp`.
+    pub aliases: &'a [String],
+    /// The metric's own patterns, tried before the tenant's.
+    pub metric_patterns: &'a [String],
+    pub tenant_patterns: &'a [String],
+}
+
+/// An event ready to store: its timestamp and its fields, flattened and sorted by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NormalizedEvent {
+    pub index: usize,
+    pub timestamp_ms: i64,
+    /// Sorted by name, names unique. Arrays are `Value::Str` of their compact JSON text with
+    /// `JsonKind::Array`.
+    pub fields: Vec<(String, Value, JsonKind)>,
+}
+
+/// Removes the metric key and the timestamp from `event`, then flattens and validates the rest.
+///
+/// The timestamp is read from the first present key among `timestamp` and `ts.aliases`; that key
+/// is removed from the fields, other aliases stay fields. Nested objects flatten to dotted names
+/// (an empty nested object contributes no field), JSON null is kept as `Value::Null`, numbers
+/// that serde_json reads as integers within i64 are `Value::Int` and all others `Value::Float`
+/// (so `1.0` stays a float, as sent), and strings are never parsed.
+pub fn normalize(
+    index: usize,
+    mut event: Map<String, JsonValue>,
+    metric_key: Option<&str>,
+    ts: &TimestampConfig<'_>,
+    limits: &Limits,
+) -> Result<NormalizedEvent, EventError> {
+    if let Some(key) = metric_key {
+        event.remove(key);
+    }
+
+    let candidates =
+        std::iter::once(RESERVED_FIELD_NAME).chain(ts.aliases.iter().map(String::as_str));
+    let Some((timestamp_key, timestamp_value)) = candidates
+        .clone()
+        .find_map(|key| event.remove(key).map(|value| (key, value)))
+    else {
+        return Err(EventError::MissingTimestamp {
+            tried: candidates.map(str::to_string).collect(),
+        });
+    };
+    let timestamp_ms = parse_timestamp(&timestamp_value, ts.metric_patterns, ts.tenant_patterns)
+        .map_err(|err| match err {
+            EventError::BadTimestamp { .. } => bad_timestamp(
+                timestamp_key,
+                &timestamp_value,
+                ts.metric_patterns,
+                ts.tenant_patterns,
+            ),
+            other => other,
+        })?;
+
+    let mut fields = Vec::with_capacity(event.len());
+    for (key, value) in event {
+        flatten_into(&mut fields, key, value, 1)?;
+    }
+    if fields.len() > limits.fields_per_event {
+        return Err(EventError::TooManyFields {
+            count: fields.len(),
+            limit: limits.fields_per_event,
+        });
+    }
+
+    fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if let Some(pair) = fields.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(EventError::DuplicateField {
+            name: pair[0].0.clone(),
+        });
+    }
+    debug_assert!(
+        fields.iter().all(|(name, _, _)| name != RESERVED_FIELD_NAME),
+        "a top-level `timestamp` key is always consumed as the timestamp"
+    );
+
+    Ok(NormalizedEvent {
+        index,
+        timestamp_ms,
+        fields,
+    })
+}
+
+/// Appends the field(s) `value` makes under `name`, `depth` being how many keys `name` joins.
+fn flatten_into(
+    out: &mut Vec<(String, Value, JsonKind)>,
+    name: String,
+    value: JsonValue,
+    depth: usize,
+) -> Result<(), EventError> {
+    let (value, kind) = match value {
+        JsonValue::Object(map) => {
+            if map.is_empty() {
+                return Ok(());
+            }
+            if depth >= MAX_NESTING_DEPTH {
+                return Err(EventError::TooDeep {
+                    key: truncate_chars(&name, MAX_ECHOED_KEY_CHARS).to_string(),
+                    limit: MAX_NESTING_DEPTH,
+                });
+            }
+            for (key, child) in map {
+                if key.is_empty() {
+                    return Err(EventError::EmptyKeySegment {
+                        name: format!("{}.", truncate_chars(&name, MAX_ECHOED_KEY_CHARS)),
+                    });
+                }
+                let mut child_name = String::with_capacity(name.len() + 1 + key.len());
+                child_name.push_str(&name);
+                child_name.push('.');
+                child_name.push_str(&key);
+                flatten_into(out, child_name, child, depth + 1)?;
+            }
+            return Ok(());
+        }
+        JsonValue::Null => (Value::Null, JsonKind::Null),
+        JsonValue::Bool(b) => (Value::Bool(b), JsonKind::Boolean),
+        JsonValue::Number(number) => (number_value(&number), JsonKind::Number),
+        JsonValue::String(text) => (Value::Str(text), JsonKind::String),
+        array @ JsonValue::Array(_) => (Value::Str(array.to_string()), JsonKind::Array),
+    };
+    validate_name("field", &name)
+        .map_err(|source| EventError::InvalidFieldName {
+            name: truncate_chars(&name, MAX_ECHOED_KEY_CHARS).to_string(),
+            source,
+        })?;
+    out.push((name, value, kind));
+    Ok(())
+}
+
+fn number_value(number: &Number) -> Value {
+    if let Some(int) = number.as_i64() {
+        return Value::Int(int);
+    }
+    match number.as_f64() {
+        Some(float) => Value::Float(float),
+        // Only reachable with serde_json's arbitrary_precision; keep the number as sent.
+        None => Value::Str(number.to_string()),
+    }
+}

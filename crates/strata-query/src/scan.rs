@@ -1,0 +1,262 @@
+//! `MetricScanExec`: reads one metric's rows from the hot tier and recombines them into the
+//! columns SQL sees (see [`crate::recombine`]).
+//!
+//! The fjall iteration is synchronous, so it runs on a blocking thread and hands batches of
+//! `batch_size` rows through a bounded channel: nothing is materialized whole, and dropping the
+//! stream (query finished, cancelled or timed out) stops the scan at its next batch.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use strata_core::TenantId;
+use strata_storage::{HotStore, ScanRequest};
+
+use crate::error::BackendFailure;
+use crate::model::{ColumnSpec, MetricModel};
+use crate::pushdown::TimeRange;
+use crate::recombine::RawBatchBuilder;
+
+/// Batches waiting in the channel between the scan thread and the consumer.
+const CHANNEL_BATCHES: usize = 2;
+/// How often (in rows) the scan thread checks whether the consumer is gone, so a selective scan
+/// that rarely fills a batch still stops promptly.
+const CANCEL_CHECK_ROWS: usize = 4096;
+
+/// What one scan reads, decided at planning time.
+#[derive(Debug, Clone)]
+pub struct ScanSpec {
+    pub tenant: TenantId,
+    pub model: Arc<MetricModel>,
+    /// Output columns after `timestamp` (already projected).
+    pub columns: Vec<ColumnSpec>,
+    /// Position of `timestamp` in the output, if projected.
+    pub timestamp_at: Option<usize>,
+    pub schema: SchemaRef,
+    pub time: TimeRange,
+    /// Series hashes to seek; `None` scans every series of each hour bucket.
+    pub series: Option<Vec<u64>>,
+    pub limit: Option<usize>,
+    /// `strata_raw`: raw text columns, shown differently in EXPLAIN.
+    pub raw: bool,
+}
+
+#[derive(Debug)]
+pub struct MetricScanExec {
+    spec: ScanSpec,
+    hot: Arc<HotStore>,
+    /// Week partitions the time range touches, for EXPLAIN.
+    partitions: Vec<String>,
+    metrics: ExecutionPlanMetricsSet,
+    properties: Arc<PlanProperties>,
+}
+
+impl MetricScanExec {
+    pub fn new(spec: ScanSpec, hot: Arc<HotStore>) -> Self {
+        let (start, end) = bounds(&spec.time);
+        let partitions = hot
+            .partitions_for(start, end)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(spec.schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        MetricScanExec {
+            spec,
+            hot,
+            partitions,
+            metrics: ExecutionPlanMetricsSet::new(),
+            properties: Arc::new(properties),
+        }
+    }
+
+    pub fn spec(&self) -> &ScanSpec {
+        &self.spec
+    }
+}
+
+fn bounds(time: &TimeRange) -> (i64, i64) {
+    (
+        time.start_ms.unwrap_or(i64::MIN),
+        time.end_ms.unwrap_or(i64::MAX),
+    )
+}
+
+fn format_ms(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+impl DisplayAs for MetricScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let spec = &self.spec;
+        write!(
+            f,
+            "MetricScanExec: metric={}{}, partitions=[{}], time=[{}, {}), series=",
+            spec.model.name,
+            if spec.raw { " (raw)" } else { "" },
+            self.partitions.join(", "),
+            spec.time.start_ms.map_or("-inf".to_string(), format_ms),
+            spec.time.end_ms.map_or("+inf".to_string(), format_ms),
+        )?;
+        match &spec.series {
+            None => write!(f, "all (full bucket scan)")?,
+            Some(hashes) => write!(f, "seek({} series)", hashes.len())?,
+        }
+        write!(f, ", fields=[")?;
+        for (i, column) in spec.columns.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            let names: Vec<&str> = column.sources.iter().map(|s| s.name.as_str()).collect();
+            write!(
+                f,
+                "{} <- ({}) as {}",
+                column.name,
+                names.join(", "),
+                column.data_type
+            )?;
+        }
+        write!(f, "]")?;
+        if let Some(limit) = spec.limit {
+            write!(f, ", limit={limit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for MetricScanExec {
+    fn name(&self) -> &str {
+        "MetricScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal(
+                "MetricScanExec has no children".to_string(),
+            ))
+        }
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let batch_size = context.session_config().batch_size().max(1);
+        let cast_failures = MetricBuilder::new(&self.metrics).counter("cast_failures", partition);
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let spec = self.spec.clone();
+        let hot = self.hot.clone();
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| DataFusionError::Execution(format!("no async runtime: {e}")))?;
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(CHANNEL_BATCHES);
+        runtime.spawn_blocking(move || {
+            let mut builder = RawBatchBuilder::new(&spec.columns, batch_size);
+            let (start_ms, end_ms) = bounds(&spec.time);
+            let request = ScanRequest {
+                tenant: spec.tenant,
+                metric: spec.model.id,
+                start_ms,
+                end_ms,
+                series: spec.series.clone(),
+                names: Some(builder.needed_names()),
+            };
+            let send = |batch: Result<RecordBatch>| sender.blocking_send(batch).is_ok();
+            let flush = |builder: &mut RawBatchBuilder| -> Result<RecordBatch> {
+                let (batch, failures) = builder
+                    .finish(&spec.schema, spec.timestamp_at, &spec.columns)
+                    .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))?;
+                cast_failures.add(failures);
+                output_rows.add(batch.num_rows());
+                Ok(batch)
+            };
+            let scan = match hot.scan(&request) {
+                Ok(scan) => scan,
+                Err(e) => {
+                    send(Err(backend_error(e)));
+                    return;
+                }
+            };
+            let mut remaining = spec.limit.unwrap_or(usize::MAX);
+            let mut since_check = 0;
+            for row in scan {
+                if remaining == 0 {
+                    break;
+                }
+                let row = match row {
+                    Ok(row) => row,
+                    Err(e) => {
+                        send(Err(backend_error(e)));
+                        return;
+                    }
+                };
+                builder.push(row.timestamp_ms, row.values);
+                remaining -= 1;
+                since_check += 1;
+                if builder.len() >= batch_size {
+                    since_check = 0;
+                    if !send(flush(&mut builder)) {
+                        return;
+                    }
+                } else if since_check >= CANCEL_CHECK_ROWS {
+                    since_check = 0;
+                    if sender.is_closed() {
+                        return;
+                    }
+                }
+            }
+            if !builder.is_empty() {
+                send(flush(&mut builder));
+            }
+        });
+        let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.spec.schema.clone(),
+            stream,
+        )))
+    }
+}
+
+fn backend_error(error: strata_storage::StorageError) -> DataFusionError {
+    DataFusionError::External(Box::new(BackendFailure(error.to_string())))
+}

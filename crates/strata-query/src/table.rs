@@ -1,0 +1,259 @@
+//! `MetricTable` (a metric as a SQL table) and the `strata_raw('<metric>')` table function.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use strata_core::TenantId;
+use strata_storage::HotStore;
+
+use crate::model::MetricModel;
+use crate::pushdown::{equality_values, TimeRange};
+use crate::scan::{MetricScanExec, ScanSpec};
+
+/// Most series a single query seeks; an IN list producing more scans whole buckets instead.
+pub const MAX_SERIES_SEEKS: usize = 1024;
+
+/// One metric as a table: `timestamp`, declared visible fields, unknown fields.
+#[derive(Debug)]
+pub struct MetricTable {
+    tenant: TenantId,
+    model: Arc<MetricModel>,
+    schema: SchemaRef,
+    hot: Arc<HotStore>,
+    raw: bool,
+}
+
+impl MetricTable {
+    pub fn new(tenant: TenantId, model: Arc<MetricModel>, hot: Arc<HotStore>) -> Self {
+        let schema = model.schema();
+        MetricTable {
+            tenant,
+            model,
+            schema,
+            hot,
+            raw: false,
+        }
+    }
+
+    /// The `strata_raw` view: every incoming name as uncast text.
+    pub fn raw(tenant: TenantId, model: &MetricModel, hot: Arc<HotStore>) -> Self {
+        let model = Arc::new(model.raw_view());
+        let schema = model.schema();
+        MetricTable {
+            tenant,
+            model,
+            schema,
+            hot,
+            raw: true,
+        }
+    }
+
+    /// Whether the scan can use this filter (time range or series-key equality).
+    fn usable(&self, filter: &Expr) -> bool {
+        if TimeRange::default().apply(filter) {
+            return true;
+        }
+        self.series_columns()
+            .iter()
+            .any(|name| equality_values(filter, name).is_some())
+    }
+
+    /// Series-key column names when a series seek is possible at all: every series key must be
+    /// a visible field read as text, so the literal's text is the text ingest hashed.
+    fn series_columns(&self) -> Vec<&str> {
+        if !self.model.series_keys_complete {
+            return Vec::new();
+        }
+        let columns: Vec<&str> = self
+            .model
+            .series_key_columns
+            .iter()
+            .filter_map(|i| self.model.columns.get(*i))
+            .filter(|c| c.data_type == DataType::Utf8)
+            .map(|c| c.name.as_str())
+            .collect();
+        if columns.len() == self.model.series_key_columns.len() {
+            columns
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Series hashes when every series key has an equality / IN filter.
+    fn series_hashes(&self, filters: &[Expr]) -> Option<Vec<u64>> {
+        let keys = self.series_columns();
+        if keys.is_empty() {
+            return None;
+        }
+        let mut per_key: Vec<Vec<String>> = Vec::with_capacity(keys.len());
+        for key in &keys {
+            // Several filters on one key intersect; keep the shortest list (still a superset).
+            let values = filters
+                .iter()
+                .filter_map(|f| equality_values(f, key))
+                .min_by_key(|v| v.len())?;
+            per_key.push(values);
+        }
+        let mut combinations: Vec<Vec<&str>> = vec![Vec::new()];
+        for values in &per_key {
+            let mut next = Vec::with_capacity(combinations.len() * values.len());
+            for prefix in &combinations {
+                for value in values {
+                    let mut combination = prefix.clone();
+                    combination.push(value.as_str());
+                    next.push(combination);
+                }
+            }
+            if next.len() > MAX_SERIES_SEEKS {
+                return None;
+            }
+            combinations = next;
+        }
+        let mut hashes: Vec<u64> = combinations
+            .iter()
+            .map(|values| {
+                let texts: Vec<Option<&str>> = values.iter().map(|v| Some(*v)).collect();
+                strata_ingest::series_hash_of_text(&texts)
+            })
+            .collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        Some(hashes)
+    }
+}
+
+#[async_trait]
+impl TableProvider for MetricTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if self.usable(f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let projection = projection.unwrap_or(&all);
+        let schema = Arc::new(self.schema.project(projection)?);
+        let timestamp_at = projection.iter().position(|i| *i == 0);
+        let mut columns = Vec::with_capacity(projection.len());
+        for index in projection {
+            if *index == 0 {
+                continue;
+            }
+            let column = self.model.columns.get(index - 1).ok_or_else(|| {
+                DataFusionError::Internal(format!("projection index {index} out of range"))
+            })?;
+            columns.push(column.clone());
+        }
+        Ok(Arc::new(self.exec(schema, columns, timestamp_at, filters, limit)))
+    }
+}
+
+impl MetricTable {
+    fn exec(
+        &self,
+        schema: SchemaRef,
+        columns: Vec<crate::model::ColumnSpec>,
+        timestamp_at: Option<usize>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> MetricScanExec {
+        let mut time = TimeRange::default();
+        for filter in filters {
+            time.apply(filter);
+        }
+        let spec = ScanSpec {
+            tenant: self.tenant,
+            model: self.model.clone(),
+            columns,
+            timestamp_at,
+            schema,
+            time,
+            series: self.series_hashes(filters),
+            // Filters are re-applied above the scan, so a limit is only safe without them.
+            limit: if filters.is_empty() { limit } else { None },
+            raw: self.raw,
+        };
+        MetricScanExec::new(spec, self.hot.clone())
+    }
+}
+
+/// `strata_raw('<metric>')`: the rows of a metric exactly as devices sent them — `timestamp`
+/// plus one text column per incoming name the metric ever received (including names claimed by
+/// hidden fields), with no recombination and no cast. This is how a value that failed its
+/// declared type stays retrievable:
+/// `SELECT "temp" FROM strata_raw('thermostat') WHERE "temp" IS NOT NULL`.
+#[derive(Debug)]
+pub struct RawFunction {
+    tenant: TenantId,
+    models: HashMap<String, Arc<MetricModel>>,
+    hot: Arc<HotStore>,
+}
+
+impl RawFunction {
+    pub fn new(
+        tenant: TenantId,
+        models: HashMap<String, Arc<MetricModel>>,
+        hot: Arc<HotStore>,
+    ) -> Self {
+        RawFunction {
+            tenant,
+            models,
+            hot,
+        }
+    }
+}
+
+impl TableFunctionImpl for RawFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let name = match args.exprs() {
+            [Expr::Literal(
+                ScalarValue::Utf8(Some(name))
+                | ScalarValue::LargeUtf8(Some(name))
+                | ScalarValue::Utf8View(Some(name)),
+                _,
+            )] => name,
+            _ => {
+                return Err(DataFusionError::Plan(
+                    "strata_raw takes one argument: the metric name as a string literal"
+                        .to_string(),
+                ))
+            }
+        };
+        let model = self.models.get(name).ok_or_else(|| {
+            DataFusionError::Plan(format!("strata_raw: no metric named '{name}'"))
+        })?;
+        Ok(Arc::new(MetricTable::raw(self.tenant, model, self.hot.clone())))
+    }
+}

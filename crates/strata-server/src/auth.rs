@@ -1,0 +1,99 @@
+//! Bearer-token authentication. The operator token only creates tenants; every other call needs
+//! a tenant key whose role allows it. Failures never say whether a key exists elsewhere.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use strata_catalog::{KeyInfo, Tenant};
+use strata_core::Role;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A caller holding a tenant key.
+#[derive(Debug, Clone)]
+pub struct TenantCaller {
+    pub tenant: Tenant,
+    pub key: KeyInfo,
+}
+
+impl TenantCaller {
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.key.role.allows(role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this call needs a key with role {role}{}; this key has role {}",
+                if role == Role::Admin { "" } else { " or admin" },
+                self.key.role
+            )))
+        }
+    }
+}
+
+/// The caller presented the operator token.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator;
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized("missing Authorization header; send `Authorization: Bearer <key>`")
+    })?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("Authorization header is not valid text"))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| {
+            ApiError::unauthorized("Authorization header must be `Bearer <key>`")
+        })?
+        .trim();
+    if token.is_empty() {
+        return Err(ApiError::unauthorized("empty bearer token"));
+    }
+    Ok(token)
+}
+
+/// Compares without an early exit so response time does not reveal a prefix match.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        if constant_time_eq(token.as_bytes(), state.operator_token().as_bytes()) {
+            return Ok(Operator);
+        }
+        // A valid tenant key is authenticated but not allowed here: 403, not 401.
+        if state.catalog().authenticate(token).await?.is_some() {
+            return Err(ApiError::forbidden(
+                "this call needs the operator token; a tenant key cannot create tenants",
+            ));
+        }
+        Err(ApiError::unauthorized("invalid token"))
+    }
+}
+
+impl FromRequestParts<AppState> for TenantCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        match state.catalog().authenticate(token).await? {
+            Some((tenant, key)) => Ok(TenantCaller { tenant, key }),
+            None if constant_time_eq(token.as_bytes(), state.operator_token().as_bytes()) => {
+                Err(ApiError::forbidden(
+                    "the operator token only creates tenants; use a tenant key for this call",
+                ))
+            }
+            None => Err(ApiError::unauthorized("invalid or revoked key")),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Tenants (operator), API keys and per-tenant settings (tenant admin).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use strata_catalog::{KeyInfo, SettingsPatch, TenantSettings};
+use strata_core::Role;
+
+use crate::auth::{Operator, TenantCaller};
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    name: String,
+}
+
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    _operator: Operator,
+    JsonBody(body): JsonBody<CreateTenant>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (tenant, key) = state.catalog().create_tenant(&body.name).await?;
+    tracing::info!(tenant = %tenant.name, "tenant created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "tenant": tenant.name, "admin_key": key.secret, "key_id": key.info.id })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    role: String,
+}
+
+#[derive(Serialize)]
+struct KeyView {
+    id: String,
+    role: Role,
+    created_at: String,
+    last_used_at: Option<String>,
+}
+
+impl From<KeyInfo> for KeyView {
+    fn from(k: KeyInfo) -> Self {
+        KeyView {
+            id: k.id,
+            role: k.role,
+            created_at: k.created_at.to_rfc3339(),
+            last_used_at: k.last_used_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    caller: TenantCaller,
+    JsonBody(body): JsonBody<CreateKey>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Role::Admin)?;
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|e: strata_core::UnknownRole| ApiError::bad_request(format!("role: {e}")))?;
+    let key = state.catalog().create_key(caller.tenant.id, role).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": key.info.id, "key": key.secret, "role": key.info.role })),
+    ))
+}
+
+pub async fn list_keys(
+    State(state): State<AppState>,
+    caller: TenantCaller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let keys: Vec<KeyView> = state
+        .catalog()
+        .list_keys(caller.tenant.id)
+        .await?
+        .into_iter()
+        .map(KeyView::from)
+        .collect();
+    Ok(Json(json!({ "keys": keys })))
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    caller: TenantCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    state.catalog().revoke_key(caller.tenant.id, &id).await?;
+    Ok(Json(json!({ "revoked": id })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSettings {
+    metric_keys: Option<Vec<String>>,
+    timestamp_patterns: Option<Vec<String>>,
+}
+
+fn settings_json(s: &TenantSettings) -> Value {
+    json!({ "metric_keys": s.metric_keys, "timestamp_patterns": s.timestamp_patterns })
+}
+
+pub async fn get_settings(
+    State(state): State<AppState>,
+    caller: TenantCaller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let settings = state.catalog().settings(caller.tenant.id).await?;
+    Ok(Json(settings_json(&settings)))
+}
+
+pub async fn patch_settings(
+    State(state): State<AppState>,
+    caller: TenantCaller,
+    JsonBody(body): JsonBody<PatchSettings>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    if let Some(patterns) = &body.timestamp_patterns {
+        super::schema::validate_patterns("timestamp_patterns", patterns)?;
+    }
+    let settings = state
+        .catalog()
+        .update_settings(
+            caller.tenant.id,
+            SettingsPatch {
+                metric_keys: body.metric_keys,
+                timestamp_patterns: body.timestamp_patterns,
+            },
+        )
+        .await?;
+    Ok(Json(settings_json(&settings)))
+}

@@ -1,0 +1,55 @@
+use std::sync::{Arc, Mutex};
+
+use strata_catalog::DynCatalog;
+use strata_core::Limits;
+use strata_ingest::StatsAccumulator;
+use strata_storage::HotStore;
+
+/// Shared by every request handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    catalog: DynCatalog,
+    hot: Arc<HotStore>,
+    operator_token: String,
+    limits: Limits,
+    stats: Mutex<StatsAccumulator>,
+}
+
+impl AppState {
+    pub fn new(
+        catalog: DynCatalog,
+        hot: Arc<HotStore>,
+        operator_token: String,
+        limits: Limits,
+    ) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                catalog,
+                hot,
+                operator_token,
+                limits,
+                stats: Mutex::new(StatsAccumulator::default()),
+            }),
+        }
+    }
+
+    pub fn catalog(&self) -> &DynCatalog {
+        &self.inner.catalog
+    }
+    pub fn hot(&self) -> &Arc<HotStore> {
+        &self.inner.hot
+    }
+    pub fn operator_token(&self) -> &str {
+        &self.inner.operator_token
+    }
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+    pub fn stats(&self) -> &Mutex<StatsAccumulator> {
+        &self.inner.stats
+    }
+}

@@ -1,0 +1,251 @@
+//! Reading a time range of one tenant's metric over a fjall snapshot.
+//!
+//! Without a series filter each week is one contiguous key range (its hour buckets are adjacent
+//! in key order), so the scan streams it and only re-checks timestamps, which matter in the two
+//! boundary hours. With a series filter it seeks to `tenant|metric|hour|series|start` once per
+//! hour bucket per series, so the key bounds are exact and nothing else in the bucket is read.
+
+use fjall::{Keyspace, Readable, Slice, Snapshot};
+use strata_core::{MetricId, NameId, TenantId};
+
+use super::codec::{self, ValueReader};
+use super::key::{self, HOUR_MS, KEY_LEN};
+use super::{HotRow, ScanRequest};
+use crate::error::StorageError;
+
+/// One stored row, still encoded. Cheap to obtain (two reference-counted slices), for readers
+/// that decode values straight into their own buffers.
+#[derive(Clone)]
+pub struct RawHotRow {
+    key: Slice,
+    value: Slice,
+}
+
+impl RawHotRow {
+    pub fn timestamp_ms(&self) -> i64 {
+        key::timestamp_of(&self.key)
+    }
+
+    pub fn series(&self) -> u64 {
+        key::series_of(&self.key)
+    }
+
+    pub fn content_hash(&self) -> u64 {
+        key::content_hash_of(&self.key)
+    }
+
+    pub fn key_bytes(&self) -> &[u8] {
+        &self.key
+    }
+
+    pub fn value_bytes(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// A reader over the row's values; its `seq()` is the row's sequence number.
+    pub fn values(&self) -> Result<ValueReader<'_>, StorageError> {
+        ValueReader::new(&self.value)
+    }
+
+    /// Decodes into an owned row, keeping only `names` (sorted ascending) when given.
+    pub fn to_row(&self, names: Option<&[NameId]>) -> Result<HotRow, StorageError> {
+        let mut values = Vec::new();
+        let seq = codec::decode_value(&self.value, names, &mut values)?;
+        Ok(HotRow {
+            timestamp_ms: self.timestamp_ms(),
+            series: self.series(),
+            seq,
+            content_hash: self.content_hash(),
+            values,
+        })
+    }
+}
+
+/// Position within one week while seeking series by series.
+struct SeriesCursor {
+    keyspace: Keyspace,
+    /// The request's time range clipped to this week.
+    start_ms: i64,
+    end_ms: i64,
+    hour: i64,
+    last_hour: i64,
+    series_index: usize,
+}
+
+/// Iterator over the rows of a [`ScanRequest`], in key order (week, hour, series, timestamp,
+/// content hash). Holds a snapshot: rows committed after the scan started are not seen.
+pub struct HotScan {
+    snapshot: Snapshot,
+    tenant: TenantId,
+    metric: MetricId,
+    start_ms: i64,
+    end_ms: i64,
+    /// Sorted, deduplicated.
+    series: Option<Vec<u64>>,
+    /// Sorted, deduplicated.
+    names: Option<Vec<NameId>>,
+    /// Remaining weeks: (week start, week end, keyspace), oldest first.
+    weeks: std::vec::IntoIter<(i64, i64, Keyspace)>,
+    /// Set while a series-filtered scan walks the hours of one week.
+    series_cursor: Option<SeriesCursor>,
+    range: Option<fjall::Iter>,
+    /// Whether rows of the current range need a timestamp check (whole-week ranges only).
+    check_timestamps: bool,
+    failed: bool,
+}
+
+fn sorted_unique<T: Ord + Copy>(items: &[T]) -> Vec<T> {
+    let mut items = items.to_vec();
+    items.sort_unstable();
+    items.dedup();
+    items
+}
+
+impl HotScan {
+    pub(crate) fn new(
+        snapshot: Snapshot,
+        weeks: Vec<(i64, i64, Keyspace)>,
+        request: &ScanRequest,
+    ) -> Self {
+        HotScan {
+            snapshot,
+            tenant: request.tenant,
+            metric: request.metric,
+            start_ms: request.start_ms,
+            end_ms: request.end_ms,
+            series: request.series.as_deref().map(sorted_unique),
+            names: request.names.as_deref().map(sorted_unique),
+            weeks: weeks.into_iter(),
+            series_cursor: None,
+            range: None,
+            check_timestamps: false,
+            failed: false,
+        }
+    }
+
+    /// The name projection in effect (sorted), for callers decoding [`RawHotRow`]s themselves.
+    pub fn names(&self) -> Option<&[NameId]> {
+        self.names.as_deref()
+    }
+
+    /// The next row without decoding its values.
+    pub fn next_raw(&mut self) -> Option<Result<RawHotRow, StorageError>> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            if let Some(range) = &mut self.range {
+                match range.next() {
+                    Some(guard) => {
+                        let (key, value) = match guard.into_inner() {
+                            Ok(pair) => pair,
+                            Err(e) => {
+                                self.failed = true;
+                                return Some(Err(StorageError::engine("scanning the hot tier", e)));
+                            }
+                        };
+                        if key.len() != KEY_LEN {
+                            self.failed = true;
+                            return Some(Err(StorageError::Corrupt {
+                                what: format!("hot row key of {} bytes", key.len()),
+                            }));
+                        }
+                        if self.check_timestamps {
+                            let timestamp = key::timestamp_of(&key);
+                            if timestamp < self.start_ms || timestamp >= self.end_ms {
+                                continue;
+                            }
+                        }
+                        return Some(Ok(RawHotRow { key, value }));
+                    }
+                    None => self.range = None,
+                }
+            }
+            if !self.open_next_range() {
+                return None;
+            }
+        }
+    }
+
+    /// Positions `self.range` on the next key range to read; false when there is none.
+    fn open_next_range(&mut self) -> bool {
+        loop {
+            let Some(cursor) = &mut self.series_cursor else {
+                let Some((week_start, week_end, keyspace)) = self.weeks.next() else {
+                    return false;
+                };
+                let start_ms = self.start_ms.max(week_start);
+                let end_ms = self.end_ms.min(week_end);
+                if start_ms >= end_ms {
+                    continue;
+                }
+                let first_hour = key::hour_bucket(start_ms);
+                let last_hour = key::hour_bucket(end_ms - 1);
+                match &self.series {
+                    None => {
+                        // The whole clipped week is one key range: hour buckets are adjacent.
+                        let low = key::hour_prefix(self.tenant, self.metric, first_hour);
+                        let high = key::hour_prefix(self.tenant, self.metric, last_hour + 1);
+                        self.range = Some(self.snapshot.range(&keyspace, low..high));
+                        // Only the first and last hour can hold rows outside the range.
+                        self.check_timestamps = true;
+                        return true;
+                    }
+                    Some(series) if series.is_empty() => return false,
+                    Some(_) => {
+                        self.series_cursor = Some(SeriesCursor {
+                            keyspace,
+                            start_ms,
+                            end_ms,
+                            hour: first_hour,
+                            last_hour,
+                            series_index: 0,
+                        });
+                        continue;
+                    }
+                }
+            };
+            let series_list = self.series.as_deref().unwrap_or_default();
+            if cursor.hour > cursor.last_hour || series_list.is_empty() {
+                self.series_cursor = None;
+                continue;
+            }
+            let hour = cursor.hour;
+            let series = series_list[cursor.series_index];
+            cursor.series_index += 1;
+            if cursor.series_index == series_list.len() {
+                cursor.series_index = 0;
+                cursor.hour += 1;
+            }
+            let hour_start = hour.saturating_mul(HOUR_MS);
+            let hour_end = hour_start.saturating_add(HOUR_MS);
+            let low_ts = cursor.start_ms.max(hour_start);
+            let high_ts = cursor.end_ms.min(hour_end);
+            if low_ts >= high_ts {
+                continue;
+            }
+            // Content hash 0 is the smallest key at a timestamp, so [low, high) is exact.
+            let low = key::encode_parts(self.tenant, self.metric, hour, series, low_ts, 0);
+            let high = key::encode_parts(self.tenant, self.metric, hour, series, high_ts, 0);
+            self.range = Some(self.snapshot.range(&cursor.keyspace, low..high));
+            self.check_timestamps = false;
+            return true;
+        }
+    }
+}
+
+impl Iterator for HotScan {
+    type Item = Result<HotRow, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let raw = match self.next_raw()? {
+            Ok(raw) => raw,
+            Err(e) => return Some(Err(e)),
+        };
+        let row = raw.to_row(self.names.as_deref());
+        if row.is_err() {
+            self.failed = true;
+        }
+        Some(row)
+    }
+}

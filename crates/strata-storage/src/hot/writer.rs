@@ -1,0 +1,297 @@
+//! The group-commit writer: the only thread that writes to the hot tier and the only one that
+//! creates or drops weekly keyspaces. It takes every queued request (up to a byte cap), writes
+//! them in one atomic fjall batch together with the new sequence high-water mark, fsyncs once,
+//! and then answers each caller.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use strata_core::TenantId;
+
+use super::codec;
+use super::key::{self, KEY_LEN};
+use super::{HotOptions, WriteAck};
+use crate::error::StorageError;
+
+/// Key in the `meta` keyspace holding the highest sequence number ever committed (u64 BE).
+pub(crate) const SEQ_HIGH_WATER_KEY: &[u8] = b"seq_high_water";
+
+/// One existing weekly partition.
+#[derive(Clone)]
+pub(crate) struct Week {
+    pub name: String,
+    pub keyspace: Keyspace,
+}
+
+/// State shared by the store handle, readers and the writer thread.
+pub(crate) struct Shared {
+    pub db: Database,
+    /// Week start (ms) -> partition. Only the writer thread inserts or removes entries.
+    pub weeks: RwLock<BTreeMap<i64, Week>>,
+    pub errors: Keyspace,
+    pub meta: Keyspace,
+    /// Highest sequence number that is committed (and fsync'd when `sync` is on).
+    pub last_seq: AtomicU64,
+    pub options: HotOptions,
+}
+
+impl Shared {
+    pub fn weeks_snapshot(&self) -> BTreeMap<i64, Week> {
+        self.weeks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Where the writer sends its answer: async callers await a oneshot, blocking callers a channel
+/// (a tokio oneshot's blocking receive panics inside a runtime, so each kind gets its own).
+pub(crate) enum Reply<T> {
+    Async(tokio::sync::oneshot::Sender<Result<T, StorageError>>),
+    Blocking(SyncSender<Result<T, StorageError>>),
+}
+
+impl<T> Reply<T> {
+    fn send(self, result: Result<T, StorageError>) {
+        // A caller that stopped waiting is not an error: its write is committed all the same.
+        match self {
+            Reply::Async(sender) => {
+                let _ = sender.send(result);
+            }
+            Reply::Blocking(sender) => {
+                let _ = sender.send(result);
+            }
+        }
+    }
+}
+
+/// A row encoded on the caller's thread, so the writer only adds the sequence number.
+pub(crate) struct PreparedRow {
+    pub week_start_ms: i64,
+    pub key: [u8; KEY_LEN],
+    /// The value without its version byte and seq (see [`codec::encode_body`]).
+    pub body: Vec<u8>,
+}
+
+pub(crate) struct PreparedError {
+    pub time_ms: i64,
+    pub json: Vec<u8>,
+}
+
+pub(crate) struct PreparedWrite {
+    pub tenant: TenantId,
+    pub rows: Vec<PreparedRow>,
+    pub errors: Vec<PreparedError>,
+    /// Approximate bytes this request adds to a batch, for the group cap.
+    pub bytes: usize,
+    pub reply: Reply<WriteAck>,
+}
+
+pub(crate) enum Command {
+    Write(PreparedWrite),
+    DropPartition {
+        week_start_ms: i64,
+        reply: Reply<()>,
+    },
+    Shutdown,
+}
+
+/// Key of an error record: `tenant i64 | time_ms i64 | seq u64`, order-preserving.
+pub(crate) fn error_key(tenant: TenantId, time_ms: i64, seq: u64) -> [u8; 24] {
+    let mut out = [0u8; 24];
+    out[0..8].copy_from_slice(&key::ordered_i64(tenant).to_be_bytes());
+    out[8..16].copy_from_slice(&key::ordered_i64(time_ms).to_be_bytes());
+    out[16..24].copy_from_slice(&seq.to_be_bytes());
+    out
+}
+
+pub(crate) fn run(shared: Arc<Shared>, commands: Receiver<Command>, mut next_seq: u64) {
+    debug_assert!(next_seq >= 1, "sequence numbers start at 1; 0 means none");
+    let max_group_bytes = shared.options.max_group_bytes;
+    let mut pending: Option<Command> = None;
+    loop {
+        let command = match pending.take() {
+            Some(command) => command,
+            None => match commands.recv() {
+                Ok(command) => command,
+                // Every sender is gone: the store was dropped.
+                Err(_) => break,
+            },
+        };
+        match command {
+            Command::Write(first) => {
+                let mut group_bytes = first.bytes;
+                let mut group = vec![first];
+                while group_bytes < max_group_bytes {
+                    match commands.try_recv() {
+                        Ok(Command::Write(next)) if group_bytes + next.bytes <= max_group_bytes => {
+                            group_bytes += next.bytes;
+                            group.push(next);
+                        }
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit_group(&shared, &mut next_seq, group);
+            }
+            Command::DropPartition {
+                week_start_ms,
+                reply,
+            } => reply.send(drop_week(&shared, week_start_ms)),
+            Command::Shutdown => break,
+        }
+    }
+    // Answer nothing more: dropping queued replies tells their callers the store is closed.
+    drop(commands);
+    if let Err(error) = shared.db.persist(PersistMode::SyncAll) {
+        tracing::error!(error = ?error, "persisting the hot tier at shutdown failed");
+    }
+    tracing::debug!("hot-tier writer stopped");
+}
+
+fn commit_group(shared: &Shared, next_seq: &mut u64, group: Vec<PreparedWrite>) {
+    match write_group(shared, next_seq, &group) {
+        Ok(acks) => {
+            debug_assert_eq!(acks.len(), group.len());
+            for (write, ack) in group.into_iter().zip(acks) {
+                write.reply.send(Ok(ack));
+            }
+        }
+        Err(error) => {
+            for write in group {
+                write.reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+fn write_group(
+    shared: &Shared,
+    next_seq: &mut u64,
+    group: &[PreparedWrite],
+) -> Result<Vec<WriteAck>, StorageError> {
+    let mut batch = shared.db.batch();
+    let mut seq = *next_seq;
+    let mut acks = Vec::with_capacity(group.len());
+    // Consecutive rows nearly always share a week; remember the last one to skip the map.
+    let mut last_week: Option<(i64, Keyspace)> = None;
+    for write in group {
+        let first = seq;
+        for row in &write.rows {
+            let keyspace = match &last_week {
+                Some((start, keyspace)) if *start == row.week_start_ms => keyspace.clone(),
+                _ => {
+                    let keyspace = week_keyspace(shared, row.week_start_ms)?;
+                    last_week = Some((row.week_start_ms, keyspace.clone()));
+                    keyspace
+                }
+            };
+            batch.insert(
+                &keyspace,
+                row.key.as_slice(),
+                codec::encode_record(seq, &row.body),
+            );
+            seq += 1;
+        }
+        for error in &write.errors {
+            batch.insert(
+                &shared.errors,
+                error_key(write.tenant, error.time_ms, seq).as_slice(),
+                error.json.as_slice(),
+            );
+            seq += 1;
+        }
+        let used = seq > first;
+        acks.push(WriteAck {
+            first_seq: if used { first } else { 0 },
+            rows: write.rows.len(),
+            last_seq: if used { seq - 1 } else { 0 },
+        });
+    }
+    if seq == *next_seq {
+        return Ok(acks);
+    }
+    let high_water = seq - 1;
+    batch.insert(
+        &shared.meta,
+        SEQ_HIGH_WATER_KEY,
+        high_water.to_be_bytes().as_slice(),
+    );
+    // Consume the numbers even if the commit fails: the journal write may have reached the disk
+    // before the failure, and handing a number out twice would break "strictly increasing".
+    *next_seq = seq;
+    batch
+        .commit()
+        .map_err(|e| StorageError::engine("committing a write batch", e))?;
+    let mode = if shared.options.sync {
+        PersistMode::SyncAll
+    } else {
+        PersistMode::Buffer
+    };
+    shared
+        .db
+        .persist(mode)
+        .map_err(|e| StorageError::engine("syncing the journal", e))?;
+    shared.last_seq.fetch_max(high_water, Ordering::AcqRel);
+    Ok(acks)
+}
+
+/// The keyspace of a week, created on first use. Only the writer thread calls this, so the
+/// check-then-create cannot race.
+fn week_keyspace(shared: &Shared, week_start_ms: i64) -> Result<Keyspace, StorageError> {
+    if let Some(week) = shared
+        .weeks
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&week_start_ms)
+    {
+        return Ok(week.keyspace.clone());
+    }
+    let name = key::week_keyspace_name(week_start_ms);
+    debug_assert_eq!(key::parse_week_keyspace_name(&name), Some(week_start_ms));
+    let keyspace = shared
+        .db
+        .keyspace(&name, KeyspaceCreateOptions::default)
+        .map_err(|e| StorageError::engine("creating a weekly partition", e))?;
+    tracing::info!(partition = %name, "created hot partition");
+    shared
+        .weeks
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(
+            week_start_ms,
+            Week {
+                name,
+                keyspace: keyspace.clone(),
+            },
+        );
+    Ok(keyspace)
+}
+
+fn drop_week(shared: &Shared, week_start_ms: i64) -> Result<(), StorageError> {
+    let removed = shared
+        .weeks
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&week_start_ms);
+    let Some(week) = removed else {
+        return Ok(());
+    };
+    // Scans already running keep their handle; fjall deletes the files once they let go.
+    if let Err(error) = shared.db.delete_keyspace(week.keyspace.clone()) {
+        shared
+            .weeks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(week_start_ms, week);
+        return Err(StorageError::engine("dropping a weekly partition", error));
+    }
+    tracing::info!(partition = %week.name, "dropped hot partition");
+    Ok(())
+}

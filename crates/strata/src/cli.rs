@@ -1,0 +1,571 @@
+//! The command line: every subcommand, flag and environment variable of the `strata` binary.
+//!
+//! Help text is part of the product: each subcommand's long help carries a runnable example, so
+//! `strata <cmd> --help` is enough to use it without the README.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Where client commands look for a server when neither `--url` nor `STRATA_URL` is given.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8686";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Strata: a multi-tenant store for IoT and time-series events where schema is optional and late",
+    long_about = "Strata stores JSON events from devices as they arrive, makes them queryable by SQL at once, \
+and lets you declare types, canonical names, aliases, renames and hidden fields later, as metadata, \
+without rewriting data.\n\n\
+Run a server with `strata serve`; every other command is a client of a running server \
+(`--url`, env STRATA_URL) authenticated by a key (`--key`, env STRATA_KEY).",
+    after_help = "Quick start:\n  \
+strata serve --data-dir ./strata-data &\n  \
+export STRATA_OPERATOR_TOKEN=$(cat ./strata-data/operator.token)\n  \
+strata tenant create dpi                  # prints the tenant's admin key\n  \
+export STRATA_KEY=<admin key>\n  \
+strata write events.ndjson\n  \
+strata sql 'SELECT * FROM thermostat LIMIT 10'"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Strata server (HTTP API; Postgres wire address reserved)
+    #[command(long_about = "Run the Strata server: the HTTP API on --http and the Postgres wire \
+protocol on --pg, storing everything under --data-dir.\n\n\
+On first start the server creates an operator token, writes it to DIR/operator.token (mode 0600) \
+and logs that path; set STRATA_OPERATOR_TOKEN to choose it instead. Logs go to stderr; set \
+RUST_LOG (default `info`) to change the level. SIGTERM or SIGINT (Ctrl-C) stops the server \
+gracefully: in-flight requests finish, then the stores close.\n\n\
+Examples:\n  \
+strata serve\n  \
+strata serve --data-dir /var/lib/strata --http 0.0.0.0:8686 --pg 0.0.0.0:5433\n  \
+STRATA_OPERATOR_TOKEN=secret RUST_LOG=debug strata serve --max-body-bytes 33554432")]
+    Serve(ServeArgs),
+
+    /// Manage tenants (operator token required)
+    #[command(subcommand_required = true)]
+    Tenant {
+        #[command(flatten)]
+        conn: OperatorConnection,
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+
+    /// Create, list and revoke the tenant's API keys (admin key required)
+    #[command(subcommand_required = true)]
+    Key {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+
+    /// Show or change the tenant's ingest settings (metric keys, timestamp patterns)
+    #[command(subcommand_required = true)]
+    Settings {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
+
+    /// Inspect and change the schema: metrics, fields, types, aliases, renames, hidden fields
+    #[command(subcommand_required = true)]
+    Schema {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
+
+    /// Send events from an NDJSON, JSON or CSV file (or stdin) to the server
+    #[command(long_about = "Send events from a file (or `-` for stdin) to POST /api/v1/write in \
+batches of NDJSON.\n\n\
+Formats: ndjson (one JSON object per line), json (a JSON array of objects, or one or more \
+objects), csv (a header row, then one event per row; every value is sent as a JSON string and \
+empty cells are omitted). Without --format the format comes from the file extension \
+(.ndjson/.jsonl, .json, .csv) or, failing that, from the first non-blank byte (`[` json, `{` \
+ndjson, anything else csv).\n\n\
+Each event names its metric under `metrictype` (or the tenant's metric keys); --metric supplies \
+it for every event. A batch that fails with a connection error or a 5xx is retried with backoff \
+up to 5 times; that is safe because an identical re-sent event is stored once.\n\n\
+At the end the totals are printed, then every rejected event with its line number in the input \
+and the reason. Exit code: 0 all accepted, 2 some events rejected, 1 failure.\n\n\
+Examples:\n  \
+strata write events.ndjson\n  \
+strata write readings.csv --metric thermostat\n  \
+gzip -dc dump.json.gz | strata write - --format json --batch-size 10000")]
+    Write(WriteArgs),
+
+    /// Run a SQL query, or start an interactive SQL shell
+    #[command(long_about = "Run one SQL query against the tenant's data and print the result, or, \
+with no query, start an interactive shell reading from stdin.\n\n\
+Tables are the tenant's metrics (by name or any alias); system tables live in schema `strata` \
+(`strata.errors`, `strata.unknown_fields`).\n\n\
+Shell: the prompt is `strata> `; a statement may span lines and runs when a line ends with `;`. \
+`\\q` quits, `\\h` shows the statements run so far.\n\n\
+Examples:\n  \
+strata sql 'SELECT name, avg(temperature) FROM thermostat GROUP BY name'\n  \
+strata sql --format csv 'SELECT * FROM \"new machine\"' > out.csv\n  \
+strata sql")]
+    Sql(SqlArgs),
+
+    /// Compact the tenant's hot data into the cold tier now
+    #[command(long_about = "Compact the tenant's hot data into the cold (Parquet) tier now, \
+instead of waiting for the background compactor, and print the new watermark, the number of \
+files written and the number of rows moved.\n\n\
+Example:\n  \
+strata compact --key $STRATA_KEY")]
+    Compact {
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+/// How a client command reaches a server and authenticates.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// Base URL of the Strata server
+    #[arg(long, env = "STRATA_URL", default_value = DEFAULT_URL, global = true)]
+    pub url: String,
+    /// API key of the tenant (sent as `Authorization: Bearer <key>`)
+    #[arg(long, env = "STRATA_KEY", hide_env_values = true, global = true)]
+    pub key: Option<String>,
+    /// Print the server's raw JSON answer instead of human-readable output
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Like [`Connection`], but the key is the operator token.
+#[derive(Debug, Clone, Args)]
+pub struct OperatorConnection {
+    /// Base URL of the Strata server
+    #[arg(long, env = "STRATA_URL", default_value = DEFAULT_URL, global = true)]
+    pub url: String,
+    /// Operator token (the content of DATA_DIR/operator.token); falls back to STRATA_KEY
+    #[arg(
+        long,
+        env = "STRATA_OPERATOR_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub key: Option<String>,
+    /// Print the server's raw JSON answer instead of human-readable output
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl OperatorConnection {
+    /// The operator token may also come from STRATA_KEY, so one exported variable is enough for
+    /// an operator who only manages tenants.
+    pub fn into_connection(self) -> Connection {
+        let key = self
+            .key
+            .or_else(|| std::env::var("STRATA_KEY").ok().filter(|k| !k.is_empty()));
+        Connection {
+            url: self.url,
+            key,
+            json: self.json,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory holding the catalog, the hot tier, the cold tier and the operator token
+    #[arg(long, env = "STRATA_DATA_DIR", default_value = "./strata-data")]
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API
+    #[arg(long = "http", env = "STRATA_HTTP_ADDR", default_value = "127.0.0.1:8686")]
+    pub http_addr: SocketAddr,
+    /// Address of the Postgres wire protocol
+    #[arg(long = "pg", env = "STRATA_PG_ADDR", default_value = "127.0.0.1:5433")]
+    pub pg_addr: SocketAddr,
+    /// Largest request body accepted on /api/v1/write, in bytes
+    #[arg(long, env = "STRATA_MAX_BODY_BYTES", default_value_t = strata_core::Limits::default().write_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Largest single event inside a write body, in bytes
+    #[arg(long, env = "STRATA_MAX_EVENT_BYTES", default_value_t = strata_core::Limits::default().event_bytes)]
+    pub max_event_bytes: usize,
+    /// Most fields (after flattening nested objects) in one event
+    #[arg(long, env = "STRATA_MAX_FIELDS_PER_EVENT", default_value_t = strata_core::Limits::default().fields_per_event)]
+    pub max_fields_per_event: usize,
+    /// Largest request body on the schema, key, tenant and settings endpoints, in bytes
+    #[arg(long, env = "STRATA_MAX_ADMIN_BODY_BYTES", default_value_t = strata_core::Limits::default().admin_body_bytes)]
+    pub max_admin_body_bytes: usize,
+    /// Largest raw payload kept in the error log for one rejected event, in bytes
+    #[arg(long, env = "STRATA_MAX_ERROR_PAYLOAD_BYTES", default_value_t = strata_core::Limits::default().error_payload_bytes)]
+    pub max_error_payload_bytes: usize,
+    /// Acknowledge writes before they are fsync'd. Loses acknowledged events on a crash; for
+    /// benchmarks only.
+    #[arg(long, hide_short_help = true)]
+    pub unsafe_no_fsync: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its first admin key
+    #[command(long_about = "Create a tenant (POST /api/v1/tenants) and print its first admin \
+key. The key is shown once; store it.\n\n\
+The operator token comes from --key, env STRATA_OPERATOR_TOKEN or env STRATA_KEY.\n\n\
+Example:\n  \
+STRATA_OPERATOR_TOKEN=$(cat strata-data/operator.token) strata tenant create dpi")]
+    Create {
+        /// Name of the new tenant (also its Postgres user name)
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key with a role
+    #[command(long_about = "Create an API key (POST /api/v1/keys) and print it. The secret is \
+shown once.\n\nRoles: read (SQL and schema reads), write (writes only), admin (everything).\n\n\
+Example:\n  strata key create --role write")]
+    Create {
+        /// What the key may do
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// List the tenant's keys (ids and roles; never secrets)
+    #[command(long_about = "List the tenant's keys (GET /api/v1/keys): id and role, never the \
+secret.\n\nExample:\n  strata key list")]
+    List,
+    /// Revoke a key by its id
+    #[command(long_about = "Revoke a key (DELETE /api/v1/keys/{id}); requests made with it fail \
+from now on. Find the id with `strata key list`.\n\nExample:\n  strata key revoke 3")]
+    Revoke {
+        /// Id of the key, as shown by `strata key list`
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Read,
+    Write,
+    Admin,
+}
+
+impl RoleArg {
+    pub fn as_role(self) -> strata_core::Role {
+        match self {
+            RoleArg::Read => strata_core::Role::Read,
+            RoleArg::Write => strata_core::Role::Write,
+            RoleArg::Admin => strata_core::Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Show the tenant's settings
+    #[command(long_about = "Show the tenant's ingest settings (GET /api/v1/settings): the keys \
+that name an event's metric, in order, and the extra timestamp patterns.\n\n\
+Example:\n  strata settings show")]
+    Show,
+    /// Change the tenant's settings; only the given settings change
+    #[command(long_about = "Change the tenant's ingest settings (PATCH /api/v1/settings). Only \
+the settings given are sent; the others keep their value.\n\n\
+--metric-keys: the keys that name an event's metric, first present wins \
+(comma-separated).\n\
+--timestamp-patterns: extra strftime patterns for timestamps (repeat the flag; patterns may \
+contain commas).\n\n\
+Examples:\n  \
+strata settings set --metric-keys metrictype,source\n  \
+strata settings set --timestamp-patterns '%d/%m/%Y %H:%M' --timestamp-patterns '%Y%m%d%H%M%S'")]
+    Set(SettingsSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsSetArgs {
+    /// Keys that name an event's metric, in order of precedence (comma-separated)
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub metric_keys: Option<Vec<String>>,
+    /// A strftime pattern accepted for timestamps; repeat for several
+    #[arg(long = "timestamp-patterns", alias = "timestamp-pattern")]
+    pub timestamp_patterns: Option<Vec<String>>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Show metrics, their fields and the unknown fields devices sent
+    #[command(long_about = "Show the schema (GET /api/v1/schema): each metric with its aliases, \
+its declared fields (type, aliases, hidden) and the unknown fields devices sent (how often, \
+which JSON types, when last seen).\n\n\
+Examples:\n  strata schema show\n  strata schema show thermostat\n  strata schema show --json")]
+    Show {
+        /// Show only this metric (its name or any alias)
+        metric: Option<String>,
+    },
+    /// Show every schema version: number, time and change
+    #[command(long_about = "Show every schema version (GET /api/v1/schema/history): its number, \
+when it was made and what changed.\n\nExample:\n  strata schema history")]
+    History,
+    /// Create a metric, optionally with aliases
+    #[command(long_about = "Create a metric (POST /api/v1/schema/metrics). Metrics are also \
+created on first sight by writes; create one ahead to give it aliases.\n\n\
+Example:\n  strata schema create-metric thermostat --alias machine1 --alias machine1b")]
+    CreateMetric {
+        /// Display name of the metric
+        name: String,
+        /// Another name of the metric; repeat for several
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+    },
+    /// Declare a metric and its fields from one sample event
+    #[command(long_about = "Declare a metric and typed fields from one sample event (a JSON \
+object in a file, or `-` for stdin).\n\n\
+The metric is named by --metric, else by the event's metric key (`metrictype` or the tenant's \
+configured metric keys). It is created if needed (an existing metric is fine), then every field \
+is declared with a type inferred from the sample: JSON boolean -> boolean, integer -> integer, \
+other number -> double, RFC 3339 text -> timestamp, other text -> string, array -> string. \
+Nested objects flatten to dotted names (`gps.lat`) as on ingest. `timestamp` and the metric key \
+are skipped, and so are null values (their type cannot be inferred).\n\n\
+Example:\n  strata schema create --from-sample event.json --metric thermostat")]
+    Create {
+        /// File holding one sample event (a JSON object), or `-` for stdin
+        #[arg(long = "from-sample", value_name = "FILE")]
+        from_sample: PathBuf,
+        /// Name of the metric (default: the sample's metric key)
+        #[arg(long)]
+        metric: Option<String>,
+    },
+    /// Rename a metric, change its aliases, timestamp aliases/patterns or series keys
+    #[command(long_about = "Change a metric (PATCH /api/v1/schema/metrics/{metric}). Only the \
+options given are sent. A rename keeps the old name working as an alias.\n\n\
+Examples:\n  \
+strata schema alter-metric machine1 --rename-to thermostat\n  \
+strata schema alter-metric thermostat --add-alias t1 --remove-alias machine1b\n  \
+strata schema alter-metric thermostat --timestamp-alias ts --timestamp-pattern '%d/%m/%Y %H:%M'\n  \
+strata schema alter-metric thermostat --series-key name --series-key site")]
+    AlterMetric(AlterMetricArgs),
+    /// Delete a metric (soft: its name can be reused)
+    #[command(long_about = "Delete a metric (DELETE /api/v1/schema/metrics/{metric}). It \
+disappears from SQL at once; its data is kept until retention removes it, and the name can be \
+reused for a new, empty metric.\n\nExample:\n  strata schema delete-metric \"old machine\"")]
+    DeleteMetric {
+        /// The metric (its name or any alias)
+        metric: String,
+    },
+    /// Declare a field: its type, aliases, hidden flag
+    #[command(long_about = "Declare a field (PUT /api/v1/schema/metrics/{metric}/fields/{field}). \
+FIELD may be the incoming name of an unknown field, which becomes declared.\n\n\
+Types: string, boolean, integer, double, timestamp, binary (synonyms: varchar, text, bool, \
+bigint, int, long, float, bytes).\n\n\
+Example:\n  strata schema declare-field thermostat temperature --type double --alias temp --alias tmp")]
+    DeclareField(DeclareFieldArgs),
+    /// Rename a field, change its type, aliases or hidden flag
+    #[command(long_about = "Change a field (PATCH /api/v1/schema/metrics/{metric}/fields/{field}). \
+Only the options given are sent. A rename keeps the old name working as an alias.\n\n\
+Examples:\n  \
+strata schema alter-field thermostat temp --rename-to temperature\n  \
+strata schema alter-field thermostat temperature --type double --add-alias t\n  \
+strata schema alter-field thermostat secret --hidden true")]
+    AlterField(AlterFieldArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlterMetricArgs {
+    /// The metric (its name or any alias)
+    pub metric: String,
+    /// New display name
+    #[arg(long)]
+    pub rename_to: Option<String>,
+    /// Alias to add; repeat for several
+    #[arg(long = "add-alias")]
+    pub add_aliases: Vec<String>,
+    /// Alias to remove; repeat for several
+    #[arg(long = "remove-alias")]
+    pub remove_aliases: Vec<String>,
+    /// Key that carries the event time for this metric; repeat for several
+    #[arg(long = "timestamp-alias")]
+    pub timestamp_aliases: Vec<String>,
+    /// strftime pattern accepted for this metric's timestamps; repeat for several
+    #[arg(long = "timestamp-pattern")]
+    pub timestamp_patterns: Vec<String>,
+    /// Field identifying one device or series, in order; repeat for several
+    #[arg(long = "series-key")]
+    pub series_keys: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeclareFieldArgs {
+    /// The metric (its name or any alias)
+    pub metric: String,
+    /// The field's name (may be an unknown field's incoming name)
+    pub field: String,
+    /// Declared type (string, boolean, integer, double, timestamp, binary)
+    #[arg(long = "type", value_parser = parse_field_type)]
+    pub field_type: Option<strata_core::FieldType>,
+    /// Another name of the field; repeat for several
+    #[arg(long = "alias")]
+    pub aliases: Vec<String>,
+    /// Hide the field from SQL
+    #[arg(long)]
+    pub hidden: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AlterFieldArgs {
+    /// The metric (its name or any alias)
+    pub metric: String,
+    /// The field (its name or any alias)
+    pub field: String,
+    /// New display name
+    #[arg(long)]
+    pub rename_to: Option<String>,
+    /// New declared type (string, boolean, integer, double, timestamp, binary)
+    #[arg(long = "type", value_parser = parse_field_type)]
+    pub field_type: Option<strata_core::FieldType>,
+    /// Alias to add; repeat for several
+    #[arg(long = "add-alias")]
+    pub add_aliases: Vec<String>,
+    /// Alias to remove; repeat for several
+    #[arg(long = "remove-alias")]
+    pub remove_aliases: Vec<String>,
+    /// Hide (true) or show (false) the field in SQL
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+    pub hidden: Option<bool>,
+}
+
+fn parse_field_type(text: &str) -> Result<strata_core::FieldType, String> {
+    text.parse().map_err(|e: strata_core::UnknownFieldType| e.to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    Ndjson,
+    Json,
+    Csv,
+}
+
+/// Most events one batch may hold: far above any useful batch, far below what would exhaust
+/// memory.
+pub const MAX_BATCH_SIZE: usize = 1_000_000;
+
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// Input file, or `-` for stdin
+    #[arg(value_name = "FILE|-")]
+    pub input: PathBuf,
+    /// Metric of every event (sent as ?metric=); otherwise each event names its own
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Input format (default: from the extension or the first non-blank byte)
+    #[arg(long, value_enum)]
+    pub format: Option<InputFormat>,
+    /// Most events per request
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH_SIZE as u64))]
+    pub batch_size: u64,
+    /// Most bytes per request; keep it below the server's --max-body-bytes
+    #[arg(long, default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
+    pub batch_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqlFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// The SQL query; omit it for an interactive shell
+    pub query: Option<String>,
+    /// Output format (--json is the same as --format json)
+    #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
+    pub format: SqlFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn metric_keys_split_on_commas_and_patterns_repeat() {
+        let cli = Cli::try_parse_from([
+            "strata",
+            "settings",
+            "set",
+            "--metric-keys",
+            "metrictype,source",
+            "--timestamp-patterns",
+            "%d/%m/%Y, %H:%M",
+            "--timestamp-patterns",
+            "%Y",
+        ])
+        .unwrap();
+        let Command::Settings {
+            command: SettingsCommand::Set(args),
+            ..
+        } = cli.command
+        else {
+            panic!("parsed into the wrong command");
+        };
+        assert_eq!(
+            args.metric_keys.unwrap(),
+            vec!["metrictype".to_string(), "source".to_string()]
+        );
+        assert_eq!(
+            args.timestamp_patterns.unwrap(),
+            vec!["%d/%m/%Y, %H:%M".to_string(), "%Y".to_string()]
+        );
+    }
+
+    #[test]
+    fn field_type_synonyms_and_bad_types() {
+        let cli = Cli::try_parse_from([
+            "strata",
+            "schema",
+            "declare-field",
+            "m",
+            "f",
+            "--type",
+            "bigint",
+        ])
+        .unwrap();
+        let Command::Schema {
+            command: SchemaCommand::DeclareField(args),
+            ..
+        } = cli.command
+        else {
+            panic!("parsed into the wrong command");
+        };
+        assert_eq!(args.field_type, Some(strata_core::FieldType::Integer));
+        let err = Cli::try_parse_from([
+            "strata",
+            "schema",
+            "declare-field",
+            "m",
+            "f",
+            "--type",
+            "decimal",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown type"), "{err}");
+    }
+
+    #[test]
+    fn batch_size_zero_is_refused() {
+        assert!(Cli::try_parse_from(["strata", "write", "x.ndjson", "--batch-size", "0"]).is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! `strata serve`: maps flags onto [`strata_server::ServeConfig`] and runs the server until
+//! SIGTERM or SIGINT.
+
+use std::future::Future;
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::ServeArgs;
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = strata_server::ServeConfig {
+        data_dir: args.data_dir,
+        http_addr: args.http_addr,
+        pg_addr: args.pg_addr,
+        // Env only: a token on the command line would show in `ps` and shell history.
+        operator_token: std::env::var("STRATA_OPERATOR_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+        limits: strata_core::Limits {
+            write_body_bytes: args.max_body_bytes,
+            event_bytes: args.max_event_bytes,
+            fields_per_event: args.max_fields_per_event,
+            admin_body_bytes: args.max_admin_body_bytes,
+            error_payload_bytes: args.max_error_payload_bytes,
+        },
+        sync: !args.unsafe_no_fsync,
+    };
+    if !config.sync {
+        tracing::warn!(
+            "--unsafe-no-fsync: writes are acknowledged before they are durable; a crash loses \
+             acknowledged events. Use only for benchmarks."
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        // Install the handlers before the server starts so a signal during startup is not lost
+        // to the default action (which would kill the process without closing the stores).
+        let shutdown = shutdown_signal().context("installing signal handlers")?;
+        strata_server::run(config, shutdown)
+            .await
+            .context("server failed")
+    })
+}
+
+/// Resolves on the first SIGTERM or SIGINT. A second signal while draining exits at once:
+/// acknowledged writes are already durable, so only in-flight requests are cut short.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        tracing::info!("{name} received: shutting down gracefully (send again to exit at once)");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => {},
+                _ = interrupt.recv() => {},
+            }
+            tracing::warn!("second signal received: exiting without draining");
+            std::process::exit(130);
+        });
+    })
+}

@@ -1,0 +1,260 @@
+//! `strata sql`: one query, or an interactive shell.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+
+use crate::cli::{SqlArgs, SqlFormat};
+use crate::client::Client;
+use crate::output::{self, Align};
+
+/// Statements remembered by the shell's `\h`; older ones are forgotten.
+const MAX_HISTORY: usize = 1000;
+/// Longest statement the shell accumulates before refusing it, so a paste without `;` cannot
+/// grow without bound.
+const MAX_STATEMENT_BYTES: usize = 1024 * 1024;
+const PROMPT: &str = "strata> ";
+const CONTINUATION_PROMPT: &str = "   ...> ";
+
+pub fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.conn)?;
+    let format = if args.conn.json {
+        SqlFormat::Json
+    } else {
+        args.format
+    };
+    match args.query {
+        Some(query) => {
+            print!("{}", query_output(&client, &query, format)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => shell(&client, format),
+    }
+}
+
+/// Runs one query and renders its answer in `format`.
+fn query_output(client: &Client, sql: &str, format: SqlFormat) -> anyhow::Result<String> {
+    let path = ["api", "v1", "sql"];
+    let mut text = match format {
+        SqlFormat::Csv => client.post_for_text(&path, &json!({ "sql": sql, "format": "csv" }))?,
+        SqlFormat::Json => client.post_for_text(&path, &json!({ "sql": sql, "format": "json" }))?,
+        SqlFormat::Table => render_result(&client.post(&path, &json!({ "sql": sql, "format": "json" }))?),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// The json answer (`{"columns":[{"name","type"}],"rows":[[...]]}`) as an aligned table with a
+/// row count; numeric columns align right.
+pub fn render_result(answer: &Value) -> String {
+    let columns: Vec<String> = match answer.get("columns") {
+        Some(Value::Array(columns)) => columns
+            .iter()
+            .map(|c| match c.get("name") {
+                Some(Value::String(name)) => name.clone(),
+                _ => output::cell(c),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let rows: &[Value] = match answer.get("rows") {
+        Some(Value::Array(rows)) => rows,
+        _ => &[],
+    };
+    if columns.is_empty() && rows.is_empty() {
+        // Not a result set (or an unexpected shape): show what the server said.
+        return output::json(answer);
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| match row {
+            Value::Array(values) => values.iter().map(output::cell).collect(),
+            other => vec![output::cell(other)],
+        })
+        .collect();
+    let aligns: Vec<Align> = (0..columns.len())
+        .map(|i| {
+            let mut values = rows
+                .iter()
+                .filter_map(|row| row.get(i))
+                .filter(|v| !v.is_null())
+                .peekable();
+            if values.peek().is_some() && values.all(Value::is_number) {
+                Align::Right
+            } else {
+                Align::Left
+            }
+        })
+        .collect();
+    let mut text = output::table(&columns, &aligns, &cells);
+    text.push_str(&match rows.len() {
+        1 => "(1 row)\n".to_string(),
+        n => format!("({n} rows)\n"),
+    });
+    text
+}
+
+/// What the shell does with one input line.
+#[derive(Debug, PartialEq, Eq)]
+enum ShellStep {
+    Quit,
+    ShowHistory,
+    /// A complete statement (without its final `;`).
+    Run(String),
+    /// The statement continues on the next line.
+    More,
+}
+
+#[derive(Default)]
+struct ShellState {
+    buffer: String,
+    history: Vec<String>,
+}
+
+impl ShellState {
+    fn feed(&mut self, line: &str) -> anyhow::Result<ShellStep> {
+        let trimmed = line.trim();
+        if self.buffer.is_empty() {
+            match trimmed {
+                "\\q" | "quit" | "exit" => return Ok(ShellStep::Quit),
+                "\\h" => return Ok(ShellStep::ShowHistory),
+                "" => return Ok(ShellStep::More),
+                _ => {}
+            }
+        }
+        if self.buffer.len() + line.len() > MAX_STATEMENT_BYTES {
+            self.buffer.clear();
+            anyhow::bail!(
+                "statement longer than {MAX_STATEMENT_BYTES} bytes without a closing `;`; discarded"
+            );
+        }
+        if !self.buffer.is_empty() {
+            self.buffer.push('\n');
+        }
+        self.buffer.push_str(line.trim_end());
+        if !trimmed.ends_with(';') {
+            return Ok(ShellStep::More);
+        }
+        Ok(ShellStep::Run(self.take_statement()))
+    }
+
+    fn take_statement(&mut self) -> String {
+        let statement = std::mem::take(&mut self.buffer);
+        let statement = statement.trim().trim_end_matches(';').trim_end().to_string();
+        if self.history.len() >= MAX_HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(statement.clone());
+        statement
+    }
+}
+
+fn shell(client: &Client, format: SqlFormat) -> anyhow::Result<ExitCode> {
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    if interactive {
+        println!("Strata SQL shell. End statements with `;`. \\h history, \\q quit.");
+    }
+    let mut state = ShellState::default();
+    let mut failures = 0u64;
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            let prompt = if state.buffer.is_empty() {
+                PROMPT
+            } else {
+                CONTINUATION_PROMPT
+            };
+            print!("{prompt}");
+            std::io::stdout().flush()?;
+        }
+        let Some(line) = lines.next() else {
+            // A script whose last statement lacks `;` still runs it.
+            if !state.buffer.trim().is_empty() {
+                let statement = state.take_statement();
+                failures += u64::from(!run_in_shell(client, &statement, format));
+            }
+            break;
+        };
+        let line = line?;
+        match state.feed(&line) {
+            Ok(ShellStep::Quit) => break,
+            Ok(ShellStep::ShowHistory) => {
+                for (i, statement) in state.history.iter().enumerate() {
+                    println!("{:>4}  {statement}", i + 1);
+                }
+            }
+            Ok(ShellStep::Run(statement)) => {
+                failures += u64::from(!run_in_shell(client, &statement, format));
+            }
+            Ok(ShellStep::More) => {}
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                failures += 1;
+            }
+        }
+    }
+    // Interactive mistakes are part of the conversation; a script that had errors fails.
+    Ok(if failures > 0 && !interactive {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Runs one statement, printing its result or its error; false on error.
+fn run_in_shell(client: &Client, statement: &str, format: SqlFormat) -> bool {
+    if statement.is_empty() {
+        return true;
+    }
+    match query_output(client, statement, format) {
+        Ok(text) => {
+            print!("{text}");
+            true
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_aligned_table_with_row_count() {
+        let answer = json!({
+            "columns": [{"name": "name", "type": "Utf8"}, {"name": "temp", "type": "Float64"}],
+            "rows": [["kitchen", 21.5], ["hall", null], ["garage", 7]]
+        });
+        assert_eq!(
+            render_result(&answer),
+            "name     temp\n-------  ----\nkitchen  21.5\nhall     NULL\ngarage      7\n(3 rows)\n"
+        );
+        let one = json!({"columns": [{"name": "n", "type": "Int64"}], "rows": [[1]]});
+        assert!(render_result(&one).ends_with("(1 row)\n"));
+        let none = json!({"columns": [{"name": "n", "type": "Int64"}], "rows": []});
+        assert_eq!(render_result(&none), "n\n-\n(0 rows)\n");
+    }
+
+    #[test]
+    fn shell_collects_multi_line_statements() {
+        let mut state = ShellState::default();
+        assert_eq!(state.feed("").unwrap(), ShellStep::More);
+        assert_eq!(state.feed("SELECT *").unwrap(), ShellStep::More);
+        assert_eq!(state.feed("\\q").unwrap(), ShellStep::More, "inside a statement \\q is text");
+        assert_eq!(
+            state.feed("FROM t;  ").unwrap(),
+            ShellStep::Run("SELECT *\n\\q\nFROM t".into())
+        );
+        assert_eq!(state.feed("SELECT 1;").unwrap(), ShellStep::Run("SELECT 1".into()));
+        assert_eq!(state.history, vec!["SELECT *\n\\q\nFROM t", "SELECT 1"]);
+        assert_eq!(state.feed("\\h").unwrap(), ShellStep::ShowHistory);
+        assert_eq!(state.feed(" \\q ").unwrap(), ShellStep::Quit);
+    }
+}

@@ -1,0 +1,291 @@
+//! Test harness: runs the real `strata serve` binary on an ephemeral port with a temporary data
+//! directory, and talks to it over real HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::Method;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_strata");
+
+pub struct TestServer {
+    dir: Option<tempfile::TempDir>,
+    data_dir: PathBuf,
+    child: Option<Child>,
+    url: String,
+    log: Arc<Mutex<Vec<String>>>,
+    extra_args: Vec<String>,
+    client: Client,
+}
+
+/// One HTTP answer: status and parsed JSON body (Value::Null when the body is not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `strata serve` arguments (limits, for example).
+    pub fn start_with(extra_args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let mut server = TestServer {
+            dir: Some(dir),
+            data_dir,
+            child: None,
+            url: String::new(),
+            log: Arc::new(Mutex::new(Vec::new())),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            client: Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--http")
+            .arg("127.0.0.1:0")
+            .arg("--pg")
+            .arg("127.0.0.1:0")
+            .args(&self.extra_args)
+            .env_remove("STRATA_OPERATOR_TOKEN")
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn strata serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel::<String>();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let line = strip_ansi(&line);
+                if let Some(pos) = line.find("listening on http://") {
+                    let rest = &line[pos + "listening on ".len()..];
+                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(url);
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "strata serve did not report its address; log:\n{}",
+                    self.log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn operator_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("operator.token"))
+            .expect("operator.token")
+            .trim()
+            .to_string()
+    }
+
+    /// SIGTERM and wait: a graceful shutdown.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe_kill(child.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("strata serve did not stop within 30 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// SIGKILL: the process gets no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process exited by itself (after a graceful shutdown, with which status).
+    pub fn stop_and_status(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe_kill(child.id(), "TERM");
+        child.wait().expect("wait")
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
+        let mut req = self.client.request(method, format!("{}{}", self.url, path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        req
+    }
+
+    pub fn send(&self, req: RequestBuilder) -> Answer {
+        let resp: Response = req.send().expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer { status, body, text }
+    }
+
+    pub fn get(&self, path: &str, key: &str) -> Answer {
+        self.send(self.request(Method::GET, path, Some(key)))
+    }
+
+    pub fn post(&self, path: &str, key: &str, body: &Value) -> Answer {
+        self.send(self.request(Method::POST, path, Some(key)).json(body))
+    }
+
+    pub fn patch(&self, path: &str, key: &str, body: &Value) -> Answer {
+        self.send(self.request(Method::PATCH, path, Some(key)).json(body))
+    }
+
+    pub fn put(&self, path: &str, key: &str, body: &Value) -> Answer {
+        self.send(self.request(Method::PUT, path, Some(key)).json(body))
+    }
+
+    pub fn delete(&self, path: &str, key: &str) -> Answer {
+        self.send(self.request(Method::DELETE, path, Some(key)))
+    }
+
+    /// POSTs raw bytes with a content type.
+    pub fn post_raw(&self, path: &str, key: &str, content_type: &str, body: Vec<u8>) -> Answer {
+        self.send(
+            self.request(Method::POST, path, Some(key))
+                .header("content-type", content_type)
+                .body(body),
+        )
+    }
+
+    /// Creates a tenant and returns its admin key.
+    pub fn create_tenant(&self, name: &str) -> String {
+        let answer = self.post(
+            "/api/v1/tenants",
+            &self.operator_token(),
+            &serde_json::json!({ "name": name }),
+        );
+        assert_eq!(answer.status, 201, "create tenant {name}: {}", answer.text);
+        answer.body["admin_key"].as_str().expect("admin_key").to_string()
+    }
+
+    /// Creates a key with `role` using the tenant's admin key.
+    pub fn create_key(&self, admin_key: &str, role: &str) -> String {
+        let answer = self.post(
+            "/api/v1/keys",
+            admin_key,
+            &serde_json::json!({ "role": role }),
+        );
+        assert_eq!(answer.status, 201, "create key: {}", answer.text);
+        answer.body["key"].as_str().expect("key").to_string()
+    }
+
+    /// Runs a SQL query through `/api/v1/sql` (json format) and returns the answer.
+    pub fn sql(&self, key: &str, sql: &str) -> Answer {
+        self.post(
+            "/api/v1/sql",
+            key,
+            &serde_json::json!({ "sql": sql, "format": "json" }),
+        )
+    }
+}
+
+/// Sends a signal by name ("KILL", "TERM") to a process.
+pub fn signal(pid: u32, signal: &str) {
+    unsafe_kill(pid, signal)
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+        // Keep the data directory when a test failed, for post-mortem.
+        if std::thread::panicking() {
+            if let Some(dir) = self.dir.take() {
+                let kept = dir.keep();
+                eprintln!("kept data dir of failed test: {}", kept.display());
+            }
+        }
+    }
+}
