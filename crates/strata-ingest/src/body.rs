@@ -252,7 +252,10 @@ fn line_and_column(text: &[u8], offset: usize) -> (usize, usize) {
 /// Where `part` (a sub-slice of `whole`) starts inside `whole`.
 fn byte_offset_in(whole: &[u8], part: &[u8]) -> usize {
     let offset = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
-    debug_assert!(offset + part.len() <= whole.len(), "part is not inside whole");
+    debug_assert!(
+        offset + part.len() <= whole.len(),
+        "part is not inside whole"
+    );
     offset.min(whole.len())
 }
 

@@ -69,7 +69,9 @@ pub enum EventError {
     TooManyFields { count: usize, limit: usize },
     #[error("key {key:?} nests objects deeper than the limit of {limit} levels")]
     TooDeep { key: String, limit: usize },
-    #[error("field {name:?} appears twice (a dotted key and a nested object flatten to the same name)")]
+    #[error(
+        "field {name:?} appears twice (a dotted key and a nested object flatten to the same name)"
+    )]
     DuplicateField { name: String },
 }
 

@@ -43,11 +43,9 @@ pub fn metric_name<'m>(
     for key in keys.clone() {
         match event.get(key) {
             Some(JsonValue::String(name)) if !name.is_empty() => {
-                validate_name("metric", name).map_err(|source| {
-                    EventError::InvalidMetricName {
-                        key: key.to_string(),
-                        source,
-                    }
+                validate_name("metric", name).map_err(|source| EventError::InvalidMetricName {
+                    key: key.to_string(),
+                    source,
                 })?;
                 return Ok((name.as_str(), Some(key)));
             }

@@ -90,7 +90,9 @@ pub fn normalize(
         });
     }
     debug_assert!(
-        fields.iter().all(|(name, _, _)| name != RESERVED_FIELD_NAME),
+        fields
+            .iter()
+            .all(|(name, _, _)| name != RESERVED_FIELD_NAME),
         "a top-level `timestamp` key is always consumed as the timestamp"
     );
 
@@ -139,11 +141,10 @@ fn flatten_into(
         JsonValue::String(text) => (Value::Str(text), JsonKind::String),
         array @ JsonValue::Array(_) => (Value::Str(array.to_string()), JsonKind::Array),
     };
-    validate_name("field", &name)
-        .map_err(|source| EventError::InvalidFieldName {
-            name: truncate_chars(&name, MAX_ECHOED_KEY_CHARS).to_string(),
-            source,
-        })?;
+    validate_name("field", &name).map_err(|source| EventError::InvalidFieldName {
+        name: truncate_chars(&name, MAX_ECHOED_KEY_CHARS).to_string(),
+        source,
+    })?;
     out.push((name, value, kind));
     Ok(())
 }

@@ -60,7 +60,8 @@ pub fn parse_timestamp(
         }
         JsonValue::Null | JsonValue::Bool(_) | JsonValue::Array(_) | JsonValue::Object(_) => None,
     };
-    parsed.ok_or_else(|| bad_timestamp(RESERVED_FIELD_NAME, value, metric_patterns, tenant_patterns))
+    parsed
+        .ok_or_else(|| bad_timestamp(RESERVED_FIELD_NAME, value, metric_patterns, tenant_patterns))
 }
 
 /// Checks that a configured pattern is a valid chrono strftime pattern, so settings can refuse a

@@ -22,7 +22,10 @@ fn json_single_object_is_one_event_with_its_bytes() {
     let events = split(body, BodyFormat::Json);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].index, 0);
-    assert_eq!(events[0].raw, b"{\"metrictype\":\"m\",\"timestamp\":1,\"a\":1}");
+    assert_eq!(
+        events[0].raw,
+        b"{\"metrictype\":\"m\",\"timestamp\":1,\"a\":1}"
+    );
     let map = events[0].parsed.as_ref().unwrap();
     assert_eq!(map["a"], serde_json::json!(1));
     assert_eq!(map.len(), 3);
@@ -40,10 +43,22 @@ fn json_array_elements_are_events_and_non_objects_are_rejected_alone() {
     assert_eq!(events[0].raw, b"{\"a\":1}");
     assert!(events[0].parsed.is_ok());
     assert_eq!(events[1].raw, b"5");
-    assert_eq!(err_of(&events[1]), EventError::NotAnObject { found: "number" });
-    assert_eq!(err_of(&events[2]), EventError::NotAnObject { found: "string" });
-    assert_eq!(err_of(&events[3]), EventError::NotAnObject { found: "null" });
-    assert_eq!(err_of(&events[4]), EventError::NotAnObject { found: "array" });
+    assert_eq!(
+        err_of(&events[1]),
+        EventError::NotAnObject { found: "number" }
+    );
+    assert_eq!(
+        err_of(&events[2]),
+        EventError::NotAnObject { found: "string" }
+    );
+    assert_eq!(
+        err_of(&events[3]),
+        EventError::NotAnObject { found: "null" }
+    );
+    assert_eq!(
+        err_of(&events[4]),
+        EventError::NotAnObject { found: "array" }
+    );
     assert_eq!(events[5].raw, b"{\"b\" : 2}");
     assert_eq!(
         events[5].parsed.as_ref().unwrap()["b"],
@@ -158,12 +173,18 @@ fn ndjson_lines_are_events_with_per_line_errors_and_blank_lines_skipped() {
     assert!(malformed.to_string().contains("line 4"), "{malformed}");
     assert_eq!(malformed.stage(), "parse");
 
-    assert_eq!(err_of(&events[2]), EventError::NotAnObject { found: "array" });
+    assert_eq!(
+        err_of(&events[2]),
+        EventError::NotAnObject { found: "array" }
+    );
     assert!(
         matches!(err_of(&events[3]), EventError::Malformed { line: 6, .. }),
         "a broken literal is malformed, not a boolean"
     );
-    assert_eq!(events[4].raw, b"{\"b\":2}", "CR of CRLF is not part of the event");
+    assert_eq!(
+        events[4].raw, b"{\"b\":2}",
+        "CR of CRLF is not part of the event"
+    );
     assert_eq!(
         events[4].parsed.as_ref().unwrap()["b"],
         serde_json::json!(2)
@@ -223,4 +244,27 @@ fn oversized_events_are_rejected_per_event_in_every_form() {
     assert_eq!(exact.len(), 20);
     let events = split_body(exact.as_bytes(), BodyFormat::Ndjson, &limits).unwrap();
     assert!(events[0].parsed.is_ok());
+}
+
+#[test]
+fn too_deep_json_is_rejected_per_event_in_arrays_and_ndjson() {
+    // serde_json refuses nesting beyond 128 levels while building an event's map; that stays a
+    // per-event error that points at the right line.
+    let deep = format!("{}1{}", "{\"k\":".repeat(200), "}".repeat(200));
+    let array = format!("[{{\"a\":1}},\n{deep}]");
+    let events = split(array.as_bytes(), BodyFormat::Json);
+    assert_eq!(events.len(), 2);
+    assert!(events[0].parsed.is_ok());
+    let err = err_of(&events[1]);
+    assert!(
+        matches!(&err, EventError::Malformed { line: 2, message, .. } if message.contains("recursion")),
+        "{err:?}"
+    );
+
+    let ndjson = format!("{{\"a\":1}}\n{deep}\n");
+    let events = split(ndjson.as_bytes(), BodyFormat::Ndjson);
+    assert!(matches!(
+        err_of(&events[1]),
+        EventError::Malformed { line: 2, .. }
+    ));
 }

@@ -47,7 +47,10 @@ fn content_hash_is_pinned() {
         ("d".to_string(), Value::Float(1.5), JsonKind::Number),
         ("e".to_string(), Value::Bool(true), JsonKind::Boolean),
     ];
-    assert_eq!(content_hash(1, 1_421_057_535_000, &fields), PINNED_CONTENT_HASH);
+    assert_eq!(
+        content_hash(1, 1_421_057_535_000, &fields),
+        PINNED_CONTENT_HASH
+    );
     assert_eq!(
         series_hash_of_text(&[Some("truck_7"), None]),
         PINNED_SERIES_HASH
@@ -55,7 +58,7 @@ fn content_hash_is_pinned() {
 }
 
 const PINNED_CONTENT_HASH: u64 = 11_447_946_421_323_460_770;
-const PINNED_SERIES_HASH: u64 = 0;
+const PINNED_SERIES_HASH: u64 = 16_574_022_692_983_491_374;
 
 #[test]
 fn content_hash_differs_when_anything_differs() {
@@ -64,8 +67,14 @@ fn content_hash_differs_when_anything_differs() {
     let variants: Vec<(&str, u64)> = vec![
         ("metric", content_hash(2, 100, &base)),
         ("timestamp", content_hash(1, 101, &base)),
-        ("value", content_hash(1, 100, &one("a", Value::Int(2), JsonKind::Number))),
-        ("name", content_hash(1, 100, &one("b", Value::Int(1), JsonKind::Number))),
+        (
+            "value",
+            content_hash(1, 100, &one("a", Value::Int(2), JsonKind::Number)),
+        ),
+        (
+            "name",
+            content_hash(1, 100, &one("b", Value::Int(1), JsonKind::Number)),
+        ),
         (
             "string one",
             content_hash(1, 100, &one("a", Value::Str("1".into()), JsonKind::String)),
@@ -78,7 +87,10 @@ fn content_hash_differs_when_anything_differs() {
             "bool",
             content_hash(1, 100, &one("a", Value::Bool(true), JsonKind::Boolean)),
         ),
-        ("null", content_hash(1, 100, &one("a", Value::Null, JsonKind::Null))),
+        (
+            "null",
+            content_hash(1, 100, &one("a", Value::Null, JsonKind::Null)),
+        ),
         ("no fields", content_hash(1, 100, &[])),
         (
             "extra field",
@@ -97,7 +109,11 @@ fn content_hash_differs_when_anything_differs() {
     }
     // An array's JSON text is not the same event as a string holding that text.
     assert_ne!(
-        content_hash(1, 100, &one("a", Value::Str("[1]".into()), JsonKind::String)),
+        content_hash(
+            1,
+            100,
+            &one("a", Value::Str("[1]".into()), JsonKind::String)
+        ),
         content_hash(1, 100, &one("a", Value::Str("[1]".into()), JsonKind::Array)),
     );
     // Length prefixes keep name/value boundaries apart.
@@ -235,7 +251,14 @@ fn stats_samples_are_few_distinct_and_short() {
 fn stats_accumulators_merge() {
     let mut a = StatsAccumulator::new();
     a.observe(1, 1, 1, JsonKind::String, &Value::Str("x".into()), 50);
-    a.observe(1, 1, 2, JsonKind::String, &Value::Str("only in a".into()), 5);
+    a.observe(
+        1,
+        1,
+        2,
+        JsonKind::String,
+        &Value::Str("only in a".into()),
+        5,
+    );
     let mut b = StatsAccumulator::new();
     b.observe(1, 1, 1, JsonKind::Number, &Value::Int(3), 10);
     b.observe(1, 1, 1, JsonKind::String, &Value::Str("x".into()), 80);
@@ -244,11 +267,17 @@ fn stats_accumulators_merge() {
     assert_eq!(a.len(), 3);
 
     let drained = a.drain();
-    assert_eq!(drained.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![1, 3]);
+    assert_eq!(
+        drained.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
     let merged = &drained[0].1[0];
     assert_eq!(merged.count, 3);
     assert_eq!((merged.first_seen_ms, merged.last_seen_ms), (10, 80));
-    assert_eq!(merged.kinds, JsonKind::String.bit() | JsonKind::Number.bit());
+    assert_eq!(
+        merged.kinds,
+        JsonKind::String.bit() | JsonKind::Number.bit()
+    );
     assert_eq!(merged.samples, vec!["x".to_string(), "3".to_string()]);
     assert_eq!(drained[0].1[1].samples, vec!["only in a".to_string()]);
     assert_eq!(drained[1].1[0].samples, Vec::<String>::new());

@@ -77,8 +77,16 @@ fn seed_new_machine_record_end_to_end() {
     assert_eq!(
         normalized.fields,
         vec![
-            ("gallons".to_string(), Value::Str("5".into()), JsonKind::String),
-            ("pressure".to_string(), Value::Str("4".into()), JsonKind::String),
+            (
+                "gallons".to_string(),
+                Value::Str("5".into()),
+                JsonKind::String
+            ),
+            (
+                "pressure".to_string(),
+                Value::Str("4".into()),
+                JsonKind::String
+            ),
             (
                 "temperature".to_string(),
                 Value::Str("15".into()),
@@ -145,7 +153,11 @@ fn losing_metric_keys_stay_fields() {
     .unwrap();
     assert_eq!(
         normalized.fields,
-        vec![("source".to_string(), Value::Str("b".into()), JsonKind::String)]
+        vec![(
+            "source".to_string(),
+            Value::Str("b".into()),
+            JsonKind::String
+        )]
     );
 }
 
@@ -177,7 +189,10 @@ fn metric_errors_name_the_keys() {
         }
     );
     let text = err.to_string();
-    assert!(text.contains("metrictype") && text.contains("source"), "{text}");
+    assert!(
+        text.contains("metrictype") && text.contains("source"),
+        "{text}"
+    );
     assert_eq!(err.stage(), "metric");
 
     let err = metric_name(&object(json!({"source": {"a": 1}})), &cfg).unwrap_err();
@@ -240,10 +255,19 @@ fn rfc3339_and_rfc2822_timestamps() {
     assert_eq!(ts(json!("2015-01-12T10:12:15Z")).unwrap(), SEED_MS);
     assert_eq!(ts(json!("2015-01-12t10:12:15z")).unwrap(), SEED_MS);
     assert_eq!(ts(json!("2015-01-12T12:12:15+02:00")).unwrap(), SEED_MS);
-    assert_eq!(ts(json!("2015-01-12T10:12:15.123Z")).unwrap(), SEED_MS + 123);
-    assert_eq!(ts(json!("2015-01-12 10:12:15-01:00")).unwrap(), SEED_MS + 3_600_000);
+    assert_eq!(
+        ts(json!("2015-01-12T10:12:15.123Z")).unwrap(),
+        SEED_MS + 123
+    );
+    assert_eq!(
+        ts(json!("2015-01-12 10:12:15-01:00")).unwrap(),
+        SEED_MS + 3_600_000
+    );
     assert_eq!(ts(json!("Mon, 12 Jan 2015 10:12:15 GMT")).unwrap(), SEED_MS);
-    assert_eq!(ts(json!("Mon, 12 Jan 2015 11:12:15 +0100")).unwrap(), SEED_MS);
+    assert_eq!(
+        ts(json!("Mon, 12 Jan 2015 11:12:15 +0100")).unwrap(),
+        SEED_MS
+    );
 }
 
 #[test]
@@ -355,7 +379,14 @@ fn timestamp_aliases_are_tried_after_timestamp_and_consumed() {
     };
     let limits = Limits::default();
 
-    let event = normalize(3, object(json!({"time": SEED_MS, "a": 1})), None, &cfg, &limits).unwrap();
+    let event = normalize(
+        3,
+        object(json!({"time": SEED_MS, "a": 1})),
+        None,
+        &cfg,
+        &limits,
+    )
+    .unwrap();
     assert_eq!(event.index, 3);
     assert_eq!(event.timestamp_ms, SEED_MS);
     assert_eq!(
@@ -393,7 +424,10 @@ fn timestamp_aliases_are_tried_after_timestamp_and_consumed() {
         }
     );
     let text = err.to_string();
-    assert!(text.contains("timestamp") && text.contains("\"ts\""), "{text}");
+    assert!(
+        text.contains("timestamp") && text.contains("\"ts\""),
+        "{text}"
+    );
     assert_eq!(err.stage(), "timestamp");
 }
 
@@ -407,11 +441,29 @@ fn normalize_uses_metric_then_tenant_patterns() {
         tenant_patterns: &tenant_patterns,
     };
     let limits = Limits::default();
-    let a = normalize(0, object(json!({"timestamp": "12/01/2015 10:12"})), None, &cfg, &limits);
+    let a = normalize(
+        0,
+        object(json!({"timestamp": "12/01/2015 10:12"})),
+        None,
+        &cfg,
+        &limits,
+    );
     assert_eq!(a.unwrap().timestamp_ms, SEED_MS - 15_000);
-    let b = normalize(0, object(json!({"timestamp": "2015.01.12"})), None, &cfg, &limits);
+    let b = normalize(
+        0,
+        object(json!({"timestamp": "2015.01.12"})),
+        None,
+        &cfg,
+        &limits,
+    );
     assert_eq!(b.unwrap().timestamp_ms, SEED_MIDNIGHT_MS);
-    let c = normalize(0, object(json!({"timestamp": "2015 01 12"})), None, &cfg, &limits);
+    let c = normalize(
+        0,
+        object(json!({"timestamp": "2015 01 12"})),
+        None,
+        &cfg,
+        &limits,
+    );
     assert!(c.is_err());
 }
 
@@ -438,13 +490,17 @@ fn nested_objects_flatten_to_sorted_dotted_names() {
     let names: Vec<&str> = event.fields.iter().map(|(n, _, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        vec!["a-b", "gps.alt.m", "gps.lat", "gps.lon", "gps2", "meta.timestamp"],
+        vec![
+            "a-b",
+            "gps.alt.m",
+            "gps.lat",
+            "gps.lon",
+            "gps2",
+            "meta.timestamp"
+        ],
         "byte order, nested timestamp allowed, empty object gives no field"
     );
-    assert_eq!(
-        field(&event, "gps.lat").1,
-        Value::Float(1.5)
-    );
+    assert_eq!(field(&event, "gps.lat").1, Value::Float(1.5));
     assert_eq!(field(&event, "gps.lon").1, Value::Int(-2));
     assert_eq!(field(&event, "gps.alt.m").1, Value::Int(3));
     assert_eq!(
@@ -506,7 +562,13 @@ fn too_many_fields_counts_after_flattening() {
         ..Limits::default()
     };
     let cfg = TimestampConfig::default();
-    let ok = normalize(0, object(json!({"timestamp": 1, "a": {"b": 1, "c": 2}, "d": 3})), None, &cfg, &limits);
+    let ok = normalize(
+        0,
+        object(json!({"timestamp": 1, "a": {"b": 1, "c": 2}, "d": 3})),
+        None,
+        &cfg,
+        &limits,
+    );
     assert_eq!(ok.unwrap().fields.len(), 3);
     let err = normalize(
         0,
@@ -532,7 +594,8 @@ fn nested(depth: usize) -> JsonValue {
 #[test]
 fn nesting_depth_is_limited() {
     // `nested(n)` under key "top" gives a name of n + 1 segments.
-    let deepest_allowed = norm(json!({"timestamp": 1, "top": nested(MAX_NESTING_DEPTH - 1)})).unwrap();
+    let deepest_allowed =
+        norm(json!({"timestamp": 1, "top": nested(MAX_NESTING_DEPTH - 1)})).unwrap();
     assert_eq!(
         deepest_allowed.fields[0].0.split('.').count(),
         MAX_NESTING_DEPTH
@@ -550,7 +613,10 @@ fn nesting_depth_is_limited() {
 #[test]
 fn invalid_field_names_are_rejected_with_the_name() {
     let err = norm(json!({"timestamp": 1, "": 1})).unwrap_err();
-    assert!(matches!(err, EventError::InvalidFieldName { .. }), "{err:?}");
+    assert!(
+        matches!(err, EventError::InvalidFieldName { .. }),
+        "{err:?}"
+    );
     assert_eq!(err.stage(), "validate");
 
     let err = norm(json!({"timestamp": 1, "bad\u{1}key": 1})).unwrap_err();
@@ -567,7 +633,10 @@ fn invalid_field_names_are_rejected_with_the_name() {
 
     // The length limit applies to the flattened name.
     let err = norm(json!({"timestamp": 1, "p".repeat(200): {"q".repeat(60): 1}})).unwrap_err();
-    assert!(matches!(err, EventError::InvalidFieldName { .. }), "{err:?}");
+    assert!(
+        matches!(err, EventError::InvalidFieldName { .. }),
+        "{err:?}"
+    );
 
     let err = norm(json!({"timestamp": 1, "a": {"": 1}})).unwrap_err();
     assert_eq!(err, EventError::EmptyKeySegment { name: "a.".into() });
@@ -577,10 +646,7 @@ fn invalid_field_names_are_rejected_with_the_name() {
 
 #[test]
 fn each_stage_is_reported() {
-    assert_eq!(
-        EventError::TooLarge { bytes: 2, limit: 1 }.stage(),
-        "parse"
-    );
+    assert_eq!(EventError::TooLarge { bytes: 2, limit: 1 }.stage(), "parse");
     assert_eq!(
         EventError::Malformed {
             line: 1,
@@ -590,5 +656,8 @@ fn each_stage_is_reported() {
         .stage(),
         "parse"
     );
-    assert_eq!(EventError::MissingTimestamp { tried: vec![] }.stage(), "timestamp");
+    assert_eq!(
+        EventError::MissingTimestamp { tried: vec![] }.stage(),
+        "timestamp"
+    );
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackConsumersPool};
@@ -20,7 +21,6 @@ use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::common::TableReference;
 use futures::{Stream, StreamExt, TryStreamExt};
 use strata_catalog::DynCatalog;
 use strata_core::TenantId;
@@ -70,7 +70,9 @@ pub struct QueryEngine {
 
 impl std::fmt::Debug for QueryEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueryEngine").field("config", &self.config).finish()
+        f.debug_struct("QueryEngine")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -146,9 +148,9 @@ impl QueryEngine {
             "unknown_fields".to_string(),
             Arc::new(UnknownFieldsTable::new(schema.clone())),
         )?;
-        let catalog = ctx.catalog(CATALOG_NAME).ok_or_else(|| {
-            QueryError::Internal("session catalog was not created".to_string())
-        })?;
+        let catalog = ctx
+            .catalog(CATALOG_NAME)
+            .ok_or_else(|| QueryError::Internal("session catalog was not created".to_string()))?;
         catalog.register_schema(SYSTEM_SCHEMA, system)?;
         ctx.register_udtf(
             "strata_raw",
@@ -233,10 +235,12 @@ impl TenantSession {
             .with_allow_dml(false)
             .with_allow_statements(false)
             .verify_plan(&plan)
-            .map_err(|e| QueryError::Refused(format!(
-                "statement not allowed: {} (Strata SQL is read-only)",
-                crate::error::clean_message(&e.strip_backtrace())
-            )))?;
+            .map_err(|e| {
+                QueryError::Refused(format!(
+                    "statement not allowed: {} (Strata SQL is read-only)",
+                    crate::error::clean_message(&e.strip_backtrace())
+                ))
+            })?;
         let frame = self.ctx.execute_logical_plan(plan).await?;
         Ok(frame.execute_stream().await?)
     }

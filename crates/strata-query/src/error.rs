@@ -102,7 +102,10 @@ pub(crate) fn clean_message(message: &str) -> String {
     text.split(' ')
         .map(|word| {
             let bare = word.trim_matches(|c: char| "'\"`(),;".contains(c));
-            if bare.starts_with('/') && bare[1..].contains('/') || bare.starts_with("file:") {
+            let looks_like_path = bare
+                .find('/')
+                .is_some_and(|first| bare[first + 1..].contains('/'));
+            if looks_like_path || bare.contains("file:") {
                 "<path>"
             } else {
                 word
@@ -119,16 +122,27 @@ mod tests {
     #[test]
     fn messages_lose_prefixes_and_paths() {
         assert_eq!(
-            clean_message("Error during planning: table 'x' not found at /var/lib/strata/x.parquet"),
+            clean_message(
+                "Error during planning: table 'x' not found at /var/lib/strata/x.parquet"
+            ),
             "table 'x' not found at <path>"
         );
         assert_eq!(clean_message("a / b"), "a / b");
+        assert_eq!(
+            clean_message("table 'strata.public./etc/passwd' not found"),
+            "table <path> not found"
+        );
         let timeout = DataFusionError::External(Box::new(DeadlineExceeded(Duration::from_secs(1))));
         assert!(matches!(QueryError::from(timeout), QueryError::Timeout(_)));
         let oom = DataFusionError::Context(
             "sort".into(),
-            Box::new(DataFusionError::ResourcesExhausted("Failed to allocate".into())),
+            Box::new(DataFusionError::ResourcesExhausted(
+                "Failed to allocate".into(),
+            )),
         );
-        assert!(matches!(QueryError::from(oom), QueryError::ResourcesExhausted(_)));
+        assert!(matches!(
+            QueryError::from(oom),
+            QueryError::ResourcesExhausted(_)
+        ));
     }
 }

@@ -123,7 +123,6 @@ impl MetricModel {
         TableAliases { columns, aliases }
     }
 
-
     /// Builds the model from the catalog's view of a live metric.
     pub fn from_catalog(metric: &strata_catalog::Metric) -> MetricModel {
         let incoming_id: HashMap<&str, NameId> = metric

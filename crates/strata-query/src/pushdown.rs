@@ -41,16 +41,17 @@ impl TimeRange {
         let is_timestamp_column = |e: &Expr| is_time_column(e, column);
         match filter {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-                let (op, value) = if let (true, Some(v)) = (is_timestamp_column(left), millis_of(right)) {
-                    (*op, v)
-                } else if let (true, Some(v)) = (is_timestamp_column(right), millis_of(left)) {
-                    match op.swap() {
-                        Some(op) => (op, v),
-                        None => return false,
-                    }
-                } else {
-                    return false;
-                };
+                let (op, value) =
+                    if let (true, Some(v)) = (is_timestamp_column(left), millis_of(right)) {
+                        (*op, v)
+                    } else if let (true, Some(v)) = (is_timestamp_column(right), millis_of(left)) {
+                        match op.swap() {
+                            Some(op) => (op, v),
+                            None => return false,
+                        }
+                    } else {
+                        return false;
+                    };
                 // `value` is (floor_ms, exact): a literal finer than ms rounds down.
                 let (floor, exact) = value;
                 match op {
@@ -147,9 +148,9 @@ fn literal_text(expr: &Expr) -> Option<String> {
         return None;
     };
     match value {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            Some(s.clone())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
         _ => None,
     }
 }
@@ -160,7 +161,10 @@ mod tests {
     use datafusion::logical_expr::{col, lit};
 
     fn ts(ms: i64) -> Expr {
-        lit(ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into())))
+        lit(ScalarValue::TimestampMillisecond(
+            Some(ms),
+            Some("UTC".into()),
+        ))
     }
 
     #[test]
@@ -169,7 +173,13 @@ mod tests {
         assert!(range.apply(&col("timestamp").gt_eq(ts(100))));
         assert!(range.apply(&col("timestamp").lt(ts(200))));
         assert!(range.apply(&ts(150).gt(col("timestamp"))));
-        assert_eq!(range, TimeRange { start_ms: Some(100), end_ms: Some(150) });
+        assert_eq!(
+            range,
+            TimeRange {
+                start_ms: Some(100),
+                end_ms: Some(150)
+            }
+        );
         assert!(range.apply(&col("timestamp").gt(ts(120))));
         assert_eq!(range.start_ms, Some(121));
         assert!(!range.apply(&col("temperature").gt(lit(1.0))));
@@ -182,12 +192,24 @@ mod tests {
     fn between_and_finer_units_round_outward() {
         let mut range = TimeRange::default();
         assert!(range.apply(&col("timestamp").between(ts(10), ts(20))));
-        assert_eq!(range, TimeRange { start_ms: Some(10), end_ms: Some(21) });
+        assert_eq!(
+            range,
+            TimeRange {
+                start_ms: Some(10),
+                end_ms: Some(21)
+            }
+        );
         let mut range = TimeRange::default();
         let nanos = lit(ScalarValue::TimestampNanosecond(Some(1_500_000), None));
         assert!(range.apply(&col("timestamp").gt(nanos.clone())));
         assert!(range.apply(&col("timestamp").lt(nanos)));
-        assert_eq!(range, TimeRange { start_ms: Some(1), end_ms: Some(2) });
+        assert_eq!(
+            range,
+            TimeRange {
+                start_ms: Some(1),
+                end_ms: Some(2)
+            }
+        );
     }
 
     #[test]
@@ -197,10 +219,16 @@ mod tests {
             Some(vec!["truck_7".to_string()])
         );
         assert_eq!(
-            equality_values(&col("name").in_list(vec![lit("a"), lit("b")], false), "name"),
+            equality_values(
+                &col("name").in_list(vec![lit("a"), lit("b")], false),
+                "name"
+            ),
             Some(vec!["a".to_string(), "b".to_string()])
         );
         assert_eq!(equality_values(&col("name").eq(lit("a")), "other"), None);
-        assert_eq!(equality_values(&col("name").in_list(vec![lit("a")], true), "name"), None);
+        assert_eq!(
+            equality_values(&col("name").in_list(vec![lit("a")], true), "name"),
+            None
+        );
     }
 }

@@ -239,7 +239,9 @@ mod tests {
     use super::*;
     use crate::model::{timestamp_type, Source};
     use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::datatypes::{Field, Float64Type, Int64Type, Schema, TimestampMillisecondType};
+    use datafusion::arrow::datatypes::{
+        Field, Float64Type, Int64Type, Schema, TimestampMillisecondType,
+    };
 
     fn column(name: &str, data_type: DataType, ids: &[NameId]) -> ColumnSpec {
         ColumnSpec {
@@ -278,7 +280,9 @@ mod tests {
         builder.push(13, vec![(1, Value::Str("hot".into()))]);
         builder.push(14, vec![(1, Value::Str("hot".into())), (3, Value::Int(8))]);
         builder.push(15, vec![(9, Value::Int(1))]);
-        let (batch, failures) = builder.finish(&schema_of(&columns), Some(0), &columns).unwrap();
+        let (batch, failures) = builder
+            .finish(&schema_of(&columns), Some(0), &columns)
+            .unwrap();
         let temps = batch.column(1).as_primitive::<Float64Type>();
         let got: Vec<Option<f64>> = temps.iter().collect();
         assert_eq!(
@@ -316,7 +320,9 @@ mod tests {
                 (3, Value::Str("x".into())),
             ],
         );
-        let (batch, failures) = builder.finish(&schema_of(&columns), Some(0), &columns).unwrap();
+        let (batch, failures) = builder
+            .finish(&schema_of(&columns), Some(0), &columns)
+            .unwrap();
         let gallons = batch.column(1).as_string::<i32>();
         assert_eq!(gallons.value(0), "5");
         assert_eq!(gallons.value(1), "2.5");

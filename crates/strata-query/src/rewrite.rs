@@ -73,9 +73,7 @@ impl AliasResolver {
         let table = match parts.as_slice() {
             [table] => table,
             [schema, table] if schema == METRIC_SCHEMA => table,
-            [catalog, schema, table] if catalog == CATALOG_NAME && schema == METRIC_SCHEMA => {
-                table
-            }
+            [catalog, schema, table] if catalog == CATALOG_NAME && schema == METRIC_SCHEMA => table,
             _ => return None,
         };
         self.tables.get(table).cloned()
@@ -142,7 +140,10 @@ impl Rewriter<'_> {
             return None;
         };
         let key = normalize(ident);
-        self.ctes.iter().rev().find_map(|ctes| ctes.get(&key).cloned())
+        self.ctes
+            .iter()
+            .rev()
+            .find_map(|ctes| ctes.get(&key).cloned())
     }
 
     fn sources_of(&self, from: &[TableWithJoins], sources: &mut Vec<Source>) {
@@ -177,7 +178,8 @@ impl Rewriter<'_> {
                     }
                     if let Some(table) = self.resolver.metric(name) {
                         if alias_columns.is_empty() {
-                            let qualifier = alias_name.or_else(|| last_part(name)).unwrap_or_default();
+                            let qualifier =
+                                alias_name.or_else(|| last_part(name)).unwrap_or_default();
                             sources.push(Source::Metric { qualifier, table });
                             return;
                         }
@@ -193,7 +195,12 @@ impl Rewriter<'_> {
             } => {
                 let mut outputs = alias
                     .as_ref()
-                    .map(|a| a.columns.iter().map(|c| normalize(&c.name)).collect::<Vec<_>>())
+                    .map(|a| {
+                        a.columns
+                            .iter()
+                            .map(|c| normalize(&c.name))
+                            .collect::<Vec<_>>()
+                    })
                     .unwrap_or_default();
                 if outputs.is_empty() {
                     outputs = query_output_names(subquery);
@@ -274,7 +281,10 @@ impl Rewriter<'_> {
         for (_, frame) in self.frames_in_scope() {
             for source in &frame.sources {
                 match source {
-                    Source::Metric { qualifier: q, table } if q == qualifier => {
+                    Source::Metric {
+                        qualifier: q,
+                        table,
+                    } if q == qualifier => {
                         if table.columns.contains(name) {
                             return None;
                         }
@@ -370,8 +380,12 @@ impl VisitorMut for Rewriter<'_> {
         let mut ctes = HashMap::new();
         if let Some(with) = &query.with {
             for cte in &with.cte_tables {
-                let mut outputs: Vec<String> =
-                    cte.alias.columns.iter().map(|c| normalize(&c.name)).collect();
+                let mut outputs: Vec<String> = cte
+                    .alias
+                    .columns
+                    .iter()
+                    .map(|c| normalize(&c.name))
+                    .collect();
                 if outputs.is_empty() {
                     outputs = query_output_names(&cte.query);
                 }
@@ -456,10 +470,14 @@ mod tests {
                 .into_iter()
                 .map(String::from)
                 .collect(),
-            aliases: [("temp", "temperature"), ("tmp", "temperature"), ("hum", "humidity")]
-                .into_iter()
-                .map(|(a, d)| (a.to_string(), d.to_string()))
-                .collect(),
+            aliases: [
+                ("temp", "temperature"),
+                ("tmp", "temperature"),
+                ("hum", "humidity"),
+            ]
+            .into_iter()
+            .map(|(a, d)| (a.to_string(), d.to_string()))
+            .collect(),
         });
         let machine = Arc::new(TableAliases {
             columns: ["timestamp", "Gallons", "temp_c"]

@@ -40,7 +40,13 @@ fn statement_kind(sql: &str) -> String {
         "USER",
     ];
     const MODIFIERS: [&str; 7] = [
-        "OR", "REPLACE", "EXTERNAL", "TEMPORARY", "TEMP", "MATERIALIZED", "UNBOUNDED",
+        "OR",
+        "REPLACE",
+        "EXTERNAL",
+        "TEMPORARY",
+        "TEMP",
+        "MATERIALIZED",
+        "UNBOUNDED",
     ];
     let words: Vec<String> = sql
         .split_whitespace()
@@ -85,8 +91,14 @@ mod tests {
         assert!(outcome("SHOW TABLES").is_ok());
         for (sql, kind) in [
             ("CREATE TABLE t (a INT)", "CREATE TABLE"),
-            ("CREATE OR REPLACE VIEW v AS SELECT 1", "CREATE OR REPLACE VIEW"),
-            ("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'", "CREATE EXTERNAL TABLE"),
+            (
+                "CREATE OR REPLACE VIEW v AS SELECT 1",
+                "CREATE OR REPLACE VIEW",
+            ),
+            (
+                "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'",
+                "CREATE EXTERNAL TABLE",
+            ),
             ("INSERT INTO t VALUES (1)", "INSERT"),
             ("DROP TABLE t", "DROP TABLE"),
             ("COPY (SELECT 1) TO '/tmp/x.csv'", "COPY"),
@@ -96,7 +108,9 @@ mod tests {
         ] {
             assert_eq!(
                 outcome(sql),
-                Err(format!("statement not allowed: {kind} (Strata SQL is read-only)")),
+                Err(format!(
+                    "statement not allowed: {kind} (Strata SQL is read-only)"
+                )),
                 "{sql}"
             );
         }

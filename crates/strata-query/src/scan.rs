@@ -18,7 +18,9 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 use strata_core::TenantId;
 use strata_storage::{HotStore, ScanRequest};
 
@@ -189,7 +191,8 @@ impl ExecutionPlan for MetricScanExec {
         let hot = self.hot.clone();
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| DataFusionError::Execution(format!("no async runtime: {e}")))?;
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(CHANNEL_BATCHES);
+        let (sender, mut receiver) =
+            tokio::sync::mpsc::channel::<Result<RecordBatch>>(CHANNEL_BATCHES);
         runtime.spawn_blocking(move || {
             let mut builder = RawBatchBuilder::new(&spec.columns, batch_size);
             let (start_ms, end_ms) = bounds(&spec.time);

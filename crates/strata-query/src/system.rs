@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMillisecondArray, UInt64Array};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, StringArray, TimestampMillisecondArray, UInt64Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
@@ -89,10 +91,11 @@ impl TableProvider for ErrorsTable {
         }
         let since = range.start_ms.unwrap_or(i64::MIN);
         let (hot, tenant) = (self.hot.clone(), self.tenant);
-        let records = tokio::task::spawn_blocking(move || hot.read_errors(tenant, since, MAX_ERROR_ROWS))
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(BackendFailure(e.to_string()))))?
-            .map_err(|e| DataFusionError::External(Box::new(BackendFailure(e.to_string()))))?;
+        let records =
+            tokio::task::spawn_blocking(move || hot.read_errors(tenant, since, MAX_ERROR_ROWS))
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(BackendFailure(e.to_string()))))?
+                .map_err(|e| DataFusionError::External(Box::new(BackendFailure(e.to_string()))))?;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(
                 TimestampMillisecondArray::from(
@@ -100,19 +103,43 @@ impl TableProvider for ErrorsTable {
                 )
                 .with_timezone(UTC),
             ),
-            Arc::new(records.iter().map(|r| Some(r.stage.as_str())).collect::<StringArray>()),
-            Arc::new(records.iter().map(|r| Some(r.reason.as_str())).collect::<StringArray>()),
-            Arc::new(records.iter().map(|r| Some(r.payload.as_str())).collect::<StringArray>()),
+            Arc::new(
+                records
+                    .iter()
+                    .map(|r| Some(r.stage.as_str()))
+                    .collect::<StringArray>(),
+            ),
+            Arc::new(
+                records
+                    .iter()
+                    .map(|r| Some(r.reason.as_str()))
+                    .collect::<StringArray>(),
+            ),
+            Arc::new(
+                records
+                    .iter()
+                    .map(|r| Some(r.payload.as_str()))
+                    .collect::<StringArray>(),
+            ),
             Arc::new(
                 records
                     .iter()
                     .map(|r| r.index.and_then(|i| i64::try_from(i).ok()))
                     .collect::<Int64Array>(),
             ),
-            Arc::new(records.iter().map(|r| r.metric.as_deref()).collect::<StringArray>()),
+            Arc::new(
+                records
+                    .iter()
+                    .map(|r| r.metric.as_deref())
+                    .collect::<StringArray>(),
+            ),
         ];
         let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
-        let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?;
+        let exec = MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?;
         Ok(exec)
     }
 }
@@ -196,7 +223,11 @@ impl TableProvider for UnknownFieldsTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let exec = MemorySourceConfig::try_new_exec(&[vec![self.batch()?]], self.schema.clone(), projection.cloned())?;
+        let exec = MemorySourceConfig::try_new_exec(
+            &[vec![self.batch()?]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?;
         Ok(exec)
     }
 }

@@ -176,7 +176,13 @@ impl TableProvider for MetricTable {
             })?;
             columns.push(column.clone());
         }
-        Ok(Arc::new(self.exec(schema, columns, timestamp_at, filters, limit)))
+        Ok(Arc::new(self.exec(
+            schema,
+            columns,
+            timestamp_at,
+            filters,
+            limit,
+        )))
     }
 }
 
@@ -254,6 +260,10 @@ impl TableFunctionImpl for RawFunction {
         let model = self.models.get(name).ok_or_else(|| {
             DataFusionError::Plan(format!("strata_raw: no metric named '{name}'"))
         })?;
-        Ok(Arc::new(MetricTable::raw(self.tenant, model, self.hot.clone())))
+        Ok(Arc::new(MetricTable::raw(
+            self.tenant,
+            model,
+            self.hot.clone(),
+        )))
     }
 }

@@ -19,12 +19,14 @@ use std::time::Duration;
 
 use strata_catalog::{DynCatalog, SqliteCatalog};
 use strata_core::Limits;
+use strata_query::QueryEngine;
 use strata_storage::{HotOptions, HotStore};
 use thiserror::Error;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use state::AppState;
+pub use strata_query::QueryConfig;
 
 /// Everything `strata serve` can be told. The binary maps flags and env vars onto this.
 #[derive(Debug, Clone)]
@@ -37,6 +39,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// fsync before acknowledging writes. Only benchmarks turn this off.
     pub sync: bool,
+    /// Per-query memory limit, timeout and batch size.
+    pub query: QueryConfig,
 }
 
 #[derive(Debug, Error)]
@@ -87,7 +91,14 @@ pub async fn run(
         },
     )?;
 
-    let state = AppState::new(catalog, hot.clone(), operator_token, config.limits.clone());
+    let query = QueryEngine::new(catalog.clone(), hot.clone(), config.query.clone());
+    let state = AppState::new(
+        catalog,
+        hot.clone(),
+        query,
+        operator_token,
+        config.limits.clone(),
+    );
 
     let listener = TcpListener::bind(config.http_addr)
         .await

@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex};
 use strata_catalog::DynCatalog;
 use strata_core::Limits;
 use strata_ingest::StatsAccumulator;
+use strata_query::QueryEngine;
 use strata_storage::HotStore;
 
 /// Shared by every request handler. Cheap to clone.
@@ -14,6 +15,7 @@ pub struct AppState {
 struct Inner {
     catalog: DynCatalog,
     hot: Arc<HotStore>,
+    query: QueryEngine,
     operator_token: String,
     limits: Limits,
     stats: Mutex<StatsAccumulator>,
@@ -23,6 +25,7 @@ impl AppState {
     pub fn new(
         catalog: DynCatalog,
         hot: Arc<HotStore>,
+        query: QueryEngine,
         operator_token: String,
         limits: Limits,
     ) -> Self {
@@ -30,6 +33,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 catalog,
                 hot,
+                query,
                 operator_token,
                 limits,
                 stats: Mutex::new(StatsAccumulator::default()),
@@ -42,6 +46,9 @@ impl AppState {
     }
     pub fn hot(&self) -> &Arc<HotStore> {
         &self.inner.hot
+    }
+    pub fn query(&self) -> &QueryEngine {
+        &self.inner.query
     }
     pub fn operator_token(&self) -> &str {
         &self.inner.operator_token

@@ -37,7 +37,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the Strata server (HTTP API; Postgres wire address reserved)
-    #[command(long_about = "Run the Strata server: the HTTP API on --http and the Postgres wire \
+    #[command(
+        long_about = "Run the Strata server: the HTTP API on --http and the Postgres wire \
 protocol on --pg, storing everything under --data-dir.\n\n\
 On first start the server creates an operator token, writes it to DIR/operator.token (mode 0600) \
 and logs that path; set STRATA_OPERATOR_TOKEN to choose it instead. Logs go to stderr; set \
@@ -46,7 +47,8 @@ gracefully: in-flight requests finish, then the stores close.\n\n\
 Examples:\n  \
 strata serve\n  \
 strata serve --data-dir /var/lib/strata --http 0.0.0.0:8686 --pg 0.0.0.0:5433\n  \
-STRATA_OPERATOR_TOKEN=secret RUST_LOG=debug strata serve --max-body-bytes 33554432")]
+STRATA_OPERATOR_TOKEN=secret RUST_LOG=debug strata serve --max-body-bytes 33554432"
+    )]
     Serve(ServeArgs),
 
     /// Manage tenants (operator token required)
@@ -86,7 +88,8 @@ STRATA_OPERATOR_TOKEN=secret RUST_LOG=debug strata serve --max-body-bytes 335544
     },
 
     /// Send events from an NDJSON, JSON or CSV file (or stdin) to the server
-    #[command(long_about = "Send events from a file (or `-` for stdin) to POST /api/v1/write in \
+    #[command(
+        long_about = "Send events from a file (or `-` for stdin) to POST /api/v1/write in \
 batches of NDJSON.\n\n\
 Formats: ndjson (one JSON object per line), json (a JSON array of objects, or one or more \
 objects), csv (a header row, then one event per row; every value is sent as a JSON string and \
@@ -101,11 +104,13 @@ and the reason. Exit code: 0 all accepted, 2 some events rejected, 1 failure.\n\
 Examples:\n  \
 strata write events.ndjson\n  \
 strata write readings.csv --metric thermostat\n  \
-gzip -dc dump.json.gz | strata write - --format json --batch-size 10000")]
+gzip -dc dump.json.gz | strata write - --format json --batch-size 10000"
+    )]
     Write(WriteArgs),
 
     /// Run a SQL query, or start an interactive SQL shell
-    #[command(long_about = "Run one SQL query against the tenant's data and print the result, or, \
+    #[command(
+        long_about = "Run one SQL query against the tenant's data and print the result, or, \
 with no query, start an interactive shell reading from stdin.\n\n\
 Tables are the tenant's metrics (by name or any alias); system tables live in schema `strata` \
 (`strata.errors`, `strata.unknown_fields`).\n\n\
@@ -114,15 +119,18 @@ Shell: the prompt is `strata> `; a statement may span lines and runs when a line
 Examples:\n  \
 strata sql 'SELECT name, avg(temperature) FROM thermostat GROUP BY name'\n  \
 strata sql --format csv 'SELECT * FROM \"new machine\"' > out.csv\n  \
-strata sql")]
+strata sql"
+    )]
     Sql(SqlArgs),
 
     /// Compact the tenant's hot data into the cold tier now
-    #[command(long_about = "Compact the tenant's hot data into the cold (Parquet) tier now, \
+    #[command(
+        long_about = "Compact the tenant's hot data into the cold (Parquet) tier now, \
 instead of waiting for the background compactor, and print the new watermark, the number of \
 files written and the number of rows moved.\n\n\
 Example:\n  \
-strata compact --key $STRATA_KEY")]
+strata compact --key $STRATA_KEY"
+    )]
     Compact {
         #[command(flatten)]
         conn: Connection,
@@ -183,7 +191,11 @@ pub struct ServeArgs {
     #[arg(long, env = "STRATA_DATA_DIR", default_value = "./strata-data")]
     pub data_dir: PathBuf,
     /// Address of the HTTP API
-    #[arg(long = "http", env = "STRATA_HTTP_ADDR", default_value = "127.0.0.1:8686")]
+    #[arg(
+        long = "http",
+        env = "STRATA_HTTP_ADDR",
+        default_value = "127.0.0.1:8686"
+    )]
     pub http_addr: SocketAddr,
     /// Address of the Postgres wire protocol
     #[arg(long = "pg", env = "STRATA_PG_ADDR", default_value = "127.0.0.1:5433")]
@@ -203,6 +215,13 @@ pub struct ServeArgs {
     /// Largest raw payload kept in the error log for one rejected event, in bytes
     #[arg(long, env = "STRATA_MAX_ERROR_PAYLOAD_BYTES", default_value_t = strata_core::Limits::default().error_payload_bytes)]
     pub max_error_payload_bytes: usize,
+    /// Memory one tenant's SQL session may hold at once (sorts, joins, aggregations), in bytes;
+    /// a query needing more fails with a clear error
+    #[arg(long, env = "STRATA_QUERY_MEMORY_BYTES", default_value_t = 512 * 1024 * 1024)]
+    pub query_memory_bytes: usize,
+    /// Wall-clock limit for one SQL query, planning and streaming included, in seconds
+    #[arg(long, env = "STRATA_QUERY_TIMEOUT_SECS", default_value_t = 30)]
+    pub query_timeout_secs: u64,
     /// Acknowledge writes before they are fsync'd. Loses acknowledged events on a crash; for
     /// benchmarks only.
     #[arg(long, hide_short_help = true)]
@@ -212,11 +231,13 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant and print its first admin key
-    #[command(long_about = "Create a tenant (POST /api/v1/tenants) and print its first admin \
+    #[command(
+        long_about = "Create a tenant (POST /api/v1/tenants) and print its first admin \
 key. The key is shown once; store it.\n\n\
 The operator token comes from --key, env STRATA_OPERATOR_TOKEN or env STRATA_KEY.\n\n\
 Example:\n  \
-STRATA_OPERATOR_TOKEN=$(cat strata-data/operator.token) strata tenant create dpi")]
+STRATA_OPERATOR_TOKEN=$(cat strata-data/operator.token) strata tenant create dpi"
+    )]
     Create {
         /// Name of the new tenant (also its Postgres user name)
         name: String,
@@ -226,21 +247,27 @@ STRATA_OPERATOR_TOKEN=$(cat strata-data/operator.token) strata tenant create dpi
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Create an API key with a role
-    #[command(long_about = "Create an API key (POST /api/v1/keys) and print it. The secret is \
+    #[command(
+        long_about = "Create an API key (POST /api/v1/keys) and print it. The secret is \
 shown once.\n\nRoles: read (SQL and schema reads), write (writes only), admin (everything).\n\n\
-Example:\n  strata key create --role write")]
+Example:\n  strata key create --role write"
+    )]
     Create {
         /// What the key may do
         #[arg(long, value_enum)]
         role: RoleArg,
     },
     /// List the tenant's keys (ids and roles; never secrets)
-    #[command(long_about = "List the tenant's keys (GET /api/v1/keys): id and role, never the \
-secret.\n\nExample:\n  strata key list")]
+    #[command(
+        long_about = "List the tenant's keys (GET /api/v1/keys): id and role, never the \
+secret.\n\nExample:\n  strata key list"
+    )]
     List,
     /// Revoke a key by its id
-    #[command(long_about = "Revoke a key (DELETE /api/v1/keys/{id}); requests made with it fail \
-from now on. Find the id with `strata key list`.\n\nExample:\n  strata key revoke 3")]
+    #[command(
+        long_about = "Revoke a key (DELETE /api/v1/keys/{id}); requests made with it fail \
+from now on. Find the id with `strata key list`.\n\nExample:\n  strata key revoke 3"
+    )]
     Revoke {
         /// Id of the key, as shown by `strata key list`
         id: String,
@@ -267,12 +294,15 @@ impl RoleArg {
 #[derive(Debug, Subcommand)]
 pub enum SettingsCommand {
     /// Show the tenant's settings
-    #[command(long_about = "Show the tenant's ingest settings (GET /api/v1/settings): the keys \
+    #[command(
+        long_about = "Show the tenant's ingest settings (GET /api/v1/settings): the keys \
 that name an event's metric, in order, and the extra timestamp patterns.\n\n\
-Example:\n  strata settings show")]
+Example:\n  strata settings show"
+    )]
     Show,
     /// Change the tenant's settings; only the given settings change
-    #[command(long_about = "Change the tenant's ingest settings (PATCH /api/v1/settings). Only \
+    #[command(
+        long_about = "Change the tenant's ingest settings (PATCH /api/v1/settings). Only \
 the settings given are sent; the others keep their value.\n\n\
 --metric-keys: the keys that name an event's metric, first present wins \
 (comma-separated).\n\
@@ -280,7 +310,8 @@ the settings given are sent; the others keep their value.\n\n\
 contain commas).\n\n\
 Examples:\n  \
 strata settings set --metric-keys metrictype,source\n  \
-strata settings set --timestamp-patterns '%d/%m/%Y %H:%M' --timestamp-patterns '%Y%m%d%H%M%S'")]
+strata settings set --timestamp-patterns '%d/%m/%Y %H:%M' --timestamp-patterns '%Y%m%d%H%M%S'"
+    )]
     Set(SettingsSetArgs),
 }
 
@@ -297,22 +328,28 @@ pub struct SettingsSetArgs {
 #[derive(Debug, Subcommand)]
 pub enum SchemaCommand {
     /// Show metrics, their fields and the unknown fields devices sent
-    #[command(long_about = "Show the schema (GET /api/v1/schema): each metric with its aliases, \
+    #[command(
+        long_about = "Show the schema (GET /api/v1/schema): each metric with its aliases, \
 its declared fields (type, aliases, hidden) and the unknown fields devices sent (how often, \
 which JSON types, when last seen).\n\n\
-Examples:\n  strata schema show\n  strata schema show thermostat\n  strata schema show --json")]
+Examples:\n  strata schema show\n  strata schema show thermostat\n  strata schema show --json"
+    )]
     Show {
         /// Show only this metric (its name or any alias)
         metric: Option<String>,
     },
     /// Show every schema version: number, time and change
-    #[command(long_about = "Show every schema version (GET /api/v1/schema/history): its number, \
-when it was made and what changed.\n\nExample:\n  strata schema history")]
+    #[command(
+        long_about = "Show every schema version (GET /api/v1/schema/history): its number, \
+when it was made and what changed.\n\nExample:\n  strata schema history"
+    )]
     History,
     /// Create a metric, optionally with aliases
-    #[command(long_about = "Create a metric (POST /api/v1/schema/metrics). Metrics are also \
+    #[command(
+        long_about = "Create a metric (POST /api/v1/schema/metrics). Metrics are also \
 created on first sight by writes; create one ahead to give it aliases.\n\n\
-Example:\n  strata schema create-metric thermostat --alias machine1 --alias machine1b")]
+Example:\n  strata schema create-metric thermostat --alias machine1 --alias machine1b"
+    )]
     CreateMetric {
         /// Display name of the metric
         name: String,
@@ -321,7 +358,8 @@ Example:\n  strata schema create-metric thermostat --alias machine1 --alias mach
         aliases: Vec<String>,
     },
     /// Declare a metric and its fields from one sample event
-    #[command(long_about = "Declare a metric and typed fields from one sample event (a JSON \
+    #[command(
+        long_about = "Declare a metric and typed fields from one sample event (a JSON \
 object in a file, or `-` for stdin).\n\n\
 The metric is named by --metric, else by the event's metric key (`metrictype` or the tenant's \
 configured metric keys). It is created if needed (an existing metric is fine), then every field \
@@ -329,7 +367,8 @@ is declared with a type inferred from the sample: JSON boolean -> boolean, integ
 other number -> double, RFC 3339 text -> timestamp, other text -> string, array -> string. \
 Nested objects flatten to dotted names (`gps.lat`) as on ingest. `timestamp` and the metric key \
 are skipped, and so are null values (their type cannot be inferred).\n\n\
-Example:\n  strata schema create --from-sample event.json --metric thermostat")]
+Example:\n  strata schema create --from-sample event.json --metric thermostat"
+    )]
     Create {
         /// File holding one sample event (a JSON object), or `-` for stdin
         #[arg(long = "from-sample", value_name = "FILE")]
@@ -339,36 +378,44 @@ Example:\n  strata schema create --from-sample event.json --metric thermostat")]
         metric: Option<String>,
     },
     /// Rename a metric, change its aliases, timestamp aliases/patterns or series keys
-    #[command(long_about = "Change a metric (PATCH /api/v1/schema/metrics/{metric}). Only the \
+    #[command(
+        long_about = "Change a metric (PATCH /api/v1/schema/metrics/{metric}). Only the \
 options given are sent. A rename keeps the old name working as an alias.\n\n\
 Examples:\n  \
 strata schema alter-metric machine1 --rename-to thermostat\n  \
 strata schema alter-metric thermostat --add-alias t1 --remove-alias machine1b\n  \
 strata schema alter-metric thermostat --timestamp-alias ts --timestamp-pattern '%d/%m/%Y %H:%M'\n  \
-strata schema alter-metric thermostat --series-key name --series-key site")]
+strata schema alter-metric thermostat --series-key name --series-key site"
+    )]
     AlterMetric(AlterMetricArgs),
     /// Delete a metric (soft: its name can be reused)
-    #[command(long_about = "Delete a metric (DELETE /api/v1/schema/metrics/{metric}). It \
+    #[command(
+        long_about = "Delete a metric (DELETE /api/v1/schema/metrics/{metric}). It \
 disappears from SQL at once; its data is kept until retention removes it, and the name can be \
-reused for a new, empty metric.\n\nExample:\n  strata schema delete-metric \"old machine\"")]
+reused for a new, empty metric.\n\nExample:\n  strata schema delete-metric \"old machine\""
+    )]
     DeleteMetric {
         /// The metric (its name or any alias)
         metric: String,
     },
     /// Declare a field: its type, aliases, hidden flag
-    #[command(long_about = "Declare a field (PUT /api/v1/schema/metrics/{metric}/fields/{field}). \
+    #[command(
+        long_about = "Declare a field (PUT /api/v1/schema/metrics/{metric}/fields/{field}). \
 FIELD may be the incoming name of an unknown field, which becomes declared.\n\n\
 Types: string, boolean, integer, double, timestamp, binary (synonyms: varchar, text, bool, \
 bigint, int, long, float, bytes).\n\n\
-Example:\n  strata schema declare-field thermostat temperature --type double --alias temp --alias tmp")]
+Example:\n  strata schema declare-field thermostat temperature --type double --alias temp --alias tmp"
+    )]
     DeclareField(DeclareFieldArgs),
     /// Rename a field, change its type, aliases or hidden flag
-    #[command(long_about = "Change a field (PATCH /api/v1/schema/metrics/{metric}/fields/{field}). \
+    #[command(
+        long_about = "Change a field (PATCH /api/v1/schema/metrics/{metric}/fields/{field}). \
 Only the options given are sent. A rename keeps the old name working as an alias.\n\n\
 Examples:\n  \
 strata schema alter-field thermostat temp --rename-to temperature\n  \
 strata schema alter-field thermostat temperature --type double --add-alias t\n  \
-strata schema alter-field thermostat secret --hidden true")]
+strata schema alter-field thermostat secret --hidden true"
+    )]
     AlterField(AlterFieldArgs),
 }
 
@@ -437,7 +484,8 @@ pub struct AlterFieldArgs {
 }
 
 fn parse_field_type(text: &str) -> Result<strata_core::FieldType, String> {
-    text.parse().map_err(|e: strata_core::UnknownFieldType| e.to_string())
+    text.parse()
+        .map_err(|e: strata_core::UnknownFieldType| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -24,10 +24,7 @@ pub enum ApiError {
     /// The server answered with a 4xx/5xx status; `message` is its `error` text.
     Status { status: StatusCode, message: String },
     /// No usable answer: connection refused, timeout, unreadable body.
-    Transport {
-        url: String,
-        source: reqwest::Error,
-    },
+    Transport { url: String, source: reqwest::Error },
 }
 
 impl ApiError {
@@ -79,8 +76,8 @@ impl Client {
     }
 
     pub fn with_key(url: &str, key: Option<String>) -> anyhow::Result<Self> {
-        let mut base = Url::parse(url)
-            .map_err(|e| anyhow::anyhow!("invalid server URL {url:?}: {e}"))?;
+        let mut base =
+            Url::parse(url).map_err(|e| anyhow::anyhow!("invalid server URL {url:?}: {e}"))?;
         if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
             anyhow::bail!("invalid server URL {url:?}: expected http://host:port");
         }

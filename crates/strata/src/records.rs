@@ -6,10 +6,10 @@
 //! changed): parsing and re-serializing would round large integers and long decimals through
 //! f64, and the server is the one place that decides what is a valid event.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context};
@@ -638,7 +638,11 @@ mod tests {
             got,
             vec![
                 (2, 1, "{\"a\": 1,    \"s\": \"x, ] {\\\"\"}".to_string()),
-                (4, 2, "{\"big\": 123456789012345678901234567890}".to_string()),
+                (
+                    4,
+                    2,
+                    "{\"big\": 123456789012345678901234567890}".to_string()
+                ),
                 (5, 3, "[1,2]".to_string()),
                 (5, 4, "7".to_string()),
                 (5, 5, "\"str\"".to_string()),
@@ -701,7 +705,10 @@ mod tests {
 
     #[test]
     fn csv_lines_with_crlf_and_blank_lines() {
-        let got = read_all(InputFormat::Csv, "a,b\r\n1,2\r\n\r\n\r\n3,4\r\nx,\"multi\r\nline\"\r\n5,6");
+        let got = read_all(
+            InputFormat::Csv,
+            "a,b\r\n1,2\r\n\r\n\r\n3,4\r\nx,\"multi\r\nline\"\r\n5,6",
+        );
         let lines: Vec<(u64, u64)> = got.iter().map(|(l, n, _)| (*l, *n)).collect();
         assert_eq!(lines, vec![(2, 1), (5, 2), (6, 3), (8, 4)]);
     }

@@ -79,7 +79,12 @@ fn json_out(output: &Output) -> Value {
 #[test]
 fn help_of_every_subcommand_mentions_its_flags() {
     let cases: &[(&[&str], &[&str])] = &[
-        (&[], &["serve", "tenant", "key", "settings", "schema", "write", "sql", "compact"]),
+        (
+            &[],
+            &[
+                "serve", "tenant", "key", "settings", "schema", "write", "sql", "compact",
+            ],
+        ),
         (
             &["serve"],
             &[
@@ -100,16 +105,36 @@ fn help_of_every_subcommand_mentions_its_flags() {
                 "Examples:",
             ],
         ),
-        (&["tenant", "create"], &["--url", "--key", "--json", "STRATA_OPERATOR_TOKEN", "Example"]),
-        (&["key", "create"], &["--role", "read", "write", "admin", "--url", "--key", "Example"]),
+        (
+            &["tenant", "create"],
+            &[
+                "--url",
+                "--key",
+                "--json",
+                "STRATA_OPERATOR_TOKEN",
+                "Example",
+            ],
+        ),
+        (
+            &["key", "create"],
+            &[
+                "--role", "read", "write", "admin", "--url", "--key", "Example",
+            ],
+        ),
         (&["key", "list"], &["--url", "--key", "--json"]),
         (&["key", "revoke"], &["<ID>", "--key"]),
         (&["settings", "show"], &["--url", "--key"]),
-        (&["settings", "set"], &["--metric-keys", "--timestamp-patterns", "Examples"]),
+        (
+            &["settings", "set"],
+            &["--metric-keys", "--timestamp-patterns", "Examples"],
+        ),
         (&["schema", "show"], &["[METRIC]", "--json"]),
         (&["schema", "history"], &["--url"]),
         (&["schema", "create-metric"], &["<NAME>", "--alias"]),
-        (&["schema", "create"], &["--from-sample", "--metric", "RFC 3339"]),
+        (
+            &["schema", "create"],
+            &["--from-sample", "--metric", "RFC 3339"],
+        ),
         (
             &["schema", "alter-metric"],
             &[
@@ -122,13 +147,35 @@ fn help_of_every_subcommand_mentions_its_flags() {
             ],
         ),
         (&["schema", "delete-metric"], &["<METRIC>"]),
-        (&["schema", "declare-field"], &["<METRIC>", "<FIELD>", "--type", "--alias", "--hidden"]),
+        (
+            &["schema", "declare-field"],
+            &["<METRIC>", "<FIELD>", "--type", "--alias", "--hidden"],
+        ),
         (
             &["schema", "alter-field"],
-            &["--rename-to", "--type", "--add-alias", "--remove-alias", "--hidden"],
+            &[
+                "--rename-to",
+                "--type",
+                "--add-alias",
+                "--remove-alias",
+                "--hidden",
+            ],
         ),
-        (&["write"], &["--metric", "--format", "ndjson", "csv", "--batch-size", "Exit code"]),
-        (&["sql"], &["--format", "table", "csv", "json", "\\q", "Examples"]),
+        (
+            &["write"],
+            &[
+                "--metric",
+                "--format",
+                "ndjson",
+                "csv",
+                "--batch-size",
+                "Exit code",
+            ],
+        ),
+        (
+            &["sql"],
+            &["--format", "table", "csv", "json", "\\q", "Examples"],
+        ),
         (&["compact"], &["--url", "--key", "Example"]),
     ];
     for (path, expected) in cases {
@@ -181,7 +228,11 @@ fn tenant_and_keys_through_the_cli() {
     );
     assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
     assert!(stderr(&again).starts_with("error: "), "{}", stderr(&again));
-    assert!(stderr(&again).trim_end().ends_with("(HTTP 409)"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).trim_end().ends_with("(HTTP 409)"),
+        "{}",
+        stderr(&again)
+    );
 
     // STRATA_KEY is accepted for the operator token too.
     let second = strata(
@@ -193,7 +244,11 @@ fn tenant_and_keys_through_the_cli() {
     assert_eq!(second["tenant"], "beta");
     assert!(second["admin_key"].is_string());
 
-    let key = json_out(&client(url, &admin, &["key", "create", "--role", "read", "--json"]));
+    let key = json_out(&client(
+        url,
+        &admin,
+        &["key", "create", "--role", "read", "--json"],
+    ));
     assert_eq!(key["role"], "read");
     let id = key["id"].as_str().expect("id").to_string();
     let read_key = key["key"].as_str().expect("key").to_string();
@@ -201,12 +256,20 @@ fn tenant_and_keys_through_the_cli() {
     let listed = client(url, &admin, &["key", "list"]);
     assert_success(&listed);
     let listed_text = stdout(&listed);
-    assert!(listed_text.lines().next().unwrap().starts_with("id"), "{listed_text}");
     assert!(
-        listed_text.lines().any(|l| l.starts_with(&id) && l.contains("read")),
+        listed_text.lines().next().unwrap().starts_with("id"),
         "{listed_text}"
     );
-    assert!(!listed_text.contains(&read_key), "secrets must not be listed");
+    assert!(
+        listed_text
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("read")),
+        "{listed_text}"
+    );
+    assert!(
+        !listed_text.contains(&read_key),
+        "secrets must not be listed"
+    );
 
     // The read key works until it is revoked.
     assert_success(&client(url, &read_key, &["schema", "show"]));
@@ -215,7 +278,11 @@ fn tenant_and_keys_through_the_cli() {
     assert!(stdout(&revoked).contains(&id));
     let refused = client(url, &read_key, &["schema", "show"]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(stderr(&refused).contains("(HTTP 401)"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("(HTTP 401)"),
+        "{}",
+        stderr(&refused)
+    );
 
     let listed = json_out(&client(url, &admin, &["key", "list", "--json"]));
     let ids: Vec<&str> = listed["keys"]
@@ -224,7 +291,10 @@ fn tenant_and_keys_through_the_cli() {
         .iter()
         .filter_map(|k| k["id"].as_str())
         .collect();
-    assert!(!ids.contains(&id.as_str()), "revoked key still listed: {listed}");
+    assert!(
+        !ids.contains(&id.as_str()),
+        "revoked key still listed: {listed}"
+    );
 }
 
 #[test]
@@ -238,7 +308,11 @@ fn unreachable_server_is_a_clear_failure() {
     let url = format!("http://127.0.0.1:{port}");
     let output = client(&url, "k", &["schema", "show"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("cannot reach"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot reach"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -266,13 +340,21 @@ fn schema_create_from_sample_infers_types() {
     .unwrap();
     let sample_arg = sample.to_str().unwrap();
 
-    let created = client(url, &admin, &["schema", "create", "--from-sample", sample_arg]);
+    let created = client(
+        url,
+        &admin,
+        &["schema", "create", "--from-sample", sample_arg],
+    );
     assert_success(&created);
     let text = stdout(&created);
     assert!(text.contains("created metric new machine"), "{text}");
     assert!(text.contains("nothing"), "{text}");
 
-    let schema = json_out(&client(url, &admin, &["schema", "show", "new machine", "--json"]));
+    let schema = json_out(&client(
+        url,
+        &admin,
+        &["schema", "show", "new machine", "--json"],
+    ));
     let metrics = schema["metrics"].as_array().expect("metrics");
     assert_eq!(metrics.len(), 1, "{schema}");
     let mut types: Vec<(String, Value)> = metrics[0]["fields"]
@@ -297,10 +379,22 @@ fn schema_create_from_sample_infers_types() {
     );
 
     // Running it again is fine: the metric exists (409) and declared fields are left alone.
-    let again = client(url, &admin, &["schema", "create", "--from-sample", sample_arg]);
+    let again = client(
+        url,
+        &admin,
+        &["schema", "create", "--from-sample", sample_arg],
+    );
     assert_success(&again);
-    assert!(stdout(&again).contains("already exists"), "{}", stdout(&again));
-    assert!(stdout(&again).contains("skipped: already declared"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("already exists"),
+        "{}",
+        stdout(&again)
+    );
+    assert!(
+        stdout(&again).contains("skipped: already declared"),
+        "{}",
+        stdout(&again)
+    );
 
     // The human view lists the metric and its typed fields.
     let shown = client(url, &admin, &["schema", "show"]);
@@ -308,24 +402,44 @@ fn schema_create_from_sample_infers_types() {
     let shown = stdout(&shown);
     assert!(shown.contains("metric new machine"), "{shown}");
     assert!(
-        shown.lines().any(|l| l.trim_start().starts_with("seen") && l.contains("timestamp")),
+        shown
+            .lines()
+            .any(|l| l.trim_start().starts_with("seen") && l.contains("timestamp")),
         "{shown}"
     );
 
     // An explicit --metric wins; a sample without a metric and no --metric is an error.
     std::fs::write(&sample, r#"{"timestamp": 1, "x": 1}"#).unwrap();
-    let nameless = client(url, &admin, &["schema", "create", "--from-sample", sample_arg]);
+    let nameless = client(
+        url,
+        &admin,
+        &["schema", "create", "--from-sample", sample_arg],
+    );
     assert_eq!(nameless.status.code(), Some(1));
-    assert!(stderr(&nameless).contains("--metric"), "{}", stderr(&nameless));
+    assert!(
+        stderr(&nameless).contains("--metric"),
+        "{}",
+        stderr(&nameless)
+    );
     let named = client(
         url,
         &admin,
-        &["schema", "create", "--from-sample", sample_arg, "--metric", "m2"],
+        &[
+            "schema",
+            "create",
+            "--from-sample",
+            sample_arg,
+            "--metric",
+            "m2",
+        ],
     );
     assert_success(&named);
     let schema = json_out(&client(url, &admin, &["schema", "show", "m2", "--json"]));
     assert_eq!(schema["metrics"][0]["fields"][0]["name"], "x", "{schema}");
-    assert_eq!(schema["metrics"][0]["fields"][0]["type"], "integer", "{schema}");
+    assert_eq!(
+        schema["metrics"][0]["fields"][0]["type"], "integer",
+        "{schema}"
+    );
 }
 
 #[test]
@@ -341,17 +455,43 @@ fn schema_changes_through_the_cli() {
     assert_success(&client(
         url,
         &admin,
-        &["schema", "declare-field", "m1", "temp", "--type", "float", "--alias", "t"],
+        &[
+            "schema",
+            "declare-field",
+            "m1",
+            "temp",
+            "--type",
+            "float",
+            "--alias",
+            "t",
+        ],
     ));
     assert_success(&client(
         url,
         &admin,
-        &["schema", "alter-metric", "machine 1", "--rename-to", "thermostat", "--add-alias", "th"],
+        &[
+            "schema",
+            "alter-metric",
+            "machine 1",
+            "--rename-to",
+            "thermostat",
+            "--add-alias",
+            "th",
+        ],
     ));
     assert_success(&client(
         url,
         &admin,
-        &["schema", "alter-field", "thermostat", "temp", "--rename-to", "temperature", "--hidden", "true"],
+        &[
+            "schema",
+            "alter-field",
+            "thermostat",
+            "temp",
+            "--rename-to",
+            "temperature",
+            "--hidden",
+            "true",
+        ],
     ));
     let schema = json_out(&client(url, &admin, &["schema", "show", "th", "--json"]));
     let metric = &schema["metrics"][0];
@@ -362,16 +502,32 @@ fn schema_changes_through_the_cli() {
     assert_eq!(field["hidden"], true, "{schema}");
 
     // Nothing to change is refused locally, before any request.
-    let empty = client(url, &admin, &["schema", "alter-field", "thermostat", "temperature"]);
+    let empty = client(
+        url,
+        &admin,
+        &["schema", "alter-field", "thermostat", "temperature"],
+    );
     assert_eq!(empty.status.code(), Some(1));
-    assert!(stderr(&empty).contains("nothing to change"), "{}", stderr(&empty));
+    assert!(
+        stderr(&empty).contains("nothing to change"),
+        "{}",
+        stderr(&empty)
+    );
 
     let history = client(url, &admin, &["schema", "history"]);
     assert_success(&history);
     // create, declare, alter metric, alter field: four versions, plus the header and rule.
-    assert!(stdout(&history).lines().count() >= 6, "{}", stdout(&history));
+    assert!(
+        stdout(&history).lines().count() >= 6,
+        "{}",
+        stdout(&history)
+    );
 
-    assert_success(&client(url, &admin, &["schema", "delete-metric", "thermostat"]));
+    assert_success(&client(
+        url,
+        &admin,
+        &["schema", "delete-metric", "thermostat"],
+    ));
     let missing = client(url, &admin, &["schema", "show", "thermostat"]);
     assert_eq!(missing.status.code(), Some(1));
 
@@ -437,10 +593,20 @@ fn write_reports_counts_and_rejected_lines_for_every_format() {
          {\"metrictype\":\"m\",\"timestamp\":6000,\"v\":6}\n",
     );
     let output = client(url, &writer, &["write", &ndjson, "--batch-size", "2"]);
-    assert_eq!(output.status.code(), Some(2), "{}\n{}", stdout(&output), stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
     assert_eq!(write_counts(&output), (5, 2));
     assert_eq!(rejected_lines(&output), vec![4, 7], "{}", stdout(&output));
-    assert!(stdout(&output).contains("line 4 (event 3)"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("line 4 (event 3)"),
+        "{}",
+        stdout(&output)
+    );
 
     // A JSON array spread over lines; --metric names the metric for every event.
     let array = write_file(
@@ -449,7 +615,13 @@ fn write_reports_counts_and_rejected_lines_for_every_format() {
         "[\n  {\"timestamp\": 1000, \"v\": 1},\n  {\"v\": 2},\n  {\n    \"timestamp\": 3000,\n    \"v\": 3\n  }\n]\n",
     );
     let output = client(url, &writer, &["write", &array, "--metric", "arr"]);
-    assert_eq!(output.status.code(), Some(2), "{}\n{}", stdout(&output), stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
     assert_eq!(write_counts(&output), (2, 1));
     assert_eq!(rejected_lines(&output), vec![3]);
 
@@ -490,11 +662,14 @@ fn write_reports_counts_and_rejected_lines_for_every_format() {
     let reader = server.create_key(&admin, "read");
     let output = client(url, &reader, &["write", &csv]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("(HTTP 403)"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("(HTTP 403)"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
-#[ignore = "needs /api/v1/sql"]
 fn sql_prints_tables_csv_and_json() {
     let server = TestServer::start();
     let url = server.url();
@@ -511,11 +686,19 @@ fn sql_prints_tables_csv_and_json() {
     assert_success(&table);
     assert_eq!(stdout(&table), "name\n----\na\nbb\n(2 rows)\n");
 
-    let csv = client(url, &admin, &["sql", "--format", "csv", "SELECT name FROM m ORDER BY name"]);
+    let csv = client(
+        url,
+        &admin,
+        &["sql", "--format", "csv", "SELECT name FROM m ORDER BY name"],
+    );
     assert_success(&csv);
     assert!(stdout(&csv).contains("a\nbb"), "{}", stdout(&csv));
 
-    let json = json_out(&client(url, &admin, &["sql", "--json", "SELECT name FROM m ORDER BY name"]));
+    let json = json_out(&client(
+        url,
+        &admin,
+        &["sql", "--json", "SELECT name FROM m ORDER BY name"],
+    ));
     assert_eq!(json["rows"], json!([["a"], ["bb"]]));
 
     // The shell: a statement over two lines, an error that does not end the session, \q.
@@ -527,7 +710,11 @@ fn sql_prints_tables_csv_and_json() {
     let out = stdout(&shell);
     assert!(out.contains("(2 rows)"), "{out}");
     assert!(out.contains("(1 row)"), "{out}");
-    assert_eq!(out.matches("rows)").count() + out.matches("row)").count(), 2, "{out}");
+    assert_eq!(
+        out.matches("rows)").count() + out.matches("row)").count(),
+        2,
+        "{out}"
+    );
     assert!(stderr(&shell).contains("error: "), "{}", stderr(&shell));
     assert_eq!(shell.status.code(), Some(1), "a script with errors fails");
 }
@@ -599,10 +786,22 @@ fn read_request(stream: &TcpStream) -> Received {
 fn write_retries_a_5xx_with_the_identical_batch() {
     let (url, received) = stub_server(vec![
         (503, r#"{"error":"busy"}"#.to_string()),
-        (200, r#"{"accepted":2,"rejected":0,"errors":[]}"#.to_string()),
+        (
+            200,
+            r#"{"accepted":2,"rejected":0,"errors":[]}"#.to_string(),
+        ),
     ]);
     let output = strata(
-        &["write", "-", "--metric", "new machine", "--url", &url, "--key", "k1"],
+        &[
+            "write",
+            "-",
+            "--metric",
+            "new machine",
+            "--url",
+            &url,
+            "--key",
+            "k1",
+        ],
         &[],
         Some("{\"timestamp\":1}\n[1]\n"),
     );
@@ -623,7 +822,10 @@ fn write_retries_a_5xx_with_the_identical_batch() {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    assert_eq!(header("content-type").as_deref(), Some("application/x-ndjson"));
+    assert_eq!(
+        header("content-type").as_deref(),
+        Some("application/x-ndjson")
+    );
     assert_eq!(header("authorization").as_deref(), Some("Bearer k1"));
 }
 
@@ -631,7 +833,10 @@ fn write_retries_a_5xx_with_the_identical_batch() {
 fn write_does_not_retry_a_4xx_and_fails() {
     let (url, received) = stub_server(vec![
         (413, r#"{"error":"body too large"}"#.to_string()),
-        (200, r#"{"accepted":1,"rejected":0,"errors":[]}"#.to_string()),
+        (
+            200,
+            r#"{"accepted":1,"rejected":0,"errors":[]}"#.to_string(),
+        ),
     ]);
     let output = strata(
         &["write", "-", "--url", &url, "--key", "k"],
@@ -653,15 +858,29 @@ fn schema_paths_encode_names_with_spaces_and_slashes() {
     let output = client(
         &url,
         "k",
-        &["schema", "declare-field", "new machine", "a/b", "--type", "int"],
+        &[
+            "schema",
+            "declare-field",
+            "new machine",
+            "a/b",
+            "--type",
+            "int",
+        ],
     );
     assert_success(&output);
-    assert!(stdout(&output).contains("schema version 3: ok"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("schema version 3: ok"),
+        "{}",
+        stdout(&output)
+    );
     let received = received.lock().unwrap();
     assert_eq!(
         received[0].request_line,
         "PUT /api/v1/schema/metrics/new%20machine/fields/a%2Fb HTTP/1.1"
     );
     let body: Value = serde_json::from_slice(&received[0].body).unwrap();
-    assert_eq!(body, json!({"type": "integer", "aliases": [], "hidden": false}));
+    assert_eq!(
+        body,
+        json!({"type": "integer", "aliases": [], "hidden": false})
+    );
 }

@@ -69,6 +69,7 @@ impl Harness {
         aliases: &[&str],
         hidden: bool,
     ) {
+        self.catalog.ensure_metric(tenant, metric).await.unwrap();
         self.change(
             tenant,
             SchemaChange::DeclareField {
@@ -84,7 +85,12 @@ impl Harness {
 
     /// Writes events the way ingest would: metric ensured, names registered, values stored
     /// under name ids, series hash from the series-key fields' values.
-    pub async fn write(&self, tenant: TenantId, metric: &str, events: &[(i64, Vec<(&str, Value)>)]) {
+    pub async fn write(
+        &self,
+        tenant: TenantId,
+        metric: &str,
+        events: &[(i64, Vec<(&str, Value)>)],
+    ) {
         let m = self.catalog.ensure_metric(tenant, metric).await.unwrap();
         let mut hot_events = Vec::new();
         for (index, (timestamp_ms, values)) in events.iter().enumerate() {

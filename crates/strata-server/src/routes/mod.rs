@@ -1,6 +1,7 @@
 mod admin;
 mod errors;
 mod schema;
+mod sql;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -32,7 +33,8 @@ pub fn router(state: AppState) -> Router {
             put(schema::declare_field).patch(schema::patch_field),
         )
         .route("/write", post(crate::write::write))
-        .route("/errors", get(errors::list));
+        .route("/errors", get(errors::list))
+        .route("/sql", post(sql::run));
     Router::new()
         .route("/health", get(health))
         .nest("/api/v1", api)

@@ -15,8 +15,13 @@ pub fn tenant(client: &Client, as_json: bool, command: TenantCommand) -> anyhow:
             let answer = client.post(&["api", "v1", "tenants"], &json!({ "name": name }))?;
             show(as_json, &answer, |a| {
                 println!("tenant:    {}", text(a, "tenant").unwrap_or(&name));
-                println!("admin key: {}", text(a, "admin_key").unwrap_or("(not returned)"));
-                eprintln!("The admin key is shown only once; store it (e.g. export STRATA_KEY=...).");
+                println!(
+                    "admin key: {}",
+                    text(a, "admin_key").unwrap_or("(not returned)")
+                );
+                eprintln!(
+                    "The admin key is shown only once; store it (e.g. export STRATA_KEY=...)."
+                );
             });
         }
     }
@@ -92,7 +97,10 @@ pub fn settings(
 }
 
 fn print_settings(answer: &Value) {
-    println!("metric keys:        {}", output::list(answer.get("metric_keys")));
+    println!(
+        "metric keys:        {}",
+        output::list(answer.get("metric_keys"))
+    );
     println!(
         "timestamp patterns: {}",
         output::list(answer.get("timestamp_patterns"))

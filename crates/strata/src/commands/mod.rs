@@ -26,9 +26,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Settings { conn, command } => {
             admin::settings(&Client::new(&conn)?, conn.json, command)
         }
-        Command::Schema { conn, command } => {
-            schema::run(&Client::new(&conn)?, conn.json, command)
-        }
+        Command::Schema { conn, command } => schema::run(&Client::new(&conn)?, conn.json, command),
         Command::Write(args) => write::run(args),
         Command::Sql(args) => sql::run(args),
         Command::Compact { conn } => admin::compact(&Client::new(&conn)?, conn.json),

@@ -34,7 +34,9 @@ pub fn run(client: &Client, as_json: bool, command: SchemaCommand) -> anyhow::Re
                 &["api", "v1", "schema", "metrics"],
                 &json!({ "name": name, "aliases": aliases }),
             )?;
-            show(as_json, &answer, |a| print_change(a, &format!("created metric {name}")));
+            show(as_json, &answer, |a| {
+                print_change(a, &format!("created metric {name}"))
+            });
         }
         SchemaCommand::Create {
             from_sample,
@@ -43,7 +45,9 @@ pub fn run(client: &Client, as_json: bool, command: SchemaCommand) -> anyhow::Re
         SchemaCommand::AlterMetric(args) => alter_metric(client, as_json, args)?,
         SchemaCommand::DeleteMetric { metric } => {
             let answer = client.delete(&["api", "v1", "schema", "metrics", &metric])?;
-            show(as_json, &answer, |a| print_change(a, &format!("deleted metric {metric}")));
+            show(as_json, &answer, |a| {
+                print_change(a, &format!("deleted metric {metric}"))
+            });
         }
         SchemaCommand::DeclareField(args) => declare_field(client, as_json, args)?,
         SchemaCommand::AlterField(args) => alter_field(client, as_json, args)?,
@@ -57,7 +61,10 @@ fn show_schema(client: &Client, as_json: bool, only: Option<&str>) -> anyhow::Re
     let selected: Vec<&Value> = match only {
         None => metrics.iter().collect(),
         Some(name) => {
-            let found: Vec<&Value> = metrics.iter().filter(|m| metric_has_name(m, name)).collect();
+            let found: Vec<&Value> = metrics
+                .iter()
+                .filter(|m| metric_has_name(m, name))
+                .collect();
             if found.is_empty() {
                 bail!("no metric is named {name:?} (by name or alias)");
             }
@@ -131,7 +138,12 @@ fn render_metric(metric: &Value) -> String {
             })
             .collect();
         out.push_str(&indent(&output::table(
-            &["name".into(), "type".into(), "aliases".into(), "hidden".into()],
+            &[
+                "name".into(),
+                "type".into(),
+                "aliases".into(),
+                "hidden".into(),
+            ],
             &[],
             &rows,
         )));
@@ -211,7 +223,11 @@ fn print_history(answer: &Value) {
 fn print_change(answer: &Value, fallback: &str) {
     match (answer.get("version"), answer.get("change")) {
         (Some(version), Some(change)) => {
-            println!("schema version {}: {}", output::cell(version), output::cell(change))
+            println!(
+                "schema version {}: {}",
+                output::cell(version),
+                output::cell(change)
+            )
         }
         _ => println!("{fallback}"),
     }
@@ -255,12 +271,12 @@ fn declare_field(client: &Client, as_json: bool, args: DeclareFieldArgs) -> anyh
     }
     body.insert("aliases".into(), json!(args.aliases));
     body.insert("hidden".into(), json!(args.hidden));
-    let answer = client.put(
-        &field_path(&args.metric, &args.field),
-        &Value::Object(body),
-    )?;
+    let answer = client.put(&field_path(&args.metric, &args.field), &Value::Object(body))?;
     show(as_json, &answer, |a| {
-        print_change(a, &format!("declared field {} of {}", args.field, args.metric))
+        print_change(
+            a,
+            &format!("declared field {} of {}", args.field, args.metric),
+        )
     });
     Ok(())
 }
@@ -281,12 +297,12 @@ fn alter_field(client: &Client, as_json: bool, args: AlterFieldArgs) -> anyhow::
     if body.is_empty() {
         bail!("nothing to change: give at least one of --rename-to, --type, --add-alias, --remove-alias, --hidden");
     }
-    let answer = client.patch(
-        &field_path(&args.metric, &args.field),
-        &Value::Object(body),
-    )?;
+    let answer = client.patch(&field_path(&args.metric, &args.field), &Value::Object(body))?;
     show(as_json, &answer, |a| {
-        print_change(a, &format!("changed field {} of {}", args.field, args.metric))
+        print_change(
+            a,
+            &format!("changed field {} of {}", args.field, args.metric),
+        )
     });
     Ok(())
 }
@@ -534,7 +550,10 @@ fn create_from_sample(
         .map(|(f, outcome)| {
             vec![
                 f.name.clone(),
-                f.field_type.map(FieldType::as_str).unwrap_or("-").to_string(),
+                f.field_type
+                    .map(FieldType::as_str)
+                    .unwrap_or("-")
+                    .to_string(),
                 outcome.clone(),
             ]
         })
@@ -603,10 +622,16 @@ mod tests {
                                 "first_seen": null, "last_seen": "2015-01-12T10:12:15+00:00"}]
         });
         let text = render_metric(&metric);
-        assert!(text.starts_with("metric thermostat\n  aliases: machine1\n"), "{text}");
+        assert!(
+            text.starts_with("metric thermostat\n  aliases: machine1\n"),
+            "{text}"
+        );
         assert!(!text.contains("series keys"), "{text}");
         assert!(text.contains("temperature  double     temp"), "{text}");
-        assert!(text.contains("secret       (unknown)           hidden"), "{text}");
+        assert!(
+            text.contains("secret       (unknown)           hidden"),
+            "{text}"
+        );
         assert!(
             text.contains("gallons     12  number, string  -           2015-01-12T10:12:15+00:00"),
             "{text}"

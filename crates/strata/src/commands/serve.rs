@@ -25,6 +25,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             error_payload_bytes: args.max_error_payload_bytes,
         },
         sync: !args.unsafe_no_fsync,
+        query: strata_server::QueryConfig {
+            memory_limit_bytes: args.query_memory_bytes,
+            timeout: std::time::Duration::from_secs(args.query_timeout_secs),
+            ..Default::default()
+        },
     };
     if !config.sync {
         tracing::warn!(

@@ -39,7 +39,9 @@ fn query_output(client: &Client, sql: &str, format: SqlFormat) -> anyhow::Result
     let mut text = match format {
         SqlFormat::Csv => client.post_for_text(&path, &json!({ "sql": sql, "format": "csv" }))?,
         SqlFormat::Json => client.post_for_text(&path, &json!({ "sql": sql, "format": "json" }))?,
-        SqlFormat::Table => render_result(&client.post(&path, &json!({ "sql": sql, "format": "json" }))?),
+        SqlFormat::Table => {
+            render_result(&client.post(&path, &json!({ "sql": sql, "format": "json" }))?)
+        }
     };
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
@@ -143,7 +145,11 @@ impl ShellState {
 
     fn take_statement(&mut self) -> String {
         let statement = std::mem::take(&mut self.buffer);
-        let statement = statement.trim().trim_end_matches(';').trim_end().to_string();
+        let statement = statement
+            .trim()
+            .trim_end_matches(';')
+            .trim_end()
+            .to_string();
         if self.history.len() >= MAX_HISTORY {
             self.history.remove(0);
         }
@@ -247,12 +253,19 @@ mod tests {
         let mut state = ShellState::default();
         assert_eq!(state.feed("").unwrap(), ShellStep::More);
         assert_eq!(state.feed("SELECT *").unwrap(), ShellStep::More);
-        assert_eq!(state.feed("\\q").unwrap(), ShellStep::More, "inside a statement \\q is text");
+        assert_eq!(
+            state.feed("\\q").unwrap(),
+            ShellStep::More,
+            "inside a statement \\q is text"
+        );
         assert_eq!(
             state.feed("FROM t;  ").unwrap(),
             ShellStep::Run("SELECT *\n\\q\nFROM t".into())
         );
-        assert_eq!(state.feed("SELECT 1;").unwrap(), ShellStep::Run("SELECT 1".into()));
+        assert_eq!(
+            state.feed("SELECT 1;").unwrap(),
+            ShellStep::Run("SELECT 1".into())
+        );
         assert_eq!(state.history, vec!["SELECT *\n\\q\nFROM t", "SELECT 1"]);
         assert_eq!(state.feed("\\h").unwrap(), ShellStep::ShowHistory);
         assert_eq!(state.feed(" \\q ").unwrap(), ShellStep::Quit);

@@ -225,9 +225,8 @@ fn send_all(
         let batch = batch?;
         let answer = send_with_retry(client, url, &batch, progress)
             .map_err(|err| anyhow!(err).context(format!("sending {}", batch.describe())))?;
-        let outcome = apply_answer(&batch, &answer, totals).with_context(|| {
-            format!("unexpected answer to {}: {answer}", batch.describe())
-        })?;
+        let outcome = apply_answer(&batch, &answer, totals)
+            .with_context(|| format!("unexpected answer to {}: {answer}", batch.describe()))?;
         if outcome.accepted + outcome.rejected != batch.origins.len() as u64 {
             tracing::warn!(
                 "the server counted {} accepted + {} rejected for {} events in {}",
@@ -401,7 +400,11 @@ mod tests {
 
     fn batch_of(lines: &[u64]) -> Batch {
         Batch {
-            origins: lines.iter().enumerate().map(|(i, l)| (*l, i as u64 + 1)).collect(),
+            origins: lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (*l, i as u64 + 1))
+                .collect(),
             body: Bytes::new(),
         }
     }
@@ -456,9 +459,21 @@ mod tests {
         assert_eq!(&batches[0].body[..], b"{\"n\":1}\n{\"n\":2}\n");
 
         let big: Vec<anyhow::Result<Record>> = vec![
-            Ok(Record { line: 1, number: 1, json: vec![b'x'; 10] }),
-            Ok(Record { line: 2, number: 2, json: vec![b'y'; 30] }),
-            Ok(Record { line: 3, number: 3, json: vec![b'z'; 5] }),
+            Ok(Record {
+                line: 1,
+                number: 1,
+                json: vec![b'x'; 10],
+            }),
+            Ok(Record {
+                line: 2,
+                number: 2,
+                json: vec![b'y'; 30],
+            }),
+            Ok(Record {
+                line: 3,
+                number: 3,
+                json: vec![b'z'; 5],
+            }),
             Err(anyhow!("bad input at line 4")),
         ];
         let (sender, receiver) = sync_channel(10);
