@@ -46,18 +46,6 @@ fn same_seed_gives_identical_bytes_and_another_seed_does_not() {
         ..config.clone()
     });
     assert_ne!(first, other);
-    // Same shape (events per metric are fixed by the scale), different content.
-    assert_eq!(
-        lines(&other)
-            .iter()
-            .filter(|l| l.contains("\"readings\""))
-            .count() as u64,
-        lines(&other).len() as u64
-            - lines(&other)
-                .iter()
-                .filter(|l| l.contains("\"diagnostics\""))
-                .count() as u64
-    );
 }
 
 #[test]

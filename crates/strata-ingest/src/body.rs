@@ -30,18 +30,147 @@ pub struct RawEvent<'a> {
 }
 
 /// Splits a write body into events and parses each one.
+///
+/// Collects [`events`]; prefer that iterator on hot paths, so each event can be normalized (and
+/// its parsed map dropped) while it is still in cache instead of holding every map at once.
 pub fn split_body<'a>(
     body: &'a [u8],
     format: BodyFormat,
     limits: &Limits,
 ) -> Result<Vec<RawEvent<'a>>, BodyError> {
-    match format {
-        BodyFormat::Json => split_json(body, limits),
-        BodyFormat::Ndjson => split_ndjson(body, limits),
+    Ok(events(body, format, limits)?.collect())
+}
+
+/// Checks the body as a whole and returns an iterator that parses one event per step.
+///
+/// Every whole-body error is found before the iterator is returned: a single-object body is
+/// parsed at once, an array body is validated and split into element slices at once (elements are
+/// parsed lazily), and NDJSON has no whole-body error other than being empty.
+pub fn events<'a>(
+    body: &'a [u8],
+    format: BodyFormat,
+    limits: &Limits,
+) -> Result<EventIter<'a>, BodyError> {
+    let event_bytes = limits.event_bytes;
+    let source = match format {
+        BodyFormat::Json => json_source(body, limits)?,
+        BodyFormat::Ndjson => {
+            if body.iter().all(|&b| is_json_whitespace(b)) {
+                return Err(BodyError::Empty);
+            }
+            EventSource::Ndjson {
+                lines: body.split(is_newline as fn(&u8) -> bool).enumerate(),
+            }
+        }
+    };
+    Ok(EventIter {
+        body,
+        event_bytes,
+        next_index: 0,
+        source,
+    })
+}
+
+/// The events of one body, parsed one per `next`. See [`events`].
+pub struct EventIter<'a> {
+    body: &'a [u8],
+    event_bytes: usize,
+    next_index: usize,
+    source: EventSource<'a>,
+}
+
+enum EventSource<'a> {
+    /// A body that was a single object, already parsed (or already found too large).
+    Single(Option<RawEvent<'a>>),
+    Array(std::vec::IntoIter<&'a RawValue>),
+    Ndjson {
+        lines: NumberedLines<'a>,
+    },
+}
+
+/// The body's lines, each with its 0-based line index.
+type NumberedLines<'a> = std::iter::Enumerate<std::slice::Split<'a, u8, fn(&u8) -> bool>>;
+
+impl<'a> Iterator for EventIter<'a> {
+    type Item = RawEvent<'a>;
+
+    fn next(&mut self) -> Option<RawEvent<'a>> {
+        let event = match &mut self.source {
+            EventSource::Single(event) => event.take()?,
+            EventSource::Array(elements) => {
+                let raw = elements.next()?.get().as_bytes();
+                if raw.len() > self.event_bytes {
+                    return self.advance(too_large(self.next_index, raw, self.event_bytes));
+                }
+                let body = self.body;
+                self.parse_one(raw, |err, raw| {
+                    // The array was validated as a whole, so this is only reachable through
+                    // limits the element parse applies on its own (nesting depth).
+                    let offset = byte_offset_in(body, raw) + line_column_offset(raw, err);
+                    let (line, column) = line_and_column(body, offset);
+                    (line, column)
+                })
+            }
+            EventSource::Ndjson { lines } => {
+                let (line_index, line, raw) = lines.find_map(|(line_index, line)| {
+                    // Trimming also drops the `\r` of CRLF line ends.
+                    let raw = trim_json_whitespace(line);
+                    (!raw.is_empty()).then_some((line_index, line, raw))
+                })?;
+                let line_number = line_index + 1;
+                if raw.len() > self.event_bytes {
+                    too_large(self.next_index, raw, self.event_bytes)
+                } else {
+                    // The untrimmed line is parsed so serde's column counts from the line start.
+                    let mut event = self.parse_one(line, |err, _| (line_number, err.column()));
+                    event.raw = raw;
+                    event
+                }
+            }
+        };
+        self.advance(event)
     }
 }
 
-fn split_json<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<RawEvent<'a>>, BodyError> {
+impl<'a> EventIter<'a> {
+    fn advance(&mut self, event: RawEvent<'a>) -> Option<RawEvent<'a>> {
+        debug_assert_eq!(event.index, self.next_index);
+        self.next_index += 1;
+        Some(event)
+    }
+
+    /// Parses one event's bytes (already checked against the size limit); `position` maps a
+    /// parse error to the body's line and column.
+    fn parse_one(
+        &self,
+        bytes: &'a [u8],
+        position: impl FnOnce(&serde_json::Error, &[u8]) -> (usize, usize),
+    ) -> RawEvent<'a> {
+        let index = self.next_index;
+        let parsed = parse_event(bytes).map_err(|failure| match failure {
+            EventParseFailure::NotAnObject(found) => EventError::NotAnObject { found },
+            EventParseFailure::Malformed(err) => {
+                let (line, column) = position(&err, bytes);
+                EventError::Malformed {
+                    line,
+                    column,
+                    message: error_message(&err),
+                }
+            }
+        });
+        RawEvent {
+            index,
+            raw: bytes,
+            parsed,
+        }
+    }
+}
+
+fn is_newline(byte: &u8) -> bool {
+    *byte == b'\n'
+}
+
+fn json_source<'a>(body: &'a [u8], limits: &Limits) -> Result<EventSource<'a>, BodyError> {
     let trimmed = trim_json_whitespace(body);
     let Some(&first) = trimmed.first() else {
         return Err(BodyError::Empty);
@@ -49,7 +178,11 @@ fn split_json<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<RawEvent<'a>>, 
     match first {
         b'{' => {
             if trimmed.len() > limits.event_bytes {
-                return Ok(vec![too_large(0, trimmed, limits)]);
+                return Ok(EventSource::Single(Some(too_large(
+                    0,
+                    trimmed,
+                    limits.event_bytes,
+                ))));
             }
             // The whole body is parsed (not `trimmed`) so error positions are the body's own.
             let map = serde_json::from_slice::<Map<String, JsonValue>>(body).map_err(|err| {
@@ -64,43 +197,18 @@ fn split_json<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<RawEvent<'a>>, 
                 }
                 error
             })?;
-            Ok(vec![RawEvent {
+            Ok(EventSource::Single(Some(RawEvent {
                 index: 0,
                 raw: trimmed,
                 parsed: Ok(map),
-            }])
+            })))
         }
         b'[' => {
             // Borrowed raw slices give every element's exact bytes without re-serializing; each
             // element is then parsed on its own so one bad element rejects only itself.
             let elements = serde_json::from_slice::<Vec<&RawValue>>(body)
                 .map_err(|err| body_error(body, &err))?;
-            let events = elements
-                .into_iter()
-                .enumerate()
-                .map(|(index, element)| {
-                    let raw = element.get().as_bytes();
-                    if raw.len() > limits.event_bytes {
-                        return too_large(index, raw, limits);
-                    }
-                    let parsed = parse_event(raw).map_err(|failure| match failure {
-                        EventParseFailure::NotAnObject(found) => EventError::NotAnObject { found },
-                        EventParseFailure::Malformed(err) => {
-                            // Already validated as a whole, so this is only reachable through
-                            // limits the element parse applies on its own (nesting depth).
-                            let offset = byte_offset_in(body, raw) + line_column_offset(raw, &err);
-                            let (line, column) = line_and_column(body, offset);
-                            EventError::Malformed {
-                                line,
-                                column,
-                                message: error_message(&err),
-                            }
-                        }
-                    });
-                    RawEvent { index, raw, parsed }
-                })
-                .collect();
-            Ok(events)
+            Ok(EventSource::Array(elements.into_iter()))
         }
         _ => match serde_json::from_slice::<IgnoredAny>(body) {
             Err(err) => Err(body_error(body, &err)),
@@ -109,39 +217,6 @@ fn split_json<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<RawEvent<'a>>, 
             }),
         },
     }
-}
-
-fn split_ndjson<'a>(body: &'a [u8], limits: &Limits) -> Result<Vec<RawEvent<'a>>, BodyError> {
-    let mut events = Vec::new();
-    let mut index = 0usize;
-    for (line_index, line) in body.split(|&byte| byte == b'\n').enumerate() {
-        // Trimming also drops the `\r` of CRLF line ends.
-        let raw = trim_json_whitespace(line);
-        if raw.is_empty() {
-            continue;
-        }
-        let line_number = line_index + 1;
-        let event = if raw.len() > limits.event_bytes {
-            too_large(index, raw, limits)
-        } else {
-            // The untrimmed line is parsed so serde's column counts from the line's start.
-            let parsed = parse_event(line).map_err(|failure| match failure {
-                EventParseFailure::NotAnObject(found) => EventError::NotAnObject { found },
-                EventParseFailure::Malformed(err) => EventError::Malformed {
-                    line: line_number,
-                    column: err.column(),
-                    message: error_message(&err),
-                },
-            });
-            RawEvent { index, raw, parsed }
-        };
-        events.push(event);
-        index += 1;
-    }
-    if events.is_empty() {
-        return Err(BodyError::Empty);
-    }
-    Ok(events)
 }
 
 enum EventParseFailure {
@@ -164,13 +239,13 @@ fn parse_event(bytes: &[u8]) -> Result<Map<String, JsonValue>, EventParseFailure
     }
 }
 
-fn too_large<'a>(index: usize, raw: &'a [u8], limits: &Limits) -> RawEvent<'a> {
+fn too_large(index: usize, raw: &[u8], limit: usize) -> RawEvent<'_> {
     RawEvent {
         index,
         raw,
         parsed: Err(EventError::TooLarge {
             bytes: raw.len(),
-            limit: limits.event_bytes,
+            limit,
         }),
     }
 }

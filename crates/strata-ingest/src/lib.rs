@@ -13,7 +13,7 @@ mod normalize;
 mod stats;
 mod timestamp;
 
-pub use body::{split_body, BodyFormat, RawEvent};
+pub use body::{events, split_body, BodyFormat, EventIter, RawEvent};
 pub use error::{BodyError, EventError, ACCEPTED_TIMESTAMP_FORMS};
 pub use hash::{content_hash, series_hash, series_hash_of_text, NO_SERIES};
 pub use metric::{metric_name, MetricKeyConfig, DEFAULT_METRIC_KEY};

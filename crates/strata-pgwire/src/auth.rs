@@ -1,0 +1,255 @@
+//! Startup: cleartext password login (user = tenant name, password = one of its keys), then the
+//! connection's own tenant session, and the cancel-key registry.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
+    DefaultServerParameterProvider, StartupHandler,
+};
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::{
+    ClientInfo, PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
+    METADATA_USER,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::startup::Authentication;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use strata_catalog::{DynCatalog, Tenant};
+use strata_core::Role;
+use strata_query::model::MetricModel;
+use strata_query::rewrite::{AliasResolver, CATALOG_NAME};
+use strata_query::{QueryEngine, TenantSession};
+use tokio::sync::watch;
+
+use crate::errors::{auth_failed, pg_error, INTERNAL_ERROR};
+
+/// Longest user name or password looked up; longer ones fail like a wrong password.
+pub const MAX_CREDENTIAL_BYTES: usize = 1024;
+
+/// One authenticated connection: its tenant's session and its cancel signal. Stored in the
+/// pgwire client's session extensions, so it lives exactly as long as the connection.
+pub struct Connection {
+    pub tenant: Tenant,
+    pub session: TenantSession,
+    /// The same alias rewrite the session applies, for planning-only work (Describe).
+    pub resolver: AliasResolver,
+    pub cancel: Arc<CancelSignal>,
+    _registration: CancelRegistration,
+}
+
+/// Bumped by each cancel request; a running statement watches it.
+#[derive(Debug)]
+pub struct CancelSignal {
+    generation: watch::Sender<u64>,
+}
+
+impl CancelSignal {
+    fn new() -> Self {
+        CancelSignal {
+            generation: watch::Sender::new(0),
+        }
+    }
+
+    /// A receiver that fires on the next cancel request (not on earlier ones).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    fn cancel(&self) {
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
+    }
+}
+
+/// Waits until a cancel request arrives after `receiver` was made; never, if the connection is
+/// gone.
+pub async fn cancelled(receiver: &mut watch::Receiver<u64>) {
+    if receiver.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+type CancelKey = (i32, Vec<u8>);
+
+/// Connections by their (pid, secret key), for cancel requests that arrive on a new socket.
+#[derive(Debug, Default)]
+pub struct CancelRegistry {
+    connections: Mutex<HashMap<CancelKey, Arc<CancelSignal>>>,
+}
+
+impl CancelRegistry {
+    fn register(self: &Arc<Self>, key: CancelKey, signal: Arc<CancelSignal>) -> CancelRegistration {
+        if let Ok(mut map) = self.connections.lock() {
+            map.insert(key.clone(), signal);
+        }
+        CancelRegistration {
+            key,
+            registry: self.clone(),
+        }
+    }
+
+    fn cancel(&self, key: &CancelKey) -> bool {
+        let signal = match self.connections.lock() {
+            Ok(map) => map.get(key).cloned(),
+            Err(_) => None,
+        };
+        match signal {
+            Some(signal) => {
+                signal.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Removes the connection from the registry when the connection ends.
+struct CancelRegistration {
+    key: CancelKey,
+    registry: Arc<CancelRegistry>,
+}
+
+impl Drop for CancelRegistration {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.registry.connections.lock() {
+            map.remove(&self.key);
+        }
+    }
+}
+
+pub struct StrataCancelHandler {
+    pub registry: Arc<CancelRegistry>,
+}
+
+#[async_trait]
+impl CancelHandler for StrataCancelHandler {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let key = (request.pid, request.secret_key.to_bytes().to_vec());
+        let found = self.registry.cancel(&key);
+        tracing::debug!(pid = request.pid, found, "Postgres cancel request");
+    }
+}
+
+pub struct StrataStartupHandler {
+    pub engine: QueryEngine,
+    pub catalog: DynCatalog,
+    pub registry: Arc<CancelRegistry>,
+    pub keys: RandomPidSecretKeyGenerator,
+}
+
+impl StrataStartupHandler {
+    /// The tenant when `user` names it and `password` is one of its keys allowed to read.
+    async fn authenticate(&self, user: &str, password: &str) -> PgWireResult<Option<Tenant>> {
+        if user.len() > MAX_CREDENTIAL_BYTES || password.len() > MAX_CREDENTIAL_BYTES {
+            return Ok(None);
+        }
+        let internal = |e: strata_catalog::CatalogError| {
+            tracing::error!(error = %e, "catalog failure during Postgres login");
+            pg_error(INTERNAL_ERROR, "could not check the credentials")
+        };
+        let named = self.catalog.tenant_by_name(user).await.map_err(internal)?;
+        // Checked even for an unknown user so both failures cost the same lookups.
+        let keyed = self.catalog.authenticate(password).await.map_err(internal)?;
+        Ok(match (named, keyed) {
+            (Some(named), Some((tenant, key)))
+                if tenant.id == named.id && key.tenant == named.id && key.role.allows(Role::Read) =>
+            {
+                Some(named)
+            }
+            _ => None,
+        })
+    }
+
+    async fn open(&self, tenant: Tenant, key: CancelKey) -> PgWireResult<Connection> {
+        let session = self.engine.session(tenant.id).await.map_err(|e| {
+            tracing::error!(error = %e, tenant = tenant.id, "opening a Postgres session");
+            pg_error(INTERNAL_ERROR, "could not open a session")
+        })?;
+        // pg_catalog reads the session's own catalog list, which holds only this tenant's
+        // tables: psql's \dt and BI tools' metadata queries see nothing else.
+        setup_pg_catalog(session.context(), CATALOG_NAME, EmptyContextProvider).map_err(|e| {
+            tracing::error!(error = %e, "registering pg_catalog");
+            pg_error(INTERNAL_ERROR, "could not open a session")
+        })?;
+        let schema = self.catalog.schema(tenant.id).await.map_err(|e| {
+            tracing::error!(error = %e, "reading the tenant schema for a Postgres session");
+            pg_error(INTERNAL_ERROR, "could not open a session")
+        })?;
+        let mut resolver = AliasResolver::new();
+        for metric in &schema.metrics {
+            let model = MetricModel::from_catalog(metric);
+            let aliases = Arc::new(model.alias_map());
+            for name in &model.table_names {
+                resolver.add_table(name, aliases.clone());
+            }
+        }
+        let cancel = Arc::new(CancelSignal::new());
+        let registration = self.registry.register(key, cancel.clone());
+        Ok(Connection {
+            tenant,
+            session,
+            resolver,
+            cancel,
+            _registration: registration,
+        })
+    }
+}
+
+fn server_parameters() -> DefaultServerParameterProvider {
+    let mut params = DefaultServerParameterProvider::default();
+    params.server_version = "16.6".to_string();
+    params.is_superuser = false;
+    params.default_transaction_read_only = true;
+    params.time_zone = "UTC".to_string();
+    params
+}
+
+#[async_trait]
+impl StartupHandler for StrataStartupHandler {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::CleartextPassword,
+                    ))
+                    .await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(password) => {
+                let password = password.into_password()?;
+                let user = client
+                    .metadata()
+                    .get(METADATA_USER)
+                    .cloned()
+                    .unwrap_or_default();
+                let Some(tenant) = self.authenticate(&user, &password.password).await? else {
+                    tracing::info!(peer = %client.socket_addr(), "Postgres login refused");
+                    return Err(auth_failed());
+                };
+                let (pid, secret) = self.keys.generate(client);
+                client.set_pid_and_secret_key(pid, secret.clone());
+                let connection = self.open(tenant, (pid, secret.to_bytes().to_vec())).await?;
+                tracing::debug!(tenant = connection.tenant.id, pid, "Postgres login");
+                client.session_extensions().insert(connection);
+                finish_authentication(client, &server_parameters()).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! Postgres wire protocol for Strata: psql, JDBC/libpq drivers and BI tools talk to a tenant's
+//! SQL session.
+//!
+//! - Login: user = tenant name, password = one of its keys with the `read` role or above
+//!   ([`auth`]). Every connection gets its own [`strata_query::TenantSession`] built after
+//!   authentication, so a connection sees only its tenant's tables, `pg_catalog` and
+//!   `information_schema` included.
+//! - Every user statement runs through [`strata_query::TenantSession::execute`], so the
+//!   read-only sandbox, alias rewrite, timeout and memory limit hold on the wire exactly as over
+//!   HTTP ([`handler`]). Transaction statements and harmless client `SET`s are answered locally.
+//! - Bound parameters are type-checked by `arrow-pg`, then substituted into the statement as
+//!   quoted literals ([`params`]) because `execute` takes SQL text.
+//! - Cancel requests end the running statement's stream, which drops (frees) the query.
+
+pub mod auth;
+pub mod errors;
+pub mod handler;
+pub mod params;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use strata_catalog::DynCatalog;
+use strata_query::QueryEngine;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
+
+use crate::handler::StrataHandlers;
+
+/// Connections served at once; further ones are closed right after accept.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Where the server's TLS certificate chain and private key (PEM) are.
+#[derive(Debug, Clone)]
+pub struct TlsPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    pub addr: SocketAddr,
+    /// Serve cleartext passwords on a non-loopback address without TLS.
+    pub allow_insecure: bool,
+    pub tls: Option<TlsPaths>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    #[error(
+        "refusing to serve the Postgres wire protocol on {0} without TLS: passwords would cross \
+         the network in clear text; give a TLS certificate and key, bind a loopback address, or \
+         allow it explicitly (--pg-allow-insecure)"
+    )]
+    InsecureBind(SocketAddr),
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    #[error("Postgres listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Without TLS, passwords (tenant keys) travel in clear text, so only a loopback address is
+/// served unless the operator explicitly allows it.
+pub fn check_bind_policy(addr: &SocketAddr, tls: bool, allow_insecure: bool) -> Result<(), PgError> {
+    if tls || allow_insecure || addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(PgError::InsecureBind(*addr))
+    }
+}
+
+/// Serves Postgres wire connections from `listener` until `shutdown` completes; then stops
+/// accepting and ends the open connections.
+pub async fn serve(
+    listener: TcpListener,
+    engine: QueryEngine,
+    catalog: DynCatalog,
+    config: PgConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), PgError> {
+    let local = listener.local_addr()?;
+    check_bind_policy(&local, config.tls.is_some(), config.allow_insecure)?;
+    let tls = config.tls.as_ref().map(load_tls).transpose()?;
+    let handlers = Arc::new(StrataHandlers::new(engine, catalog));
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    tracing::info!(addr = %local, tls = tls.is_some(), "serving the Postgres wire protocol");
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Usually out of file descriptors; back off instead of spinning.
+                        tracing::warn!(%error, "accepting a Postgres connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, limit = MAX_CONNECTIONS, "too many Postgres connections");
+                    drop(socket);
+                    continue;
+                };
+                let _ = socket.set_nodelay(true);
+                let tls = tls.clone();
+                let handlers = handlers.clone();
+                connections.spawn(async move {
+                    let _permit = permit;
+                    if let Err(error) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+                        tracing::debug!(%peer, %error, "Postgres connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    tracing::info!(addr = %local, "Postgres wire server stopping");
+    connections.shutdown().await;
+    Ok(())
+}
+
+fn load_tls(paths: &TlsPaths) -> Result<TlsAcceptor, PgError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|e| PgError::Tls(format!("reading {}: {e}", path.display())))
+    };
+    let cert_pem = read(&paths.cert)?;
+    let key_pem = read(&paths.key)?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PgError::Tls(format!("parsing {}: {e}", paths.cert.display())))?;
+    if certs.is_empty() {
+        return Err(PgError::Tls(format!(
+            "{} holds no PEM certificate",
+            paths.cert.display()
+        )));
+    }
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| PgError::Tls(format!("parsing {}: {e}", paths.key.display())))?
+        .ok_or_else(|| {
+            PgError::Tls(format!("{} holds no PEM private key", paths.key.display()))
+        })?;
+    // An explicit provider instead of the process-wide default, which another crate may have
+    // installed differently (or not at all).
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PgError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| PgError::Tls(e.to_string()))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_policy_refuses_cleartext_on_the_network() {
+        let public: SocketAddr = "0.0.0.0:5433".parse().unwrap();
+        let lan: SocketAddr = "192.168.1.4:5433".parse().unwrap();
+        let loopback: SocketAddr = "127.0.0.1:5433".parse().unwrap();
+        let loopback6: SocketAddr = "[::1]:5433".parse().unwrap();
+        assert!(matches!(
+            check_bind_policy(&public, false, false),
+            Err(PgError::InsecureBind(_))
+        ));
+        assert!(check_bind_policy(&lan, false, false).is_err());
+        assert!(check_bind_policy(&public, true, false).is_ok());
+        assert!(check_bind_policy(&public, false, true).is_ok());
+        assert!(check_bind_policy(&loopback, false, false).is_ok());
+        assert!(check_bind_policy(&loopback6, false, false).is_ok());
+    }
+
+    #[test]
+    fn tls_setup_reports_missing_files() {
+        let missing = TlsPaths {
+            cert: PathBuf::from("/nonexistent/cert.pem"),
+            key: PathBuf::from("/nonexistent/key.pem"),
+        };
+        assert!(matches!(load_tls(&missing), Err(PgError::Tls(_))));
+    }
+}

@@ -1,0 +1,202 @@
+//! Issue 4 through the real server: `/api/v1/sql` formats, the seed's alias examples on data
+//! stored before any schema existed, read-your-writes, the sandbox and tenant isolation.
+
+mod common;
+
+use common::TestServer;
+use serde_json::{json, Value};
+
+fn ok_rows(answer: &common::Answer) -> Vec<Value> {
+    assert_eq!(answer.status, 200, "sql failed: {}", answer.text);
+    answer.body["rows"].as_array().expect("rows").clone()
+}
+
+fn seed_thermostat(server: &TestServer, key: &str) {
+    // Three devices send the same quantity under three names, before any schema exists.
+    let answer = server.post(
+        "/api/v1/write",
+        key,
+        &json!([
+            {"metrictype": "thermostat", "timestamp": "2017-05-01T00:00:00Z", "name": "a", "temp": "20.5"},
+            {"metrictype": "thermostat", "timestamp": "2017-05-01T00:01:00Z", "name": "b", "temperature": 21},
+            {"metrictype": "thermostat", "timestamp": "2017-05-01T00:02:00Z", "name": "c", "tmp": "22"},
+            {"metrictype": "thermostat", "timestamp": "2017-05-01T00:03:00Z", "name": "d", "temp": "hot"},
+        ]),
+    );
+    assert_eq!(answer.body["accepted"], 4, "{}", answer.text);
+}
+
+#[test]
+fn select_temp_means_temp_temperature_and_tmp() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("dpi");
+    seed_thermostat(&server, &admin);
+
+    // Before any schema: every incoming name is a string column.
+    let rows = ok_rows(&server.sql(&admin, "SELECT temp, temperature, tmp FROM thermostat ORDER BY timestamp"));
+    assert_eq!(rows[0], json!(["20.5", null, null]));
+    assert_eq!(rows[1], json!([null, "21", null]));
+
+    // Formalize: one double field with two aliases. No data is rewritten.
+    let put = server.put(
+        "/api/v1/schema/metrics/thermostat/fields/temperature",
+        &admin,
+        &json!({"type": "double", "aliases": ["temp", "tmp"]}),
+    );
+    assert_eq!(put.status, 200, "{}", put.text);
+
+    let answer = server.sql(&admin, "SELECT temp FROM thermostat ORDER BY timestamp");
+    assert_eq!(answer.body["columns"], json!([{"name": "temp", "type": "double"}]), "{}", answer.text);
+    assert_eq!(ok_rows(&answer), vec![json!([20.5]), json!([21.0]), json!([22.0]), json!([null])]);
+
+    // The alias works in WHERE, GROUP BY, ORDER BY and functions; SELECT * shows the field once.
+    let rows = ok_rows(&server.sql(&admin, "SELECT name FROM thermostat WHERE tmp > 20.6 ORDER BY temp DESC"));
+    assert_eq!(rows, vec![json!(["c"]), json!(["b"])]);
+    let rows = ok_rows(&server.sql(&admin, "SELECT round(avg(temp), 2) FROM thermostat"));
+    assert_eq!(rows, vec![json!([21.17])]);
+    let star = server.sql(&admin, "SELECT * FROM thermostat LIMIT 1");
+    let columns: Vec<&str> = star.body["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(columns, vec!["timestamp", "temperature", "name"], "{}", star.text);
+
+    // A value that does not fit the type reads NULL, and its raw text stays retrievable.
+    let raw = ok_rows(&server.sql(&admin, "SELECT temp FROM strata_raw('thermostat') WHERE name = 'd'"));
+    assert_eq!(raw, vec![json!(["hot"])]);
+
+    // Rename keeps old queries working and never changes which value a row returns.
+    let renamed = server.patch(
+        "/api/v1/schema/metrics/thermostat/fields/temperature",
+        &admin,
+        &json!({"rename_to": "temp_c"}),
+    );
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    let rows = ok_rows(&server.sql(&admin, "SELECT temperature, temp_c FROM thermostat ORDER BY timestamp"));
+    assert_eq!(rows[0], json!([20.5, 20.5]));
+    assert_eq!(rows[2], json!([22.0, 22.0]));
+}
+
+#[test]
+fn formats_json_csv_ndjson_arrow() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("t");
+    seed_thermostat(&server, &admin);
+    let query = "SELECT name, temp FROM thermostat ORDER BY name LIMIT 2";
+
+    let csv = server.post("/api/v1/sql", &admin, &json!({"sql": query, "format": "csv"}));
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.text, "name,temp\na,20.5\nb,\n");
+
+    let nd = server.post("/api/v1/sql", &admin, &json!({"sql": query, "format": "ndjson"}));
+    let lines: Vec<Value> = nd.text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines, vec![json!({"name": "a", "temp": "20.5"}), json!({"name": "b", "temp": null})]);
+
+    let arrow = server.send(
+        server
+            .request(reqwest::Method::POST, "/api/v1/sql", Some(&admin))
+            .json(&json!({"sql": query, "format": "arrow"})),
+    );
+    assert_eq!(arrow.status, 200);
+    let resp = server
+        .request(reqwest::Method::POST, "/api/v1/sql", Some(&admin))
+        .json(&json!({"sql": query, "format": "arrow"}))
+        .send()
+        .unwrap();
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/vnd.apache.arrow.stream"
+    );
+    let bytes = resp.bytes().unwrap();
+    // An IPC stream starts with the continuation marker and ends with the end-of-stream marker.
+    assert_eq!(&bytes[..4], &[0xff, 0xff, 0xff, 0xff]);
+    assert_eq!(&bytes[bytes.len() - 8..], &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+
+    let bad = server.post("/api/v1/sql", &admin, &json!({"sql": query, "format": "xml"}));
+    assert_eq!(bad.status, 400);
+    assert!(bad.error().contains("xml"));
+    let empty = ok_rows(&server.sql(&admin, "SELECT name FROM thermostat WHERE false"));
+    assert!(empty.is_empty());
+}
+
+#[test]
+fn read_your_writes() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("t");
+    for i in 0..20 {
+        let answer = server.post("/api/v1/write", &admin, &json!({"metrictype": "m", "timestamp": i, "v": i}));
+        assert_eq!(answer.body["accepted"], 1);
+        let rows = ok_rows(&server.sql(&admin, "SELECT count(*) FROM m"));
+        assert_eq!(rows[0][0], i + 1, "acknowledged write {i} must be visible to the next query");
+    }
+}
+
+#[test]
+fn sandbox_refuses_writes_ddl_and_files_with_clear_errors() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("t");
+    seed_thermostat(&server, &admin);
+    for sql in [
+        "CREATE TABLE x (a INT)",
+        "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+        "INSERT INTO thermostat VALUES (1)",
+        "DELETE FROM thermostat",
+        "DROP TABLE thermostat",
+        "COPY thermostat TO '/tmp/out.csv'",
+        "SET datafusion.execution.batch_size = 1",
+        "SELECT * FROM '/etc/passwd'",
+    ] {
+        let answer = server.sql(&admin, sql);
+        assert_eq!(answer.status, 400, "{sql}: {}", answer.text);
+        assert!(!answer.error().is_empty());
+        assert!(!answer.error().contains(server.data_dir().to_str().unwrap()), "{sql}: leaks path");
+    }
+    assert!(!std::path::Path::new("/tmp/out.csv").exists());
+    let syntax = server.sql(&admin, "SELEC 1");
+    assert_eq!(syntax.status, 400);
+    let missing = server.sql(&admin, "SELECT * FROM nope");
+    assert_eq!(missing.status, 400);
+    assert!(missing.error().contains("nope"), "{}", missing.text);
+    let write_key = server.create_key(&admin, "write");
+    assert_eq!(server.sql(&write_key, "SELECT 1").status, 403);
+}
+
+#[test]
+fn tenants_are_sealed_in_sql() {
+    let server = TestServer::start();
+    let a = server.create_tenant("alpha");
+    let b = server.create_tenant("beta");
+    seed_thermostat(&server, &a);
+    server.post("/api/v1/write", &a, &json!({"metrictype": "m", "oops": 1}));
+
+    let answer = server.sql(&b, "SELECT * FROM thermostat");
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    assert!(!answer.text.contains("alpha"));
+    let tables = ok_rows(&server.sql(&b, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"));
+    assert!(tables.is_empty(), "{tables:?}");
+    assert_eq!(ok_rows(&server.sql(&b, "SELECT count(*) FROM strata.errors"))[0][0], 0);
+    assert_eq!(ok_rows(&server.sql(&b, "SELECT count(*) FROM strata.unknown_fields"))[0][0], 0);
+    let raw = server.sql(&b, "SELECT * FROM strata_raw('thermostat')");
+    assert_eq!(raw.status, 400, "{}", raw.text);
+    // Tenant a sees its own.
+    let tables = ok_rows(&server.sql(&a, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"));
+    assert!(tables.contains(&json!(["thermostat"])), "{tables:?}");
+}
+
+#[test]
+fn explain_shows_partitions_and_alias_expansion() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("t");
+    seed_thermostat(&server, &admin);
+    server.put(
+        "/api/v1/schema/metrics/thermostat/fields/temperature",
+        &admin,
+        &json!({"type": "double", "aliases": ["temp", "tmp"]}),
+    );
+    let answer = server.sql(
+        &admin,
+        "EXPLAIN SELECT temp FROM thermostat WHERE timestamp >= TIMESTAMP '2017-05-01T00:00:00Z'",
+    );
+    let plan = answer.text.clone();
+    assert_eq!(answer.status, 200, "{plan}");
+    assert!(plan.contains("hot_2017-05-01"), "{plan}");
+    assert!(plan.contains("temperature"), "{plan}");
+    assert!(plan.contains("tmp"), "{plan}");
+}
