@@ -215,8 +215,8 @@ impl TenantSession {
     }
 
     async fn plan_and_start(&self, sql: &str) -> Result<SendableRecordBatchStream, QueryError> {
-        let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
-            .map_err(QueryError::from)?;
+        let mut statements =
+            DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(QueryError::from)?;
         if statements.len() != 1 {
             return Err(QueryError::Sql(format!(
                 "expected exactly one statement, got {}",
