@@ -87,6 +87,10 @@ pub struct Metric {
     pub timestamp_patterns: Vec<String>,
     /// Ordered; field ids, so they survive renames.
     pub series_keys: Vec<FieldId>,
+    /// Whether every stored row's series hash comes from the current series keys and their
+    /// names. False once the keys (or a key field's names) changed after data was written: a
+    /// seek by series could then miss older rows, so readers must scan instead.
+    pub series_hashes_exact: bool,
     pub fields: Vec<Field>,
     /// Every key devices sent for this metric, by id.
     pub incoming: Vec<IncomingName>,

@@ -650,6 +650,7 @@ async fn update_metric(
             .bind(metric.id)
             .execute(&mut *conn)
             .await?;
+        mark_series_hashes_stale_if_data(conn, metric.id).await?;
         parts.push(format!(
             "set series keys of metric {:?} to [{}]",
             metric.name,
@@ -734,6 +735,9 @@ async fn declare_field(
     let added = add_field_aliases(conn, &metric, field_id, aliases).await?;
     check_field_name_count(conn, field_id, &display).await?;
     if !added.is_empty() {
+        mark_series_hashes_stale_if_key_field(conn, metric.id, field_id).await?;
+    }
+    if !added.is_empty() {
         text.push_str(&format!("; added aliases {}", quoted_list(&added)));
     }
     Ok(text)
@@ -774,7 +778,10 @@ async fn update_field(
                 Some(LocalOwner::Field { id, .. }) if id == field_id => {}
                 Some(owner) => return Err(local_conflict(&new_name, &owner, &metric.name)),
                 // A new name joins at the end of the precedence order.
-                None => insert_local_name(conn, metric.id, Some(field_id), &new_name).await?,
+                None => {
+                    insert_local_name(conn, metric.id, Some(field_id), &new_name).await?;
+                    mark_series_hashes_stale_if_key_field(conn, metric.id, field_id).await?;
+                }
             }
             sqlx::query("UPDATE fields SET name = ? WHERE id = ?")
                 .bind(&new_name)
@@ -805,6 +812,9 @@ async fn update_field(
         validate::field_level_name("alias", alias)?;
     }
     let added = add_field_aliases(conn, &metric, field_id, &update.add_aliases).await?;
+    if !added.is_empty() || !update.remove_aliases.is_empty() {
+        mark_series_hashes_stale_if_key_field(conn, metric.id, field_id).await?;
+    }
     if !added.is_empty() {
         parts.push(format!(
             "added aliases {} to field {display:?} of metric {:?}",
@@ -883,7 +893,8 @@ async fn load_schema(
     let mut metrics: Vec<Metric> = Vec::new();
     let mut index: HashMap<MetricId, usize> = HashMap::new();
     let rows = sqlx::query(
-        "SELECT id, name, timestamp_patterns, series_keys, created_at_ms FROM metrics \
+        "SELECT id, name, timestamp_patterns, series_keys, series_hashes_exact, created_at_ms \
+         FROM metrics \
          WHERE tenant_id = ? AND deleted_at_ms IS NULL ORDER BY id",
     )
     .bind(tenant)
@@ -901,6 +912,7 @@ async fn load_schema(
             timestamp_aliases: Vec::new(),
             timestamp_patterns: serde_json::from_str(&patterns)?,
             series_keys: serde_json::from_str(&series_keys)?,
+            series_hashes_exact: row.try_get::<i64, _>("series_hashes_exact")? != 0,
             fields: Vec::new(),
             incoming: Vec::new(),
             created_at: ms_to_time(row.try_get("created_at_ms")?)?,
@@ -1683,4 +1695,38 @@ impl Catalog for SqliteCatalog {
         self.invalidate_schema(tenant);
         Ok(())
     }
+}
+
+/// Rows already stored were hashed with the old series keys (or the old names of a key field),
+/// so a seek by the new hash could miss them. Only matters once the metric has data.
+async fn mark_series_hashes_stale_if_data(
+    conn: &mut SqliteConnection,
+    metric_id: MetricId,
+) -> Result<(), CatalogError> {
+    sqlx::query(
+        "UPDATE metrics SET series_hashes_exact = 0 WHERE id = ? \
+         AND EXISTS (SELECT 1 FROM incoming_names WHERE metric_id = ?)",
+    )
+    .bind(metric_id)
+    .bind(metric_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A name change of a series-key field changes which value the write path hashes.
+async fn mark_series_hashes_stale_if_key_field(
+    conn: &mut SqliteConnection,
+    metric_id: MetricId,
+    field_id: FieldId,
+) -> Result<(), CatalogError> {
+    let keys: String = sqlx::query_scalar("SELECT series_keys FROM metrics WHERE id = ?")
+        .bind(metric_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let keys: Vec<FieldId> = serde_json::from_str(&keys)?;
+    if keys.contains(&field_id) {
+        mark_series_hashes_stale_if_data(conn, metric_id).await?;
+    }
+    Ok(())
 }

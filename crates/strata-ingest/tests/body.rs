@@ -268,3 +268,40 @@ fn too_deep_json_is_rejected_per_event_in_arrays_and_ndjson() {
         EventError::Malformed { line: 2, .. }
     ));
 }
+
+#[test]
+fn event_iterator_matches_split_body_and_reports_body_errors_up_front() {
+    let body = b"{\"a\":1}\n\n5\n{\"b\":\n{\"c\":3}\n";
+    let collected: Vec<_> = strata_ingest::events(body, BodyFormat::Ndjson, &limits())
+        .unwrap()
+        .map(|e| (e.index, e.raw, e.parsed.map_err(|err| err.to_string())))
+        .collect();
+    let split: Vec<_> = split(body, BodyFormat::Ndjson)
+        .into_iter()
+        .map(|e| (e.index, e.raw, e.parsed.map_err(|err| err.to_string())))
+        .collect();
+    assert_eq!(collected, split);
+    assert_eq!(collected.len(), 4);
+    assert!(collected[3].2.is_ok());
+
+    assert!(matches!(
+        strata_ingest::events(b"[{\"a\":1}, {\"b\"", BodyFormat::Json, &limits()),
+        Err(BodyError::Malformed { .. })
+    ));
+    assert!(matches!(
+        strata_ingest::events(b" \n ", BodyFormat::Ndjson, &limits()),
+        Err(BodyError::Empty)
+    ));
+}
+
+#[test]
+fn ndjson_size_limit_ignores_surrounding_whitespace() {
+    let limits = Limits {
+        event_bytes: 7,
+        ..Limits::default()
+    };
+    let body = b"      {\"a\":1}      \r\n";
+    let events = split_body(body, BodyFormat::Ndjson, &limits).unwrap();
+    assert_eq!(events[0].raw, b"{\"a\":1}");
+    assert!(events[0].parsed.is_ok(), "{:?}", events[0].parsed);
+}

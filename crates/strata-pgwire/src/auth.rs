@@ -156,10 +156,16 @@ impl StrataStartupHandler {
         };
         let named = self.catalog.tenant_by_name(user).await.map_err(internal)?;
         // Checked even for an unknown user so both failures cost the same lookups.
-        let keyed = self.catalog.authenticate(password).await.map_err(internal)?;
+        let keyed = self
+            .catalog
+            .authenticate(password)
+            .await
+            .map_err(internal)?;
         Ok(match (named, keyed) {
             (Some(named), Some((tenant, key)))
-                if tenant.id == named.id && key.tenant == named.id && key.role.allows(Role::Read) =>
+                if tenant.id == named.id
+                    && key.tenant == named.id
+                    && key.role.allows(Role::Read) =>
             {
                 Some(named)
             }
@@ -213,7 +219,11 @@ fn server_parameters() -> DefaultServerParameterProvider {
 
 #[async_trait]
 impl StartupHandler for StrataStartupHandler {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,

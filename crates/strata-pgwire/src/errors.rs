@@ -67,10 +67,12 @@ fn sql_state_of(message: &str) -> &'static str {
         SYNTAX_ERROR
     } else if lower.contains("table") && lower.contains("not found") {
         UNDEFINED_TABLE
-    } else if lower.contains("no field named") || lower.contains("column") && lower.contains("not found")
+    } else if lower.contains("no field named")
+        || lower.contains("column") && lower.contains("not found")
     {
         UNDEFINED_COLUMN
-    } else if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found")
+    } else if lower.contains("invalid function")
+        || lower.contains("function") && lower.contains("not found")
     {
         UNDEFINED_FUNCTION
     } else if lower.contains("not supported") || lower.contains("not implemented") {
@@ -105,11 +107,15 @@ mod tests {
         );
         assert_eq!(sql("Invalid function 'nope'"), UNDEFINED_FUNCTION);
         assert_eq!(
-            code(query_error(QueryError::Refused("statement not allowed: DROP TABLE".into()))),
+            code(query_error(QueryError::Refused(
+                "statement not allowed: DROP TABLE".into()
+            ))),
             INSUFFICIENT_PRIVILEGE
         );
         assert_eq!(
-            code(query_error(QueryError::Timeout(std::time::Duration::from_secs(1)))),
+            code(query_error(QueryError::Timeout(
+                std::time::Duration::from_secs(1)
+            ))),
             QUERY_CANCELED
         );
         assert_eq!(

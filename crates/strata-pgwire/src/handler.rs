@@ -22,8 +22,8 @@ use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ErrorHandler, PgWireServerHandlers,
-    RandomPidSecretKeyGenerator, Type, METADATA_APPLICATION_NAME,
+    ClientInfo, ClientPortalStore, ErrorHandler, PgWireServerHandlers, RandomPidSecretKeyGenerator,
+    Type, METADATA_APPLICATION_NAME,
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
@@ -225,7 +225,9 @@ fn classify(statement: &Statement, client: &dyn ClientInfo) -> PgWireResult<Opti
     Ok(Some(match statement {
         Statement::StartTransaction { .. } => Local::Begin,
         Statement::Commit { .. } => Local::Commit,
-        Statement::Rollback { savepoint: None, .. } => Local::Rollback,
+        Statement::Rollback {
+            savepoint: None, ..
+        } => Local::Rollback,
         Statement::Discard { .. } => Local::Discard,
         Statement::Set(_) => {
             let name = set_target(&statement.to_string());
@@ -244,7 +246,10 @@ fn classify(statement: &Statement, client: &dyn ClientInfo) -> PgWireResult<Opti
                 .collect::<Vec<_>>()
                 .join(" ");
             let value = show_value(&name, client).ok_or_else(|| {
-                pg_error("42704", format!("unrecognized configuration parameter \"{name}\""))
+                pg_error(
+                    "42704",
+                    format!("unrecognized configuration parameter \"{name}\""),
+                )
             })?;
             Local::Show { name, value }
         }
@@ -550,7 +555,9 @@ impl ExtendedQueryHandler for QueryService {
                 param_types,
                 schema,
             } => {
-                let server_types = self.parser.get_parameter_types(&portal.statement.statement)?;
+                let server_types = self
+                    .parser
+                    .get_parameter_types(&portal.statement.statement)?;
                 let server_refs: Vec<Option<&Type>> = server_types.iter().map(Some).collect();
                 let inferred: Vec<Option<&DataType>> =
                     param_types.iter().map(|t| t.as_ref()).collect();

@@ -66,7 +66,11 @@ pub enum PgError {
 
 /// Without TLS, passwords (tenant keys) travel in clear text, so only a loopback address is
 /// served unless the operator explicitly allows it.
-pub fn check_bind_policy(addr: &SocketAddr, tls: bool, allow_insecure: bool) -> Result<(), PgError> {
+pub fn check_bind_policy(
+    addr: &SocketAddr,
+    tls: bool,
+    allow_insecure: bool,
+) -> Result<(), PgError> {
     if tls || allow_insecure || addr.ip().is_loopback() {
         Ok(())
     } else {
@@ -144,9 +148,7 @@ fn load_tls(paths: &TlsPaths) -> Result<TlsAcceptor, PgError> {
     }
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|e| PgError::Tls(format!("parsing {}: {e}", paths.key.display())))?
-        .ok_or_else(|| {
-            PgError::Tls(format!("{} holds no PEM private key", paths.key.display()))
-        })?;
+        .ok_or_else(|| PgError::Tls(format!("{} holds no PEM private key", paths.key.display())))?;
     // An explicit provider instead of the process-wide default, which another crate may have
     // installed differently (or not at all).
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -139,7 +139,10 @@ fn literal_text(value: &ScalarValue) -> Result<String, PgWireError> {
                 .chars()
                 .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
             {
-                return Err(pg_error(INVALID_PARAMETER_VALUE, "invalid numeric parameter"));
+                return Err(pg_error(
+                    INVALID_PARAMETER_VALUE,
+                    "invalid numeric parameter",
+                ));
             }
             digits
         }

@@ -180,8 +180,10 @@ impl MetricModel {
             .iter()
             .filter_map(|field_id| column_of_field.get(field_id).copied())
             .collect();
-        let series_keys_complete =
-            !metric.series_keys.is_empty() && series_key_columns.len() == metric.series_keys.len();
+        // A seek is only exact when every stored row was hashed from the current keys.
+        let series_keys_complete = metric.series_hashes_exact
+            && !metric.series_keys.is_empty()
+            && series_key_columns.len() == metric.series_keys.len();
         let mut incoming: Vec<Source> = metric
             .incoming
             .iter()

@@ -45,9 +45,7 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
-        .ok_or_else(|| {
-            ApiError::unauthorized("Authorization header must be `Bearer <key>`")
-        })?
+        .ok_or_else(|| ApiError::unauthorized("Authorization header must be `Bearer <key>`"))?
         .trim();
     if token.is_empty() {
         return Err(ApiError::unauthorized("empty bearer token"));

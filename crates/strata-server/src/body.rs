@@ -53,9 +53,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "request body is empty; expected a JSON object",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|err| {
-        ApiError::bad_request(format!(
-            "invalid request body: {err}"
-        ))
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::bad_request(format!("invalid request body: {err}")))
 }

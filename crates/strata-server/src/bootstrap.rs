@@ -27,7 +27,12 @@ pub fn operator_token(data_dir: &Path, given: Option<&str>) -> Result<String, Se
         }
         Ok(_) => {}
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => return Err(ServerError::OperatorToken(format!("{}: {err}", path.display()))),
+        Err(err) => {
+            return Err(ServerError::OperatorToken(format!(
+                "{}: {err}",
+                path.display()
+            )))
+        }
     }
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);

@@ -3,8 +3,8 @@
 //! serves until the shutdown future resolves.
 
 mod auth;
-mod bootstrap;
 mod body;
+mod bootstrap;
 mod error;
 mod routes;
 mod state;

@@ -79,8 +79,8 @@ pub async fn write(
     request: Request,
 ) -> Result<Json<JsonValue>, ApiError> {
     caller.require(Role::Write)?;
-    let Query(query) =
-        Query::<WriteQuery>::try_from_uri(&uri).map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(query) = Query::<WriteQuery>::try_from_uri(&uri)
+        .map_err(|e| ApiError::bad_request(e.body_text()))?;
     let tenant = caller.tenant.id;
     let limits = state.limits().clone();
     let format = if is_ndjson(
@@ -364,4 +364,3 @@ async fn log_body_failure(state: &AppState, tenant: i64, stage: &str, reason: &s
         tracing::error!("could not record a rejected body in the error log: {err}");
     }
 }
-

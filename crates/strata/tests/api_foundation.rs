@@ -47,7 +47,10 @@ fn operator_token_file_is_private_and_reused() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "operator.token mode {mode:o}");
     }
-    assert!(server.log().contains("operator.token"), "log names the token file");
+    assert!(
+        server.log().contains("operator.token"),
+        "log names the token file"
+    );
     server.restart();
     assert_eq!(server.operator_token(), token, "token survives restart");
 }
@@ -88,8 +91,18 @@ fn auth_failures_are_401_and_403_with_json_errors() {
     let answer = server.get("/api/v1/schema", &op);
     assert_eq!(answer.status, 403, "{}", answer.text);
     // Roles.
-    assert_eq!(server.post("/api/v1/keys", &read, &json!({"role": "read"})).status, 403);
-    assert_eq!(server.post("/api/v1/keys", &write, &json!({"role": "read"})).status, 403);
+    assert_eq!(
+        server
+            .post("/api/v1/keys", &read, &json!({"role": "read"}))
+            .status,
+        403
+    );
+    assert_eq!(
+        server
+            .post("/api/v1/keys", &write, &json!({"role": "read"}))
+            .status,
+        403
+    );
     assert_eq!(server.get("/api/v1/keys", &read).status, 403);
     assert_eq!(server.get("/api/v1/settings", &write).status, 403);
     assert_eq!(server.get("/api/v1/schema", &write).status, 403);
@@ -129,14 +142,24 @@ fn tenants_validate_names_and_bodies() {
             answer.error()
         );
     }
-    let answer = server.post_raw("/api/v1/tenants", &op, "application/json", b"{\"name\":".to_vec());
+    let answer = server.post_raw(
+        "/api/v1/tenants",
+        &op,
+        "application/json",
+        b"{\"name\":".to_vec(),
+    );
     assert_eq!(answer.status, 400, "{}", answer.text);
     assert!(answer.error().contains("line 1"), "{}", answer.text);
     let answer = server.post_raw("/api/v1/tenants", &op, "application/json", Vec::new());
     assert_eq!(answer.status, 400);
     // Schema endpoints refuse bodies over 1 MiB.
     let huge = format!("{{\"name\":\"{}\"}}", "x".repeat(1024 * 1024 + 10));
-    let answer = server.post_raw("/api/v1/tenants", &op, "application/json", huge.into_bytes());
+    let answer = server.post_raw(
+        "/api/v1/tenants",
+        &op,
+        "application/json",
+        huge.into_bytes(),
+    );
     assert_eq!(answer.status, 413, "{}", answer.text);
     assert!(answer.error().contains("limit"), "{}", answer.text);
 
@@ -168,19 +191,37 @@ fn keys_create_list_revoke_and_stay_in_their_tenant() {
 
     let listed = server.get("/api/v1/keys", &admin_a);
     assert_eq!(listed.status, 200);
-    assert!(listed.body["keys"].as_array().unwrap().iter().any(|k| k["id"] == key_id.as_str()));
-    assert!(!listed.text.contains(&secret), "list must not reveal secrets");
-    assert!(!listed.text.contains(&admin_a), "list must not reveal secrets");
+    assert!(listed.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["id"] == key_id.as_str()));
+    assert!(
+        !listed.text.contains(&secret),
+        "list must not reveal secrets"
+    );
+    assert!(
+        !listed.text.contains(&admin_a),
+        "list must not reveal secrets"
+    );
     // Tenant b does not see a's keys and cannot revoke them.
     let listed_b = server.get("/api/v1/keys", &admin_b);
     assert!(!listed_b.text.contains(&key_id));
     let answer = server.delete(&format!("/api/v1/keys/{key_id}"), &admin_b);
     assert_eq!(answer.status, 404, "{}", answer.text);
-    assert_eq!(server.get("/api/v1/schema", &secret).status, 200, "still valid");
+    assert_eq!(
+        server.get("/api/v1/schema", &secret).status,
+        200,
+        "still valid"
+    );
 
     let revoked = server.delete(&format!("/api/v1/keys/{key_id}"), &admin_a);
     assert_eq!(revoked.status, 200, "{}", revoked.text);
-    assert_eq!(server.get("/api/v1/schema", &secret).status, 401, "revoked at once");
+    assert_eq!(
+        server.get("/api/v1/schema", &secret).status,
+        401,
+        "revoked at once"
+    );
     let again = server.delete(&format!("/api/v1/keys/{key_id}"), &admin_a);
     assert_eq!(again.status, 404);
 
@@ -209,7 +250,11 @@ fn settings_default_patch_and_validate() {
     assert_eq!(got.body["metric_keys"], json!(["metrictype", "source"]));
     assert_eq!(got.body["timestamp_patterns"], json!(["%d/%m/%Y %H:%M"]));
 
-    let bad = server.patch("/api/v1/settings", &admin, &json!({"timestamp_patterns": ["%Q"]}));
+    let bad = server.patch(
+        "/api/v1/settings",
+        &admin,
+        &json!({"timestamp_patterns": ["%Q"]}),
+    );
     assert_eq!(bad.status, 400, "{}", bad.text);
     assert!(bad.error().contains("%Q"), "{}", bad.text);
     let bad = server.patch("/api/v1/settings", &admin, &json!({"metric_keys": []}));
@@ -234,7 +279,11 @@ fn schema_lifecycle_and_history() {
     assert_eq!(created.body["metric"]["name"], "thermostat");
 
     // Names are unique across metric names and aliases.
-    let dup = server.post("/api/v1/schema/metrics", &admin, &json!({"name": "machine1"}));
+    let dup = server.post(
+        "/api/v1/schema/metrics",
+        &admin,
+        &json!({"name": "machine1"}),
+    );
     assert_eq!(dup.status, 409, "{}", dup.text);
     assert!(dup.error().contains("machine1"), "{}", dup.text);
 
@@ -259,14 +308,34 @@ fn schema_lifecycle_and_history() {
     );
     assert_eq!(conflict.status, 409, "{}", conflict.text);
     assert!(conflict.error().contains("temp"), "{}", conflict.text);
-    assert!(conflict.error().contains("temperature"), "names the owner: {}", conflict.text);
+    assert!(
+        conflict.error().contains("temperature"),
+        "names the owner: {}",
+        conflict.text
+    );
 
     // Bad inputs.
     for (path, body, needle) in [
-        ("/api/v1/schema/metrics/thermostat/fields/x", json!({"type": "decimal"}), "decimal"),
-        ("/api/v1/schema/metrics/thermostat/fields/timestamp", json!({"type": "double"}), "timestamp"),
-        ("/api/v1/schema/metrics/thermostat/fields/x", json!({"type": "double", "alias": ["y"]}), "alias"),
-        ("/api/v1/schema/metrics/thermostat/fields/x", json!({"aliases": ["timestamp"]}), "timestamp"),
+        (
+            "/api/v1/schema/metrics/thermostat/fields/x",
+            json!({"type": "decimal"}),
+            "decimal",
+        ),
+        (
+            "/api/v1/schema/metrics/thermostat/fields/timestamp",
+            json!({"type": "double"}),
+            "timestamp",
+        ),
+        (
+            "/api/v1/schema/metrics/thermostat/fields/x",
+            json!({"type": "double", "alias": ["y"]}),
+            "alias",
+        ),
+        (
+            "/api/v1/schema/metrics/thermostat/fields/x",
+            json!({"aliases": ["timestamp"]}),
+            "timestamp",
+        ),
     ] {
         let answer = server.put(path, &admin, &body);
         assert_eq!(answer.status, 400, "{path} {body}: {}", answer.text);
@@ -275,7 +344,10 @@ fn schema_lifecycle_and_history() {
     let missing = server.put("/api/v1/schema/metrics/nope/fields/x", &admin, &json!({}));
     assert_eq!(missing.status, 404, "{}", missing.text);
     assert!(missing.error().contains("nope"));
-    let long = format!("/api/v1/schema/metrics/thermostat/fields/{}", "f".repeat(300));
+    let long = format!(
+        "/api/v1/schema/metrics/thermostat/fields/{}",
+        "f".repeat(300)
+    );
     assert_eq!(server.put(&long, &admin, &json!({})).status, 400);
 
     // Rename a field: the old name stays as an alias, precedence unchanged.
@@ -317,7 +389,12 @@ fn schema_lifecycle_and_history() {
     assert_eq!(renamed.status, 200, "{}", renamed.text);
     let schema = server.get("/api/v1/schema", &read).body;
     let m = metric(&schema, "thermo");
-    let aliases: Vec<&str> = m["aliases"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let aliases: Vec<&str> = m["aliases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     for alias in ["machine1", "machine1b", "thermostat", "m1c"] {
         assert!(aliases.contains(&alias), "{alias} in {aliases:?}");
     }
@@ -328,9 +405,17 @@ fn schema_lifecycle_and_history() {
         &admin,
         &json!({"type": "int"}),
     );
-    assert_eq!(by_old.status, 200, "old metric name still resolves: {}", by_old.text);
+    assert_eq!(
+        by_old.status, 200,
+        "old metric name still resolves: {}",
+        by_old.text
+    );
     // A timestamp alias cannot also be a field name.
-    let clash = server.put("/api/v1/schema/metrics/thermo/fields/ts", &admin, &json!({}));
+    let clash = server.put(
+        "/api/v1/schema/metrics/thermo/fields/ts",
+        &admin,
+        &json!({}),
+    );
     assert_eq!(clash.status, 409, "{}", clash.text);
 
     // Delete, then reuse the name for a new, empty metric.
@@ -338,19 +423,34 @@ fn schema_lifecycle_and_history() {
     assert_eq!(deleted.status, 200, "{}", deleted.text);
     let schema = server.get("/api/v1/schema", &read).body;
     assert!(schema["metrics"].as_array().unwrap().is_empty(), "{schema}");
-    let again = server.post("/api/v1/schema/metrics", &admin, &json!({"name": "thermostat"}));
+    let again = server.post(
+        "/api/v1/schema/metrics",
+        &admin,
+        &json!({"name": "thermostat"}),
+    );
     assert_eq!(again.status, 201, "{}", again.text);
     assert_eq!(again.body["metric"]["fields"], json!([]));
-    assert_eq!(server.delete("/api/v1/schema/metrics/machine1", &admin).status, 404);
+    assert_eq!(
+        server
+            .delete("/api/v1/schema/metrics/machine1", &admin)
+            .status,
+        404
+    );
 
     // History: every change, in order, readable.
     let history = server.get("/api/v1/schema/history", &admin);
     assert_eq!(history.status, 200);
     let versions = history.body["versions"].as_array().unwrap();
-    let numbers: Vec<i64> = versions.iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    let numbers: Vec<i64> = versions
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
     let expected: Vec<i64> = (1..=numbers.len() as i64).collect();
     assert_eq!(numbers, expected, "dense and ordered");
-    let changes: Vec<&str> = versions.iter().map(|v| v["change"].as_str().unwrap()).collect();
+    let changes: Vec<&str> = versions
+        .iter()
+        .map(|v| v["change"].as_str().unwrap())
+        .collect();
     let position = |needle: &str| {
         changes
             .iter()
@@ -367,18 +467,46 @@ fn tenants_cannot_reach_each_others_schema() {
     let server = TestServer::start();
     let a = server.create_tenant("a");
     let b = server.create_tenant("b");
-    assert_eq!(server.post("/api/v1/schema/metrics", &a, &json!({"name": "secret_metric"})).status, 201);
+    assert_eq!(
+        server
+            .post(
+                "/api/v1/schema/metrics",
+                &a,
+                &json!({"name": "secret_metric"})
+            )
+            .status,
+        201
+    );
     let schema_b = server.get("/api/v1/schema", &b);
     assert!(!schema_b.text.contains("secret_metric"));
-    let answer = server.patch("/api/v1/schema/metrics/secret_metric", &b, &json!({"rename_to": "x"}));
+    let answer = server.patch(
+        "/api/v1/schema/metrics/secret_metric",
+        &b,
+        &json!({"rename_to": "x"}),
+    );
     assert_eq!(answer.status, 404);
     let answer = server.delete("/api/v1/schema/metrics/secret_metric", &b);
     assert_eq!(answer.status, 404);
     // b may use the same name for its own metric.
-    assert_eq!(server.post("/api/v1/schema/metrics", &b, &json!({"name": "secret_metric"})).status, 201);
-    assert!(!server.get("/api/v1/schema/history", &b).text.contains("tenant a"));
     assert_eq!(
-        server.get("/api/v1/schema/history", &a).body["versions"].as_array().unwrap().len(),
+        server
+            .post(
+                "/api/v1/schema/metrics",
+                &b,
+                &json!({"name": "secret_metric"})
+            )
+            .status,
+        201
+    );
+    assert!(!server
+        .get("/api/v1/schema/history", &b)
+        .text
+        .contains("tenant a"));
+    assert_eq!(
+        server.get("/api/v1/schema/history", &a).body["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
         1
     );
 }
@@ -388,26 +516,50 @@ fn everything_persists_across_restart() {
     let mut server = TestServer::start();
     let admin = server.create_tenant("dpi");
     let read = server.create_key(&admin, "read");
-    server.post("/api/v1/schema/metrics", &admin, &json!({"name": "thermostat", "aliases": ["machine1"]}));
+    server.post(
+        "/api/v1/schema/metrics",
+        &admin,
+        &json!({"name": "thermostat", "aliases": ["machine1"]}),
+    );
     server.put(
         "/api/v1/schema/metrics/thermostat/fields/temperature",
         &admin,
         &json!({"type": "double", "aliases": ["temp"]}),
     );
-    server.patch("/api/v1/settings", &admin, &json!({"metric_keys": ["source"]}));
+    server.patch(
+        "/api/v1/settings",
+        &admin,
+        &json!({"metric_keys": ["source"]}),
+    );
     let schema_before = server.get("/api/v1/schema", &read).body;
     let history_before = server.get("/api/v1/schema/history", &admin).body;
-    let keys_before = server.get("/api/v1/keys", &admin).body["keys"].as_array().unwrap().len();
+    let keys_before = server.get("/api/v1/keys", &admin).body["keys"]
+        .as_array()
+        .unwrap()
+        .len();
 
     server.restart();
     assert_eq!(server.get("/api/v1/schema", &read).body, schema_before);
-    assert_eq!(server.get("/api/v1/schema/history", &admin).body, history_before);
     assert_eq!(
-        server.get("/api/v1/keys", &admin).body["keys"].as_array().unwrap().len(),
+        server.get("/api/v1/schema/history", &admin).body,
+        history_before
+    );
+    assert_eq!(
+        server.get("/api/v1/keys", &admin).body["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
         keys_before
     );
-    assert_eq!(server.get("/api/v1/settings", &admin).body["metric_keys"], json!(["source"]));
-    let dup = server.post("/api/v1/tenants", &server.operator_token(), &json!({"name": "dpi"}));
+    assert_eq!(
+        server.get("/api/v1/settings", &admin).body["metric_keys"],
+        json!(["source"])
+    );
+    let dup = server.post(
+        "/api/v1/tenants",
+        &server.operator_token(),
+        &json!({"name": "dpi"}),
+    );
     assert_eq!(dup.status, 409, "tenant persisted");
 }
 
@@ -418,7 +570,11 @@ fn concurrent_alias_claims_cannot_both_succeed() {
     server.post("/api/v1/schema/metrics", &admin, &json!({"name": "m"}));
     const FIELDS: usize = 8;
     for i in 0..FIELDS {
-        let answer = server.put(&format!("/api/v1/schema/metrics/m/fields/f{i}"), &admin, &json!({}));
+        let answer = server.put(
+            &format!("/api/v1/schema/metrics/m/fields/f{i}"),
+            &admin,
+            &json!({}),
+        );
         assert_eq!(answer.status, 200, "{}", answer.text);
     }
     for round in 0..5 {
@@ -442,8 +598,16 @@ fn concurrent_alias_claims_cannot_both_succeed() {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-        assert_eq!(statuses.iter().filter(|s| **s == 409).count(), FIELDS - 1, "{statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 409).count(),
+            FIELDS - 1,
+            "{statuses:?}"
+        );
     }
     // Same race for metric names.
     let statuses: Vec<u16> = std::thread::scope(|scope| {
@@ -460,5 +624,9 @@ fn concurrent_alias_claims_cannot_both_succeed() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
 }

@@ -33,7 +33,10 @@ fn select_temp_means_temp_temperature_and_tmp() {
     seed_thermostat(&server, &admin);
 
     // Before any schema: every incoming name is a string column.
-    let rows = ok_rows(&server.sql(&admin, "SELECT temp, temperature, tmp FROM thermostat ORDER BY timestamp"));
+    let rows = ok_rows(&server.sql(
+        &admin,
+        "SELECT temp, temperature, tmp FROM thermostat ORDER BY timestamp",
+    ));
     assert_eq!(rows[0], json!(["20.5", null, null]));
     assert_eq!(rows[1], json!([null, "21", null]));
 
@@ -46,20 +49,44 @@ fn select_temp_means_temp_temperature_and_tmp() {
     assert_eq!(put.status, 200, "{}", put.text);
 
     let answer = server.sql(&admin, "SELECT temp FROM thermostat ORDER BY timestamp");
-    assert_eq!(answer.body["columns"], json!([{"name": "temp", "type": "double"}]), "{}", answer.text);
-    assert_eq!(ok_rows(&answer), vec![json!([20.5]), json!([21.0]), json!([22.0]), json!([null])]);
+    assert_eq!(
+        answer.body["columns"],
+        json!([{"name": "temp", "type": "double"}]),
+        "{}",
+        answer.text
+    );
+    assert_eq!(
+        ok_rows(&answer),
+        vec![json!([20.5]), json!([21.0]), json!([22.0]), json!([null])]
+    );
 
     // The alias works in WHERE, GROUP BY, ORDER BY and functions; SELECT * shows the field once.
-    let rows = ok_rows(&server.sql(&admin, "SELECT name FROM thermostat WHERE tmp > 20.6 ORDER BY temp DESC"));
+    let rows = ok_rows(&server.sql(
+        &admin,
+        "SELECT name FROM thermostat WHERE tmp > 20.6 ORDER BY temp DESC",
+    ));
     assert_eq!(rows, vec![json!(["c"]), json!(["b"])]);
     let rows = ok_rows(&server.sql(&admin, "SELECT round(avg(temp), 2) FROM thermostat"));
     assert_eq!(rows, vec![json!([21.17])]);
     let star = server.sql(&admin, "SELECT * FROM thermostat LIMIT 1");
-    let columns: Vec<&str> = star.body["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(columns, vec!["timestamp", "temperature", "name"], "{}", star.text);
+    let columns: Vec<&str> = star.body["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        vec!["timestamp", "temperature", "name"],
+        "{}",
+        star.text
+    );
 
     // A value that does not fit the type reads NULL, and its raw text stays retrievable.
-    let raw = ok_rows(&server.sql(&admin, "SELECT temp FROM strata_raw('thermostat') WHERE name = 'd'"));
+    let raw = ok_rows(&server.sql(
+        &admin,
+        "SELECT temp FROM strata_raw('thermostat') WHERE name = 'd'",
+    ));
     assert_eq!(raw, vec![json!(["hot"])]);
 
     // Rename keeps old queries working and never changes which value a row returns.
@@ -69,7 +96,10 @@ fn select_temp_means_temp_temperature_and_tmp() {
         &json!({"rename_to": "temp_c"}),
     );
     assert_eq!(renamed.status, 200, "{}", renamed.text);
-    let rows = ok_rows(&server.sql(&admin, "SELECT temperature, temp_c FROM thermostat ORDER BY timestamp"));
+    let rows = ok_rows(&server.sql(
+        &admin,
+        "SELECT temperature, temp_c FROM thermostat ORDER BY timestamp",
+    ));
     assert_eq!(rows[0], json!([20.5, 20.5]));
     assert_eq!(rows[2], json!([22.0, 22.0]));
 }
@@ -81,13 +111,31 @@ fn formats_json_csv_ndjson_arrow() {
     seed_thermostat(&server, &admin);
     let query = "SELECT name, temp FROM thermostat ORDER BY name LIMIT 2";
 
-    let csv = server.post("/api/v1/sql", &admin, &json!({"sql": query, "format": "csv"}));
+    let csv = server.post(
+        "/api/v1/sql",
+        &admin,
+        &json!({"sql": query, "format": "csv"}),
+    );
     assert_eq!(csv.status, 200);
     assert_eq!(csv.text, "name,temp\na,20.5\nb,\n");
 
-    let nd = server.post("/api/v1/sql", &admin, &json!({"sql": query, "format": "ndjson"}));
-    let lines: Vec<Value> = nd.text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines, vec![json!({"name": "a", "temp": "20.5"}), json!({"name": "b", "temp": null})]);
+    let nd = server.post(
+        "/api/v1/sql",
+        &admin,
+        &json!({"sql": query, "format": "ndjson"}),
+    );
+    let lines: Vec<Value> = nd
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            json!({"name": "a", "temp": "20.5"}),
+            json!({"name": "b", "temp": null})
+        ]
+    );
 
     let arrow = server.send(
         server
@@ -107,9 +155,16 @@ fn formats_json_csv_ndjson_arrow() {
     let bytes = resp.bytes().unwrap();
     // An IPC stream starts with the continuation marker and ends with the end-of-stream marker.
     assert_eq!(&bytes[..4], &[0xff, 0xff, 0xff, 0xff]);
-    assert_eq!(&bytes[bytes.len() - 8..], &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+    assert_eq!(
+        &bytes[bytes.len() - 8..],
+        &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]
+    );
 
-    let bad = server.post("/api/v1/sql", &admin, &json!({"sql": query, "format": "xml"}));
+    let bad = server.post(
+        "/api/v1/sql",
+        &admin,
+        &json!({"sql": query, "format": "xml"}),
+    );
     assert_eq!(bad.status, 400);
     assert!(bad.error().contains("xml"));
     let empty = ok_rows(&server.sql(&admin, "SELECT name FROM thermostat WHERE false"));
@@ -121,10 +176,18 @@ fn read_your_writes() {
     let server = TestServer::start();
     let admin = server.create_tenant("t");
     for i in 0..20 {
-        let answer = server.post("/api/v1/write", &admin, &json!({"metrictype": "m", "timestamp": i, "v": i}));
+        let answer = server.post(
+            "/api/v1/write",
+            &admin,
+            &json!({"metrictype": "m", "timestamp": i, "v": i}),
+        );
         assert_eq!(answer.body["accepted"], 1);
         let rows = ok_rows(&server.sql(&admin, "SELECT count(*) FROM m"));
-        assert_eq!(rows[0][0], i + 1, "acknowledged write {i} must be visible to the next query");
+        assert_eq!(
+            rows[0][0],
+            i + 1,
+            "acknowledged write {i} must be visible to the next query"
+        );
     }
 }
 
@@ -146,7 +209,10 @@ fn sandbox_refuses_writes_ddl_and_files_with_clear_errors() {
         let answer = server.sql(&admin, sql);
         assert_eq!(answer.status, 400, "{sql}: {}", answer.text);
         assert!(!answer.error().is_empty());
-        assert!(!answer.error().contains(server.data_dir().to_str().unwrap()), "{sql}: leaks path");
+        assert!(
+            !answer.error().contains(server.data_dir().to_str().unwrap()),
+            "{sql}: leaks path"
+        );
     }
     assert!(!std::path::Path::new("/tmp/out.csv").exists());
     let syntax = server.sql(&admin, "SELEC 1");
@@ -169,14 +235,26 @@ fn tenants_are_sealed_in_sql() {
     let answer = server.sql(&b, "SELECT * FROM thermostat");
     assert_eq!(answer.status, 400, "{}", answer.text);
     assert!(!answer.text.contains("alpha"));
-    let tables = ok_rows(&server.sql(&b, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"));
+    let tables = ok_rows(&server.sql(
+        &b,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+    ));
     assert!(tables.is_empty(), "{tables:?}");
-    assert_eq!(ok_rows(&server.sql(&b, "SELECT count(*) FROM strata.errors"))[0][0], 0);
-    assert_eq!(ok_rows(&server.sql(&b, "SELECT count(*) FROM strata.unknown_fields"))[0][0], 0);
+    assert_eq!(
+        ok_rows(&server.sql(&b, "SELECT count(*) FROM strata.errors"))[0][0],
+        0
+    );
+    assert_eq!(
+        ok_rows(&server.sql(&b, "SELECT count(*) FROM strata.unknown_fields"))[0][0],
+        0
+    );
     let raw = server.sql(&b, "SELECT * FROM strata_raw('thermostat')");
     assert_eq!(raw.status, 400, "{}", raw.text);
     // Tenant a sees its own.
-    let tables = ok_rows(&server.sql(&a, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"));
+    let tables = ok_rows(&server.sql(
+        &a,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    ));
     assert!(tables.contains(&json!(["thermostat"])), "{tables:?}");
 }
 
@@ -199,4 +277,91 @@ fn explain_shows_partitions_and_alias_expansion() {
     assert!(plan.contains("hot_2017-05-01"), "{plan}");
     assert!(plan.contains("temperature"), "{plan}");
     assert!(plan.contains("tmp"), "{plan}");
+}
+
+#[test]
+fn series_seek_never_misses_rows_written_before_series_keys() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("t");
+    let events = |metric: &str, from: i64| -> Value {
+        Value::Array(
+            (0..30)
+                .map(|i| json!({"metrictype": metric, "timestamp": from + i * 1000, "name": format!("truck_{}", i % 3), "v": i}))
+                .collect(),
+        )
+    };
+    // "early": data first, series keys later. "planned": series keys first, then data.
+    assert_eq!(
+        server
+            .post("/api/v1/write", &admin, &events("early", 0))
+            .body["accepted"],
+        30
+    );
+    server.post(
+        "/api/v1/schema/metrics",
+        &admin,
+        &json!({"name": "planned"}),
+    );
+    for metric in ["early", "planned"] {
+        let patched = server.patch(
+            &format!("/api/v1/schema/metrics/{metric}"),
+            &admin,
+            &json!({"series_keys": ["name"]}),
+        );
+        assert_eq!(patched.status, 200, "{}", patched.text);
+    }
+    assert_eq!(
+        server
+            .post("/api/v1/write", &admin, &events("early", 100_000))
+            .body["accepted"],
+        30
+    );
+    assert_eq!(
+        server
+            .post("/api/v1/write", &admin, &events("planned", 0))
+            .body["accepted"],
+        30
+    );
+
+    // Rows written before the keys existed are still found: exactly once, no loss.
+    let rows = ok_rows(&server.sql(&admin, "SELECT count(*) FROM early WHERE name = 'truck_1'"));
+    assert_eq!(rows[0][0], 20);
+    let plan = server
+        .sql(&admin, "EXPLAIN SELECT * FROM early WHERE name = 'truck_1'")
+        .text;
+    assert!(
+        !plan.contains("seek("),
+        "stale hashes must not seek: {plan}"
+    );
+    // A metric whose keys predate its data seeks.
+    let rows = ok_rows(&server.sql(
+        &admin,
+        "SELECT count(*) FROM planned WHERE name = 'truck_1'",
+    ));
+    assert_eq!(rows[0][0], 10);
+    let plan = server
+        .sql(
+            &admin,
+            "EXPLAIN SELECT * FROM planned WHERE name = 'truck_1'",
+        )
+        .text;
+    assert!(plan.contains("seek("), "{plan}");
+    // Adding an alias to a key field after data exists also stops seeks.
+    server.patch(
+        "/api/v1/schema/metrics/planned/fields/name",
+        &admin,
+        &json!({"add_aliases": ["device"]}),
+    );
+    let plan = server
+        .sql(
+            &admin,
+            "EXPLAIN SELECT * FROM planned WHERE name = 'truck_1'",
+        )
+        .text;
+    assert!(!plan.contains("seek("), "{plan}");
+    let rows = ok_rows(&server.sql(
+        &admin,
+        "SELECT count(*) FROM planned WHERE name = 'truck_1'",
+    ));
+    assert_eq!(rows[0][0], 10);
 }

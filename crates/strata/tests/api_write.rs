@@ -21,7 +21,9 @@ fn rows(answer: &common::Answer) -> &Vec<Value> {
 
 fn count(server: &TestServer, key: &str, sql: &str) -> i64 {
     let answer = server.sql(key, sql);
-    rows(&answer)[0][0].as_i64().unwrap_or_else(|| panic!("count of {sql}: {}", answer.text))
+    rows(&answer)[0][0]
+        .as_i64()
+        .unwrap_or_else(|| panic!("count of {sql}: {}", answer.text))
 }
 
 #[test]
@@ -30,9 +32,16 @@ fn every_body_form_is_accepted() {
     let admin = server.create_tenant("t");
     let writer = server.create_key(&admin, "write");
 
-    let one = write_json(&server, &writer, &json!({"metrictype": "m", "timestamp": 1000, "v": 1}));
+    let one = write_json(
+        &server,
+        &writer,
+        &json!({"metrictype": "m", "timestamp": 1000, "v": 1}),
+    );
     assert_eq!(one.status, 200, "{}", one.text);
-    assert_eq!(one.body, json!({"accepted": 1, "rejected": 0, "errors": []}));
+    assert_eq!(
+        one.body,
+        json!({"accepted": 1, "rejected": 0, "errors": []})
+    );
 
     let array = write_json(
         &server,
@@ -45,24 +54,43 @@ fn every_body_form_is_accepted() {
     let nd = server.post_raw("/api/v1/write", &writer, NDJSON, ndjson.as_bytes().to_vec());
     assert_eq!(nd.body["accepted"], 2, "{}", nd.text);
 
-    let by_query = server.post("/api/v1/write?metric=other", &writer, &json!({"timestamp": 6000, "v": 6}));
+    let by_query = server.post(
+        "/api/v1/write?metric=other",
+        &writer,
+        &json!({"timestamp": 6000, "v": 6}),
+    );
     assert_eq!(by_query.body["accepted"], 1, "{}", by_query.text);
 
     let empty = write_json(&server, &writer, &json!([]));
-    assert_eq!(empty.body, json!({"accepted": 0, "rejected": 0, "errors": []}));
+    assert_eq!(
+        empty.body,
+        json!({"accepted": 0, "rejected": 0, "errors": []})
+    );
 
     let reader = server.create_key(&admin, "read");
     assert_eq!(count(&server, &reader, "SELECT count(*) FROM m"), 5);
     assert_eq!(count(&server, &reader, "SELECT count(*) FROM other"), 1);
     // A read key cannot write.
-    assert_eq!(write_json(&server, &reader, &json!({"metrictype": "m", "timestamp": 1})).status, 403);
+    assert_eq!(
+        write_json(
+            &server,
+            &reader,
+            &json!({"metrictype": "m", "timestamp": 1})
+        )
+        .status,
+        403
+    );
 }
 
 #[test]
 fn every_timestamp_form_is_understood() {
     let server = TestServer::start();
     let admin = server.create_tenant("t");
-    let patched = server.patch("/api/v1/settings", &admin, &json!({"timestamp_patterns": ["%d/%m/%Y %H:%M"]}));
+    let patched = server.patch(
+        "/api/v1/settings",
+        &admin,
+        &json!({"timestamp_patterns": ["%d/%m/%Y %H:%M"]}),
+    );
     assert_eq!(patched.status, 200, "{}", patched.text);
     server.post("/api/v1/schema/metrics", &admin, &json!({"name": "custom"}));
     let patched = server.patch(
@@ -106,9 +134,22 @@ fn every_timestamp_form_is_understood() {
         "SELECT count(*) FROM forms WHERE timestamp = TIMESTAMP '2015-01-12T10:12:15Z'",
     );
     assert_eq!(rows(&sql)[0][0], forms.len() as i64, "{}", sql.text);
-    let sql = server.sql(&admin, "SELECT CAST(timestamp AS VARCHAR) FROM forms WHERE form = 'tenant-pattern'");
-    assert!(rows(&sql)[0][0].as_str().unwrap().starts_with("2015-01-12T10:12"), "{}", sql.text);
-    let sql = server.sql(&admin, "SELECT count(*) FROM custom WHERE timestamp = TIMESTAMP '2015-01-12T10:12:15Z'");
+    let sql = server.sql(
+        &admin,
+        "SELECT CAST(timestamp AS VARCHAR) FROM forms WHERE form = 'tenant-pattern'",
+    );
+    assert!(
+        rows(&sql)[0][0]
+            .as_str()
+            .unwrap()
+            .starts_with("2015-01-12T10:12"),
+        "{}",
+        sql.text
+    );
+    let sql = server.sql(
+        &admin,
+        "SELECT count(*) FROM custom WHERE timestamp = TIMESTAMP '2015-01-12T10:12:15Z'",
+    );
     assert_eq!(rows(&sql)[0][0], 1, "{}", sql.text);
     // The timestamp alias is consumed, not stored as a field.
     let schema = server.get("/api/v1/schema", &admin).body;
@@ -119,7 +160,11 @@ fn every_timestamp_form_is_understood() {
 fn the_new_machine_record_from_the_seed() {
     let server = TestServer::start();
     let admin = server.create_tenant("dpi");
-    server.patch("/api/v1/settings", &admin, &json!({"metric_keys": ["metrictype", "source"]}));
+    server.patch(
+        "/api/v1/settings",
+        &admin,
+        &json!({"metric_keys": ["metrictype", "source"]}),
+    );
     let answer = write_json(
         &server,
         &admin,
@@ -131,7 +176,12 @@ fn the_new_machine_record_from_the_seed() {
             "gallons": "5"
         }),
     );
-    assert_eq!(answer.body, json!({"accepted": 1, "rejected": 0, "errors": []}), "{}", answer.text);
+    assert_eq!(
+        answer.body,
+        json!({"accepted": 1, "rejected": 0, "errors": []}),
+        "{}",
+        answer.text
+    );
 
     let sql = server.sql(
         &admin,
@@ -154,12 +204,21 @@ fn the_new_machine_record_from_the_seed() {
             assert_eq!(g["types"], json!(["string"]));
             assert_eq!(g["samples"], json!(["5"]));
             assert!(g["first_seen"].is_string());
-            let names: Vec<&str> = unknown.iter().map(|u| u["name"].as_str().unwrap()).collect();
-            assert!(!names.contains(&"source"), "metric key is consumed: {names:?}");
+            let names: Vec<&str> = unknown
+                .iter()
+                .map(|u| u["name"].as_str().unwrap())
+                .collect();
+            assert!(
+                !names.contains(&"source"),
+                "metric key is consumed: {names:?}"
+            );
             assert!(!names.contains(&"timestamp"));
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "stats never flushed: {schema}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stats never flushed: {schema}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
@@ -183,7 +242,10 @@ fn mixed_good_and_bad_events_report_matching_indices() {
     assert_eq!(answer.body["accepted"], 3, "{}", answer.text);
     assert_eq!(answer.body["rejected"], 5, "{}", answer.text);
     let errors = answer.body["errors"].as_array().unwrap();
-    let indices: Vec<i64> = errors.iter().map(|e| e["index"].as_i64().unwrap()).collect();
+    let indices: Vec<i64> = errors
+        .iter()
+        .map(|e| e["index"].as_i64().unwrap())
+        .collect();
     assert_eq!(indices, vec![1, 2, 3, 4, 6]);
     let text = |i: usize| errors[i]["error"].as_str().unwrap().to_lowercase();
     assert!(text(0).contains("timestamp"), "{}", text(0));
@@ -193,7 +255,10 @@ fn mixed_good_and_bad_events_report_matching_indices() {
     assert!(text(4).contains("control"), "{}", text(4));
 
     // Flattened and array fields are stored.
-    let sql = server.sql(&admin, "SELECT \"nested.a.b\", list FROM m WHERE \"nested.a.b\" IS NOT NULL");
+    let sql = server.sql(
+        &admin,
+        "SELECT \"nested.a.b\", list FROM m WHERE \"nested.a.b\" IS NOT NULL",
+    );
     assert_eq!(rows(&sql)[0], json!(["1", "[1,2]"]), "{}", sql.text);
 
     // Every rejected event is in the error log with its reason, stage and payload.
@@ -201,13 +266,20 @@ fn mixed_good_and_bad_events_report_matching_indices() {
     assert_eq!(log.status, 200, "{}", log.text);
     let logged = log.body["errors"].as_array().unwrap();
     assert_eq!(logged.len(), 5, "{}", log.text);
-    assert!(logged.iter().any(|e| e["payload"].as_str().unwrap().contains("not a time")));
-    assert!(logged.iter().all(|e| e["stage"].is_string() && e["reason"].is_string()));
+    assert!(logged
+        .iter()
+        .any(|e| e["payload"].as_str().unwrap().contains("not a time")));
+    assert!(logged
+        .iter()
+        .all(|e| e["stage"].is_string() && e["reason"].is_string()));
     let in_sql = server.sql(&admin, "SELECT count(*) FROM strata.errors");
     assert_eq!(rows(&in_sql)[0][0], 5, "{}", in_sql.text);
     let later = server.get("/api/v1/errors?since=2999-01-01T00:00:00Z", &admin);
     assert_eq!(later.body["errors"], json!([]));
-    assert_eq!(server.get("/api/v1/errors?since=yesterday", &admin).status, 400);
+    assert_eq!(
+        server.get("/api/v1/errors?since=yesterday", &admin).status,
+        400
+    );
 }
 
 #[test]
@@ -222,17 +294,30 @@ fn malformed_and_oversized_bodies() {
     ]);
     let admin = server.create_tenant("t");
 
-    let bad = server.post_raw("/api/v1/write", &admin, "application/json", b"[{\"metrictype\":\"m\",\n \"timestamp\": 1,,}]".to_vec());
+    let bad = server.post_raw(
+        "/api/v1/write",
+        &admin,
+        "application/json",
+        b"[{\"metrictype\":\"m\",\n \"timestamp\": 1,,}]".to_vec(),
+    );
     assert_eq!(bad.status, 400, "{}", bad.text);
     assert!(bad.error().contains("line 2"), "{}", bad.text);
 
     // NDJSON: a malformed line rejects that event only.
-    let nd = "{\"metrictype\":\"m\",\"timestamp\":1}\n{oops\n{\"metrictype\":\"m\",\"timestamp\":2}\n";
+    let nd =
+        "{\"metrictype\":\"m\",\"timestamp\":1}\n{oops\n{\"metrictype\":\"m\",\"timestamp\":2}\n";
     let answer = server.post_raw("/api/v1/write", &admin, NDJSON, nd.as_bytes().to_vec());
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.body["accepted"], 2);
     assert_eq!(answer.body["errors"][0]["index"], 1);
-    assert!(answer.body["errors"][0]["error"].as_str().unwrap().contains("line 2"), "{}", answer.text);
+    assert!(
+        answer.body["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("line 2"),
+        "{}",
+        answer.text
+    );
 
     let huge = vec![b' '; 5000];
     let too_big = server.post_raw("/api/v1/write", &admin, "application/json", huge);
@@ -245,7 +330,14 @@ fn malformed_and_oversized_bodies() {
     ]);
     let answer = write_json(&server, &admin, &big_event);
     assert_eq!(answer.body["accepted"], 1, "{}", answer.text);
-    assert!(answer.body["errors"][0]["error"].as_str().unwrap().contains("512"), "{}", answer.text);
+    assert!(
+        answer.body["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("512"),
+        "{}",
+        answer.text
+    );
 
     let mut wide = serde_json::Map::new();
     wide.insert("metrictype".into(), json!("m"));
@@ -255,16 +347,35 @@ fn malformed_and_oversized_bodies() {
     }
     let answer = write_json(&server, &admin, &Value::Object(wide));
     assert_eq!(answer.body["rejected"], 1, "{}", answer.text);
-    assert!(answer.body["errors"][0]["error"].as_str().unwrap().contains("10"), "{}", answer.text);
+    assert!(
+        answer.body["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("10"),
+        "{}",
+        answer.text
+    );
 
     let long_name = json!({"metrictype": "m", "timestamp": 6, "n".repeat(256): 1});
     let answer = write_json(&server, &admin, &long_name);
     assert_eq!(answer.body["rejected"], 1, "{}", answer.text);
-    assert!(answer.body["errors"][0]["error"].as_str().unwrap().contains("255"), "{}", answer.text);
+    assert!(
+        answer.body["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("255"),
+        "{}",
+        answer.text
+    );
 
     // Whole-body failures are in the error log too.
     let log = server.get("/api/v1/errors", &admin);
-    let stages: Vec<&str> = log.body["errors"].as_array().unwrap().iter().map(|e| e["stage"].as_str().unwrap()).collect();
+    let stages: Vec<&str> = log.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["stage"].as_str().unwrap())
+        .collect();
     assert!(stages.contains(&"parse"), "{stages:?}");
     assert!(stages.contains(&"body"), "{stages:?}");
 }
@@ -273,9 +384,21 @@ fn malformed_and_oversized_bodies() {
 fn custom_metric_key_and_timestamp_alias() {
     let server = TestServer::start();
     let admin = server.create_tenant("t");
-    server.patch("/api/v1/settings", &admin, &json!({"metric_keys": ["device_type", "kind"]}));
-    server.post("/api/v1/schema/metrics", &admin, &json!({"name": "thermostat", "aliases": ["machine1"]}));
-    server.patch("/api/v1/schema/metrics/thermostat", &admin, &json!({"timestamp_aliases": ["time"]}));
+    server.patch(
+        "/api/v1/settings",
+        &admin,
+        &json!({"metric_keys": ["device_type", "kind"]}),
+    );
+    server.post(
+        "/api/v1/schema/metrics",
+        &admin,
+        &json!({"name": "thermostat", "aliases": ["machine1"]}),
+    );
+    server.patch(
+        "/api/v1/schema/metrics/thermostat",
+        &admin,
+        &json!({"timestamp_aliases": ["time"]}),
+    );
     let answer = write_json(
         &server,
         &admin,
@@ -287,9 +410,21 @@ fn custom_metric_key_and_timestamp_alias() {
     );
     assert_eq!(answer.body["accepted"], 2, "{}", answer.text);
     assert_eq!(answer.body["errors"][0]["index"], 2);
-    assert!(answer.body["errors"][0]["error"].as_str().unwrap().contains("device_type"), "{}", answer.text);
+    assert!(
+        answer.body["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("device_type"),
+        "{}",
+        answer.text
+    );
     let sql = server.sql(&admin, "SELECT t, kind FROM machine1 ORDER BY t");
-    assert_eq!(rows(&sql), &vec![json!(["1", "ignored-as-field"]), json!(["2", null])], "{}", sql.text);
+    assert_eq!(
+        rows(&sql),
+        &vec![json!(["1", "ignored-as-field"]), json!(["2", null])],
+        "{}",
+        sql.text
+    );
 }
 
 #[test]
@@ -302,7 +437,11 @@ fn identical_resends_are_stored_once() {
         assert_eq!(write_json(&server, &admin, body).body["accepted"], 1);
     }
     // A different event at the same timestamp is a second row.
-    write_json(&server, &admin, &json!({"metrictype": "m", "timestamp": 1000, "a": 2, "b": "x"}));
+    write_json(
+        &server,
+        &admin,
+        &json!({"metrictype": "m", "timestamp": 1000, "a": 2, "b": "x"}),
+    );
     assert_eq!(count(&server, &admin, "SELECT count(*) FROM m"), 2);
 }
 
@@ -334,7 +473,14 @@ fn many_concurrent_writers_lose_nothing() {
     });
     let total = (WRITERS * BATCHES * PER_BATCH) as i64;
     assert_eq!(count(&server, &admin, "SELECT count(*) FROM load"), total);
-    assert_eq!(count(&server, &admin, "SELECT count(DISTINCT timestamp) FROM load"), total);
+    assert_eq!(
+        count(
+            &server,
+            &admin,
+            "SELECT count(DISTINCT timestamp) FROM load"
+        ),
+        total
+    );
 }
 
 #[test]
@@ -357,7 +503,12 @@ fn acknowledged_events_survive_kill_9_during_ingest() {
                     }
                     let batch = w * 1_000_000 + b;
                     let body: String = (0..PER_BATCH)
-                        .map(|i| format!("{{\"metrictype\":\"k\",\"timestamp\":{},\"batch\":{batch}}}\n", batch * PER_BATCH + i))
+                        .map(|i| {
+                            format!(
+                                "{{\"metrictype\":\"k\",\"timestamp\":{},\"batch\":{batch}}}\n",
+                                batch * PER_BATCH + i
+                            )
+                        })
                         .collect();
                     let sent = server
                         .request(reqwest::Method::POST, "/api/v1/write", Some(admin))
@@ -387,14 +538,24 @@ fn acknowledged_events_survive_kill_9_during_ingest() {
     assert!(acked.len() >= 40);
     server.kill9();
     server.restart();
-    let answer = server.sql(&admin, "SELECT CAST(batch AS BIGINT), count(*) FROM k GROUP BY 1");
+    let answer = server.sql(
+        &admin,
+        "SELECT CAST(batch AS BIGINT), count(*) FROM k GROUP BY 1",
+    );
     let stored: std::collections::HashMap<i64, i64> = rows(&answer)
         .iter()
         .map(|r| (r[0].as_i64().unwrap(), r[1].as_i64().unwrap()))
         .collect();
     for batch in &acked {
-        assert_eq!(stored.get(&(*batch as i64)), Some(&(PER_BATCH as i64)), "acked batch {batch} lost");
+        assert_eq!(
+            stored.get(&(*batch as i64)),
+            Some(&(PER_BATCH as i64)),
+            "acked batch {batch} lost"
+        );
     }
     // Unacknowledged batches are all-or-nothing too.
-    assert!(stored.values().all(|n| *n == PER_BATCH as i64), "{stored:?}");
+    assert!(
+        stored.values().all(|n| *n == PER_BATCH as i64),
+        "{stored:?}"
+    );
 }

@@ -27,6 +27,9 @@ CREATE TABLE metrics (
     name TEXT NOT NULL,
     timestamp_patterns TEXT NOT NULL DEFAULT '[]',
     series_keys TEXT NOT NULL DEFAULT '[]',
+    -- 1 while every stored row's series hash was computed from the current series keys and
+    -- their names; a change after data exists sets 0, and seeks by series are then unsafe.
+    series_hashes_exact INTEGER NOT NULL DEFAULT 1,
     created_at_ms INTEGER NOT NULL,
     deleted_at_ms INTEGER
 );

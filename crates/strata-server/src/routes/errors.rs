@@ -43,7 +43,12 @@ pub async fn list(
     let Query(query) = Query::<ErrorsQuery>::try_from_uri(&uri)
         .map_err(|e| ApiError::bad_request(e.body_text()))?;
     caller.require(Role::Read)?;
-    let since = query.since.as_deref().map(parse_since).transpose()?.unwrap_or(i64::MIN);
+    let since = query
+        .since
+        .as_deref()
+        .map(parse_since)
+        .transpose()?
+        .unwrap_or(i64::MIN);
     let limit = query.limit.unwrap_or(1000).min(MAX_ERRORS_PER_CALL);
     let hot = state.hot().clone();
     let tenant = caller.tenant.id;

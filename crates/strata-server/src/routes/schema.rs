@@ -18,7 +18,8 @@ use crate::state::AppState;
 pub fn validate_patterns(what: &str, patterns: &[String]) -> Result<(), ApiError> {
     use chrono::format::{Item, StrftimeItems};
     for (i, pattern) in patterns.iter().enumerate() {
-        if pattern.is_empty() || StrftimeItems::new(pattern).any(|item| matches!(item, Item::Error)) {
+        if pattern.is_empty() || StrftimeItems::new(pattern).any(|item| matches!(item, Item::Error))
+        {
             return Err(ApiError::bad_request(format!(
                 "{what}[{i}]: {pattern:?} is not a valid strftime pattern (for example \"%d/%m/%Y %H:%M\")"
             )));
@@ -85,7 +86,9 @@ pub async fn show(
     caller.require(Role::Read)?;
     let schema = state.catalog().schema(caller.tenant.id).await?;
     let metrics: Vec<Value> = schema.metrics.iter().map(|m| metric_json(m)).collect();
-    Ok(Json(json!({ "version": schema.version, "metrics": metrics })))
+    Ok(Json(
+        json!({ "version": schema.version, "metrics": metrics }),
+    ))
 }
 
 pub async fn history(

@@ -292,7 +292,9 @@ impl Encoder {
 }
 
 fn csv_writer(out: &mut Vec<u8>) -> csv::Writer<&mut Vec<u8>> {
-    csv::WriterBuilder::new().has_headers(false).from_writer(out)
+    csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out)
 }
 
 fn text_formatters(batch: &RecordBatch) -> Result<Vec<ArrayFormatter<'_>>, String> {
@@ -312,7 +314,11 @@ fn column_cells(batch: &RecordBatch) -> Result<Vec<Vec<Value>>, String> {
         .columns()
         .iter()
         .zip(&formatters)
-        .map(|(col, fmt)| Ok((0..batch.num_rows()).map(|row| cell(col, fmt, row)).collect()))
+        .map(|(col, fmt)| {
+            Ok((0..batch.num_rows())
+                .map(|row| cell(col, fmt, row))
+                .collect())
+        })
         .collect()
 }
 

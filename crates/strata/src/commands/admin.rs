@@ -97,14 +97,16 @@ pub fn settings(
 }
 
 fn print_settings(answer: &Value) {
-    println!(
-        "metric keys:        {}",
-        output::list(answer.get("metric_keys"))
-    );
-    println!(
-        "timestamp patterns: {}",
-        output::list(answer.get("timestamp_patterns"))
-    );
+    let shown = |key: &str| {
+        let list = output::list(answer.get(key));
+        if list.is_empty() {
+            "(none)".to_string()
+        } else {
+            list
+        }
+    };
+    println!("metric keys:        {}", shown("metric_keys"));
+    println!("timestamp patterns: {}", shown("timestamp_patterns"));
 }
 
 pub fn compact(client: &Client, as_json: bool) -> anyhow::Result<ExitCode> {

@@ -31,7 +31,6 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sql(args) => sql::run(args),
         Command::Compact { conn } => admin::compact(&Client::new(&conn)?, conn.json),
     }
-    .map_err(anyhow::Error::from)
 }
 
 /// Prints `answer` as JSON when `json` is set, else with `human`.

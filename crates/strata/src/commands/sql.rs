@@ -190,7 +190,8 @@ fn shell(client: &Client, format: SqlFormat) -> anyhow::Result<ExitCode> {
             Ok(ShellStep::Quit) => break,
             Ok(ShellStep::ShowHistory) => {
                 for (i, statement) in state.history.iter().enumerate() {
-                    println!("{:>4}  {statement}", i + 1);
+                    // One line per entry keeps the numbering readable.
+                    println!("{:>4}  {}", i + 1, statement.replace('\n', " "));
                 }
             }
             Ok(ShellStep::Run(statement)) => {

@@ -241,7 +241,10 @@ impl TestServer {
             &serde_json::json!({ "name": name }),
         );
         assert_eq!(answer.status, 201, "create tenant {name}: {}", answer.text);
-        answer.body["admin_key"].as_str().expect("admin_key").to_string()
+        answer.body["admin_key"]
+            .as_str()
+            .expect("admin_key")
+            .to_string()
     }
 
     /// Creates a key with `role` using the tenant's admin key.
