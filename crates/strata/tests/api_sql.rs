@@ -365,3 +365,194 @@ fn series_seek_never_misses_rows_written_before_series_keys() {
     ));
     assert_eq!(rows[0][0], 10);
 }
+
+#[test]
+fn the_originals_end_to_end_case_and_late_typed_unknown_fields() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("t");
+    server.post(
+        "/api/v1/schema/metrics",
+        &admin,
+        &json!({"name": "metric1"}),
+    );
+    server.put(
+        "/api/v1/schema/metrics/metric1/fields/field1",
+        &admin,
+        &json!({"type": "boolean"}),
+    );
+    let answer = server.post(
+        "/api/v1/write",
+        &admin,
+        &json!({"metrictype": "metric1", "timestamp": 315532800000i64, "field1": true}),
+    );
+    assert_eq!(answer.body["accepted"], 1, "{}", answer.text);
+    let star = server.sql(&admin, "SELECT * FROM metric1 ORDER BY timestamp");
+    assert_eq!(
+        star.body["columns"],
+        json!([{"name": "timestamp", "type": "timestamp"}, {"name": "field1", "type": "boolean"}]),
+        "{}",
+        star.text
+    );
+    assert_eq!(ok_rows(&star), vec![json!(["1980-01-01T00:00:00Z", true])]);
+
+    // An extra field2 shows up as an unknown string column, then reads typed once declared.
+    server.post("/api/v1/write", &admin, &json!({"metrictype": "metric1", "timestamp": 315532800001i64, "field1": false, "field2": 42}));
+    let star = server.sql(&admin, "SELECT * FROM metric1 ORDER BY timestamp");
+    assert_eq!(
+        star.body["columns"][2],
+        json!({"name": "field2", "type": "varchar"}),
+        "{}",
+        star.text
+    );
+    assert_eq!(ok_rows(&star)[1][2], "42");
+    server.put(
+        "/api/v1/schema/metrics/metric1/fields/field2",
+        &admin,
+        &json!({"type": "string"}),
+    );
+    let typed = server.sql(
+        &admin,
+        "SELECT field2 FROM metric1 WHERE field2 IS NOT NULL",
+    );
+    assert_eq!(ok_rows(&typed), vec![json!(["42"])]);
+    server.patch(
+        "/api/v1/schema/metrics/metric1/fields/field2",
+        &admin,
+        &json!({"type": "integer"}),
+    );
+    let typed = server.sql(
+        &admin,
+        "SELECT field2 + 1 FROM metric1 WHERE field2 IS NOT NULL",
+    );
+    assert_eq!(ok_rows(&typed), vec![json!([43])]);
+}
+
+#[test]
+fn aliases_hide_delete_and_precedence_through_the_api() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("t");
+    server.post(
+        "/api/v1/schema/metrics",
+        &admin,
+        &json!({"name": "thermostat", "aliases": ["machine1"]}),
+    );
+    server.put(
+        "/api/v1/schema/metrics/thermostat/fields/temperature",
+        &admin,
+        &json!({"type": "double", "aliases": ["temp", "tmp"]}),
+    );
+    let answer = server.post(
+        "/api/v1/write",
+        &admin,
+        &json!([
+            {"metrictype": "machine1", "timestamp": 1, "temp": 1, "secret": "s"},
+            {"metrictype": "thermostat", "timestamp": 2, "temperature": 2, "temp": 99},
+            {"metrictype": "thermostat", "timestamp": 3, "tmp": "3.5"},
+        ]),
+    );
+    assert_eq!(answer.body["accepted"], 3, "{}", answer.text);
+    // Every name reads every row; the display name wins over an alias in the same row.
+    for name in ["temp", "temperature", "tmp"] {
+        let rows = ok_rows(&server.sql(
+            &admin,
+            &format!("SELECT {name} FROM thermostat ORDER BY timestamp"),
+        ));
+        assert_eq!(
+            rows,
+            vec![json!([1.0]), json!([2.0]), json!([3.5])],
+            "{name}"
+        );
+    }
+    // Metric aliases name the same table; GROUP BY on an alias.
+    let a = ok_rows(&server.sql(&admin, "SELECT count(*), sum(tmp) FROM machine1"));
+    let b = ok_rows(&server.sql(&admin, "SELECT count(*), sum(temperature) FROM thermostat"));
+    assert_eq!(a, b);
+    let grouped = ok_rows(&server.sql(
+        &admin,
+        "SELECT temp > 1.5 AS big, count(*) FROM thermostat GROUP BY temp > 1.5 ORDER BY 1",
+    ));
+    assert_eq!(grouped, vec![json!([false, 1]), json!([true, 2])]);
+
+    // Hiding removes the field from the table.
+    server.put(
+        "/api/v1/schema/metrics/thermostat/fields/secret",
+        &admin,
+        &json!({"hidden": true}),
+    );
+    let star = server.sql(&admin, "SELECT * FROM thermostat");
+    assert!(!star.text.contains("secret"), "{}", star.text);
+    assert_eq!(
+        server.sql(&admin, "SELECT secret FROM thermostat").status,
+        400
+    );
+
+    // Deleting removes the table; re-creating gives an empty one.
+    assert_eq!(
+        server
+            .delete("/api/v1/schema/metrics/thermostat", &admin)
+            .status,
+        200
+    );
+    assert_eq!(server.sql(&admin, "SELECT * FROM thermostat").status, 400);
+    assert_eq!(server.sql(&admin, "SELECT * FROM machine1").status, 400);
+    server.post(
+        "/api/v1/schema/metrics",
+        &admin,
+        &json!({"name": "thermostat"}),
+    );
+    let rows = ok_rows(&server.sql(&admin, "SELECT count(*) FROM thermostat"));
+    assert_eq!(rows, vec![json!([0])]);
+}
+
+#[test]
+fn every_time_operator_filters_and_prunes_partitions() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("t");
+    // One event per week for 6 weeks starting Monday 2024-01-01.
+    let week_ms = 7 * 24 * 3600 * 1000i64;
+    let start = 1_704_067_200_000i64;
+    let events: Vec<Value> = (0..6)
+        .map(|i| json!({"metrictype": "m", "timestamp": start + i * week_ms, "i": i}))
+        .collect();
+    assert_eq!(
+        server
+            .post("/api/v1/write", &admin, &Value::Array(events))
+            .body["accepted"],
+        6
+    );
+    let t2 = "TIMESTAMP '2024-01-15T00:00:00Z'"; // week index 2
+    let t4 = "TIMESTAMP '2024-01-29T00:00:00Z'"; // week index 4
+    for (predicate, expected) in [
+        (format!("timestamp < {t2}"), 2),
+        (format!("timestamp <= {t2}"), 3),
+        (format!("timestamp = {t2}"), 1),
+        (format!("timestamp >= {t2}"), 4),
+        (format!("timestamp > {t2}"), 3),
+        (format!("timestamp BETWEEN {t2} AND {t4}"), 3),
+        (
+            "timestamp >= to_timestamp_millis(1705276800000)".to_string(),
+            4,
+        ),
+        ("timestamp >= '2024-01-15T00:00:00Z'".to_string(), 4),
+    ] {
+        let rows =
+            ok_rows(&server.sql(&admin, &format!("SELECT count(*) FROM m WHERE {predicate}")));
+        assert_eq!(rows[0][0], expected, "{predicate}");
+    }
+    let plan = server
+        .sql(
+            &admin,
+            &format!("EXPLAIN SELECT * FROM m WHERE timestamp BETWEEN {t2} AND {t4}"),
+        )
+        .text;
+    assert!(
+        plan.contains("hot_2024-01-15") && plan.contains("hot_2024-01-29"),
+        "{plan}"
+    );
+    for outside in ["hot_2024-01-01", "hot_2024-01-08", "hot_2024-02-05"] {
+        assert!(
+            !plan.contains(outside),
+            "{outside} must not be read: {plan}"
+        );
+    }
+}
