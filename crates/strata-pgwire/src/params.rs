@@ -168,7 +168,7 @@ fn literal_text(value: &ScalarValue) -> Result<String, PgWireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::common::ScalarAndMetadata;
+    use datafusion::common::metadata::ScalarAndMetadata;
     use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
     fn bound(sql: &str, values: Vec<ScalarValue>) -> String {
