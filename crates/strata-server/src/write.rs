@@ -19,7 +19,7 @@ use strata_catalog::Metric;
 use strata_core::{MetricId, NameId, Role, Value};
 use strata_ingest::{
     content_hash, metric_name, normalize, series_hash, split_body, BodyFormat, MetricKeyConfig,
-    NormalizedEvent, TimestampConfig,
+    NormalizedEvent, StatsAccumulator, TimestampConfig,
 };
 use strata_storage::{ErrorRecord, HotEvent, HotWrite};
 
@@ -212,8 +212,10 @@ pub async fn write(
 
     // Give every incoming name an id, registering the new ones durably before data uses them.
     let mut hot_events = Vec::new();
-    let mut observed: Vec<(MetricId, NameId, usize, usize)> = Vec::new();
-    let mut accepted_events: Vec<(MetricId, NormalizedEvent)> = Vec::new();
+    // Collected per request and merged into the shared statistics only once the data is
+    // durable, so statistics never count events that were not stored.
+    let seen_ms = now_ms();
+    let mut pending_stats = StatsAccumulator::default();
     for (metric_id, (metric, events)) in by_metric {
         let mut ids: HashMap<&str, NameId> = metric
             .incoming
@@ -247,16 +249,7 @@ pub async fn write(
 
         let series_fields = metric.series_key_fields();
         for event in events {
-            let mut values: Vec<(NameId, Value)> = Vec::with_capacity(event.fields.len());
-            for (name, value, _) in &event.fields {
-                let Some(id) = ids.get(name.as_str()) else {
-                    return Err(ApiError::internal(format!(
-                        "incoming name {name:?} has no id after registration"
-                    )));
-                };
-                values.push((*id, value.clone()));
-            }
-            values.sort_unstable_by_key(|(id, _)| *id);
+            // Hashes read the fields by reference; afterwards the values move into the row.
             let series = if series_fields.is_empty() {
                 0
             } else {
@@ -266,19 +259,25 @@ pub async fn write(
                     .collect();
                 series_hash(&key_values)
             };
+            let hash = content_hash(metric_id, event.timestamp_ms, &event.fields);
+            let mut values: Vec<(NameId, Value)> = Vec::with_capacity(event.fields.len());
+            for (name, value, kind) in event.fields {
+                let Some(&id) = ids.get(name.as_str()) else {
+                    return Err(ApiError::internal(format!(
+                        "incoming name {name:?} has no id after registration"
+                    )));
+                };
+                pending_stats.observe(tenant, metric_id, id, kind, &value, seen_ms);
+                values.push((id, value));
+            }
+            values.sort_unstable_by_key(|(id, _)| *id);
             hot_events.push(HotEvent {
                 metric: metric_id,
                 timestamp_ms: event.timestamp_ms,
                 series,
-                content_hash: content_hash(metric_id, event.timestamp_ms, &event.fields),
+                content_hash: hash,
                 values,
             });
-            for (slot, (name, _, _)) in event.fields.iter().enumerate() {
-                if let Some(id) = ids.get(name.as_str()) {
-                    observed.push((metric_id, *id, accepted_events.len(), slot));
-                }
-            }
-            accepted_events.push((metric_id, event));
         }
     }
 
@@ -308,14 +307,8 @@ pub async fn write(
             .await?;
     }
 
-    // Statistics are observed only after the data is durable, so they never count lost events.
-    let seen_ms = now_ms();
     if let Ok(mut stats) = state.stats().lock() {
-        for (metric_id, name_id, event_slot, field_slot) in observed {
-            let event = &accepted_events[event_slot].1;
-            let (_, value, kind) = &event.fields[field_slot];
-            stats.observe(tenant, metric_id, name_id, *kind, value, seen_ms);
-        }
+        stats.merge(pending_stats);
     }
 
     let errors: Vec<JsonValue> = rejections
