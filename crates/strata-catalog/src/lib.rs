@@ -4,15 +4,20 @@
 //! Callers depend on the [`Catalog`] trait only, so a PostgreSQL implementation can replace the
 //! embedded [`SqliteCatalog`] without touching them.
 
+pub mod cold;
 mod error;
 mod model;
 mod sqlite;
 mod validate;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use strata_core::{FieldType, MetricId, NameId, Role, TenantId};
 
+pub use cold::{
+    ColdColumn, ColdFile, ColdManifest, CompactionCommit, CompactionRecord, NewColdFile, Watermark,
+};
 pub use error::CatalogError;
 pub use model::{
     Field, IncomingName, IncomingStatsDelta, KeyInfo, Metric, NewKey, SchemaVersion, Tenant,
@@ -133,4 +138,36 @@ pub trait Catalog: Send + Sync + 'static {
         tenant: TenantId,
         deltas: Vec<IncomingStatsDelta>,
     ) -> Result<(), CatalogError>;
+
+    /// A metric's live cold files and watermark, from one consistent read.
+    async fn cold_manifest(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+    ) -> Result<ColdManifest, CatalogError>;
+    /// Adds files, retires files and moves the watermark in one transaction. The watermark never
+    /// moves backwards, and a file to retire must still be live (else Conflict).
+    async fn commit_compaction(&self, commit: CompactionCommit) -> Result<(), CatalogError>;
+    /// Every path the catalog knows, live or retired and not yet forgotten: anything else under
+    /// the cold root is an orphan.
+    async fn cold_paths(&self) -> Result<HashSet<String>, CatalogError>;
+    /// Files retired before `retired_before_ms`, whose objects may now be deleted.
+    async fn retired_cold_files(
+        &self,
+        retired_before_ms: i64,
+    ) -> Result<Vec<ColdFile>, CatalogError>;
+    /// Drops retired files from the catalog once their objects are deleted.
+    async fn forget_cold_files(&self, ids: &[i64]) -> Result<(), CatalogError>;
+    /// Retires a metric's live files of days before `before_day_ms` (cold retention, purges).
+    async fn retire_cold_files(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+        before_day_ms: i64,
+    ) -> Result<u64, CatalogError>;
+    async fn record_compaction(&self, record: CompactionRecord) -> Result<(), CatalogError>;
+    async fn last_compaction(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<CompactionRecord>, CatalogError>;
 }

@@ -25,10 +25,16 @@ use crate::model::{
     TenantSchema, TenantSettings,
 };
 use crate::validate::{self, MAX_INCOMING_SAMPLES};
+use crate::{ColdFile, ColdManifest, CompactionCommit, CompactionRecord};
+
+mod cold;
 use crate::{Catalog, CatalogError, SchemaChange, SettingsPatch};
 
 /// Ordered schema migrations; a version is applied once and recorded.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_cold_tier.sql")),
+];
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1619,6 +1625,54 @@ impl Catalog for SqliteCatalog {
         }
         lock(&self.incoming_cache).insert(metric, IncomingIds { tenant, ids });
         Ok(result)
+    }
+
+    async fn cold_manifest(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+    ) -> Result<ColdManifest, CatalogError> {
+        self.cold_manifest_impl(tenant, metric).await
+    }
+
+    async fn commit_compaction(&self, commit: CompactionCommit) -> Result<(), CatalogError> {
+        self.commit_compaction_impl(commit).await
+    }
+
+    async fn cold_paths(&self) -> Result<HashSet<String>, CatalogError> {
+        self.cold_paths_impl().await
+    }
+
+    async fn retired_cold_files(
+        &self,
+        retired_before_ms: i64,
+    ) -> Result<Vec<ColdFile>, CatalogError> {
+        self.retired_cold_files_impl(retired_before_ms).await
+    }
+
+    async fn forget_cold_files(&self, ids: &[i64]) -> Result<(), CatalogError> {
+        self.forget_cold_files_impl(ids).await
+    }
+
+    async fn retire_cold_files(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+        before_day_ms: i64,
+    ) -> Result<u64, CatalogError> {
+        self.retire_cold_files_impl(tenant, metric, before_day_ms)
+            .await
+    }
+
+    async fn record_compaction(&self, record: CompactionRecord) -> Result<(), CatalogError> {
+        self.record_compaction_impl(record).await
+    }
+
+    async fn last_compaction(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<CompactionRecord>, CatalogError> {
+        self.last_compaction_impl(tenant).await
     }
 
     async fn record_incoming_stats(

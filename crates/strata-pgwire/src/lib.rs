@@ -131,7 +131,9 @@ pub async fn serve(
     Ok(())
 }
 
-fn load_tls(paths: &TlsPaths) -> Result<TlsAcceptor, PgError> {
+/// Reads and checks the certificate chain and key; `serve` calls it, and the server calls it
+/// before binding so a bad TLS setup fails at startup.
+pub fn load_tls(paths: &TlsPaths) -> Result<TlsAcceptor, PgError> {
     let read = |path: &PathBuf| {
         std::fs::read(path).map_err(|e| PgError::Tls(format!("reading {}: {e}", path.display())))
     };

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use state::AppState;
+pub use strata_pgwire::TlsPaths;
 pub use strata_query::QueryConfig;
 
 /// Everything `strata serve` can be told. The binary maps flags and env vars onto this.
@@ -34,6 +35,10 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub http_addr: SocketAddr,
     pub pg_addr: SocketAddr,
+    /// Serve the Postgres wire protocol without TLS on a non-loopback address.
+    pub pg_allow_insecure: bool,
+    /// TLS certificate and key for the Postgres wire protocol.
+    pub pg_tls: Option<strata_pgwire::TlsPaths>,
     /// Overrides the generated operator token (env `STRATA_OPERATOR_TOKEN`).
     pub operator_token: Option<String>,
     pub limits: Limits,
@@ -61,6 +66,8 @@ pub enum ServerError {
     Storage(#[from] strata_storage::StorageError),
     #[error("operator token: {0}")]
     OperatorToken(String),
+    #[error(transparent)]
+    Postgres(#[from] strata_pgwire::PgError),
     #[error("http server: {0}")]
     Serve(std::io::Error),
 }
@@ -93,33 +100,76 @@ pub async fn run(
 
     let query = QueryEngine::new(catalog.clone(), hot.clone(), config.query.clone());
     let state = AppState::new(
-        catalog,
+        catalog.clone(),
         hot.clone(),
-        query,
+        query.clone(),
         operator_token,
         config.limits.clone(),
     );
 
+    // Refuse an insecure Postgres setup before binding anything, so a misconfigured server
+    // fails at startup instead of serving HTTP alone.
+    strata_pgwire::check_bind_policy(
+        &config.pg_addr,
+        config.pg_tls.is_some(),
+        config.pg_allow_insecure,
+    )?;
+    if let Some(tls) = &config.pg_tls {
+        strata_pgwire::load_tls(tls)?;
+    }
     let listener = TcpListener::bind(config.http_addr)
         .await
         .map_err(|source| ServerError::Bind {
             addr: config.http_addr,
             source,
         })?;
+    let pg_listener =
+        TcpListener::bind(config.pg_addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.pg_addr,
+                source,
+            })?;
     let bound = listener.local_addr().map_err(ServerError::Serve)?;
-    // Tests and scripts parse this line to find an ephemeral port; keep its shape stable.
+    let pg_bound = pg_listener.local_addr().map_err(ServerError::Serve)?;
+    // Tests and scripts parse these lines to find ephemeral ports; keep their shape stable.
     tracing::info!("HTTP API listening on http://{bound}");
-    tracing::info!(
-        "Postgres wire protocol is not served yet; --pg {} is reserved",
-        config.pg_addr
-    );
+    tracing::info!("Postgres wire protocol listening on postgres://{pg_bound}");
+
+    // One shutdown signal fans out to both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let pg = tokio::spawn(strata_pgwire::serve(
+        pg_listener,
+        query,
+        catalog,
+        strata_pgwire::PgConfig {
+            addr: pg_bound,
+            allow_insecure: config.pg_allow_insecure,
+            tls: config.pg_tls.clone(),
+        },
+        stopped(stop_rx.clone()),
+    ));
 
     let flusher = stats::spawn_flusher(state.clone(), STATS_FLUSH_INTERVAL);
     let app = routes::router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let http = axum::serve(listener, app)
+        .with_graceful_shutdown(stopped(stop_rx))
         .await
-        .map_err(ServerError::Serve)?;
+        .map_err(ServerError::Serve);
+    match pg.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "Postgres wire server failed"),
+        Err(error) => tracing::error!(%error, "Postgres wire server panicked"),
+    }
+    http?;
 
     tracing::info!("shutting down: flushing statistics and closing the hot tier");
     flusher.abort();

@@ -200,6 +200,16 @@ pub struct ServeArgs {
     /// Address of the Postgres wire protocol
     #[arg(long = "pg", env = "STRATA_PG_ADDR", default_value = "127.0.0.1:5433")]
     pub pg_addr: SocketAddr,
+    /// PEM certificate chain for TLS on the Postgres port (needs --tls-key)
+    #[arg(long, env = "STRATA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS on the Postgres port (needs --tls-cert)
+    #[arg(long, env = "STRATA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve the Postgres port without TLS on a non-loopback address. Tenant keys are the
+    /// passwords and would cross the network in clear text.
+    #[arg(long, env = "STRATA_PG_ALLOW_INSECURE")]
+    pub pg_allow_insecure: bool,
     /// Largest request body accepted on /api/v1/write, in bytes
     #[arg(long, env = "STRATA_MAX_BODY_BYTES", default_value_t = strata_core::Limits::default().write_body_bytes)]
     pub max_body_bytes: usize,

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -6,20 +6,21 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use fjall::{Database, KeyspaceCreateOptions};
-use strata_core::TenantId;
+use strata_core::{MetricId, TenantId};
 
 use super::codec;
 use super::key::{self, KEY_LEN};
 use super::scan::HotScan;
 use super::writer::{
     self, Command, PreparedError, PreparedRow, PreparedWrite, Reply, Shared, Week,
-    SEQ_HIGH_WATER_KEY,
+    LATE_THRESHOLD_PREFIX, SEQ_HIGH_WATER_KEY,
 };
 use super::{ErrorRecord, HotOptions, HotPartitionInfo, HotWrite, ScanRequest, WriteAck};
 use crate::error::StorageError;
 
 const META_KEYSPACE: &str = "meta";
 const ERRORS_KEYSPACE: &str = "errors";
+const LATE_KEYSPACE: &str = "late";
 /// Per-row overhead a batch adds beyond key and body (version byte, seq varint, bookkeeping).
 const ROW_OVERHEAD_BYTES: usize = 32;
 
@@ -64,6 +65,10 @@ impl HotStore {
         let errors = db
             .keyspace(ERRORS_KEYSPACE, KeyspaceCreateOptions::default)
             .map_err(|e| StorageError::engine("opening the error log", e))?;
+        let late = db
+            .keyspace(LATE_KEYSPACE, KeyspaceCreateOptions::default)
+            .map_err(|e| StorageError::engine("opening the late index", e))?;
+        let late_thresholds = read_late_thresholds(&meta)?;
 
         let mut weeks = BTreeMap::new();
         for name in db.list_keyspace_names() {
@@ -79,7 +84,7 @@ impl HotStore {
                         keyspace,
                     },
                 );
-            } else if name != META_KEYSPACE && name != ERRORS_KEYSPACE {
+            } else if name != META_KEYSPACE && name != ERRORS_KEYSPACE && name != LATE_KEYSPACE {
                 tracing::warn!(keyspace = name, "ignoring unknown keyspace in hot tier");
             }
         }
@@ -107,6 +112,8 @@ impl HotStore {
             weeks: RwLock::new(weeks),
             errors,
             meta,
+            late,
+            late_thresholds: RwLock::new(late_thresholds),
             last_seq: AtomicU64::new(last_seq),
             options,
         });
@@ -159,6 +166,74 @@ impl HotStore {
         let snapshot = self.shared.db.snapshot();
         let weeks = self.weeks_touching(request.start_ms, request.end_ms);
         Ok(HotScan::new(snapshot, weeks, request))
+    }
+
+    /// Late-index rows of one tenant and metric in a time range (see [`HotStore::raise_late_threshold`]).
+    /// Every row carries its sequence number; callers keep those above the compacted one.
+    pub fn scan_late(&self, request: &ScanRequest) -> Result<HotScan, StorageError> {
+        let snapshot = self.shared.db.snapshot();
+        let whole = vec![(i64::MIN, i64::MAX, self.shared.late.clone())];
+        Ok(HotScan::new(snapshot, whole, request))
+    }
+
+    /// Raises the late threshold of a metric to `threshold_ms` (never lowers it) and returns the
+    /// highest sequence number handed out before the change. From then on, every row of the metric
+    /// with a timestamp below the threshold is also written to the late index. The compactor calls
+    /// this before reading: rows at or below the returned sequence number are in its snapshot,
+    /// rows after it below the threshold are in the late index, so none falls between the two.
+    /// Durable (fsync'd) before it returns.
+    pub async fn raise_late_threshold(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+        threshold_ms: i64,
+    ) -> Result<u64, StorageError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::RaiseLateThreshold {
+                tenant,
+                metric,
+                threshold_ms,
+                reply: Reply::Async(sender),
+            })
+            .map_err(|_| StorageError::Closed)?;
+        receiver.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// The late threshold of a metric, if a compaction ever set one.
+    pub fn late_threshold(&self, tenant: TenantId, metric: MetricId) -> Option<i64> {
+        self.shared
+            .late_thresholds
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(tenant, metric))
+            .copied()
+    }
+
+    /// Removes late-index rows of a metric with `seq <= upto_seq`: the cold tier holds them once
+    /// the compaction that read them is committed. Returns how many were removed.
+    pub async fn prune_late(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+        upto_seq: u64,
+    ) -> Result<usize, StorageError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::PruneLate {
+                tenant,
+                metric,
+                upto_seq,
+                reply: Reply::Async(sender),
+            })
+            .map_err(|_| StorageError::Closed)?;
+        receiver.await.map_err(|_| StorageError::Closed)?
     }
 
     fn weeks_touching(&self, start_ms: i64, end_ms: i64) -> Vec<(i64, i64, fjall::Keyspace)> {
@@ -289,6 +364,32 @@ impl Drop for HotStore {
     }
 }
 
+fn read_late_thresholds(
+    meta: &fjall::Keyspace,
+) -> Result<HashMap<(TenantId, MetricId), i64>, StorageError> {
+    let mut thresholds = HashMap::new();
+    for guard in meta.prefix(LATE_THRESHOLD_PREFIX) {
+        let (meta_key, value) = guard
+            .into_inner()
+            .map_err(|e| StorageError::engine("reading late thresholds", e))?;
+        let corrupt = || StorageError::Corrupt {
+            what: "late threshold record".to_string(),
+        };
+        let ids = meta_key
+            .get(LATE_THRESHOLD_PREFIX.len()..)
+            .filter(|ids| ids.len() == 16)
+            .ok_or_else(corrupt)?;
+        let word = |bytes: &[u8]| -> Result<u64, StorageError> {
+            Ok(u64::from_be_bytes(bytes.try_into().map_err(|_| corrupt())?))
+        };
+        let tenant = key::unordered_i64(word(&ids[0..8])?);
+        let metric = key::unordered_i64(word(&ids[8..16])?);
+        let threshold = key::unordered_i64(word(&value)?);
+        thresholds.insert((tenant, metric), threshold);
+    }
+    Ok(thresholds)
+}
+
 fn partition_info(week_start_ms: i64, week: &Week) -> HotPartitionInfo {
     HotPartitionInfo {
         name: week.name.clone(),
@@ -326,6 +427,8 @@ fn prepare(write: HotWrite, reply: Reply<WriteAck>) -> Result<PreparedWrite, Sto
         bytes += KEY_LEN + body.len() + ROW_OVERHEAD_BYTES;
         rows.push(PreparedRow {
             week_start_ms: key::week_start_ms(event.timestamp_ms),
+            metric: event.metric,
+            timestamp_ms: event.timestamp_ms,
             key: key::encode(
                 tenant,
                 event.metric,

@@ -3,13 +3,13 @@
 //! them in one atomic fjall batch together with the new sequence high-water mark, fsyncs once,
 //! and then answers each caller.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use strata_core::TenantId;
+use strata_core::{MetricId, TenantId};
 
 use super::codec;
 use super::key::{self, KEY_LEN};
@@ -18,6 +18,18 @@ use crate::error::StorageError;
 
 /// Key in the `meta` keyspace holding the highest sequence number ever committed (u64 BE).
 pub(crate) const SEQ_HIGH_WATER_KEY: &[u8] = b"seq_high_water";
+
+/// Prefix of the `meta` keys holding late thresholds: `late_threshold/ | tenant | metric` (ordered
+/// i64 BE each) -> threshold ms (ordered i64 BE).
+pub(crate) const LATE_THRESHOLD_PREFIX: &[u8] = b"late_threshold/";
+
+pub(crate) fn late_threshold_key(tenant: TenantId, metric: MetricId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(LATE_THRESHOLD_PREFIX.len() + 16);
+    out.extend_from_slice(LATE_THRESHOLD_PREFIX);
+    out.extend_from_slice(&key::ordered_i64(tenant).to_be_bytes());
+    out.extend_from_slice(&key::ordered_i64(metric).to_be_bytes());
+    out
+}
 
 /// One existing weekly partition.
 #[derive(Clone)]
@@ -33,6 +45,12 @@ pub(crate) struct Shared {
     pub weeks: RwLock<BTreeMap<i64, Week>>,
     pub errors: Keyspace,
     pub meta: Keyspace,
+    /// The late index: a copy of every row whose timestamp is below its metric's late threshold
+    /// when it is written (same key, same value). The cold tier reads it to find rows that
+    /// arrived after a compaction covered their time range.
+    pub late: Keyspace,
+    /// (tenant, metric) -> late threshold ms. Only the writer thread changes it.
+    pub late_thresholds: RwLock<HashMap<(TenantId, MetricId), i64>>,
     /// Highest sequence number that is committed (and fsync'd when `sync` is on).
     pub last_seq: AtomicU64,
     pub options: HotOptions,
@@ -71,6 +89,8 @@ impl<T> Reply<T> {
 /// A row encoded on the caller's thread, so the writer only adds the sequence number.
 pub(crate) struct PreparedRow {
     pub week_start_ms: i64,
+    pub metric: MetricId,
+    pub timestamp_ms: i64,
     pub key: [u8; KEY_LEN],
     /// The value without its version byte and seq (see [`codec::encode_body`]).
     pub body: Vec<u8>,
@@ -95,6 +115,21 @@ pub(crate) enum Command {
     DropPartition {
         week_start_ms: i64,
         reply: Reply<()>,
+    },
+    /// Raise a metric's late threshold; answers the highest sequence number handed out before
+    /// the change (every row at or below it is committed).
+    RaiseLateThreshold {
+        tenant: TenantId,
+        metric: MetricId,
+        threshold_ms: i64,
+        reply: Reply<u64>,
+    },
+    /// Remove late-index rows of a metric with `seq <= upto_seq` (they are in the cold tier).
+    PruneLate {
+        tenant: TenantId,
+        metric: MetricId,
+        upto_seq: u64,
+        reply: Reply<usize>,
     },
     Shutdown,
 }
@@ -144,6 +179,20 @@ pub(crate) fn run(shared: Arc<Shared>, commands: Receiver<Command>, mut next_seq
                 week_start_ms,
                 reply,
             } => reply.send(drop_week(&shared, week_start_ms)),
+            Command::RaiseLateThreshold {
+                tenant,
+                metric,
+                threshold_ms,
+                reply,
+            } => reply.send(
+                raise_late_threshold(&shared, tenant, metric, threshold_ms).map(|()| next_seq - 1),
+            ),
+            Command::PruneLate {
+                tenant,
+                metric,
+                upto_seq,
+                reply,
+            } => reply.send(prune_late(&shared, tenant, metric, upto_seq)),
             Command::Shutdown => break,
         }
     }
@@ -181,9 +230,18 @@ fn write_group(
     let mut acks = Vec::with_capacity(group.len());
     // Consecutive rows nearly always share a week; remember the last one to skip the map.
     let mut last_week: Option<(i64, Keyspace)> = None;
+    let thresholds = shared
+        .late_thresholds
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     for write in group {
         let first = seq;
         for row in &write.rows {
+            let late = !thresholds.is_empty()
+                && thresholds
+                    .get(&(write.tenant, row.metric))
+                    .is_some_and(|threshold| row.timestamp_ms < *threshold);
             let keyspace = match &last_week {
                 Some((start, keyspace)) if *start == row.week_start_ms => keyspace.clone(),
                 _ => {
@@ -192,11 +250,11 @@ fn write_group(
                     keyspace
                 }
             };
-            batch.insert(
-                &keyspace,
-                row.key.as_slice(),
-                codec::encode_record(seq, &row.body),
-            );
+            let record = codec::encode_record(seq, &row.body);
+            if late {
+                batch.insert(&shared.late, row.key.as_slice(), record.as_slice());
+            }
+            batch.insert(&keyspace, row.key.as_slice(), record);
             seq += 1;
         }
         for error in &write.errors {
@@ -272,6 +330,72 @@ fn week_keyspace(shared: &Shared, week_start_ms: i64) -> Result<Keyspace, Storag
             },
         );
     Ok(keyspace)
+}
+
+fn raise_late_threshold(
+    shared: &Shared,
+    tenant: TenantId,
+    metric: MetricId,
+    threshold_ms: i64,
+) -> Result<(), StorageError> {
+    let current = shared
+        .late_thresholds
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&(tenant, metric))
+        .copied();
+    if current.is_some_and(|current| current >= threshold_ms) {
+        return Ok(());
+    }
+    // Durable before it takes effect: after a crash the threshold must still cover every row
+    // written under it, or a late row could end up neither in the cold tier nor in the index.
+    let mut batch = shared.db.batch();
+    batch.insert(
+        &shared.meta,
+        late_threshold_key(tenant, metric).as_slice(),
+        key::ordered_i64(threshold_ms).to_be_bytes().as_slice(),
+    );
+    batch
+        .commit()
+        .map_err(|e| StorageError::engine("recording a late threshold", e))?;
+    shared
+        .db
+        .persist(PersistMode::SyncAll)
+        .map_err(|e| StorageError::engine("syncing a late threshold", e))?;
+    shared
+        .late_thresholds
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert((tenant, metric), threshold_ms);
+    Ok(())
+}
+
+fn prune_late(
+    shared: &Shared,
+    tenant: TenantId,
+    metric: MetricId,
+    upto_seq: u64,
+) -> Result<usize, StorageError> {
+    let mut prefix = [0u8; 16];
+    prefix[0..8].copy_from_slice(&key::ordered_i64(tenant).to_be_bytes());
+    prefix[8..16].copy_from_slice(&key::ordered_i64(metric).to_be_bytes());
+    let mut batch = shared.db.batch();
+    let mut removed = 0;
+    for guard in shared.late.prefix(prefix) {
+        let (row_key, value) = guard
+            .into_inner()
+            .map_err(|e| StorageError::engine("reading the late index", e))?;
+        if codec::ValueReader::new(&value)?.seq() <= upto_seq {
+            batch.remove(&shared.late, row_key);
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        batch
+            .commit()
+            .map_err(|e| StorageError::engine("pruning the late index", e))?;
+    }
+    Ok(removed)
 }
 
 fn drop_week(shared: &Shared, week_start_ms: i64) -> Result<(), StorageError> {

@@ -13,6 +13,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         http_addr: args.http_addr,
         pg_addr: args.pg_addr,
+        pg_allow_insecure: args.pg_allow_insecure,
+        pg_tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(strata_server::TlsPaths { cert, key }),
+            _ => None,
+        },
         // Env only: a token on the command line would show in `ps` and shell history.
         operator_token: std::env::var("STRATA_OPERATOR_TOKEN")
             .ok()
