@@ -27,6 +27,7 @@ use strata_core::TenantId;
 use strata_storage::HotStore;
 use tokio::time::{Instant, Sleep};
 
+use crate::cold::{ColdAccess, ColdContext};
 use crate::error::{DeadlineExceeded, QueryError};
 use crate::model::MetricModel;
 use crate::rewrite::{AliasResolver, CATALOG_NAME, METRIC_SCHEMA};
@@ -65,6 +66,7 @@ impl Default for QueryConfig {
 pub struct QueryEngine {
     catalog: DynCatalog,
     hot: Arc<HotStore>,
+    cold: Option<ColdAccess>,
     config: QueryConfig,
 }
 
@@ -81,8 +83,15 @@ impl QueryEngine {
         QueryEngine {
             catalog,
             hot,
+            cold: None,
             config,
         }
+    }
+
+    /// Makes every session read the cold tier too (compacted rows, federated plans).
+    pub fn with_cold(mut self, cold: ColdAccess) -> Self {
+        self.cold = Some(cold);
+        self
     }
 
     pub fn config(&self) -> &QueryConfig {
@@ -110,6 +119,13 @@ impl QueryEngine {
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
             )
             .build_arc()?;
+        let cold = self.cold.as_ref().map(|access| {
+            runtime.register_object_store(access.url.as_ref(), access.store.clone());
+            ColdContext {
+                catalog: self.catalog.clone(),
+                access: access.clone(),
+            }
+        });
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, METRIC_SCHEMA)
             .with_create_default_catalog_and_schema(true)
@@ -127,7 +143,9 @@ impl QueryEngine {
         for metric in &schema.metrics {
             let model = Arc::new(MetricModel::from_catalog(metric));
             let aliases = Arc::new(model.alias_map());
-            let table = Arc::new(MetricTable::new(tenant, model.clone(), self.hot.clone()));
+            let table = Arc::new(
+                MetricTable::new(tenant, model.clone(), self.hot.clone()).with_cold(cold.clone()),
+            );
             for name in &model.table_names {
                 if by_name.insert(name.clone(), model.clone()).is_some() {
                     tracing::warn!(metric = %name, "two live metrics share a name; the later wins");
@@ -154,7 +172,7 @@ impl QueryEngine {
         catalog.register_schema(SYSTEM_SCHEMA, system)?;
         ctx.register_udtf(
             "strata_raw",
-            Arc::new(RawFunction::new(tenant, by_name, self.hot.clone())),
+            Arc::new(RawFunction::new(tenant, by_name, self.hot.clone(), cold.clone())),
         );
         Ok(TenantSession {
             ctx,

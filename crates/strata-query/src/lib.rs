@@ -6,6 +6,7 @@
 //! - [`table::MetricTable`] scans the hot tier with time-range and series pushdown
 //!   ([`pushdown`], [`scan`]) and recombines incoming names into typed columns ([`recombine`]).
 
+pub mod cold;
 pub mod engine;
 pub mod error;
 pub mod model;
@@ -17,5 +18,6 @@ pub mod scan;
 pub mod system;
 pub mod table;
 
+pub use cold::{ColdAccess, ColdContext};
 pub use engine::{QueryConfig, QueryEngine, QueryResult, TenantSession, SYSTEM_SCHEMA};
 pub use error::QueryError;

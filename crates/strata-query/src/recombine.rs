@@ -144,7 +144,7 @@ impl RawBatchBuilder {
 }
 
 /// Builds one raw column, typed when every non-null value shares a kind (see the module docs).
-fn raw_array(values: &[Value], wants_text: bool) -> ArrayRef {
+pub fn raw_array(values: &[Value], wants_text: bool) -> ArrayRef {
     if !wants_text {
         let (mut ints, mut floats, mut bools, mut strs) = (0usize, 0usize, 0usize, 0usize);
         for value in values {

@@ -98,7 +98,7 @@ fn bounds(time: &TimeRange) -> (i64, i64) {
     )
 }
 
-fn format_ms(ms: i64) -> String {
+pub(crate) fn format_ms(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
         .unwrap_or_else(|| ms.to_string())

@@ -13,6 +13,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use strata_core::TenantId;
 use strata_storage::HotStore;
 
+use crate::cold::{plan_federated, ColdContext};
 use crate::model::MetricModel;
 use crate::pushdown::{equality_values, TimeRange};
 use crate::scan::{MetricScanExec, ScanSpec};
@@ -27,10 +28,18 @@ pub struct MetricTable {
     model: Arc<MetricModel>,
     schema: SchemaRef,
     hot: Arc<HotStore>,
+    /// The cold tier, when the server has one: scans then cover compacted rows too.
+    cold: Option<ColdContext>,
     raw: bool,
 }
 
 impl MetricTable {
+    /// Reads compacted rows from the cold tier as well (see [`crate::cold`]).
+    pub fn with_cold(mut self, cold: Option<ColdContext>) -> Self {
+        self.cold = cold;
+        self
+    }
+
     pub fn new(tenant: TenantId, model: Arc<MetricModel>, hot: Arc<HotStore>) -> Self {
         let schema = model.schema();
         MetricTable {
@@ -38,6 +47,7 @@ impl MetricTable {
             model,
             schema,
             hot,
+            cold: None,
             raw: false,
         }
     }
@@ -51,6 +61,7 @@ impl MetricTable {
             model,
             schema,
             hot,
+            cold: None,
             raw: true,
         }
     }
@@ -176,13 +187,11 @@ impl TableProvider for MetricTable {
             })?;
             columns.push(column.clone());
         }
-        Ok(Arc::new(self.exec(
-            schema,
-            columns,
-            timestamp_at,
-            filters,
-            limit,
-        )))
+        let exec = self.exec(schema, columns, timestamp_at, filters, limit);
+        match &self.cold {
+            None => Ok(Arc::new(exec)),
+            Some(cold) => plan_federated(exec.spec().clone(), self.hot.clone(), cold).await,
+        }
     }
 }
 
@@ -225,6 +234,7 @@ pub struct RawFunction {
     tenant: TenantId,
     models: HashMap<String, Arc<MetricModel>>,
     hot: Arc<HotStore>,
+    cold: Option<ColdContext>,
 }
 
 impl RawFunction {
@@ -232,11 +242,13 @@ impl RawFunction {
         tenant: TenantId,
         models: HashMap<String, Arc<MetricModel>>,
         hot: Arc<HotStore>,
+        cold: Option<ColdContext>,
     ) -> Self {
         RawFunction {
             tenant,
             models,
             hot,
+            cold,
         }
     }
 }
@@ -260,10 +272,8 @@ impl TableFunctionImpl for RawFunction {
         let model = self.models.get(name).ok_or_else(|| {
             DataFusionError::Plan(format!("strata_raw: no metric named '{name}'"))
         })?;
-        Ok(Arc::new(MetricTable::raw(
-            self.tenant,
-            model,
-            self.hot.clone(),
-        )))
+        Ok(Arc::new(
+            MetricTable::raw(self.tenant, model, self.hot.clone()).with_cold(self.cold.clone()),
+        ))
     }
 }

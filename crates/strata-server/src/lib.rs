@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use state::AppState;
+pub use strata_cold::CompactorConfig;
 pub use strata_pgwire::TlsPaths;
 pub use strata_query::QueryConfig;
 
@@ -46,6 +47,12 @@ pub struct ServeConfig {
     pub sync: bool,
     /// Per-query memory limit, timeout and batch size.
     pub query: QueryConfig,
+    /// Where cold files go: `None` = `<data_dir>/cold`; else a directory or object-store URL.
+    pub cold_location: Option<String>,
+    /// Compaction age, file size, hot retention.
+    pub compaction: CompactorConfig,
+    /// How often the background compactor runs; `None` disables it (on demand only).
+    pub compact_interval: Option<Duration>,
 }
 
 #[derive(Debug, Error)]
@@ -64,6 +71,8 @@ pub enum ServerError {
     Catalog(#[from] strata_catalog::CatalogError),
     #[error("hot tier: {0}")]
     Storage(#[from] strata_storage::StorageError),
+    #[error(transparent)]
+    Cold(#[from] strata_cold::ColdError),
     #[error("operator token: {0}")]
     OperatorToken(String),
     #[error(transparent)]
@@ -98,11 +107,21 @@ pub async fn run(
         },
     )?;
 
-    let query = QueryEngine::new(catalog.clone(), hot.clone(), config.query.clone());
+    let cold = strata_cold::ColdStore::open(&config.data_dir, config.cold_location.as_deref())?;
+    tracing::info!(location = cold.location(), "cold tier ready");
+    let query = QueryEngine::new(catalog.clone(), hot.clone(), config.query.clone())
+        .with_cold(cold.access());
+    let compactor = Arc::new(strata_cold::Compactor::new(
+        catalog.clone(),
+        hot.clone(),
+        cold,
+        config.compaction.clone(),
+    ));
     let state = AppState::new(
         catalog.clone(),
         hot.clone(),
         query.clone(),
+        compactor.clone(),
         operator_token,
         config.limits.clone(),
     );
@@ -159,6 +178,7 @@ pub async fn run(
     ));
 
     let flusher = stats::spawn_flusher(state.clone(), STATS_FLUSH_INTERVAL);
+    let background = spawn_compaction(compactor.clone(), config.compact_interval);
     let app = routes::router(state.clone());
     let http = axum::serve(listener, app)
         .with_graceful_shutdown(stopped(stop_rx))
@@ -173,7 +193,38 @@ pub async fn run(
 
     tracing::info!("shutting down: flushing statistics and closing the hot tier");
     flusher.abort();
+    background.abort();
     stats::flush(&state).await;
     hot.close();
     Ok(())
+}
+
+/// Collects garbage left by a crash at once, then compacts every tenant and collects garbage on
+/// every tick of `interval` (when set).
+fn spawn_compaction(
+    compactor: Arc<strata_cold::Compactor>,
+    interval: Option<Duration>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        match compactor.collect_garbage().await {
+            Ok(report) if report.orphans_deleted > 0 => {
+                tracing::info!(orphans = report.orphans_deleted, "collected orphan cold files")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cold-tier garbage collection failed"),
+        }
+        let Some(interval) = interval else {
+            return;
+        };
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            compactor.compact_everything().await;
+            if let Err(error) = compactor.collect_garbage().await {
+                tracing::warn!(%error, "cold-tier garbage collection failed");
+            }
+        }
+    })
 }

@@ -1,6 +1,7 @@
 use std::sync::{Arc, Mutex};
 
 use strata_catalog::DynCatalog;
+use strata_cold::Compactor;
 use strata_core::Limits;
 use strata_ingest::StatsAccumulator;
 use strata_query::QueryEngine;
@@ -16,6 +17,7 @@ struct Inner {
     catalog: DynCatalog,
     hot: Arc<HotStore>,
     query: QueryEngine,
+    compactor: Arc<Compactor>,
     operator_token: String,
     limits: Limits,
     stats: Mutex<StatsAccumulator>,
@@ -26,6 +28,7 @@ impl AppState {
         catalog: DynCatalog,
         hot: Arc<HotStore>,
         query: QueryEngine,
+        compactor: Arc<Compactor>,
         operator_token: String,
         limits: Limits,
     ) -> Self {
@@ -34,6 +37,7 @@ impl AppState {
                 catalog,
                 hot,
                 query,
+                compactor,
                 operator_token,
                 limits,
                 stats: Mutex::new(StatsAccumulator::default()),
@@ -49,6 +53,9 @@ impl AppState {
     }
     pub fn query(&self) -> &QueryEngine {
         &self.inner.query
+    }
+    pub fn compactor(&self) -> &Arc<Compactor> {
+        &self.inner.compactor
     }
     pub fn operator_token(&self) -> &str {
         &self.inner.operator_token

@@ -1,5 +1,5 @@
 //! Strata storage: the hot tier (fjall, weekly partitions, group-committed durable writes,
-//! error log). The cold tier (Parquet on object_store) will live beside it as its own module.
+//! error log, late index). The cold tier is the `strata-cold` crate.
 
 mod error;
 pub mod hot;

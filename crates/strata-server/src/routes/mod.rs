@@ -1,4 +1,5 @@
 mod admin;
+mod cold;
 mod errors;
 mod schema;
 mod sql;
@@ -34,7 +35,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/write", post(crate::write::write))
         .route("/errors", get(errors::list))
-        .route("/sql", post(sql::run));
+        .route("/sql", post(sql::run))
+        .route("/compact", post(cold::compact))
+        .route("/status", get(cold::status));
     Router::new()
         .route("/health", get(health))
         .nest("/api/v1", api)

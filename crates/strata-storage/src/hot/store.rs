@@ -1,6 +1,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -13,7 +13,7 @@ use super::key::{self, KEY_LEN};
 use super::scan::HotScan;
 use super::writer::{
     self, Command, PreparedError, PreparedRow, PreparedWrite, Reply, Shared, Week,
-    LATE_THRESHOLD_PREFIX, SEQ_HIGH_WATER_KEY,
+    DROPPED_BEFORE_KEY, LATE_THRESHOLD_PREFIX, SEQ_HIGH_WATER_KEY,
 };
 use super::{ErrorRecord, HotOptions, HotPartitionInfo, HotWrite, ScanRequest, WriteAck};
 use crate::error::StorageError;
@@ -69,6 +69,18 @@ impl HotStore {
             .keyspace(LATE_KEYSPACE, KeyspaceCreateOptions::default)
             .map_err(|e| StorageError::engine("opening the late index", e))?;
         let late_thresholds = read_late_thresholds(&meta)?;
+        let dropped_before = match meta
+            .get(DROPPED_BEFORE_KEY)
+            .map_err(|e| StorageError::engine("reading the dropped-partition mark", e))?
+        {
+            None => i64::MIN,
+            Some(bytes) => {
+                let word: [u8; 8] = bytes.as_ref().try_into().map_err(|_| StorageError::Corrupt {
+                    what: "dropped-partition mark is not 8 bytes".to_string(),
+                })?;
+                key::unordered_i64(u64::from_be_bytes(word))
+            }
+        };
 
         let mut weeks = BTreeMap::new();
         for name in db.list_keyspace_names() {
@@ -114,6 +126,7 @@ impl HotStore {
             meta,
             late,
             late_thresholds: RwLock::new(late_thresholds),
+            dropped_before: AtomicI64::new(dropped_before),
             last_seq: AtomicU64::new(last_seq),
             options,
         });
@@ -201,6 +214,11 @@ impl HotStore {
             })
             .map_err(|_| StorageError::Closed)?;
         receiver.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Hot data before this time may have been dropped by retention (`i64::MIN`: none was).
+    pub fn dropped_before_ms(&self) -> i64 {
+        self.shared.dropped_before.load(Ordering::Acquire)
     }
 
     /// The late threshold of a metric, if a compaction ever set one.

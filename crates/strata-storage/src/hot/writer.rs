@@ -4,7 +4,7 @@
 //! and then answers each caller.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -22,6 +22,9 @@ pub(crate) const SEQ_HIGH_WATER_KEY: &[u8] = b"seq_high_water";
 /// Prefix of the `meta` keys holding late thresholds: `late_threshold/ | tenant | metric` (ordered
 /// i64 BE each) -> threshold ms (ordered i64 BE).
 pub(crate) const LATE_THRESHOLD_PREFIX: &[u8] = b"late_threshold/";
+/// Key in the `meta` keyspace: the end (ms, ordered i64 BE) of the newest week ever dropped. Hot
+/// data below it may be gone, so readers must take that range from the cold tier.
+pub(crate) const DROPPED_BEFORE_KEY: &[u8] = b"dropped_before";
 
 pub(crate) fn late_threshold_key(tenant: TenantId, metric: MetricId) -> Vec<u8> {
     let mut out = Vec::with_capacity(LATE_THRESHOLD_PREFIX.len() + 16);
@@ -51,6 +54,8 @@ pub(crate) struct Shared {
     pub late: Keyspace,
     /// (tenant, metric) -> late threshold ms. Only the writer thread changes it.
     pub late_thresholds: RwLock<HashMap<(TenantId, MetricId), i64>>,
+    /// See [`DROPPED_BEFORE_KEY`]; `i64::MIN` when no week was ever dropped.
+    pub dropped_before: AtomicI64,
     /// Highest sequence number that is committed (and fsync'd when `sync` is on).
     pub last_seq: AtomicU64,
     pub options: HotOptions,
@@ -407,6 +412,25 @@ fn drop_week(shared: &Shared, week_start_ms: i64) -> Result<(), StorageError> {
     let Some(week) = removed else {
         return Ok(());
     };
+    let week_end = key::week_end_ms(week_start_ms);
+    if week_end > shared.dropped_before.load(Ordering::Acquire) {
+        // Recorded first: if the drop then fails, readers only avoid a hot range they could
+        // have used.
+        let mut batch = shared.db.batch();
+        batch.insert(
+            &shared.meta,
+            DROPPED_BEFORE_KEY,
+            key::ordered_i64(week_end).to_be_bytes().as_slice(),
+        );
+        batch
+            .commit()
+            .map_err(|e| StorageError::engine("recording a dropped partition", e))?;
+        shared
+            .db
+            .persist(PersistMode::SyncAll)
+            .map_err(|e| StorageError::engine("syncing a dropped partition", e))?;
+        shared.dropped_before.store(week_end, Ordering::Release);
+    }
     // Scans already running keep their handle; fjall deletes the files once they let go.
     if let Err(error) = shared.db.delete_keyspace(week.keyspace.clone()) {
         shared

@@ -35,6 +35,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             timeout: std::time::Duration::from_secs(args.query_timeout_secs),
             ..Default::default()
         },
+        cold_location: args.cold_url,
+        compaction: strata_server::CompactorConfig {
+            min_age: std::time::Duration::from_secs(args.compact_after_secs),
+            hot_retention: std::time::Duration::from_secs(
+                args.hot_retention_days.saturating_mul(86_400),
+            ),
+            ..Default::default()
+        },
+        compact_interval: (args.compact_interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(args.compact_interval_secs)),
     };
     if !config.sync {
         tracing::warn!(

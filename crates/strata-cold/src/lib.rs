@@ -1,0 +1,52 @@
+//! The cold tier: a metric's older rows as Parquet files on an object store, listed in the
+//! catalog's manifest, plus the jobs that maintain them.
+//!
+//! - [`ColdStore`]: where the files live (a directory under the data dir by default, or any
+//!   `object_store` URL) and the [`layout`] of paths in it.
+//! - [`Compactor`]: moves hot rows older than a configured age into files and commits the files
+//!   together with the new watermark; collects orphan and retired files; drops hot partitions
+//!   once they are fully compacted and past retention.
+//! - [`encode`]: how hot rows become a sorted, typed Parquet file.
+//!
+//! Reading is in `strata-query` (`MetricTable` plans the cold branch with DataFusion's
+//! `ParquetSource`); it needs only [`ColdStore::access`].
+
+pub mod encode;
+pub mod fault;
+pub mod layout;
+
+mod compactor;
+mod store;
+
+pub use compactor::{CompactionReport, Compactor, CompactorConfig, GcReport, MetricCompaction};
+pub use store::{ColdObject, ColdStore};
+
+/// Everything the cold tier can fail with. Messages never contain local file paths of the
+/// server beyond the cold root's relative object paths.
+#[derive(Debug, thiserror::Error)]
+pub enum ColdError {
+    #[error("cold storage location {location}: {reason}")]
+    Location { location: String, reason: String },
+    #[error("cold storage: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    #[error("catalog: {0}")]
+    Catalog(#[from] strata_catalog::CatalogError),
+    #[error("hot tier: {0}")]
+    Hot(#[from] strata_storage::StorageError),
+    #[error("encoding a cold file: {0}")]
+    Encode(String),
+    #[error("a compaction job stopped unexpectedly: {0}")]
+    Job(String),
+}
+
+impl From<datafusion::arrow::error::ArrowError> for ColdError {
+    fn from(error: datafusion::arrow::error::ArrowError) -> Self {
+        ColdError::Encode(error.to_string())
+    }
+}
+
+impl From<datafusion::parquet::errors::ParquetError> for ColdError {
+    fn from(error: datafusion::parquet::errors::ParquetError) -> Self {
+        ColdError::Encode(error.to_string())
+    }
+}

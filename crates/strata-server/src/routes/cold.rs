@@ -1,0 +1,150 @@
+//! `POST /api/v1/compact` (compact the tenant's hot data now) and `GET /api/v1/status` (the
+//! tenant's tiers: watermarks, hot partitions, cold files, last compaction).
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, SecondsFormat};
+use serde_json::{json, Value};
+use strata_core::Role;
+use strata_storage::ScanRequest;
+
+use crate::auth::TenantCaller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn rfc3339(ms: i64) -> Value {
+    match DateTime::from_timestamp_millis(ms) {
+        Some(time) => Value::String(time.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        None => Value::Null,
+    }
+}
+
+fn cold_error(error: strata_cold::ColdError) -> ApiError {
+    // Cold-tier failures can name object paths or the storage location: log them, answer
+    // generically so nothing about the server's layout reaches the tenant.
+    tracing::error!(%error, "compaction failed");
+    ApiError::internal("compaction failed; the server log has the details")
+}
+
+pub async fn compact(
+    State(state): State<AppState>,
+    caller: TenantCaller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let report = state
+        .compactor()
+        .compact_tenant(caller.tenant.id)
+        .await
+        .map_err(cold_error)?;
+    let metrics: Vec<Value> = report
+        .metrics
+        .iter()
+        .map(|m| {
+            json!({
+                "metric": m.metric,
+                "watermark": m.watermark_ms.map_or(Value::Null, rfc3339),
+                "files_written": m.files_written,
+                "rows": m.rows,
+                "duplicates_skipped": m.duplicates_skipped,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "watermark": report.watermark_ms.map_or(Value::Null, rfc3339),
+        "files_written": report.files_written,
+        "rows": report.rows,
+        "metrics": metrics,
+    })))
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    caller: TenantCaller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Read)?;
+    let tenant = caller.tenant.id;
+    let schema = state.catalog().schema(tenant).await?;
+    let mut metrics = Vec::new();
+    let mut lowest_watermark: Option<i64> = None;
+    for metric in &schema.metrics {
+        let manifest = state.catalog().cold_manifest(tenant, metric.id).await?;
+        let days: BTreeSet<i64> = manifest.files.iter().map(|f| f.day_ms).collect();
+        if let Some(w) = manifest.watermark {
+            lowest_watermark = Some(lowest_watermark.map_or(w.watermark_ms, |l| l.min(w.watermark_ms)));
+        }
+        metrics.push(json!({
+            "metric": metric.name,
+            "watermark": manifest.watermark.map_or(Value::Null, |w| rfc3339(w.watermark_ms)),
+            "cold": {
+                "files": manifest.files.len(),
+                "bytes": manifest.files.iter().map(|f| f.bytes).sum::<u64>(),
+                "rows": manifest.files.iter().map(|f| f.rows).sum::<u64>(),
+                "days": days.len(),
+                "first_day": days.first().map_or(Value::Null, |d| rfc3339(*d)),
+                "last_day": days.last().map_or(Value::Null, |d| rfc3339(*d)),
+            },
+        }));
+    }
+
+    // Partitions are shared by all tenants: count only this tenant's rows (keys only, no value
+    // decoding) and attribute bytes in proportion, so no other tenant's volume shows.
+    let hot = state.hot().clone();
+    let metric_ids: Vec<_> = schema.metrics.iter().map(|m| m.id).collect();
+    let partitions = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, ApiError> {
+        let mut out = Vec::new();
+        for partition in hot.partitions() {
+            let mut rows = 0u64;
+            for metric in &metric_ids {
+                let request = ScanRequest {
+                    tenant,
+                    metric: *metric,
+                    start_ms: partition.week_start_ms,
+                    end_ms: partition.week_end_ms,
+                    series: None,
+                    names: Some(Vec::new()),
+                };
+                let mut scan = hot.scan(&request)?;
+                while let Some(row) = scan.next_raw() {
+                    row?;
+                    rows += 1;
+                }
+            }
+            if rows == 0 {
+                continue;
+            }
+            let share = rows as f64 / (partition.approx_rows as f64).max(rows as f64);
+            out.push(json!({
+                "partition": partition.name,
+                "start": rfc3339(partition.week_start_ms),
+                "end": rfc3339(partition.week_end_ms),
+                "rows": rows,
+                "bytes": (partition.disk_bytes as f64 * share) as u64,
+            }));
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("status reader failed: {e}")))??;
+
+    let last = state.catalog().last_compaction(tenant).await?;
+    let last = last.map_or(Value::Null, |r| {
+        json!({
+            "started": rfc3339(r.started_at_ms),
+            "finished": rfc3339(r.finished_at_ms),
+            "outcome": r.outcome,
+            "files_written": r.files_written,
+            "rows": r.rows,
+            "watermark": r.watermark_ms.map_or(Value::Null, rfc3339),
+            "message": r.message,
+        })
+    });
+    Ok(Json(json!({
+        "tenant": caller.tenant.name,
+        "watermark": lowest_watermark.map_or(Value::Null, rfc3339),
+        "metrics": metrics,
+        "hot_partitions": partitions,
+        "last_compaction": last,
+    })))
+}
