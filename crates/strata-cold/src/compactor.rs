@@ -97,6 +97,9 @@ pub struct Compactor {
     config: CompactorConfig,
     /// One compaction or collection at a time in this process.
     lock: tokio::sync::Mutex<()>,
+    /// Week start -> when it was retired. A week is dropped only a grace period after readers
+    /// were told to stop using it, so a query planned before never finds it gone.
+    retiring: std::sync::Mutex<HashMap<i64, std::time::Instant>>,
 }
 
 impl Compactor {
@@ -112,6 +115,7 @@ impl Compactor {
             cold,
             config,
             lock: tokio::sync::Mutex::new(()),
+            retiring: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -418,7 +422,12 @@ impl Compactor {
                     .downcast_ref::<TimestampMillisecondArray>()
                     .ok_or_else(|| ColdError::Encode("timestamp column type".to_string()))?;
                 let hash = hash.as_primitive::<UInt64Type>();
-                out.extend(ts.values().iter().copied().zip(hash.values().iter().copied()));
+                out.extend(
+                    ts.values()
+                        .iter()
+                        .copied()
+                        .zip(hash.values().iter().copied()),
+                );
             }
             Ok(out)
         })
@@ -508,6 +517,16 @@ impl Compactor {
                 continue;
             }
             debug_assert_eq!(partition.week_end_ms - partition.week_start_ms, WEEK_MS);
+            let retired_at = *self
+                .retiring
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(partition.week_start_ms)
+                .or_insert_with(std::time::Instant::now);
+            self.hot.retire_before(partition.week_end_ms)?;
+            if retired_at.elapsed() < self.config.retired_grace {
+                continue;
+            }
             self.hot.drop_partition(partition.week_start_ms)?;
             dropped.push(partition.name);
         }

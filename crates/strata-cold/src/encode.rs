@@ -81,8 +81,9 @@ pub fn encode_file(mut rows: Vec<ColdRow>, names: &[NameSpec]) -> Result<Encoded
     present.dedup();
     let slot_of: HashMap<NameId, usize> =
         present.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let mut columns_values: Vec<Vec<Value>> =
-        (0..present.len()).map(|_| Vec::with_capacity(row_count)).collect();
+    let mut columns_values: Vec<Vec<Value>> = (0..present.len())
+        .map(|_| Vec::with_capacity(row_count))
+        .collect();
     let mut timestamps = Vec::with_capacity(row_count);
     let mut series = Vec::with_capacity(row_count);
     let mut hashes = Vec::with_capacity(row_count);
@@ -225,7 +226,11 @@ mod tests {
     #[test]
     fn rows_sort_by_series_then_time_and_declared_columns_are_typed() {
         let rows = vec![
-            row(30, 2, vec![(1, Value::Str("15".into())), (2, Value::Int(7))]),
+            row(
+                30,
+                2,
+                vec![(1, Value::Str("15".into())), (2, Value::Int(7))],
+            ),
             row(10, 2, vec![(1, Value::Int(3))]),
             row(20, 1, vec![(2, Value::Str("x".into()))]),
         ];
@@ -260,7 +265,10 @@ mod tests {
         assert_eq!(series, vec![1, 2, 2]);
         let level = batch.column_by_name("level").unwrap();
         let level = level.as_any().downcast_ref::<Int64Array>().unwrap();
-        assert_eq!(level.iter().collect::<Vec<_>>(), vec![None, Some(3), Some(15)]);
+        assert_eq!(
+            level.iter().collect::<Vec<_>>(),
+            vec![None, Some(3), Some(15)]
+        );
         let note = batch.column_by_name("note").unwrap().as_string::<i32>();
         assert_eq!(note.value(0), "x");
         assert_eq!(note.value(2), "7");

@@ -11,7 +11,11 @@ pub const AFTER_COMMIT: &str = "compaction.after_commit";
 fn armed() -> Option<&'static str> {
     static POINT: OnceLock<Option<String>> = OnceLock::new();
     POINT
-        .get_or_init(|| std::env::var("STRATA_FAULT_POINT").ok().filter(|p| !p.is_empty()))
+        .get_or_init(|| {
+            std::env::var("STRATA_FAULT_POINT")
+                .ok()
+                .filter(|p| !p.is_empty())
+        })
         .as_deref()
 }
 

@@ -96,9 +96,22 @@ impl ColdAccess {
         ColdAccess {
             store,
             // A constant that parses; a failure here is a programming error caught by tests.
-            url: ObjectStoreUrl::parse(COLD_STORE_URL).unwrap_or_else(|_| ObjectStoreUrl::local_filesystem()),
+            url: ObjectStoreUrl::parse(COLD_STORE_URL)
+                .unwrap_or_else(|_| ObjectStoreUrl::local_filesystem()),
         }
     }
+}
+
+/// Which candidate plan runs. `Cost` (the default) picks the cheapest; the others exist so tests
+/// and benchmarks can force each tier and compare (`strata serve --plan-tier`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TierPreference {
+    #[default]
+    Cost,
+    /// As much from cold files as the watermark allows.
+    Cold,
+    /// As much from hot partitions as retention allows.
+    Hot,
 }
 
 /// The cold side of a metric table.
@@ -106,11 +119,14 @@ impl ColdAccess {
 pub struct ColdContext {
     pub catalog: DynCatalog,
     pub access: ColdAccess,
+    pub preference: TierPreference,
 }
 
 impl fmt::Debug for ColdContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ColdContext").field("access", &self.access).finish()
+        f.debug_struct("ColdContext")
+            .field("access", &self.access)
+            .finish()
     }
 }
 
@@ -184,8 +200,16 @@ pub async fn plan_federated(
         .min()
         .unwrap_or(cold_end)
         .max(start);
+    let last_data = manifest
+        .files
+        .iter()
+        .map(|f| f.max_ts_ms.saturating_add(1))
+        .max()
+        .unwrap_or(cold_end)
+        .min(cold_end);
+    // Only weeks that hold compacted data give distinct plans.
     let mut week = strata_storage::key::week_start_ms(first_data).saturating_add(WEEK_MS);
-    while week < cold_end && cuts.len() < 64 {
+    while week < last_data && cuts.len() < 64 {
         if week > start {
             cuts.push(week);
         }
@@ -230,12 +254,16 @@ pub async fn plan_federated(
                 .to_string(),
         ));
     }
-    let chosen = candidates
-        .iter()
-        .enumerate()
-        .min_by(|(_, a), (_, b)| a.cost.total_cmp(&b.cost))
-        .map(|(i, _)| i)
-        .unwrap_or(0);
+    let chosen = match cold.preference {
+        TierPreference::Cost => candidates
+            .iter()
+            .enumerate()
+            .min_by(|(_, a), (_, b)| a.cost.total_cmp(&b.cost))
+            .map(|(i, _)| i)
+            .unwrap_or(0),
+        TierPreference::Hot => 0,
+        TierPreference::Cold => candidates.len() - 1,
+    };
     let cut = candidates[chosen].cut_ms;
 
     let mut branches: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
@@ -254,7 +282,14 @@ pub async fn plan_federated(
             .collect();
         let excluded: Vec<u64> = late_in_range.iter().map(|r| r.content_hash).collect();
         if !files.is_empty() {
-            branches.push(cold_branch(&spec, &cold.access, &files, start, cut, &excluded)?);
+            branches.push(cold_branch(
+                &spec,
+                &cold.access,
+                &files,
+                start,
+                cut,
+                &excluded,
+            )?);
         }
         if !late_in_range.is_empty() {
             branches.push(late_branch(&spec, late_in_range)?);
@@ -279,6 +314,14 @@ pub async fn plan_federated(
         branches,
         spec.limit,
     )))
+}
+
+fn show_cut(ms: i64) -> String {
+    if ms == i64::MIN {
+        "-inf".to_string()
+    } else {
+        format_ms(ms)
+    }
 }
 
 /// Files and rows of `files` that fall in `[from, to)`, prorated by each file's time span.
@@ -358,7 +401,11 @@ fn cold_branch(
     let timestamp = Arc::new(Column::new("timestamp", 0)) as Arc<dyn PhysicalExpr>;
     let ms = |v: i64| lit(ScalarValue::TimestampMillisecond(Some(v), Some(UTC.into())));
     let mut predicate: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
-        Arc::new(BinaryExpr::new(timestamp.clone(), Operator::GtEq, ms(start))),
+        Arc::new(BinaryExpr::new(
+            timestamp.clone(),
+            Operator::GtEq,
+            ms(start),
+        )),
         Operator::And,
         Arc::new(BinaryExpr::new(timestamp, Operator::Lt, ms(cut))),
     ));
@@ -459,7 +506,13 @@ impl DisplayAs for ColdRecombineExec {
                 write!(f, ", ")?;
             }
             let names: Vec<&str> = column.sources.iter().map(|s| s.name.as_str()).collect();
-            write!(f, "{} <- ({}) as {}", column.name, names.join(", "), column.data_type)?;
+            write!(
+                f,
+                "{} <- ({}) as {}",
+                column.name,
+                names.join(", "),
+                column.data_type
+            )?;
         }
         write!(f, "]")
     }
@@ -528,16 +581,19 @@ impl ExecutionPlan for ColdRecombineExec {
                 arrays.push(array);
             }
             if let Some(at) = spec.timestamp_at {
-                let timestamps = batch
-                    .column_by_name("timestamp")
-                    .cloned()
-                    .ok_or_else(|| DataFusionError::Internal("cold batch lacks timestamp".into()))?;
+                let timestamps = batch.column_by_name("timestamp").cloned().ok_or_else(|| {
+                    DataFusionError::Internal("cold batch lacks timestamp".into())
+                })?;
                 arrays.insert(at.min(arrays.len()), timestamps);
             }
             cast_failures.add(failures);
             output_rows.add(rows);
             let options = RecordBatchOptions::new().with_row_count(Some(rows));
-            Ok(RecordBatch::try_new_with_options(spec.schema.clone(), arrays, &options)?)
+            Ok(RecordBatch::try_new_with_options(
+                spec.schema.clone(),
+                arrays,
+                &options,
+            )?)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
@@ -598,7 +654,7 @@ impl DisplayAs for FederatedScanExec {
             choice
                 .candidates
                 .get(choice.chosen)
-                .map_or("-".to_string(), |c| format_ms(c.cut_ms)),
+                .map_or("-".to_string(), |c| show_cut(c.cut_ms)),
             choice.late_rows,
         )?;
         for (i, candidate) in choice.candidates.iter().enumerate() {
@@ -609,7 +665,7 @@ impl DisplayAs for FederatedScanExec {
                 f,
                 "plan {}: cut={} cold_files={} cold_rows~{:.0} cost={:.0}",
                 i + 1,
-                format_ms(candidate.cut_ms),
+                show_cut(candidate.cut_ms),
                 candidate.cold_files,
                 candidate.cold_rows,
                 candidate.cost

@@ -27,7 +27,7 @@ use strata_core::TenantId;
 use strata_storage::HotStore;
 use tokio::time::{Instant, Sleep};
 
-use crate::cold::{ColdAccess, ColdContext};
+use crate::cold::{ColdAccess, ColdContext, TierPreference};
 use crate::error::{DeadlineExceeded, QueryError};
 use crate::model::MetricModel;
 use crate::rewrite::{AliasResolver, CATALOG_NAME, METRIC_SCHEMA};
@@ -49,6 +49,8 @@ pub struct QueryConfig {
     pub timeout: Duration,
     /// Rows per Arrow batch.
     pub batch_size: usize,
+    /// How federated scans split a range between the tiers.
+    pub tier_preference: TierPreference,
 }
 
 impl Default for QueryConfig {
@@ -57,6 +59,7 @@ impl Default for QueryConfig {
             memory_limit_bytes: 512 * 1024 * 1024,
             timeout: Duration::from_secs(30),
             batch_size: 8192,
+            tier_preference: TierPreference::Cost,
         }
     }
 }
@@ -124,6 +127,7 @@ impl QueryEngine {
             ColdContext {
                 catalog: self.catalog.clone(),
                 access: access.clone(),
+                preference: self.config.tier_preference,
             }
         });
         let config = SessionConfig::new()
@@ -172,7 +176,12 @@ impl QueryEngine {
         catalog.register_schema(SYSTEM_SCHEMA, system)?;
         ctx.register_udtf(
             "strata_raw",
-            Arc::new(RawFunction::new(tenant, by_name, self.hot.clone(), cold.clone())),
+            Arc::new(RawFunction::new(
+                tenant,
+                by_name,
+                self.hot.clone(),
+                cold.clone(),
+            )),
         );
         Ok(TenantSession {
             ctx,

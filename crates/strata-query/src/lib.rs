@@ -18,6 +18,6 @@ pub mod scan;
 pub mod system;
 pub mod table;
 
-pub use cold::{ColdAccess, ColdContext};
+pub use cold::{ColdAccess, ColdContext, TierPreference};
 pub use engine::{QueryConfig, QueryEngine, QueryResult, TenantSession, SYSTEM_SCHEMA};
 pub use error::QueryError;

@@ -28,7 +28,7 @@ pub use error::ApiError;
 pub use state::AppState;
 pub use strata_cold::CompactorConfig;
 pub use strata_pgwire::TlsPaths;
-pub use strata_query::QueryConfig;
+pub use strata_query::{QueryConfig, TierPreference};
 
 /// Everything `strata serve` can be told. The binary maps flags and env vars onto this.
 #[derive(Debug, Clone)]
@@ -208,7 +208,10 @@ fn spawn_compaction(
     tokio::spawn(async move {
         match compactor.collect_garbage().await {
             Ok(report) if report.orphans_deleted > 0 => {
-                tracing::info!(orphans = report.orphans_deleted, "collected orphan cold files")
+                tracing::info!(
+                    orphans = report.orphans_deleted,
+                    "collected orphan cold files"
+                )
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "cold-tier garbage collection failed"),

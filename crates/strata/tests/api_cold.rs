@@ -18,9 +18,22 @@ const NDJSON: &str = "application/x-ndjson";
 const DAY0: i64 = 1_421_020_800_000;
 const DAY_MS: i64 = 86_400_000;
 
+/// Compacts everything older than the current hour, never in the background. `tier` forces the
+/// federated plan (`cold`: files up to the watermark; `hot`: hot partitions) or lets the cost
+/// model choose (`cost`); exactly-once must hold for each.
+fn start_with_tier(tier: &str) -> TestServer {
+    TestServer::start_with(&[
+        "--compact-after-secs",
+        "0",
+        "--compact-interval-secs",
+        "0",
+        "--plan-tier",
+        tier,
+    ])
+}
+
 fn start() -> TestServer {
-    // Compact everything older than the current hour, never in the background.
-    TestServer::start_with(&["--compact-after-secs", "0", "--compact-interval-secs", "0"])
+    start_with_tier("cold")
 }
 
 fn write_events(server: &TestServer, key: &str, events: &[Value]) -> Value {
@@ -100,7 +113,11 @@ fn compaction_moves_rows_to_parquet_and_queries_read_both_tiers_once() {
         for i in 0..50 {
             let value = day * 100 + i;
             expected_sum += value;
-            events.push(reading(&format!("d{}", i % 5), DAY0 + day * DAY_MS + i * 60_000, value));
+            events.push(reading(
+                &format!("d{}", i % 5),
+                DAY0 + day * DAY_MS + i * 60_000,
+                value,
+            ));
         }
     }
     // One event in the current hour stays hot (younger than the cutoff).
@@ -139,7 +156,11 @@ fn compaction_moves_rows_to_parquet_and_queries_read_both_tiers_once() {
 
     // Per-device and per-day answers match what was written.
     assert_eq!(
-        scalar(&server, &admin, "SELECT count(*) FROM reading WHERE device = 'd3'"),
+        scalar(
+            &server,
+            &admin,
+            "SELECT count(*) FROM reading WHERE device = 'd3'"
+        ),
         json!(30)
     );
     let one_day = format!(
@@ -154,13 +175,23 @@ fn compaction_moves_rows_to_parquet_and_queries_read_both_tiers_once() {
     assert!(plan.contains("FederatedScanExec"), "{plan}");
     assert!(plan.contains("ColdRecombineExec"), "{plan}");
     assert!(plan.contains("cost="), "{plan}");
-    assert!(plan.contains("2015/01/13"), "the day's file is read: {plan}");
+    assert!(
+        plan.contains("2015/01/13"),
+        "the day's file is read: {plan}"
+    );
     assert!(
         !plan.contains("2015/01/12") && !plan.contains("2015/01/14"),
         "other days are pruned: {plan}"
     );
     let full = explain(&server, &admin, "SELECT count(*) FROM reading");
-    assert!(full.contains("plan 1:") && full.contains("plan 2:"), "{full}");
+    assert!(
+        full.contains("plan 1:") && full.contains("plan 2:"),
+        "{full}"
+    );
+    assert!(
+        full.contains("chosen=plan 2 "),
+        "forced to cold up to the watermark: {full}"
+    );
 
     // Status reports the tiers.
     let status = server.get("/api/v1/status", &admin);
@@ -170,8 +201,14 @@ fn compaction_moves_rows_to_parquet_and_queries_read_both_tiers_once() {
     assert_eq!(metric["cold"]["files"], 3, "{}", status.text);
     assert_eq!(metric["cold"]["rows"], 150, "{}", status.text);
     assert_eq!(metric["cold"]["days"], 3, "{}", status.text);
-    assert_eq!(status.body["last_compaction"]["outcome"], "ok", "{}", status.text);
-    assert!(status.body["hot_partitions"].as_array().is_some_and(|p| !p.is_empty()));
+    assert_eq!(
+        status.body["last_compaction"]["outcome"], "ok",
+        "{}",
+        status.text
+    );
+    assert!(status.body["hot_partitions"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty()));
 
     // Survives a restart.
     let mut server = server;
@@ -181,11 +218,18 @@ fn compaction_moves_rows_to_parquet_and_queries_read_both_tiers_once() {
 
 #[test]
 fn late_events_and_resends_after_compaction_are_returned_once() {
-    let server = start();
+    late_events_and_resends("cold");
+}
+
+#[test]
+fn late_events_and_resends_are_returned_once_from_hot_partitions_too() {
+    late_events_and_resends("hot");
+}
+
+fn late_events_and_resends(tier: &str) {
+    let server = start_with_tier(tier);
     let admin = server.create_tenant("acme");
-    let originals: Vec<Value> = (0..40)
-        .map(|i| reading("d1", DAY0 + i * 1000, i))
-        .collect();
+    let originals: Vec<Value> = (0..40).map(|i| reading("d1", DAY0 + i * 1000, i)).collect();
     write_events(&server, &admin, &originals);
     compact(&server, &admin);
     let base: i64 = (0..40).sum();
@@ -200,7 +244,12 @@ fn late_events_and_resends_after_compaction_are_returned_once() {
     let late_sum: i64 = (0..10).map(|i| 1000 + i).sum();
     assert_eq!(totals(&server, &admin), (50, base + late_sum));
     let plan = explain(&server, &admin, "SELECT count(*) FROM reading");
-    assert!(plan.contains("late_rows=30"), "{plan}");
+    let expected_late = if tier == "cold" {
+        "late_rows=30"
+    } else {
+        "late_rows=0"
+    };
+    assert!(plan.contains(expected_late), "{plan}");
 
     // Compacting the late rows keeps the answer; the re-sends are recognised and skipped.
     let report = compact(&server, &admin);
@@ -227,16 +276,28 @@ fn late_events_and_resends_after_compaction_are_returned_once() {
 
 #[test]
 fn compaction_racing_writes_and_queries_never_double_counts_or_loses() {
-    let server = Arc::new(start());
+    racing("cold");
+}
+
+#[test]
+fn compaction_racing_writes_and_cost_chosen_queries_never_double_counts_or_loses() {
+    racing("cost");
+}
+
+fn racing(tier: &str) {
+    let server = Arc::new(start_with_tier(tier));
     let admin = server.create_tenant("acme");
-    let acked = Arc::new(AtomicI64::new(0));
+    // The metric and its fields exist before the first query.
+    let first: Vec<Value> = (0..50).map(|n| reading("w", DAY0 + n, 1)).collect();
+    write_events(&server, &admin, &first);
+    let acked = Arc::new(AtomicI64::new(50));
     let stop = Arc::new(AtomicBool::new(false));
 
     let writer = {
         let (server, admin, acked, stop) =
             (server.clone(), admin.clone(), acked.clone(), stop.clone());
         std::thread::spawn(move || {
-            let mut next = 0i64;
+            let mut next = 50i64;
             while !stop.load(Ordering::Relaxed) {
                 // Spread over days below the watermark, in no particular order: many are late.
                 let batch: Vec<Value> = (0..50)
@@ -270,7 +331,10 @@ fn compaction_racing_writes_and_queries_never_double_counts_or_loses() {
         let (count, sum) = totals(&server, &admin);
         let after = acked.load(Ordering::SeqCst);
         assert!(count >= before, "lost rows: {count} < {before} acked");
-        assert!(count <= after + 50, "duplicates: {count} > {after} (+ one batch in flight)");
+        assert!(
+            count <= after + 50,
+            "duplicates: {count} > {after} (+ one batch in flight)"
+        );
         assert_eq!(count, sum, "a row was counted twice or lost a value");
     }
     stop.store(true, Ordering::Relaxed);
@@ -301,7 +365,10 @@ fn types_declared_after_compaction_apply_to_cold_rows_and_no_value_is_dropped() 
     );
     assert_eq!(declared.status, 200, "{}", declared.text);
     compact(&server, &admin);
-    assert_eq!(scalar(&server, &admin, "SELECT sum(level) FROM tank"), json!(42));
+    assert_eq!(
+        scalar(&server, &admin, "SELECT sum(level) FROM tank"),
+        json!(42)
+    );
     assert_eq!(
         scalar(
             &server,
@@ -319,7 +386,11 @@ fn types_declared_after_compaction_apply_to_cold_rows_and_no_value_is_dropped() 
     );
     assert_eq!(retyped.status, 200, "{}", retyped.text);
     assert_eq!(
-        scalar(&server, &admin, "SELECT string_agg(level, ',' ORDER BY timestamp) FROM tank"),
+        scalar(
+            &server,
+            &admin,
+            "SELECT string_agg(level, ',' ORDER BY timestamp) FROM tank"
+        ),
         json!("15,27,full")
     );
 }
@@ -336,7 +407,10 @@ fn cold_files_are_plain_parquet_for_other_readers() {
     let script = format!(
         "import duckdb\nprint(duckdb.sql(\"SELECT count(*), sum(CAST(value AS BIGINT)) FROM read_parquet('{pattern}')\").fetchone())"
     );
-    let output = std::process::Command::new("python3").arg("-c").arg(&script).output();
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output();
     let output = match output {
         Ok(output) if output.status.success() => output,
         other => {

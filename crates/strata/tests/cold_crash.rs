@@ -43,7 +43,10 @@ fn parquet_files(dir: &Path) -> Vec<PathBuf> {
 
 fn wait_for_exit(server: &mut TestServer) {
     let status = server.stop_and_status();
-    assert!(!status.success(), "the server should have aborted at the fault point");
+    assert!(
+        !status.success(),
+        "the server should have aborted at the fault point"
+    );
 }
 
 #[test]
@@ -72,12 +75,17 @@ fn kill_during_compaction_loses_nothing_and_leaves_no_orphans() {
         );
         wait_for_exit(&mut server);
         let written = parquet_files(&server.data_dir().join("cold"));
-        assert!(!written.is_empty(), "{point}: files were written before the crash");
+        assert!(
+            !written.is_empty(),
+            "{point}: files were written before the crash"
+        );
 
         server.restart();
         assert_eq!(totals(&server, &admin), expected, "{point}: after restart");
         let status = server.get("/api/v1/status", &admin);
-        let listed = status.body["metrics"][0]["cold"]["files"].as_u64().unwrap_or(0);
+        let listed = status.body["metrics"][0]["cold"]["files"]
+            .as_u64()
+            .unwrap_or(0);
         if point == "compaction.after_files" {
             assert_eq!(listed, 0, "{point}: the manifest was never committed");
         } else {
@@ -98,6 +106,10 @@ fn kill_during_compaction_loses_nothing_and_leaves_no_orphans() {
         write(&server, &admin, &events[..10]);
         let answer = server.post("/api/v1/compact", &admin, &json!({}));
         assert_eq!(answer.status, 200, "{}", answer.text);
-        assert_eq!(totals(&server, &admin), expected, "{point}: after recompaction");
+        assert_eq!(
+            totals(&server, &admin),
+            expected,
+            "{point}: after recompaction"
+        );
     }
 }

@@ -72,7 +72,8 @@ pub async fn status(
         let manifest = state.catalog().cold_manifest(tenant, metric.id).await?;
         let days: BTreeSet<i64> = manifest.files.iter().map(|f| f.day_ms).collect();
         if let Some(w) = manifest.watermark {
-            lowest_watermark = Some(lowest_watermark.map_or(w.watermark_ms, |l| l.min(w.watermark_ms)));
+            lowest_watermark =
+                Some(lowest_watermark.map_or(w.watermark_ms, |l| l.min(w.watermark_ms)));
         }
         metrics.push(json!({
             "metric": metric.name,

@@ -75,9 +75,13 @@ impl HotStore {
         {
             None => i64::MIN,
             Some(bytes) => {
-                let word: [u8; 8] = bytes.as_ref().try_into().map_err(|_| StorageError::Corrupt {
-                    what: "dropped-partition mark is not 8 bytes".to_string(),
-                })?;
+                let word: [u8; 8] =
+                    bytes
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| StorageError::Corrupt {
+                            what: "dropped-partition mark is not 8 bytes".to_string(),
+                        })?;
                 key::unordered_i64(u64::from_be_bytes(word))
             }
         };
@@ -214,6 +218,32 @@ impl HotStore {
             })
             .map_err(|_| StorageError::Closed)?;
         receiver.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Announces that weeks ending at or before `end_ms` will be dropped: from now on readers take
+    /// that range from the cold tier. The drop itself must wait until queries planned before this
+    /// call have finished. Durable before it returns; never moves backwards.
+    pub fn retire_before(&self, end_ms: i64) -> Result<(), StorageError> {
+        if end_ms <= self.shared.dropped_before.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut batch = self.shared.db.batch();
+        batch.insert(
+            &self.shared.meta,
+            DROPPED_BEFORE_KEY,
+            key::ordered_i64(end_ms).to_be_bytes().as_slice(),
+        );
+        batch
+            .commit()
+            .map_err(|e| StorageError::engine("recording retired partitions", e))?;
+        self.shared
+            .db
+            .persist(fjall::PersistMode::SyncAll)
+            .map_err(|e| StorageError::engine("syncing retired partitions", e))?;
+        self.shared
+            .dropped_before
+            .fetch_max(end_ms, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Hot data before this time may have been dropped by retention (`i64::MIN`: none was).

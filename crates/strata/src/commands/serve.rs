@@ -33,6 +33,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         query: strata_server::QueryConfig {
             memory_limit_bytes: args.query_memory_bytes,
             timeout: std::time::Duration::from_secs(args.query_timeout_secs),
+            tier_preference: match args.plan_tier {
+                crate::cli::PlanTierArg::Cost => strata_server::TierPreference::Cost,
+                crate::cli::PlanTierArg::Cold => strata_server::TierPreference::Cold,
+                crate::cli::PlanTierArg::Hot => strata_server::TierPreference::Hot,
+            },
             ..Default::default()
         },
         cold_location: args.cold_url,
