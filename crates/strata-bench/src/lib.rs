@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod generator;
+pub mod progress;
 pub mod report;
 mod rng;
 pub mod scenarios;
@@ -21,12 +22,15 @@ pub mod stats;
 
 pub use client::{SqlAnswer, StrataClient, WriteAck};
 pub use generator::{write_ndjson, Generator, GeneratorConfig, GeneratorStats, Shares};
+pub use progress::{NoProgress, Progress};
 pub use report::{markdown_table, ReportRow, ReportRows, RunInfo};
-pub use scenarios::aliases::{run_aliases, AliasConfig, AliasReport};
-pub use scenarios::freshness::{run_freshness, FreshnessConfig, FreshnessReport};
-pub use scenarios::ingest::{run_ingest, IngestConfig, IngestReport};
-pub use scenarios::quick::{run_quick, QuickConfig, QuickReport};
-pub use scenarios::recent::{run_recent, RecentConfig, RecentReport};
+pub use scenarios::aliases::{run_aliases, run_aliases_with, AliasConfig, AliasReport};
+pub use scenarios::freshness::{
+    run_freshness, run_freshness_with, FreshnessConfig, FreshnessReport,
+};
+pub use scenarios::ingest::{run_ingest, run_ingest_with, IngestConfig, IngestReport};
+pub use scenarios::quick::{run_quick, run_quick_with, QuickConfig, QuickReport};
+pub use scenarios::recent::{run_recent, run_recent_with, RecentConfig, RecentReport};
 pub use scenarios::{check_counts, peak_rss_kib, BenchTarget, CountCheck};
 pub use schema::{apply_schema, workload_schema, SchemaOp, SchemaSetupReport};
 pub use stats::{percentile, LatencySummary, RateSample};

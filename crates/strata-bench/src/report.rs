@@ -16,11 +16,16 @@ pub struct RunInfo {
     pub cpus: usize,
 }
 
+/// The current time as RFC 3339 UTC text with milliseconds.
+pub fn utc_now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 impl RunInfo {
     pub fn new(scenario: &str, base_url: &str) -> RunInfo {
         RunInfo {
             scenario: scenario.to_string(),
-            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            started_at: utc_now_rfc3339(),
             base_url: base_url.to_string(),
             command: None,
             bench_version: env!("CARGO_PKG_VERSION").to_string(),

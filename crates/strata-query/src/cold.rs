@@ -159,13 +159,24 @@ pub async fn plan_federated(
     let start = spec.time.start_ms.unwrap_or(i64::MIN);
     let end = spec.time.end_ms.unwrap_or(i64::MAX);
 
-    // Late rows first, then the manifest (see the module docs for why this order).
+    let backend = |e: String| DataFusionError::External(Box::new(BackendFailure(e)));
+    // A metric never compacted is read from the hot partitions alone.
+    let first = cold
+        .catalog
+        .cold_manifest(spec.tenant, spec.model.id)
+        .await
+        .map_err(|e| backend(e.to_string()))?;
+    if first.watermark.is_none() {
+        return Ok(Arc::new(MetricScanExec::new(spec, hot)));
+    }
+    // Late rows, then the manifest again (see the module docs for why this order). No series
+    // seek: the late index is small, and the query's own filter is applied above the scan.
     let late_request = ScanRequest {
         tenant: spec.tenant,
         metric: spec.model.id,
         start_ms: start,
         end_ms: end,
-        series: spec.series.clone(),
+        series: None,
         names: None,
     };
     let late_hot = hot.clone();
@@ -175,13 +186,13 @@ pub async fn plan_federated(
             .and_then(|scan| scan.collect::<std::result::Result<Vec<_>, _>>())
     })
     .await
-    .map_err(|e| DataFusionError::External(Box::new(BackendFailure(e.to_string()))))?
-    .map_err(|e| DataFusionError::External(Box::new(BackendFailure(e.to_string()))))?;
+    .map_err(|e| backend(e.to_string()))?
+    .map_err(|e| backend(e.to_string()))?;
     let manifest = cold
         .catalog
         .cold_manifest(spec.tenant, spec.model.id)
         .await
-        .map_err(|e| DataFusionError::External(Box::new(BackendFailure(e.to_string()))))?;
+        .map_err(|e| backend(e.to_string()))?;
     let Some(watermark) = manifest.watermark else {
         return Ok(Arc::new(MetricScanExec::new(spec, hot)));
     };

@@ -180,6 +180,13 @@ pub async fn run(
     let flusher = stats::spawn_flusher(state.clone(), STATS_FLUSH_INTERVAL);
     let background = spawn_compaction(compactor.clone(), config.compact_interval);
     let app = routes::router(state.clone());
+    // Without TCP_NODELAY a small streamed answer can wait for the client's delayed ACK (40 ms):
+    // the benchmark's recent-window p99 was 52 ms with it off, 2.5 ms with it on.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     let http = axum::serve(listener, app)
         .with_graceful_shutdown(stopped(stop_rx))
         .await

@@ -135,6 +135,10 @@ strata compact --key $STRATA_KEY"
         #[command(flatten)]
         conn: Connection,
     },
+
+    /// Benchmarks: workload generator, ingest, freshness, recent-window, aliases (see docs/benchmarks.md)
+    #[command(subcommand_required = true)]
+    Bench(crate::commands::bench::BenchArgs),
 }
 
 /// How a client command reaches a server and authenticates.
@@ -232,10 +236,40 @@ pub struct ServeArgs {
     /// Wall-clock limit for one SQL query, planning and streaming included, in seconds
     #[arg(long, env = "STRATA_QUERY_TIMEOUT_SECS", default_value_t = 30)]
     pub query_timeout_secs: u64,
+    /// Where compacted (cold) Parquet files go: a directory, or an object-store URL such as
+    /// file:///srv/strata-cold. Default: DATA_DIR/cold
+    #[arg(long, env = "STRATA_COLD_URL")]
+    pub cold_url: Option<String>,
+    /// Hot rows older than this many seconds are compacted into the cold tier
+    #[arg(long, env = "STRATA_COMPACT_AFTER_SECS", default_value_t = 3600)]
+    pub compact_after_secs: u64,
+    /// Seconds between background compactions; 0 turns them off (POST /api/v1/compact still works)
+    #[arg(long, env = "STRATA_COMPACT_INTERVAL_SECS", default_value_t = 300)]
+    pub compact_interval_secs: u64,
+    /// Which tier federated scans prefer: cost (cheapest estimated plan), cold or hot. For tests
+    /// and benchmarks that compare tiers.
+    #[arg(
+        long,
+        env = "STRATA_PLAN_TIER",
+        value_enum,
+        default_value = "cost",
+        hide_short_help = true
+    )]
+    pub plan_tier: PlanTierArg,
+    /// Weekly hot partitions older than this many days are dropped once fully compacted
+    #[arg(long, env = "STRATA_HOT_RETENTION_DAYS", default_value_t = 56)]
+    pub hot_retention_days: u64,
     /// Acknowledge writes before they are fsync'd. Loses acknowledged events on a crash; for
     /// benchmarks only.
     #[arg(long, hide_short_help = true)]
     pub unsafe_no_fsync: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PlanTierArg {
+    Cost,
+    Cold,
+    Hot,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::progress::{NoProgress, Progress};
 use crate::report::{format_ms, ReportRow, ReportRows, RunInfo};
 use crate::scenarios::BenchTarget;
 use crate::schema::{apply_schema, create_metric_op, declare_field_op, SchemaSetupReport};
@@ -168,6 +169,16 @@ impl ReportRows for AliasReport {
 }
 
 pub fn run_aliases(target: &BenchTarget, config: &AliasConfig) -> Result<AliasReport, BenchError> {
+    run_aliases_with(target, config, &NoProgress)
+}
+
+/// [`run_aliases`] reporting progress (phase `"loading"` in rows, then `"querying"` in
+/// queries).
+pub fn run_aliases_with(
+    target: &BenchTarget,
+    config: &AliasConfig,
+    progress: &dyn Progress,
+) -> Result<AliasReport, BenchError> {
     config.validate()?;
     let run = RunInfo::new("aliases", &target.base_url);
     let client = target.client()?;
@@ -183,6 +194,7 @@ pub fn run_aliases(target: &BenchTarget, config: &AliasConfig) -> Result<AliasRe
 
     let mut rejected = 0;
     let mut index = 0;
+    progress.phase("loading", config.rows);
     while index < config.rows {
         let end = (index + config.batch_size as u64).min(config.rows);
         let mut body = String::with_capacity((end - index) as usize * 96);
@@ -192,6 +204,7 @@ pub fn run_aliases(target: &BenchTarget, config: &AliasConfig) -> Result<AliasRe
         }
         let ack = client.write_ndjson(&target.write_key, body)?;
         rejected += ack.rejected;
+        progress.advance(end - index);
         index = end;
     }
 
@@ -201,6 +214,7 @@ pub fn run_aliases(target: &BenchTarget, config: &AliasConfig) -> Result<AliasRe
     let mut single_latencies = Vec::with_capacity(config.runs);
     let mut aliased_answer = Vec::new();
     let mut single_answer = Vec::new();
+    progress.phase("querying", 2 * (config.warmup_runs + config.runs) as u64);
     for attempt in 0..config.warmup_runs + config.runs {
         let measured = attempt >= config.warmup_runs;
         for (sql, latencies, answer) in [
@@ -209,6 +223,7 @@ pub fn run_aliases(target: &BenchTarget, config: &AliasConfig) -> Result<AliasRe
         ] {
             let started = Instant::now();
             let result = client.sql(&target.read_key, sql)?;
+            progress.advance(1);
             if measured {
                 latencies.push(started.elapsed());
             }

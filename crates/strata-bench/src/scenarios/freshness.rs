@@ -4,6 +4,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::progress::{NoProgress, Progress};
 use crate::report::{format_ms, ReportRow, ReportRows, RunInfo};
 use crate::scenarios::{millis, sql_string_literal, sql_timestamp_literal, BenchTarget};
 use crate::stats::LatencySummary;
@@ -91,6 +92,15 @@ pub fn run_freshness(
     target: &BenchTarget,
     config: &FreshnessConfig,
 ) -> Result<FreshnessReport, BenchError> {
+    run_freshness_with(target, config, &NoProgress)
+}
+
+/// [`run_freshness`] reporting progress (phase `"probing"`, in samples).
+pub fn run_freshness_with(
+    target: &BenchTarget,
+    config: &FreshnessConfig,
+    progress: &dyn Progress,
+) -> Result<FreshnessReport, BenchError> {
     if config.samples == 0 || config.samples > MAX_SAMPLES {
         return Err(BenchError::InvalidConfig(format!(
             "samples must be 1..={MAX_SAMPLES}, got {}",
@@ -107,6 +117,7 @@ pub fn run_freshness(
     let mut timeouts = 0;
     let mut overcounted = 0;
 
+    progress.phase("probing", (config.warmup_samples + config.samples) as u64);
     for sample in 0..config.warmup_samples + config.samples {
         let measured = sample >= config.warmup_samples;
         // Wall-clock time, as a device would send it; strictly increasing so every probe is a
@@ -149,6 +160,7 @@ pub fn run_freshness(
                 break None;
             }
         };
+        progress.advance(1);
         if !measured {
             continue;
         }

@@ -1,5 +1,10 @@
 //! Durable ingest throughput: N client threads post NDJSON batches of B events and count what
 //! the server acknowledged (it acknowledges only after fsync).
+//!
+//! By default the workload is generated before the clock runs, in chunks of bounded memory:
+//! generate a chunk (clock stopped), send it with every client (clock running), repeat. On a
+//! 2-core machine a generator running beside the server would otherwise take CPU from the very
+//! thing being measured.
 
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
@@ -9,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::StrataClient;
 use crate::generator::{Generator, GeneratorConfig, GeneratorStats};
+use crate::progress::{NoProgress, Progress};
 use crate::report::{format_ms, ReportRow, ReportRows, RunInfo};
 use crate::scenarios::{check_counts, peak_rss_kib, BenchTarget, CountCheck};
 use crate::schema::{apply_schema, workload_schema, SchemaSetupReport};
@@ -17,8 +23,11 @@ use crate::BenchError;
 
 pub const MAX_CLIENTS: usize = 256;
 pub const MAX_BATCH_EVENTS: usize = 100_000;
-/// Most bytes of NDJSON held in memory when pregenerating; beyond it, stream instead.
-pub const MAX_PREGENERATED_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+/// Default bytes of NDJSON pregenerated at once (one chunk): about 3M events, so even a 20M
+/// event run pauses only a handful of times while staying far below the machine's memory.
+pub const DEFAULT_CHUNK_BYTES: u64 = 1024 * 1024 * 1024;
+/// Largest allowed chunk.
+pub const MAX_CHUNK_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 /// Failures whose messages a report keeps.
 const MAX_FAILURES_KEPT: usize = 10;
 
@@ -31,9 +40,12 @@ pub struct IngestConfig {
     pub batch_size: usize,
     /// Declare the workload schema (types, aliases, series keys) before ingest.
     pub apply_schema: bool,
-    /// Generate every batch before the clock starts, so the generator does not compete with
+    /// Generate batches while the clock is stopped, so the generator does not compete with
     /// the server for CPU during the measurement. Otherwise a thread generates while sending.
     pub pregenerate: bool,
+    /// With `pregenerate`, the most NDJSON bytes generated at once; a larger workload is sent
+    /// in several chunks and only the sending time counts.
+    pub chunk_bytes: u64,
     /// Afterwards, compare `count(*)` of both metrics with the generator's distinct count.
     pub verify_counts: bool,
     /// The server's pid, to report its peak RSS (VmHWM, since the server started).
@@ -48,6 +60,7 @@ impl Default for IngestConfig {
             batch_size: 5000,
             apply_schema: true,
             pregenerate: true,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
             verify_counts: true,
             server_pid: None,
         }
@@ -69,6 +82,12 @@ impl IngestConfig {
                 self.batch_size
             )));
         }
+        if self.chunk_bytes == 0 || self.chunk_bytes > MAX_CHUNK_BYTES {
+            return Err(BenchError::InvalidConfig(format!(
+                "chunk_bytes must be 1..={MAX_CHUNK_BYTES}, got {}",
+                self.chunk_bytes
+            )));
+        }
         Ok(())
     }
 }
@@ -88,8 +107,13 @@ pub struct IngestReport {
     pub bytes_sent: u64,
     pub accepted: u64,
     pub rejected: u64,
-    /// From the first request to the last acknowledgement.
+    /// Time spent sending: from the first request to the last acknowledgement of each chunk,
+    /// added up (generation pauses between chunks excluded).
     pub elapsed_s: f64,
+    /// Pregenerated chunks sent (1 when the whole workload fit in one; 0 when streamed).
+    pub chunks: u64,
+    /// Time spent generating with the clock stopped (pregenerate only).
+    pub generation_s: f64,
     /// Accepted (durable) events per second, duplicates included.
     pub events_per_s: f64,
     pub megabytes_per_s: f64,
@@ -133,6 +157,19 @@ impl ReportRows for IngestReport {
                     "{} x {}",
                     self.parameters.clients, self.parameters.batch_size
                 ),
+                "",
+            ),
+            ReportRow::new(
+                "ingest",
+                "sending time",
+                if self.chunks > 1 {
+                    format!(
+                        "{:.1} s ({} pregenerated chunks)",
+                        self.elapsed_s, self.chunks
+                    )
+                } else {
+                    format!("{:.1} s", self.elapsed_s)
+                },
                 "",
             ),
         ];
@@ -221,6 +258,7 @@ fn run_client(
     write_key: &str,
     source: &BatchSource,
     start: Instant,
+    progress: &dyn Progress,
 ) -> ClientTally {
     let mut tally = ClientTally::default();
     while let Some(batch) = source.next() {
@@ -229,6 +267,7 @@ fn run_client(
         let result = client.write_ndjson(write_key, batch.body);
         let acked_at = Instant::now();
         tally.batches += 1;
+        progress.advance(batch.events);
         match result {
             Ok(ack) => {
                 tally.lines_sent += batch.events;
@@ -260,6 +299,15 @@ fn run_client(
 /// Runs the ingest scenario. Failed batches are counted and reported, not retried, so a
 /// failing server shows up in the figures rather than hiding behind retries.
 pub fn run_ingest(target: &BenchTarget, config: &IngestConfig) -> Result<IngestReport, BenchError> {
+    run_ingest_with(target, config, &NoProgress)
+}
+
+/// [`run_ingest`] reporting progress (phase `"sending"`, in lines sent).
+pub fn run_ingest_with(
+    target: &BenchTarget,
+    config: &IngestConfig,
+    progress: &dyn Progress,
+) -> Result<IngestReport, BenchError> {
     config.validate()?;
     let run = RunInfo::new("ingest", &target.base_url);
     let client = target.client()?;
@@ -274,26 +322,66 @@ pub fn run_ingest(target: &BenchTarget, config: &IngestConfig) -> Result<IngestR
     };
 
     let mut generator = Generator::new(config.workload.clone())?;
-    let (tallies, elapsed, generated) = if config.pregenerate {
-        let mut batches = Vec::new();
-        while let Some(batch) = next_batch(&mut generator, config.batch_size) {
-            if generator.stats().bytes > MAX_PREGENERATED_BYTES {
-                return Err(BenchError::InvalidConfig(format!(
-                    "the workload exceeds {MAX_PREGENERATED_BYTES} bytes; run it without pregenerate"
-                )));
+    // Lines include the duplicates, whose number is only known once generated: estimate.
+    let expected_lines = (config.workload.distinct_events() as f64
+        * (1.0 + config.workload.shares.duplicates))
+        .round() as u64;
+    progress.phase("sending", expected_lines);
+    let mut tallies = Vec::new();
+    let mut chunks = 0u64;
+    let mut generation = Duration::ZERO;
+    let (elapsed, generated) = if config.pregenerate {
+        // Sending time of the chunks so far; each chunk's ack offsets are shifted by it so
+        // the per-second series reads as one continuous run.
+        let mut sending = Duration::ZERO;
+        loop {
+            let generating_since = Instant::now();
+            let mut batches = Vec::new();
+            let mut chunk_bytes = 0u64;
+            while chunk_bytes < config.chunk_bytes {
+                match next_batch(&mut generator, config.batch_size) {
+                    Some(batch) => {
+                        chunk_bytes += batch.body.len() as u64;
+                        batches.push(batch);
+                    }
+                    None => break,
+                }
             }
-            batches.push(batch);
+            generation += generating_since.elapsed();
+            if batches.is_empty() {
+                break;
+            }
+            chunks += 1;
+            let source = BatchSource::Pregenerated(Mutex::new(batches.into_iter()));
+            let start = Instant::now();
+            let mut chunk_tallies = run_clients(
+                &client,
+                &target.write_key,
+                &source,
+                start,
+                config.clients,
+                progress,
+            )?;
+            let chunk_elapsed = chunk_tallies
+                .iter()
+                .flat_map(|tally| tally.acks.iter().map(|(offset, _)| *offset))
+                .max()
+                .unwrap_or_else(|| start.elapsed());
+            for tally in &mut chunk_tallies {
+                for (offset, _) in &mut tally.acks {
+                    *offset += sending;
+                }
+            }
+            sending += chunk_elapsed;
+            tallies.extend(chunk_tallies);
         }
-        let source = BatchSource::Pregenerated(Mutex::new(batches.into_iter()));
-        let start = Instant::now();
-        let tallies = run_clients(&client, &target.write_key, &source, start, config.clients)?;
-        (tallies, start.elapsed(), generator.stats().clone())
+        (sending, generator.stats().clone())
     } else {
         let (sender, receiver) = sync_channel::<Batch>(config.clients * 2);
         let source = BatchSource::Streamed(Mutex::new(receiver));
         let batch_size = config.batch_size;
         let start = Instant::now();
-        std::thread::scope(|scope| {
+        let (streamed, elapsed, generated) = std::thread::scope(|scope| {
             let producer = scope.spawn(move || {
                 while let Some(batch) = next_batch(&mut generator, batch_size) {
                     if sender.send(batch).is_err() {
@@ -302,15 +390,29 @@ pub fn run_ingest(target: &BenchTarget, config: &IngestConfig) -> Result<IngestR
                 }
                 generator.stats().clone()
             });
-            let tallies = run_clients(&client, &target.write_key, &source, start, config.clients);
-            let elapsed = start.elapsed();
+            let tallies = run_clients(
+                &client,
+                &target.write_key,
+                &source,
+                start,
+                config.clients,
+                progress,
+            );
             // Dropping the receiver unblocks the producer even if every client died early.
             drop(source);
             let generated = producer
                 .join()
                 .map_err(|_| BenchError::ThreadPanicked("generator"))?;
-            Ok::<_, BenchError>((tallies?, elapsed, generated))
-        })?
+            Ok::<_, BenchError>((tallies?, start.elapsed(), generated))
+        })?;
+        tallies = streamed;
+        // Measure to the last acknowledgement, not to thread teardown.
+        let last_ack = tallies
+            .iter()
+            .flat_map(|tally| tally.acks.iter().map(|(offset, _)| *offset))
+            .max()
+            .unwrap_or(elapsed);
+        (last_ack, generated)
     };
 
     let mut total = ClientTally::default();
@@ -329,13 +431,6 @@ pub fn run_ingest(target: &BenchTarget, config: &IngestConfig) -> Result<IngestR
             }
         }
     }
-    // Measure to the last acknowledgement, not to thread teardown.
-    let elapsed = total
-        .acks
-        .iter()
-        .map(|(offset, _)| *offset)
-        .max()
-        .unwrap_or(elapsed);
     let elapsed_s = elapsed.as_secs_f64();
     let per_second = |amount: f64| {
         if elapsed_s > 0.0 {
@@ -350,6 +445,7 @@ pub fn run_ingest(target: &BenchTarget, config: &IngestConfig) -> Result<IngestR
         None => None,
     };
     let counts = if config.verify_counts {
+        progress.phase("counting", 0);
         Some(check_counts(&client, &target.read_key, &config.workload)?)
     } else {
         None
@@ -367,6 +463,8 @@ pub fn run_ingest(target: &BenchTarget, config: &IngestConfig) -> Result<IngestR
         accepted: total.accepted,
         rejected: total.rejected,
         elapsed_s,
+        chunks,
+        generation_s: generation.as_secs_f64(),
         events_per_s: per_second(total.accepted as f64),
         megabytes_per_s: per_second(total.bytes_sent as f64 / 1_000_000.0),
         batch_latency: LatencySummary::from_durations(&total.latencies),
@@ -382,10 +480,11 @@ fn run_clients(
     source: &BatchSource,
     start: Instant,
     clients: usize,
+    progress: &dyn Progress,
 ) -> Result<Vec<ClientTally>, BenchError> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
-            .map(|_| scope.spawn(|| run_client(client, write_key, source, start)))
+            .map(|_| scope.spawn(|| run_client(client, write_key, source, start, progress)))
             .collect();
         handles
             .into_iter()

@@ -4,11 +4,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::generator::GeneratorConfig;
+use crate::progress::{NoProgress, Progress};
 use crate::report::{ReportRow, ReportRows};
-use crate::scenarios::aliases::{run_aliases, AliasConfig, AliasReport};
-use crate::scenarios::freshness::{run_freshness, FreshnessConfig, FreshnessReport};
-use crate::scenarios::ingest::{run_ingest, IngestConfig, IngestReport};
-use crate::scenarios::recent::{run_recent, RecentConfig, RecentReport};
+use crate::scenarios::aliases::{run_aliases_with, AliasConfig, AliasReport};
+use crate::scenarios::freshness::{run_freshness_with, FreshnessConfig, FreshnessReport};
+use crate::scenarios::ingest::{run_ingest_with, IngestConfig, IngestReport};
+use crate::scenarios::recent::{run_recent_with, RecentConfig, RecentReport};
 use crate::scenarios::BenchTarget;
 use crate::BenchError;
 
@@ -84,16 +85,26 @@ impl ReportRows for QuickReport {
 /// Runs ingest (with schema and count check), aliases, recent and freshness, in that order:
 /// the count check must precede freshness, whose probes land in `readings`.
 pub fn run_quick(target: &BenchTarget, config: &QuickConfig) -> Result<QuickReport, BenchError> {
-    let ingest = run_ingest(
+    run_quick_with(target, config, &NoProgress)
+}
+
+/// [`run_quick`] reporting the progress of each scenario in turn.
+pub fn run_quick_with(
+    target: &BenchTarget,
+    config: &QuickConfig,
+    progress: &dyn Progress,
+) -> Result<QuickReport, BenchError> {
+    let ingest = run_ingest_with(
         target,
         &IngestConfig {
             verify_counts: true,
             ..config.ingest.clone()
         },
+        progress,
     )?;
-    let aliases = run_aliases(target, &config.aliases)?;
-    let recent = run_recent(target, &config.recent)?;
-    let freshness = run_freshness(target, &config.freshness)?;
+    let aliases = run_aliases_with(target, &config.aliases, progress)?;
+    let recent = run_recent_with(target, &config.recent, progress)?;
+    let freshness = run_freshness_with(target, &config.freshness, progress)?;
 
     let mut failures = Vec::new();
     if ingest.failed_batches > 0 {

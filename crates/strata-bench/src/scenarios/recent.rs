@@ -5,6 +5,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::generator::{GeneratorConfig, READINGS};
+use crate::progress::{NoProgress, Progress};
 use crate::report::{format_ms, ReportRow, ReportRows, RunInfo};
 use crate::scenarios::{sql_string_literal, sql_timestamp_literal, BenchTarget};
 use crate::stats::LatencySummary;
@@ -89,6 +90,15 @@ impl ReportRows for RecentReport {
 }
 
 pub fn run_recent(target: &BenchTarget, config: &RecentConfig) -> Result<RecentReport, BenchError> {
+    run_recent_with(target, config, &NoProgress)
+}
+
+/// [`run_recent`] reporting progress (phase `"querying"`, in queries).
+pub fn run_recent_with(
+    target: &BenchTarget,
+    config: &RecentConfig,
+    progress: &dyn Progress,
+) -> Result<RecentReport, BenchError> {
     if config.runs == 0 || config.runs > MAX_RUNS {
         return Err(BenchError::InvalidConfig(format!(
             "runs must be 1..={MAX_RUNS}, got {}",
@@ -101,10 +111,12 @@ pub fn run_recent(target: &BenchTarget, config: &RecentConfig) -> Result<RecentR
     let mut latencies = Vec::with_capacity(config.runs);
     let mut first_rows = None;
     let mut rows_stable = true;
+    progress.phase("querying", (config.warmup_runs + config.runs) as u64);
     for attempt in 0..config.warmup_runs + config.runs {
         let started = Instant::now();
         let answer = client.sql(&target.read_key, &sql)?;
         let latency = started.elapsed();
+        progress.advance(1);
         if attempt < config.warmup_runs {
             continue;
         }
