@@ -18,7 +18,7 @@ use pgwire::api::{
     ClientInfo, PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
     METADATA_USER,
 };
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -29,6 +29,7 @@ use strata_query::rewrite::{AliasResolver, CATALOG_NAME};
 use strata_query::{QueryEngine, TenantSession};
 use tokio::sync::watch;
 
+use crate::cursor::Cursors;
 use crate::errors::{auth_failed, pg_error, INTERNAL_ERROR};
 
 /// Longest user name or password looked up; longer ones fail like a wrong password.
@@ -42,6 +43,8 @@ pub struct Connection {
     /// The same alias rewrite the session applies, for planning-only work (Describe).
     pub resolver: AliasResolver,
     pub cancel: Arc<CancelSignal>,
+    /// Open SQL cursors (`DECLARE`/`FETCH`/`CLOSE`); dropped with the connection.
+    pub cursors: Cursors,
     _registration: CancelRegistration,
 }
 
@@ -142,7 +145,21 @@ pub struct StrataStartupHandler {
     pub catalog: DynCatalog,
     pub registry: Arc<CancelRegistry>,
     pub keys: RandomPidSecretKeyGenerator,
+    /// `--pg-allow-insecure`: accept cleartext passwords from other hosts without TLS.
+    pub allow_insecure: bool,
 }
+
+/// Whether a connection may be asked for its password. The bind policy keeps a server without
+/// TLS on loopback, but a server with TLS on a network address also accepts clients that do
+/// not ask for TLS; their password (a tenant key) would cross the network in clear text, so
+/// such connections from other hosts are refused before the password is requested.
+pub fn may_send_password(peer: std::net::IpAddr, secure: bool, allow_insecure: bool) -> bool {
+    secure || allow_insecure || peer.to_canonical().is_loopback()
+}
+
+/// SQLSTATE 28000 invalid_authorization_specification, as Postgres answers a connection that
+/// no pg_hba rule admits (here: one without TLS from another host).
+pub const INVALID_AUTHORIZATION: &str = "28000";
 
 impl StrataStartupHandler {
     /// The tenant when `user` names it and `password` is one of its keys allowed to read.
@@ -203,6 +220,7 @@ impl StrataStartupHandler {
             session,
             resolver,
             cancel,
+            cursors: Cursors::default(),
             _registration: registration,
         })
     }
@@ -232,6 +250,15 @@ impl StartupHandler for StrataStartupHandler {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
                 protocol_negotiation(client, startup).await?;
+                let peer = client.socket_addr();
+                if !may_send_password(peer.ip(), client.is_secure(), self.allow_insecure) {
+                    tracing::info!(%peer, "Postgres connection without TLS from another host refused");
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "FATAL".to_string(),
+                        INVALID_AUTHORIZATION.to_string(),
+                        "connections from other hosts must use TLS (sslmode=require)".to_string(),
+                    ))));
+                }
                 save_startup_parameters_to_metadata(client, startup);
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
                 client
@@ -261,5 +288,27 @@ impl StartupHandler for StrataStartupHandler {
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_cross_the_network_only_inside_tls() {
+        let remote: std::net::IpAddr = "192.168.1.4".parse().unwrap();
+        let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let local6: std::net::IpAddr = "::1".parse().unwrap();
+        // An IPv4 client of a server bound to [::] shows up as an IPv4-mapped address.
+        let mapped_local: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let mapped_remote: std::net::IpAddr = "::ffff:192.168.1.4".parse().unwrap();
+        assert!(!may_send_password(remote, false, false));
+        assert!(!may_send_password(mapped_remote, false, false));
+        assert!(may_send_password(remote, true, false));
+        assert!(may_send_password(remote, false, true));
+        for loopback in [local, local6, mapped_local] {
+            assert!(may_send_password(loopback, false, false), "{loopback}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Simple and extended query handling over the connection's tenant session.
 
+use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{CloseCursor, DeclareType, Statement};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::{stream, Sink, StreamExt};
 use pgwire::api::auth::StartupHandler;
@@ -19,13 +20,15 @@ use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
-use pgwire::api::stmt::QueryParser;
-use pgwire::api::store::PortalStore;
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::{MemPortalStore, PortalStore};
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ErrorHandler, PgWireServerHandlers, RandomPidSecretKeyGenerator,
     Type, METADATA_APPLICATION_NAME,
 };
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 use strata_catalog::DynCatalog;
@@ -35,6 +38,7 @@ use tokio::sync::watch;
 use crate::auth::{
     cancelled, CancelRegistry, Connection, StrataCancelHandler, StrataStartupHandler,
 };
+use crate::cursor::{cursor_key, fetch_count, Cursor, DUPLICATE_CURSOR, NO_ACTIVE_TRANSACTION};
 use crate::errors::{
     cancelled as cancelled_error, pg_error, query_error, syntax_error, FEATURE_NOT_SUPPORTED,
     INTERNAL_ERROR, PROTOCOL_VIOLATION,
@@ -72,7 +76,9 @@ pub struct StrataHandlers {
 }
 
 impl StrataHandlers {
-    pub fn new(engine: QueryEngine, catalog: DynCatalog) -> Self {
+    /// `allow_insecure`: accept connections without TLS from other hosts
+    /// ([`crate::auth::may_send_password`]).
+    pub fn new(engine: QueryEngine, catalog: DynCatalog, allow_insecure: bool) -> Self {
         let registry = Arc::new(CancelRegistry::default());
         StrataHandlers {
             query: Arc::new(QueryService {
@@ -85,6 +91,7 @@ impl StrataHandlers {
                 catalog,
                 registry: registry.clone(),
                 keys: RandomPidSecretKeyGenerator::default(),
+                allow_insecure,
             }),
             cancel: Arc::new(StrataCancelHandler { registry }),
         }
@@ -130,9 +137,18 @@ pub enum Local {
     Begin,
     Commit,
     Rollback,
+    /// `SAVEPOINT`, `RELEASE` and `ROLLBACK TO`: drivers nest transactions with them
+    /// (psycopg's `conn.transaction()` inside a transaction); with nothing to undo they are
+    /// no-ops.
+    Savepoint,
+    Release,
+    RollbackToSavepoint,
     Set,
     Discard,
-    Show { name: String, value: String },
+    Show {
+        name: String,
+        value: String,
+    },
 }
 
 /// A parsed (prepared) statement.
@@ -144,6 +160,44 @@ pub enum Prepared {
         /// `$1..$n` in order, as far as planning could infer them.
         param_types: Vec<Option<DataType>>,
         schema: SchemaRef,
+    },
+    /// `DECLARE name CURSOR FOR query`: runs `query` and keeps its stream open ([`cursor`]).
+    Declare {
+        name: String,
+        hold: bool,
+        query: Box<Statement>,
+        param_types: Vec<Option<DataType>>,
+    },
+    /// `FETCH n FROM name`; `schema` is the cursor's, when it was open at Parse time.
+    Fetch {
+        name: String,
+        count: Option<u64>,
+        schema: Option<SchemaRef>,
+    },
+    /// `CLOSE name`, or `CLOSE ALL` for `None`.
+    Close {
+        name: Option<String>,
+    },
+    /// The portal a `DECLARE` opens under the cursor's name, as in Postgres, so that a client
+    /// can Describe it (psycopg learns a server-side cursor's columns this way).
+    CursorPortal {
+        schema: SchemaRef,
+    },
+}
+
+/// A cursor statement, recognized before planning.
+enum CursorOp {
+    Declare {
+        name: String,
+        hold: bool,
+        query: Box<Statement>,
+    },
+    Fetch {
+        name: String,
+        count: Option<u64>,
+    },
+    Close {
+        name: Option<String>,
     },
 }
 
@@ -228,6 +282,11 @@ fn classify(statement: &Statement, client: &dyn ClientInfo) -> PgWireResult<Opti
         Statement::Rollback {
             savepoint: None, ..
         } => Local::Rollback,
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => Local::RollbackToSavepoint,
+        Statement::Savepoint { .. } => Local::Savepoint,
+        Statement::ReleaseSavepoint { .. } => Local::Release,
         Statement::Discard { .. } => Local::Discard,
         Statement::Set(_) => {
             let name = set_target(&statement.to_string());
@@ -274,6 +333,9 @@ fn local_response(
         Local::Begin => Response::TransactionStart(Tag::new("BEGIN")),
         Local::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
         Local::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
+        Local::Savepoint => Response::Execution(Tag::new("SAVEPOINT")),
+        Local::Release => Response::Execution(Tag::new("RELEASE")),
+        Local::RollbackToSavepoint => Response::Execution(Tag::new("ROLLBACK")),
         Local::Set => Response::Execution(Tag::new("SET")),
         Local::Discard => Response::Execution(Tag::new("DISCARD ALL")),
         Local::Show { name, value } => {
@@ -309,19 +371,26 @@ async fn run(
         _ => result.schema.clone(),
     };
     let fields = Arc::new(arrow_schema_to_pg_fields(&target, format, Some(options))?);
-    let batches = cancellable(result.stream, cancel);
-    let encoded_fields = fields.clone();
-    let rows = batches
+    let batches =
+        cancellable(result.stream, cancel).map(move |b| b.and_then(|b| conform(b, &target)));
+    let rows = encode(fields.clone(), batches);
+    Ok(QueryResponse::new(fields, rows))
+}
+
+/// The data rows of `batches`, encoded as `fields` say, batch by batch.
+fn encode(
+    fields: Arc<Vec<FieldInfo>>,
+    batches: impl futures::Stream<Item = PgWireResult<RecordBatch>> + Send + 'static,
+) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    batches
         .map(move |batch| {
-            let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> =
-                match batch.and_then(|b| conform(b, &target)) {
-                    Ok(batch) => Box::new(encode_recordbatch(encoded_fields.clone(), batch)),
-                    Err(error) => Box::new(std::iter::once(Err(error))),
-                };
+            let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch {
+                Ok(batch) => Box::new(encode_recordbatch(fields.clone(), batch)),
+                Err(error) => Box::new(std::iter::once(Err(error))),
+            };
             stream::iter(rows)
         })
-        .flatten();
-    Ok(QueryResponse::new(fields, rows))
+        .flatten()
 }
 
 /// `batch` with the columns of `schema` (cast where the types differ).
@@ -374,6 +443,252 @@ fn cancellable(
     })
 }
 
+/// Recognizes `DECLARE ... CURSOR FOR`, `FETCH` and `CLOSE`, which are answered from the
+/// connection's cursors ([`crate::cursor`]) rather than by the SQL engine.
+fn cursor_op(
+    statement: &Statement,
+    parser: &PostgresCompatibilityParser,
+) -> PgWireResult<Option<CursorOp>> {
+    Ok(Some(match statement {
+        Statement::Declare { stmts } => {
+            let [declare] = stmts.as_slice() else {
+                return Err(pg_error(
+                    FEATURE_NOT_SUPPORTED,
+                    "declare one cursor per statement",
+                ));
+            };
+            let [name] = declare.names.as_slice() else {
+                return Err(pg_error(
+                    FEATURE_NOT_SUPPORTED,
+                    "declare one cursor per statement",
+                ));
+            };
+            if declare.declare_type != Some(DeclareType::Cursor) {
+                return Err(pg_error(
+                    FEATURE_NOT_SUPPORTED,
+                    "only DECLARE name CURSOR FOR query is supported",
+                ));
+            }
+            if declare.binary == Some(true) {
+                return Err(pg_error(
+                    FEATURE_NOT_SUPPORTED,
+                    "BINARY cursors are not supported; ask for binary results in the extended \
+                     protocol instead",
+                ));
+            }
+            if declare.scroll == Some(true) {
+                return Err(pg_error(
+                    FEATURE_NOT_SUPPORTED,
+                    "SCROLL cursors are not supported: Strata cursors only move forward",
+                ));
+            }
+            let Some(query) = &declare.for_query else {
+                return Err(syntax_error("DECLARE CURSOR needs FOR <query>"));
+            };
+            // The compatibility rewrites apply to top-level queries only; give the cursor's
+            // query the same treatment as a plain SELECT.
+            let query = Box::new(parser.rewrite(Statement::Query(query.clone())));
+            CursorOp::Declare {
+                name: cursor_key(name),
+                hold: declare.hold == Some(true),
+                query,
+            }
+        }
+        Statement::Fetch {
+            name,
+            direction,
+            into,
+            ..
+        } => {
+            if into.is_some() {
+                return Err(pg_error(
+                    FEATURE_NOT_SUPPORTED,
+                    "FETCH ... INTO is not supported",
+                ));
+            }
+            CursorOp::Fetch {
+                name: cursor_key(name),
+                count: fetch_count(direction)?,
+            }
+        }
+        Statement::Close { cursor } => CursorOp::Close {
+            name: match cursor {
+                CloseCursor::All => None,
+                CloseCursor::Specific { name } => Some(cursor_key(name)),
+            },
+        },
+        _ => return Ok(None),
+    }))
+}
+
+/// Runs the cursor's query and keeps its stream. Like Postgres, a cursor without `WITH HOLD`
+/// needs a transaction block, which ends it.
+async fn declare_cursor(
+    conn: &Connection,
+    name: String,
+    hold: bool,
+    sql: &str,
+    in_transaction: bool,
+) -> PgWireResult<SchemaRef> {
+    if !hold && !in_transaction {
+        return Err(pg_error(
+            NO_ACTIVE_TRANSACTION,
+            "DECLARE CURSOR can only be used in transaction blocks",
+        ));
+    }
+    // Checked before running the query so a duplicate costs nothing.
+    if conn.cursors.get(&name).is_ok() {
+        return Err(pg_error(
+            DUPLICATE_CURSOR,
+            format!("cursor \"{name}\" already exists"),
+        ));
+    }
+    let mut cancel = conn.cancel.subscribe();
+    let result = tokio::select! {
+        result = conn.session.execute(sql) => result.map_err(query_error)?,
+        _ = cancelled(&mut cancel) => return Err(cancelled_error()),
+    };
+    let schema = result.schema.clone();
+    conn.cursors.declare(
+        name,
+        Cursor::new(result.schema, result.stream, hold, in_transaction),
+    )?;
+    Ok(schema)
+}
+
+/// The next rows of a cursor, encoded in `format`, tagged `FETCH n`.
+async fn fetch_cursor(
+    conn: &Connection,
+    name: &str,
+    count: Option<u64>,
+    format: &Format,
+    options: Arc<FormatOptions>,
+) -> PgWireResult<Response> {
+    let cursor = conn.cursors.get(name)?;
+    let mut cursor = cursor.lock().await;
+    // Subscribed now: a cancel request sent while no statement ran does not cancel this one.
+    let mut cancel = conn.cancel.subscribe();
+    let fields = Arc::new(arrow_schema_to_pg_fields(
+        cursor.schema(),
+        format,
+        Some(options),
+    )?);
+    let mut response = match count {
+        // FETCH ALL streams the rest, like a plain query, rather than buffering it.
+        None => {
+            let (pending, rest) = cursor.take_rest();
+            let head = stream::iter(pending.map(Ok));
+            let rows = match rest {
+                Some(rest) => encode(
+                    fields.clone(),
+                    head.chain(cancellable(rest, cancel)).boxed(),
+                ),
+                None => encode(fields.clone(), head.boxed()),
+            };
+            QueryResponse::new(fields, rows)
+        }
+        Some(_) => {
+            let batches = cursor.fetch(count, &mut cancel).await?;
+            let rows: Vec<_> = batches
+                .into_iter()
+                .flat_map(|batch| encode_recordbatch(fields.clone(), batch))
+                .collect();
+            QueryResponse::new(fields, stream::iter(rows))
+        }
+    };
+    response.set_command_tag("FETCH");
+    Ok(Response::Query(response))
+}
+
+/// The connection's portal store, where cursor portals are registered for Describe.
+fn cursor_portals(store: &dyn Any) -> Option<&MemPortalStore<Prepared>> {
+    store.downcast_ref::<MemPortalStore<Prepared>>()
+}
+
+fn open_cursor_portal(store: &dyn Any, name: &str, schema: SchemaRef) {
+    if let Some(store) = cursor_portals(store) {
+        let statement = StoredStatement::new(
+            name.to_string(),
+            Prepared::CursorPortal { schema },
+            Vec::new(),
+        );
+        store.put_portal(Arc::new(Portal::new_cursor(
+            name.to_string(),
+            Arc::new(statement),
+        )));
+    }
+}
+
+fn close_cursor_portals(store: &dyn Any, names: &[String]) {
+    if let Some(store) = cursor_portals(store) {
+        for name in names {
+            store.rm_portal(name);
+        }
+    }
+}
+
+/// `CLOSE name` / `CLOSE ALL`: returns the names closed.
+fn close_cursor(conn: &Connection, name: Option<&str>) -> PgWireResult<Vec<String>> {
+    match name {
+        Some(name) => {
+            conn.cursors.close(name)?;
+            Ok(vec![name.to_string()])
+        }
+        None => Ok(conn.cursors.close_all()),
+    }
+}
+
+/// COMMIT and ROLLBACK end the transaction's cursors; returns the names closed.
+fn end_transaction(conn: &Connection, local: &Local) -> Vec<String> {
+    match local {
+        Local::Commit => conn.cursors.end_transaction(true),
+        Local::Rollback => conn.cursors.end_transaction(false),
+        _ => Vec::new(),
+    }
+}
+
+/// Plans `statement` (with the checks and rewrite `execute` applies) to learn its parameter
+/// and result types without running it.
+async fn describe(
+    conn: &Connection,
+    statement: &Statement,
+) -> PgWireResult<(Vec<Option<DataType>>, SchemaRef)> {
+    let mut planned = DfStatement::Statement(Box::new(statement.clone()));
+    strata_query::sandbox::check(&planned).map_err(query_error)?;
+    if let DfStatement::Statement(inner) = &mut planned {
+        conn.resolver.rewrite(inner.as_mut());
+    }
+    let plan = conn
+        .session
+        .context()
+        .state()
+        .statement_to_plan(planned)
+        .await
+        .map_err(|e| query_error(QueryError::from(e)))?;
+    let types = plan
+        .get_parameter_types()
+        .map_err(|e| query_error(QueryError::from(e)))?;
+    let mut numbered: Vec<(usize, Option<DataType>)> = types
+        .into_iter()
+        .filter_map(|(name, ty)| {
+            let n = name.strip_prefix('$')?.parse::<usize>().ok()?;
+            Some((n, ty))
+        })
+        .collect();
+    numbered.sort_by_key(|(n, _)| *n);
+    let count = numbered.last().map_or(0, |(n, _)| *n);
+    if count > params::MAX_PARAMETERS {
+        return Err(pg_error(PROTOCOL_VIOLATION, "too many parameters"));
+    }
+    let mut param_types = vec![None; count];
+    for (n, ty) in numbered {
+        if let Some(slot) = n.checked_sub(1).and_then(|i| param_types.get_mut(i)) {
+            *slot = ty;
+        }
+    }
+    Ok((param_types, Arc::new(plan.schema().as_arrow().clone())))
+}
+
 pub struct QueryService {
     parser: Arc<StrataParser>,
 }
@@ -399,19 +714,58 @@ impl SimpleQueryHandler for QueryService {
             ));
         }
         let options = format_options(client);
+        // pgwire updates the transaction status after the whole string ran, so track it here
+        // for `BEGIN; DECLARE ...` in one query.
+        let mut in_transaction = client.transaction_status() != TransactionStatus::Idle;
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
             let outcome = match classify(&statement, client) {
-                Ok(Some(local)) => local_response(&local, &Format::UnifiedText, options.clone()),
-                Ok(None) => run(
-                    &conn,
-                    &statement.to_string(),
-                    &Format::UnifiedText,
-                    options.clone(),
-                    None,
-                )
-                .await
-                .map(Response::Query),
+                Ok(Some(local)) => {
+                    match local {
+                        Local::Begin => in_transaction = true,
+                        Local::Commit | Local::Rollback => in_transaction = false,
+                        _ => {}
+                    }
+                    let closed = end_transaction(&conn, &local);
+                    close_cursor_portals(client.portal_store().as_any(), &closed);
+                    local_response(&local, &Format::UnifiedText, options.clone())
+                }
+                Ok(None) => match cursor_op(&statement, &self.parser.sql) {
+                    Ok(Some(CursorOp::Declare { name, hold, query })) => {
+                        let sql = query.to_string();
+                        match declare_cursor(&conn, name.clone(), hold, &sql, in_transaction).await
+                        {
+                            Ok(schema) => {
+                                open_cursor_portal(client.portal_store().as_any(), &name, schema);
+                                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+                            }
+                            Err(error) => Err(error),
+                        }
+                    }
+                    Ok(Some(CursorOp::Fetch { name, count })) => {
+                        fetch_cursor(&conn, &name, count, &Format::UnifiedText, options.clone())
+                            .await
+                    }
+                    Ok(Some(CursorOp::Close { name })) => {
+                        match close_cursor(&conn, name.as_deref()) {
+                            Ok(closed) => {
+                                close_cursor_portals(client.portal_store().as_any(), &closed);
+                                Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
+                            }
+                            Err(error) => Err(error),
+                        }
+                    }
+                    Ok(None) => run(
+                        &conn,
+                        &statement.to_string(),
+                        &Format::UnifiedText,
+                        options.clone(),
+                        None,
+                    )
+                    .await
+                    .map(Response::Query),
+                    Err(error) => Err(error),
+                },
                 Err(error) => Err(error),
             };
             match outcome {
@@ -454,58 +808,54 @@ impl QueryParser for StrataParser {
         if let Some(local) = classify(&statement, client)? {
             return Ok(Some(Prepared::Local(local)));
         }
-        // Planning only, with the checks and rewrite `execute` applies, to tell the client the
-        // parameter and result types; Execute runs the statement through `execute` itself.
-        let mut planned = DfStatement::Statement(Box::new(statement.clone()));
-        strata_query::sandbox::check(&planned).map_err(query_error)?;
-        if let DfStatement::Statement(inner) = &mut planned {
-            conn.resolver.rewrite(inner.as_mut());
-        }
-        let plan = conn
-            .session
-            .context()
-            .state()
-            .statement_to_plan(planned)
-            .await
-            .map_err(|e| query_error(QueryError::from(e)))?;
-        let types = plan
-            .get_parameter_types()
-            .map_err(|e| query_error(QueryError::from(e)))?;
-        let mut numbered: Vec<(usize, Option<DataType>)> = types
-            .into_iter()
-            .filter_map(|(name, ty)| {
-                let n = name.strip_prefix('$')?.parse::<usize>().ok()?;
-                Some((n, ty))
-            })
-            .collect();
-        numbered.sort_by_key(|(n, _)| *n);
-        let count = numbered.last().map_or(0, |(n, _)| *n);
-        if count > params::MAX_PARAMETERS {
-            return Err(pg_error(PROTOCOL_VIOLATION, "too many parameters"));
-        }
-        let mut param_types = vec![None; count];
-        for (n, ty) in numbered {
-            if let Some(slot) = n.checked_sub(1).and_then(|i| param_types.get_mut(i)) {
-                *slot = ty;
+        match cursor_op(&statement, &self.sql)? {
+            Some(CursorOp::Declare { name, hold, query }) => {
+                let (param_types, _) = describe(&conn, &query).await?;
+                return Ok(Some(Prepared::Declare {
+                    name,
+                    hold,
+                    query,
+                    param_types,
+                }));
             }
+            Some(CursorOp::Fetch { name, count }) => {
+                // Like Postgres, a FETCH of a cursor that is not open yet describes as no data
+                // and fails when executed.
+                let schema = conn.cursors.schema(&name).await.ok();
+                return Ok(Some(Prepared::Fetch {
+                    name,
+                    count,
+                    schema,
+                }));
+            }
+            Some(CursorOp::Close { name }) => return Ok(Some(Prepared::Close { name })),
+            None => {}
         }
+        // Planning only, to tell the client the parameter and result types; Execute runs the
+        // statement through `execute` itself.
+        let (param_types, schema) = describe(&conn, &statement).await?;
         Ok(Some(Prepared::Query {
             statement: Box::new(statement),
             param_types,
-            schema: Arc::new(plan.schema().as_arrow().clone()),
+            schema,
         }))
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
         match stmt {
-            Prepared::Local(_) => Ok(Vec::new()),
-            Prepared::Query { param_types, .. } => param_types
-                .iter()
-                .map(|ty| match ty {
-                    Some(ty) => into_pg_type(ty),
-                    None => Ok(Type::UNKNOWN),
-                })
-                .collect(),
+            Prepared::Local(_)
+            | Prepared::Fetch { .. }
+            | Prepared::Close { .. }
+            | Prepared::CursorPortal { .. } => Ok(Vec::new()),
+            Prepared::Query { param_types, .. } | Prepared::Declare { param_types, .. } => {
+                param_types
+                    .iter()
+                    .map(|ty| match ty {
+                        Some(ty) => into_pg_type(ty),
+                        None => Ok(Type::UNKNOWN),
+                    })
+                    .collect()
+            }
         }
     }
 
@@ -519,9 +869,41 @@ impl QueryParser for StrataParser {
             Prepared::Local(Local::Show { name, .. }) => {
                 arrow_schema_to_pg_fields(&show_schema(name), format, None)
             }
-            Prepared::Local(_) => Ok(Vec::new()),
-            Prepared::Query { schema, .. } => arrow_schema_to_pg_fields(schema, format, None),
+            Prepared::Query { schema, .. }
+            | Prepared::CursorPortal { schema }
+            | Prepared::Fetch {
+                schema: Some(schema),
+                ..
+            } => arrow_schema_to_pg_fields(schema, format, None),
+            Prepared::Local(_)
+            | Prepared::Declare { .. }
+            | Prepared::Fetch { schema: None, .. }
+            | Prepared::Close { .. } => Ok(Vec::new()),
         }
+    }
+}
+
+impl QueryService {
+    /// `statement` with the portal's parameters as literals ([`params`]).
+    fn bind(
+        &self,
+        portal: &Portal<Prepared>,
+        statement: &Statement,
+        param_types: &[Option<DataType>],
+    ) -> PgWireResult<Statement> {
+        let server_types = self
+            .parser
+            .get_parameter_types(&portal.statement.statement)?;
+        let server_refs: Vec<Option<&Type>> = server_types.iter().map(Some).collect();
+        let inferred: Vec<Option<&DataType>> = param_types.iter().map(|t| t.as_ref()).collect();
+        let values = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
+            portal,
+            &inferred,
+            &server_refs,
+        )?;
+        let mut bound = statement.clone();
+        params::bind(&mut bound, &values)?;
+        Ok(bound)
     }
 }
 
@@ -549,25 +931,51 @@ impl ExtendedQueryHandler for QueryService {
         let conn = connection(client)?;
         let options = format_options(client);
         match &portal.statement.statement {
-            Prepared::Local(local) => local_response(local, &portal.result_column_format, options),
+            Prepared::Local(local) => {
+                let closed = end_transaction(&conn, local);
+                close_cursor_portals(client.portal_store().as_any(), &closed);
+                local_response(local, &portal.result_column_format, options)
+            }
+            Prepared::Declare {
+                name,
+                hold,
+                query,
+                param_types,
+            } => {
+                let bound = self.bind(portal, query, param_types)?;
+                let in_transaction = client.transaction_status() != TransactionStatus::Idle;
+                let schema = declare_cursor(
+                    &conn,
+                    name.clone(),
+                    *hold,
+                    &bound.to_string(),
+                    in_transaction,
+                )
+                .await?;
+                open_cursor_portal(client.portal_store().as_any(), name, schema);
+                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+            }
+            Prepared::Fetch { name, count, .. } => {
+                fetch_cursor(&conn, name, *count, &portal.result_column_format, options).await
+            }
+            Prepared::Close { name } => {
+                let closed = close_cursor(&conn, name.as_deref())?;
+                close_cursor_portals(client.portal_store().as_any(), &closed);
+                Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
+            }
+            Prepared::CursorPortal { .. } => Err(pg_error(
+                FEATURE_NOT_SUPPORTED,
+                format!(
+                    "read cursor \"{}\" with FETCH, not by executing its portal",
+                    portal.name
+                ),
+            )),
             Prepared::Query {
                 statement,
                 param_types,
                 schema,
             } => {
-                let server_types = self
-                    .parser
-                    .get_parameter_types(&portal.statement.statement)?;
-                let server_refs: Vec<Option<&Type>> = server_types.iter().map(Some).collect();
-                let inferred: Vec<Option<&DataType>> =
-                    param_types.iter().map(|t| t.as_ref()).collect();
-                let values = arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
-                    portal,
-                    &inferred,
-                    &server_refs,
-                )?;
-                let mut bound = statement.as_ref().clone();
-                params::bind(&mut bound, &values)?;
+                let bound = self.bind(portal, statement, param_types)?;
                 let response = run(
                     &conn,
                     &bound.to_string(),

@@ -11,8 +11,14 @@
 //! - Bound parameters are type-checked by `arrow-pg`, then substituted into the statement as
 //!   quoted literals ([`params`]) because `execute` takes SQL text.
 //! - Cancel requests end the running statement's stream, which drops (frees) the query.
+//! - SQL cursors (`DECLARE ... CURSOR FOR`, `FETCH`, `CLOSE`) keep a query's stream open and
+//!   return it in pieces ([`cursor`]); drivers' server-side cursors use them.
+//! - Without TLS, only loopback is served ([`check_bind_policy`]); with TLS, a client from
+//!   another host that does not use it is refused before it sends its password
+//!   ([`auth::may_send_password`]).
 
 pub mod auth;
+pub mod cursor;
 pub mod errors;
 pub mod handler;
 pub mod params;
@@ -90,7 +96,7 @@ pub async fn serve(
     let local = listener.local_addr()?;
     check_bind_policy(&local, config.tls.is_some(), config.allow_insecure)?;
     let tls = config.tls.as_ref().map(load_tls).transpose()?;
-    let handlers = Arc::new(StrataHandlers::new(engine, catalog));
+    let handlers = Arc::new(StrataHandlers::new(engine, catalog, config.allow_insecure));
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     tracing::info!(addr = %local, tls = tls.is_some(), "serving the Postgres wire protocol");

@@ -46,7 +46,7 @@ RUST_LOG (default `info`) to change the level. SIGTERM or SIGINT (Ctrl-C) stops 
 gracefully: in-flight requests finish, then the stores close.\n\n\
 Examples:\n  \
 strata serve\n  \
-strata serve --data-dir /var/lib/strata --http 0.0.0.0:8686 --pg 0.0.0.0:5433\n  \
+strata serve --data-dir /var/lib/strata --http 0.0.0.0:8686 --pg 0.0.0.0:5433 \\\n    --tls-cert cert.pem --tls-key key.pem\n  \
 STRATA_OPERATOR_TOKEN=secret RUST_LOG=debug strata serve --max-body-bytes 33554432"
     )]
     Serve(ServeArgs),

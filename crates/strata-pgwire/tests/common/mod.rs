@@ -178,7 +178,8 @@ impl Server {
         Ok(client)
     }
 
-    /// Runs psql with `args` (e.g. `["-c", "\\dt"]`); `None` when psql is not installed.
+    /// Runs psql with `args` (e.g. `["-c", "\\dt"]`); `None` when psql is not installed
+    /// (a panic instead under `STRATA_REQUIRE_CLIENTS=1`).
     pub async fn psql(&self, user: &str, password: &str, args: &[&str]) -> Option<PsqlOutput> {
         let conninfo = self.conninfo(user, password);
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -192,6 +193,11 @@ impl Server {
             {
                 Ok(output) => output,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // CI installs the clients and sets STRATA_REQUIRE_CLIENTS=1, so a missing
+                    // psql there is a failure, not a silently skipped check.
+                    if std::env::var("STRATA_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
+                        panic!("psql is required (STRATA_REQUIRE_CLIENTS=1) but not installed");
+                    }
                     eprintln!("psql is not installed; skipping the psql part of this test");
                     return None;
                 }

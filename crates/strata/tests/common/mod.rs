@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -20,9 +21,16 @@ pub struct TestServer {
     data_dir: PathBuf,
     child: Option<Child>,
     url: String,
+    pg_addr: Option<SocketAddr>,
     log: Arc<Mutex<Vec<String>>>,
     extra_args: Vec<String>,
     client: Client,
+}
+
+/// An address the server reported at startup.
+enum Listening {
+    Http(String),
+    Postgres(SocketAddr),
 }
 
 /// One HTTP answer: status and parsed JSON body (Value::Null when the body is not JSON).
@@ -70,6 +78,7 @@ impl TestServer {
             data_dir,
             child: None,
             url: String::new(),
+            pg_addr: None,
             log: Arc::new(Mutex::new(Vec::new())),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             client: Client::builder()
@@ -88,9 +97,16 @@ impl TestServer {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--http")
-            .arg("127.0.0.1:0")
-            .arg("--pg")
-            .arg("127.0.0.1:0")
+            .arg("127.0.0.1:0");
+        // A test may choose the Postgres address itself; by default it is an ephemeral port.
+        if !self
+            .extra_args
+            .iter()
+            .any(|a| a == "--pg" || a.starts_with("--pg="))
+        {
+            command.arg("--pg").arg("127.0.0.1:0");
+        }
+        command
             .args(&self.extra_args)
             .env_remove("STRATA_OPERATOR_TOKEN")
             .env("NO_COLOR", "1")
@@ -99,7 +115,7 @@ impl TestServer {
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn strata serve");
         let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel::<String>();
+        let (tx, rx) = mpsc::channel::<Listening>();
         let log = self.log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -107,22 +123,37 @@ impl TestServer {
                 if let Some(pos) = line.find("listening on http://") {
                     let rest = &line[pos + "listening on ".len()..];
                     let url = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = tx.send(url);
+                    let _ = tx.send(Listening::Http(url));
+                } else if let Some(pos) = line.find("listening on postgres://") {
+                    let rest = &line[pos + "listening on postgres://".len()..];
+                    let addr = rest.split_whitespace().next().unwrap_or("");
+                    if let Ok(addr) = addr.parse::<SocketAddr>() {
+                        let _ = tx.send(Listening::Postgres(addr));
+                    }
                 }
                 log.lock().unwrap().push(line);
             }
         });
-        let url = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "strata serve did not report its address; log:\n{}",
-                    self.log.lock().unwrap().join("\n")
-                );
+        // The server logs both addresses once both listeners are bound, HTTP first.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut url = None;
+        let mut pg_addr = None;
+        while url.is_none() || pg_addr.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Listening::Http(found)) => url = Some(found),
+                Ok(Listening::Postgres(found)) => pg_addr = Some(found),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "strata serve did not report its addresses; log:\n{}",
+                        self.log.lock().unwrap().join("\n")
+                    );
+                }
             }
-        };
-        self.url = url;
+        }
+        self.url = url.unwrap_or_default();
+        self.pg_addr = pg_addr;
         self.child = Some(child);
     }
 
@@ -132,6 +163,16 @@ impl TestServer {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Where the Postgres wire protocol listens (from the server's startup log line).
+    pub fn pg_addr(&self) -> SocketAddr {
+        self.pg_addr
+            .expect("the server reported its Postgres address")
+    }
+
+    pub fn pg_port(&self) -> u16 {
+        self.pg_addr().port()
     }
 
     pub fn data_dir(&self) -> &Path {
