@@ -360,6 +360,15 @@ impl Compactor {
             watermark_ms: cutoff,
             compacted_seq: snapshot_seq.max(old_seq),
         };
+        if added.is_empty() && manifest.watermark == Some(watermark) {
+            // Nothing arrived since the last run: no catalog write.
+            return Ok(MetricCompaction {
+                metric: metric.name.clone(),
+                watermark_ms: Some(cutoff),
+                duplicates_skipped,
+                ..MetricCompaction::default()
+            });
+        }
         self.catalog
             .commit_compaction(CompactionCommit {
                 tenant,

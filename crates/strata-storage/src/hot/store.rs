@@ -205,45 +205,20 @@ impl HotStore {
         metric: MetricId,
         threshold_ms: i64,
     ) -> Result<u64, StorageError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StorageError::Closed);
-        }
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        self.commands
-            .send(Command::RaiseLateThreshold {
-                tenant,
-                metric,
-                threshold_ms,
-                reply: Reply::Async(sender),
-            })
-            .map_err(|_| StorageError::Closed)?;
-        receiver.await.map_err(|_| StorageError::Closed)?
+        self.ask(|reply| Command::RaiseLateThreshold {
+            tenant,
+            metric,
+            threshold_ms,
+            reply,
+        })
+        .await
     }
 
     /// Announces that weeks ending at or before `end_ms` will be dropped: from now on readers take
     /// that range from the cold tier. The drop itself must wait until queries planned before this
     /// call have finished. Durable before it returns; never moves backwards.
     pub fn retire_before(&self, end_ms: i64) -> Result<(), StorageError> {
-        if end_ms <= self.shared.dropped_before.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let mut batch = self.shared.db.batch();
-        batch.insert(
-            &self.shared.meta,
-            DROPPED_BEFORE_KEY,
-            key::ordered_i64(end_ms).to_be_bytes().as_slice(),
-        );
-        batch
-            .commit()
-            .map_err(|e| StorageError::engine("recording retired partitions", e))?;
-        self.shared
-            .db
-            .persist(fjall::PersistMode::SyncAll)
-            .map_err(|e| StorageError::engine("syncing retired partitions", e))?;
-        self.shared
-            .dropped_before
-            .fetch_max(end_ms, Ordering::AcqRel);
-        Ok(())
+        writer::record_dropped_before(&self.shared, end_ms)
     }
 
     /// Hot data before this time may have been dropped by retention (`i64::MIN`: none was).
@@ -269,17 +244,23 @@ impl HotStore {
         metric: MetricId,
         upto_seq: u64,
     ) -> Result<usize, StorageError> {
+        self.ask(|reply| Command::PruneLate {
+            tenant,
+            metric,
+            upto_seq,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends a command to the writer thread and awaits its answer.
+    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StorageError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
         let (sender, receiver) = tokio::sync::oneshot::channel();
         self.commands
-            .send(Command::PruneLate {
-                tenant,
-                metric,
-                upto_seq,
-                reply: Reply::Async(sender),
-            })
+            .send(command(Reply::Async(sender)))
             .map_err(|_| StorageError::Closed)?;
         receiver.await.map_err(|_| StorageError::Closed)?
     }

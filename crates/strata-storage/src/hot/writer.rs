@@ -235,11 +235,12 @@ fn write_group(
     let mut acks = Vec::with_capacity(group.len());
     // Consecutive rows nearly always share a week; remember the last one to skip the map.
     let mut last_week: Option<(i64, Keyspace)> = None;
+    // Only this thread changes the thresholds, so holding the read guard for the group blocks
+    // nothing but `HotStore::late_threshold` readers, and copies nothing per group.
     let thresholds = shared
         .late_thresholds
         .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+        .unwrap_or_else(PoisonError::into_inner);
     for write in group {
         let first = seq;
         for row in &write.rows {
@@ -403,6 +404,29 @@ fn prune_late(
     Ok(removed)
 }
 
+/// Durably raises the `dropped_before` mark (never lowers it): readers stop choosing the hot tier
+/// below it.
+pub(crate) fn record_dropped_before(shared: &Shared, end_ms: i64) -> Result<(), StorageError> {
+    if end_ms <= shared.dropped_before.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let mut batch = shared.db.batch();
+    batch.insert(
+        &shared.meta,
+        DROPPED_BEFORE_KEY,
+        key::ordered_i64(end_ms).to_be_bytes().as_slice(),
+    );
+    batch
+        .commit()
+        .map_err(|e| StorageError::engine("recording retired partitions", e))?;
+    shared
+        .db
+        .persist(PersistMode::SyncAll)
+        .map_err(|e| StorageError::engine("syncing retired partitions", e))?;
+    shared.dropped_before.fetch_max(end_ms, Ordering::AcqRel);
+    Ok(())
+}
+
 fn drop_week(shared: &Shared, week_start_ms: i64) -> Result<(), StorageError> {
     let removed = shared
         .weeks
@@ -412,25 +436,8 @@ fn drop_week(shared: &Shared, week_start_ms: i64) -> Result<(), StorageError> {
     let Some(week) = removed else {
         return Ok(());
     };
-    let week_end = key::week_end_ms(week_start_ms);
-    if week_end > shared.dropped_before.load(Ordering::Acquire) {
-        // Recorded first: if the drop then fails, readers only avoid a hot range they could
-        // have used.
-        let mut batch = shared.db.batch();
-        batch.insert(
-            &shared.meta,
-            DROPPED_BEFORE_KEY,
-            key::ordered_i64(week_end).to_be_bytes().as_slice(),
-        );
-        batch
-            .commit()
-            .map_err(|e| StorageError::engine("recording a dropped partition", e))?;
-        shared
-            .db
-            .persist(PersistMode::SyncAll)
-            .map_err(|e| StorageError::engine("syncing a dropped partition", e))?;
-        shared.dropped_before.store(week_end, Ordering::Release);
-    }
+    // Recorded first: if the drop then fails, readers only avoid a hot range they could have used.
+    record_dropped_before(shared, key::week_end_ms(week_start_ms))?;
     // Scans already running keep their handle; fjall deletes the files once they let go.
     if let Err(error) = shared.db.delete_keyspace(week.keyspace.clone()) {
         shared
