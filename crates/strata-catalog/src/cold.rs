@@ -85,3 +85,12 @@ pub struct CompactionRecord {
     pub watermark_ms: Option<i64>,
     pub message: Option<String>,
 }
+
+/// A soft-deleted metric whose data has not been purged yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeletedMetric {
+    pub tenant: TenantId,
+    pub metric: MetricId,
+    pub name: String,
+    pub deleted_at_ms: i64,
+}

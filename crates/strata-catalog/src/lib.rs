@@ -16,7 +16,8 @@ use std::sync::Arc;
 use strata_core::{FieldType, MetricId, NameId, Role, TenantId};
 
 pub use cold::{
-    ColdColumn, ColdFile, ColdManifest, CompactionCommit, CompactionRecord, NewColdFile, Watermark,
+    ColdColumn, ColdFile, ColdManifest, CompactionCommit, CompactionRecord, DeletedMetric,
+    NewColdFile, Watermark,
 };
 pub use error::CatalogError;
 pub use model::{
@@ -25,9 +26,9 @@ pub use model::{
 };
 pub use sqlite::SqliteCatalog;
 pub use validate::{
-    MAX_INCOMING_SAMPLES, MAX_METRIC_KEYS, MAX_NAMES_PER_FIELD, MAX_NAMES_PER_METRIC,
-    MAX_PATTERN_BYTES, MAX_SAMPLE_BYTES, MAX_SERIES_KEYS, MAX_TIMESTAMP_ALIASES,
-    MAX_TIMESTAMP_PATTERNS,
+    MAX_COLD_RETENTION_DAYS, MAX_INCOMING_SAMPLES, MAX_METRIC_KEYS, MAX_NAMES_PER_FIELD,
+    MAX_NAMES_PER_METRIC, MAX_PATTERN_BYTES, MAX_SAMPLE_BYTES, MAX_SERIES_KEYS,
+    MAX_TIMESTAMP_ALIASES, MAX_TIMESTAMP_PATTERNS,
 };
 
 /// The catalog as callers hold it.
@@ -41,6 +42,8 @@ pub const DEFAULT_METRIC_KEY: &str = "metrictype";
 pub struct SettingsPatch {
     pub metric_keys: Option<Vec<String>>,
     pub timestamp_patterns: Option<Vec<String>>,
+    /// Days of cold data to keep; 0 keeps it forever.
+    pub cold_retention_days: Option<u32>,
 }
 
 /// One schema mutation. Every successful one appends exactly one [`SchemaVersion`].
@@ -164,6 +167,18 @@ pub trait Catalog: Send + Sync + 'static {
         tenant: TenantId,
         metric: MetricId,
         before_day_ms: i64,
+    ) -> Result<u64, CatalogError>;
+    /// Metrics deleted at or before `deleted_before_ms` whose data is not purged yet.
+    async fn metrics_to_purge(
+        &self,
+        deleted_before_ms: i64,
+    ) -> Result<Vec<DeletedMetric>, CatalogError>;
+    /// After the hot rows of a deleted metric are gone: retires all its cold files and marks it
+    /// purged, in one transaction. NotFound unless the metric is deleted and not yet purged.
+    async fn mark_metric_purged(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
     ) -> Result<u64, CatalogError>;
     async fn record_compaction(&self, record: CompactionRecord) -> Result<(), CatalogError>;
     async fn last_compaction(

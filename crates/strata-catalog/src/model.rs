@@ -35,6 +35,8 @@ pub struct TenantSettings {
     pub metric_keys: Vec<String>,
     /// chrono strftime patterns tried on timestamp text after the built-in formats.
     pub timestamp_patterns: Vec<String>,
+    /// Cold day partitions older than this many days are deleted; `None` keeps them forever.
+    pub cold_retention_days: Option<u32>,
 }
 
 impl Default for TenantSettings {
@@ -42,6 +44,7 @@ impl Default for TenantSettings {
         TenantSettings {
             metric_keys: vec![crate::DEFAULT_METRIC_KEY.to_string()],
             timestamp_patterns: Vec::new(),
+            cold_retention_days: None,
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::model::{
     TenantSchema, TenantSettings,
 };
 use crate::validate::{self, MAX_INCOMING_SAMPLES};
-use crate::{ColdFile, ColdManifest, CompactionCommit, CompactionRecord};
+use crate::{ColdFile, ColdManifest, CompactionCommit, CompactionRecord, DeletedMetric};
 
 mod cold;
 use crate::{Catalog, CatalogError, SchemaChange, SettingsPatch};
@@ -34,6 +34,7 @@ use crate::{Catalog, CatalogError, SchemaChange, SettingsPatch};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_cold_tier.sql")),
+    (3, include_str!("migrations/0003_retention.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.
@@ -1393,16 +1394,20 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn settings(&self, tenant: TenantId) -> Result<TenantSettings, CatalogError> {
-        let row = sqlx::query("SELECT metric_keys, timestamp_patterns FROM tenants WHERE id = ?")
-            .bind(tenant)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| tenant_not_found(tenant))?;
+        let row = sqlx::query(
+            "SELECT metric_keys, timestamp_patterns, cold_retention_days FROM tenants WHERE id = ?",
+        )
+        .bind(tenant)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| tenant_not_found(tenant))?;
         let metric_keys: String = row.try_get("metric_keys")?;
         let patterns: String = row.try_get("timestamp_patterns")?;
+        let cold_retention_days: Option<i64> = row.try_get("cold_retention_days")?;
         Ok(TenantSettings {
             metric_keys: serde_json::from_str(&metric_keys)?,
             timestamp_patterns: serde_json::from_str(&patterns)?,
+            cold_retention_days: cold_retention_days.and_then(|d| u32::try_from(d).ok()),
         })
     }
 
@@ -1439,6 +1444,20 @@ impl Catalog for SqliteCatalog {
                 "set tenant timestamp patterns to [{}]",
                 quoted_list(patterns)
             ));
+        }
+        if let Some(days) = patch.cold_retention_days {
+            validate::cold_retention_days(days)?;
+            // 0 means "keep forever", stored as NULL.
+            let stored = (days > 0).then_some(i64::from(days));
+            sqlx::query("UPDATE tenants SET cold_retention_days = ? WHERE id = ?")
+                .bind(stored)
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await?;
+            parts.push(match stored {
+                Some(days) => format!("set cold retention to {days} days"),
+                None => "set cold retention to forever".to_string(),
+            });
         }
         let text = if parts.is_empty() {
             "updated tenant settings (no changes)".to_string()
@@ -1662,6 +1681,21 @@ impl Catalog for SqliteCatalog {
     ) -> Result<u64, CatalogError> {
         self.retire_cold_files_impl(tenant, metric, before_day_ms)
             .await
+    }
+
+    async fn metrics_to_purge(
+        &self,
+        deleted_before_ms: i64,
+    ) -> Result<Vec<DeletedMetric>, CatalogError> {
+        self.metrics_to_purge_impl(deleted_before_ms).await
+    }
+
+    async fn mark_metric_purged(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+    ) -> Result<u64, CatalogError> {
+        self.mark_metric_purged_impl(tenant, metric).await
     }
 
     async fn record_compaction(&self, record: CompactionRecord) -> Result<(), CatalogError> {

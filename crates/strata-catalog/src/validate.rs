@@ -99,6 +99,18 @@ pub(crate) fn metric_keys(keys: &[String]) -> Result<(), CatalogError> {
     no_duplicates("metric_keys", keys)
 }
 
+/// Longest cold retention: about 100 years, so `days * DAY_MS` never overflows.
+pub const MAX_COLD_RETENTION_DAYS: u32 = 36_500;
+
+pub(crate) fn cold_retention_days(days: u32) -> Result<(), CatalogError> {
+    if days > MAX_COLD_RETENTION_DAYS {
+        return Err(CatalogError::Invalid(format!(
+            "cold_retention_days is {days}; the limit is {MAX_COLD_RETENTION_DAYS} (0 keeps cold data forever)"
+        )));
+    }
+    Ok(())
+}
+
 /// Cuts `value` to at most [`MAX_SAMPLE_BYTES`] without splitting a character.
 pub(crate) fn truncate_sample(value: &str) -> String {
     if value.len() <= MAX_SAMPLE_BYTES {

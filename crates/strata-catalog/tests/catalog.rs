@@ -364,6 +364,7 @@ async fn settings_default_and_patch() {
         TenantSettings {
             metric_keys: vec!["metrictype".into()],
             timestamp_patterns: vec![],
+            cold_retention_days: None,
         }
     );
     let patched = fx
@@ -373,6 +374,7 @@ async fn settings_default_and_patch() {
             SettingsPatch {
                 metric_keys: Some(strings(&["metrictype", "source"])),
                 timestamp_patterns: None,
+                cold_retention_days: None,
             },
         )
         .await
@@ -386,6 +388,7 @@ async fn settings_default_and_patch() {
             SettingsPatch {
                 metric_keys: None,
                 timestamp_patterns: Some(strings(&["%d/%m/%Y %H:%M"])),
+                cold_retention_days: None,
             },
         )
         .await
@@ -397,18 +400,26 @@ async fn settings_default_and_patch() {
         SettingsPatch {
             metric_keys: Some(vec![]),
             timestamp_patterns: None,
+            cold_retention_days: None,
         },
         SettingsPatch {
             metric_keys: Some(strings(&["a", "a"])),
             timestamp_patterns: None,
+            cold_retention_days: None,
         },
         SettingsPatch {
             metric_keys: Some(strings(&[""])),
             timestamp_patterns: None,
+            cold_retention_days: None,
         },
         SettingsPatch {
             metric_keys: None,
             timestamp_patterns: Some(strings(&["%Q"])),
+            cold_retention_days: None,
+        },
+        SettingsPatch {
+            cold_retention_days: Some(36_501),
+            ..SettingsPatch::default()
         },
     ] {
         assert_invalid(fx.catalog.update_settings(t, bad).await);
@@ -425,8 +436,21 @@ async fn settings_default_and_patch() {
     );
     assert!(history[1].change.contains("%d/%m/%Y %H:%M"));
 
+    // Cold retention: a number of days, 0 (or never set) keeps cold data forever.
+    let retention = |days| SettingsPatch {
+        cold_retention_days: Some(days),
+        ..SettingsPatch::default()
+    };
+    let patched = fx.catalog.update_settings(t, retention(30)).await.unwrap();
+    assert_eq!(patched.cold_retention_days, Some(30));
+    assert_eq!(patched.metric_keys, strings(&["metrictype", "source"]));
+    let history = fx.catalog.history(t).await.unwrap();
+    assert!(history[2].change.contains("cold retention to 30 days"));
+
     let fx = fx.reopen().await;
     assert_eq!(fx.catalog.settings(t).await.unwrap(), patched);
+    let cleared = fx.catalog.update_settings(t, retention(0)).await.unwrap();
+    assert_eq!(cleared.cold_retention_days, None);
     assert_not_found(fx.catalog.settings(424242).await);
 }
 
@@ -1397,6 +1421,7 @@ async fn schema_cache_sees_every_change_at_once() {
             SettingsPatch {
                 metric_keys: Some(strings(&["source"])),
                 timestamp_patterns: None,
+                cold_retention_days: None,
             },
         )
         .await

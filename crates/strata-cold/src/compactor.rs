@@ -34,6 +34,7 @@ use strata_storage::{HotRow, HotStore, ScanRequest};
 
 use crate::encode::{encode_file, ColdRow, NameSpec};
 use crate::layout::{day_start_ms, file_path, DAY_MS};
+use crate::retype::{RetypeReport, RetypeTarget};
 use crate::{fault, ColdError, ColdStore};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -49,6 +50,8 @@ pub struct CompactorConfig {
     pub retired_grace: Duration,
     /// Hot weekly partitions older than this are dropped once fully compacted.
     pub hot_retention: Duration,
+    /// A deleted metric's rows (hot and cold) are purged this long after its deletion.
+    pub purge_deleted_after: Duration,
 }
 
 impl Default for CompactorConfig {
@@ -58,6 +61,7 @@ impl Default for CompactorConfig {
             max_rows_per_file: 1_000_000,
             retired_grace: Duration::from_secs(600),
             hot_retention: Duration::from_secs(8 * 7 * 24 * 3600),
+            purge_deleted_after: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -81,6 +85,8 @@ pub struct CompactionReport {
     pub files_written: u64,
     pub rows: u64,
     pub metrics: Vec<MetricCompaction>,
+    /// Lazy re-typing of files compacted before their fields got a type.
+    pub retype: RetypeReport,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -88,13 +94,20 @@ pub struct GcReport {
     pub orphans_deleted: u64,
     pub retired_deleted: u64,
     pub hot_partitions_dropped: Vec<String>,
+    /// Cold files retired because their day is past the tenant's cold retention.
+    pub expired_cold_files: u64,
+    /// Deleted metrics whose rows were purged, as `tenant/metric name`.
+    pub metrics_purged: Vec<String>,
 }
 
 pub struct Compactor {
-    catalog: DynCatalog,
+    pub(crate) catalog: DynCatalog,
     hot: Arc<HotStore>,
-    cold: ColdStore,
+    pub(crate) cold: ColdStore,
     config: CompactorConfig,
+    /// Re-typing attempts that found a value that does not convert: (file id, column, type).
+    /// Not retried until the type changes; forgotten on restart, which costs one re-read.
+    kept_as_is: std::sync::Mutex<HashSet<(i64, RetypeTarget)>>,
     /// One compaction or collection at a time in this process.
     lock: tokio::sync::Mutex<()>,
     /// Week start -> when it was retired. A week is dropped only a grace period after readers
@@ -116,7 +129,23 @@ impl Compactor {
             config,
             lock: tokio::sync::Mutex::new(()),
             retiring: std::sync::Mutex::new(HashMap::new()),
+            kept_as_is: std::sync::Mutex::new(HashSet::new()),
         }
+    }
+
+    pub(crate) fn already_kept(&self, attempt: &HashSet<(i64, RetypeTarget)>) -> bool {
+        let kept = self
+            .kept_as_is
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        attempt.iter().all(|a| kept.contains(a))
+    }
+
+    pub(crate) fn remember_kept(&self, attempt: HashSet<(i64, RetypeTarget)>) {
+        self.kept_as_is
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(attempt);
     }
 
     pub fn config(&self) -> &CompactorConfig {
@@ -195,10 +224,18 @@ impl Compactor {
             };
             report.metrics.push(done);
         }
+        // Re-typing reads the schema again: a type declared during the compaction above is
+        // picked up now rather than on the next run.
+        let schema = self.catalog.schema(tenant).await?;
+        for metric in &schema.metrics {
+            self.retype_metric(tenant, metric, &mut report.retype)
+                .await?;
+        }
         tracing::info!(
             tenant,
             files = report.files_written,
             rows = report.rows,
+            retyped = report.retype.files_rewritten,
             "compaction finished"
         );
         Ok(report)
@@ -471,7 +508,70 @@ impl Compactor {
         report.retired_deleted = forgotten.len() as u64;
         self.catalog.forget_cold_files(&forgotten).await?;
         report.hot_partitions_dropped = self.drop_compacted_hot_partitions().await?;
+        report.expired_cold_files = self.expire_cold_files().await?;
+        report.metrics_purged = self.purge_deleted_metrics().await?;
         Ok(report)
+    }
+
+    /// Retires the cold files of days past each tenant's cold retention; they are deleted after
+    /// the retired-file grace period, like any retired file. Queries stop returning those days
+    /// at once (see `strata_query::cold::retention_floor_ms`).
+    async fn expire_cold_files(&self) -> Result<u64, ColdError> {
+        let mut expired = 0;
+        for tenant in self.catalog.list_tenants().await? {
+            let settings = self.catalog.settings(tenant.id).await?;
+            let Some(floor) =
+                strata_query::cold::retention_floor_ms(now_ms(), settings.cold_retention_days)
+            else {
+                continue;
+            };
+            let schema = self.catalog.schema(tenant.id).await?;
+            for metric in &schema.metrics {
+                let retired = self
+                    .catalog
+                    .retire_cold_files(tenant.id, metric.id, floor)
+                    .await?;
+                if retired > 0 {
+                    tracing::info!(
+                        tenant = %tenant.name,
+                        metric = %metric.name,
+                        files = retired,
+                        "cold files past retention retired"
+                    );
+                }
+                expired += retired;
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Purges metrics deleted more than `purge_deleted_after` ago: their hot rows go first, then
+    /// their cold files are retired and the metric is marked purged in one catalog transaction.
+    /// A crash in between repeats the (idempotent) hot purge on the next run.
+    async fn purge_deleted_metrics(&self) -> Result<Vec<String>, ColdError> {
+        let after_ms =
+            i64::try_from(self.config.purge_deleted_after.as_millis()).unwrap_or(i64::MAX);
+        let due = self
+            .catalog
+            .metrics_to_purge(now_ms().saturating_sub(after_ms))
+            .await?;
+        let mut purged = Vec::with_capacity(due.len());
+        for metric in due {
+            let rows = self.hot.purge_metric(metric.tenant, metric.metric).await?;
+            let files = self
+                .catalog
+                .mark_metric_purged(metric.tenant, metric.metric)
+                .await?;
+            tracing::info!(
+                tenant = metric.tenant,
+                metric = %metric.name,
+                hot_rows = rows,
+                cold_files = files,
+                "deleted metric purged"
+            );
+            purged.push(format!("{}/{}", metric.tenant, metric.name));
+        }
+        Ok(purged)
     }
 
     /// Drops weekly partitions that ended more than `hot_retention` ago, if every live metric

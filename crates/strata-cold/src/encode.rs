@@ -131,8 +131,20 @@ pub fn encode_file(mut rows: Vec<ColdRow>, names: &[NameSpec]) -> Result<Encoded
         });
     }
     let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+    let batch = RecordBatch::try_new(schema, arrays)?;
+    let bytes = write_parquet(&batch)?;
+    Ok(EncodedFile {
+        bytes,
+        rows: row_count as u64,
+        min_ts_ms,
+        max_ts_ms,
+        columns,
+    })
+}
 
+/// Writes a batch laid out as [`encode_file`] makes it (timestamp, series, hash, values; sorted
+/// by series then time) with the cold tier's Parquet settings.
+pub fn write_parquet(batch: &RecordBatch) -> Result<Vec<u8>, ColdError> {
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -152,16 +164,10 @@ pub fn encode_file(mut rows: Vec<ColdRow>, names: &[NameSpec]) -> Result<Encoded
         ]))
         .build();
     let mut bytes = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut bytes, schema, Some(properties))?;
-    writer.write(&batch)?;
+    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties))?;
+    writer.write(batch)?;
     writer.close()?;
-    Ok(EncodedFile {
-        bytes,
-        rows: row_count as u64,
-        min_ts_ms,
-        max_ts_ms,
-        columns,
-    })
+    Ok(bytes)
 }
 
 /// The declared type when every value converts, else text.
@@ -178,12 +184,39 @@ fn typed_or_text(
     };
     if let Some(field_type) = target {
         let raw = raw_array(values, false);
-        let (cast, failures) = recombine(&[&raw], &storage_arrow_type(field_type), rows)?;
-        if failures == 0 {
+        if let Some(cast) = lossless_cast(&raw, field_type, rows)? {
             return Ok((cast, field_type));
         }
     }
     Ok((raw_array(values, true), FieldType::String))
+}
+
+/// `column` as `field_type`, if every value converts without losing anything; else `None`.
+///
+/// Text converts when it parses (the recombinator's cast, so a query reads the same value from
+/// either form). A typed column converts only when casting back gives the same values: a double
+/// `1.5` is not an integer, and rounding it would drop what the device sent.
+pub fn lossless_cast(
+    column: &ArrayRef,
+    field_type: FieldType,
+    rows: usize,
+) -> Result<Option<ArrayRef>, ColdError> {
+    let target = storage_arrow_type(field_type);
+    if column.data_type() == &target {
+        return Ok(Some(column.clone()));
+    }
+    let (cast, failures) = recombine(&[column], &target, rows)?;
+    if failures > 0 {
+        return Ok(None);
+    }
+    let from_text = matches!(column.data_type(), DataType::Utf8 | DataType::LargeUtf8);
+    if !from_text {
+        let back = datafusion::arrow::compute::cast(&cast, column.data_type())?;
+        if back.as_ref() != column.as_ref() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(cast))
 }
 
 #[cfg(test)]
@@ -277,6 +310,22 @@ mod tests {
         let group = meta.row_group(0);
         assert!(group.column(1).statistics().is_some());
         assert_eq!(group.sorting_columns().map(|c| c.len()), Some(2));
+    }
+
+    #[test]
+    fn a_double_with_a_fraction_is_never_rounded_into_an_integer_column() {
+        let rows = vec![
+            row(1, 0, vec![(1, Value::Float(1.5))]),
+            row(2, 0, vec![(1, Value::Float(2.0))]),
+        ];
+        let file = encode_file(rows, &names()).unwrap();
+        assert_eq!(file.columns[0].storage_type, "string");
+        let whole = vec![
+            row(1, 0, vec![(1, Value::Float(1.0))]),
+            row(2, 0, vec![(1, Value::Float(2.0))]),
+        ];
+        let file = encode_file(whole, &names()).unwrap();
+        assert_eq!(file.columns[0].storage_type, "integer");
     }
 
     #[test]

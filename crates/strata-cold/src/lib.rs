@@ -5,7 +5,8 @@
 //!   `object_store` URL) and the [`layout`] of paths in it.
 //! - [`Compactor`]: moves hot rows older than a configured age into files and commits the files
 //!   together with the new watermark; collects orphan and retired files; drops hot partitions
-//!   once they are fully compacted and past retention.
+//!   once they are fully compacted and past retention; applies per-tenant cold retention and
+//!   purges soft-deleted metrics; rewrites text columns whose field got a type ([`retype`]).
 //! - [`encode`]: how hot rows become a sorted, typed Parquet file.
 //!
 //! Reading is in `strata-query` (`MetricTable` plans the cold branch with DataFusion's
@@ -16,9 +17,11 @@ pub mod fault;
 pub mod layout;
 
 mod compactor;
+mod retype;
 mod store;
 
 pub use compactor::{CompactionReport, Compactor, CompactorConfig, GcReport, MetricCompaction};
+pub use retype::RetypeReport;
 pub use store::{ColdObject, ColdStore};
 
 /// Everything the cold tier can fail with. Messages never contain local file paths of the

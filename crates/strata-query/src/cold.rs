@@ -60,7 +60,8 @@ pub const HASH_COLUMN: &str = "_strata_hash";
 /// Where sessions find the cold store; not reachable from SQL (URL tables are off).
 pub const COLD_STORE_URL: &str = "strata-cold://tier";
 
-const WEEK_MS: i64 = 7 * 86_400_000;
+const DAY_MS: i64 = 86_400_000;
+const WEEK_MS: i64 = 7 * DAY_MS;
 const HOUR_MS: i64 = 3_600_000;
 
 /// Cost model, in estimated microseconds on the reference machine (see ARCHITECTURE.md):
@@ -82,6 +83,15 @@ pub fn storage_arrow_type(field_type: FieldType) -> DataType {
         FieldType::Timestamp => timestamp_type(),
         FieldType::String | FieldType::Binary => DataType::Utf8,
     }
+}
+
+/// The start of the oldest UTC day a tenant's cold retention keeps, or `None` when it keeps
+/// everything. The compactor retires files of days before it, and federated scans do not read
+/// below it, so expired days disappear from queries at once and on both tiers.
+pub fn retention_floor_ms(now_ms: i64, retention_days: Option<u32>) -> Option<i64> {
+    let days = i64::from(retention_days.filter(|d| *d > 0)?);
+    let today = now_ms.div_euclid(DAY_MS) * DAY_MS;
+    Some(today.saturating_sub(days.saturating_mul(DAY_MS)))
 }
 
 /// What a query session needs to read cold files.
@@ -196,6 +206,25 @@ pub async fn plan_federated(
     let Some(watermark) = manifest.watermark else {
         return Ok(Arc::new(MetricScanExec::new(spec, hot)));
     };
+    // Cold retention: days below the floor are expired, whichever tier still holds them.
+    let settings = cold
+        .catalog
+        .settings(spec.tenant)
+        .await
+        .map_err(|e| backend(e.to_string()))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut spec = spec;
+    let mut start = start;
+    if let Some(floor) = retention_floor_ms(now, settings.cold_retention_days) {
+        if floor > start {
+            start = floor;
+            spec.time.start_ms = Some(floor);
+        }
+        if start >= end {
+            spec.time.end_ms = Some(start);
+            return Ok(Arc::new(MetricScanExec::new(spec, hot)));
+        }
+    }
     let cold_end = end.min(watermark.watermark_ms);
     if start >= cold_end {
         // The whole range is above the watermark: only the hot partitions hold it.

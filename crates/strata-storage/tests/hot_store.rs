@@ -577,3 +577,48 @@ fn week_math_matches_partition_names() {
     );
     assert_eq!(key::week_start_ms(MONDAY - 1), MONDAY - WEEK_MS);
 }
+
+/// Purging a deleted metric removes its rows from every week and from the late index, durably,
+/// and leaves other metrics and tenants alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_metric_removes_its_rows_everywhere_and_nothing_else() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    // Metric 10 of tenant 1 spans three weeks; rows below the late threshold also go to the
+    // late index.
+    let spread: Vec<HotEvent> = (0..30)
+        .map(|i| event(10, MONDAY + i * DAY_MS / 2, i as u64 % 3, i))
+        .collect();
+    write(&store, 1, spread.clone());
+    store
+        .raise_late_threshold(1, 10, MONDAY + 20 * DAY_MS)
+        .await
+        .unwrap();
+    write(&store, 1, vec![event(10, MONDAY + HOUR_MS, 7, 1_000)]);
+    assert_eq!(
+        store.scan_late(&ScanRequest::all(1, 10)).unwrap().count(),
+        1
+    );
+    // Neighbours: another metric of the tenant, the same metric id in another tenant.
+    write(&store, 1, vec![event(11, MONDAY, 0, 1)]);
+    write(&store, 2, vec![event(10, MONDAY, 0, 1)]);
+
+    let removed = store.purge_metric(1, 10).await.unwrap();
+    assert_eq!(removed, 31 + 1, "30 + 1 rows in weeks, 1 in the late index");
+    assert!(scan(&store, ScanRequest::all(1, 10)).is_empty());
+    assert_eq!(
+        store.scan_late(&ScanRequest::all(1, 10)).unwrap().count(),
+        0
+    );
+    assert_eq!(store.late_threshold(1, 10), None);
+    assert_eq!(scan(&store, ScanRequest::all(1, 11)).len(), 1);
+    assert_eq!(scan(&store, ScanRequest::all(2, 10)).len(), 1);
+    // Idempotent, and durable across a reopen.
+    assert_eq!(store.purge_metric(1, 10).await.unwrap(), 0);
+    store.close();
+    drop(store);
+    let store = open(&dir);
+    assert!(scan(&store, ScanRequest::all(1, 10)).is_empty());
+    assert_eq!(store.late_threshold(1, 10), None);
+    assert_eq!(scan(&store, ScanRequest::all(1, 11)).len(), 1);
+}

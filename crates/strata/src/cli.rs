@@ -259,6 +259,14 @@ pub struct ServeArgs {
     /// Weekly hot partitions older than this many days are dropped once fully compacted
     #[arg(long, env = "STRATA_HOT_RETENTION_DAYS", default_value_t = 56)]
     pub hot_retention_days: u64,
+    /// Seconds a replaced or expired cold file stays readable for queries planned before it
+    /// left the manifest; it is deleted after that
+    #[arg(long, env = "STRATA_RETIRED_GRACE_SECS", default_value_t = 600)]
+    pub retired_grace_secs: u64,
+    /// Seconds after `DELETE /api/v1/schema/metrics/{metric}` before the metric's rows (hot and
+    /// cold) are purged by the background job
+    #[arg(long, env = "STRATA_PURGE_DELETED_AFTER_SECS", default_value_t = 7 * 86_400)]
+    pub purge_deleted_after_secs: u64,
     /// Acknowledge writes before they are fsync'd. Loses acknowledged events on a crash; for
     /// benchmarks only.
     #[arg(long, hide_short_help = true)]
@@ -367,6 +375,9 @@ pub struct SettingsSetArgs {
     /// A strftime pattern accepted for timestamps; repeat for several
     #[arg(long = "timestamp-patterns", alias = "timestamp-pattern")]
     pub timestamp_patterns: Option<Vec<String>>,
+    /// Delete cold data older than this many days (0 keeps it forever)
+    #[arg(long)]
+    pub cold_retention_days: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -423,3 +423,283 @@ fn cold_files_are_plain_parquet_for_other_readers() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(text.trim(), "(25, 300)", "duckdb read: {text}");
 }
+
+/// (count, sum) of `level` whatever its declared type, so the same check holds while the type
+/// changes.
+fn level_totals(server: &TestServer, key: &str) -> (i64, i64) {
+    let answer = server.sql(
+        key,
+        "SELECT count(*), CAST(sum(CAST(CAST(level AS VARCHAR) AS DOUBLE)) AS BIGINT) FROM tank",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let row = &answer.body["rows"][0];
+    (
+        row[0].as_i64().expect("count"),
+        row[1].as_i64().expect("sum"),
+    )
+}
+
+fn set_level_type(server: &TestServer, admin: &str, field_type: &str) {
+    let answer = server.put(
+        "/api/v1/schema/metrics/tank/fields/level",
+        admin,
+        &json!({"type": field_type}),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text);
+}
+
+/// Lazy re-typing: files compacted while `level` was unknown hold it as text. Declaring it
+/// rewrites them typed (swapped in the manifest), a type change during the rewrite is harmless,
+/// and a query running all along returns every acknowledged value exactly once.
+#[test]
+fn retyping_rewrites_text_columns_while_queries_and_type_changes_run() {
+    let server = Arc::new(start());
+    let admin = server.create_tenant("acme");
+    let days = 20;
+    let per_day = 50;
+    let mut events = Vec::new();
+    let mut expected_sum = 0;
+    for day in 0..days {
+        for i in 0..per_day {
+            let value = day * 1000 + i;
+            expected_sum += value;
+            // Sent as text, as devices that quote their numbers do.
+            events.push(json!({
+                "metrictype": "tank",
+                "timestamp": DAY0 + day * DAY_MS + i * 60_000,
+                "level": value.to_string(),
+            }));
+        }
+    }
+    write_events(&server, &admin, &events);
+    let expected = (days * per_day, expected_sum);
+    let compacted = compact(&server, &admin);
+    assert_eq!(compacted["retyped_files"], 0, "nothing is declared yet");
+    let files = parquet_files(&server.data_dir().join("cold")).len();
+    assert_eq!(files, days as usize, "one file per day");
+
+    // Readers check the totals continuously from here on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let checked = Arc::new(AtomicI64::new(0));
+    let reader = {
+        let (server, admin, stop, checked) =
+            (server.clone(), admin.clone(), stop.clone(), checked.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                assert_eq!(level_totals(&server, &admin), expected);
+                checked.fetch_add(1, Ordering::AcqRel);
+            }
+        })
+    };
+
+    set_level_type(&server, &admin, "integer");
+    assert_eq!(
+        level_totals(&server, &admin),
+        expected,
+        "declared, not rewritten"
+    );
+    // The type changes to double while the integer rewrite runs.
+    let retype = {
+        let (server, admin) = (server.clone(), admin.clone());
+        std::thread::spawn(move || compact(&server, &admin))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    set_level_type(&server, &admin, "double");
+    let first = retype.join().expect("re-typing run");
+    assert!(
+        first["retyped_files"].as_u64().unwrap_or(0) > 0,
+        "the declared type started a rewrite: {first}"
+    );
+    // Whatever the first run wrote (integer or double columns), the next one converges on
+    // double, and a run after that has nothing left to do.
+    compact(&server, &admin);
+    assert_eq!(compact(&server, &admin)["retyped_files"], 0);
+    assert_eq!(level_totals(&server, &admin), expected);
+    assert_eq!(
+        scalar(
+            &server,
+            &admin,
+            "SELECT arrow_typeof(level) FROM tank LIMIT 1"
+        ),
+        json!("Float64")
+    );
+    // Back to text: nothing is rewritten (typed columns read as text exactly), values stay.
+    set_level_type(&server, &admin, "string");
+    assert_eq!(compact(&server, &admin)["retyped_files"], 0);
+    assert_eq!(level_totals(&server, &admin), expected);
+
+    stop.store(true, Ordering::Release);
+    reader.join().expect("reader saw exact totals throughout");
+    assert!(checked.load(Ordering::Acquire) > 0);
+    // Live files: one per day, the replaced ones are retired (deleted after the grace period).
+    let status = server.get("/api/v1/status", &admin);
+    assert_eq!(
+        status.body["metrics"][0]["cold"]["files"].as_u64(),
+        Some(days as u64),
+        "{}",
+        status.text
+    );
+}
+
+/// A value that does not convert keeps its file as it is, and it is not re-read on every run.
+#[test]
+fn retyping_keeps_a_file_whose_text_does_not_convert() {
+    let server = start();
+    let admin = server.create_tenant("acme");
+    let events = vec![
+        json!({"metrictype": "tank", "timestamp": DAY0, "level": "15"}),
+        json!({"metrictype": "tank", "timestamp": DAY0 + DAY_MS, "level": "27"}),
+        json!({"metrictype": "tank", "timestamp": DAY0 + DAY_MS + 1, "level": "full"}),
+    ];
+    write_events(&server, &admin, &events);
+    compact(&server, &admin);
+    set_level_type(&server, &admin, "integer");
+    let run = compact(&server, &admin);
+    assert_eq!(
+        run["retyped_files"], 1,
+        "only the first day converts: {run}"
+    );
+    assert_eq!(compact(&server, &admin)["retyped_files"], 0);
+    assert_eq!(
+        scalar(&server, &admin, "SELECT sum(level) FROM tank"),
+        json!(42)
+    );
+    assert_eq!(
+        scalar(
+            &server,
+            &admin,
+            "SELECT level FROM strata_raw('tank') WHERE level = 'full'"
+        ),
+        json!("full")
+    );
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Per-tenant cold retention: days past it vanish from queries at once and their files are
+/// deleted by the background job; recent rows and other tenants are untouched.
+#[test]
+fn cold_retention_deletes_old_days_of_one_tenant_only() {
+    let server = TestServer::start_with(&[
+        "--compact-after-secs",
+        "0",
+        "--compact-interval-secs",
+        "1",
+        "--retired-grace-secs",
+        "0",
+    ]);
+    let acme = server.create_tenant("acme");
+    let other = server.create_tenant("other");
+    let now = chrono_now_ms();
+    let recent = now - 2 * DAY_MS;
+    for key in [&acme, &other] {
+        write_events(
+            &server,
+            key,
+            &[
+                reading("d", DAY0, 1),
+                reading("d", DAY0 + DAY_MS, 2),
+                reading("d", recent, 4),
+            ],
+        );
+        compact(&server, key);
+    }
+    let acme_files = |server: &TestServer| {
+        let status = server.get("/api/v1/status", &acme);
+        status.body["metrics"][0]["cold"]["files"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert_eq!(acme_files(&server), 3);
+    assert_eq!(totals(&server, &acme), (3, 7));
+
+    let patched = server.patch(
+        "/api/v1/settings",
+        &acme,
+        &json!({"cold_retention_days": 30}),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert_eq!(patched.body["cold_retention_days"], 30);
+    // Expired days are gone from queries before any file is deleted...
+    assert_eq!(totals(&server, &acme), (1, 4));
+    // ...and the background job retires then deletes their files.
+    wait_until("expired files leave the manifest", || {
+        acme_files(&server) == 1
+    });
+    let acme_dir = server.data_dir().join("cold");
+    wait_until("expired files are deleted", || {
+        parquet_files(&acme_dir).len() == 1 + 3
+    });
+    assert_eq!(totals(&server, &acme), (1, 4));
+    assert_eq!(
+        totals(&server, &other),
+        (3, 7),
+        "another tenant keeps its days"
+    );
+
+    let bad = server.patch(
+        "/api/v1/settings",
+        &acme,
+        &json!({"cold_retention_days": 100_000}),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert!(bad.text.contains("cold_retention_days"), "{}", bad.text);
+}
+
+/// A soft-deleted metric's rows are purged from both tiers after the configured delay; a new
+/// metric with the same name starts empty and is not touched by the purge.
+#[test]
+fn deleted_metrics_are_purged_from_both_tiers() {
+    let server = TestServer::start_with(&[
+        "--compact-after-secs",
+        "0",
+        "--compact-interval-secs",
+        "1",
+        "--retired-grace-secs",
+        "0",
+        "--purge-deleted-after-secs",
+        "0",
+    ]);
+    let admin = server.create_tenant("acme");
+    let now = chrono_now_ms();
+    // Old rows go cold; a row in the current hour stays hot.
+    write_events(
+        &server,
+        &admin,
+        &[
+            reading("d", DAY0, 1),
+            reading("d", DAY0 + DAY_MS, 2),
+            reading("d", now, 4),
+        ],
+    );
+    compact(&server, &admin);
+    let cold_dir = server.data_dir().join("cold");
+    assert_eq!(parquet_files(&cold_dir).len(), 2);
+
+    let deleted = server.delete("/api/v1/schema/metrics/reading", &admin);
+    assert!(deleted.status < 300, "{}", deleted.text);
+    wait_until("the deleted metric's cold files are deleted", || {
+        parquet_files(&cold_dir).is_empty()
+    });
+    // The name is free again; the new metric is empty and survives further purge runs.
+    write_events(&server, &admin, &[reading("e", now, 8)]);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(totals(&server, &admin), (1, 8));
+    assert!(
+        server.log().contains("deleted metric purged"),
+        "the purge is logged"
+    );
+}
+
+fn chrono_now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since.as_millis()).expect("time fits i64")
+}

@@ -1,6 +1,7 @@
 //! Issue 5: kill -9 at injected points of a compaction (after the files are written and before
-//! the manifest commit; after the commit and before the late index is pruned), then restart:
-//! every acknowledged event is returned exactly once, and orphan files are collected.
+//! the manifest commit; after the commit and before the late index is pruned) and of a re-typing
+//! (after the typed file is written and before the manifest swap), then restart: every
+//! acknowledged event is returned exactly once, and orphan files are collected.
 //!
 //! The fault point is passed to the server through env `STRATA_FAULT_POINT`, which the child
 //! inherits; this file holds a single test so no other test's server sees the variable.
@@ -112,4 +113,68 @@ fn kill_during_compaction_loses_nothing_and_leaves_no_orphans() {
             "{point}: after recompaction"
         );
     }
+
+    kill_during_retyping_keeps_the_old_file_and_loses_nothing();
+}
+
+/// Files compacted while `v` was unknown hold it as text; once `v` is declared, the next run
+/// rewrites them typed. The process dies after writing the first typed file.
+fn kill_during_retyping_keeps_the_old_file_and_loses_nothing() {
+    let point = "retype.after_file";
+    std::env::set_var("STRATA_FAULT_POINT", point);
+    let mut server =
+        TestServer::start_with(&["--compact-after-secs", "0", "--compact-interval-secs", "0"]);
+    std::env::remove_var("STRATA_FAULT_POINT");
+    let admin = server.create_tenant("acme");
+    let events: Vec<Value> = (0..100)
+        .map(|i| json!({"metrictype": "m", "timestamp": DAY0 + i * 3_600_000, "v": i.to_string()}))
+        .collect();
+    write(&server, &admin, &events);
+    let expected = (100, (0..100).sum::<i64>());
+    let answer = server.post("/api/v1/compact", &admin, &json!({}));
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let files_before = parquet_files(&server.data_dir().join("cold")).len() as u64;
+    assert!(files_before > 1, "several days give several files");
+
+    let declared = server.put(
+        "/api/v1/schema/metrics/m/fields/v",
+        &admin,
+        &json!({"type": "integer"}),
+    );
+    assert_eq!(declared.status, 200, "{}", declared.text);
+    let answered = server
+        .request(reqwest::Method::POST, "/api/v1/compact", Some(&admin))
+        .json(&json!({}))
+        .send()
+        .map(|response| response.status().is_success());
+    assert!(!answered.unwrap_or(false), "re-typing should die first");
+    wait_for_exit(&mut server);
+    assert_eq!(
+        parquet_files(&server.data_dir().join("cold")).len() as u64,
+        files_before + 1,
+        "one typed file was written before the crash"
+    );
+
+    server.restart();
+    assert_eq!(totals(&server, &admin), expected, "after restart");
+    let status = server.get("/api/v1/status", &admin);
+    let listed = status.body["metrics"][0]["cold"]["files"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(listed, files_before, "the swap was never committed");
+    let mut on_disk = 0;
+    for _ in 0..100 {
+        on_disk = parquet_files(&server.data_dir().join("cold")).len() as u64;
+        if on_disk == listed {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(on_disk, listed, "the orphan typed file remains");
+
+    // The next run re-types every file, and the values are the same.
+    let answer = server.post("/api/v1/compact", &admin, &json!({}));
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["retyped_files"].as_u64(), Some(files_before));
+    assert_eq!(totals(&server, &admin), expected, "after re-typing");
 }

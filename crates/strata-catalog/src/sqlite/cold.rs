@@ -8,7 +8,8 @@ use strata_core::{MetricId, TenantId};
 
 use super::{now_ms, SqliteCatalog};
 use crate::cold::{
-    ColdColumn, ColdFile, ColdManifest, CompactionCommit, CompactionRecord, Watermark,
+    ColdColumn, ColdFile, ColdManifest, CompactionCommit, CompactionRecord, DeletedMetric,
+    Watermark,
 };
 use crate::CatalogError;
 
@@ -237,6 +238,67 @@ impl SqliteCatalog {
         .await?
         .rows_affected();
         Ok(changed)
+    }
+
+    pub(super) async fn metrics_to_purge_impl(
+        &self,
+        deleted_before_ms: i64,
+    ) -> Result<Vec<DeletedMetric>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, id, name, deleted_at_ms FROM metrics \
+             WHERE deleted_at_ms IS NOT NULL AND deleted_at_ms <= ? AND purged_at_ms IS NULL \
+             ORDER BY id",
+        )
+        .bind(deleted_before_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeletedMetric {
+                    tenant: row.try_get("tenant_id")?,
+                    metric: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    deleted_at_ms: row.try_get("deleted_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn mark_metric_purged_impl(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+    ) -> Result<u64, CatalogError> {
+        let _guard = self.write_lock.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now_ms();
+        let marked = sqlx::query(
+            "UPDATE metrics SET purged_at_ms = ? WHERE tenant_id = ? AND id = ? \
+             AND deleted_at_ms IS NOT NULL AND purged_at_ms IS NULL",
+        )
+        .bind(now)
+        .bind(tenant)
+        .bind(metric)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if marked != 1 {
+            return Err(CatalogError::NotFound(format!(
+                "no deleted, unpurged metric {metric} in tenant {tenant}"
+            )));
+        }
+        let retired = sqlx::query(
+            "UPDATE cold_files SET retired_at_ms = ? \
+             WHERE tenant_id = ? AND metric_id = ? AND retired_at_ms IS NULL",
+        )
+        .bind(now)
+        .bind(tenant)
+        .bind(metric)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(retired)
     }
 
     pub(super) async fn record_compaction_impl(

@@ -104,10 +104,16 @@ pub async fn revoke_key(
 pub struct PatchSettings {
     metric_keys: Option<Vec<String>>,
     timestamp_patterns: Option<Vec<String>>,
+    /// Days of cold data to keep; 0 keeps it forever.
+    cold_retention_days: Option<u32>,
 }
 
 fn settings_json(s: &TenantSettings) -> Value {
-    json!({ "metric_keys": s.metric_keys, "timestamp_patterns": s.timestamp_patterns })
+    json!({
+        "metric_keys": s.metric_keys,
+        "timestamp_patterns": s.timestamp_patterns,
+        "cold_retention_days": s.cold_retention_days,
+    })
 }
 
 pub async fn get_settings(
@@ -135,6 +141,7 @@ pub async fn patch_settings(
             SettingsPatch {
                 metric_keys: body.metric_keys,
                 timestamp_patterns: body.timestamp_patterns,
+                cold_retention_days: body.cold_retention_days,
             },
         )
         .await?;

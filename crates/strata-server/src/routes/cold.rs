@@ -56,6 +56,7 @@ pub async fn compact(
         "files_written": report.files_written,
         "rows": report.rows,
         "metrics": metrics,
+        "retyped_files": report.retype.files_rewritten,
     })))
 }
 

@@ -41,6 +41,9 @@ impl std::fmt::Debug for HotStore {
     }
 }
 
+/// Rows removed per batch by [`HotStore::purge_metric`]: bounds the memory of one batch.
+const PURGE_BATCH_ROWS: usize = 10_000;
+
 impl HotStore {
     /// Opens (or creates) the hot tier in `dir` and starts its writer thread.
     pub fn open(dir: &Path, options: HotOptions) -> Result<Arc<Self>, StorageError> {
@@ -251,6 +254,72 @@ impl HotStore {
             reply,
         })
         .await
+    }
+
+    /// Deletes every hot row of a metric (weekly partitions and late index) and its late
+    /// threshold, durably. For metrics that were deleted long enough ago that nothing writes to
+    /// them any more; rows are removed in bounded batches off the writer thread, so ingest of
+    /// other metrics is not stalled. Returns how many rows were removed. Idempotent.
+    pub async fn purge_metric(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+    ) -> Result<u64, StorageError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        let shared = self.shared.clone();
+        let removed = tokio::task::spawn_blocking(move || -> Result<u64, StorageError> {
+            let mut prefix = [0u8; 16];
+            prefix[0..8].copy_from_slice(&key::ordered_i64(tenant).to_be_bytes());
+            prefix[8..16].copy_from_slice(&key::ordered_i64(metric).to_be_bytes());
+            let mut keyspaces: Vec<fjall::Keyspace> = shared
+                .weeks_snapshot()
+                .into_values()
+                .map(|week| week.keyspace)
+                .collect();
+            keyspaces.push(shared.late.clone());
+            let mut removed = 0u64;
+            for keyspace in keyspaces {
+                let mut batch = shared.db.batch();
+                let mut in_batch = 0usize;
+                for guard in keyspace.prefix(prefix) {
+                    let row_key = guard
+                        .key()
+                        .map_err(|e| StorageError::engine("reading rows to purge", e))?;
+                    batch.remove(&keyspace, row_key);
+                    in_batch += 1;
+                    if in_batch == PURGE_BATCH_ROWS {
+                        batch
+                            .commit()
+                            .map_err(|e| StorageError::engine("purging a metric", e))?;
+                        removed += in_batch as u64;
+                        batch = shared.db.batch();
+                        in_batch = 0;
+                    }
+                }
+                if in_batch > 0 {
+                    batch
+                        .commit()
+                        .map_err(|e| StorageError::engine("purging a metric", e))?;
+                    removed += in_batch as u64;
+                }
+            }
+            shared
+                .db
+                .persist(fjall::PersistMode::SyncAll)
+                .map_err(|e| StorageError::engine("syncing a purge", e))?;
+            Ok(removed)
+        })
+        .await
+        .map_err(|_| StorageError::Closed)??;
+        self.ask(|reply| Command::ForgetLateThreshold {
+            tenant,
+            metric,
+            reply,
+        })
+        .await?;
+        Ok(removed)
     }
 
     /// Sends a command to the writer thread and awaits its answer.

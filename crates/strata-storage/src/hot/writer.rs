@@ -136,6 +136,12 @@ pub(crate) enum Command {
         upto_seq: u64,
         reply: Reply<usize>,
     },
+    /// Forget a purged metric's late threshold (its rows are gone).
+    ForgetLateThreshold {
+        tenant: TenantId,
+        metric: MetricId,
+        reply: Reply<()>,
+    },
     Shutdown,
 }
 
@@ -198,6 +204,11 @@ pub(crate) fn run(shared: Arc<Shared>, commands: Receiver<Command>, mut next_seq
                 upto_seq,
                 reply,
             } => reply.send(prune_late(&shared, tenant, metric, upto_seq)),
+            Command::ForgetLateThreshold {
+                tenant,
+                metric,
+                reply,
+            } => reply.send(forget_late_threshold(&shared, tenant, metric)),
             Command::Shutdown => break,
         }
     }
@@ -402,6 +413,24 @@ fn prune_late(
             .map_err(|e| StorageError::engine("pruning the late index", e))?;
     }
     Ok(removed)
+}
+
+fn forget_late_threshold(
+    shared: &Shared,
+    tenant: TenantId,
+    metric: MetricId,
+) -> Result<(), StorageError> {
+    let mut batch = shared.db.batch();
+    batch.remove(&shared.meta, late_threshold_key(tenant, metric));
+    batch
+        .commit()
+        .map_err(|e| StorageError::engine("forgetting a late threshold", e))?;
+    shared
+        .late_thresholds
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&(tenant, metric));
+    Ok(())
 }
 
 /// Durably raises the `dropped_before` mark (never lowers it): readers stop choosing the hot tier

@@ -80,8 +80,14 @@ pub fn settings(
             if let Some(patterns) = args.timestamp_patterns {
                 body.insert("timestamp_patterns".into(), json!(patterns));
             }
+            if let Some(days) = args.cold_retention_days {
+                body.insert("cold_retention_days".into(), json!(days));
+            }
             if body.is_empty() {
-                anyhow::bail!("nothing to change: give --metric-keys and/or --timestamp-patterns");
+                anyhow::bail!(
+                    "nothing to change: give --metric-keys, --timestamp-patterns or \
+                     --cold-retention-days"
+                );
             }
             let answer = client.patch(&path, &Value::Object(body))?;
             show(as_json, &answer, |a| {
@@ -107,6 +113,10 @@ fn print_settings(answer: &Value) {
     };
     println!("metric keys:        {}", shown("metric_keys"));
     println!("timestamp patterns: {}", shown("timestamp_patterns"));
+    match answer.get("cold_retention_days").and_then(Value::as_u64) {
+        Some(days) => println!("cold retention:     {days} days"),
+        None => println!("cold retention:     forever"),
+    }
 }
 
 pub fn compact(client: &Client, as_json: bool) -> anyhow::Result<ExitCode> {

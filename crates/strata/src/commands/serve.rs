@@ -46,6 +46,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             hot_retention: std::time::Duration::from_secs(
                 args.hot_retention_days.saturating_mul(86_400),
             ),
+            retired_grace: std::time::Duration::from_secs(args.retired_grace_secs),
+            purge_deleted_after: std::time::Duration::from_secs(args.purge_deleted_after_secs),
             ..Default::default()
         },
         compact_interval: (args.compact_interval_secs > 0)

@@ -1,0 +1,191 @@
+//! Lazy re-typing: when a field gets a type after its rows were compacted (or changes type), the
+//! files that hold its names as text are rewritten with typed columns, and each rewritten file
+//! replaces the old one in the manifest in one catalog transaction.
+//!
+//! Correctness never depends on it. The query recombinator casts whatever a file holds to the
+//! declared type at read time, with the same cast the rewrite uses ([`lossless_cast`]), so a
+//! query planned before, during or after a rewrite returns the same values. A query planned
+//! before the swap keeps reading the old file, which is deleted only after the retired-file grace
+//! period. Re-typing is about speed and size: typed columns are smaller and need no cast.
+//!
+//! Only conversions that lose nothing are made: text that parses, or a typed column whose values
+//! survive the round trip. A column with a value that does not convert stays as it is, and the
+//! compactor remembers the attempt so it does not re-read the file on every run.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::Serialize;
+use strata_catalog::{CatalogError, ColdColumn, ColdFile, CompactionCommit, Metric, NewColdFile};
+use strata_core::{FieldType, TenantId};
+
+use crate::compactor::Compactor;
+use crate::encode::{lossless_cast, write_parquet};
+use crate::layout::file_path;
+use crate::{fault, ColdError};
+
+/// What one re-typing pass did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RetypeReport {
+    /// Files replaced by a rewrite with more typed columns.
+    pub files_rewritten: u64,
+    /// Files looked at whose text columns hold a value that does not convert; they stay as
+    /// they are until the field's type changes again.
+    pub files_kept: u64,
+}
+
+/// A column of a file and the type its field declares now.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RetypeTarget {
+    pub column: String,
+    pub field_type: FieldType,
+}
+
+/// Types a cold column can be rewritten to. Text and binary fields are read from text anyway.
+fn typed_storage(field_type: FieldType) -> bool {
+    matches!(
+        field_type,
+        FieldType::Integer | FieldType::Double | FieldType::Boolean | FieldType::Timestamp
+    )
+}
+
+/// Columns of `file` whose stored type differs from the typed storage their field declares now.
+pub(crate) fn retype_targets(metric: &Metric, file: &ColdFile) -> Vec<RetypeTarget> {
+    file.columns
+        .iter()
+        .filter_map(|column| {
+            let field_type = metric.field(&column.name)?.field_type?;
+            (typed_storage(field_type) && column.storage_type != field_type.as_str()).then(|| {
+                RetypeTarget {
+                    column: column.name.clone(),
+                    field_type,
+                }
+            })
+        })
+        .collect()
+}
+
+/// A rewritten file, ready to upload.
+struct Rewritten {
+    bytes: Vec<u8>,
+    columns: Vec<ColdColumn>,
+}
+
+/// Re-encodes `bytes` (a cold file) with each target column converted where it converts
+/// losslessly. `None` when no column converts.
+fn rewrite(bytes: Bytes, targets: &[RetypeTarget]) -> Result<Option<Rewritten>, ColdError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let schema = builder.schema().clone();
+    let batches = builder.build()?.collect::<Result<Vec<RecordBatch>, _>>()?;
+    let batch = concat_batches(&schema, &batches)?;
+    let rows = batch.num_rows();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut arrays = batch.columns().to_vec();
+    let mut converted = false;
+    for target in targets {
+        let Some(at) = fields.iter().position(|f| f.name() == &target.column) else {
+            continue;
+        };
+        if let Some(cast) = lossless_cast(&arrays[at], target.field_type, rows)? {
+            fields[at] = Field::new(&target.column, cast.data_type().clone(), true);
+            arrays[at] = cast;
+            converted = true;
+        }
+    }
+    if !converted {
+        return Ok(None);
+    }
+    let columns = fields
+        .iter()
+        .skip(3)
+        .map(|f| ColdColumn {
+            name: f.name().clone(),
+            storage_type: storage_name(f.data_type()).to_string(),
+        })
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+    Ok(Some(Rewritten {
+        bytes: write_parquet(&batch)?,
+        columns,
+    }))
+}
+
+/// The manifest's name for a column's Arrow type (the inverse of `storage_arrow_type`).
+fn storage_name(data_type: &datafusion::arrow::datatypes::DataType) -> &'static str {
+    use datafusion::arrow::datatypes::DataType;
+    match data_type {
+        DataType::Int64 => FieldType::Integer.as_str(),
+        DataType::Float64 => FieldType::Double.as_str(),
+        DataType::Boolean => FieldType::Boolean.as_str(),
+        DataType::Timestamp(_, _) => FieldType::Timestamp.as_str(),
+        _ => FieldType::String.as_str(),
+    }
+}
+
+impl Compactor {
+    /// Rewrites the live files of `metric` that hold a now-typed field as text. Runs under the
+    /// compactor lock, so no compaction or collection interleaves.
+    pub(crate) async fn retype_metric(
+        &self,
+        tenant: TenantId,
+        metric: &Metric,
+        report: &mut RetypeReport,
+    ) -> Result<(), ColdError> {
+        let manifest = self.catalog.cold_manifest(tenant, metric.id).await?;
+        for file in &manifest.files {
+            let targets = retype_targets(metric, file);
+            if targets.is_empty() {
+                continue;
+            }
+            let attempt: HashSet<(i64, RetypeTarget)> =
+                targets.iter().map(|t| (file.id, t.clone())).collect();
+            if self.already_kept(&attempt) {
+                continue;
+            }
+            let bytes = self.cold.get(&file.path).await?;
+            let jobs = targets.clone();
+            let rewritten = tokio::task::spawn_blocking(move || rewrite(bytes, &jobs))
+                .await
+                .map_err(|e| ColdError::Job(e.to_string()))??;
+            let Some(rewritten) = rewritten else {
+                self.remember_kept(attempt);
+                report.files_kept += 1;
+                continue;
+            };
+            let path = file_path(tenant, metric.id, file.day_ms, uuid::Uuid::new_v4());
+            let size = rewritten.bytes.len() as u64;
+            self.cold.put(&path, Bytes::from(rewritten.bytes)).await?;
+            fault::hit(fault::RETYPE_AFTER_FILE);
+            let swap = CompactionCommit {
+                tenant,
+                metric: metric.id,
+                watermark: None,
+                add: vec![NewColdFile {
+                    day_ms: file.day_ms,
+                    path,
+                    rows: file.rows,
+                    bytes: size,
+                    min_ts_ms: file.min_ts_ms,
+                    max_ts_ms: file.max_ts_ms,
+                    columns: rewritten.columns,
+                }],
+                retire: vec![file.id],
+            };
+            match self.catalog.commit_compaction(swap).await {
+                Ok(()) => report.files_rewritten += 1,
+                // Retired meanwhile (retention, purge): the new object is an orphan that the
+                // next collection deletes.
+                Err(CatalogError::Conflict(reason)) => {
+                    tracing::info!(%reason, file = %file.path, "re-typing skipped a retired file");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+}
