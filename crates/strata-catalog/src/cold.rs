@@ -34,6 +34,8 @@ pub struct NewColdFile {
     pub min_ts_ms: i64,
     pub max_ts_ms: i64,
     pub columns: Vec<ColdColumn>,
+    /// The metric's series generation its `_strata_series` hashes were computed under.
+    pub series_generation: i64,
 }
 
 /// A file in the manifest.
@@ -49,6 +51,8 @@ pub struct ColdFile {
     pub min_ts_ms: i64,
     pub max_ts_ms: i64,
     pub columns: Vec<ColdColumn>,
+    /// See [`NewColdFile::series_generation`]; -1 when unknown (never pruned by series).
+    pub series_generation: i64,
     pub created_at_ms: i64,
 }
 

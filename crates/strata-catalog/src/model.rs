@@ -94,6 +94,9 @@ pub struct Metric {
     /// names. False once the keys (or a key field's names) changed after data was written: a
     /// seek by series could then miss older rows, so readers must scan instead.
     pub series_hashes_exact: bool,
+    /// Bumped by every change to the series keys or a key field's names; cold files record the
+    /// generation their series hashes were computed under.
+    pub series_generation: i64,
     pub fields: Vec<Field>,
     /// Every key devices sent for this metric, by id.
     pub incoming: Vec<IncomingName>,

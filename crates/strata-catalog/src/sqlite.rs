@@ -658,6 +658,7 @@ async fn update_metric(
             .execute(&mut *conn)
             .await?;
         mark_series_hashes_stale_if_data(conn, metric.id).await?;
+        bump_series_generation(conn, metric.id).await?;
         parts.push(format!(
             "set series keys of metric {:?} to [{}]",
             metric.name,
@@ -900,8 +901,8 @@ async fn load_schema(
     let mut metrics: Vec<Metric> = Vec::new();
     let mut index: HashMap<MetricId, usize> = HashMap::new();
     let rows = sqlx::query(
-        "SELECT id, name, timestamp_patterns, series_keys, series_hashes_exact, created_at_ms \
-         FROM metrics \
+        "SELECT id, name, timestamp_patterns, series_keys, series_hashes_exact, series_generation, \
+         created_at_ms FROM metrics \
          WHERE tenant_id = ? AND deleted_at_ms IS NULL ORDER BY id",
     )
     .bind(tenant)
@@ -920,6 +921,7 @@ async fn load_schema(
             timestamp_patterns: serde_json::from_str(&patterns)?,
             series_keys: serde_json::from_str(&series_keys)?,
             series_hashes_exact: row.try_get::<i64, _>("series_hashes_exact")? != 0,
+            series_generation: row.try_get("series_generation")?,
             fields: Vec::new(),
             incoming: Vec::new(),
             created_at: ms_to_time(row.try_get("created_at_ms")?)?,
@@ -1815,6 +1817,20 @@ async fn mark_series_hashes_stale_if_key_field(
     let keys: Vec<FieldId> = serde_json::from_str(&keys)?;
     if keys.contains(&field_id) {
         mark_series_hashes_stale_if_data(conn, metric_id).await?;
+        bump_series_generation(conn, metric_id).await?;
     }
+    Ok(())
+}
+
+/// Any change to what the write path hashes into the series starts a new generation, so cold
+/// files hashed under the old one are no longer pruned by series (see migration 0003).
+async fn bump_series_generation(
+    conn: &mut SqliteConnection,
+    metric_id: MetricId,
+) -> Result<(), CatalogError> {
+    sqlx::query("UPDATE metrics SET series_generation = series_generation + 1 WHERE id = ?")
+        .bind(metric_id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

@@ -266,7 +266,10 @@ impl Compactor {
                 .push(file.path.clone());
         }
         let names = name_specs(metric);
+        // The keys and their generation come from one schema snapshot, so a file never claims a
+        // generation whose keys did not order it.
         let series_names = series_key_names(metric);
+        let series_generation = metric.series_generation;
         let hot = self.hot.clone();
         let max_rows = self.config.max_rows_per_file.max(1);
 
@@ -387,6 +390,7 @@ impl Compactor {
                 min_ts_ms: chunk.encoded.min_ts_ms,
                 max_ts_ms: chunk.encoded.max_ts_ms,
                 columns: chunk.encoded.columns,
+                series_generation,
             });
         }
         producer.await.map_err(|e| ColdError::Job(e.to_string()))?;

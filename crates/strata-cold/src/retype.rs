@@ -173,6 +173,7 @@ impl Compactor {
                     min_ts_ms: file.min_ts_ms,
                     max_ts_ms: file.max_ts_ms,
                     columns: rewritten.columns,
+                    series_generation: file.series_generation,
                 }],
                 retire: vec![file.id],
             };

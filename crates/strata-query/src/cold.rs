@@ -465,9 +465,13 @@ fn cold_branch(
         let not_resent = in_list(hash, list, &true, &file_schema)?;
         predicate = Arc::new(BinaryExpr::new(predicate, Operator::And, not_resent));
     }
-    // Series pruning only (the query's own filter is re-applied above the scan).
+    // Series pruning only (the query's own filter is re-applied above the scan), and only when
+    // every file's series column was computed under the metric's current keys.
     let mut pruning = predicate.clone();
-    if let Some(series) = &spec.series {
+    let same_generation = files
+        .iter()
+        .all(|f| f.series_generation == spec.model.series_generation);
+    if let Some(series) = spec.cold_series.as_ref().filter(|_| same_generation) {
         let list = series
             .iter()
             .map(|h| lit(ScalarValue::UInt64(Some(*h))))

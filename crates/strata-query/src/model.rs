@@ -64,9 +64,14 @@ pub struct MetricModel {
     /// Indices into `columns` of the series-key fields, in key order. Empty when the metric has no
     /// series keys or when one of them is hidden (then no seek is possible through SQL).
     pub series_key_columns: Vec<usize>,
-    /// Whether every series-key field is declared with at least one visible column; when false the
-    /// scan never seeks by series.
+    /// Whether every series-key field is declared with at least one visible column *and* every
+    /// hot row was hashed from the current keys; when false the hot scan never seeks by series.
     pub series_keys_complete: bool,
+    /// Whether every series-key field has a visible column, whatever the rows were hashed with:
+    /// cold files of the current [`MetricModel::series_generation`] may then be pruned by series.
+    pub series_keys_visible: bool,
+    /// The metric's series generation (see `strata_catalog::Metric::series_generation`).
+    pub series_generation: i64,
     /// Every incoming name of the metric (for `strata_raw`), in id order.
     pub incoming: Vec<Source>,
 }
@@ -104,6 +109,8 @@ impl MetricModel {
             columns,
             series_key_columns: Vec::new(),
             series_keys_complete: false,
+            series_keys_visible: false,
+            series_generation: self.series_generation,
             incoming: self.incoming.clone(),
         }
     }
@@ -180,10 +187,10 @@ impl MetricModel {
             .iter()
             .filter_map(|field_id| column_of_field.get(field_id).copied())
             .collect();
+        let series_keys_visible =
+            !metric.series_keys.is_empty() && series_key_columns.len() == metric.series_keys.len();
         // A seek is only exact when every stored row was hashed from the current keys.
-        let series_keys_complete = metric.series_hashes_exact
-            && !metric.series_keys.is_empty()
-            && series_key_columns.len() == metric.series_keys.len();
+        let series_keys_complete = metric.series_hashes_exact && series_keys_visible;
         let mut incoming: Vec<Source> = metric
             .incoming
             .iter()
@@ -202,6 +209,8 @@ impl MetricModel {
             columns,
             series_key_columns,
             series_keys_complete,
+            series_keys_visible,
+            series_generation: metric.series_generation,
             incoming,
         }
     }

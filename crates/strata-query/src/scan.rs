@@ -48,6 +48,9 @@ pub struct ScanSpec {
     pub time: TimeRange,
     /// Series hashes to seek; `None` scans every series of each hour bucket.
     pub series: Option<Vec<u64>>,
+    /// Series hashes of the query under the current keys, for pruning cold files hashed under
+    /// the current series generation (set even when hot rows are not all hashed that way).
+    pub cold_series: Option<Vec<u64>>,
     pub limit: Option<usize>,
     /// `strata_raw`: raw text columns, shown differently in EXPLAIN.
     pub raw: bool,

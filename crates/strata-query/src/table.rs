@@ -71,15 +71,21 @@ impl MetricTable {
         if TimeRange::default().apply(filter) {
             return true;
         }
-        self.series_columns()
+        self.series_columns(false)
             .iter()
             .any(|name| equality_values(filter, name).is_some())
     }
 
-    /// Series-key column names when a series seek is possible at all: every series key must be
-    /// a visible field read as text, so the literal's text is the text ingest hashed.
-    fn series_columns(&self) -> Vec<&str> {
-        if !self.model.series_keys_complete {
+    /// Series-key column names when series hashes can be computed at all: every series key must
+    /// be a visible field read as text, so the literal's text is the text ingest hashed. With
+    /// `hot_exact`, also every hot row must have been hashed from the current keys (for seeks).
+    fn series_columns(&self, hot_exact: bool) -> Vec<&str> {
+        let usable = if hot_exact {
+            self.model.series_keys_complete
+        } else {
+            self.model.series_keys_visible
+        };
+        if !usable {
             return Vec::new();
         }
         let columns: Vec<&str> = self
@@ -98,8 +104,8 @@ impl MetricTable {
     }
 
     /// Series hashes when every series key has an equality / IN filter.
-    fn series_hashes(&self, filters: &[Expr]) -> Option<Vec<u64>> {
-        let keys = self.series_columns();
+    fn series_hashes(&self, filters: &[Expr], hot_exact: bool) -> Option<Vec<u64>> {
+        let keys = self.series_columns(hot_exact);
         if keys.is_empty() {
             return None;
         }
@@ -215,7 +221,8 @@ impl MetricTable {
             timestamp_at,
             schema,
             time,
-            series: self.series_hashes(filters),
+            series: self.series_hashes(filters, true),
+            cold_series: self.series_hashes(filters, false),
             // Filters are re-applied above the scan, so a limit is only safe without them.
             limit: if filters.is_empty() { limit } else { None },
             raw: self.raw,

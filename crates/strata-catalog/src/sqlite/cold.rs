@@ -14,7 +14,7 @@ use crate::cold::{
 use crate::CatalogError;
 
 const FILE_COLUMNS: &str = "id, tenant_id, metric_id, day_ms, path, row_count, size_bytes, \
-                            min_ts_ms, max_ts_ms, columns, created_at_ms";
+                            min_ts_ms, max_ts_ms, columns, series_generation, created_at_ms";
 
 fn to_u64(value: i64, what: &str) -> Result<u64, CatalogError> {
     u64::try_from(value).map_err(|_| CatalogError::Internal(format!("negative {what} in catalog")))
@@ -38,6 +38,7 @@ fn file_from_row(row: &SqliteRow) -> Result<ColdFile, CatalogError> {
         min_ts_ms: row.try_get("min_ts_ms")?,
         max_ts_ms: row.try_get("max_ts_ms")?,
         columns,
+        series_generation: row.try_get("series_generation")?,
         created_at_ms: row.try_get("created_at_ms")?,
     })
 }
@@ -165,8 +166,8 @@ impl SqliteCatalog {
             }
             sqlx::query(
                 "INSERT INTO cold_files (tenant_id, metric_id, day_ms, path, row_count, \
-                 size_bytes, min_ts_ms, max_ts_ms, columns, created_at_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 size_bytes, min_ts_ms, max_ts_ms, columns, series_generation, created_at_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(commit.tenant)
             .bind(commit.metric)
@@ -177,6 +178,7 @@ impl SqliteCatalog {
             .bind(file.min_ts_ms)
             .bind(file.max_ts_ms)
             .bind(serde_json::to_string(&file.columns)?)
+            .bind(file.series_generation)
             .bind(now)
             .execute(&mut *tx)
             .await?;
