@@ -54,17 +54,23 @@ fn scalar(server: &TestServer, key: &str, sql: &str) -> Value {
     answer.body["rows"][0][0].clone()
 }
 
-/// (count, sum of value) over the whole metric.
-fn totals(server: &TestServer, key: &str) -> (i64, i64) {
-    let answer = server.sql(
-        key,
-        "SELECT count(*), CAST(coalesce(sum(CAST(value AS BIGINT)), 0) AS BIGINT) FROM reading",
-    );
-    assert_eq!(answer.status, 200, "{}", answer.text);
+/// The two integers of a query's single row.
+fn int_pair(server: &TestServer, key: &str, sql: &str) -> (i64, i64) {
+    let answer = server.sql(key, sql);
+    assert_eq!(answer.status, 200, "{sql}: {}", answer.text);
     let row = &answer.body["rows"][0];
     (
-        row[0].as_i64().expect("count"),
-        row[1].as_i64().expect("sum"),
+        row[0].as_i64().expect("first column"),
+        row[1].as_i64().expect("second column"),
+    )
+}
+
+/// (count, sum of value) over the whole metric.
+fn totals(server: &TestServer, key: &str) -> (i64, i64) {
+    int_pair(
+        server,
+        key,
+        "SELECT count(*), CAST(coalesce(sum(CAST(value AS BIGINT)), 0) AS BIGINT) FROM reading",
     )
 }
 
@@ -427,15 +433,10 @@ fn cold_files_are_plain_parquet_for_other_readers() {
 /// (count, sum) of `level` whatever its declared type, so the same check holds while the type
 /// changes.
 fn level_totals(server: &TestServer, key: &str) -> (i64, i64) {
-    let answer = server.sql(
+    int_pair(
+        server,
         key,
         "SELECT count(*), CAST(sum(CAST(CAST(level AS VARCHAR) AS DOUBLE)) AS BIGINT) FROM tank",
-    );
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    let row = &answer.body["rows"][0];
-    (
-        row[0].as_i64().expect("count"),
-        row[1].as_i64().expect("sum"),
     )
 }
 

@@ -42,6 +42,20 @@ fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Parquet files on disk once there are `listed` of them, or after 5 s. Orphans are collected
+/// at startup by a background task, so this gives it a moment.
+fn files_once_orphans_are_collected(server: &TestServer, listed: u64) -> u64 {
+    let mut on_disk = 0;
+    for _ in 0..100 {
+        on_disk = parquet_files(&server.data_dir().join("cold")).len() as u64;
+        if on_disk == listed {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    on_disk
+}
+
 fn wait_for_exit(server: &mut TestServer) {
     let status = server.stop_and_status();
     assert!(
@@ -92,16 +106,11 @@ fn kill_during_compaction_loses_nothing_and_leaves_no_orphans() {
         } else {
             assert!(listed > 0, "{point}: the commit happened before the crash");
         }
-        // Orphans are collected at startup; give the background task a moment.
-        let mut on_disk = parquet_files(&server.data_dir().join("cold")).len() as u64;
-        for _ in 0..100 {
-            if on_disk == listed {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            on_disk = parquet_files(&server.data_dir().join("cold")).len() as u64;
-        }
-        assert_eq!(on_disk, listed, "{point}: orphan files remain");
+        assert_eq!(
+            files_once_orphans_are_collected(&server, listed),
+            listed,
+            "{point}: orphan files remain"
+        );
 
         // Late events and a finishing compaction still give exactly the acknowledged rows.
         write(&server, &admin, &events[..10]);
@@ -162,15 +171,11 @@ fn kill_during_retyping_keeps_the_old_file_and_loses_nothing() {
         .as_u64()
         .unwrap_or(0);
     assert_eq!(listed, files_before, "the swap was never committed");
-    let mut on_disk = 0;
-    for _ in 0..100 {
-        on_disk = parquet_files(&server.data_dir().join("cold")).len() as u64;
-        if on_disk == listed {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert_eq!(on_disk, listed, "the orphan typed file remains");
+    assert_eq!(
+        files_once_orphans_are_collected(&server, listed),
+        listed,
+        "the orphan typed file remains"
+    );
 
     // The next run re-types every file, and the values are the same.
     let answer = server.post("/api/v1/compact", &admin, &json!({}));
