@@ -4,10 +4,10 @@
 
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value as JsonValue};
 use strata_core::Limits;
 
 use crate::error::{BodyError, EventError};
+use crate::object::EventObject;
 
 /// How the write body is framed. The server picks `Ndjson` for `Content-Type: application/x-ndjson`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub struct RawEvent<'a> {
     pub index: usize,
     /// The event's exact bytes in the body, for the error log.
     pub raw: &'a [u8],
-    pub parsed: Result<Map<String, JsonValue>, EventError>,
+    pub parsed: Result<EventObject, EventError>,
 }
 
 /// Splits a write body into events and parses each one.
@@ -185,7 +185,7 @@ fn json_source<'a>(body: &'a [u8], limits: &Limits) -> Result<EventSource<'a>, B
                 ))));
             }
             // The whole body is parsed (not `trimmed`) so error positions are the body's own.
-            let map = serde_json::from_slice::<Map<String, JsonValue>>(body).map_err(|err| {
+            let map = serde_json::from_slice::<EventObject>(body).map_err(|err| {
                 let mut error = body_error(body, &err);
                 // The usual cause is NDJSON sent without its content type; say so.
                 if let BodyError::Malformed { message, .. } = &mut error {
@@ -225,7 +225,7 @@ enum EventParseFailure {
 }
 
 /// Parses one event's bytes, which must hold a single JSON value, into an object.
-fn parse_event(bytes: &[u8]) -> Result<Map<String, JsonValue>, EventParseFailure> {
+fn parse_event(bytes: &[u8]) -> Result<EventObject, EventParseFailure> {
     let first = trim_json_whitespace(bytes).first().copied();
     if first == Some(b'{') {
         return serde_json::from_slice(bytes).map_err(EventParseFailure::Malformed);

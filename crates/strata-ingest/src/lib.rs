@@ -10,6 +10,7 @@ mod error;
 mod hash;
 mod metric;
 mod normalize;
+mod object;
 mod stats;
 mod timestamp;
 
@@ -18,5 +19,6 @@ pub use error::{BodyError, EventError, ACCEPTED_TIMESTAMP_FORMS};
 pub use hash::{content_hash, series_hash, series_hash_of_text, NO_SERIES};
 pub use metric::{metric_name, MetricKeyConfig, DEFAULT_METRIC_KEY};
 pub use normalize::{normalize, NormalizedEvent, TimestampConfig, MAX_NESTING_DEPTH};
+pub use object::EventObject;
 pub use stats::{StatsAccumulator, StatsDelta, MAX_SAMPLES, MAX_SAMPLE_CHARS};
 pub use timestamp::{parse_timestamp, validate_timestamp_pattern};

@@ -1,9 +1,10 @@
 //! Which metric an event names.
 
-use serde_json::{Map, Value as JsonValue};
+use serde_json::Value as JsonValue;
 use strata_core::validate_name;
 
 use crate::error::EventError;
+use crate::object::EventObject;
 
 /// The metric key used when a tenant has configured none.
 pub const DEFAULT_METRIC_KEY: &str = "metrictype";
@@ -23,7 +24,7 @@ pub struct MetricKeyConfig<'a> {
 /// from, which [`crate::normalize`] removes from the fields. Metric keys that did not win stay
 /// ordinary fields.
 pub fn metric_name<'m>(
-    event: &'m Map<String, JsonValue>,
+    event: &'m EventObject,
     cfg: &MetricKeyConfig<'m>,
 ) -> Result<(&'m str, Option<&'m str>), EventError> {
     if let Some(name) = cfg.query_metric {

@@ -1,9 +1,10 @@
 //! Turning a parsed event into a timestamp and a sorted list of flat, validated fields.
 
-use serde_json::{Map, Number, Value as JsonValue};
+use serde_json::{Number, Value as JsonValue};
 use strata_core::{validate_name, JsonKind, Limits, Value, RESERVED_FIELD_NAME};
 
 use crate::error::{truncate_chars, EventError};
+use crate::object::EventObject;
 use crate::timestamp::{bad_timestamp, parse_timestamp};
 
 /// Most levels of nested objects in one event; `{"a":{"b":1}}` has two. Deeper nesting is almost
@@ -42,38 +43,46 @@ pub struct NormalizedEvent {
 /// (so `1.0` stays a float, as sent), and strings are never parsed.
 pub fn normalize(
     index: usize,
-    mut event: Map<String, JsonValue>,
+    event: EventObject,
     metric_key: Option<&str>,
     ts: &TimestampConfig<'_>,
     limits: &Limits,
 ) -> Result<NormalizedEvent, EventError> {
-    if let Some(key) = metric_key {
-        event.remove(key);
-    }
+    // The metric key and the timestamp member are skipped rather than removed, so the members
+    // move into fields without shifting. The metric key is not a timestamp candidate even when
+    // a misconfiguration names the same key for both.
+    let metric_position = metric_key.and_then(|key| event.position(key));
 
     let candidates =
         std::iter::once(RESERVED_FIELD_NAME).chain(ts.aliases.iter().map(String::as_str));
-    let Some((timestamp_key, timestamp_value)) = candidates
-        .clone()
-        .find_map(|key| event.remove(key).map(|value| (key, value)))
-    else {
+    let Some((timestamp_key, timestamp_position)) = candidates.clone().find_map(|key| {
+        event
+            .position(key)
+            .filter(|&position| Some(position) != metric_position)
+            .map(|position| (key, position))
+    }) else {
         return Err(EventError::MissingTimestamp {
             tried: candidates.map(str::to_string).collect(),
         });
     };
-    let timestamp_ms = parse_timestamp(&timestamp_value, ts.metric_patterns, ts.tenant_patterns)
+    let members = event.into_members();
+    let timestamp_value = &members[timestamp_position].1;
+    let timestamp_ms = parse_timestamp(timestamp_value, ts.metric_patterns, ts.tenant_patterns)
         .map_err(|err| match err {
             EventError::BadTimestamp { .. } => bad_timestamp(
                 timestamp_key,
-                &timestamp_value,
+                timestamp_value,
                 ts.metric_patterns,
                 ts.tenant_patterns,
             ),
             other => other,
         })?;
 
-    let mut fields = Vec::with_capacity(event.len());
-    for (key, value) in event {
+    let mut fields = Vec::with_capacity(members.len());
+    for (position, (key, value)) in members.into_iter().enumerate() {
+        if position == timestamp_position || Some(position) == metric_position {
+            continue;
+        }
         flatten_into(&mut fields, key, value, 1)?;
     }
     if fields.len() > limits.fields_per_event {
@@ -157,5 +166,65 @@ fn number_value(number: &Number) -> Value {
         Some(float) => Value::Float(float),
         // Only reachable with serde_json's arbitrary_precision; keep the number as sent.
         None => Value::Str(number.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(text: &str) -> EventObject {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_metric_key_named_like_the_timestamp_is_not_also_the_timestamp() {
+        // As when the metric key was removed from a map before the timestamp was looked up.
+        let event = object(r#"{"timestamp":"m","ts":5,"v":1}"#);
+        let aliases = ["ts".to_string()];
+        let ts = TimestampConfig {
+            aliases: &aliases,
+            ..TimestampConfig::default()
+        };
+        let normalized =
+            normalize(0, event.clone(), Some("timestamp"), &ts, &Limits::default()).unwrap();
+        assert_eq!(normalized.timestamp_ms, 5);
+        assert_eq!(
+            normalized.fields,
+            vec![("v".to_string(), Value::Int(1), JsonKind::Number)]
+        );
+        let err = normalize(
+            0,
+            event,
+            Some("timestamp"),
+            &TimestampConfig::default(),
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, EventError::MissingTimestamp { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_repeated_top_level_key_keeps_its_last_value() {
+        let event = object(r#"{"timestamp":1,"a":{"x":1},"b":2,"a":{"y":2},"timestamp":7}"#);
+        let normalized = normalize(
+            0,
+            event,
+            None,
+            &TimestampConfig::default(),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(normalized.timestamp_ms, 7);
+        assert_eq!(
+            normalized.fields,
+            vec![
+                ("a.y".to_string(), Value::Int(2), JsonKind::Number),
+                ("b".to_string(), Value::Int(2), JsonKind::Number),
+            ]
+        );
     }
 }

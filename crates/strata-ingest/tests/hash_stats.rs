@@ -1,9 +1,8 @@
 //! Event and series identity hashes, and unknown-field statistics batching.
 
-use serde_json::{Map, Value as JsonValue};
 use strata_core::{JsonKind, Limits, Value};
 use strata_ingest::{
-    content_hash, normalize, series_hash, series_hash_of_text, split_body, BodyFormat,
+    content_hash, normalize, series_hash, series_hash_of_text, split_body, BodyFormat, EventObject,
     StatsAccumulator, StatsDelta, TimestampConfig, MAX_SAMPLES, MAX_SAMPLE_CHARS, NO_SERIES,
 };
 
@@ -11,7 +10,7 @@ type Fields = Vec<(String, Value, JsonKind)>;
 
 fn fields_of(body: &str) -> (i64, Fields) {
     let events = split_body(body.as_bytes(), BodyFormat::Json, &Limits::default()).unwrap();
-    let map: Map<String, JsonValue> = events[0].parsed.clone().unwrap();
+    let map: EventObject = events[0].parsed.clone().unwrap();
     let event = normalize(
         0,
         map,

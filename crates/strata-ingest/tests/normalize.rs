@@ -1,10 +1,10 @@
 //! Metric resolution, timestamps in every accepted form, flattening and validation.
 
-use serde_json::{json, Map, Value as JsonValue};
+use serde_json::{json, Value as JsonValue};
 use strata_core::{JsonKind, Limits, Value};
 use strata_ingest::{
     metric_name, normalize, parse_timestamp, split_body, validate_timestamp_pattern, BodyFormat,
-    EventError, MetricKeyConfig, NormalizedEvent, TimestampConfig, MAX_NESTING_DEPTH,
+    EventError, EventObject, MetricKeyConfig, NormalizedEvent, TimestampConfig, MAX_NESTING_DEPTH,
 };
 
 /// 2015-01-12T10:12:15Z, the seed's "new machine" timestamp.
@@ -12,9 +12,9 @@ const SEED_MS: i64 = 1_421_057_535_000;
 /// 2015-01-12T00:00:00Z.
 const SEED_MIDNIGHT_MS: i64 = 1_421_020_800_000;
 
-fn object(value: JsonValue) -> Map<String, JsonValue> {
+fn object(value: JsonValue) -> EventObject {
     match value {
-        JsonValue::Object(map) => map,
+        JsonValue::Object(map) => map.into(),
         other => panic!("not an object: {other}"),
     }
 }

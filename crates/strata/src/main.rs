@@ -18,6 +18,13 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
 
+/// mimalloc instead of glibc malloc for the whole process. Ingest allocates a few small,
+/// short-lived buffers per field (names, values, rows) on many threads, and glibc spent about a
+/// fifth of the server's CPU in malloc/free on that pattern (docs/benchmarks.md, "Where ingest
+/// time goes"); mimalloc's per-thread free lists make those calls cheap.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_server = matches!(cli.command, Command::Serve(_));

@@ -1,0 +1,160 @@
+//! One event's top-level JSON object, as parsed from the body.
+
+use std::fmt;
+use std::ops::Index;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::{Map, Value as JsonValue};
+
+/// Most events have fewer top-level members than this; reserving it up front makes building the
+/// member list one allocation instead of several doublings.
+const TYPICAL_MEMBERS: usize = 16;
+
+/// The top-level members of one event's JSON object, sorted by key, keys unique.
+///
+/// This replaces a `serde_json::Map` (a `BTreeMap`) per event on the ingest path: every event's
+/// members were inserted into a tree only to be looked up two or three times and then taken apart
+/// again by [`crate::normalize`]. A vector sorted once costs one allocation and no node
+/// rebalancing. Semantics match `serde_json::Map`: a key sent twice keeps its last value, and
+/// members iterate in key order. Nested objects stay `JsonValue::Object` (they are rare and
+/// flattened by `normalize`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EventObject {
+    /// Sorted by key; keys unique.
+    members: Vec<(String, JsonValue)>,
+}
+
+impl EventObject {
+    /// Builds the object from members in document order: sorted by key, and of a key sent more
+    /// than once only the last value is kept, as `serde_json::Map` does.
+    fn from_members(mut members: Vec<(String, JsonValue)>) -> Self {
+        // Stable, so members with equal keys stay in document order...
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        // ...and `dedup_by` (which keeps the first of a run) is made to keep the last value by
+        // moving each later duplicate's value into the kept slot before the later one is dropped.
+        members.dedup_by(|later, kept| {
+            if later.0 == kept.0 {
+                std::mem::swap(&mut later.1, &mut kept.1);
+                true
+            } else {
+                false
+            }
+        });
+        EventObject { members }
+    }
+
+    /// Where `key` is in `members`.
+    pub(crate) fn position(&self, key: &str) -> Option<usize> {
+        self.members
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+    }
+
+    /// The value of a top-level member.
+    pub fn get(&self, key: &str) -> Option<&JsonValue> {
+        self.position(key).map(|i| &self.members[i].1)
+    }
+
+    /// Number of top-level members (a key sent twice counts once).
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Members in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &JsonValue)> {
+        self.members.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The members, sorted by key, keys unique.
+    pub(crate) fn into_members(self) -> Vec<(String, JsonValue)> {
+        self.members
+    }
+}
+
+impl From<Map<String, JsonValue>> for EventObject {
+    fn from(map: Map<String, JsonValue>) -> Self {
+        // Sorted again in case serde_json's `preserve_order` feature is on somewhere in the build,
+        // which makes `Map` iterate in insertion order.
+        EventObject::from_members(map.into_iter().collect())
+    }
+}
+
+/// Like `serde_json::Map`'s indexing: panics when the key is absent.
+impl Index<&str> for EventObject {
+    type Output = JsonValue;
+
+    fn index(&self, key: &str) -> &JsonValue {
+        match self.get(key) {
+            Some(value) => value,
+            None => panic!("no member {key:?} in the event"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EventObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = EventObject;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a map")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<EventObject, A::Error> {
+                let capacity = access.size_hint().unwrap_or(TYPICAL_MEMBERS);
+                let mut members = Vec::with_capacity(capacity);
+                while let Some(member) = access.next_entry::<String, JsonValue>()? {
+                    members.push(member);
+                }
+                Ok(EventObject::from_members(members))
+            }
+        }
+
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> EventObject {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn members_are_sorted_and_a_repeated_key_keeps_its_last_value_like_serde_json_map() {
+        for text in [
+            r#"{"b":1,"a":2,"b":3,"c":{"x":1},"a":4,"b":5}"#,
+            r#"{"z":null,"y":[1,2],"z":"last"}"#,
+            r#"{}"#,
+        ] {
+            let ours = parse(text);
+            let theirs: Map<String, JsonValue> = serde_json::from_str(text).unwrap();
+            let ours_pairs: Vec<(&str, &JsonValue)> = ours.iter().collect();
+            let theirs_pairs: Vec<(&str, &JsonValue)> =
+                theirs.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            assert_eq!(ours_pairs, theirs_pairs, "{text}");
+            assert_eq!(ours, EventObject::from(theirs), "{text}");
+        }
+        let object = parse(r#"{"b":1,"a":2,"b":3}"#);
+        assert_eq!(object.len(), 2);
+        assert_eq!(object["b"], serde_json::json!(3));
+        assert_eq!(object.get("missing"), None);
+    }
+
+    #[test]
+    fn errors_are_serde_json_map_errors() {
+        for text in [r#"{"a":1,}"#, r#"{"a" 1}"#, r#"{"a":1"#, "[1]", "5", "null"] {
+            let ours = serde_json::from_str::<EventObject>(text).unwrap_err();
+            let theirs = serde_json::from_str::<Map<String, JsonValue>>(text).unwrap_err();
+            assert_eq!(ours.to_string(), theirs.to_string(), "{text}");
+        }
+    }
+}
