@@ -4,15 +4,21 @@
 //!   `diagnostics`) with configurable shares of renamed fields, unknown extras, numbers sent as
 //!   text, out-of-order, late and duplicated events, and the exact count of distinct events.
 //! - [`schema`]: the schema calls the benchmark declares before ingest.
-//! - [`scenarios`]: ingest, freshness, recent-window and alias-cost scenarios against a running
-//!   server over HTTP, plus quick mode (small sizes + correctness checks) for CI.
+//! - [`scenarios`]: ingest, freshness, recent-window, alias-cost, compaction and analytics
+//!   scenarios against a running server over HTTP, plus quick mode (small sizes + correctness
+//!   checks) for CI. Analytics also runs plain DataFusion in-process and DuckDB through Python
+//!   on the cold Parquet files ([`cold_files`] finds them).
+//! - [`normalize`]: comparing answers across engines (rounded floats, sorted rows).
 //! - [`stats`], [`report`]: percentiles, latency summaries, markdown table rows.
 //!
 //! Everything is blocking (threads + blocking reqwest): the benchmark must not share an async
-//! runtime's scheduling quirks with the server it measures.
+//! runtime's scheduling quirks with the server it measures. The one exception is the in-process
+//! DataFusion engine of the analytics scenario, which gets a runtime of its own.
 
 pub mod client;
+pub mod cold_files;
 pub mod generator;
+pub mod normalize;
 pub mod progress;
 pub mod report;
 mod rng;
@@ -20,11 +26,18 @@ pub mod scenarios;
 pub mod schema;
 pub mod stats;
 
-pub use client::{SqlAnswer, StrataClient, WriteAck};
+pub use client::{CompactAnswer, SqlAnswer, StrataClient, WriteAck};
+pub use cold_files::{ColdFileSet, MetricFiles};
 pub use generator::{write_ndjson, Generator, GeneratorConfig, GeneratorStats, Shares};
 pub use progress::{NoProgress, Progress};
 pub use report::{markdown_table, ReportRow, ReportRows, RunInfo};
 pub use scenarios::aliases::{run_aliases, run_aliases_with, AliasConfig, AliasReport};
+pub use scenarios::analytics::{
+    run_analytics, run_analytics_with, AnalyticsConfig, AnalyticsReport, DuckdbMode,
+};
+pub use scenarios::compaction::{
+    run_compaction, run_compaction_with, CompactionConfig, CompactionReport,
+};
 pub use scenarios::freshness::{
     run_freshness, run_freshness_with, FreshnessConfig, FreshnessReport,
 };
@@ -57,6 +70,8 @@ pub enum BenchError {
     Decode(String),
     #[error("check failed: {0}")]
     Check(String),
+    #[error("query engine: {0}")]
+    Engine(String),
     #[error("a {0} thread panicked")]
     ThreadPanicked(&'static str),
     #[error(transparent)]

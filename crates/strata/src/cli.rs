@@ -138,7 +138,7 @@ strata compact --key $STRATA_KEY"
 
     /// Benchmarks: workload generator, ingest, freshness, recent-window, aliases (see docs/benchmarks.md)
     #[command(subcommand_required = true)]
-    Bench(crate::commands::bench::BenchArgs),
+    Bench(Box<crate::commands::bench::BenchArgs>),
 }
 
 /// How a client command reaches a server and authenticates.

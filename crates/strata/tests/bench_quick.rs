@@ -1,14 +1,17 @@
 //! `strata bench` against the real server: quick mode's correctness checks (exact stored counts
-//! against an independent replay of the generator), the generator's determinism, and `--spawn`.
-//! Timings are printed by the command but never asserted.
+//! against an independent replay of the generator, compaction of every stored row, the same
+//! analytics answers from Strata, DataFusion and DuckDB, and one of them against the replay),
+//! the generator's determinism, and `--spawn`. Timings are printed by the command but never
+//! asserted.
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::process::{Command, Output};
 
 use common::{TestServer, BIN};
 use serde_json::Value;
+use strata_bench::normalize::normalize_float;
 use strata_bench::{Generator, QuickConfig};
 
 fn bench(args: &[&str]) -> Output {
@@ -40,6 +43,17 @@ struct Expected {
     diagnostics: u64,
     /// Rows of the recent-window query: the device's `readings` newer than the window start.
     recent_rows: u64,
+    /// The last-loc answer: per truck of the analytics fleet, (name, driver, latitude,
+    /// longitude) of its newest reading, normalized as the benchmark normalizes.
+    last_loc: Vec<Vec<String>>,
+}
+
+/// A JSON number or numeric text (5% of the generator's numbers are sent as text) as f64.
+fn number(value: &Value) -> f64 {
+    match value {
+        Value::String(text) => text.parse().unwrap(),
+        other => other.as_f64().unwrap(),
+    }
 }
 
 fn expected(config: &QuickConfig) -> Expected {
@@ -50,7 +64,10 @@ fn expected(config: &QuickConfig) -> Expected {
         readings: 0,
         diagnostics: 0,
         recent_rows: 0,
+        last_loc: Vec::new(),
     };
+    // name -> (timestamp, row) of the newest reading of each truck of the fleet.
+    let mut newest: BTreeMap<String, (i64, Vec<String>)> = BTreeMap::new();
     for line in Generator::new(workload.clone()).unwrap() {
         if !seen.insert(line.clone()) {
             continue;
@@ -59,22 +76,46 @@ fn expected(config: &QuickConfig) -> Expected {
         match event["metrictype"].as_str().unwrap() {
             "readings" => {
                 expected.readings += 1;
-                if event["name"] == config.recent.device.as_str()
-                    && event["timestamp"].as_i64().unwrap() > window_start
-                {
+                let timestamp = event["timestamp"].as_i64().unwrap();
+                if event["name"] == config.recent.device.as_str() && timestamp > window_start {
                     expected.recent_rows += 1;
+                }
+                if event["fleet"] == config.analytics.fleet.as_str() {
+                    // Renamed trucks send lat/lon: the alias merge the engines must do.
+                    let latitude = event.get("latitude").or(event.get("lat")).unwrap();
+                    let longitude = event.get("longitude").or(event.get("lon")).unwrap();
+                    let name = event["name"].as_str().unwrap().to_string();
+                    let row = vec![
+                        name.clone(),
+                        event["driver"].as_str().unwrap().to_string(),
+                        normalize_float(number(latitude)),
+                        normalize_float(number(longitude)),
+                    ];
+                    let entry = newest.entry(name).or_insert((i64::MIN, Vec::new()));
+                    if timestamp > entry.0 {
+                        *entry = (timestamp, row);
+                    }
                 }
             }
             "diagnostics" => expected.diagnostics += 1,
             other => panic!("unexpected metric {other}"),
         }
     }
+    expected.last_loc = newest.into_values().map(|(_, row)| row).collect();
+    expected.last_loc.sort();
     expected
+}
+
+fn require_clients() -> bool {
+    std::env::var("STRATA_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
 }
 
 #[test]
 fn quick_mode_stores_exactly_the_generated_events() {
-    let server = TestServer::start();
+    // As `--spawn` does for the cold-tier scenarios: compact everything, and only on request,
+    // so no background compaction races the benchmark's.
+    let server =
+        TestServer::start_with(&["--compact-after-secs", "0", "--compact-interval-secs", "0"]);
     let data_dir = server.data_dir().to_str().unwrap().to_string();
     // The test owns the tenant, so it can check what is stored with its own queries.
     let admin = server.create_tenant("bench_quick");
@@ -126,6 +167,72 @@ fn quick_mode_stores_exactly_the_generated_events() {
     assert_eq!(aliases["rejected"], 0);
     // count(aliased) over the alias metric: every row holds the field under one of 4 names.
     assert_eq!(aliases["aliased_answer"][0][0], config.aliases.rows);
+
+    // Compaction moved every stored row (both workload metrics and the alias metric) into cold
+    // files, and the hot and cold answers of its query agree.
+    let compaction = &report["compaction"];
+    let stored = expected.readings + expected.diagnostics + config.aliases.rows;
+    assert_eq!(compaction["answer"]["rows"], stored, "{compaction:#}");
+    assert_eq!(compaction["rows_stored"], stored);
+    assert_eq!(compaction["complete"], true);
+    assert_eq!(compaction["answers_equal"], true);
+    assert!(compaction["cold_plan"]
+        .as_str()
+        .unwrap()
+        .contains("FederatedScanExec"));
+    let files = &compaction["files"]["metrics"];
+    assert_eq!(files.as_array().unwrap().len(), 2, "{files:#}");
+    for metric in files.as_array().unwrap() {
+        assert_eq!(metric["rows"], expected.readings);
+    }
+
+    // Analytics: every query answered the same in every engine that ran, on files holding
+    // exactly what Strata counts, and most answers are not empty (an empty answer proves
+    // little).
+    let analytics = &report["analytics"];
+    assert_eq!(analytics["coverage_ok"], true, "{analytics:#}");
+    let queries = analytics["queries"].as_array().unwrap();
+    assert_eq!(queries.len(), 8);
+    let mut non_empty = 0;
+    for query in queries {
+        assert_eq!(query["same_result"], true, "{query:#}");
+        assert_eq!(query["strata"]["error"], Value::Null, "{query:#}");
+        assert_eq!(query["datafusion"]["rows"], query["strata"]["rows"]);
+        if query["strata"]["rows"].as_u64().unwrap() > 0 {
+            non_empty += 1;
+        }
+    }
+    assert!(
+        non_empty >= 7,
+        "only {non_empty} of 8 analytics answers have rows"
+    );
+    match analytics["duckdb_version"].as_str() {
+        Some(_) => {
+            for query in queries {
+                assert_eq!(
+                    query["duckdb"]["rows"], query["strata"]["rows"],
+                    "{query:#}"
+                );
+            }
+        }
+        None => {
+            // Without STRATA_REQUIRE_CLIENTS=1 a missing DuckDB is a note, never silent.
+            assert!(!require_clients(), "DuckDB was required but did not run");
+            let notes = report["notes"].as_array().unwrap();
+            assert!(
+                notes.iter().any(|n| n.as_str().unwrap().contains("DuckDB")),
+                "{notes:?}"
+            );
+            eprintln!("note: DuckDB did not run; analytics compared Strata and DataFusion only");
+        }
+    }
+    // Independently of every engine: last-loc equals the generator replay.
+    let last_loc = &queries[0];
+    assert_eq!(last_loc["name"], "last-loc");
+    let last_loc_rows: Vec<Vec<String>> =
+        serde_json::from_value(last_loc["strata"]["answer"].clone()).expect("last-loc answer");
+    assert!(!expected.last_loc.is_empty());
+    assert_eq!(last_loc_rows, expected.last_loc);
 
     let freshness = &report["freshness"];
     assert_eq!(freshness["timeouts"], 0);

@@ -2,6 +2,8 @@
 //! serializable report holding its figures and the exact parameters used.
 
 pub mod aliases;
+pub mod analytics;
+pub mod compaction;
 pub mod freshness;
 pub mod ingest;
 pub mod quick;

@@ -7,6 +7,8 @@ use crate::generator::GeneratorConfig;
 use crate::progress::{NoProgress, Progress};
 use crate::report::{ReportRow, ReportRows};
 use crate::scenarios::aliases::{run_aliases_with, AliasConfig, AliasReport};
+use crate::scenarios::analytics::{run_analytics_with, AnalyticsConfig, AnalyticsReport};
+use crate::scenarios::compaction::{run_compaction_with, CompactionConfig, CompactionReport};
 use crate::scenarios::freshness::{run_freshness_with, FreshnessConfig, FreshnessReport};
 use crate::scenarios::ingest::{run_ingest_with, IngestConfig, IngestReport};
 use crate::scenarios::recent::{run_recent_with, RecentConfig, RecentReport};
@@ -19,13 +21,18 @@ pub struct QuickConfig {
     pub aliases: AliasConfig,
     pub recent: RecentConfig,
     pub freshness: FreshnessConfig,
+    /// Set `compaction.cold_dir` (the server's DATA_DIR/cold) to run analytics too.
+    pub compaction: CompactionConfig,
+    pub analytics: AnalyticsConfig,
 }
 
 impl Default for QuickConfig {
     fn default() -> Self {
+        // 30 minutes of data: three 10-minute buckets per truck, so the analytics queries that
+        // look for changes between buckets (breakdown-frequency) have something to find.
         let workload = GeneratorConfig {
             trucks: 50,
-            intervals: 60,
+            intervals: 180,
             ..GeneratorConfig::default()
         };
         QuickConfig {
@@ -33,6 +40,16 @@ impl Default for QuickConfig {
                 runs: 20,
                 warmup_runs: 2,
                 ..RecentConfig::for_workload(&workload)
+            },
+            compaction: CompactionConfig {
+                runs: 3,
+                warmup_runs: 1,
+                ..CompactionConfig::default()
+            },
+            analytics: AnalyticsConfig {
+                runs: 2,
+                warmup_runs: 1,
+                ..AnalyticsConfig::for_workload(&workload)
             },
             ingest: IngestConfig {
                 workload,
@@ -62,8 +79,13 @@ pub struct QuickReport {
     pub aliases: AliasReport,
     pub recent: RecentReport,
     pub freshness: FreshnessReport,
+    pub compaction: CompactionReport,
+    /// `None` when the cold directory was unknown (see `notes`).
+    pub analytics: Option<AnalyticsReport>,
     /// Every correctness check that failed, in words; empty when all passed.
     pub failures: Vec<String>,
+    /// What was skipped and why (DuckDB missing, no cold directory).
+    pub notes: Vec<String>,
 }
 
 impl QuickReport {
@@ -77,13 +99,20 @@ impl ReportRows for QuickReport {
         let mut rows = self.ingest.report_rows();
         rows.extend(self.aliases.report_rows());
         rows.extend(self.recent.report_rows());
+        rows.extend(self.compaction.report_rows());
+        if let Some(analytics) = &self.analytics {
+            rows.extend(analytics.report_rows());
+        }
         rows.extend(self.freshness.report_rows());
         rows
     }
 }
 
-/// Runs ingest (with schema and count check), aliases, recent and freshness, in that order:
-/// the count check must precede freshness, whose probes land in `readings`.
+/// Runs ingest (with schema and count check), aliases, recent, compaction, analytics and
+/// freshness, in that order: the count check must precede freshness, whose probes land in
+/// `readings`; recent measures the hot tier, so it runs before compaction; and freshness probes
+/// carry the wall-clock time, which is too recent to compact, so they come last, after the
+/// analytics comparison that needs every row in cold files.
 pub fn run_quick(target: &BenchTarget, config: &QuickConfig) -> Result<QuickReport, BenchError> {
     run_quick_with(target, config, &NoProgress)
 }
@@ -104,6 +133,24 @@ pub fn run_quick_with(
     )?;
     let aliases = run_aliases_with(target, &config.aliases, progress)?;
     let recent = run_recent_with(target, &config.recent, progress)?;
+    let compaction = run_compaction_with(target, &config.compaction, progress)?;
+    let mut notes = Vec::new();
+    let analytics = match &compaction.files {
+        Some(files) => {
+            let report = run_analytics_with(target, &config.analytics, files, progress)?;
+            if let Some(note) = &report.duckdb_note {
+                notes.push(format!("analytics: DuckDB {note}"));
+            }
+            Some(report)
+        }
+        None => {
+            notes.push(
+                "analytics: skipped, the server's cold directory is unknown (pass --data-dir)"
+                    .to_string(),
+            );
+            None
+        }
+    };
     let freshness = run_freshness_with(target, &config.freshness, progress)?;
 
     let mut failures = Vec::new();
@@ -147,11 +194,18 @@ pub fn run_quick_with(
             freshness.timeouts, freshness.overcounted
         ));
     }
+    failures.extend(compaction.failures());
+    if let Some(analytics) = &analytics {
+        failures.extend(analytics.failures());
+    }
     Ok(QuickReport {
         ingest,
         aliases,
         recent,
         freshness,
+        compaction,
+        analytics,
         failures,
+        notes,
     })
 }

@@ -16,10 +16,11 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use strata_bench::{
-    markdown_table, peak_rss_kib, run_aliases_with, run_freshness_with, run_ingest_with,
-    run_quick_with, run_recent_with, AliasConfig, AliasReport, BenchError, BenchTarget,
-    FreshnessConfig, FreshnessReport, GeneratorConfig, IngestConfig, IngestReport, Progress,
-    QuickConfig, QuickReport, RecentConfig, RecentReport, ReportRow, ReportRows, Shares,
+    markdown_table, peak_rss_kib, run_aliases_with, run_analytics_with, run_compaction_with,
+    run_freshness_with, run_ingest_with, run_quick_with, run_recent_with, AliasConfig, AliasReport,
+    AnalyticsConfig, AnalyticsReport, BenchError, BenchTarget, CompactionConfig, CompactionReport,
+    DuckdbMode, FreshnessConfig, FreshnessReport, GeneratorConfig, IngestConfig, IngestReport,
+    Progress, QuickConfig, QuickReport, RecentConfig, RecentReport, ReportRow, ReportRows, Shares,
     StrataClient,
 };
 
@@ -38,6 +39,19 @@ const SPAWN_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Server log lines kept to explain a failed start.
 const SERVER_LOG_LINES: usize = 200;
+/// Events of `bench compaction` and `bench analytics` when --events is not given.
+const DEFAULT_COLD_EVENTS: u64 = 2_000_000;
+/// `strata serve` arguments the cold-tier scenarios give a spawned server: compact everything
+/// (the workload is in the past) and only when asked, so no background run races the
+/// measurement; allow long analytic queries at large sizes. An argument the user passes with
+/// --serve-arg wins.
+const COLD_SERVE_ARGS: [(&str, &str); 3] = [
+    ("--compact-after-secs", "0"),
+    ("--compact-interval-secs", "0"),
+    ("--query-timeout-secs", "600"),
+];
+/// With this set to 1 (CI), a missing DuckDB fails analytics instead of being skipped.
+const REQUIRE_CLIENTS_ENV: &str = "STRATA_REQUIRE_CLIENTS";
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -79,6 +93,30 @@ strata bench recent --spawn --events 20000000"
     Recent(RecentArgs),
     /// The cost of a field with 3 aliases against a field with one name
     Aliases(AliasesArgs),
+    /// Compaction rows/s, and one analytic query on hot rows against cold files
+    #[command(
+        long_about = "Load the workload (unless --no-load), run an analytic query on the hot \
+tier, compact everything with POST /api/v1/compact (timed: rows/s), check that every stored \
+row is now in cold files, then run the same query again (planned on cold files) and compare \
+answers and latencies. A spawned server gets --compact-after-secs 0 and \
+--compact-interval-secs 0; against your own server, start it with them.\n\n\
+Example:\n  \
+strata bench compaction --spawn --events 2000000"
+    )]
+    Compaction(CompactionArgs),
+    /// TSBS IoT queries on cold Parquet: Strata vs plain DataFusion vs DuckDB
+    #[command(
+        long_about = "Load the workload (unless --no-load), compact it (as `bench compaction`), \
+then run 8 TSBS IoT queries (last-loc, low-fuel, high-load, stationary-trucks, avg-load, \
+daily-activity, breakdown-frequency, avg-vs-projected-fuel-consumption) on the same cold \
+Parquet files in Strata (HTTP SQL), plain DataFusion (in this process) and DuckDB (Python \
+`duckdb`: $STRATA_BENCH_PYTHON, ~/.cache/strata-venv/bin/python or python3). Reports median \
+and p99 per engine, the ratios, and whether all engines returned the same rows. Needs the \
+server's data directory (--spawn, or --data-dir / --cold-dir).\n\n\
+Example:\n  \
+strata bench analytics --spawn --events 2000000 --runs 10"
+    )]
+    Analytics(AnalyticsArgs),
     /// Every scenario at a small size with exact correctness checks (for CI)
     Quick(QuickArgs),
     /// ingest, freshness, recent and aliases in one run, one markdown report
@@ -277,6 +315,79 @@ pub struct AliasScaleArgs {
     pub alias_warmup: usize,
 }
 
+/// Options shared by the cold-tier scenarios.
+#[derive(Debug, Clone, Args)]
+pub struct ColdArgs {
+    /// The tenant already holds this workload (same --seed/--trucks/--events): do not load it
+    #[arg(long)]
+    pub no_load: bool,
+    /// The server's cold directory, where it writes Parquet (default DATA_DIR/cold)
+    #[arg(long, value_name = "DIR")]
+    pub cold_dir: Option<PathBuf>,
+    /// Seconds the compaction request may take
+    #[arg(long, default_value_t = 3600)]
+    pub compact_timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactionArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    #[command(flatten)]
+    pub send: SendArgs,
+    #[command(flatten)]
+    pub cold: ColdArgs,
+    /// Measured runs of the query on each tier
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+    /// Unmeasured runs on each tier first
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// The query timed on both tiers (default: a full-range aggregate over `diagnostics`)
+    #[arg(long)]
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyticsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    #[command(flatten)]
+    pub send: SendArgs,
+    #[command(flatten)]
+    pub cold: ColdArgs,
+    /// Measured runs of each query in each engine
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+    /// Unmeasured runs of each query in each engine first
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Measured runs of the hot/cold query of the compaction step
+    #[arg(long, default_value_t = 5)]
+    pub compaction_runs: usize,
+    /// The fleet the per-fleet queries look at
+    #[arg(long, default_value = strata_bench::scenarios::analytics::DEFAULT_FLEET)]
+    pub fleet: String,
+    /// Compare Strata with DataFusion only
+    #[arg(long)]
+    pub no_duckdb: bool,
+    /// Python interpreter with the `duckdb` module (default: $STRATA_BENCH_PYTHON, the CI
+    /// venv ~/.cache/strata-venv/bin/python, python3)
+    #[arg(long)]
+    pub python: Option<String>,
+    /// Threads of the in-process engines (DataFusion partitions, DuckDB threads); 0 = CPUs
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
 #[derive(Debug, Args)]
 pub struct QuickArgs {
     #[command(flatten)]
@@ -425,23 +536,38 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             )?;
             Ok(verdict(passed, &[]))
         }
+        BenchCommand::Compaction(args) => run_compaction_command(&args, &command),
+        BenchCommand::Analytics(args) => run_analytics_command(&args, &command),
         BenchCommand::Quick(args) => {
-            let mut session = Session::open(&args.server)?;
+            let mut session = Session::open(&cold_server_args(&args.server))?;
             let mut config = QuickConfig::default();
             config.ingest.workload.seed = args.seed;
+            config.analytics.workload.seed = args.seed;
             config.ingest.server_pid = session.pid;
+            config.compaction.server_pid = session.pid;
+            config.compaction.cold_dir = session.data_dir.as_ref().map(|dir| dir.join("cold"));
+            config.analytics.duckdb = duckdb_mode(false);
             let bar = Bar::new("quick");
             let mut report = run_quick_with(&session.target, &config, &bar)?;
             bar.finish();
             set_command_quick(&mut report, &command);
             let server = session.server_figures();
             session.stop()?;
-            emit(
+            for note in &report.notes {
+                eprintln!("note: {note}");
+            }
+            let extra = report
+                .analytics
+                .as_ref()
+                .map(analytics_section)
+                .unwrap_or_default();
+            emit_with(
                 &args.output,
                 &command,
                 &server,
                 "quick",
                 &report.report_rows(),
+                &extra,
                 &report,
             )?;
             Ok(verdict(report.passed(), &report.failures))
@@ -539,9 +665,276 @@ fn set_command_quick(report: &mut QuickReport, command: &str) {
         &mut report.aliases.run,
         &mut report.recent.run,
         &mut report.freshness.run,
+        &mut report.compaction.run,
     ] {
         run.command = Some(command.to_string());
     }
+    if let Some(analytics) = &mut report.analytics {
+        analytics.run.command = Some(command.to_string());
+    }
+}
+
+/// `--spawn` for a cold-tier scenario: the spawned server gets [`COLD_SERVE_ARGS`] unless the
+/// user set them.
+fn cold_server_args(server: &ServerArgs) -> ServerArgs {
+    let mut server = server.clone();
+    if server.spawn {
+        for (flag, value) in COLD_SERVE_ARGS {
+            let given = server
+                .serve_arg
+                .iter()
+                .any(|arg| arg == flag || arg.starts_with(&format!("{flag}=")));
+            if !given {
+                server.serve_arg.push(format!("{flag}={value}"));
+            }
+        }
+    } else {
+        eprintln!(
+            "note: the server must run with --compact-after-secs 0 and --compact-interval-secs 0, \
+             or the benchmark cannot compact everything (or a background run races it)"
+        );
+    }
+    server
+}
+
+/// DuckDB is off with --no-duckdb, required under STRATA_REQUIRE_CLIENTS=1, else used when
+/// available.
+fn duckdb_mode(off: bool) -> DuckdbMode {
+    if off {
+        DuckdbMode::Off
+    } else if std::env::var(REQUIRE_CLIENTS_ENV).is_ok_and(|v| v == "1") {
+        DuckdbMode::Required
+    } else {
+        DuckdbMode::Auto
+    }
+}
+
+/// Loads the workload unless --no-load; the ingest report when it ran.
+fn load_workload(
+    session: &Session,
+    send: &SendArgs,
+    workload: &GeneratorConfig,
+    no_load: bool,
+    label: &str,
+    command: &str,
+) -> anyhow::Result<Option<IngestReport>> {
+    if no_load {
+        return Ok(None);
+    }
+    let bar = Bar::new(label);
+    let mut load = run_ingest_with(
+        &session.target,
+        &ingest_config(send, workload.clone(), session.pid)?,
+        &bar,
+    )?;
+    bar.finish();
+    load.run.command = Some(command.to_string());
+    Ok(Some(load))
+}
+
+fn compaction_config(
+    session: &Session,
+    cold: &ColdArgs,
+    runs: usize,
+    warmup: usize,
+    query: Option<&String>,
+) -> anyhow::Result<CompactionConfig> {
+    let config = CompactionConfig {
+        sql: query
+            .cloned()
+            .unwrap_or_else(|| CompactionConfig::default().sql),
+        runs,
+        warmup_runs: warmup,
+        cold_dir: cold
+            .cold_dir
+            .clone()
+            .or_else(|| session.data_dir.as_ref().map(|dir| dir.join("cold"))),
+        compact_timeout_s: cold.compact_timeout_secs,
+        server_pid: session.pid,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+fn run_compaction_command(args: &CompactionArgs, command: &str) -> anyhow::Result<ExitCode> {
+    let workload = args.workload.config(DEFAULT_TRUCKS, DEFAULT_COLD_EVENTS)?;
+    let mut session = Session::open(&cold_server_args(&args.server))?;
+    let load = load_workload(
+        &session,
+        &args.send,
+        &workload,
+        args.cold.no_load,
+        "compaction: load",
+        command,
+    )?;
+    let config = compaction_config(
+        &session,
+        &args.cold,
+        args.runs,
+        args.warmup,
+        args.query.as_ref(),
+    )?;
+    let bar = Bar::new("compaction");
+    let mut compaction = run_compaction_with(&session.target, &config, &bar)?;
+    bar.finish();
+    compaction.run.command = Some(command.to_string());
+    let server = session.server_figures();
+    session.stop()?;
+
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    if let Some(load) = &load {
+        rows.extend(load.report_rows());
+        failures.extend(load.failures.clone());
+        if !load.passed() {
+            failures.push("load: the stored counts or acknowledgements are wrong".to_string());
+        }
+    }
+    rows.extend(compaction.report_rows());
+    failures.extend(compaction.failures());
+    let extra = compaction_section(&compaction);
+    let report = CompactionOutput { load, compaction };
+    emit_with(
+        &args.output,
+        command,
+        &server,
+        "compaction",
+        &rows,
+        &extra,
+        &report,
+    )?;
+    Ok(verdict(failures.is_empty(), &failures))
+}
+
+fn run_analytics_command(args: &AnalyticsArgs, command: &str) -> anyhow::Result<ExitCode> {
+    let workload = args.workload.config(DEFAULT_TRUCKS, DEFAULT_COLD_EVENTS)?;
+    let mut session = Session::open(&cold_server_args(&args.server))?;
+    let compaction_config = compaction_config(&session, &args.cold, args.compaction_runs, 1, None)?;
+    if compaction_config.cold_dir.is_none() {
+        bail!(
+            "analytics reads the server's Parquet files: use --spawn, or pass --data-dir (or \
+             --cold-dir) for your own server"
+        );
+    }
+    let analytics_config = AnalyticsConfig {
+        fleet: args.fleet.clone(),
+        runs: args.runs,
+        warmup_runs: args.warmup,
+        duckdb: duckdb_mode(args.no_duckdb),
+        python: args.python.clone(),
+        threads: args.threads,
+        ..AnalyticsConfig::for_workload(&workload)
+    };
+    analytics_config.validate()?;
+    let load = load_workload(
+        &session,
+        &args.send,
+        &workload,
+        args.cold.no_load,
+        "analytics: load",
+        command,
+    )?;
+    let bar = Bar::new("analytics: compaction");
+    let mut compaction = run_compaction_with(&session.target, &compaction_config, &bar)?;
+    bar.finish();
+    compaction.run.command = Some(command.to_string());
+    let Some(files) = compaction.files.clone() else {
+        bail!("the compaction's files were not located");
+    };
+    let bar = Bar::new("analytics");
+    let mut analytics = run_analytics_with(&session.target, &analytics_config, &files, &bar)?;
+    bar.finish();
+    analytics.run.command = Some(command.to_string());
+    let server = session.server_figures();
+    session.stop()?;
+    if let Some(note) = &analytics.duckdb_note {
+        eprintln!("note: DuckDB {note}");
+    }
+
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    if let Some(load) = &load {
+        rows.extend(load.report_rows());
+        failures.extend(load.failures.clone());
+        if !load.passed() {
+            failures.push("load: the stored counts or acknowledgements are wrong".to_string());
+        }
+    }
+    rows.extend(compaction.report_rows());
+    rows.extend(analytics.report_rows());
+    failures.extend(compaction.failures());
+    failures.extend(analytics.failures());
+    let extra = format!(
+        "{}\n{}",
+        compaction_section(&compaction),
+        analytics_section(&analytics)
+    );
+    let report = AnalyticsOutput {
+        load,
+        compaction,
+        analytics,
+    };
+    emit_with(
+        &args.output,
+        command,
+        &server,
+        "analytics",
+        &rows,
+        &extra,
+        &report,
+    )?;
+    Ok(verdict(failures.is_empty(), &failures))
+}
+
+/// The compaction query and the plan the cold runs used, below the table.
+fn compaction_section(report: &CompactionReport) -> String {
+    let mut text = format!("Hot/cold query: `{}`\n", report.parameters.sql);
+    if let Some(plan) = &report.cold_plan {
+        text.push_str(&format!("\nPlan after compaction: `{plan}`\n"));
+    }
+    text
+}
+
+/// The per-query table of the analytics scenario, with the engines' versions.
+fn analytics_section(report: &AnalyticsReport) -> String {
+    let duckdb = match (&report.duckdb_version, &report.duckdb_note) {
+        (Some(version), _) => format!(
+            "DuckDB {version} ({})",
+            report.python.as_deref().unwrap_or("?")
+        ),
+        (None, Some(note)) => format!("DuckDB {note}"),
+        (None, None) => "DuckDB not run".to_string(),
+    };
+    let files: Vec<String> = report
+        .coverage
+        .iter()
+        .map(|c| format!("{} {} rows in {} files", c.metric, c.file_rows, c.files))
+        .collect();
+    format!(
+        "Analytics on cold Parquet ({}); {} runs per query and engine after {} warm-up; \
+         DataFusion {} in-process and {} with {} threads each. Times are wall-clock per query: \
+         Strata's include the HTTP round trip and JSON encoding.\n\n{}",
+        files.join(", "),
+        report.parameters.runs,
+        report.parameters.warmup_runs,
+        report.datafusion_version,
+        duckdb,
+        report.threads,
+        report.markdown_table()
+    )
+}
+
+#[derive(Serialize)]
+struct CompactionOutput {
+    load: Option<IngestReport>,
+    compaction: CompactionReport,
+}
+
+#[derive(Serialize)]
+struct AnalyticsOutput {
+    load: Option<IngestReport>,
+    compaction: CompactionReport,
+    analytics: AnalyticsReport,
 }
 
 /// Exit code of a finished run: the figures were printed either way, but a failed correctness
@@ -1021,7 +1414,13 @@ fn machine_line() -> String {
 
 /// The markdown report of one run: heading, command, machine, table (with the server's peak
 /// RSS and data size appended).
-fn markdown(command: &str, server: &ServerFigures, title: &str, rows: &[ReportRow]) -> String {
+fn markdown(
+    command: &str,
+    server: &ServerFigures,
+    title: &str,
+    rows: &[ReportRow],
+    extra: &str,
+) -> String {
     // A scenario's own RSS row was read when that scenario ended; the figure that matters is
     // the peak over the whole run, read last.
     let mut rows: Vec<ReportRow> = rows
@@ -1062,6 +1461,10 @@ fn markdown(command: &str, server: &ServerFigures, title: &str, rows: &[ReportRo
             .map_or_else(|| "unknown".to_string(), |pid| pid.to_string())
     ));
     text.push_str(&markdown_table(&rows));
+    if !extra.is_empty() {
+        text.push('\n');
+        text.push_str(extra);
+    }
     text
 }
 
@@ -1074,7 +1477,20 @@ fn emit<T: Serialize>(
     rows: &[ReportRow],
     report: &T,
 ) -> anyhow::Result<()> {
-    let text = markdown(command, server, title, rows);
+    emit_with(output, command, server, title, rows, "", report)
+}
+
+/// [`emit`] with extra markdown (more tables, notes) after the main table.
+fn emit_with<T: Serialize>(
+    output: &OutputArgs,
+    command: &str,
+    server: &ServerFigures,
+    title: &str,
+    rows: &[ReportRow],
+    extra: &str,
+    report: &T,
+) -> anyhow::Result<()> {
+    let text = markdown(command, server, title, rows, extra);
     if output.json {
         #[derive(Serialize)]
         struct Envelope<'a, T> {
@@ -1204,6 +1620,28 @@ mod tests {
             ..args
         };
         assert!(bad.config(DEFAULT_TRUCKS, 1).is_err());
+    }
+
+    #[test]
+    fn cold_scenarios_give_a_spawned_server_their_flags_unless_set() {
+        let server = ServerArgs {
+            url: DEFAULT_URL.to_string(),
+            data_dir: None,
+            spawn: true,
+            serve_arg: vec!["--compact-after-secs=5".to_string()],
+            tenant: None,
+            key: None,
+            server_pid: None,
+        };
+        let args = cold_server_args(&server).serve_arg;
+        assert_eq!(
+            args,
+            [
+                "--compact-after-secs=5",
+                "--compact-interval-secs=0",
+                "--query-timeout-secs=600"
+            ]
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Write(args) => write::run(args),
         Command::Sql(args) => sql::run(args),
         Command::Compact { conn } => admin::compact(&Client::new(&conn)?, conn.json),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => bench::run(*args),
     }
 }
 
