@@ -136,7 +136,8 @@ strata compact --key $STRATA_KEY"
         conn: Connection,
     },
 
-    /// Benchmarks: workload generator, ingest, freshness, recent-window, aliases (see docs/benchmarks.md)
+    /// Benchmarks: workload generator, ingest, freshness, recent-window, aliases, compaction,
+    /// analytics against DataFusion and DuckDB (see docs/benchmarks.md)
     #[command(subcommand_required = true)]
     Bench(Box<crate::commands::bench::BenchArgs>),
 }
