@@ -9,6 +9,7 @@
 pub mod cold;
 pub mod engine;
 pub mod error;
+pub mod json;
 pub mod model;
 pub mod pushdown;
 pub mod recombine;

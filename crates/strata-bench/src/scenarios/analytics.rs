@@ -24,11 +24,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{
-    DataType, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, Schema,
-    UInt16Type, UInt32Type, UInt64Type, UInt8Type,
-};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -783,46 +780,12 @@ fn batches_to_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<Value>>, BenchErro
                     .columns()
                     .iter()
                     .zip(&formatters)
-                    .map(|(column, formatter)| cell(column, formatter, row))
+                    .map(|(column, formatter)| strata_query::json::cell(column, formatter, row))
                     .collect(),
             );
         }
     }
     Ok(rows)
-}
-
-fn cell(column: &ArrayRef, formatter: &ArrayFormatter<'_>, row: usize) -> Value {
-    if column.is_null(row) {
-        return Value::Null;
-    }
-    macro_rules! num {
-        ($t:ty) => {
-            json!(column.as_primitive::<$t>().value(row))
-        };
-    }
-    match column.data_type() {
-        DataType::Boolean => Value::Bool(column.as_boolean().value(row)),
-        DataType::Int8 => num!(Int8Type),
-        DataType::Int16 => num!(Int16Type),
-        DataType::Int32 => num!(Int32Type),
-        DataType::Int64 => num!(Int64Type),
-        DataType::UInt8 => num!(UInt8Type),
-        DataType::UInt16 => num!(UInt16Type),
-        DataType::UInt32 => num!(UInt32Type),
-        DataType::UInt64 => num!(UInt64Type),
-        DataType::Float32 => float(f64::from(column.as_primitive::<Float32Type>().value(row))),
-        DataType::Float64 => float(column.as_primitive::<Float64Type>().value(row)),
-        DataType::Utf8 => Value::String(column.as_string::<i32>().value(row).to_string()),
-        DataType::LargeUtf8 => Value::String(column.as_string::<i64>().value(row).to_string()),
-        DataType::Utf8View => Value::String(column.as_string_view().value(row).to_string()),
-        _ => Value::String(formatter.value(row).to_string()),
-    }
-}
-
-fn float(value: f64) -> Value {
-    serde_json::Number::from_f64(value)
-        .map(Value::Number)
-        .unwrap_or_else(|| Value::String(value.to_string()))
 }
 
 /// $STRATA_BENCH_PYTHON, else the CI virtualenv's interpreter when it exists, else `python3`.

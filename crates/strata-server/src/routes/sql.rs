@@ -6,7 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -316,46 +316,10 @@ fn column_cells(batch: &RecordBatch) -> Result<Vec<Vec<Value>>, String> {
         .zip(&formatters)
         .map(|(col, fmt)| {
             Ok((0..batch.num_rows())
-                .map(|row| cell(col, fmt, row))
+                .map(|row| strata_query::json::cell(col, fmt, row))
                 .collect())
         })
         .collect()
-}
-
-fn cell(col: &ArrayRef, fmt: &ArrayFormatter<'_>, row: usize) -> Value {
-    use datafusion::arrow::datatypes::*;
-    if col.is_null(row) {
-        return Value::Null;
-    }
-    macro_rules! num {
-        ($t:ty) => {
-            json!(col.as_primitive::<$t>().value(row))
-        };
-    }
-    match col.data_type() {
-        DataType::Boolean => Value::Bool(col.as_boolean().value(row)),
-        DataType::Int8 => num!(Int8Type),
-        DataType::Int16 => num!(Int16Type),
-        DataType::Int32 => num!(Int32Type),
-        DataType::Int64 => num!(Int64Type),
-        DataType::UInt8 => num!(UInt8Type),
-        DataType::UInt16 => num!(UInt16Type),
-        DataType::UInt32 => num!(UInt32Type),
-        DataType::UInt64 => num!(UInt64Type),
-        DataType::Float32 => float(col.as_primitive::<Float32Type>().value(row) as f64),
-        DataType::Float64 => float(col.as_primitive::<Float64Type>().value(row)),
-        DataType::Utf8 => Value::String(col.as_string::<i32>().value(row).to_string()),
-        DataType::LargeUtf8 => Value::String(col.as_string::<i64>().value(row).to_string()),
-        DataType::Utf8View => Value::String(col.as_string_view().value(row).to_string()),
-        _ => Value::String(fmt.value(row).to_string()),
-    }
-}
-
-/// JSON has no NaN or infinity; send them as strings rather than failing the whole answer.
-fn float(v: f64) -> Value {
-    serde_json::Number::from_f64(v)
-        .map(Value::Number)
-        .unwrap_or_else(|| Value::String(v.to_string()))
 }
 
 /// The SQL-facing name of an Arrow type in the `columns` header.
