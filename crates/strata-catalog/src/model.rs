@@ -64,6 +64,10 @@ pub struct TenantSchema {
     pub version: i64,
     /// Live (not deleted) metrics, by id.
     pub metrics: Vec<Arc<Metric>>,
+    /// Days of cold data the tenant keeps (`None`: forever). Part of the snapshot so the query
+    /// planner applies the retention floor without a settings read per scan; settings updates
+    /// invalidate the cached snapshot like schema changes do.
+    pub cold_retention_days: Option<u32>,
 }
 
 impl TenantSchema {

@@ -897,6 +897,11 @@ async fn load_schema(
     .bind(tenant)
     .fetch_one(&mut *conn)
     .await?;
+    let cold_retention_days: Option<i64> =
+        sqlx::query_scalar("SELECT cold_retention_days FROM tenants WHERE id = ?")
+            .bind(tenant)
+            .fetch_one(&mut *conn)
+            .await?;
 
     let mut metrics: Vec<Metric> = Vec::new();
     let mut index: HashMap<MetricId, usize> = HashMap::new();
@@ -1036,6 +1041,7 @@ async fn load_schema(
         tenant,
         version,
         metrics: metrics.into_iter().map(Arc::new).collect(),
+        cold_retention_days: cold_retention_days.and_then(|days| u32::try_from(days).ok()),
     })
 }
 

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -34,8 +35,11 @@ pub struct ColdStore {
 
 impl ColdStore {
     /// `location` is `None` for `<data_dir>/cold`, a `file://` URL or an absolute path for
-    /// another directory, or an object-store URL (`s3://bucket/prefix`, `gs://...`, `az://...`,
-    /// `memory://`) that this build supports.
+    /// another directory, or an object-store URL: `s3://bucket/prefix` (also S3-compatible
+    /// stores through `AWS_ENDPOINT`), `gs://bucket/prefix` or `az://container/prefix`,
+    /// configured by the `AWS_*`, `GOOGLE_*` and `AZURE_*` environment variables.
+    /// `memory://` is refused: compacted rows leave the hot tier, so they would be lost at
+    /// the next restart.
     pub fn open(data_dir: &Path, location: Option<&str>) -> Result<ColdStore, ColdError> {
         match location {
             None => Self::local(&data_dir.join("cold")),
@@ -52,8 +56,16 @@ impl ColdStore {
                     })?;
                     return Self::local(&dir);
                 }
-                let (store, prefix) =
-                    object_store::parse_url(&url).map_err(|e| ColdError::Location {
+                if url.scheme() == "memory" {
+                    return Err(ColdError::Location {
+                        location: location.to_string(),
+                        reason: "an in-memory store would lose compacted data at restart; \
+                                 use a directory or an s3://, gs:// or az:// URL"
+                            .to_string(),
+                    });
+                }
+                let (store, prefix) = object_store::parse_url_opts(&url, cloud_options_from_env())
+                    .map_err(|e| ColdError::Location {
                         location: location.to_string(),
                         reason: e.to_string(),
                     })?;
@@ -88,6 +100,30 @@ impl ColdStore {
             location: dir.display().to_string(),
             local_root: Some(dir.to_path_buf()),
         })
+    }
+
+    /// Fails unless the store answers a listing of the root: a missing bucket, wrong
+    /// credentials or an unreachable endpoint stop the server at startup, with the reason,
+    /// instead of failing the first compaction minutes later.
+    pub async fn check_reachable(&self, timeout: Duration) -> Result<(), ColdError> {
+        if self.local_root.is_some() {
+            return Ok(());
+        }
+        let probe = async {
+            let mut listing = self.store.list(None);
+            listing.try_next().await.map(|_| ())
+        };
+        match tokio::time::timeout(timeout, probe).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ColdError::Location {
+                location: self.location.clone(),
+                reason: format!("cannot list the store: {e}"),
+            }),
+            Err(_) => Err(ColdError::Location {
+                location: self.location.clone(),
+                reason: format!("no answer within {} s", timeout.as_secs()),
+            }),
+        }
     }
 
     pub fn location(&self) -> &str {
@@ -157,4 +193,19 @@ impl ColdStore {
             })
             .collect())
     }
+}
+
+/// Environment variables that configure the cloud stores, in the names their SDKs use
+/// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`, `GOOGLE_SERVICE_ACCOUNT`,
+/// `AZURE_STORAGE_ACCOUNT_NAME`, ...). Each store's builder takes the keys it knows and ignores
+/// the rest, so passing every prefixed variable is safe.
+fn cloud_options_from_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+        .filter(|(key, _)| {
+            ["AWS_", "GOOGLE_", "AZURE_"]
+                .iter()
+                .any(|prefix| key.starts_with(prefix))
+        })
+        .collect()
 }

@@ -130,6 +130,9 @@ pub struct ColdContext {
     pub catalog: DynCatalog,
     pub access: ColdAccess,
     pub preference: TierPreference,
+    /// The tenant's cold retention in days (`None`: forever), from the session's schema
+    /// snapshot.
+    pub retention_days: Option<u32>,
 }
 
 impl fmt::Debug for ColdContext {
@@ -207,15 +210,10 @@ pub async fn plan_federated(
         return Ok(Arc::new(MetricScanExec::new(spec, hot)));
     };
     // Cold retention: days below the floor are expired, whichever tier still holds them.
-    let settings = cold
-        .catalog
-        .settings(spec.tenant)
-        .await
-        .map_err(|e| backend(e.to_string()))?;
     let now = chrono::Utc::now().timestamp_millis();
     let mut spec = spec;
     let mut start = start;
-    if let Some(floor) = retention_floor_ms(now, settings.cold_retention_days) {
+    if let Some(floor) = retention_floor_ms(now, cold.retention_days) {
         if floor > start {
             start = floor;
             spec.time.start_ms = Some(floor);

@@ -128,6 +128,7 @@ impl QueryEngine {
                 catalog: self.catalog.clone(),
                 access: access.clone(),
                 preference: self.config.tier_preference,
+                retention_days: schema.cold_retention_days,
             }
         });
         let config = SessionConfig::new()

@@ -83,6 +83,8 @@ pub enum ServerError {
 
 /// How often batched unknown-field statistics are written to the catalog.
 const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long startup waits for a cloud cold store to answer a listing before refusing to start.
+const COLD_STORE_STARTUP_CHECK: Duration = Duration::from_secs(30);
 
 /// Opens the stores under `config.data_dir`, serves HTTP until `shutdown` resolves, then drains
 /// in-flight requests, flushes statistics and closes the stores.
@@ -108,6 +110,7 @@ pub async fn run(
     )?;
 
     let cold = strata_cold::ColdStore::open(&config.data_dir, config.cold_location.as_deref())?;
+    cold.check_reachable(COLD_STORE_STARTUP_CHECK).await?;
     tracing::info!(location = cold.location(), "cold tier ready");
     let query = QueryEngine::new(catalog.clone(), hot.clone(), config.query.clone())
         .with_cold(cold.access());

@@ -24,6 +24,7 @@ pub struct TestServer {
     pg_addr: Option<SocketAddr>,
     log: Arc<Mutex<Vec<String>>>,
     extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
     client: Client,
 }
 
@@ -71,6 +72,11 @@ impl TestServer {
 
     /// Starts with extra `strata serve` arguments (limits, for example).
     pub fn start_with(extra_args: &[&str]) -> TestServer {
+        Self::start_with_env(extra_args, &[])
+    }
+
+    /// Starts with extra arguments and environment variables (cloud store credentials).
+    pub fn start_with_env(extra_args: &[&str], extra_env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let mut server = TestServer {
@@ -81,6 +87,10 @@ impl TestServer {
             pg_addr: None,
             log: Arc::new(Mutex::new(Vec::new())),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            extra_env: extra_env
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
             client: Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -108,6 +118,7 @@ impl TestServer {
         }
         command
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(key, value)| (key, value)))
             .env_remove("STRATA_OPERATOR_TOKEN")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
