@@ -237,8 +237,11 @@ pub struct ServeArgs {
     /// Wall-clock limit for one SQL query, planning and streaming included, in seconds
     #[arg(long, env = "STRATA_QUERY_TIMEOUT_SECS", default_value_t = 30)]
     pub query_timeout_secs: u64,
-    /// Where compacted (cold) Parquet files go: a directory, or an object-store URL such as
-    /// file:///srv/strata-cold. Default: DATA_DIR/cold
+    /// Where compacted (cold) Parquet files go: a directory, or a URL: file:///srv/cold,
+    /// s3://bucket/prefix, gs://bucket/prefix, az://container/prefix. Cloud credentials come from
+    /// the AWS_*, GOOGLE_* and AZURE_* variables (AWS_ENDPOINT + AWS_ALLOW_HTTP=true for MinIO
+    /// and other S3-compatible stores); startup fails if the store cannot be listed.
+    /// Default: DATA_DIR/cold
     #[arg(long, env = "STRATA_COLD_URL")]
     pub cold_url: Option<String>,
     /// Hot rows older than this many seconds are compacted into the cold tier
