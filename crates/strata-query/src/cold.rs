@@ -435,6 +435,16 @@ fn cold_branch(
         }
     }
     let file_schema: SchemaRef = Arc::new(Schema::new(fields));
+    // What the scan decodes: the series column serves only row-group and page pruning
+    // (statistics), and the hash column only the re-send exclusion, so neither is decoded
+    // when not needed; they are random-looking 64-bit values, the costliest columns to read.
+    let exclude_resends = !excluded_hashes.is_empty();
+    let mut decoded: Vec<usize> = vec![0];
+    if exclude_resends {
+        decoded.push(2);
+    }
+    decoded.extend(3..file_schema.fields().len());
+    let decoded_schema = Arc::new(file_schema.project(&decoded)?);
 
     let timestamp = Arc::new(Column::new("timestamp", 0)) as Arc<dyn PhysicalExpr>;
     let ms = |v: i64| lit(ScalarValue::TimestampMillisecond(Some(v), Some(UTC.into())));
@@ -454,18 +464,21 @@ fn cold_branch(
             ms(cut),
         ));
     }
-    if !excluded_hashes.is_empty() {
+    // The time range prunes files, row groups and pages; the filter above the scan applies it
+    // exactly, with the re-send exclusion, on the decoded columns.
+    let mut pruning = predicate.clone();
+    if exclude_resends {
         let list = excluded_hashes
             .iter()
             .map(|h| lit(ScalarValue::UInt64(Some(*h))))
             .collect();
-        let hash = Arc::new(Column::new(HASH_COLUMN, 2)) as Arc<dyn PhysicalExpr>;
-        let not_resent = in_list(hash, list, &true, &file_schema)?;
+        // Decoded right after the timestamp.
+        let hash = Arc::new(Column::new(HASH_COLUMN, 1)) as Arc<dyn PhysicalExpr>;
+        let not_resent = in_list(hash, list, &true, &decoded_schema)?;
         predicate = Arc::new(BinaryExpr::new(predicate, Operator::And, not_resent));
     }
     // Series pruning only (the query's own filter is re-applied above the scan), and only when
     // every file's series column was computed under the metric's current keys.
-    let mut pruning = predicate.clone();
     let same_generation = files
         .iter()
         .all(|f| f.series_generation == spec.model.series_generation);
@@ -494,6 +507,7 @@ fn cold_branch(
         .collect();
     let config = FileScanConfigBuilder::new(access.url.clone(), Arc::new(source))
         .with_file_groups(groups)
+        .with_projection_indices(Some(decoded))?
         .build();
     let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
     let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate, scan)?);

@@ -142,6 +142,9 @@ impl QueryEngine {
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
+        for function in crate::utc_time::utc_fast_path_functions() {
+            ctx.register_udf(function);
+        }
 
         let mut resolver = AliasResolver::new();
         let mut by_name: HashMap<String, Arc<MetricModel>> = HashMap::new();

@@ -5,6 +5,8 @@
 //!   aliases to display names ([`rewrite`]), plans and streams the result under a deadline.
 //! - [`table::MetricTable`] scans the hot tier with time-range and series pushdown
 //!   ([`pushdown`], [`scan`]) and recombines incoming names into typed columns ([`recombine`]).
+//! - [`utc_time`]: `date_trunc`, `date_part` and `date_bin` on UTC timestamps without the
+//!   built-ins' per-value time-zone conversion.
 
 pub mod cold;
 pub mod engine;
@@ -18,6 +20,7 @@ pub mod sandbox;
 pub mod scan;
 pub mod system;
 pub mod table;
+pub mod utc_time;
 
 pub use cold::{ColdAccess, ColdContext, TierPreference};
 pub use engine::{QueryConfig, QueryEngine, QueryResult, TenantSession, SYSTEM_SCHEMA};
