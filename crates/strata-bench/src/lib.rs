@@ -10,6 +10,9 @@
 //!   on the cold Parquet files ([`cold_files`] finds them).
 //! - [`normalize`]: comparing answers across engines (rounded floats, sorted rows).
 //! - [`stats`], [`report`]: percentiles, latency summaries, markdown table rows.
+//! - [`plot`]: PNG plots of latency distributions and of the ingest rate over time; every
+//!   report draws its own ([`Plots`]).
+//! - [`disk`]: free space where the server keeps its data, and what a run will need.
 //!
 //! Everything is blocking (threads + blocking reqwest): the benchmark must not share an async
 //! runtime's scheduling quirks with the server it measures. The one exception is the in-process
@@ -17,8 +20,10 @@
 
 pub mod client;
 pub mod cold_files;
+pub mod disk;
 pub mod generator;
 pub mod normalize;
+pub mod plot;
 pub mod progress;
 pub mod report;
 mod rng;
@@ -28,7 +33,9 @@ pub mod stats;
 
 pub use client::{CompactAnswer, SqlAnswer, StrataClient, WriteAck};
 pub use cold_files::{ColdFileSet, MetricFiles};
+pub use disk::{free_bytes, DiskEstimate};
 pub use generator::{write_ndjson, Generator, GeneratorConfig, GeneratorStats, Shares};
+pub use plot::{PlotFile, Plots};
 pub use progress::{NoProgress, Progress};
 pub use report::{markdown_table, ReportRow, ReportRows, RunInfo};
 pub use scenarios::aliases::{run_aliases, run_aliases_with, AliasConfig, AliasReport};
@@ -72,6 +79,8 @@ pub enum BenchError {
     Check(String),
     #[error("query engine: {0}")]
     Engine(String),
+    #[error("plot: {0}")]
+    Plot(String),
     #[error("a {0} thread panicked")]
     ThreadPanicked(&'static str),
     #[error(transparent)]

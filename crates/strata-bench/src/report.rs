@@ -89,6 +89,19 @@ pub fn markdown_row(cells: &[&str]) -> String {
     line
 }
 
+/// A count with thousands separators: 20,199,891.
+pub fn thousands(count: u64) -> String {
+    let digits = count.to_string();
+    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    text
+}
+
 /// Milliseconds with three decimals (microsecond resolution).
 pub fn format_ms(millis: f64) -> String {
     format!("{millis:.3} ms")
@@ -112,5 +125,10 @@ mod tests {
              | recent | a\\|b | x y |  |\n"
         );
         assert_eq!(format_ms(1.23456), "1.235 ms");
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(20_199_891), "20,199,891");
+        assert_eq!(thousands(100_000_000), "100,000,000");
     }
 }

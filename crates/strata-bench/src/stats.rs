@@ -28,6 +28,11 @@ pub struct LatencySummary {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub mean_ms: f64,
+    /// Every sample in ascending order, for the distribution plots ([`crate::plot`]). Not in
+    /// the JSON report: an ingest run has one per write request (tens of thousands in a long
+    /// run), and the percentiles above are what a reader compares.
+    #[serde(skip)]
+    pub sorted_ms: Vec<f64>,
 }
 
 impl LatencySummary {
@@ -52,6 +57,7 @@ impl LatencySummary {
             p99_ms: percentile(&millis, 99.0)?,
             max_ms: millis[millis.len() - 1],
             mean_ms: sum / millis.len() as f64,
+            sorted_ms: millis,
         })
     }
 }
@@ -120,6 +126,13 @@ mod tests {
         assert_eq!(summary.p99_ms, 5.0);
         assert_eq!(summary.max_ms, 5.0);
         assert_eq!(summary.mean_ms, 3.0);
+        // The samples are kept, sorted, for plots, but stay out of the JSON report.
+        assert_eq!(summary.sorted_ms, [1.0, 2.0, 3.0, 4.0, 5.0]);
+        let json = serde_json::to_value(&summary).unwrap();
+        assert!(json.get("sorted_ms").is_none(), "{json}");
+        let back: LatencySummary = serde_json::from_value(json).unwrap();
+        assert!(back.sorted_ms.is_empty());
+        assert_eq!(back.p99_ms, 5.0);
 
         let from_durations = LatencySummary::from_durations(&[
             Duration::from_micros(1500),

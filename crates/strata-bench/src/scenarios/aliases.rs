@@ -2,12 +2,14 @@
 //! own and three aliases) against the same aggregate over a field with a single name holding
 //! exactly the same values, in the same rows.
 
+use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::plot::{write_latency_plot_if_any, LatencySeries, PlotFile, Plots};
 use crate::progress::{NoProgress, Progress};
-use crate::report::{format_ms, ReportRow, ReportRows, RunInfo};
+use crate::report::{format_ms, thousands, ReportRow, ReportRows, RunInfo};
 use crate::scenarios::BenchTarget;
 use crate::schema::{apply_schema, create_metric_op, declare_field_op, SchemaSetupReport};
 use crate::stats::LatencySummary;
@@ -165,6 +167,30 @@ impl ReportRows for AliasReport {
             "true",
         ));
         rows
+    }
+}
+
+impl Plots for AliasReport {
+    /// `PREFIX-latency.png`: the aggregate over the aliased field against the single name.
+    fn write_plots(&self, dir: &Path, prefix: &str) -> Result<Vec<PlotFile>, BenchError> {
+        let mut series = Vec::new();
+        if let Some(aliased) = &self.aliased {
+            series.push(LatencySeries::from_summary("field with 3 aliases", aliased));
+        }
+        if let Some(single) = &self.single {
+            series.push(LatencySeries::from_summary("field with one name", single));
+        }
+        Ok(write_latency_plot_if_any(
+            dir,
+            &format!("{prefix}-latency"),
+            &format!(
+                "{prefix}: count, sum, min, max of one field over {} rows",
+                thousands(self.parameters.rows)
+            ),
+            &series,
+        )?
+        .into_iter()
+        .collect())
     }
 }
 

@@ -20,6 +20,7 @@
 //! on one (engines that sum in another order could disagree there).
 
 use std::io::Write as _;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,8 +42,9 @@ use crate::generator::{
     TAG_FIELDS,
 };
 use crate::normalize::{canonical_rows, display_rows, first_difference, Cell};
+use crate::plot::{write_latency_plot_if_any, LatencySeries, PlotFile, Plots};
 use crate::progress::{NoProgress, Progress};
-use crate::report::{format_ms, markdown_row, ReportRow, ReportRows, RunInfo};
+use crate::report::{format_ms, markdown_row, thousands, ReportRow, ReportRows, RunInfo};
 use crate::scenarios::{sql_string_literal, sql_timestamp_literal, BenchTarget};
 use crate::stats::LatencySummary;
 use crate::BenchError;
@@ -501,6 +503,34 @@ impl ReportRows for AnalyticsReport {
             rows.push(ReportRow::new("analytics", "DuckDB", note.clone(), ""));
         }
         rows
+    }
+}
+
+impl Plots for AnalyticsReport {
+    /// `PREFIX-QUERY.png` per query: the latency of each engine that answered it.
+    fn write_plots(&self, dir: &Path, prefix: &str) -> Result<Vec<PlotFile>, BenchError> {
+        let rows: u64 = self.coverage.iter().map(|c| c.file_rows).sum();
+        let mut files = Vec::new();
+        for query in &self.queries {
+            let mut series = Vec::new();
+            let engines = [
+                ("Strata (HTTP)", Some(&query.strata)),
+                ("DataFusion", Some(&query.datafusion)),
+                ("DuckDB", query.duckdb.as_ref()),
+            ];
+            for (engine, result) in engines {
+                if let Some(latency) = result.and_then(|r| r.latency.as_ref()) {
+                    series.push(LatencySeries::from_summary(engine, latency));
+                }
+            }
+            files.extend(write_latency_plot_if_any(
+                dir,
+                &format!("{prefix}-{}", query.name),
+                &format!("{prefix}: {} on {} cold rows", query.name, thousands(rows)),
+                &series,
+            )?);
+        }
+        Ok(files)
     }
 }
 

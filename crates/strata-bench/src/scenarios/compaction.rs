@@ -5,7 +5,7 @@
 //! and must compact everything (`--compact-after-secs 0`): the workload's timestamps are in the
 //! past, so the whole of it lands in cold files, which the run checks against `count(*)`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -14,8 +14,9 @@ use crate::client::{CompactAnswer, StrataClient};
 use crate::cold_files::{locate_compacted_files, parquet_files_under, ColdFileSet};
 use crate::generator::{DIAGNOSTICS, READINGS};
 use crate::normalize::{canonical_rows, first_difference};
+use crate::plot::{write_latency_plot_if_any, LatencySeries, PlotFile, Plots};
 use crate::progress::{NoProgress, Progress};
-use crate::report::{format_ms, ReportRow, ReportRows, RunInfo};
+use crate::report::{format_ms, thousands, ReportRow, ReportRows, RunInfo};
 use crate::scenarios::{peak_rss_kib, BenchTarget};
 use crate::stats::LatencySummary;
 use crate::BenchError;
@@ -213,6 +214,30 @@ impl ReportRows for CompactionReport {
             ));
         }
         rows
+    }
+}
+
+impl Plots for CompactionReport {
+    /// `PREFIX-query-latency.png`: the same query on hot rows before and on cold files after.
+    fn write_plots(&self, dir: &Path, prefix: &str) -> Result<Vec<PlotFile>, BenchError> {
+        let mut series = Vec::new();
+        if let Some(hot) = &self.hot {
+            series.push(LatencySeries::from_summary("hot tier (before)", hot));
+        }
+        if let Some(cold) = &self.cold {
+            series.push(LatencySeries::from_summary("cold files (after)", cold));
+        }
+        Ok(write_latency_plot_if_any(
+            dir,
+            &format!("{prefix}-query-latency"),
+            &format!(
+                "{prefix}: one aggregate over {} rows, hot vs cold",
+                thousands(self.rows_stored)
+            ),
+            &series,
+        )?
+        .into_iter()
+        .collect())
     }
 }
 

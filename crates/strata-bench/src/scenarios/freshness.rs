@@ -1,9 +1,11 @@
 //! Ingest-to-queryable latency: write one event, then poll SQL until it is visible.
 
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::plot::{write_latency_plot_if_any, LatencySeries, PlotFile, Plots};
 use crate::progress::{NoProgress, Progress};
 use crate::report::{format_ms, ReportRow, ReportRows, RunInfo};
 use crate::scenarios::{millis, sql_string_literal, sql_timestamp_literal, BenchTarget};
@@ -83,6 +85,30 @@ impl ReportRows for FreshnessReport {
             "0",
         ));
         rows
+    }
+}
+
+impl Plots for FreshnessReport {
+    /// `PREFIX-latency.png`: ack to visible, and the probe write's own round trip.
+    fn write_plots(&self, dir: &Path, prefix: &str) -> Result<Vec<PlotFile>, BenchError> {
+        let mut series = Vec::new();
+        if let Some(visible) = &self.ack_to_visible {
+            series.push(LatencySeries::from_summary("ack -> visible", visible));
+        }
+        if let Some(write) = &self.write_ack {
+            series.push(LatencySeries::from_summary("probe write round trip", write));
+        }
+        Ok(write_latency_plot_if_any(
+            dir,
+            &format!("{prefix}-latency"),
+            &format!(
+                "{prefix}: one event written to {}, then polled with SQL",
+                self.parameters.metric
+            ),
+            &series,
+        )?
+        .into_iter()
+        .collect())
     }
 }
 

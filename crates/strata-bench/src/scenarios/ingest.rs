@@ -6,6 +6,7 @@
 //! 2-core machine a generator running beside the server would otherwise take CPU from the very
 //! thing being measured.
 
+use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,8 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::StrataClient;
 use crate::generator::{Generator, GeneratorConfig, GeneratorStats};
+use crate::plot::{write_latency_plot_if_any, write_rate_plot, LatencySeries, PlotFile, Plots};
 use crate::progress::{NoProgress, Progress};
-use crate::report::{format_ms, ReportRow, ReportRows, RunInfo};
+use crate::report::{format_ms, thousands, ReportRow, ReportRows, RunInfo};
 use crate::scenarios::{check_counts, peak_rss_kib, BenchTarget, CountCheck};
 use crate::schema::{apply_schema, workload_schema, SchemaSetupReport};
 use crate::stats::{rate_per_second, LatencySummary, RateSample};
@@ -205,6 +207,40 @@ impl ReportRows for IngestReport {
             ));
         }
         rows
+    }
+}
+
+impl Plots for IngestReport {
+    /// `PREFIX-rate.png` (events acknowledged in each second) and `PREFIX-batch-latency.png`
+    /// (round trip of the write requests).
+    fn write_plots(&self, dir: &Path, prefix: &str) -> Result<Vec<PlotFile>, BenchError> {
+        let mut files = Vec::new();
+        let shape = format!(
+            "{} clients x {} events per request",
+            self.parameters.clients,
+            thousands(self.parameters.batch_size as u64)
+        );
+        if !self.rate_per_second.is_empty() {
+            files.push(write_rate_plot(
+                dir,
+                &format!("{prefix}-rate"),
+                &format!(
+                    "{prefix}: {} events acknowledged, {shape}",
+                    thousands(self.accepted)
+                ),
+                &self.rate_per_second,
+                self.events_per_s,
+            )?);
+        }
+        if let Some(latency) = &self.batch_latency {
+            files.extend(write_latency_plot_if_any(
+                dir,
+                &format!("{prefix}-batch-latency"),
+                &format!("{prefix}: write request round trip, {shape}"),
+                &[LatencySeries::from_summary("write request", latency)],
+            )?);
+        }
+        Ok(files)
     }
 }
 

@@ -1,9 +1,12 @@
 //! Quick mode: every scenario at a small size plus the correctness checks, for CI. Figures
 //! from it mean little; the pass/fail does.
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
 use crate::generator::GeneratorConfig;
+use crate::plot::{PlotFile, Plots};
 use crate::progress::{NoProgress, Progress};
 use crate::report::{ReportRow, ReportRows};
 use crate::scenarios::aliases::{run_aliases_with, AliasConfig, AliasReport};
@@ -105,6 +108,29 @@ impl ReportRows for QuickReport {
         }
         rows.extend(self.freshness.report_rows());
         rows
+    }
+}
+
+impl Plots for QuickReport {
+    /// Every scenario's plots, each under its own name (`PREFIX-ingest-rate.png`, ...); with
+    /// an empty prefix just the scenario's name.
+    fn write_plots(&self, dir: &Path, prefix: &str) -> Result<Vec<PlotFile>, BenchError> {
+        let name = |scenario: &str| {
+            if prefix.is_empty() {
+                scenario.to_string()
+            } else {
+                format!("{prefix}-{scenario}")
+            }
+        };
+        let mut files = self.ingest.write_plots(dir, &name("ingest"))?;
+        files.extend(self.aliases.write_plots(dir, &name("aliases"))?);
+        files.extend(self.recent.write_plots(dir, &name("recent"))?);
+        files.extend(self.compaction.write_plots(dir, &name("compaction"))?);
+        if let Some(analytics) = &self.analytics {
+            files.extend(analytics.write_plots(dir, &name("analytics"))?);
+        }
+        files.extend(self.freshness.write_plots(dir, &name("freshness"))?);
+        Ok(files)
     }
 }
 

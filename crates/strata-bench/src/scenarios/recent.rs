@@ -1,10 +1,12 @@
 //! A recent-window query for one device, the hot path that series keys make a seek.
 
+use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::generator::{GeneratorConfig, READINGS};
+use crate::plot::{write_latency_plot_if_any, LatencySeries, PlotFile, Plots};
 use crate::progress::{NoProgress, Progress};
 use crate::report::{format_ms, ReportRow, ReportRows, RunInfo};
 use crate::scenarios::{sql_string_literal, sql_timestamp_literal, BenchTarget};
@@ -86,6 +88,30 @@ impl ReportRows for RecentReport {
             "",
         ));
         rows
+    }
+}
+
+impl Plots for RecentReport {
+    /// `PREFIX-latency.png`: the distribution of the query's latency.
+    fn write_plots(&self, dir: &Path, prefix: &str) -> Result<Vec<PlotFile>, BenchError> {
+        let Some(latency) = &self.latency else {
+            return Ok(Vec::new());
+        };
+        let title = format!(
+            "{prefix}: {} of {}, last {} min, {} rows",
+            self.parameters.device,
+            self.parameters.metric,
+            self.parameters.window_ms / 60_000,
+            self.rows
+        );
+        Ok(write_latency_plot_if_any(
+            dir,
+            &format!("{prefix}-latency"),
+            &title,
+            &[LatencySeries::from_summary("query", latency)],
+        )?
+        .into_iter()
+        .collect())
     }
 }
 

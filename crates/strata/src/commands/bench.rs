@@ -15,13 +15,14 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use strata_bench::disk::{gib, DiskVerdict, HOT_BYTES_PER_LINE};
 use strata_bench::{
     markdown_table, peak_rss_kib, run_aliases_with, run_analytics_with, run_compaction_with,
     run_freshness_with, run_ingest_with, run_quick_with, run_recent_with, AliasConfig, AliasReport,
     AnalyticsConfig, AnalyticsReport, BenchError, BenchTarget, CompactionConfig, CompactionReport,
-    DuckdbMode, FreshnessConfig, FreshnessReport, GeneratorConfig, IngestConfig, IngestReport,
-    Progress, QuickConfig, QuickReport, RecentConfig, RecentReport, ReportRow, ReportRows, Shares,
-    StrataClient,
+    DiskEstimate, DuckdbMode, FreshnessConfig, FreshnessReport, GeneratorConfig, IngestConfig,
+    IngestReport, PlotFile, Plots, Progress, QuickConfig, QuickReport, RecentConfig, RecentReport,
+    ReportRow, ReportRows, Shares, StrataClient,
 };
 
 use crate::cli::DEFAULT_URL;
@@ -33,6 +34,9 @@ const DEFAULT_INGEST_EVENTS: u64 = 2_000_000;
 /// Events of `bench recent` and `bench all`: 10M rows in `readings` (and 10M in `diagnostics`),
 /// the scale the recent-window target is stated at.
 const DEFAULT_STORED_EVENTS: u64 = 20_000_000;
+/// Events of `--long` (issue 7: "recent ... at 10M rows (100M in a long mode)"): 100M stored
+/// events, 50M rows per metric.
+const LONG_STORED_EVENTS: u64 = 100_000_000;
 /// How long a spawned server may take to report its address.
 const SPAWN_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a spawned server may take to stop after SIGTERM before it is killed.
@@ -50,8 +54,28 @@ const COLD_SERVE_ARGS: [(&str, &str); 3] = [
     ("--compact-interval-secs", "0"),
     ("--query-timeout-secs", "600"),
 ];
+/// `strata serve` arguments `bench ingest` and `bench recent` give a spawned server: no
+/// background compaction, which would otherwise start during a long ingest (every 300 s by
+/// default; the workload is older than the default hour) and depress the measured rate. An
+/// argument the user passes with --serve-arg wins.
+const INGEST_SERVE_ARGS: [(&str, &str); 1] = [("--compact-interval-secs", "0")];
 /// With this set to 1 (CI), a missing DuckDB fails analytics instead of being skipped.
 const REQUIRE_CLIENTS_ENV: &str = "STRATA_REQUIRE_CLIENTS";
+
+/// What --long costs, for the help of `recent` and `all`. Estimates, from the figures in
+/// `strata_bench::disk` and the ingest rate docs/benchmarks.md measured.
+macro_rules! long_mode_help {
+    () => {
+        "Loading that takes about 15 to 20 minutes on the 2-core machine of \
+docs/benchmarks.md (an estimate from its measured ~120,000 events/s: 14 minutes of sending, \
+plus about 3 of generation with the clock stopped) and about 12 GiB of free disk where the \
+server keeps its data (an estimate: 101M lines with duplicates x 130 bytes in the hot tier; \
+runs of 4M to 20M events measured 97 to 131 bytes per line, and the larger figure is used). \
+Before loading, the run compares the estimate with the free space \
+there and refuses to start when it is clearly too little. A spawned server keeps its data \
+under $TMPDIR (/tmp by default): point TMPDIR at a larger disk if needed."
+    };
+}
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -77,18 +101,28 @@ strata bench gen --seed 7 --clean --output clean.ndjson"
 concurrent clients post batches of NDJSON; only acknowledged (fsync'd) events count. The \
 workload is generated with the clock stopped, in chunks of --chunk-mib. Afterwards the stored \
 row counts are checked against the generator's exact distinct count.\n\n\
+A spawned server gets --compact-interval-secs 0 (no background compaction during the \
+measurement) unless you pass it with --serve-arg; start your own server with it too, or a \
+compaction may run during a long ingest and depress the rate. --plots DIR draws \
+ingest-rate.png (events/s in each second) and ingest-batch-latency.png.\n\n\
 Example:\n  \
-strata bench ingest --spawn --events 2000000 --clients 4 --batch 5000"
+strata bench ingest --spawn --events 2000000 --clients 4 --batch 5000 --plots plots"
     )]
     Ingest(IngestArgs),
     /// Ack-to-visible latency: write one event, poll SQL until it shows
     Freshness(FreshnessArgs),
     /// Recent-window query for one device (series key seek), p50/p99
     #[command(
-        long_about = "Load the workload (unless --no-load), then time a query for one \
-device's last hour: `SELECT * FROM readings WHERE name = 'truck_42' AND timestamp > ...`.\n\n\
-Example:\n  \
-strata bench recent --spawn --events 20000000"
+        long_about = concat!("Load the workload (unless --no-load), then time a query for one \
+device's last hour: `SELECT * FROM readings WHERE name = 'truck_42' AND timestamp > ...`. \
+Default: 20M events (10M rows in `readings`).\n\n\
+--long loads 100M events (50M rows per metric) unless --events is given. ", long_mode_help!(), "\n\n\
+A spawned server gets --compact-interval-secs 0 (no background compaction during the load) \
+unless you pass it with --serve-arg. --plots DIR draws recent-latency.png and the load's \
+recent-load-rate.png.\n\n\
+Examples:\n  \
+strata bench recent --spawn\n  \
+strata bench recent --spawn --long --plots plots --report recent-100m.md")
     )]
     Recent(RecentArgs),
     /// The cost of a field with 3 aliases against a field with one name
@@ -119,12 +153,29 @@ strata bench analytics --spawn --events 2000000 --runs 10"
     Analytics(AnalyticsArgs),
     /// Every scenario at a small size with exact correctness checks (for CI)
     Quick(QuickArgs),
-    /// ingest, freshness, recent and aliases in one run, one markdown report
+    /// All six scenarios on one server in one run, one markdown report
     #[command(
-        long_about = "Run ingest (which also loads the data), freshness, recent and \
-aliases against one server in one run and print one markdown report.\n\n\
+        long_about = concat!("Run, against one server in one run: 1 ingest (which also loads \
+the data: 20M events by default, 10M rows per metric), 2 recent, 3 aliases, 4 compaction \
+(compacts everything into Parquet: rows/s, and one query on hot rows against cold files), \
+5 analytics (8 TSBS IoT queries on the files compaction wrote, in Strata, plain DataFusion \
+and DuckDB; --no-duckdb as in `bench analytics`), 6 freshness; then print one markdown \
+report. Freshness runs last: its probes carry the wall-clock time, which compaction leaves \
+in the hot tier, so probes written before it would make Strata count rows the cold files do \
+not hold.\n\n\
+A spawned server gets --compact-after-secs 0, --compact-interval-secs 0 and \
+--query-timeout-secs 600 (no background compaction during ingest; the on-demand compaction \
+takes everything) unless you pass them with --serve-arg; start your own server with them. \
+Against your own server, analytics needs --data-dir (or --cold-dir) to find the Parquet \
+files; without it analytics is skipped with a note.\n\n\
+--long loads 100M events (50M rows per metric) unless --events is given. ", long_mode_help!(), " \
+With compaction and analytics on 50M-row tables, expect about an hour in all (an estimate \
+scaled from the 20M-event runs), and about 2.5 GiB more disk for the Parquet files (27 bytes \
+per row; the hot rows stay until their weekly partition is dropped).\n\n\
+--plots DIR draws every scenario's PNGs (DIR/<scenario>-*.png) and links them from the \
+report.\n\n\
 Example (a fresh clone, one line):\n  \
-cargo run --release -p strata -- bench all --spawn --report bench.md"
+cargo run --release -p strata -- bench all --spawn --report bench.md --plots plots")
     )]
     All(AllArgs),
 }
@@ -166,6 +217,10 @@ pub struct OutputArgs {
     /// Append the markdown report to this file
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Draw PNG plots (latency distributions, ingest rate over time) into DIR as
+    /// DIR/<scenario>-*.png and link them from the markdown report
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
 }
 
 /// The generated workload.
@@ -290,6 +345,10 @@ pub struct RecentArgs {
     /// Window length in milliseconds, ending at the workload's last interval
     #[arg(long, default_value_t = 3_600_000)]
     pub window_ms: i64,
+    /// Long mode: 100M events (50M rows per metric) unless --events is given; checks the
+    /// free disk first (see --help for time and disk)
+    #[arg(long)]
+    pub long: bool,
 }
 
 #[derive(Debug, Args)]
@@ -373,6 +432,13 @@ pub struct AnalyticsArgs {
     /// Measured runs of the hot/cold query of the compaction step
     #[arg(long, default_value_t = 5)]
     pub compaction_runs: usize,
+    #[command(flatten)]
+    pub engines: EngineArgs,
+}
+
+/// The engines of the analytics scenario.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
     /// The fleet the per-fleet queries look at
     #[arg(long, default_value = strata_bench::scenarios::analytics::DEFAULT_FLEET)]
     pub fleet: String,
@@ -417,174 +483,259 @@ pub struct AllArgs {
     pub runs: usize,
     #[command(flatten)]
     pub alias: AliasScaleArgs,
+    /// Measured runs of the compaction step's query on each tier (hot before, cold after)
+    #[arg(long, default_value_t = 3)]
+    pub compaction_runs: usize,
+    /// Measured runs of each analytics query in each engine
+    #[arg(long, default_value_t = 5)]
+    pub analytics_runs: usize,
+    /// Unmeasured runs of each analytics query in each engine first
+    #[arg(long, default_value_t = 1)]
+    pub analytics_warmup: usize,
+    #[command(flatten)]
+    pub engines: EngineArgs,
+    /// The server's cold directory, where it writes Parquet (default DATA_DIR/cold)
+    #[arg(long, value_name = "DIR")]
+    pub cold_dir: Option<PathBuf>,
+    /// Seconds the compaction request may take
+    #[arg(long, default_value_t = 3600)]
+    pub compact_timeout_secs: u64,
+    /// Long mode: 100M events (50M rows per metric) unless --events is given; checks the
+    /// free disk first (see --help for time and disk)
+    #[arg(long)]
+    pub long: bool,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let command = command_line();
     match args.command {
         BenchCommand::Gen(args) => generate(&args),
-        BenchCommand::Ingest(args) => {
-            let workload = args
-                .workload
-                .config(DEFAULT_TRUCKS, DEFAULT_INGEST_EVENTS)?;
-            let mut session = Session::open(&args.server)?;
-            let config = IngestConfig {
-                verify_counts: !args.no_verify,
-                ..ingest_config(&args.send, workload, session.pid)?
-            };
-            let bar = Bar::new("ingest");
-            let mut report = run_ingest_with(&session.target, &config, &bar)?;
-            bar.finish();
-            report.run.command = Some(command.clone());
-            let server = session.server_figures();
-            session.stop()?;
-            let passed = report.passed();
-            emit(
-                &args.output,
-                &command,
-                &server,
-                "ingest",
-                &report.report_rows(),
-                &report,
-            )?;
-            Ok(verdict(passed, &report.failures))
-        }
-        BenchCommand::Freshness(args) => {
-            let mut session = Session::open(&args.server)?;
-            let config = FreshnessConfig {
-                samples: args.samples,
-                warmup_samples: args.warmup,
-                ..FreshnessConfig::default()
-            };
-            let bar = Bar::new("freshness");
-            let mut report = run_freshness_with(&session.target, &config, &bar)?;
-            bar.finish();
-            report.run.command = Some(command.clone());
-            let server = session.server_figures();
-            session.stop()?;
-            let passed = report.passed();
-            emit(
-                &args.output,
-                &command,
-                &server,
-                "freshness",
-                &report.report_rows(),
-                &report,
-            )?;
-            Ok(verdict(passed, &[]))
-        }
-        BenchCommand::Recent(args) => {
-            let workload = args
-                .workload
-                .config(DEFAULT_TRUCKS, DEFAULT_STORED_EVENTS)?;
-            let mut session = Session::open(&args.server)?;
-            let load = if args.no_load {
-                None
-            } else {
-                let bar = Bar::new("recent: load");
-                let mut load = run_ingest_with(
-                    &session.target,
-                    &ingest_config(&args.send, workload.clone(), session.pid)?,
-                    &bar,
-                )?;
-                bar.finish();
-                load.run.command = Some(command.clone());
-                Some(load)
-            };
-            let mut config = RecentConfig {
-                runs: args.runs,
-                warmup_runs: args.warmup,
-                window_ms: args.window_ms,
-                ..RecentConfig::for_workload(&workload)
-            };
-            if let Some(device) = &args.device {
-                config.device = device.clone();
-            }
-            let bar = Bar::new("recent");
-            let mut recent = run_recent_with(&session.target, &config, &bar)?;
-            bar.finish();
-            recent.run.command = Some(command.clone());
-            let server = session.server_figures();
-            session.stop()?;
-            let mut rows = Vec::new();
-            let mut passed = recent.rows > 0 && recent.rows_stable;
-            if let Some(load) = &load {
-                rows.extend(load.report_rows());
-                passed &= load.passed();
-            }
-            rows.extend(recent.report_rows());
-            let report = RecentOutput { load, recent };
-            emit(&args.output, &command, &server, "recent", &rows, &report)?;
-            Ok(verdict(passed, &[]))
-        }
-        BenchCommand::Aliases(args) => {
-            let mut session = Session::open(&args.server)?;
-            let bar = Bar::new("aliases");
-            let mut report = run_aliases_with(&session.target, &args.alias.config()?, &bar)?;
-            bar.finish();
-            report.run.command = Some(command.clone());
-            let server = session.server_figures();
-            session.stop()?;
-            let passed = report.passed();
-            emit(
-                &args.output,
-                &command,
-                &server,
-                "aliases",
-                &report.report_rows(),
-                &report,
-            )?;
-            Ok(verdict(passed, &[]))
-        }
+        BenchCommand::Ingest(args) => run_ingest_command(&args, &command),
+        BenchCommand::Freshness(args) => run_freshness_command(&args, &command),
+        BenchCommand::Recent(args) => run_recent_command(&args, &command),
+        BenchCommand::Aliases(args) => run_aliases_command(&args, &command),
         BenchCommand::Compaction(args) => run_compaction_command(&args, &command),
         BenchCommand::Analytics(args) => run_analytics_command(&args, &command),
-        BenchCommand::Quick(args) => {
-            let mut session = Session::open(&cold_server_args(&args.server))?;
-            let mut config = QuickConfig::default();
-            config.ingest.workload.seed = args.seed;
-            config.analytics.workload.seed = args.seed;
-            config.ingest.server_pid = session.pid;
-            config.compaction.server_pid = session.pid;
-            config.compaction.cold_dir = session.data_dir.as_ref().map(|dir| dir.join("cold"));
-            config.analytics.duckdb = duckdb_mode(false);
-            let bar = Bar::new("quick");
-            let mut report = run_quick_with(&session.target, &config, &bar)?;
-            bar.finish();
-            set_command_quick(&mut report, &command);
-            let server = session.server_figures();
-            session.stop()?;
-            for note in &report.notes {
-                eprintln!("note: {note}");
-            }
-            let extra = report
-                .analytics
-                .as_ref()
-                .map(analytics_section)
-                .unwrap_or_default();
-            emit_with(
-                &args.output,
-                &command,
-                &server,
-                "quick",
-                &report.report_rows(),
-                &extra,
-                &report,
-            )?;
-            Ok(verdict(report.passed(), &report.failures))
-        }
+        BenchCommand::Quick(args) => run_quick_command(&args, &command),
         BenchCommand::All(args) => run_all(&args, &command),
     }
 }
 
+fn run_ingest_command(args: &IngestArgs, command: &str) -> anyhow::Result<ExitCode> {
+    let workload = args
+        .workload
+        .config(DEFAULT_TRUCKS, DEFAULT_INGEST_EVENTS)?;
+    let mut session = Session::open(&spawn_defaults(&args.server, &INGEST_SERVE_ARGS))?;
+    check_disk(&mut session, disk_estimate(&workload, 0, false), false)?;
+    let config = IngestConfig {
+        verify_counts: !args.no_verify,
+        ..ingest_config(&args.send, workload, session.pid)?
+    };
+    let bar = Bar::new("ingest");
+    let mut report = run_ingest_with(&session.target, &config, &bar)?;
+    bar.finish();
+    report.run.command = Some(command.to_string());
+    let server = session.server_figures();
+    session.stop()?;
+    let mut failures = report.failures.clone();
+    let passed = report.passed();
+    let plots = draw_plots(&args.output, &[(&report, "ingest")], &mut failures);
+    emit(
+        &args.output,
+        command,
+        &server,
+        "ingest",
+        &report.report_rows(),
+        "",
+        &plots.files,
+        &report,
+    )?;
+    Ok(verdict(passed && plots.ok, &failures))
+}
+
+fn run_freshness_command(args: &FreshnessArgs, command: &str) -> anyhow::Result<ExitCode> {
+    let mut session = Session::open(&args.server)?;
+    let config = FreshnessConfig {
+        samples: args.samples,
+        warmup_samples: args.warmup,
+        ..FreshnessConfig::default()
+    };
+    let bar = Bar::new("freshness");
+    let mut report = run_freshness_with(&session.target, &config, &bar)?;
+    bar.finish();
+    report.run.command = Some(command.to_string());
+    let server = session.server_figures();
+    session.stop()?;
+    let passed = report.passed();
+    let mut failures = Vec::new();
+    let plots = draw_plots(&args.output, &[(&report, "freshness")], &mut failures);
+    emit(
+        &args.output,
+        command,
+        &server,
+        "freshness",
+        &report.report_rows(),
+        "",
+        &plots.files,
+        &report,
+    )?;
+    Ok(verdict(passed && plots.ok, &failures))
+}
+
+fn run_recent_command(args: &RecentArgs, command: &str) -> anyhow::Result<ExitCode> {
+    let workload = args
+        .workload
+        .config(DEFAULT_TRUCKS, stored_events(args.long))?;
+    let mut session = Session::open(&spawn_defaults(&args.server, &INGEST_SERVE_ARGS))?;
+    if !args.no_load {
+        check_disk(&mut session, disk_estimate(&workload, 0, false), args.long)?;
+    }
+    let load = load_workload(
+        &session,
+        &args.send,
+        &workload,
+        args.no_load,
+        "recent: load",
+        command,
+    )?;
+    let mut config = RecentConfig {
+        runs: args.runs,
+        warmup_runs: args.warmup,
+        window_ms: args.window_ms,
+        ..RecentConfig::for_workload(&workload)
+    };
+    if let Some(device) = &args.device {
+        config.device = device.clone();
+    }
+    let bar = Bar::new("recent");
+    let mut recent = run_recent_with(&session.target, &config, &bar)?;
+    bar.finish();
+    recent.run.command = Some(command.to_string());
+    let server = session.server_figures();
+    session.stop()?;
+
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    let mut passed = recent_passed(&recent, &mut failures);
+    let mut drawn: Vec<(&dyn Plots, &str)> = Vec::new();
+    if let Some(load) = &load {
+        rows.extend(load.report_rows());
+        passed &= load_passed(load, &mut failures);
+        drawn.push((load, "recent-load"));
+    }
+    rows.extend(recent.report_rows());
+    drawn.push((&recent, "recent"));
+    let plots = draw_plots(&args.output, &drawn, &mut failures);
+    let report = RecentOutput { load, recent };
+    emit(
+        &args.output,
+        command,
+        &server,
+        "recent",
+        &rows,
+        "",
+        &plots.files,
+        &report,
+    )?;
+    Ok(verdict(passed && plots.ok, &failures))
+}
+
+fn run_aliases_command(args: &AliasesArgs, command: &str) -> anyhow::Result<ExitCode> {
+    let mut session = Session::open(&args.server)?;
+    let bar = Bar::new("aliases");
+    let mut report = run_aliases_with(&session.target, &args.alias.config()?, &bar)?;
+    bar.finish();
+    report.run.command = Some(command.to_string());
+    let server = session.server_figures();
+    session.stop()?;
+    let passed = report.passed();
+    let mut failures = Vec::new();
+    let plots = draw_plots(&args.output, &[(&report, "aliases")], &mut failures);
+    emit(
+        &args.output,
+        command,
+        &server,
+        "aliases",
+        &report.report_rows(),
+        "",
+        &plots.files,
+        &report,
+    )?;
+    Ok(verdict(passed && plots.ok, &failures))
+}
+
+fn run_quick_command(args: &QuickArgs, command: &str) -> anyhow::Result<ExitCode> {
+    let mut session = Session::open(&cold_server_args(&args.server))?;
+    let mut config = QuickConfig::default();
+    config.ingest.workload.seed = args.seed;
+    config.analytics.workload.seed = args.seed;
+    config.ingest.server_pid = session.pid;
+    config.compaction.server_pid = session.pid;
+    config.compaction.cold_dir = session.data_dir.as_ref().map(|dir| dir.join("cold"));
+    config.analytics.duckdb = duckdb_mode(false);
+    let bar = Bar::new("quick");
+    let mut report = run_quick_with(&session.target, &config, &bar)?;
+    bar.finish();
+    set_command_quick(&mut report, command);
+    let server = session.server_figures();
+    session.stop()?;
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    let extra = report
+        .analytics
+        .as_ref()
+        .map(analytics_section)
+        .unwrap_or_default();
+    let mut failures = report.failures.clone();
+    // Quick mode's plots are named after each scenario, as in `bench all`.
+    let plots = draw_plots(&args.output, &[(&report, "")], &mut failures);
+    emit(
+        &args.output,
+        command,
+        &server,
+        "quick",
+        &report.report_rows(),
+        &extra,
+        &plots.files,
+        &report,
+    )?;
+    Ok(verdict(report.passed() && plots.ok, &failures))
+}
+
+/// `bench all`: six scenarios on one server. Ingest first: it also loads what recent queries,
+/// and its count check must run before anything else writes to the workload's metrics. Recent
+/// measures the hot tier, so it precedes compaction; analytics reads the files compaction
+/// wrote. Freshness comes last: its probes carry the wall-clock time, which is too recent to
+/// compact (compaction stops at the hour before now), so probes written earlier would be rows
+/// that Strata counts and the cold files lack, failing compaction's and analytics' checks.
 fn run_all(args: &AllArgs, command: &str) -> anyhow::Result<ExitCode> {
     let workload = args
         .workload
-        .config(DEFAULT_TRUCKS, DEFAULT_STORED_EVENTS)?;
-    let mut session = Session::open(&args.server)?;
+        .config(DEFAULT_TRUCKS, stored_events(args.long))?;
+    let alias_config = args.alias.config()?;
+    let analytics_config = AnalyticsConfig {
+        runs: args.analytics_runs,
+        warmup_runs: args.analytics_warmup,
+        ..args.engines.config(&workload)
+    };
+    analytics_config.validate()?;
+    let mut session = Session::open(&cold_server_args(&args.server))?;
+    check_disk(
+        &mut session,
+        disk_estimate(&workload, alias_config.rows, true),
+        args.long,
+    )?;
+    let compaction_config = compaction_config(
+        &session,
+        args.cold_dir.as_ref(),
+        args.compact_timeout_secs,
+        args.compaction_runs,
+        1,
+        None,
+    )?;
 
-    // Ingest first: it also loads the data recent queries, and its count check must run
-    // before freshness adds probe rows to `readings`.
-    let bar = Bar::new("1/4 ingest");
+    let bar = Bar::new("1/6 ingest");
     let mut ingest = run_ingest_with(
         &session.target,
         &ingest_config(&args.send, workload.clone(), session.pid)?,
@@ -593,19 +744,7 @@ fn run_all(args: &AllArgs, command: &str) -> anyhow::Result<ExitCode> {
     bar.finish();
     ingest.run.command = Some(command.to_string());
 
-    let bar = Bar::new("2/4 freshness");
-    let mut freshness = run_freshness_with(
-        &session.target,
-        &FreshnessConfig {
-            samples: args.samples,
-            ..FreshnessConfig::default()
-        },
-        &bar,
-    )?;
-    bar.finish();
-    freshness.run.command = Some(command.to_string());
-
-    let bar = Bar::new("3/4 recent");
+    let bar = Bar::new("2/6 recent");
     let mut recent = run_recent_with(
         &session.target,
         &RecentConfig {
@@ -617,32 +756,173 @@ fn run_all(args: &AllArgs, command: &str) -> anyhow::Result<ExitCode> {
     bar.finish();
     recent.run.command = Some(command.to_string());
 
-    let bar = Bar::new("4/4 aliases");
-    let mut aliases = run_aliases_with(&session.target, &args.alias.config()?, &bar)?;
+    let bar = Bar::new("3/6 aliases");
+    let mut aliases = run_aliases_with(&session.target, &alias_config, &bar)?;
     bar.finish();
     aliases.run.command = Some(command.to_string());
 
+    let bar = Bar::new("4/6 compaction");
+    let mut compaction = run_compaction_with(&session.target, &compaction_config, &bar)?;
+    bar.finish();
+    compaction.run.command = Some(command.to_string());
+
+    let mut notes = Vec::new();
+    let analytics = match &compaction.files {
+        Some(files) => {
+            let bar = Bar::new("5/6 analytics");
+            let mut analytics =
+                run_analytics_with(&session.target, &analytics_config, files, &bar)?;
+            bar.finish();
+            analytics.run.command = Some(command.to_string());
+            if let Some(note) = &analytics.duckdb_note {
+                notes.push(format!("analytics: DuckDB {note}"));
+            }
+            Some(analytics)
+        }
+        None => {
+            notes.push(
+                "analytics: skipped, the server's cold directory is unknown (pass --data-dir or \
+                 --cold-dir)"
+                    .to_string(),
+            );
+            None
+        }
+    };
+
+    let bar = Bar::new("6/6 freshness");
+    let mut freshness = run_freshness_with(
+        &session.target,
+        &FreshnessConfig {
+            samples: args.samples,
+            ..FreshnessConfig::default()
+        },
+        &bar,
+    )?;
+    bar.finish();
+    freshness.run.command = Some(command.to_string());
+
     let server = session.server_figures();
     session.stop()?;
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
 
     let mut rows = ingest.report_rows();
-    rows.extend(freshness.report_rows());
     rows.extend(recent.report_rows());
     rows.extend(aliases.report_rows());
-    let passed = ingest.passed()
-        && freshness.passed()
-        && recent.rows > 0
-        && recent.rows_stable
-        && aliases.passed();
-    let failures = ingest.failures.clone();
+    rows.extend(compaction.report_rows());
+    if let Some(analytics) = &analytics {
+        rows.extend(analytics.report_rows());
+    }
+    rows.extend(freshness.report_rows());
+
+    let mut failures = Vec::new();
+    let mut passed = load_passed(&ingest, &mut failures);
+    passed &= recent_passed(&recent, &mut failures);
+    if !aliases.passed() {
+        passed = false;
+        failures.push(format!(
+            "aliases: {} rows rejected, answers equal: {}",
+            aliases.rejected, aliases.answers_equal
+        ));
+    }
+    let cold_failures: Vec<String> = compaction
+        .failures()
+        .into_iter()
+        .chain(analytics.iter().flat_map(AnalyticsReport::failures))
+        .collect();
+    passed &= cold_failures.is_empty();
+    failures.extend(cold_failures);
+    if !freshness.passed() {
+        passed = false;
+        failures.push(format!(
+            "freshness: {} probes never visible, {} counted more than once",
+            freshness.timeouts, freshness.overcounted
+        ));
+    }
+
+    let mut extra = compaction_section(&compaction);
+    if let Some(analytics) = &analytics {
+        extra.push('\n');
+        extra.push_str(&analytics_section(analytics));
+    }
+    for note in &notes {
+        extra.push_str(&format!("\nNote: {note}\n"));
+    }
+    let mut drawn: Vec<(&dyn Plots, &str)> = vec![
+        (&ingest, "ingest"),
+        (&recent, "recent"),
+        (&aliases, "aliases"),
+        (&compaction, "compaction"),
+    ];
+    if let Some(analytics) = &analytics {
+        drawn.push((analytics, "analytics"));
+    }
+    drawn.push((&freshness, "freshness"));
+    let plots = draw_plots(&args.output, &drawn, &mut failures);
     let report = AllOutput {
         ingest,
-        freshness,
         recent,
         aliases,
+        compaction,
+        analytics,
+        freshness,
+        notes,
     };
-    emit(&args.output, command, &server, "all", &rows, &report)?;
-    Ok(verdict(passed, &failures))
+    emit(
+        &args.output,
+        command,
+        &server,
+        "all",
+        &rows,
+        &extra,
+        &plots.files,
+        &report,
+    )?;
+    Ok(verdict(passed && plots.ok, &failures))
+}
+
+/// Events of `recent` and `all` when --events is not given.
+fn stored_events(long: bool) -> u64 {
+    if long {
+        LONG_STORED_EVENTS
+    } else {
+        DEFAULT_STORED_EVENTS
+    }
+}
+
+/// A load passed when every batch was acknowledged, nothing was rejected and the stored
+/// counts are exact; otherwise its failures are added.
+fn load_passed(load: &IngestReport, failures: &mut Vec<String>) -> bool {
+    failures.extend(load.failures.iter().cloned());
+    if load.passed() {
+        return true;
+    }
+    failures.push(format!(
+        "ingest: {} batches failed, {} events rejected, stored counts {}",
+        load.failed_batches,
+        load.rejected,
+        load.counts.as_ref().map_or_else(
+            || "not checked".to_string(),
+            |c| format!(
+                "{} + {} (expected {} each)",
+                c.readings, c.diagnostics, c.expected_per_metric
+            )
+        )
+    ));
+    false
+}
+
+/// The recent query passed when it returned rows, the same number every time.
+fn recent_passed(recent: &RecentReport, failures: &mut Vec<String>) -> bool {
+    if recent.rows > 0 && recent.rows_stable {
+        return true;
+    }
+    failures.push(format!(
+        "recent: {} rows for {} (the same every run: {})",
+        recent.rows, recent.parameters.device, recent.rows_stable
+    ));
+    false
 }
 
 #[derive(Serialize)]
@@ -654,9 +934,13 @@ struct RecentOutput {
 #[derive(Serialize)]
 struct AllOutput {
     ingest: IngestReport,
-    freshness: FreshnessReport,
     recent: RecentReport,
     aliases: AliasReport,
+    compaction: CompactionReport,
+    /// `None` when the cold directory was unknown (see `notes`).
+    analytics: Option<AnalyticsReport>,
+    freshness: FreshnessReport,
+    notes: Vec<String>,
 }
 
 fn set_command_quick(report: &mut QuickReport, command: &str) {
@@ -674,12 +958,12 @@ fn set_command_quick(report: &mut QuickReport, command: &str) {
     }
 }
 
-/// `--spawn` for a cold-tier scenario: the spawned server gets [`COLD_SERVE_ARGS`] unless the
-/// user set them.
-fn cold_server_args(server: &ServerArgs) -> ServerArgs {
+/// A spawned server gets `defaults` (flag, value) unless the user passed the flag with
+/// --serve-arg; a server the user runs is left as it is.
+fn spawn_defaults(server: &ServerArgs, defaults: &[(&str, &str)]) -> ServerArgs {
     let mut server = server.clone();
     if server.spawn {
-        for (flag, value) in COLD_SERVE_ARGS {
+        for (flag, value) in defaults {
             let given = server
                 .serve_arg
                 .iter()
@@ -688,13 +972,20 @@ fn cold_server_args(server: &ServerArgs) -> ServerArgs {
                 server.serve_arg.push(format!("{flag}={value}"));
             }
         }
-    } else {
+    }
+    server
+}
+
+/// `--spawn` for a cold-tier scenario: the spawned server gets [`COLD_SERVE_ARGS`] unless the
+/// user set them.
+fn cold_server_args(server: &ServerArgs) -> ServerArgs {
+    if !server.spawn {
         eprintln!(
             "note: the server must run with --compact-after-secs 0 and --compact-interval-secs 0, \
              or the benchmark cannot compact everything (or a background run races it)"
         );
     }
-    server
+    spawn_defaults(server, &COLD_SERVE_ARGS)
 }
 
 /// DuckDB is off with --no-duckdb, required under STRATA_REQUIRE_CLIENTS=1, else used when
@@ -707,6 +998,89 @@ fn duckdb_mode(off: bool) -> DuckdbMode {
     } else {
         DuckdbMode::Auto
     }
+}
+
+impl EngineArgs {
+    fn config(&self, workload: &GeneratorConfig) -> AnalyticsConfig {
+        AnalyticsConfig {
+            fleet: self.fleet.clone(),
+            duckdb: duckdb_mode(self.no_duckdb),
+            python: self.python.clone(),
+            threads: self.threads,
+            ..AnalyticsConfig::for_workload(workload)
+        }
+    }
+}
+
+/// What loading `workload` (plus `alias_rows` rows of the alias scenario) will write; with
+/// `compacts`, the Parquet copy of every row too.
+fn disk_estimate(workload: &GeneratorConfig, alias_rows: u64, compacts: bool) -> DiskEstimate {
+    let distinct = workload.distinct_events();
+    // Duplicates are sent, journaled and stored (then deduplicated by content), so they count.
+    let lines = (distinct as f64 * (1.0 + workload.shares.duplicates)).round() as u64 + alias_rows;
+    let compacted = if compacts { distinct + alias_rows } else { 0 };
+    DiskEstimate::new(lines, compacted)
+}
+
+/// Compares the run's disk estimate with the free space of the server's data directory and
+/// refuses to start (stopping a spawned server) when it is clearly too little. Without a known
+/// data directory nothing can be checked: a long run says so.
+fn check_disk(session: &mut Session, estimate: DiskEstimate, long: bool) -> anyhow::Result<()> {
+    let Some(dir) = session.data_dir.clone() else {
+        if long {
+            eprintln!(
+                "note: the server's data directory is unknown (pass --data-dir), so its free disk \
+                 cannot be checked; this run needs about {}",
+                gib(estimate.total_bytes())
+            );
+        }
+        return Ok(());
+    };
+    let free = strata_bench::free_bytes(&dir)
+        .with_context(|| format!("reading the free space of {}", dir.display()))?;
+    let need = describe_need(&estimate);
+    match estimate.verdict(free) {
+        DiskVerdict::Insufficient => {
+            session.stop()?;
+            bail!(
+                "refusing to start: {need} in {}, where only {} is free. Free some space, \
+                 load fewer events (--events), or run the server on a larger disk (for --spawn: \
+                 TMPDIR=/path/on/larger/disk)",
+                dir.display(),
+                gib(free)
+            );
+        }
+        DiskVerdict::Tight => eprintln!(
+            "warning: {need} in {}, and only {} is free: the run may fill the disk",
+            dir.display(),
+            gib(free)
+        ),
+        DiskVerdict::Enough if long => eprintln!(
+            "long run: {need} in {}; {} is free",
+            dir.display(),
+            gib(free)
+        ),
+        DiskVerdict::Enough => {}
+    }
+    Ok(())
+}
+
+/// "the run needs about X (N lines x B bytes in the hot tier + ...)", for messages.
+fn describe_need(estimate: &DiskEstimate) -> String {
+    let mut text = format!(
+        "the run needs about {} ({} lines x {HOT_BYTES_PER_LINE:.0} bytes in the hot tier",
+        gib(estimate.total_bytes()),
+        strata_bench::report::thousands(estimate.lines)
+    );
+    if estimate.compacted_rows > 0 {
+        text.push_str(&format!(
+            ", plus {} of Parquet for {} compacted rows",
+            gib(estimate.cold_bytes),
+            strata_bench::report::thousands(estimate.compacted_rows)
+        ));
+    }
+    text.push_str("; an estimate)");
+    text
 }
 
 /// Loads the workload unless --no-load; the ingest report when it ran.
@@ -734,7 +1108,8 @@ fn load_workload(
 
 fn compaction_config(
     session: &Session,
-    cold: &ColdArgs,
+    cold_dir: Option<&PathBuf>,
+    compact_timeout_secs: u64,
     runs: usize,
     warmup: usize,
     query: Option<&String>,
@@ -745,11 +1120,10 @@ fn compaction_config(
             .unwrap_or_else(|| CompactionConfig::default().sql),
         runs,
         warmup_runs: warmup,
-        cold_dir: cold
-            .cold_dir
-            .clone()
+        cold_dir: cold_dir
+            .cloned()
             .or_else(|| session.data_dir.as_ref().map(|dir| dir.join("cold"))),
-        compact_timeout_s: cold.compact_timeout_secs,
+        compact_timeout_s: compact_timeout_secs,
         server_pid: session.pid,
     };
     config.validate()?;
@@ -759,6 +1133,9 @@ fn compaction_config(
 fn run_compaction_command(args: &CompactionArgs, command: &str) -> anyhow::Result<ExitCode> {
     let workload = args.workload.config(DEFAULT_TRUCKS, DEFAULT_COLD_EVENTS)?;
     let mut session = Session::open(&cold_server_args(&args.server))?;
+    if !args.cold.no_load {
+        check_disk(&mut session, disk_estimate(&workload, 0, true), false)?;
+    }
     let load = load_workload(
         &session,
         &args.send,
@@ -769,7 +1146,8 @@ fn run_compaction_command(args: &CompactionArgs, command: &str) -> anyhow::Resul
     )?;
     let config = compaction_config(
         &session,
-        &args.cold,
+        args.cold.cold_dir.as_ref(),
+        args.cold.compact_timeout_secs,
         args.runs,
         args.warmup,
         args.query.as_ref(),
@@ -783,49 +1161,61 @@ fn run_compaction_command(args: &CompactionArgs, command: &str) -> anyhow::Resul
 
     let mut rows = Vec::new();
     let mut failures = Vec::new();
+    let mut drawn: Vec<(&dyn Plots, &str)> = Vec::new();
+    let mut passed = true;
     if let Some(load) = &load {
         rows.extend(load.report_rows());
-        failures.extend(load.failures.clone());
-        if !load.passed() {
-            failures.push("load: the stored counts or acknowledgements are wrong".to_string());
-        }
+        passed &= load_passed(load, &mut failures);
+        drawn.push((load, "compaction-load"));
     }
     rows.extend(compaction.report_rows());
-    failures.extend(compaction.failures());
+    let compaction_failures = compaction.failures();
+    passed &= compaction_failures.is_empty();
+    failures.extend(compaction_failures);
+    drawn.push((&compaction, "compaction"));
+    let plots = draw_plots(&args.output, &drawn, &mut failures);
     let extra = compaction_section(&compaction);
     let report = CompactionOutput { load, compaction };
-    emit_with(
+    emit(
         &args.output,
         command,
         &server,
         "compaction",
         &rows,
         &extra,
+        &plots.files,
         &report,
     )?;
-    Ok(verdict(failures.is_empty(), &failures))
+    Ok(verdict(passed && plots.ok, &failures))
 }
 
 fn run_analytics_command(args: &AnalyticsArgs, command: &str) -> anyhow::Result<ExitCode> {
     let workload = args.workload.config(DEFAULT_TRUCKS, DEFAULT_COLD_EVENTS)?;
     let mut session = Session::open(&cold_server_args(&args.server))?;
-    let compaction_config = compaction_config(&session, &args.cold, args.compaction_runs, 1, None)?;
+    let compaction_config = compaction_config(
+        &session,
+        args.cold.cold_dir.as_ref(),
+        args.cold.compact_timeout_secs,
+        args.compaction_runs,
+        1,
+        None,
+    )?;
     if compaction_config.cold_dir.is_none() {
+        session.stop()?;
         bail!(
             "analytics reads the server's Parquet files: use --spawn, or pass --data-dir (or \
              --cold-dir) for your own server"
         );
     }
     let analytics_config = AnalyticsConfig {
-        fleet: args.fleet.clone(),
         runs: args.runs,
         warmup_runs: args.warmup,
-        duckdb: duckdb_mode(args.no_duckdb),
-        python: args.python.clone(),
-        threads: args.threads,
-        ..AnalyticsConfig::for_workload(&workload)
+        ..args.engines.config(&workload)
     };
     analytics_config.validate()?;
+    if !args.cold.no_load {
+        check_disk(&mut session, disk_estimate(&workload, 0, true), false)?;
+    }
     let load = load_workload(
         &session,
         &args.send,
@@ -853,17 +1243,25 @@ fn run_analytics_command(args: &AnalyticsArgs, command: &str) -> anyhow::Result<
 
     let mut rows = Vec::new();
     let mut failures = Vec::new();
+    let mut drawn: Vec<(&dyn Plots, &str)> = Vec::new();
+    let mut passed = true;
     if let Some(load) = &load {
         rows.extend(load.report_rows());
-        failures.extend(load.failures.clone());
-        if !load.passed() {
-            failures.push("load: the stored counts or acknowledgements are wrong".to_string());
-        }
+        passed &= load_passed(load, &mut failures);
+        drawn.push((load, "analytics-load"));
     }
     rows.extend(compaction.report_rows());
     rows.extend(analytics.report_rows());
-    failures.extend(compaction.failures());
-    failures.extend(analytics.failures());
+    let cold_failures: Vec<String> = compaction
+        .failures()
+        .into_iter()
+        .chain(analytics.failures())
+        .collect();
+    passed &= cold_failures.is_empty();
+    failures.extend(cold_failures);
+    drawn.push((&compaction, "analytics-compaction"));
+    drawn.push((&analytics, "analytics"));
+    let plots = draw_plots(&args.output, &drawn, &mut failures);
     let extra = format!(
         "{}\n{}",
         compaction_section(&compaction),
@@ -874,16 +1272,17 @@ fn run_analytics_command(args: &AnalyticsArgs, command: &str) -> anyhow::Result<
         compaction,
         analytics,
     };
-    emit_with(
+    emit(
         &args.output,
         command,
         &server,
         "analytics",
         &rows,
         &extra,
+        &plots.files,
         &report,
     )?;
-    Ok(verdict(failures.is_empty(), &failures))
+    Ok(verdict(passed && plots.ok, &failures))
 }
 
 /// The compaction query and the plan the cold runs used, below the table.
@@ -937,13 +1336,46 @@ struct AnalyticsOutput {
     analytics: AnalyticsReport,
 }
 
-/// Exit code of a finished run: the figures were printed either way, but a failed correctness
-/// check makes the command fail so CI notices.
+/// The plots a run drew into --plots DIR, and whether every one could be drawn.
+struct Drawn {
+    files: Vec<PlotFile>,
+    ok: bool,
+}
+
+/// Draws each report's plots under its prefix into --plots DIR (nothing without it). A plot
+/// that cannot be drawn does not lose the figures: it is added to `failures` and the run
+/// fails after printing its report.
+fn draw_plots(
+    output: &OutputArgs,
+    reports: &[(&dyn Plots, &str)],
+    failures: &mut Vec<String>,
+) -> Drawn {
+    let mut drawn = Drawn {
+        files: Vec::new(),
+        ok: true,
+    };
+    let Some(dir) = &output.plots else {
+        return drawn;
+    };
+    for (report, prefix) in reports {
+        match report.write_plots(dir, prefix) {
+            Ok(files) => drawn.files.extend(files),
+            Err(error) => {
+                drawn.ok = false;
+                failures.push(format!("plots of {prefix:?}: {error}"));
+            }
+        }
+    }
+    drawn
+}
+
+/// Exit code of a finished run: the figures were printed either way, but a failed check (or a
+/// plot that could not be drawn) makes the command fail so CI notices.
 fn verdict(passed: bool, failures: &[String]) -> ExitCode {
     if passed {
         ExitCode::SUCCESS
     } else {
-        eprintln!("error: a correctness check failed (see the report)");
+        eprintln!("error: the run did not pass (see the report)");
         for failure in failures {
             eprintln!("  {failure}");
         }
@@ -1078,6 +1510,10 @@ struct ServerFigures {
     url: String,
     pid: Option<u32>,
     spawned: bool,
+    /// Extra `strata serve` arguments a spawned server ran with (the benchmark's defaults and
+    /// --serve-arg).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    serve_args: Vec<String>,
     /// VmHWM since the server started, read at the end of the run.
     peak_rss_kib: Option<u64>,
     data_dir_bytes: Option<u64>,
@@ -1141,6 +1577,11 @@ impl Session {
             url: self.target.base_url.clone(),
             pid: self.pid,
             spawned: self.spawned.is_some(),
+            serve_args: self
+                .spawned
+                .as_ref()
+                .map(|server| server.args.clone())
+                .unwrap_or_default(),
             peak_rss_kib: self.pid.and_then(|pid| match peak_rss_kib(pid) {
                 Ok(rss) => Some(rss),
                 Err(error) => {
@@ -1167,6 +1608,8 @@ struct SpawnedServer {
     url: String,
     data_dir: PathBuf,
     log: Arc<Mutex<VecDeque<String>>>,
+    /// The extra arguments it was started with.
+    args: Vec<String>,
     /// Removed when the server is dropped, after it stopped.
     _dir: tempfile::TempDir,
 }
@@ -1219,6 +1662,7 @@ impl SpawnedServer {
             url: String::new(),
             data_dir,
             log,
+            args: extra_args.to_vec(),
             _dir: dir,
         };
         match address_rx.recv_timeout(SPAWN_TIMEOUT) {
@@ -1448,14 +1892,17 @@ fn markdown(
     let finished = strata_bench::report::utc_now_rfc3339();
     let mut text = format!("### bench {title} (finished {finished})\n\n");
     text.push_str(&format!("Command: `{command}`\n\n"));
+    let origin = match (server.spawned, server.serve_args.is_empty()) {
+        (true, true) => "spawned by the benchmark".to_string(),
+        (true, false) => format!(
+            "spawned by the benchmark with `{}`",
+            server.serve_args.join(" ")
+        ),
+        (false, _) => "external".to_string(),
+    };
     text.push_str(&format!(
-        "Machine: {}; server {} (pid {}).\n\n",
+        "Machine: {}; server {origin} (pid {}).\n\n",
         machine_line(),
-        if server.spawned {
-            "spawned by the benchmark"
-        } else {
-            "external"
-        },
         server
             .pid
             .map_or_else(|| "unknown".to_string(), |pid| pid.to_string())
@@ -1469,38 +1916,34 @@ fn markdown(
 }
 
 /// Prints the report (markdown, or JSON with --json) and appends the markdown to --report.
+/// `extra` is more markdown (tables, notes) after the main table; `plots` are linked below it.
+#[allow(clippy::too_many_arguments)]
 fn emit<T: Serialize>(
     output: &OutputArgs,
     command: &str,
     server: &ServerFigures,
     title: &str,
     rows: &[ReportRow],
-    report: &T,
-) -> anyhow::Result<()> {
-    emit_with(output, command, server, title, rows, "", report)
-}
-
-/// [`emit`] with extra markdown (more tables, notes) after the main table.
-fn emit_with<T: Serialize>(
-    output: &OutputArgs,
-    command: &str,
-    server: &ServerFigures,
-    title: &str,
-    rows: &[ReportRow],
     extra: &str,
+    plots: &[PlotFile],
     report: &T,
 ) -> anyhow::Result<()> {
-    let text = markdown(command, server, title, rows, extra);
+    let mut extra = extra.to_string();
+    extra.push_str(&plots_section(plots, output.report.as_deref()));
+    let text = markdown(command, server, title, rows, &extra);
     if output.json {
         #[derive(Serialize)]
         struct Envelope<'a, T> {
             command: &'a str,
             server: &'a ServerFigures,
+            #[serde(skip_serializing_if = "<[PlotFile]>::is_empty")]
+            plots: &'a [PlotFile],
             report: &'a T,
         }
         let envelope = Envelope {
             command,
             server,
+            plots,
             report,
         };
         println!("{}", serde_json::to_string_pretty(&envelope)?);
@@ -1516,6 +1959,47 @@ fn emit_with<T: Serialize>(
         writeln!(file, "{text}").with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Markdown images of the plots, each linked relative to the report file's directory when it
+/// lies inside it (so the report and its plots can move together), else by absolute path;
+/// without a report file, as given (relative to where the command ran).
+fn plots_section(plots: &[PlotFile], report: Option<&Path>) -> String {
+    if plots.is_empty() {
+        return String::new();
+    }
+    let base = report.map(|file| {
+        let dir = file.parent().filter(|dir| !dir.as_os_str().is_empty());
+        dir.unwrap_or(Path::new(".")).to_path_buf()
+    });
+    let mut text = String::from("\nPlots:\n\n");
+    for plot in plots {
+        let link = match &base {
+            Some(base) => plot_link(base, &plot.path),
+            None => plot.path.to_string_lossy().into_owned(),
+        };
+        text.push_str(&format!(
+            "![{}]({})\n\n",
+            plot.title.replace(['[', ']'], ""),
+            link.replace(' ', "%20")
+        ));
+    }
+    text
+}
+
+/// `plot` relative to `base` when it lies below it, else absolute.
+fn plot_link(base: &Path, plot: &Path) -> String {
+    let absolute = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let (base, plot) = (absolute(base), absolute(plot));
+    match plot.strip_prefix(&base) {
+        // Markdown links use '/' whatever the platform.
+        Ok(relative) => relative
+            .components()
+            .map(|part| part.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/"),
+        Err(_) => plot.to_string_lossy().into_owned(),
+    }
 }
 
 /// An indicatif progress bar on stderr (hidden when stderr is not a terminal).
@@ -1642,6 +2126,143 @@ mod tests {
                 "--query-timeout-secs=600"
             ]
         );
+    }
+
+    #[test]
+    fn ingest_scenarios_turn_background_compaction_off_unless_set() {
+        let mut server = ServerArgs {
+            url: DEFAULT_URL.to_string(),
+            data_dir: None,
+            spawn: true,
+            serve_arg: vec!["--unsafe-no-fsync".to_string()],
+            tenant: None,
+            key: None,
+            server_pid: None,
+        };
+        assert_eq!(
+            spawn_defaults(&server, &INGEST_SERVE_ARGS).serve_arg,
+            ["--unsafe-no-fsync", "--compact-interval-secs=0"]
+        );
+        // Given as two words (--serve-arg=--compact-interval-secs --serve-arg=60): kept.
+        server.serve_arg = vec!["--compact-interval-secs".to_string(), "60".to_string()];
+        assert_eq!(
+            spawn_defaults(&server, &INGEST_SERVE_ARGS).serve_arg,
+            ["--compact-interval-secs", "60"]
+        );
+        // A server the user runs is not touched.
+        server.spawn = false;
+        server.serve_arg.clear();
+        assert!(spawn_defaults(&server, &INGEST_SERVE_ARGS)
+            .serve_arg
+            .is_empty());
+    }
+
+    /// `strata bench ...` as the CLI parses it.
+    fn parse(words: &[&str]) -> BenchCommand {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            command: BenchCommand,
+        }
+        let words = std::iter::once("bench").chain(words.iter().copied());
+        Cli::try_parse_from(words).unwrap().command
+    }
+
+    #[test]
+    fn long_mode_loads_100m_events_unless_events_is_given() {
+        let BenchCommand::Recent(recent) = parse(&["recent", "--long"]) else {
+            panic!("not recent");
+        };
+        let workload = recent
+            .workload
+            .config(DEFAULT_TRUCKS, stored_events(recent.long))
+            .unwrap();
+        assert_eq!(workload.distinct_events(), 100_000_000);
+        assert_eq!(workload.distinct_events_per_metric(), 50_000_000);
+
+        let BenchCommand::All(all) = parse(&["all", "--long", "--events", "2000000"]) else {
+            panic!("not all");
+        };
+        let workload = all
+            .workload
+            .config(DEFAULT_TRUCKS, stored_events(all.long))
+            .unwrap();
+        assert_eq!(workload.distinct_events(), 2_000_000);
+
+        let BenchCommand::All(all) = parse(&["all", "--plots", "out", "--no-duckdb"]) else {
+            panic!("not all");
+        };
+        assert!(!all.long);
+        assert_eq!(stored_events(all.long), 20_000_000);
+        assert_eq!(all.output.plots.as_deref(), Some(Path::new("out")));
+        assert!(all.engines.no_duckdb);
+        assert_eq!(
+            all.engines.config(&GeneratorConfig::default()).duckdb,
+            DuckdbMode::Off
+        );
+    }
+
+    #[test]
+    fn disk_estimate_counts_duplicates_aliases_and_parquet() {
+        let workload = GeneratorConfig {
+            trucks: 10,
+            intervals: 100,
+            ..GeneratorConfig::default()
+        };
+        // 2,000 distinct events, 1% sent twice.
+        let hot_only = disk_estimate(&workload, 0, false);
+        assert_eq!(hot_only.lines, 2020);
+        assert_eq!(hot_only.compacted_rows, 0);
+        assert_eq!(hot_only.cold_bytes, 0);
+        let everything = disk_estimate(&workload, 500, true);
+        assert_eq!(everything.lines, 2520);
+        assert_eq!(everything.compacted_rows, 2500);
+        assert!(everything.total_bytes() > hot_only.total_bytes());
+        let text = describe_need(&everything);
+        assert!(text.contains("2,520 lines"), "{text}");
+        assert!(text.contains("2,500 compacted rows"), "{text}");
+        assert!(text.contains("an estimate"), "{text}");
+    }
+
+    #[test]
+    fn plot_links_follow_the_report_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let plots_dir = dir.path().join("plots");
+        std::fs::create_dir(&plots_dir).unwrap();
+        let inside = plots_dir.join("ingest-rate.png");
+        std::fs::write(&inside, b"png").unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let outside = elsewhere.path().join("recent-latency.png");
+        std::fs::write(&outside, b"png").unwrap();
+        let plots = [
+            PlotFile {
+                title: "ingest [rate]".to_string(),
+                path: inside.clone(),
+            },
+            PlotFile {
+                title: "recent".to_string(),
+                path: outside.clone(),
+            },
+        ];
+        let report = dir.path().join("bench.md");
+        let section = plots_section(&plots, Some(&report));
+        assert!(
+            section.contains("![ingest rate](plots/ingest-rate.png)"),
+            "{section}"
+        );
+        let absolute = outside.canonicalize().unwrap();
+        assert!(
+            section.contains(&format!("![recent]({})", absolute.display())),
+            "{section}"
+        );
+        // Printed to stdout: the paths as given.
+        let printed = plots_section(&plots[..1], None);
+        assert!(
+            printed.contains(&format!("]({})", inside.display())),
+            "{printed}"
+        );
+        assert_eq!(plots_section(&[], Some(&report)), "");
     }
 
     #[test]

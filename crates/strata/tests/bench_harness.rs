@@ -1,0 +1,463 @@
+//! The benchmark harness (`crates/strata-bench`) against the real `strata serve` on ephemeral
+//! ports: that ingest tallies every batch it sends, that the schema calls are applied, that the
+//! count check compares with what the server stores, that freshness polls until each probe is
+//! visible, and that a failing write surfaces (a read-only key: counted failures; a revoked
+//! key: an error). Then `strata bench all --spawn` end to end at a tiny size, with its plots,
+//! and the free-disk refusal. Sizes are small enough for a debug build; no timing is asserted.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{TestServer, BIN};
+use serde_json::{json, Value};
+use strata_bench::{
+    apply_schema, check_counts, run_freshness, run_ingest, workload_schema, BenchTarget,
+    FreshnessConfig, GeneratorConfig, IngestConfig, StrataClient,
+};
+
+fn small_ingest(pregenerate: bool) -> IngestConfig {
+    IngestConfig {
+        workload: GeneratorConfig {
+            trucks: 20,
+            intervals: 30,
+            ..GeneratorConfig::default()
+        },
+        clients: 3,
+        // Not a divisor of anything in the workload, so the last batch is a partial one.
+        batch_size: 97,
+        pregenerate,
+        ..IngestConfig::default()
+    }
+}
+
+fn client(server: &TestServer) -> StrataClient {
+    StrataClient::new(server.url(), Duration::from_secs(60)).unwrap()
+}
+
+fn count(server: &TestServer, key: &str, sql: &str) -> u64 {
+    let answer = server.sql(key, sql);
+    assert_eq!(answer.status, 200, "{sql}: {}", answer.text);
+    answer.body["rows"][0][0].as_u64().unwrap()
+}
+
+/// Creates a key with `role` and returns (id, secret).
+fn create_key(server: &TestServer, admin: &str, role: &str) -> (String, String) {
+    let answer = server.post("/api/v1/keys", admin, &json!({ "role": role }));
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    (
+        answer.body["id"].as_str().unwrap().to_string(),
+        answer.body["key"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn ingest_tallies_every_batch_and_the_server_stores_the_distinct_events() {
+    let server = TestServer::start();
+    // Pregenerated in several small chunks (the per-second series must stay continuous across
+    // them), then streamed by a generator thread.
+    for (pregenerate, chunk_bytes) in [(true, 40_000), (false, 1 << 30)] {
+        let admin = server.create_tenant(&format!("tallies_{pregenerate}"));
+        let target = BenchTarget::with_admin_key(server.url(), &admin);
+        let config = IngestConfig {
+            chunk_bytes,
+            server_pid: Some(server.pid()),
+            ..small_ingest(pregenerate)
+        };
+        let report = run_ingest(&target, &config).unwrap();
+
+        let generated = &report.generated;
+        assert!(
+            generated.duplicates > 0,
+            "the workload must hold duplicates"
+        );
+        assert_eq!(report.lines_sent, generated.lines);
+        assert_eq!(report.bytes_sent, generated.bytes);
+        // The server acknowledges exact duplicates too (and stores them once).
+        assert_eq!(report.accepted, generated.lines);
+        assert_eq!(report.rejected, 0);
+        assert_eq!(report.batches, generated.lines.div_ceil(97));
+        assert_eq!(report.failed_batches, 0, "{:?}", report.failures);
+        if pregenerate {
+            assert!(report.chunks > 1, "{} chunks", report.chunks);
+        } else {
+            assert_eq!(report.chunks, 0);
+        }
+        let plotted: u64 = report.rate_per_second.iter().map(|s| s.events).sum();
+        assert_eq!(plotted, report.accepted);
+        let latency = report.batch_latency.as_ref().unwrap();
+        assert_eq!(latency.samples as u64, report.batches);
+        // Every round trip is kept for the plots.
+        assert_eq!(latency.sorted_ms.len() as u64, report.batches);
+        assert!(report.server_peak_rss_kib.unwrap() > 0);
+
+        let counts = report.counts.as_ref().unwrap();
+        assert!(counts.ok, "{counts:?}");
+        assert_eq!(counts.total, config.workload.distinct_events());
+        assert!(report.passed());
+        // Independently of the benchmark's own check.
+        let per_metric = config.workload.distinct_events_per_metric();
+        assert_eq!(
+            count(&server, &admin, "SELECT count(*) FROM readings"),
+            per_metric
+        );
+        assert_eq!(
+            count(&server, &admin, "SELECT count(*) FROM diagnostics"),
+            per_metric
+        );
+
+        // The report carries its parameters and never the key.
+        let serialized = serde_json::to_string(&report).unwrap();
+        assert!(serialized.contains("\"batch_size\":97"));
+        assert!(!serialized.contains(&admin));
+    }
+}
+
+#[test]
+fn schema_calls_are_applied_and_a_second_run_finds_them_present() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("schema");
+    let client = client(&server);
+    let ops = workload_schema();
+    let first = apply_schema(&client, &admin, &ops).unwrap();
+    assert_eq!(first.applied, ops.len());
+    assert!(first.already_present.is_empty(), "{first:?}");
+
+    let schema = server.get("/api/v1/schema", &admin);
+    assert_eq!(schema.status, 200, "{}", schema.text);
+    let metric = |name: &str| {
+        schema.body["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no metric {name}: {}", schema.text))
+            .clone()
+    };
+    let field = |metric: &Value, name: &str| {
+        metric["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no field {name}: {metric}"))
+            .clone()
+    };
+    let readings = metric("readings");
+    let diagnostics = metric("diagnostics");
+    for declared in [&readings, &diagnostics] {
+        assert_eq!(declared["series_keys"], json!(["name"]), "{declared}");
+        assert_eq!(field(declared, "fleet")["type"], "string");
+    }
+    let latitude = field(&readings, "latitude");
+    assert_eq!(latitude["type"], "double");
+    assert_eq!(latitude["aliases"], json!(["lat"]));
+    assert_eq!(field(&readings, "longitude")["aliases"], json!(["lon"]));
+    assert_eq!(field(&readings, "velocity")["type"], "double");
+    assert_eq!(
+        field(&diagnostics, "fuel_state")["aliases"],
+        json!(["fuel"])
+    );
+    // The unknown extras stay undeclared.
+    assert!(readings["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["name"] != "firmware_note"));
+
+    // A second benchmark against the same tenant: what exists already is tolerated (409),
+    // the rest re-applied, nothing fails.
+    let second = apply_schema(&client, &admin, &ops).unwrap();
+    assert_eq!(second.applied + second.already_present.len(), ops.len());
+    assert!(
+        second
+            .already_present
+            .contains(&"POST /api/v1/schema/metrics".to_string()),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn count_check_compares_with_what_the_server_stores() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("counts");
+    let target = BenchTarget::with_admin_key(server.url(), &admin);
+    let config = IngestConfig {
+        verify_counts: false,
+        ..small_ingest(true)
+    };
+    let report = run_ingest(&target, &config).unwrap();
+    assert!(report.counts.is_none());
+
+    let client = client(&server);
+    let exact = check_counts(&client, &admin, &config.workload).unwrap();
+    assert!(exact.ok, "{exact:?}");
+    assert_eq!(exact.readings, config.workload.distinct_events_per_metric());
+    // Against a workload one interval longer, the same store is short by one interval.
+    let longer = GeneratorConfig {
+        intervals: config.workload.intervals + 1,
+        ..config.workload.clone()
+    };
+    let short = check_counts(&client, &admin, &longer).unwrap();
+    assert!(!short.ok);
+    assert_eq!(short.readings, exact.readings);
+    assert_eq!(
+        short.expected_per_metric,
+        exact.expected_per_metric + u64::from(config.workload.trucks)
+    );
+}
+
+#[test]
+fn freshness_polls_until_each_probe_is_visible() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("fresh");
+    let target = BenchTarget::with_admin_key(server.url(), &admin);
+    let config = FreshnessConfig {
+        samples: 10,
+        warmup_samples: 2,
+        ..FreshnessConfig::default()
+    };
+    let report = run_freshness(&target, &config).unwrap();
+    assert!(report.passed(), "{report:?}");
+    let visible = report.ack_to_visible.as_ref().unwrap();
+    assert_eq!(visible.samples, 10);
+    assert_eq!(visible.sorted_ms.len(), 10);
+    assert_eq!(report.write_ack.as_ref().unwrap().samples, 10);
+    // At least one SQL poll per probe; the server is read-your-writes, so usually exactly one.
+    assert!(report.mean_polls >= 1.0, "{}", report.mean_polls);
+    // Every probe, warm-ups included, is stored exactly once.
+    assert_eq!(
+        count(
+            &server,
+            &admin,
+            "SELECT count(*) FROM readings WHERE name = 'fresh_probe'"
+        ),
+        12
+    );
+}
+
+#[test]
+fn writes_with_a_read_only_key_are_counted_as_failed_batches() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("read_only");
+    let (_, read_key) = create_key(&server, &admin, "read");
+    let target = BenchTarget {
+        write_key: read_key.clone(),
+        read_key,
+        ..BenchTarget::with_admin_key(server.url(), &admin)
+    };
+    let report = run_ingest(&target, &small_ingest(true)).unwrap();
+    // Every batch was sent, none acknowledged; the failures say why; nothing is retried.
+    assert!(report.batches > 0);
+    assert_eq!(report.failed_batches, report.batches);
+    assert_eq!(report.accepted, 0);
+    assert_eq!(report.lines_sent, 0);
+    assert!(report.failures[0].contains("403"), "{:?}", report.failures);
+    let counts = report.counts.as_ref().unwrap();
+    assert!(!counts.ok);
+    assert_eq!(counts.total, 0);
+    assert!(!report.passed());
+
+    // A probe that cannot be written ends the freshness scenario with an error.
+    let error = run_freshness(&target, &FreshnessConfig::default()).unwrap_err();
+    assert!(error.to_string().contains("403"), "{error}");
+}
+
+#[test]
+fn a_revoked_key_is_an_error_not_a_result() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("revoked");
+    let (id, secret) = create_key(&server, &admin, "admin");
+    let revoked = server.delete(&format!("/api/v1/keys/{id}"), &admin);
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+
+    // The schema setup, the first call, is refused: the run stops before sending anything.
+    let target = BenchTarget::with_admin_key(server.url(), &secret);
+    let error = run_ingest(&target, &small_ingest(true)).unwrap_err();
+    assert!(error.to_string().contains("401"), "{error}");
+    // With a good admin key for the schema but the revoked key for writes, every batch fails.
+    let target = BenchTarget {
+        write_key: secret,
+        ..BenchTarget::with_admin_key(server.url(), &admin)
+    };
+    let report = run_ingest(&target, &small_ingest(false)).unwrap();
+    assert_eq!(report.failed_batches, report.batches);
+    assert!(report.failures[0].contains("401"), "{:?}", report.failures);
+    assert!(!report.passed());
+    assert_eq!(count(&server, &admin, "SELECT count(*) FROM readings"), 0);
+}
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("bench")
+        .args(args)
+        .env_remove("STRATA_OPERATOR_TOKEN")
+        .env_remove("STRATA_KEY")
+        .env_remove("STRATA_URL")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run strata bench")
+}
+
+fn json_stdout(output: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|error| {
+        panic!(
+            "stdout is not JSON ({error}):\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        bytes[..8],
+        [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n']
+    );
+    assert!(
+        bytes.len() > 10_000,
+        "{}: {} bytes",
+        path.display(),
+        bytes.len()
+    );
+}
+
+#[test]
+fn bench_all_runs_six_scenarios_on_one_spawned_server_with_plots() {
+    let out = tempfile::tempdir().unwrap();
+    let plots = out.path().join("plots");
+    let report_file = out.path().join("bench.md");
+    let output = bench(&[
+        "all",
+        "--spawn",
+        "--trucks",
+        "10",
+        "--events",
+        "2000",
+        "--batch",
+        "200",
+        "--samples",
+        "5",
+        "--runs",
+        "5",
+        "--alias-rows",
+        "1000",
+        "--alias-runs",
+        "2",
+        "--compaction-runs",
+        "1",
+        "--analytics-runs",
+        "1",
+        "--plots",
+        plots.to_str().unwrap(),
+        "--report",
+        report_file.to_str().unwrap(),
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench all failed:\n{stderr}");
+    let answer = json_stdout(&output);
+    let report = &answer["report"];
+
+    // The spawned server ran without background compaction, and compacted everything when
+    // asked; it is gone afterwards.
+    let serve_args = answer["server"]["serve_args"].as_array().unwrap();
+    for flag in ["--compact-interval-secs=0", "--compact-after-secs=0"] {
+        assert!(serve_args.contains(&json!(flag)), "{serve_args:?}");
+    }
+    let pid = answer["server"]["pid"].as_u64().unwrap();
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+
+    // All six, with their checks passed.
+    assert_eq!(report["ingest"]["counts"]["ok"], true, "{report:#}");
+    assert_eq!(report["ingest"]["counts"]["total"], 2000);
+    assert!(report["recent"]["rows"].as_u64().unwrap() > 0);
+    assert_eq!(report["aliases"]["answers_equal"], true);
+    let compaction = &report["compaction"];
+    assert_eq!(compaction["complete"], true, "{compaction:#}");
+    // Both workload metrics and the alias metric, every row.
+    assert_eq!(compaction["answer"]["rows"], 2000 + 1000);
+    let analytics = &report["analytics"];
+    assert_eq!(analytics["coverage_ok"], true, "{analytics:#}");
+    let queries = analytics["queries"].as_array().unwrap();
+    assert_eq!(queries.len(), 8);
+    for query in queries {
+        assert_eq!(query["same_result"], true, "{query:#}");
+    }
+    // Freshness ran last, after compaction, and saw every probe.
+    assert_eq!(report["freshness"]["timeouts"], 0);
+    assert_eq!(report["freshness"]["ack_to_visible"]["samples"], 5);
+    // Raw samples stay out of the JSON.
+    assert!(report["recent"]["latency"].get("sorted_ms").is_none());
+
+    // Every scenario drew its plots into --plots, and the report links them relative to itself.
+    let files: Vec<&str> = answer["plots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|plot| plot["path"].as_str().unwrap())
+        .collect();
+    let markdown = std::fs::read_to_string(&report_file).unwrap();
+    for name in [
+        "ingest-rate",
+        "ingest-batch-latency",
+        "recent-latency",
+        "aliases-latency",
+        "compaction-query-latency",
+        "analytics-last-loc",
+        "analytics-breakdown-frequency",
+        "freshness-latency",
+    ] {
+        let path = plots.join(format!("{name}.png"));
+        assert!(
+            files.contains(&path.to_str().unwrap()),
+            "{name} not in {files:?}"
+        );
+        assert_png(&path);
+        assert!(
+            markdown.contains(&format!("(plots/{name}.png)")),
+            "{name} not linked in:\n{markdown}"
+        );
+    }
+    for scenario in [
+        "| ingest |",
+        "| recent |",
+        "| aliases |",
+        "| compaction |",
+        "| analytics |",
+        "| freshness |",
+    ] {
+        assert!(
+            markdown.contains(scenario),
+            "{scenario} missing:\n{markdown}"
+        );
+    }
+}
+
+#[test]
+fn a_run_that_cannot_fit_on_the_disk_refuses_to_start() {
+    // About 12 TiB of hot tier for a hundred billion events: more than any test machine has.
+    let output = bench(&[
+        "ingest",
+        "--spawn",
+        "--trucks",
+        "1000",
+        "--events",
+        "100000000000",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("refusing to start"), "{stderr}");
+    assert!(stderr.contains("is free"), "{stderr}");
+    // The spawned server was stopped before the command returned.
+    let pid: u32 = stderr
+        .split("spawned strata serve (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in:\n{stderr}"));
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+}
