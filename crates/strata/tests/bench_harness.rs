@@ -8,10 +8,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{TestServer, BIN};
+use common::{bench, json_stdout, TestServer};
 use serde_json::{json, Value};
 use strata_bench::{
     apply_schema, check_counts, run_freshness, run_ingest, workload_schema, BenchTarget,
@@ -287,28 +286,6 @@ fn a_revoked_key_is_an_error_not_a_result() {
     assert!(report.failures[0].contains("401"), "{:?}", report.failures);
     assert!(!report.passed());
     assert_eq!(count(&server, &admin, "SELECT count(*) FROM readings"), 0);
-}
-
-fn bench(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("bench")
-        .args(args)
-        .env_remove("STRATA_OPERATOR_TOKEN")
-        .env_remove("STRATA_KEY")
-        .env_remove("STRATA_URL")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run strata bench")
-}
-
-fn json_stdout(output: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(&stdout).unwrap_or_else(|error| {
-        panic!(
-            "stdout is not JSON ({error}):\n{stdout}\nstderr:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
 }
 
 fn assert_png(path: &Path) {

@@ -7,34 +7,11 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::{Command, Output};
 
-use common::{TestServer, BIN};
+use common::{bench, json_stdout, TestServer};
 use serde_json::Value;
 use strata_bench::normalize::normalize_float;
 use strata_bench::{Generator, QuickConfig};
-
-fn bench(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("bench")
-        .args(args)
-        .env_remove("STRATA_OPERATOR_TOKEN")
-        .env_remove("STRATA_KEY")
-        .env_remove("STRATA_URL")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run strata bench")
-}
-
-fn json_stdout(output: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(&stdout).unwrap_or_else(|error| {
-        panic!(
-            "stdout is not JSON ({error}):\n{stdout}\nstderr:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
 
 /// What the server must hold after quick mode's ingest, computed by replaying the generator
 /// here and deduplicating whole lines (the generator's only repeats are exact duplicates).

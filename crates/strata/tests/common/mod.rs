@@ -344,3 +344,27 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// Runs `strata bench ARGS` with no ambient credentials and waits for it.
+pub fn bench(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("bench")
+        .args(args)
+        .env_remove("STRATA_OPERATOR_TOKEN")
+        .env_remove("STRATA_KEY")
+        .env_remove("STRATA_URL")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run strata bench")
+}
+
+/// A command's standard output parsed as JSON; panics with both streams when it is not.
+pub fn json_stdout(output: &std::process::Output) -> Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|error| {
+        panic!(
+            "stdout is not JSON ({error}):\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
