@@ -171,26 +171,9 @@ impl StrataClient {
     /// the server's `--compact-after-secs` now. `timeout` replaces the client's default bound,
     /// since compacting a large tenant takes far longer than a query.
     pub fn compact(&self, admin_key: &str, timeout: Duration) -> Result<CompactAnswer, BenchError> {
-        let url = format!("{}/api/v1/compact", self.base_url);
-        let response = self
-            .http
-            .post(&url)
-            .bearer_auth(admin_key)
-            .timeout(timeout)
-            .send()
-            .map_err(|source| BenchError::Http {
-                url: url.clone(),
-                source,
-            })?;
-        let status = response.status();
-        let text = response.text().map_err(|source| BenchError::Http {
-            url: url.clone(),
-            source,
-        })?;
-        if !status.is_success() {
-            return Err(status_error(&Method::POST, &url, status, &text));
-        }
-        decode(&text, "/api/v1/compact")
+        let path = "/api/v1/compact";
+        let text = self.send_within(Method::POST, path, Some(admin_key), None, Some(timeout))?;
+        decode(&text, path)
     }
 
     /// `GET /api/v1/status`: the tenant's watermarks, hot partitions and cold files.
@@ -252,8 +235,23 @@ impl StrataClient {
         key: Option<&str>,
         body: Option<(&str, String)>,
     ) -> Result<String, BenchError> {
+        self.send_within(method, path, key, body, None)
+    }
+
+    /// [`Self::send`] with `timeout` instead of the client's default bound, if given.
+    fn send_within(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<(&str, String)>,
+        timeout: Option<Duration>,
+    ) -> Result<String, BenchError> {
         let url = format!("{}{path}", self.base_url);
         let mut request = self.http.request(method.clone(), &url);
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
