@@ -10,13 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
-use common::TestServer;
+use common::{int_pair, reading, totals, write_events, TestServer, DAY0, DAY_MS};
 use serde_json::{json, Value};
-
-const NDJSON: &str = "application/x-ndjson";
-/// 2015-01-12T00:00:00Z: far below any watermark, so compaction takes it at once.
-const DAY0: i64 = 1_421_020_800_000;
-const DAY_MS: i64 = 86_400_000;
 
 /// Compacts everything older than the current hour, never in the background. `tier` forces the
 /// federated plan (`cold`: files up to the watermark; `hot`: hot partitions) or lets the cost
@@ -36,42 +31,10 @@ fn start() -> TestServer {
     start_with_tier("cold")
 }
 
-fn write_events(server: &TestServer, key: &str, events: &[Value]) -> Value {
-    let body: String = events.iter().map(|e| format!("{e}\n")).collect();
-    let answer = server.post_raw("/api/v1/write", key, NDJSON, body.into_bytes());
-    assert_eq!(answer.status, 200, "write failed: {}", answer.text);
-    assert_eq!(answer.body["rejected"], 0, "{}", answer.text);
-    answer.body
-}
-
-fn reading(device: &str, ts: i64, value: i64) -> Value {
-    json!({"metrictype": "reading", "timestamp": ts, "device": device, "value": value})
-}
-
 fn scalar(server: &TestServer, key: &str, sql: &str) -> Value {
     let answer = server.sql(key, sql);
     assert_eq!(answer.status, 200, "{sql}: {}", answer.text);
     answer.body["rows"][0][0].clone()
-}
-
-/// The two integers of a query's single row.
-fn int_pair(server: &TestServer, key: &str, sql: &str) -> (i64, i64) {
-    let answer = server.sql(key, sql);
-    assert_eq!(answer.status, 200, "{sql}: {}", answer.text);
-    let row = &answer.body["rows"][0];
-    (
-        row[0].as_i64().expect("first column"),
-        row[1].as_i64().expect("second column"),
-    )
-}
-
-/// (count, sum of value) over the whole metric.
-fn totals(server: &TestServer, key: &str) -> (i64, i64) {
-    int_pair(
-        server,
-        key,
-        "SELECT count(*), CAST(coalesce(sum(CAST(value AS BIGINT)), 0) AS BIGINT) FROM reading",
-    )
 }
 
 fn compact(server: &TestServer, admin: &str) -> Value {

@@ -368,3 +368,43 @@ pub fn json_stdout(output: &std::process::Output) -> Value {
         )
     })
 }
+
+// Cold-tier fixtures: one `reading` metric with a device and an integer value.
+
+pub const NDJSON: &str = "application/x-ndjson";
+/// 2015-01-12T00:00:00Z: far below any watermark, so compaction takes it at once.
+pub const DAY0: i64 = 1_421_020_800_000;
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Writes `events` as NDJSON; every one must be accepted. Returns the answer's body.
+pub fn write_events(server: &TestServer, key: &str, events: &[Value]) -> Value {
+    let body: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let answer = server.post_raw("/api/v1/write", key, NDJSON, body.into_bytes());
+    assert_eq!(answer.status, 200, "write failed: {}", answer.text);
+    assert_eq!(answer.body["rejected"], 0, "{}", answer.text);
+    answer.body
+}
+
+pub fn reading(device: &str, ts: i64, value: i64) -> Value {
+    serde_json::json!({"metrictype": "reading", "timestamp": ts, "device": device, "value": value})
+}
+
+/// The two integers of a query's single row.
+pub fn int_pair(server: &TestServer, key: &str, sql: &str) -> (i64, i64) {
+    let answer = server.sql(key, sql);
+    assert_eq!(answer.status, 200, "{sql}: {}", answer.text);
+    let row = &answer.body["rows"][0];
+    (
+        row[0].as_i64().expect("first column"),
+        row[1].as_i64().expect("second column"),
+    )
+}
+
+/// (count, sum of value) over the whole `reading` metric.
+pub fn totals(server: &TestServer, key: &str) -> (i64, i64) {
+    int_pair(
+        server,
+        key,
+        "SELECT count(*), CAST(coalesce(sum(CAST(value AS BIGINT)), 0) AS BIGINT) FROM reading",
+    )
+}

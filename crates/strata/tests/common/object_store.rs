@@ -18,12 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::TestServer;
-
-const NDJSON: &str = "application/x-ndjson";
-/// 2015-01-12T00:00:00Z: far below any watermark, so compaction takes it at once.
-const DAY0: i64 = 1_421_020_800_000;
-const DAY_MS: i64 = 86_400_000;
+use crate::common::{reading, totals, write_events, TestServer, DAY0, DAY_MS};
 
 pub fn require_clients() -> bool {
     std::env::var("STRATA_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
@@ -174,31 +169,6 @@ pub fn start_strata(cold_url: &str, env: &[(&str, String)]) -> TestServer {
             "0",
         ],
         &env,
-    )
-}
-
-fn write_events(server: &TestServer, key: &str, events: &[Value]) {
-    let body: String = events.iter().map(|e| format!("{e}\n")).collect();
-    let answer = server.post_raw("/api/v1/write", key, NDJSON, body.into_bytes());
-    assert_eq!(answer.status, 200, "write failed: {}", answer.text);
-    assert_eq!(answer.body["rejected"], 0, "{}", answer.text);
-}
-
-fn reading(device: &str, ts: i64, value: i64) -> Value {
-    json!({"metrictype": "reading", "timestamp": ts, "device": device, "value": value})
-}
-
-/// (count, sum of value) over the whole metric.
-fn totals(server: &TestServer, key: &str) -> (i64, i64) {
-    let answer = server.sql(
-        key,
-        "SELECT count(*), CAST(coalesce(sum(CAST(value AS BIGINT)), 0) AS BIGINT) FROM reading",
-    );
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    let row = &answer.body["rows"][0];
-    (
-        row[0].as_i64().expect("count"),
-        row[1].as_i64().expect("sum"),
     )
 }
 
