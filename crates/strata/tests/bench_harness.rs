@@ -438,3 +438,82 @@ fn a_run_that_cannot_fit_on_the_disk_refuses_to_start() {
         .unwrap_or_else(|| panic!("no pid in:\n{stderr}"));
     assert!(!Path::new(&format!("/proc/{pid}")).exists());
 }
+
+/// A stand-in for Python that passes the `import duckdb` probe but answers the analytics script
+/// with what DuckDB's progress bar used to put on stdout, instead of JSON.
+fn python_printing_a_progress_bar(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("python-with-progress-bar");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\n\
+         case \"$2\" in\n\
+         'import duckdb'*) echo 1.4.2; exit 0 ;;\n\
+         esac\n\
+         cat > /dev/null\n\
+         printf '\\r 41%% \\342\\226\\225\\342\\226\\210\\342\\226\\210'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn a_failed_analytics_step_fails_the_run_but_keeps_the_other_steps_in_the_report() {
+    let out = tempfile::tempdir().unwrap();
+    let python = python_printing_a_progress_bar(out.path());
+    let report_file = out.path().join("bench.md");
+    let output = bench(&[
+        "all",
+        "--spawn",
+        "--trucks",
+        "10",
+        "--events",
+        "1000",
+        "--batch",
+        "200",
+        "--samples",
+        "3",
+        "--runs",
+        "3",
+        "--alias-rows",
+        "500",
+        "--alias-runs",
+        "1",
+        "--compaction-runs",
+        "1",
+        "--analytics-runs",
+        "1",
+        "--python",
+        python.to_str().unwrap(),
+        "--report",
+        report_file.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a broken engine must fail the run:\n{stderr}"
+    );
+    // The error names the step and shows what the script printed instead of JSON.
+    assert!(stderr.contains("analytics: the step failed"), "{stderr}");
+    assert!(stderr.contains("no valid JSON"), "{stderr}");
+    assert!(stderr.contains("41%"), "{stderr}");
+    // Every other step, including freshness after analytics, is in the report.
+    let markdown = std::fs::read_to_string(&report_file).unwrap();
+    for scenario in [
+        "| ingest |",
+        "| recent |",
+        "| aliases |",
+        "| compaction |",
+        "| freshness |",
+    ] {
+        assert!(
+            markdown.contains(scenario),
+            "{scenario} missing:\n{markdown}"
+        );
+    }
+    assert!(
+        markdown.contains("analytics: the step failed"),
+        "{markdown}"
+    );
+}

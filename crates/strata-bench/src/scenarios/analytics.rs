@@ -868,6 +868,8 @@ struct ScriptQuery {
 
 /// Longest stderr tail kept from a failed script.
 const MAX_SCRIPT_ERROR_CHARS: usize = 2000;
+/// How much of an unparsable stdout an error echoes: enough to recognize what wrote it.
+const MAX_ECHOED_STDOUT_CHARS: usize = 300;
 
 fn run_duckdb(
     python: &str,
@@ -913,7 +915,11 @@ fn run_duckdb(
         )));
     }
     let parsed: ScriptOutput = serde_json::from_slice(&output.stdout).map_err(|error| {
-        BenchError::Decode(format!("the DuckDB script printed no valid JSON: {error}"))
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let head: String = stdout.chars().take(MAX_ECHOED_STDOUT_CHARS).collect();
+        BenchError::Decode(format!(
+            "the DuckDB script printed no valid JSON ({error}); its stdout began with {head:?}"
+        ))
     })?;
     let mut results = Vec::new();
     for query in queries {

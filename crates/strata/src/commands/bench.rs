@@ -767,17 +767,31 @@ fn run_all(args: &AllArgs, command: &str) -> anyhow::Result<ExitCode> {
     compaction.run.command = Some(command.to_string());
 
     let mut notes = Vec::new();
+    // A failed analytics step (an engine outside Strata: DuckDB's script, Python) is reported
+    // as a failure of the run, but the steps before and after it still land in the report:
+    // they took most of the run's time.
+    let mut analytics_error = None;
     let analytics = match &compaction.files {
         Some(files) => {
             let bar = Bar::new("5/6 analytics");
-            let mut analytics =
-                run_analytics_with(&session.target, &analytics_config, files, &bar)?;
+            let result = run_analytics_with(&session.target, &analytics_config, files, &bar);
             bar.finish();
-            analytics.run.command = Some(command.to_string());
-            if let Some(note) = &analytics.duckdb_note {
-                notes.push(format!("analytics: DuckDB {note}"));
+            match result {
+                Ok(mut analytics) => {
+                    analytics.run.command = Some(command.to_string());
+                    if let Some(note) = &analytics.duckdb_note {
+                        notes.push(format!("analytics: DuckDB {note}"));
+                    }
+                    Some(analytics)
+                }
+                Err(err) => {
+                    let message = format!("analytics: the step failed: {err}");
+                    eprintln!("error: {message}");
+                    notes.push(message.clone());
+                    analytics_error = Some(message);
+                    None
+                }
             }
-            Some(analytics)
         }
         None => {
             notes.push(
@@ -833,6 +847,10 @@ fn run_all(args: &AllArgs, command: &str) -> anyhow::Result<ExitCode> {
         .collect();
     passed &= cold_failures.is_empty();
     failures.extend(cold_failures);
+    if let Some(message) = analytics_error {
+        passed = false;
+        failures.push(message);
+    }
     if !freshness.passed() {
         passed = false;
         failures.push(format!(
