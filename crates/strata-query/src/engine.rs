@@ -141,9 +141,17 @@ impl QueryEngine {
             .with_runtime_env(runtime)
             .with_default_features()
             .build();
-        let ctx = SessionContext::new_with_state(state);
+        let mut ctx = SessionContext::new_with_state(state);
         for function in crate::utc_time::utc_fast_path_functions() {
             ctx.register_udf(function);
+        }
+        // Only fails if the analyzer lacks its function-rewrite rule, which the default
+        // features always include; without it, date casts keep their slower exact path.
+        if let Err(err) = datafusion::execution::FunctionRegistry::register_function_rewrite(
+            &mut ctx,
+            Arc::new(crate::utc_time::UtcDateCast::default()),
+        ) {
+            tracing::warn!("UTC date-cast rewrite not registered: {err}");
         }
 
         let mut resolver = AliasResolver::new();
