@@ -284,21 +284,15 @@ impl FunctionRewrite for UtcDateCast {
         Ok(match expr {
             Expr::Cast(Cast { expr, field }) => {
                 let (x, changed) = self.naive_argument(*expr, field.data_type(), schema);
-                let cast = Expr::Cast(Cast::new_from_field(Box::new(x), field));
-                if changed {
-                    Transformed::yes(cast)
-                } else {
-                    Transformed::no(cast)
-                }
+                Transformed::new_transformed(
+                    Expr::Cast(Cast::new_from_field(x.into(), field)),
+                    changed,
+                )
             }
             Expr::TryCast(TryCast { expr, field }) => {
                 let (x, changed) = self.naive_argument(*expr, field.data_type(), schema);
-                let cast = Expr::TryCast(TryCast::new_from_field(Box::new(x), field));
-                if changed {
-                    Transformed::yes(cast)
-                } else {
-                    Transformed::no(cast)
-                }
+                let cast = TryCast::new_from_field(x.into(), field);
+                Transformed::new_transformed(Expr::TryCast(cast), changed)
             }
             other => Transformed::no(other),
         })

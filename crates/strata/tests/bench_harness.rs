@@ -302,12 +302,10 @@ fn assert_png(path: &Path) {
     );
 }
 
-#[test]
-fn bench_all_runs_six_scenarios_on_one_spawned_server_with_plots() {
-    let out = tempfile::tempdir().unwrap();
-    let plots = out.path().join("plots");
-    let report_file = out.path().join("bench.md");
-    let output = bench(&[
+/// `strata bench all --spawn` on a tiny workload (10 trucks, 2,000 events, 1,000 alias rows,
+/// 5 probes and recent queries, one run of each cold query), then `extra`.
+fn bench_all_tiny(extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
         "all",
         "--spawn",
         "--trucks",
@@ -328,6 +326,25 @@ fn bench_all_runs_six_scenarios_on_one_spawned_server_with_plots() {
         "1",
         "--analytics-runs",
         "1",
+    ];
+    args.extend_from_slice(extra);
+    bench(&args)
+}
+
+/// Every scenario in `scenarios` has its rows in the markdown report.
+fn assert_report_has(markdown: &str, scenarios: &[&str]) {
+    for scenario in scenarios {
+        let row = format!("| {scenario} |");
+        assert!(markdown.contains(&row), "{scenario} missing:\n{markdown}");
+    }
+}
+
+#[test]
+fn bench_all_runs_six_scenarios_on_one_spawned_server_with_plots() {
+    let out = tempfile::tempdir().unwrap();
+    let plots = out.path().join("plots");
+    let report_file = out.path().join("bench.md");
+    let output = bench_all_tiny(&[
         "--plots",
         plots.to_str().unwrap(),
         "--report",
@@ -399,19 +416,17 @@ fn bench_all_runs_six_scenarios_on_one_spawned_server_with_plots() {
             "{name} not linked in:\n{markdown}"
         );
     }
-    for scenario in [
-        "| ingest |",
-        "| recent |",
-        "| aliases |",
-        "| compaction |",
-        "| analytics |",
-        "| freshness |",
-    ] {
-        assert!(
-            markdown.contains(scenario),
-            "{scenario} missing:\n{markdown}"
-        );
-    }
+    assert_report_has(
+        &markdown,
+        &[
+            "ingest",
+            "recent",
+            "aliases",
+            "compaction",
+            "analytics",
+            "freshness",
+        ],
+    );
 }
 
 #[test]
@@ -463,27 +478,7 @@ fn a_failed_analytics_step_fails_the_run_but_keeps_the_other_steps_in_the_report
     let out = tempfile::tempdir().unwrap();
     let python = python_printing_a_progress_bar(out.path());
     let report_file = out.path().join("bench.md");
-    let output = bench(&[
-        "all",
-        "--spawn",
-        "--trucks",
-        "10",
-        "--events",
-        "1000",
-        "--batch",
-        "200",
-        "--samples",
-        "3",
-        "--runs",
-        "3",
-        "--alias-rows",
-        "500",
-        "--alias-runs",
-        "1",
-        "--compaction-runs",
-        "1",
-        "--analytics-runs",
-        "1",
+    let output = bench_all_tiny(&[
         "--python",
         python.to_str().unwrap(),
         "--report",
@@ -500,18 +495,10 @@ fn a_failed_analytics_step_fails_the_run_but_keeps_the_other_steps_in_the_report
     assert!(stderr.contains("41%"), "{stderr}");
     // Every other step, including freshness after analytics, is in the report.
     let markdown = std::fs::read_to_string(&report_file).unwrap();
-    for scenario in [
-        "| ingest |",
-        "| recent |",
-        "| aliases |",
-        "| compaction |",
-        "| freshness |",
-    ] {
-        assert!(
-            markdown.contains(scenario),
-            "{scenario} missing:\n{markdown}"
-        );
-    }
+    assert_report_has(
+        &markdown,
+        &["ingest", "recent", "aliases", "compaction", "freshness"],
+    );
     assert!(
         markdown.contains("analytics: the step failed"),
         "{markdown}"
