@@ -535,26 +535,54 @@ fn run_ingest_command(args: &IngestArgs, command: &str) -> anyhow::Result<ExitCo
     let mut report = run_ingest_with(&session.target, &config, &bar)?;
     bar.finish();
     report.run.command = Some(command.to_string());
-    let server = session.server_figures();
-    session.stop()?;
-    let mut failures = report.failures.clone();
-    let passed = report.passed();
-    let plots = draw_plots(&args.output, &[(&report, "ingest")], &mut failures);
-    emit(
+    let (rows, passed, failures) = (
+        report.report_rows(),
+        report.passed(),
+        report.failures.clone(),
+    );
+    finish_one(
+        session,
         &args.output,
         command,
-        &server,
         "ingest",
-        &report.report_rows(),
+        &rows,
+        &report,
+        passed,
+        failures,
+    )
+}
+
+/// The end of a command that runs one scenario: stop the server, draw the report's plots as
+/// NAME-*.png, print the report, and exit 1 unless it passed and every plot was drawn.
+#[allow(clippy::too_many_arguments)]
+fn finish_one<R: Plots + Serialize>(
+    mut session: Session,
+    output: &OutputArgs,
+    command: &str,
+    name: &str,
+    rows: &[ReportRow],
+    report: &R,
+    passed: bool,
+    mut failures: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let server = session.server_figures();
+    session.stop()?;
+    let plots = draw_plots(output, &[(report, name)], &mut failures);
+    emit(
+        output,
+        command,
+        &server,
+        name,
+        rows,
         "",
         &plots.files,
-        &report,
+        report,
     )?;
     Ok(verdict(passed && plots.ok, &failures))
 }
 
 fn run_freshness_command(args: &FreshnessArgs, command: &str) -> anyhow::Result<ExitCode> {
-    let mut session = Session::open(&args.server)?;
+    let session = Session::open(&args.server)?;
     let config = FreshnessConfig {
         samples: args.samples,
         warmup_samples: args.warmup,
@@ -564,22 +592,17 @@ fn run_freshness_command(args: &FreshnessArgs, command: &str) -> anyhow::Result<
     let mut report = run_freshness_with(&session.target, &config, &bar)?;
     bar.finish();
     report.run.command = Some(command.to_string());
-    let server = session.server_figures();
-    session.stop()?;
-    let passed = report.passed();
-    let mut failures = Vec::new();
-    let plots = draw_plots(&args.output, &[(&report, "freshness")], &mut failures);
-    emit(
+    let (rows, passed) = (report.report_rows(), report.passed());
+    finish_one(
+        session,
         &args.output,
         command,
-        &server,
         "freshness",
-        &report.report_rows(),
-        "",
-        &plots.files,
+        &rows,
         &report,
-    )?;
-    Ok(verdict(passed && plots.ok, &failures))
+        passed,
+        Vec::new(),
+    )
 }
 
 fn run_recent_command(args: &RecentArgs, command: &str) -> anyhow::Result<ExitCode> {
@@ -641,27 +664,22 @@ fn run_recent_command(args: &RecentArgs, command: &str) -> anyhow::Result<ExitCo
 }
 
 fn run_aliases_command(args: &AliasesArgs, command: &str) -> anyhow::Result<ExitCode> {
-    let mut session = Session::open(&args.server)?;
+    let session = Session::open(&args.server)?;
     let bar = Bar::new("aliases");
     let mut report = run_aliases_with(&session.target, &args.alias.config()?, &bar)?;
     bar.finish();
     report.run.command = Some(command.to_string());
-    let server = session.server_figures();
-    session.stop()?;
-    let passed = report.passed();
-    let mut failures = Vec::new();
-    let plots = draw_plots(&args.output, &[(&report, "aliases")], &mut failures);
-    emit(
+    let (rows, passed) = (report.report_rows(), report.passed());
+    finish_one(
+        session,
         &args.output,
         command,
-        &server,
         "aliases",
-        &report.report_rows(),
-        "",
-        &plots.files,
+        &rows,
         &report,
-    )?;
-    Ok(verdict(passed && plots.ok, &failures))
+        passed,
+        Vec::new(),
+    )
 }
 
 fn run_quick_command(args: &QuickArgs, command: &str) -> anyhow::Result<ExitCode> {
