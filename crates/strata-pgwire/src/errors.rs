@@ -16,6 +16,8 @@ pub const OUT_OF_MEMORY: &str = "53200";
 pub const INTERNAL_ERROR: &str = "XX000";
 pub const PROTOCOL_VIOLATION: &str = "08P01";
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
+/// Postgres's code for a statement nested too deeply (`strata_query::limits`).
+pub const STATEMENT_TOO_COMPLEX: &str = "54001";
 
 pub fn pg_error(code: &str, message: impl Into<String>) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
@@ -62,7 +64,11 @@ pub fn syntax_error(message: impl std::fmt::Display) -> PgWireError {
 
 fn sql_state_of(message: &str) -> &'static str {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("parsererror") || lower.contains("tokenizererror") || lower.contains("syntax")
+    if lower.contains("statement too complex") {
+        STATEMENT_TOO_COMPLEX
+    } else if lower.contains("parsererror")
+        || lower.contains("tokenizererror")
+        || lower.contains("syntax")
     {
         SYNTAX_ERROR
     } else if lower.contains("table") && lower.contains("not found") {

@@ -21,24 +21,28 @@ use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
+use std::panic::AssertUnwindSafe;
 use strata_catalog::DynCatalog;
 use strata_core::TenantId;
 use strata_storage::HotStore;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
 use crate::cold::{ColdAccess, ColdContext, TierPreference};
 use crate::error::{DeadlineExceeded, QueryError};
+use crate::limits;
 use crate::model::MetricModel;
 use crate::rewrite::{AliasResolver, CATALOG_NAME, METRIC_SCHEMA};
+use crate::runtime::QueryRuntime;
 use crate::sandbox;
 use crate::system::{ErrorsTable, UnknownFieldsTable};
 use crate::table::{MetricTable, RawFunction};
 
 /// Schema holding the system tables.
 pub const SYSTEM_SCHEMA: &str = "strata";
-/// Longest SQL text accepted.
-pub const MAX_SQL_BYTES: usize = 1024 * 1024;
+pub use crate::limits::MAX_SQL_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct QueryConfig {
@@ -51,6 +55,8 @@ pub struct QueryConfig {
     pub batch_size: usize,
     /// How federated scans split a range between the tiers.
     pub tier_preference: TierPreference,
+    /// Worker threads of the dedicated query runtime (`runtime.rs`).
+    pub threads: usize,
 }
 
 impl Default for QueryConfig {
@@ -60,6 +66,9 @@ impl Default for QueryConfig {
             timeout: Duration::from_secs(30),
             batch_size: 8192,
             tier_preference: TierPreference::Cost,
+            // Every core: the query threads' lower priority, not their number, is what keeps
+            // ingest responsive, and analytics on an idle server use the whole machine.
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -71,6 +80,9 @@ pub struct QueryEngine {
     hot: Arc<HotStore>,
     cold: Option<ColdAccess>,
     config: QueryConfig,
+    /// `None` only when the query threads could not be started; queries then run on the
+    /// caller's runtime (logged at startup).
+    runtime: Option<QueryRuntime>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -83,11 +95,17 @@ impl std::fmt::Debug for QueryEngine {
 
 impl QueryEngine {
     pub fn new(catalog: DynCatalog, hot: Arc<HotStore>, config: QueryConfig) -> Self {
+        let runtime = QueryRuntime::start(config.threads)
+            .inspect_err(|error| {
+                tracing::error!(%error, "queries will share the request threads");
+            })
+            .ok();
         QueryEngine {
             catalog,
             hot,
             cold: None,
             config,
+            runtime,
         }
     }
 
@@ -140,9 +158,13 @@ impl QueryEngine {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(crate::yielding::YieldingJoins))
             .build();
         let mut ctx = SessionContext::new_with_state(state);
         for function in crate::utc_time::utc_fast_path_functions() {
+            ctx.register_udf(function);
+        }
+        for function in crate::bounded::output_bounded_functions(output_limit_bytes(limit)) {
             ctx.register_udf(function);
         }
         // Only fails if the analyzer lacks its function-rewrite rule, which the default
@@ -196,18 +218,39 @@ impl QueryEngine {
             )),
         );
         Ok(TenantSession {
-            ctx,
-            resolver,
+            planner: Planner {
+                ctx,
+                resolver: Arc::new(resolver),
+            },
             timeout: self.config.timeout,
+            runtime: self.runtime.clone(),
         })
     }
 }
 
+/// The largest output one call of a size-amplifying function may produce (`bounded.rs`): the
+/// session's memory limit, and never more than 1 GiB, below the 2 GiB where Arrow's 32-bit string
+/// offsets overflow (a panic, issue 24 defect 11).
+fn output_limit_bytes(memory_limit_bytes: usize) -> usize {
+    memory_limit_bytes.min(1024 * 1024 * 1024)
+}
+
+/// Batches buffered between the query task and the reader: enough to overlap encoding with
+/// execution, few enough that a slow reader holds little memory.
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// One tenant's SQL session.
 pub struct TenantSession {
-    ctx: SessionContext,
-    resolver: AliasResolver,
+    planner: Planner,
     timeout: Duration,
+    runtime: Option<QueryRuntime>,
+}
+
+/// What a session needs to plan a statement, cheap to clone into the query task.
+#[derive(Clone)]
+struct Planner {
+    ctx: SessionContext,
+    resolver: Arc<AliasResolver>,
 }
 
 /// A running query: its schema and the stream of its batches. Stream errors convert to
@@ -224,33 +267,96 @@ impl QueryResult {
     }
 }
 
+/// What the query task tells the reader, in order: the schema (or a failure), then batches.
+enum Event {
+    Schema(SchemaRef),
+    Batch(datafusion::error::Result<RecordBatch>),
+    Failed(QueryError),
+}
+
 impl TenantSession {
     /// Parses one statement, refuses anything but a query (DDL, DML, COPY, SET, ...), rewrites
-    /// field aliases, plans and starts executing. The timeout covers planning and the stream.
+    /// field aliases, plans and starts executing on the query runtime. The timeout covers planning
+    /// and the stream; dropping the result (or the timeout) aborts the query task.
     pub async fn execute(&self, sql: &str) -> Result<QueryResult, QueryError> {
-        if sql.len() > MAX_SQL_BYTES {
-            return Err(QueryError::Sql(format!(
-                "statement is {} bytes; the limit is {MAX_SQL_BYTES}",
-                sql.len()
-            )));
-        }
+        limits::check_text(sql)?;
         let deadline = Instant::now() + self.timeout;
-        let planned = tokio::time::timeout_at(deadline, self.plan_and_start(sql)).await;
-        let stream = match planned {
-            Ok(result) => result?,
+        let (events, mut received) = mpsc::channel(BATCHES_IN_FLIGHT);
+        let task = self.spawn(self.planner.clone().produce(sql.to_owned(), events));
+        let schema = match tokio::time::timeout_at(deadline, received.recv()).await {
             Err(_) => return Err(QueryError::Timeout(self.timeout)),
+            Ok(Some(Event::Schema(schema))) => schema,
+            Ok(Some(Event::Failed(error))) => return Err(error),
+            Ok(Some(Event::Batch(_))) | Ok(None) => {
+                return Err(QueryError::Internal(
+                    "the query ended without a result schema".to_string(),
+                ))
+            }
         };
-        let schema = stream.schema();
+        let received = Box::pin(ReceivedStream {
+            received,
+            _task: task,
+            schema: schema.clone(),
+        });
         Ok(QueryResult {
             schema: schema.clone(),
             stream: Box::pin(DeadlineStream {
-                inner: stream,
+                inner: received,
                 sleep: Box::pin(tokio::time::sleep_until(deadline)),
                 timeout: self.timeout,
                 schema,
                 expired: false,
             }),
         })
+    }
+
+    fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) -> AbortOnDrop {
+        AbortOnDrop(match &self.runtime {
+            Some(runtime) => runtime.handle().spawn(work),
+            None => tokio::spawn(work),
+        })
+    }
+
+    /// The underlying DataFusion session (for the Postgres wire layer). Statements run through it
+    /// directly bypass the read-only check and alias rewrite of [`TenantSession::execute`], and
+    /// run on the caller's threads.
+    pub fn context(&self) -> &SessionContext {
+        &self.planner.ctx
+    }
+}
+
+impl Planner {
+    /// The query task: plans, then forwards batches until the reader goes away. A panic anywhere
+    /// in planning or execution (DataFusion re-raises its workers' panics here) becomes an
+    /// internal error for the reader instead of a dropped connection.
+    async fn produce(self, sql: String, events: mpsc::Sender<Event>) {
+        let outcome = AssertUnwindSafe(self.forward(&sql, &events))
+            .catch_unwind()
+            .await;
+        let failure = match outcome {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error,
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                tracing::error!(panic = %message, "a query panicked");
+                QueryError::Internal(format!("the query failed unexpectedly: {message}"))
+            }
+        };
+        let _ = events.send(Event::Failed(failure)).await;
+    }
+
+    async fn forward(&self, sql: &str, events: &mpsc::Sender<Event>) -> Result<(), QueryError> {
+        let mut stream = self.plan_and_start(sql).await?;
+        if events.send(Event::Schema(stream.schema())).await.is_err() {
+            return Ok(());
+        }
+        while let Some(batch) = stream.next().await {
+            let failed = batch.is_err();
+            if events.send(Event::Batch(batch)).await.is_err() || failed {
+                break;
+            }
+        }
+        Ok(())
     }
 
     async fn plan_and_start(&self, sql: &str) -> Result<SendableRecordBatchStream, QueryError> {
@@ -280,6 +386,7 @@ impl TenantSession {
                     crate::error::clean_message(&e.strip_backtrace())
                 ))
             })?;
+        limits::check_result_width(plan.schema().fields().len())?;
         let frame = self.ctx.execute_logical_plan(plan).await?;
         Ok(frame.execute_stream().await?)
     }
@@ -291,11 +398,53 @@ impl TenantSession {
             _ => {}
         }
     }
+}
 
-    /// The underlying DataFusion session (for the Postgres wire layer). Statements run through it
-    /// directly bypass the read-only check and alias rewrite of [`TenantSession::execute`].
-    pub fn context(&self) -> &SessionContext {
-        &self.ctx
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
+/// Aborts the query task when the reader drops the result: its DataFusion stream (and every task
+/// that stream spawned) is dropped at the task's next await point.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The reader's side of the query task's channel.
+struct ReceivedStream {
+    received: mpsc::Receiver<Event>,
+    _task: AbortOnDrop,
+    schema: SchemaRef,
+}
+
+impl Stream for ReceivedStream {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.received.poll_recv(cx).map(|event| match event? {
+            Event::Batch(batch) => Some(batch),
+            Event::Failed(error) => Some(Err(DataFusionError::External(Box::new(error)))),
+            Event::Schema(_) => Some(Err(DataFusionError::Internal(
+                "a second result schema".to_string(),
+            ))),
+        })
+    }
+}
+
+impl RecordBatchStream for ReceivedStream {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
     }
 }
 

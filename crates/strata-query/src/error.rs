@@ -49,6 +49,10 @@ fn classify(error: DataFusionError) -> QueryError {
             QueryError::ResourcesExhausted(clean_message(&message))
         }
         DataFusionError::External(external) => {
+            let external = match external.downcast::<QueryError>() {
+                Ok(failure) => return *failure,
+                Err(other) => other,
+            };
             if let Some(deadline) = external.downcast_ref::<DeadlineExceeded>() {
                 return QueryError::Timeout(deadline.0);
             }

@@ -5,22 +5,30 @@
 //!   aliases to display names ([`rewrite`]), plans and streams the result under a deadline.
 //! - [`table::MetricTable`] scans the hot tier with time-range and series pushdown
 //!   ([`pushdown`], [`scan`]) and recombines incoming names into typed columns ([`recombine`]).
+//! - [`runtime`]: planning and execution run on a dedicated, lower-priority runtime with large
+//!   stacks; [`limits`] bounds statement size, expression depth, literal size and result width;
+//!   [`bounded`] refuses size-amplifying function calls (`repeat`, `lpad`, ...) over the memory
+//!   limit before they allocate.
 //! - [`utc_time`]: `date_trunc`, `date_part` and `date_bin` on UTC timestamps without the
 //!   built-ins' per-value time-zone conversion.
 
+pub mod bounded;
 pub mod cold;
 pub mod engine;
 pub mod error;
 pub mod json;
+pub mod limits;
 pub mod model;
 pub mod pushdown;
 pub mod recombine;
 pub mod rewrite;
+pub mod runtime;
 pub mod sandbox;
 pub mod scan;
 pub mod system;
 pub mod table;
 pub mod utc_time;
+pub mod yielding;
 
 pub use cold::{ColdAccess, ColdContext, TierPreference};
 pub use engine::{QueryConfig, QueryEngine, QueryResult, TenantSession, SYSTEM_SCHEMA};

@@ -75,6 +75,12 @@ impl From<QueryError> for ApiError {
     }
 }
 
+/// Bytes of an answer held back before the status line is sent, so an error within them (most
+/// errors, and every answer up to this size) gets its proper 4xx/5xx status and a plain
+/// `{"error": ...}` body. Larger answers stream; an error after the first bytes ends the body
+/// with an error the format can carry (see [`Encoder::fail`]).
+const BUFFERED_ANSWER_BYTES: usize = 1024 * 1024;
+
 pub async fn run(
     State(state): State<AppState>,
     caller: TenantCaller,
@@ -84,38 +90,35 @@ pub async fn run(
     let format = Format::parse(request.format.as_deref())?;
     let session = state.query().session(caller.tenant.id).await?;
     let result = session.execute(&request.sql).await?;
-    let schema = result.schema.clone();
     let mut stream = result.stream;
+    let mut encoder = Encoder::new(format, result.schema.clone())?;
+    let mut buffered = encoder.begin()?;
+    while buffered.len() < BUFFERED_ANSWER_BYTES {
+        match stream.next().await {
+            Some(Ok(batch)) => buffered.extend(encoder.batch(&batch)?),
+            Some(Err(err)) => return Err(QueryError::from(err).into()),
+            None => {
+                buffered.extend(encoder.finish()?);
+                return Ok(answer(format, Body::from(buffered)));
+            }
+        }
+    }
+    let head = futures::stream::iter([Ok::<Bytes, std::io::Error>(Bytes::from(buffered))]);
+    Ok(answer(
+        format,
+        Body::from_stream(head.chain(async_stream(stream, encoder))),
+    ))
+}
 
-    // Pull the first batch before answering, so an error that surfaces at once (most of them)
-    // gets a proper 4xx instead of a truncated 200.
-    let first = match stream.next().await {
-        Some(Ok(batch)) => Some(batch),
-        Some(Err(err)) => return Err(QueryError::from(err).into()),
-        None => None,
-    };
-
-    let mut encoder = Encoder::new(format, schema.clone())?;
-    let head = encoder.begin()?;
-    let first_chunk = match &first {
-        Some(batch) => encoder.batch(batch)?,
-        None => Vec::new(),
-    };
-    let tail_stream = async_stream(stream, encoder);
-    let body = futures::stream::iter([Ok::<Bytes, std::io::Error>(Bytes::from(
-        [head, first_chunk].concat(),
-    ))])
-    .chain(tail_stream);
-    Ok((
-        [(header::CONTENT_TYPE, format.content_type())],
-        Body::from_stream(body),
-    )
-        .into_response())
+fn answer(format: Format, body: Body) -> Response {
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
 /// Encodes the rest of the result stream. An error after the first bytes were sent can no longer
-/// change the status: it ends the body with an error marker in the format and aborts the
-/// response so the client sees a truncated (invalid) document rather than a silently short one.
+/// change the status: JSON answers end with an `"error"` member after `"rows"`, NDJSON answers
+/// with a last line `{"error": ...}`; CSV and Arrow, which cannot carry one, are cut off (the
+/// chunked body never ends, so the client reports an incomplete transfer, never a short answer
+/// that looks whole).
 fn async_stream(
     stream: datafusion::execution::SendableRecordBatchStream,
     encoder: Encoder,
@@ -124,21 +127,23 @@ fn async_stream(
         (stream, Some(encoder)),
         |(mut stream, encoder)| async move {
             let mut encoder = encoder?;
-            match stream.next().await {
+            let failure = match stream.next().await {
                 Some(Ok(batch)) => match encoder.batch(&batch) {
-                    Ok(bytes) => Some((Ok(Bytes::from(bytes)), (stream, Some(encoder)))),
-                    Err(err) => Some((Err(std::io::Error::other(err.message)), (stream, None))),
+                    Ok(bytes) => return Some((Ok(Bytes::from(bytes)), (stream, Some(encoder)))),
+                    Err(err) => err.message,
                 },
-                Some(Err(err)) => {
-                    let message = QueryError::from(err).to_string();
-                    tracing::warn!("query failed while streaming: {message}");
-                    Some((Err(std::io::Error::other(message)), (stream, None)))
-                }
+                Some(Err(err)) => QueryError::from(err).to_string(),
                 None => match encoder.finish() {
-                    Ok(bytes) => Some((Ok(Bytes::from(bytes)), (stream, None))),
-                    Err(err) => Some((Err(std::io::Error::other(err.message)), (stream, None))),
+                    Ok(bytes) => return Some((Ok(Bytes::from(bytes)), (stream, None))),
+                    Err(err) => err.message,
                 },
-            }
+            };
+            tracing::warn!("query failed while streaming: {failure}");
+            let end = match encoder.fail(&failure) {
+                Some(bytes) => Ok(Bytes::from(bytes)),
+                None => Err(std::io::Error::other(failure)),
+            };
+            Some((end, (stream, None)))
         },
     )
 }
@@ -272,6 +277,16 @@ impl Encoder {
                 }
                 Ok(out)
             }
+        }
+    }
+
+    /// The bytes that end an answer after a failure, for the formats that can say so.
+    fn fail(&self, message: &str) -> Option<Vec<u8>> {
+        let message = serde_json::to_string(message).ok()?;
+        match self.format {
+            Format::Json => Some(format!("],\"error\":{message}}}").into_bytes()),
+            Format::Ndjson => Some(format!("{{\"error\":{message}}}\n").into_bytes()),
+            Format::Csv | Format::Arrow => None,
         }
     }
 
