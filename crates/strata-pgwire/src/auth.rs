@@ -6,8 +6,6 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use futures::{Sink, SinkExt};
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
@@ -22,7 +20,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use strata_catalog::{DynCatalog, Tenant};
+use strata_catalog::{CatalogError, DynCatalog, KeyInfo, Tenant};
 use strata_core::Role;
 use strata_query::model::MetricModel;
 use strata_query::rewrite::{AliasResolver, CATALOG_NAME};
@@ -31,6 +29,8 @@ use tokio::sync::watch;
 
 use crate::cursor::Cursors;
 use crate::errors::{auth_failed, pg_error, INTERNAL_ERROR};
+use crate::limits::{SessionSlot, Sessions, TOO_MANY_CONNECTIONS};
+use crate::pg_catalog::PgCatalog;
 
 /// Longest user name or password looked up; longer ones fail like a wrong password.
 pub const MAX_CREDENTIAL_BYTES: usize = 1024;
@@ -45,7 +45,34 @@ pub struct Connection {
     pub cancel: Arc<CancelSignal>,
     /// Open SQL cursors (`DECLARE`/`FETCH`/`CLOSE`); dropped with the connection.
     pub cursors: Cursors,
+    credentials: Credentials,
     _registration: CancelRegistration,
+    _slot: SessionSlot,
+}
+
+/// The key a session logged in with, checked again before each statement so that revoking it
+/// ends the session ([`crate::socket`]).
+struct Credentials {
+    catalog: DynCatalog,
+    key_id: String,
+    /// The key itself: the catalog answers by secret, from its in-memory cache of valid keys,
+    /// which a revocation clears. Kept only in this connection's memory.
+    secret: String,
+}
+
+impl Connection {
+    /// Whether the session's key is still valid (not revoked, same tenant, allowed to read).
+    pub async fn key_still_valid(&self) -> Result<bool, CatalogError> {
+        let found = self
+            .credentials
+            .catalog
+            .authenticate(&self.credentials.secret)
+            .await?;
+        Ok(matches!(found, Some((tenant, key))
+            if tenant.id == self.tenant.id
+                && key.id == self.credentials.key_id
+                && key.role.allows(Role::Read)))
+    }
 }
 
 /// Bumped by each cancel request; a running statement watches it.
@@ -147,6 +174,8 @@ pub struct StrataStartupHandler {
     pub keys: RandomPidSecretKeyGenerator,
     /// `--pg-allow-insecure`: accept cleartext passwords from other hosts without TLS.
     pub allow_insecure: bool,
+    pub sessions: Arc<Sessions>,
+    pub pg_catalog: PgCatalog,
 }
 
 /// Whether a connection may be asked for its password. The bind policy keeps a server without
@@ -162,8 +191,13 @@ pub fn may_send_password(peer: std::net::IpAddr, secure: bool, allow_insecure: b
 pub const INVALID_AUTHORIZATION: &str = "28000";
 
 impl StrataStartupHandler {
-    /// The tenant when `user` names it and `password` is one of its keys allowed to read.
-    async fn authenticate(&self, user: &str, password: &str) -> PgWireResult<Option<Tenant>> {
+    /// The tenant and key when `user` names the tenant and `password` is one of its keys
+    /// allowed to read.
+    async fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> PgWireResult<Option<(Tenant, KeyInfo)>> {
         if user.len() > MAX_CREDENTIAL_BYTES || password.len() > MAX_CREDENTIAL_BYTES {
             return Ok(None);
         }
@@ -184,23 +218,55 @@ impl StrataStartupHandler {
                     && key.tenant == named.id
                     && key.role.allows(Role::Read) =>
             {
-                Some(named)
+                Some((named, key))
             }
             _ => None,
         })
     }
 
-    async fn open(&self, tenant: Tenant, key: CancelKey) -> PgWireResult<Connection> {
+    /// Checks the credentials and the session caps, then opens the session.
+    async fn login(
+        &self,
+        user: &str,
+        password: String,
+        peer: std::net::SocketAddr,
+        cancel_key: CancelKey,
+    ) -> PgWireResult<Connection> {
+        let Some((tenant, key)) = self.authenticate(user, &password).await? else {
+            tracing::info!(%peer, "Postgres login refused");
+            return Err(auth_failed());
+        };
+        let slot = self.sessions.admit(tenant.id).map_err(|refusal| {
+            tracing::warn!(%peer, tenant = tenant.id, %refusal, "Postgres login refused");
+            fatal(TOO_MANY_CONNECTIONS, refusal.to_string())
+        })?;
+        let credentials = Credentials {
+            catalog: self.catalog.clone(),
+            key_id: key.id,
+            secret: password,
+        };
+        self.open(tenant, credentials, slot, cancel_key).await
+    }
+
+    async fn open(
+        &self,
+        tenant: Tenant,
+        credentials: Credentials,
+        slot: SessionSlot,
+        key: CancelKey,
+    ) -> PgWireResult<Connection> {
         let session = self.engine.session(tenant.id).await.map_err(|e| {
             tracing::error!(error = %e, tenant = tenant.id, "opening a Postgres session");
             pg_error(INTERNAL_ERROR, "could not open a session")
         })?;
         // pg_catalog reads the session's own catalog list, which holds only this tenant's
         // tables: psql's \dt and BI tools' metadata queries see nothing else.
-        setup_pg_catalog(session.context(), CATALOG_NAME, EmptyContextProvider).map_err(|e| {
-            tracing::error!(error = %e, "registering pg_catalog");
-            pg_error(INTERNAL_ERROR, "could not open a session")
-        })?;
+        self.pg_catalog
+            .install(session.context(), CATALOG_NAME)
+            .map_err(|e| {
+                tracing::error!(error = %e, "registering pg_catalog");
+                pg_error(INTERNAL_ERROR, "could not open a session")
+            })?;
         let schema = self.catalog.schema(tenant.id).await.map_err(|e| {
             tracing::error!(error = %e, "reading the tenant schema for a Postgres session");
             pg_error(INTERNAL_ERROR, "could not open a session")
@@ -221,9 +287,19 @@ impl StrataStartupHandler {
             resolver,
             cancel,
             cursors: Cursors::default(),
+            credentials,
             _registration: registration,
+            _slot: slot,
         })
     }
+}
+
+fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".to_string(),
+        code.to_string(),
+        message.into(),
+    )))
 }
 
 fn server_parameters() -> DefaultServerParameterProvider {
@@ -253,11 +329,10 @@ impl StartupHandler for StrataStartupHandler {
                 let peer = client.socket_addr();
                 if !may_send_password(peer.ip(), client.is_secure(), self.allow_insecure) {
                     tracing::info!(%peer, "Postgres connection without TLS from another host refused");
-                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                        "FATAL".to_string(),
-                        INVALID_AUTHORIZATION.to_string(),
-                        "connections from other hosts must use TLS (sslmode=require)".to_string(),
-                    ))));
+                    return Err(fatal(
+                        INVALID_AUTHORIZATION,
+                        "connections from other hosts must use TLS (sslmode=require)",
+                    ));
                 }
                 save_startup_parameters_to_metadata(client, startup);
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
@@ -268,19 +343,18 @@ impl StartupHandler for StrataStartupHandler {
                     .await?;
             }
             PgWireFrontendMessage::PasswordMessageFamily(password) => {
-                let password = password.into_password()?;
+                let password = password.into_password()?.password;
                 let user = client
                     .metadata()
                     .get(METADATA_USER)
                     .cloned()
                     .unwrap_or_default();
-                let Some(tenant) = self.authenticate(&user, &password.password).await? else {
-                    tracing::info!(peer = %client.socket_addr(), "Postgres login refused");
-                    return Err(auth_failed());
-                };
                 let (pid, secret) = self.keys.generate(client);
-                client.set_pid_and_secret_key(pid, secret.clone());
-                let connection = self.open(tenant, (pid, secret.to_bytes().to_vec())).await?;
+                let cancel_key = (pid, secret.to_bytes().to_vec());
+                let connection = self
+                    .login(&user, password, client.socket_addr(), cancel_key)
+                    .await?;
+                client.set_pid_and_secret_key(pid, secret);
                 tracing::debug!(tenant = connection.tenant.id, pid, "Postgres login");
                 client.session_extensions().insert(connection);
                 finish_authentication(client, &server_parameters()).await?;

@@ -15,16 +15,14 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{CloseCursor, DeclareType, Statement};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::{stream, Sink, StreamExt};
-use pgwire::api::auth::StartupHandler;
-use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{MemPortalStore, PortalStore};
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ErrorHandler, PgWireServerHandlers, RandomPidSecretKeyGenerator,
-    Type, METADATA_APPLICATION_NAME,
+    ClientInfo, ClientPortalStore, ErrorHandler, RandomPidSecretKeyGenerator, Type,
+    METADATA_APPLICATION_NAME,
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
@@ -43,7 +41,10 @@ use crate::errors::{
     cancelled as cancelled_error, pg_error, query_error, syntax_error, FEATURE_NOT_SUPPORTED,
     INTERNAL_ERROR, PROTOCOL_VIOLATION,
 };
+use crate::limits::Sessions;
 use crate::params;
+use crate::pg_catalog::PgCatalog;
+use crate::socket::Handlers;
 
 /// Statements in one simple-protocol query string.
 pub const MAX_STATEMENTS_PER_QUERY: usize = 64;
@@ -77,10 +78,15 @@ pub struct StrataHandlers {
 
 impl StrataHandlers {
     /// `allow_insecure`: accept connections without TLS from other hosts
-    /// ([`crate::auth::may_send_password`]).
-    pub fn new(engine: QueryEngine, catalog: DynCatalog, allow_insecure: bool) -> Self {
+    /// ([`crate::auth::may_send_password`]). Fails only if the static `pg_catalog` tables do
+    /// not decode.
+    pub fn new(
+        engine: QueryEngine,
+        catalog: DynCatalog,
+        allow_insecure: bool,
+    ) -> Result<Self, datafusion::error::DataFusionError> {
         let registry = Arc::new(CancelRegistry::default());
-        StrataHandlers {
+        Ok(StrataHandlers {
             query: Arc::new(QueryService {
                 parser: Arc::new(StrataParser {
                     sql: PostgresCompatibilityParser::new(),
@@ -92,35 +98,44 @@ impl StrataHandlers {
                 registry: registry.clone(),
                 keys: RandomPidSecretKeyGenerator::default(),
                 allow_insecure,
+                sessions: Arc::new(Sessions::default()),
+                pg_catalog: PgCatalog::new()?,
             }),
             cancel: Arc::new(StrataCancelHandler { registry }),
-        }
+        })
     }
 }
 
-impl PgWireServerHandlers for StrataHandlers {
-    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.query.clone()
-    }
+impl Handlers for StrataHandlers {
+    type Statement = Prepared;
+    type Startup = StrataStartupHandler;
+    type Simple = QueryService;
+    type Extended = QueryService;
+    type Cancel = StrataCancelHandler;
+    type Errors = LoggingErrorHandler;
 
-    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.query.clone()
-    }
-
-    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+    fn startup(&self) -> Arc<StrataStartupHandler> {
         self.startup.clone()
     }
 
-    fn error_handler(&self) -> Arc<impl ErrorHandler> {
-        Arc::new(LoggingErrorHandler)
+    fn simple(&self) -> Arc<QueryService> {
+        self.query.clone()
     }
 
-    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+    fn extended(&self) -> Arc<QueryService> {
+        self.query.clone()
+    }
+
+    fn cancel(&self) -> Arc<StrataCancelHandler> {
         self.cancel.clone()
+    }
+
+    fn errors(&self) -> Arc<LoggingErrorHandler> {
+        Arc::new(LoggingErrorHandler)
     }
 }
 
-struct LoggingErrorHandler;
+pub struct LoggingErrorHandler;
 
 impl ErrorHandler for LoggingErrorHandler {
     fn on_error<C>(&self, _client: &C, error: &mut PgWireError)

@@ -16,12 +16,20 @@
 //! - Without TLS, only loopback is served ([`check_bind_policy`]); with TLS, a client from
 //!   another host that does not use it is refused before it sends its password
 //!   ([`auth::may_send_password`]).
+//! - Each socket runs through [`socket::serve_socket`]: a login timeout and a bounded number of
+//!   logins in progress, session caps in all and per tenant answered with SQLSTATE 53300
+//!   ([`limits`]), messages checked from their header before pgwire reads them ([`frame`]),
+//!   sessions ended when their key is revoked, and panics answered as errors.
 
 pub mod auth;
 pub mod cursor;
 pub mod errors;
+pub mod frame;
 pub mod handler;
+pub mod limits;
 pub mod params;
+pub mod pg_catalog;
+pub mod socket;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,15 +39,16 @@ use std::sync::Arc;
 use strata_catalog::DynCatalog;
 use strata_query::QueryEngine;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 
 use crate::handler::StrataHandlers;
-
-/// Connections served at once; further ones are closed right after accept.
-pub const MAX_CONNECTIONS: usize = 256;
+use crate::limits::Logins;
+pub use crate::limits::{
+    LOGIN_TIMEOUT, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_TENANT, MAX_LOGINS_IN_PROGRESS,
+    MAX_MESSAGE_BYTES,
+};
 
 /// Where the server's TLS certificate chain and private key (PEM) are.
 #[derive(Debug, Clone)]
@@ -66,6 +75,8 @@ pub enum PgError {
     InsecureBind(SocketAddr),
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    #[error("pg_catalog setup failed: {0}")]
+    PgCatalog(String),
     #[error("Postgres listener: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -96,8 +107,10 @@ pub async fn serve(
     let local = listener.local_addr()?;
     check_bind_policy(&local, config.tls.is_some(), config.allow_insecure)?;
     let tls = config.tls.as_ref().map(load_tls).transpose()?;
-    let handlers = Arc::new(StrataHandlers::new(engine, catalog, config.allow_insecure));
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let handlers = StrataHandlers::new(engine, catalog, config.allow_insecure)
+        .map_err(|e| PgError::PgCatalog(e.to_string()))?;
+    let handlers = Arc::new(handlers);
+    let logins = Arc::new(Logins::default());
     let mut connections = JoinSet::new();
     tracing::info!(addr = %local, tls = tls.is_some(), "serving the Postgres wire protocol");
     tokio::pin!(shutdown);
@@ -106,8 +119,8 @@ pub async fn serve(
             _ = &mut shutdown => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
-                let (socket, peer) = match accepted {
-                    Ok(accepted) => accepted,
+                let socket = match accepted {
+                    Ok((socket, _peer)) => socket,
                     Err(error) => {
                         // Usually out of file descriptors; back off instead of spinning.
                         tracing::warn!(%error, "accepting a Postgres connection");
@@ -115,20 +128,11 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, limit = MAX_CONNECTIONS, "too many Postgres connections");
-                    drop(socket);
-                    continue;
-                };
-                let _ = socket.set_nodelay(true);
-                let tls = tls.clone();
-                let handlers = handlers.clone();
-                connections.spawn(async move {
-                    let _permit = permit;
-                    if let Err(error) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                        tracing::debug!(%peer, %error, "Postgres connection ended with an error");
-                    }
-                });
+                // Counted as a login until it logs in; the session caps apply then
+                // ([`limits`]).
+                let login = logins.start();
+                let (tls, handlers) = (tls.clone(), handlers.clone());
+                connections.spawn(socket::serve_socket(socket, tls, handlers, login));
             }
         }
     }
