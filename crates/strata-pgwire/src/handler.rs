@@ -222,13 +222,9 @@ pub struct StrataParser {
 
 impl StrataParser {
     fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
-        if sql.len() > strata_query::engine::MAX_SQL_BYTES {
-            return Err(query_error(QueryError::Sql(format!(
-                "statement is {} bytes; the limit is {}",
-                sql.len(),
-                strata_query::engine::MAX_SQL_BYTES
-            ))));
-        }
+        // Size, expression depth and literal limits before the parser sees the text: a deep
+        // statement must be refused here, not overflow this thread's stack (issue 24 defect 1).
+        strata_query::limits::check_text(sql).map_err(query_error)?;
         self.sql.parse(sql).map_err(syntax_error)
     }
 }

@@ -312,7 +312,7 @@ impl TenantSession {
 
     fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) -> AbortOnDrop {
         AbortOnDrop(match &self.runtime {
-            Some(runtime) => runtime.handle().spawn(work),
+            Some(runtime) => runtime.spawn(work),
             None => tokio::spawn(work),
         })
     }
