@@ -237,6 +237,10 @@ pub struct ServeArgs {
     /// Wall-clock limit for one SQL query, planning and streaming included, in seconds
     #[arg(long, env = "STRATA_QUERY_TIMEOUT_SECS", default_value_t = 30)]
     pub query_timeout_secs: u64,
+    /// Threads that plan and run SQL queries, at a lower OS priority than the threads that
+    /// accept requests and acknowledge writes. Default: one per core
+    #[arg(long, env = "STRATA_QUERY_THREADS")]
+    pub query_threads: Option<usize>,
     /// Where compacted (cold) Parquet files go: a directory, or a URL: file:///srv/cold,
     /// s3://bucket/prefix, gs://bucket/prefix, az://container/prefix. Cloud credentials come from
     /// the AWS_*, GOOGLE_* and AZURE_* variables (AWS_ENDPOINT + AWS_ALLOW_HTTP=true for MinIO

@@ -33,6 +33,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         query: strata_server::QueryConfig {
             memory_limit_bytes: args.query_memory_bytes,
             timeout: std::time::Duration::from_secs(args.query_timeout_secs),
+            threads: args
+                .query_threads
+                .unwrap_or_else(|| strata_server::QueryConfig::default().threads),
             tier_preference: match args.plan_tier {
                 crate::cli::PlanTierArg::Cost => strata_server::TierPreference::Cost,
                 crate::cli::PlanTierArg::Cold => strata_server::TierPreference::Cold,
@@ -60,6 +63,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        // Queries run on their own runtimes with 64 MiB stacks (strata-query/src/runtime.rs), but
+        // the Postgres door parses statements here; 16 MiB keeps that far from an overflow for
+        // anything under the expression depth limit.
+        .thread_stack_size(REQUEST_THREAD_STACK_BYTES)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -72,6 +79,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .context("server failed")
     })
 }
+
+/// Stack of each request thread (the default is 2 MiB).
+const REQUEST_THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
 
 /// Resolves on the first SIGTERM or SIGINT. A second signal while draining exits at once:
 /// acknowledged writes are already durable, so only in-flight requests are cut short.
