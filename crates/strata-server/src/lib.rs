@@ -6,6 +6,7 @@ mod auth;
 mod body;
 mod bootstrap;
 mod error;
+mod http;
 mod routes;
 mod state;
 mod stats;
@@ -25,6 +26,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use http::{HttpConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 pub use state::AppState;
 pub use strata_cold::CompactorConfig;
 pub use strata_pgwire::TlsPaths;
@@ -53,6 +55,8 @@ pub struct ServeConfig {
     pub compaction: CompactorConfig,
     /// How often the background compactor runs; `None` disables it (on demand only).
     pub compact_interval: Option<Duration>,
+    /// Header-read (and idle keep-alive) timeout and connection cap of the HTTP port.
+    pub http: HttpConfig,
 }
 
 #[derive(Debug, Error)]
@@ -92,15 +96,14 @@ pub async fn run(
     config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
-        path: config.data_dir.clone(),
-        source,
-    })?;
+    bootstrap::secure_data_dir(&config.data_dir, config.cold_location.is_none())?;
     let operator_token =
         bootstrap::operator_token(&config.data_dir, config.operator_token.as_deref())?;
 
     let catalog: DynCatalog =
-        Arc::new(SqliteCatalog::open(&config.data_dir.join("catalog.sqlite")).await?);
+        Arc::new(SqliteCatalog::open(&config.data_dir.join(bootstrap::CATALOG_FILE)).await?);
+    // SQLite created -wal and -shm with the catalog's mode; this covers any it found.
+    bootstrap::secure_catalog_files(&config.data_dir)?;
     let hot = HotStore::open(
         &config.data_dir.join("hot"),
         HotOptions {
@@ -183,23 +186,12 @@ pub async fn run(
     let flusher = stats::spawn_flusher(state.clone(), STATS_FLUSH_INTERVAL);
     let background = spawn_compaction(compactor.clone(), config.compact_interval);
     let app = routes::router(state.clone());
-    // Without TCP_NODELAY a small streamed answer can wait for the client's delayed ACK (40 ms):
-    // the benchmark's recent-window p99 was 52 ms with it off, 2.5 ms with it on.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    let http = axum::serve(listener, app)
-        .with_graceful_shutdown(stopped(stop_rx))
-        .await
-        .map_err(ServerError::Serve);
+    http::serve(listener, app, config.http.clone(), stopped(stop_rx)).await;
     match pg.await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::error!(%error, "Postgres wire server failed"),
         Err(error) => tracing::error!(%error, "Postgres wire server panicked"),
     }
-    http?;
 
     tracing::info!("shutting down: flushing statistics and closing the hot tier");
     flusher.abort();

@@ -4,10 +4,14 @@ mod errors;
 mod schema;
 mod sql;
 
+use std::any::Any;
+
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
@@ -38,7 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sql", post(sql::run))
         .route("/compact", post(cold::compact))
         .route("/status", get(cold::status));
-    Router::new()
+    let app = Router::new()
         .route("/health", get(health))
         .nest("/api/v1", api)
         .fallback(not_found)
@@ -46,7 +50,28 @@ pub fn router(state: AppState) -> Router {
         // Bodies are read by our own limited readers (see body.rs), which answer with JSON.
         .layer(DefaultBodyLimit::disable())
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    with_panic_guard(app)
+}
+
+/// A panic in any handler becomes a 500 with a JSON error instead of a dropped connection
+/// (issue 24: two panics ended connections with no error). Outermost, so it also covers the
+/// layers above. A panic while a streamed answer is being sent is past this point: the status
+/// line is already out, and the stream ends with an error there.
+fn with_panic_guard(app: Router) -> Router {
+    app.layer(CatchPanicLayer::custom(panic_response))
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    // The message can name internals (file paths, offsets); it goes to the log only.
+    tracing::error!(panic = message, "a request handler panicked");
+    ApiError::internal("internal error: the request failed unexpectedly; see the server log")
+        .into_response()
 }
 
 async fn health() -> axum::Json<serde_json::Value> {
@@ -65,4 +90,36 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
         StatusCode::METHOD_NOT_ALLOWED,
         format!("{method} is not allowed on {}", uri.path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        let parts: Vec<u8> = Vec::new();
+        // The shape of issue 24's panics: an index past the end of a buffer.
+        let _ = parts[usize::from(parts.is_empty())];
+        "unreachable"
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_a_json_error() {
+        let app = with_panic_guard(Router::new().route("/boom", get(boom)));
+        let request = Request::get("/boom").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let error = json["error"].as_str().unwrap();
+        assert!(error.contains("internal error"), "{error}");
+        // The panic text (an index and a length) stays in the log.
+        assert!(!error.contains("index out of bounds"), "{error}");
+    }
 }

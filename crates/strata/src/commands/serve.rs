@@ -55,6 +55,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         compact_interval: (args.compact_interval_secs > 0)
             .then(|| std::time::Duration::from_secs(args.compact_interval_secs)),
+        http: strata_server::HttpConfig {
+            header_read_timeout: std::time::Duration::from_secs(args.http_header_timeout_secs),
+            max_connections: args.http_max_connections,
+        },
     };
     if !config.sync {
         tracing::warn!(
