@@ -4,10 +4,10 @@
 //!   `diagnostics`) with configurable shares of renamed fields, unknown extras, numbers sent as
 //!   text, out-of-order, late and duplicated events, and the exact count of distinct events.
 //! - [`schema`]: the schema calls the benchmark declares before ingest.
-//! - [`scenarios`]: ingest, freshness, recent-window, alias-cost, compaction and analytics
-//!   scenarios against a running server over HTTP, plus quick mode (small sizes + correctness
-//!   checks) for CI. Analytics also runs plain DataFusion in-process and DuckDB through Python
-//!   on the cold Parquet files ([`cold_files`] finds them).
+//! - [`scenarios`]: ingest, freshness, recent-window, alias-cost, compaction, analytics and
+//!   tenant-isolation scenarios against a running server over HTTP, plus quick mode (small
+//!   sizes + correctness checks) for CI. Analytics also runs plain DataFusion in-process and
+//!   DuckDB through Python on the cold Parquet files ([`cold_files`] finds them).
 //! - [`normalize`]: comparing answers across engines (rounded floats, sorted rows).
 //! - [`stats`], [`report`]: percentiles, latency summaries, markdown table rows.
 //! - [`plot`]: PNG plots of latency distributions and of the ingest rate over time; every
@@ -49,6 +49,9 @@ pub use scenarios::freshness::{
     run_freshness, run_freshness_with, FreshnessConfig, FreshnessReport,
 };
 pub use scenarios::ingest::{run_ingest, run_ingest_with, IngestConfig, IngestReport};
+pub use scenarios::isolation::{
+    run_isolation, run_isolation_with, IsolationConfig, IsolationReport,
+};
 pub use scenarios::quick::{run_quick, run_quick_with, QuickConfig, QuickReport};
 pub use scenarios::recent::{run_recent, run_recent_with, RecentConfig, RecentReport};
 pub use scenarios::{check_counts, peak_rss_kib, BenchTarget, CountCheck};

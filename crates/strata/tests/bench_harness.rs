@@ -3,7 +3,7 @@
 //! count check compares with what the server stores, that freshness polls until each probe is
 //! visible, and that a failing write surfaces (a read-only key: counted failures; a revoked
 //! key: an error). Then `strata bench all --spawn` end to end at a tiny size, with its plots,
-//! and the free-disk refusal. Sizes are small enough for a debug build; no timing is asserted.
+//! the free-disk refusal, and the shape of `strata bench isolation`'s report. Sizes are small enough for a debug build; no timing is asserted.
 
 mod common;
 
@@ -503,4 +503,53 @@ fn a_failed_analytics_step_fails_the_run_but_keeps_the_other_steps_in_the_report
         markdown.contains("analytics: the step failed"),
         "{markdown}"
     );
+}
+
+#[test]
+fn isolation_reports_both_tenants_figures_in_both_phases() {
+    // Tiny: 1 s alone, 2 s next to 1,000 x 1,000 cross joins (a million rows to sort, done in
+    // about a second even in a debug build, so the run does not depend on how fast the server
+    // cancels a query at its deadline), under a 5 s query limit. The exit status depends on
+    // the machine's latencies (the target), so only the report's shape is checked.
+    let output = bench(&[
+        "isolation",
+        "--spawn",
+        "--json",
+        "--baseline-secs",
+        "1",
+        "--loaded-secs",
+        "2",
+        "--heavy-rows",
+        "1000",
+        "--serve-arg=--query-timeout-secs=5",
+    ]);
+    let envelope = json_stdout(&output);
+    let report = &envelope["report"];
+    assert_eq!(report["run"]["scenario"], "isolation");
+    assert_eq!(report["target_p99_ms"], 100.0);
+    assert_eq!(report["parameters"]["loaded_secs"], 2);
+    assert_eq!(report["parameters"]["heavy_rows"], 1000);
+    assert!(envelope["server"]["serve_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|arg| arg == "--query-timeout-secs=5"));
+    for phase in ["baseline", "loaded"] {
+        for measure in ["write_ack", "count"] {
+            let summary = &report[phase][measure];
+            assert!(
+                summary["samples"].as_u64().unwrap() > 0,
+                "{phase} {measure}"
+            );
+            for field in ["p50_ms", "p99_ms", "max_ms"] {
+                assert!(summary[field].is_number(), "{phase} {measure} {field}");
+            }
+        }
+        assert!(report[phase]["failed_writes"].is_number());
+        assert!(report[phase]["errors"].is_array());
+    }
+    let heavy = &report["heavy"];
+    assert!(heavy["queries"].as_u64().unwrap() >= 1, "{heavy}");
+    assert!(heavy["outcomes"].is_object(), "{heavy}");
+    assert!(heavy["elapsed"]["max_ms"].is_number(), "{heavy}");
 }

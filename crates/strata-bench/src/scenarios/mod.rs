@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod compaction;
 pub mod freshness;
 pub mod ingest;
+pub mod isolation;
 pub mod quick;
 pub mod recent;
 

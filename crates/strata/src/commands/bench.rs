@@ -18,11 +18,12 @@ use serde::Serialize;
 use strata_bench::disk::{gib, DiskVerdict, HOT_BYTES_PER_LINE};
 use strata_bench::{
     markdown_table, peak_rss_kib, run_aliases_with, run_analytics_with, run_compaction_with,
-    run_freshness_with, run_ingest_with, run_quick_with, run_recent_with, AliasConfig, AliasReport,
-    AnalyticsConfig, AnalyticsReport, BenchError, BenchTarget, CompactionConfig, CompactionReport,
-    DiskEstimate, DuckdbMode, FreshnessConfig, FreshnessReport, GeneratorConfig, IngestConfig,
-    IngestReport, PlotFile, Plots, Progress, QuickConfig, QuickReport, RecentConfig, RecentReport,
-    ReportRow, ReportRows, Shares, StrataClient,
+    run_freshness_with, run_ingest_with, run_isolation_with, run_quick_with, run_recent_with,
+    AliasConfig, AliasReport, AnalyticsConfig, AnalyticsReport, BenchError, BenchTarget,
+    CompactionConfig, CompactionReport, DiskEstimate, DuckdbMode, FreshnessConfig, FreshnessReport,
+    GeneratorConfig, IngestConfig, IngestReport, IsolationConfig, PlotFile, Plots, Progress,
+    QuickConfig, QuickReport, RecentConfig, RecentReport, ReportRow, ReportRows, Shares,
+    StrataClient,
 };
 
 use crate::cli::DEFAULT_URL;
@@ -59,6 +60,10 @@ const COLD_SERVE_ARGS: [(&str, &str); 3] = [
 /// default; the workload is older than the default hour) and depress the measured rate. An
 /// argument the user passes with --serve-arg wins.
 const INGEST_SERVE_ARGS: [(&str, &str); 1] = [("--compact-interval-secs", "0")];
+/// `strata serve` arguments `bench isolation` gives a spawned server: a 10 s query time limit,
+/// so the default 30 s under load sees about three cross joins end at the limit (with the
+/// default 30 s, one). An argument the user passes with --serve-arg wins.
+const ISOLATION_SERVE_ARGS: [(&str, &str); 1] = [("--query-timeout-secs", "10")];
 /// With this set to 1 (CI), a missing DuckDB fails analytics instead of being skipped.
 const REQUIRE_CLIENTS_ENV: &str = "STRATA_REQUIRE_CLIENTS";
 
@@ -111,6 +116,22 @@ strata bench ingest --spawn --events 2000000 --clients 4 --batch 5000 --plots pl
     Ingest(IngestArgs),
     /// Ack-to-visible latency: write one event, poll SQL until it shows
     Freshness(FreshnessArgs),
+    /// A second tenant's write and count(*) latency while one tenant runs a huge cross join
+    #[command(
+        long_about = "Tenant isolation (issue 24): tenant A runs `SELECT a.value FROM \
+generate_series(1,100000) a CROSS JOIN generate_series(1,100000) b ORDER BY a.value DESC, \
+b.value DESC LIMIT 1` again and again (each ends at the server's query time limit), while \
+tenant B does small durable writes and `SELECT count(*)` in a loop. B is measured alone \
+(--baseline-secs), then next to A's queries (--loaded-secs); the report gives B's write-ack \
+and count(*) p50/p99 in both phases and how A's queries ended. Target: B's p99s under 100 ms \
+next to A.\n\n\
+A spawned server gets --query-timeout-secs 10 unless you pass it with --serve-arg. Against \
+your own server, creating tenant B needs the operator token (STRATA_OPERATOR_TOKEN or \
+--data-dir).\n\n\
+Example:\n  \
+strata bench isolation --spawn --plots plots"
+    )]
+    Isolation(IsolationArgs),
     /// Recent-window query for one device (series key seek), p50/p99
     #[command(
         long_about = concat!("Load the workload (unless --no-load), then time a query for one \
@@ -321,6 +342,30 @@ pub struct FreshnessArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct IsolationArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Seconds tenant B is measured alone
+    #[arg(long, default_value_t = 10)]
+    pub baseline_secs: u64,
+    /// Seconds tenant B is measured while tenant A runs the cross join
+    #[arg(long, default_value_t = 30)]
+    pub loaded_secs: u64,
+    /// Tenant A's concurrent clients, each repeating the cross join
+    #[arg(long, default_value_t = 1)]
+    pub heavy_clients: usize,
+    /// Events in each of tenant B's writes
+    #[arg(long, default_value_t = 10)]
+    pub events_per_write: usize,
+    /// Rows of each generate_series in tenant A's cross join (it sorts the square); smaller
+    /// values make A's queries end before the time limit (tests)
+    #[arg(long, default_value_t = strata_bench::scenarios::isolation::HEAVY_ROWS, hide_short_help = true)]
+    pub heavy_rows: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct RecentArgs {
     #[command(flatten)]
     pub server: ServerArgs,
@@ -512,6 +557,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchCommand::Gen(args) => generate(&args),
         BenchCommand::Ingest(args) => run_ingest_command(&args, &command),
         BenchCommand::Freshness(args) => run_freshness_command(&args, &command),
+        BenchCommand::Isolation(args) => run_isolation_command(&args, &command),
         BenchCommand::Recent(args) => run_recent_command(&args, &command),
         BenchCommand::Aliases(args) => run_aliases_command(&args, &command),
         BenchCommand::Compaction(args) => run_compaction_command(&args, &command),
@@ -603,6 +649,51 @@ fn run_freshness_command(args: &FreshnessArgs, command: &str) -> anyhow::Result<
         passed,
         Vec::new(),
     )
+}
+
+fn run_isolation_command(args: &IsolationArgs, command: &str) -> anyhow::Result<ExitCode> {
+    let session = Session::open(&spawn_defaults(&args.server, &ISOLATION_SERVE_ARGS))?;
+    let probe = second_tenant(&session, &args.server)?;
+    let config = IsolationConfig {
+        baseline_secs: args.baseline_secs,
+        loaded_secs: args.loaded_secs,
+        heavy_clients: args.heavy_clients,
+        events_per_write: args.events_per_write,
+        heavy_rows: args.heavy_rows,
+        ..IsolationConfig::default()
+    };
+    let bar = Bar::new("isolation");
+    let mut report = run_isolation_with(&session.target, &probe, &config, &bar)?;
+    bar.finish();
+    report.run.command = Some(command.to_string());
+    let (rows, passed, failures) = (report.report_rows(), report.passed(), report.failures());
+    finish_one(
+        session,
+        &args.output,
+        command,
+        "isolation",
+        &rows,
+        &report,
+        passed,
+        failures,
+    )
+}
+
+/// Tenant B of `bench isolation`: a fresh tenant beside the session's, named after it with a
+/// `_b` suffix, created with the operator token.
+fn second_tenant(session: &Session, server: &ServerArgs) -> anyhow::Result<BenchTarget> {
+    let token = operator_token(session.data_dir.as_deref())
+        .context("bench isolation creates a second tenant")?;
+    let name = format!(
+        "{}_b",
+        server.tenant.clone().unwrap_or_else(default_tenant_name)
+    );
+    let key = session
+        .target
+        .client()?
+        .create_tenant(&token, &name)
+        .with_context(|| format!("creating tenant {name:?}"))?;
+    Ok(BenchTarget::with_admin_key(&session.target.base_url, &key))
 }
 
 fn run_recent_command(args: &RecentArgs, command: &str) -> anyhow::Result<ExitCode> {
