@@ -305,20 +305,29 @@ fn racing(tier: &str) {
             next
         })
     };
+    let compactions = Arc::new(AtomicI64::new(0));
     let compactor = {
-        let (server, admin, stop) = (server.clone(), admin.clone(), stop.clone());
+        let (server, admin, stop, compactions) = (
+            server.clone(),
+            admin.clone(),
+            stop.clone(),
+            compactions.clone(),
+        );
         std::thread::spawn(move || {
-            let mut runs = 0;
             while !stop.load(Ordering::Relaxed) {
                 compact(&server, &admin);
-                runs += 1;
+                compactions.fetch_add(1, Ordering::SeqCst);
             }
-            runs
+            compactions.load(Ordering::SeqCst)
         })
     };
     // Queries during the race: never more rows than were sent, never fewer than were acked
-    // before the query started; sum == count since every value is 1.
-    for _ in 0..30 {
+    // before the query started; sum == count since every value is 1. At least 30 queries, and
+    // on until two compactions have committed, so a loaded machine cannot end the race before
+    // compaction took part in it (capped so a stuck compactor fails below instead of hanging).
+    let mut queries = 0;
+    while queries < 30 || (compactions.load(Ordering::SeqCst) < 2 && queries < 3000) {
+        queries += 1;
         let before = acked.load(Ordering::SeqCst);
         let (count, sum) = totals(&server, &admin);
         let after = acked.load(Ordering::SeqCst);
