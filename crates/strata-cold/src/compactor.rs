@@ -579,7 +579,8 @@ impl Compactor {
     }
 
     /// Drops weekly partitions that ended more than `hot_retention` ago, if every live metric
-    /// with rows in them has a watermark at or past the week's end.
+    /// with rows in them has a watermark at or past the week's end. Weeks of the shared archive
+    /// keyspace are listed and dropped one by one like weekly keyspaces.
     async fn drop_compacted_hot_partitions(&self) -> Result<Vec<String>, ColdError> {
         let retention_ms = i64::try_from(self.config.hot_retention.as_millis()).unwrap_or(i64::MAX);
         let horizon = now_ms().saturating_sub(retention_ms);
@@ -640,7 +641,13 @@ impl Compactor {
             if retired_at.elapsed() < self.config.retired_grace {
                 continue;
             }
-            self.hot.drop_partition(partition.week_start_ms)?;
+            // An archived week is dropped by deleting its rows (bounded batches, blocking), so
+            // it runs off the async workers.
+            let hot = self.hot.clone();
+            let week_start = partition.week_start_ms;
+            tokio::task::spawn_blocking(move || hot.drop_partition(week_start))
+                .await
+                .map_err(|e| ColdError::Job(e.to_string()))??;
             dropped.push(partition.name);
         }
         Ok(dropped)

@@ -9,7 +9,10 @@ mod names;
 mod types;
 mod value;
 
-pub use limits::Limits;
+pub use limits::{
+    Limits, DEFAULT_FIELD_NAMES_PER_METRIC, ERROR_LOG_MAX_AGE, ERROR_LOG_REQUEST_BYTES,
+    ERROR_LOG_TENANT_BYTES, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS,
+};
 pub use names::{validate_name, NameError, MAX_NAME_BYTES, RESERVED_FIELD_NAME};
 pub use types::{FieldType, Role, UnknownFieldType, UnknownRole};
 pub use value::{JsonKind, Value};

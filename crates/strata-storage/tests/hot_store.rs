@@ -21,6 +21,16 @@ fn fast_options() -> HotOptions {
     }
 }
 
+/// Every week gets its own keyspace, as before the archive existed (the window reaches back
+/// further than any test timestamp).
+fn all_weekly_options() -> HotOptions {
+    HotOptions {
+        recent_weeks_past: u32::MAX,
+        recent_weeks_future: u32::MAX,
+        ..fast_options()
+    }
+}
+
 fn open(dir: &TempDir) -> Arc<HotStore> {
     HotStore::open(dir.path(), fast_options()).unwrap()
 }
@@ -427,20 +437,38 @@ async fn concurrent_writers_are_all_acknowledged_and_present() {
     assert_eq!(store.last_seq(), ranges.last().unwrap().1);
 }
 
+/// Weeks of 2017 are far from now: by default they share the archive keyspace.
 #[test]
 fn drop_partition_removes_only_that_week() {
+    drop_partition_removes_only_that_week_in(
+        fast_options(),
+        [
+            "hot_2017-04-17@archive",
+            "hot_2017-04-24@archive",
+            "hot_2017-05-01@archive",
+        ],
+    );
+}
+
+/// With a window reaching back to 2017 each week gets its own keyspace.
+#[test]
+fn drop_partition_removes_only_that_weekly_keyspace() {
+    drop_partition_removes_only_that_week_in(
+        all_weekly_options(),
+        ["hot_2017-04-17", "hot_2017-04-24", "hot_2017-05-01"],
+    );
+}
+
+fn drop_partition_removes_only_that_week_in(options: HotOptions, expected: [&str; 3]) {
     let dir = TempDir::new().unwrap();
-    let store = open(&dir);
+    let store = HotStore::open(dir.path(), options.clone()).unwrap();
     let weeks = [MONDAY - WEEK_MS, MONDAY, MONDAY + WEEK_MS];
     for (i, week) in weeks.iter().enumerate() {
         write(&store, 1, vec![event(10, week + DAY_MS, 0, i as i64)]);
         write(&store, 2, vec![event(10, week + DAY_MS, 0, i as i64)]);
     }
     let names: Vec<String> = store.partitions().into_iter().map(|p| p.name).collect();
-    assert_eq!(
-        names,
-        vec!["hot_2017-04-17", "hot_2017-04-24", "hot_2017-05-01"]
-    );
+    assert_eq!(names, expected);
     let touched = store.partitions_for(MONDAY + 5, MONDAY + WEEK_MS + 1);
     assert_eq!(
         touched.iter().map(|p| p.week_start_ms).collect::<Vec<_>>(),
@@ -465,7 +493,7 @@ fn drop_partition_removes_only_that_week() {
         );
     }
     drop(store);
-    let store = open(&dir);
+    let store = HotStore::open(dir.path(), options).unwrap();
     assert_eq!(store.partitions().len(), 2, "the drop survives a reopen");
     // Writing into the dropped week again recreates it, empty but for the new row.
     write(&store, 1, vec![event(10, MONDAY + 2, 0, 9)]);

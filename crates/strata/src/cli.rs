@@ -230,6 +230,10 @@ pub struct ServeArgs {
     /// Largest raw payload kept in the error log for one rejected event, in bytes
     #[arg(long, env = "STRATA_MAX_ERROR_PAYLOAD_BYTES", default_value_t = strata_core::Limits::default().error_payload_bytes)]
     pub max_error_payload_bytes: usize,
+    /// Most distinct field names (keys as devices sent them) one metric may hold; an event that
+    /// would add names beyond it is rejected (and kept in the error log)
+    #[arg(long, env = "STRATA_MAX_FIELD_NAMES_PER_METRIC", default_value_t = strata_core::Limits::default().field_names_per_metric)]
+    pub max_field_names_per_metric: usize,
     /// Memory one tenant's SQL session may hold at once (sorts, joins, aggregations), in bytes;
     /// a query needing more fails with a clear error
     #[arg(long, env = "STRATA_QUERY_MEMORY_BYTES", default_value_t = 512 * 1024 * 1024)]

@@ -1,11 +1,15 @@
-//! The hot tier: recent events in fjall, one keyspace per UTC week, written by a single
-//! group-commit thread so concurrent writers share one fsync.
+//! The hot tier: recent events in fjall, one keyspace per recent UTC week and one shared archive
+//! keyspace for the weeks far from now, written by a single group-commit thread so concurrent
+//! writers share one fsync.
 
 pub mod codec;
+mod errors;
 pub mod key;
 mod scan;
 mod store;
 mod writer;
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use strata_core::{MetricId, NameId, TenantId, Value};
@@ -13,6 +17,7 @@ use strata_core::{MetricId, NameId, TenantId, Value};
 pub use codec::ValueRef;
 pub use scan::{HotScan, RawHotRow};
 pub use store::HotStore;
+pub use writer::ARCHIVE_KEYSPACE;
 
 /// One event to store. `values` may come in any order; they are stored sorted by name id.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +75,24 @@ pub struct HotOptions {
     pub max_group_bytes: usize,
     /// Block cache size for fjall.
     pub cache_bytes: u64,
+    /// A week first written while it starts at most this many weeks before the current week gets
+    /// its own keyspace; older weeks share the archive keyspace (see ARCHITECTURE.md).
+    pub recent_weeks_past: u32,
+    /// Likewise for weeks after the current one (devices with clocks ahead).
+    pub recent_weeks_future: u32,
+    /// Most error-log bytes one tenant keeps; its oldest records are dropped beyond it.
+    pub error_log_tenant_bytes: u64,
+    /// Error-log records older than this are dropped.
+    pub error_log_max_age: Duration,
 }
+
+/// Default of [`HotOptions::recent_weeks_past`]: the 8-week (56-day) default hot retention plus
+/// 4 weeks of slack, so live data and ordinary catch-up uploads get weekly keyspaces that
+/// retention drops in O(1), while a spray of old timestamps costs one shared keyspace. At most
+/// 12 + 1 + 2 = 15 weekly keyspaces can be created at any one time.
+pub const RECENT_WEEKS_PAST: u32 = 12;
+/// Default of [`HotOptions::recent_weeks_future`]: two weeks of clock skew.
+pub const RECENT_WEEKS_FUTURE: u32 = 2;
 
 impl Default for HotOptions {
     fn default() -> Self {
@@ -78,6 +100,10 @@ impl Default for HotOptions {
             sync: true,
             max_group_bytes: 64 * 1024 * 1024,
             cache_bytes: 256 * 1024 * 1024,
+            recent_weeks_past: RECENT_WEEKS_PAST,
+            recent_weeks_future: RECENT_WEEKS_FUTURE,
+            error_log_tenant_bytes: strata_core::ERROR_LOG_TENANT_BYTES,
+            error_log_max_age: strata_core::ERROR_LOG_MAX_AGE,
         }
     }
 }
@@ -121,17 +147,23 @@ pub struct HotRow {
     pub values: Vec<(NameId, Value)>,
 }
 
-/// One weekly partition that exists.
+/// One weekly partition that exists: its own keyspace, or a week of the shared archive keyspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HotPartitionInfo {
-    /// The fjall keyspace name, e.g. `hot_2017-04-24`.
+    /// The fjall keyspace name, e.g. `hot_2017-04-24`; `hot_2017-04-24@archive` for a week
+    /// stored in the archive keyspace.
     pub name: String,
+    /// Whether the week lives in the shared archive keyspace (dropped by deleting its rows)
+    /// rather than in its own keyspace (dropped in O(1)).
+    pub archived: bool,
     /// Monday 00:00 UTC, inclusive.
     pub week_start_ms: i64,
     /// The next Monday 00:00 UTC, exclusive.
     pub week_end_ms: i64,
-    /// Approximate number of stored rows (may count overwritten versions until compaction).
+    /// Approximate number of stored rows (may count overwritten versions until compaction);
+    /// 0 for an archived week, whose rows are not counted separately.
     pub approx_rows: usize,
-    /// Bytes on disk in flushed tables (excludes the journal and memtables).
+    /// Bytes on disk in flushed tables (excludes the journal and memtables); 0 for an archived
+    /// week.
     pub disk_bytes: u64,
 }

@@ -5,7 +5,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
-use fjall::{Database, KeyspaceCreateOptions};
+use fjall::{Database, KeyspaceCreateOptions, PersistMode};
 use strata_core::{MetricId, TenantId};
 
 use super::codec;
@@ -13,7 +13,8 @@ use super::key::{self, KEY_LEN};
 use super::scan::HotScan;
 use super::writer::{
     self, Command, PreparedError, PreparedRow, PreparedWrite, Reply, Shared, Week,
-    DROPPED_BEFORE_KEY, LATE_THRESHOLD_PREFIX, SEQ_HIGH_WATER_KEY,
+    ARCHIVE_KEYSPACE, ARCHIVE_WEEK_PREFIX, DROPPED_BEFORE_KEY, LATE_THRESHOLD_PREFIX,
+    SEQ_HIGH_WATER_KEY,
 };
 use super::{ErrorRecord, HotOptions, HotPartitionInfo, HotWrite, ScanRequest, WriteAck};
 use crate::error::StorageError;
@@ -71,6 +72,9 @@ impl HotStore {
         let late = db
             .keyspace(LATE_KEYSPACE, KeyspaceCreateOptions::default)
             .map_err(|e| StorageError::engine("opening the late index", e))?;
+        let archive = db
+            .keyspace(ARCHIVE_KEYSPACE, KeyspaceCreateOptions::default)
+            .map_err(|e| StorageError::engine("opening the hot archive", e))?;
         let late_thresholds = read_late_thresholds(&meta)?;
         let dropped_before = match meta
             .get(DROPPED_BEFORE_KEY)
@@ -89,21 +93,31 @@ impl HotStore {
             }
         };
 
-        let mut weeks = BTreeMap::new();
+        let mut weeks = read_archived_weeks(&meta, &archive)?;
+        let archived = weeks.len();
         for name in db.list_keyspace_names() {
             let name: &str = &name;
             if let Some(week_start_ms) = key::parse_week_keyspace_name(name) {
                 let keyspace = db
                     .keyspace(name, KeyspaceCreateOptions::default)
                     .map_err(|e| StorageError::engine("opening a weekly partition", e))?;
-                weeks.insert(
-                    week_start_ms,
-                    Week {
-                        name: name.to_string(),
-                        keyspace,
-                    },
-                );
-            } else if name != META_KEYSPACE && name != ERRORS_KEYSPACE && name != LATE_KEYSPACE {
+                let week = Week {
+                    name: name.to_string(),
+                    keyspace,
+                    archived: false,
+                };
+                if let Some(other) = weeks.insert(week_start_ms, week) {
+                    // The writer assigns each week once, so this needs outside interference.
+                    tracing::error!(partition = %other.name, "week is both archived and weekly; reading the weekly keyspace");
+                }
+            } else if ![
+                META_KEYSPACE,
+                ERRORS_KEYSPACE,
+                LATE_KEYSPACE,
+                ARCHIVE_KEYSPACE,
+            ]
+            .contains(&name)
+            {
                 tracing::warn!(keyspace = name, "ignoring unknown keyspace in hot tier");
             }
         }
@@ -124,11 +138,17 @@ impl HotStore {
                 u64::from_be_bytes(word)
             }
         };
-        tracing::info!(partitions = weeks.len(), last_seq, "hot tier open");
+        tracing::info!(
+            partitions = weeks.len(),
+            archived,
+            last_seq,
+            "hot tier open"
+        );
 
         let shared = Arc::new(Shared {
             db,
             weeks: RwLock::new(weeks),
+            archive,
             errors,
             meta,
             late,
@@ -273,11 +293,7 @@ impl HotStore {
             let mut prefix = [0u8; 16];
             prefix[0..8].copy_from_slice(&key::ordered_i64(tenant).to_be_bytes());
             prefix[8..16].copy_from_slice(&key::ordered_i64(metric).to_be_bytes());
-            let mut keyspaces: Vec<fjall::Keyspace> = shared
-                .weeks_snapshot()
-                .into_values()
-                .map(|week| week.keyspace)
-                .collect();
+            let mut keyspaces = shared.row_keyspaces();
             keyspaces.push(shared.late.clone());
             let mut removed = 0u64;
             for keyspace in keyspaces {
@@ -356,7 +372,7 @@ impl HotStore {
             .collect()
     }
 
-    /// Every weekly partition that exists, oldest first.
+    /// Every weekly partition that exists (archived weeks included), oldest first.
     pub fn partitions(&self) -> Vec<HotPartitionInfo> {
         self.shared
             .weeks_snapshot()
@@ -378,10 +394,14 @@ impl HotStore {
             .collect()
     }
 
-    /// Drops the week starting at `week_start_ms` (a Monday 00:00 UTC) in O(1). Dropping a
-    /// week that does not exist succeeds. Runs on the writer thread, so it is ordered with
-    /// writes: a write acknowledged before the drop is removed by it, one after it recreates
-    /// the week.
+    /// Drops the week starting at `week_start_ms` (a Monday 00:00 UTC): a weekly keyspace in
+    /// O(1), an archived week by deleting its rows from the archive in bounded batches on the
+    /// calling thread (blocking). Dropping a week that does not exist succeeds. A weekly drop
+    /// runs on the writer thread, so it is ordered with writes: a write acknowledged before the
+    /// drop is removed by it, one after it recreates the week. Callers drop only weeks that every
+    /// metric has compacted and that readers were told to avoid (`retire_before`), so a row of
+    /// the week written during an archived drop is a late row, also in the late index, and
+    /// whether the drop removes it changes no answer.
     pub fn drop_partition(&self, week_start_ms: i64) -> Result<(), StorageError> {
         if key::week_start_ms(week_start_ms) != week_start_ms {
             return Err(StorageError::InvalidRequest {
@@ -391,12 +411,37 @@ impl HotStore {
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
-        let (sender, receiver) = mpsc::sync_channel(1);
-        self.commands
-            .send(Command::DropPartition {
+        let archived = self
+            .shared
+            .weeks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&week_start_ms)
+            .is_some_and(|week| week.archived);
+        if archived {
+            writer::record_dropped_before(&self.shared, key::week_end_ms(week_start_ms))?;
+            let removed = delete_archived_week(&self.shared, week_start_ms)?;
+            tracing::debug!(
                 week_start_ms,
-                reply: Reply::Blocking(sender),
-            })
+                rows = removed,
+                "archived week's rows deleted"
+            );
+        }
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let reply = Reply::Blocking(sender);
+        let command = if archived {
+            Command::ForgetArchivedWeek {
+                week_start_ms,
+                reply,
+            }
+        } else {
+            Command::DropPartition {
+                week_start_ms,
+                reply,
+            }
+        };
+        self.commands
+            .send(command)
             .map_err(|_| StorageError::Closed)?;
         receiver.recv().map_err(|_| StorageError::Closed)?
     }
@@ -489,13 +534,110 @@ fn read_late_thresholds(
 }
 
 fn partition_info(week_start_ms: i64, week: &Week) -> HotPartitionInfo {
+    let (approx_rows, disk_bytes) = if week.archived {
+        (0, 0)
+    } else {
+        (week.keyspace.approximate_len(), week.keyspace.disk_space())
+    };
     HotPartitionInfo {
         name: week.name.clone(),
+        archived: week.archived,
         week_start_ms,
         week_end_ms: key::week_end_ms(week_start_ms),
-        approx_rows: week.keyspace.approximate_len(),
-        disk_bytes: week.keyspace.disk_space(),
+        approx_rows,
+        disk_bytes,
     }
+}
+
+/// The archived weeks recorded in `meta`, each pointing at the archive keyspace.
+fn read_archived_weeks(
+    meta: &fjall::Keyspace,
+    archive: &fjall::Keyspace,
+) -> Result<BTreeMap<i64, Week>, StorageError> {
+    let mut weeks = BTreeMap::new();
+    for guard in meta.prefix(ARCHIVE_WEEK_PREFIX) {
+        let meta_key = guard
+            .key()
+            .map_err(|e| StorageError::engine("reading archived weeks", e))?;
+        let word: [u8; 8] = meta_key
+            .get(ARCHIVE_WEEK_PREFIX.len()..)
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| StorageError::Corrupt {
+                what: "archived week record".to_string(),
+            })?;
+        let week_start_ms = key::unordered_i64(u64::from_be_bytes(word));
+        weeks.insert(
+            week_start_ms,
+            Week {
+                name: writer::archived_week_name(week_start_ms),
+                keyspace: archive.clone(),
+                archived: true,
+            },
+        );
+    }
+    Ok(weeks)
+}
+
+/// Deletes the archive's rows of one week, for every tenant and metric: one seek per
+/// `tenant | metric` prefix present (the week's hours are contiguous under each), in batches of
+/// [`PURGE_BATCH_ROWS`]. Returns how many rows were removed.
+fn delete_archived_week(shared: &Shared, week_start_ms: i64) -> Result<u64, StorageError> {
+    let first_hour = key::hour_bucket(week_start_ms);
+    let end_hour = key::hour_bucket(key::week_end_ms(week_start_ms) - 1) + 1;
+    let archive = &shared.archive;
+    let mut removed = 0u64;
+    let mut from = [0u8; 16];
+    loop {
+        let Some(guard) = archive.range(from..).next() else {
+            break;
+        };
+        let found = guard
+            .key()
+            .map_err(|e| StorageError::engine("reading the hot archive", e))?;
+        let Some(prefix) = found.get(0..16) else {
+            return Err(StorageError::Corrupt {
+                what: format!("hot archive key of {} bytes", found.len()),
+            });
+        };
+        let mut low = [0u8; key::HOUR_PREFIX_LEN];
+        low[0..16].copy_from_slice(prefix);
+        let mut high = low;
+        low[16..24].copy_from_slice(&key::ordered_i64(first_hour).to_be_bytes());
+        high[16..24].copy_from_slice(&key::ordered_i64(end_hour).to_be_bytes());
+        let mut batch = shared.db.batch();
+        let mut in_batch = 0usize;
+        for row in archive.range(low..high) {
+            let row_key = row
+                .key()
+                .map_err(|e| StorageError::engine("reading the hot archive", e))?;
+            batch.remove(archive, row_key);
+            in_batch += 1;
+            if in_batch == PURGE_BATCH_ROWS {
+                batch
+                    .commit()
+                    .map_err(|e| StorageError::engine("dropping an archived week", e))?;
+                removed += in_batch as u64;
+                batch = shared.db.batch();
+                in_batch = 0;
+            }
+        }
+        batch
+            .commit()
+            .map_err(|e| StorageError::engine("dropping an archived week", e))?;
+        removed += in_batch as u64;
+        // The next `tenant | metric` prefix, or the end of the key space.
+        let mut next = [0u8; 16];
+        next.copy_from_slice(prefix);
+        match u128::from_be_bytes(next).checked_add(1) {
+            Some(value) => from = value.to_be_bytes(),
+            None => break,
+        }
+    }
+    shared
+        .db
+        .persist(PersistMode::SyncAll)
+        .map_err(|e| StorageError::engine("syncing a dropped archived week", e))?;
+    Ok(removed)
 }
 
 /// Encodes a request on the caller's thread, so the single writer thread only assembles.

@@ -1,17 +1,24 @@
 //! The group-commit writer: the only thread that writes to the hot tier and the only one that
-//! creates or drops weekly keyspaces. It takes every queued request (up to a byte cap), writes
-//! them in one atomic fjall batch together with the new sequence high-water mark, fsyncs once,
-//! and then answers each caller.
+//! creates or drops weekly keyspaces and assigns weeks to the archive. It takes every queued
+//! request (up to a byte cap), writes them in one atomic fjall batch together with the new
+//! sequence high-water mark, fsyncs once, and then answers each caller.
+//!
+//! Where a week lives is decided once, when its first row is written: a week near the current
+//! one (see [`super::HotOptions::recent_weeks_past`]) gets its own keyspace; any other week is
+//! recorded in `meta` (in the same batch as its rows) as a week of the shared archive keyspace.
+//! Every later row of that week goes to the same place, so an identical re-send always meets its
+//! twin's key and each row is read exactly once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use strata_core::{MetricId, TenantId};
 
 use super::codec;
+use super::errors::ErrorLogBudget;
 use super::key::{self, KEY_LEN};
 use super::{HotOptions, WriteAck};
 use crate::error::StorageError;
@@ -25,6 +32,23 @@ pub(crate) const LATE_THRESHOLD_PREFIX: &[u8] = b"late_threshold/";
 /// Key in the `meta` keyspace: the end (ms, ordered i64 BE) of the newest week ever dropped. Hot
 /// data below it may be gone, so readers must take that range from the cold tier.
 pub(crate) const DROPPED_BEFORE_KEY: &[u8] = b"dropped_before";
+/// Prefix of the `meta` keys naming the weeks stored in the archive keyspace:
+/// `archive_week/ | week start` (ordered i64 BE) -> empty.
+pub(crate) const ARCHIVE_WEEK_PREFIX: &[u8] = b"archive_week/";
+/// The keyspace shared by every week that was far from the current one when first written.
+pub const ARCHIVE_KEYSPACE: &str = "hot_archive";
+
+pub(crate) fn archive_week_key(week_start_ms: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ARCHIVE_WEEK_PREFIX.len() + 8);
+    out.extend_from_slice(ARCHIVE_WEEK_PREFIX);
+    out.extend_from_slice(&key::ordered_i64(week_start_ms).to_be_bytes());
+    out
+}
+
+/// The partition name of an archived week, e.g. `hot_2017-04-24@archive`.
+pub(crate) fn archived_week_name(week_start_ms: i64) -> String {
+    format!("{}@archive", key::week_keyspace_name(week_start_ms))
+}
 
 pub(crate) fn late_threshold_key(tenant: TenantId, metric: MetricId) -> Vec<u8> {
     let mut out = Vec::with_capacity(LATE_THRESHOLD_PREFIX.len() + 16);
@@ -34,11 +58,12 @@ pub(crate) fn late_threshold_key(tenant: TenantId, metric: MetricId) -> Vec<u8> 
     out
 }
 
-/// One existing weekly partition.
+/// One existing weekly partition: its own keyspace, or a week of the archive keyspace.
 #[derive(Clone)]
 pub(crate) struct Week {
     pub name: String,
     pub keyspace: Keyspace,
+    pub archived: bool,
 }
 
 /// State shared by the store handle, readers and the writer thread.
@@ -46,6 +71,8 @@ pub(crate) struct Shared {
     pub db: Database,
     /// Week start (ms) -> partition. Only the writer thread inserts or removes entries.
     pub weeks: RwLock<BTreeMap<i64, Week>>,
+    /// Rows of every archived week (see the module docs).
+    pub archive: Keyspace,
     pub errors: Keyspace,
     pub meta: Keyspace,
     /// The late index: a copy of every row whose timestamp is below its metric's late threshold
@@ -67,6 +94,27 @@ impl Shared {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Every keyspace that holds rows, each once: the weekly ones and the archive.
+    pub fn row_keyspaces(&self) -> Vec<Keyspace> {
+        let weeks = self.weeks.read().unwrap_or_else(PoisonError::into_inner);
+        let mut keyspaces: Vec<Keyspace> = weeks
+            .values()
+            .filter(|week| !week.archived)
+            .map(|week| week.keyspace.clone())
+            .collect();
+        keyspaces.push(self.archive.clone());
+        keyspaces
+    }
+
+    /// Whether a week first written at `now_ms` gets its own keyspace.
+    fn is_recent(&self, week_start_ms: i64, now_ms: i64) -> bool {
+        let current = i128::from(key::week_start_ms(now_ms));
+        let week = i128::from(key::WEEK_MS);
+        let first = current - i128::from(self.options.recent_weeks_past) * week;
+        let last = current + i128::from(self.options.recent_weeks_future) * week;
+        (first..=last).contains(&i128::from(week_start_ms))
     }
 }
 
@@ -106,6 +154,13 @@ pub(crate) struct PreparedError {
     pub json: Vec<u8>,
 }
 
+impl PreparedError {
+    /// Bytes the record takes in the error log (key and value), for its retention budget.
+    pub fn stored_bytes(&self) -> usize {
+        ERROR_KEY_LEN + self.json.len()
+    }
+}
+
 pub(crate) struct PreparedWrite {
     pub tenant: TenantId,
     pub rows: Vec<PreparedRow>,
@@ -118,6 +173,11 @@ pub(crate) struct PreparedWrite {
 pub(crate) enum Command {
     Write(PreparedWrite),
     DropPartition {
+        week_start_ms: i64,
+        reply: Reply<()>,
+    },
+    /// Forget an archived week whose rows were deleted (see `HotStore::drop_partition`).
+    ForgetArchivedWeek {
         week_start_ms: i64,
         reply: Reply<()>,
     },
@@ -145,9 +205,12 @@ pub(crate) enum Command {
     Shutdown,
 }
 
+/// Length of an error record's key.
+pub(crate) const ERROR_KEY_LEN: usize = 24;
+
 /// Key of an error record: `tenant i64 | time_ms i64 | seq u64`, order-preserving.
-pub(crate) fn error_key(tenant: TenantId, time_ms: i64, seq: u64) -> [u8; 24] {
-    let mut out = [0u8; 24];
+pub(crate) fn error_key(tenant: TenantId, time_ms: i64, seq: u64) -> [u8; ERROR_KEY_LEN] {
+    let mut out = [0u8; ERROR_KEY_LEN];
     out[0..8].copy_from_slice(&key::ordered_i64(tenant).to_be_bytes());
     out[8..16].copy_from_slice(&key::ordered_i64(time_ms).to_be_bytes());
     out[16..24].copy_from_slice(&seq.to_be_bytes());
@@ -158,13 +221,16 @@ pub(crate) fn run(shared: Arc<Shared>, commands: Receiver<Command>, mut next_seq
     debug_assert!(next_seq >= 1, "sequence numbers start at 1; 0 means none");
     let max_group_bytes = shared.options.max_group_bytes;
     let mut pending: Option<Command> = None;
+    let mut error_log = ErrorLogBudget::new(&shared.options);
     loop {
+        error_log.sweep_if_due(&shared);
         let command = match pending.take() {
             Some(command) => command,
-            None => match commands.recv() {
+            None => match commands.recv_timeout(ErrorLogBudget::SWEEP_EVERY) {
                 Ok(command) => command,
+                Err(RecvTimeoutError::Timeout) => continue,
                 // Every sender is gone: the store was dropped.
-                Err(_) => break,
+                Err(RecvTimeoutError::Disconnected) => break,
             },
         };
         match command {
@@ -184,12 +250,16 @@ pub(crate) fn run(shared: Arc<Shared>, commands: Receiver<Command>, mut next_seq
                         Err(_) => break,
                     }
                 }
-                commit_group(&shared, &mut next_seq, group);
+                commit_group(&shared, &mut next_seq, group, &mut error_log);
             }
             Command::DropPartition {
                 week_start_ms,
                 reply,
             } => reply.send(drop_week(&shared, week_start_ms)),
+            Command::ForgetArchivedWeek {
+                week_start_ms,
+                reply,
+            } => reply.send(forget_archived_week(&shared, week_start_ms)),
             Command::RaiseLateThreshold {
                 tenant,
                 metric,
@@ -220,10 +290,31 @@ pub(crate) fn run(shared: Arc<Shared>, commands: Receiver<Command>, mut next_seq
     tracing::debug!("hot-tier writer stopped");
 }
 
-fn commit_group(shared: &Shared, next_seq: &mut u64, group: Vec<PreparedWrite>) {
-    match write_group(shared, next_seq, &group) {
+fn commit_group(
+    shared: &Shared,
+    next_seq: &mut u64,
+    group: Vec<PreparedWrite>,
+    error_log: &mut ErrorLogBudget,
+) {
+    let mut new_archived = Vec::new();
+    let result = write_group(shared, next_seq, &group, &mut new_archived);
+    if result.is_err() && !new_archived.is_empty() {
+        // Their `meta` records were in the failed batch: forget them, so the next row of such a
+        // week records it again instead of landing in the archive unrecorded.
+        let mut weeks = shared.weeks.write().unwrap_or_else(PoisonError::into_inner);
+        for week_start in &new_archived {
+            weeks.remove(week_start);
+        }
+    }
+    match result {
         Ok(acks) => {
             debug_assert_eq!(acks.len(), group.len());
+            for write in &group {
+                let added: usize = write.errors.iter().map(PreparedError::stored_bytes).sum();
+                if added > 0 {
+                    error_log.added(shared, write.tenant, added as u64);
+                }
+            }
             for (write, ack) in group.into_iter().zip(acks) {
                 write.reply.send(Ok(ack));
             }
@@ -236,11 +327,15 @@ fn commit_group(shared: &Shared, next_seq: &mut u64, group: Vec<PreparedWrite>) 
     }
 }
 
+/// Writes one group. Weeks it assigns to the archive are added to `new_archived`, so that a
+/// failure can take them back.
 fn write_group(
     shared: &Shared,
     next_seq: &mut u64,
     group: &[PreparedWrite],
+    new_archived: &mut Vec<i64>,
 ) -> Result<Vec<WriteAck>, StorageError> {
+    let now_ms = now_ms();
     let mut batch = shared.db.batch();
     let mut seq = *next_seq;
     let mut acks = Vec::with_capacity(group.len());
@@ -262,7 +357,8 @@ fn write_group(
             let keyspace = match &last_week {
                 Some((start, keyspace)) if *start == row.week_start_ms => keyspace.clone(),
                 _ => {
-                    let keyspace = week_keyspace(shared, row.week_start_ms)?;
+                    let keyspace =
+                        week_keyspace(shared, row.week_start_ms, now_ms, &mut batch, new_archived)?;
                     last_week = Some((row.week_start_ms, keyspace.clone()));
                     keyspace
                 }
@@ -317,9 +413,24 @@ fn write_group(
     Ok(acks)
 }
 
-/// The keyspace of a week, created on first use. Only the writer thread calls this, so the
-/// check-then-create cannot race.
-fn week_keyspace(shared: &Shared, week_start_ms: i64) -> Result<Keyspace, StorageError> {
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// The keyspace of a week, decided on first use (see the module docs). Only the writer thread
+/// calls this, so the check-then-create cannot race. A new archived week is recorded in `meta`
+/// through `batch`, atomically with its first rows.
+fn week_keyspace(
+    shared: &Shared,
+    week_start_ms: i64,
+    now_ms: i64,
+    batch: &mut fjall::OwnedWriteBatch,
+    new_archived: &mut Vec<i64>,
+) -> Result<Keyspace, StorageError> {
     if let Some(week) = shared
         .weeks
         .read()
@@ -327,6 +438,28 @@ fn week_keyspace(shared: &Shared, week_start_ms: i64) -> Result<Keyspace, Storag
         .get(&week_start_ms)
     {
         return Ok(week.keyspace.clone());
+    }
+    if !shared.is_recent(week_start_ms, now_ms) {
+        batch.insert(
+            &shared.meta,
+            archive_week_key(week_start_ms),
+            b"".as_slice(),
+        );
+        shared
+            .weeks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                week_start_ms,
+                Week {
+                    name: archived_week_name(week_start_ms),
+                    keyspace: shared.archive.clone(),
+                    archived: true,
+                },
+            );
+        new_archived.push(week_start_ms);
+        tracing::debug!(week_start_ms, "week assigned to the hot archive");
+        return Ok(shared.archive.clone());
     }
     let name = key::week_keyspace_name(week_start_ms);
     debug_assert_eq!(key::parse_week_keyspace_name(&name), Some(week_start_ms));
@@ -344,9 +477,33 @@ fn week_keyspace(shared: &Shared, week_start_ms: i64) -> Result<Keyspace, Storag
             Week {
                 name,
                 keyspace: keyspace.clone(),
+                archived: false,
             },
         );
     Ok(keyspace)
+}
+
+/// Forgets an archived week after `HotStore::drop_partition` deleted its rows: a later row of
+/// that week is assigned afresh (and, being old, goes to the archive again).
+fn forget_archived_week(shared: &Shared, week_start_ms: i64) -> Result<(), StorageError> {
+    let mut batch = shared.db.batch();
+    batch.remove(&shared.meta, archive_week_key(week_start_ms));
+    batch
+        .commit()
+        .map_err(|e| StorageError::engine("forgetting an archived week", e))?;
+    shared
+        .db
+        .persist(PersistMode::SyncAll)
+        .map_err(|e| StorageError::engine("syncing a dropped archived week", e))?;
+    let mut weeks = shared.weeks.write().unwrap_or_else(PoisonError::into_inner);
+    if weeks.get(&week_start_ms).is_some_and(|week| week.archived) {
+        weeks.remove(&week_start_ms);
+    }
+    tracing::info!(
+        partition = %archived_week_name(week_start_ms),
+        "dropped archived hot week"
+    );
+    Ok(())
 }
 
 fn raise_late_threshold(
@@ -457,11 +614,14 @@ pub(crate) fn record_dropped_before(shared: &Shared, end_ms: i64) -> Result<(), 
 }
 
 fn drop_week(shared: &Shared, week_start_ms: i64) -> Result<(), StorageError> {
-    let removed = shared
-        .weeks
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&week_start_ms);
+    let removed = {
+        let mut weeks = shared.weeks.write().unwrap_or_else(PoisonError::into_inner);
+        if weeks.get(&week_start_ms).is_some_and(|week| week.archived) {
+            // Archived weeks are dropped row by row (`HotStore::drop_partition`), never here.
+            return Ok(());
+        }
+        weeks.remove(&week_start_ms)
+    };
     let Some(week) = removed else {
         return Ok(());
     };

@@ -28,6 +28,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             fields_per_event: args.max_fields_per_event,
             admin_body_bytes: args.max_admin_body_bytes,
             error_payload_bytes: args.max_error_payload_bytes,
+            field_names_per_metric: args.max_field_names_per_metric,
         },
         sync: !args.unsafe_no_fsync,
         query: strata_server::QueryConfig {
