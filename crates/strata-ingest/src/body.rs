@@ -200,7 +200,7 @@ fn json_source<'a>(body: &'a [u8], limits: &Limits) -> Result<EventSource<'a>, B
             Ok(EventSource::Single(Some(RawEvent {
                 index: 0,
                 raw: trimmed,
-                parsed: Ok(map),
+                parsed: Ok(map.with_sent_numbers(trimmed)),
             })))
         }
         b'[' => {
@@ -228,7 +228,9 @@ enum EventParseFailure {
 fn parse_event(bytes: &[u8]) -> Result<EventObject, EventParseFailure> {
     let first = trim_json_whitespace(bytes).first().copied();
     if first == Some(b'{') {
-        return serde_json::from_slice(bytes).map_err(EventParseFailure::Malformed);
+        return serde_json::from_slice::<EventObject>(bytes)
+            .map(|object| object.with_sent_numbers(bytes))
+            .map_err(EventParseFailure::Malformed);
     }
     // Report "not JSON" ahead of "not an object" so `tru` does not read as a boolean.
     match serde_json::from_slice::<IgnoredAny>(bytes) {

@@ -45,6 +45,8 @@ pub enum EventError {
         #[source]
         source: NameError,
     },
+    #[error("the metric name {name:?} under key {key:?} is reserved (every metric has a `timestamp` column); name the metric otherwise")]
+    ReservedMetricName { key: String, name: String },
 
     #[error("the event has no timestamp: none of the keys {tried:?} is present")]
     MissingTimestamp { tried: Vec<String> },
@@ -57,6 +59,20 @@ pub enum EventError {
         patterns: Vec<String>,
     },
 
+    #[error("timestamp key {key:?} holds {value}, which is outside the supported range {MIN_TIMESTAMP_TEXT} to {MAX_TIMESTAMP_TEXT} (epoch milliseconds {} to {}); such an event could not be read back by every client", strata_core::MIN_TIMESTAMP_MS, strata_core::MAX_TIMESTAMP_MS)]
+    TimestampOutOfRange {
+        key: String,
+        /// The offending value as JSON text, truncated to 100 characters.
+        value: String,
+    },
+
+    #[error("metric {metric:?} already holds {known} distinct field names and this event adds {adding} more; the limit is {limit} per metric (declare aliases, or send such keys inside one array or text field)")]
+    TooManyFieldNames {
+        metric: String,
+        known: usize,
+        adding: usize,
+        limit: usize,
+    },
     #[error("invalid field name: {source}")]
     InvalidFieldName {
         name: String,
@@ -75,12 +91,17 @@ pub enum EventError {
     DuplicateField { name: String },
 }
 
+/// [`strata_core::MIN_TIMESTAMP_MS`] as RFC 3339 (checked by a test).
+pub const MIN_TIMESTAMP_TEXT: &str = "1677-09-21T00:12:43.146Z";
+/// [`strata_core::MAX_TIMESTAMP_MS`] as RFC 3339 (checked by a test).
+pub const MAX_TIMESTAMP_TEXT: &str = "2262-04-11T23:47:16.854Z";
+
 /// Shown in every `BadTimestamp` message so a device author learns what would have worked.
 pub const ACCEPTED_TIMESTAMP_FORMS: &str = "epoch milliseconds as a JSON number or a string of \
 digits; RFC 3339 (2015-01-12T10:12:15Z, offsets and fractional seconds allowed); RFC 1123/2822 \
 (Mon, 12 Jan 2015 10:12:15 GMT); date-time text read as UTC (January 12, 2015 10:12:15, \
 Jan 12, 2015 10:12:15, 2015-01-12 10:12:15.123, 2015-01-12T10:12:15, 2015/01/12 10:12:15, \
-2015-01-12)";
+2015-01-12); epoch milliseconds with a fraction are rounded down to the millisecond";
 
 fn configured_patterns(patterns: &[String]) -> String {
     if patterns.is_empty() {
@@ -99,13 +120,17 @@ impl EventError {
             | EventError::TooLarge { .. } => "parse",
             EventError::NoMetric { .. }
             | EventError::MetricNotString { .. }
-            | EventError::InvalidMetricName { .. } => "metric",
-            EventError::MissingTimestamp { .. } | EventError::BadTimestamp { .. } => "timestamp",
+            | EventError::InvalidMetricName { .. }
+            | EventError::ReservedMetricName { .. } => "metric",
+            EventError::MissingTimestamp { .. }
+            | EventError::BadTimestamp { .. }
+            | EventError::TimestampOutOfRange { .. } => "timestamp",
             EventError::InvalidFieldName { .. }
             | EventError::EmptyKeySegment { .. }
             | EventError::TooManyFields { .. }
             | EventError::TooDeep { .. }
-            | EventError::DuplicateField { .. } => "validate",
+            | EventError::DuplicateField { .. }
+            | EventError::TooManyFieldNames { .. } => "validate",
         }
     }
 }

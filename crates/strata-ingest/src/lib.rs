@@ -7,6 +7,7 @@
 
 mod body;
 mod error;
+mod exact;
 mod hash;
 mod metric;
 mod normalize;
@@ -15,7 +16,9 @@ mod stats;
 mod timestamp;
 
 pub use body::{events, split_body, BodyFormat, EventIter, RawEvent};
-pub use error::{BodyError, EventError, ACCEPTED_TIMESTAMP_FORMS};
+pub use error::{
+    BodyError, EventError, ACCEPTED_TIMESTAMP_FORMS, MAX_TIMESTAMP_TEXT, MIN_TIMESTAMP_TEXT,
+};
 pub use hash::{content_hash, series_hash, series_hash_of_text, NO_SERIES};
 pub use metric::{metric_name, MetricKeyConfig, DEFAULT_METRIC_KEY};
 pub use normalize::{normalize, NormalizedEvent, TimestampConfig, MAX_NESTING_DEPTH};

@@ -1,7 +1,7 @@
 //! Which metric an event names.
 
 use serde_json::Value as JsonValue;
-use strata_core::validate_name;
+use strata_core::{validate_name, RESERVED_FIELD_NAME};
 
 use crate::error::EventError;
 use crate::object::EventObject;
@@ -32,6 +32,7 @@ pub fn metric_name<'m>(
             key: "?metric=".to_string(),
             source,
         })?;
+        refuse_reserved("?metric=", name)?;
         return Ok((name, None));
     }
 
@@ -48,6 +49,7 @@ pub fn metric_name<'m>(
                     key: key.to_string(),
                     source,
                 })?;
+                refuse_reserved(key, name)?;
                 return Ok((name.as_str(), Some(key)));
             }
             Some(JsonValue::String(_)) | Some(JsonValue::Null) | None => {}
@@ -64,4 +66,16 @@ pub fn metric_name<'m>(
             tried: keys.map(str::to_string).collect(),
         }),
     }
+}
+
+/// `timestamp` names the event-time column of every table, so a table of that name would be
+/// ambiguous in SQL (`SELECT timestamp FROM timestamp`); the README lists it as reserved.
+fn refuse_reserved(key: &str, name: &str) -> Result<(), EventError> {
+    if name == RESERVED_FIELD_NAME {
+        return Err(EventError::ReservedMetricName {
+            key: key.to_string(),
+            name: name.to_string(),
+        });
+    }
+    Ok(())
 }

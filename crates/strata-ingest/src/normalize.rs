@@ -5,7 +5,7 @@ use strata_core::{validate_name, JsonKind, Limits, Value, RESERVED_FIELD_NAME};
 
 use crate::error::{truncate_chars, EventError};
 use crate::object::EventObject;
-use crate::timestamp::{bad_timestamp, parse_timestamp};
+use crate::timestamp::{bad_timestamp, out_of_range, parse_timestamp};
 
 /// Most levels of nested objects in one event; `{"a":{"b":1}}` has two. Deeper nesting is almost
 /// always a mistake (or an attack on the recursion), and names that long are useless columns.
@@ -65,7 +65,7 @@ pub fn normalize(
             tried: candidates.map(str::to_string).collect(),
         });
     };
-    let members = event.into_members();
+    let (members, sent_numbers) = event.into_parts();
     let timestamp_value = &members[timestamp_position].1;
     let timestamp_ms = parse_timestamp(timestamp_value, ts.metric_patterns, ts.tenant_patterns)
         .map_err(|err| match err {
@@ -75,6 +75,7 @@ pub fn normalize(
                 ts.metric_patterns,
                 ts.tenant_patterns,
             ),
+            EventError::TimestampOutOfRange { .. } => out_of_range(timestamp_key, timestamp_value),
             other => other,
         })?;
 
@@ -83,7 +84,7 @@ pub fn normalize(
         if position == timestamp_position || Some(position) == metric_position {
             continue;
         }
-        flatten_into(&mut fields, key, value, 1)?;
+        flatten_into(&mut fields, key, value, 1, &sent_numbers)?;
     }
     if fields.len() > limits.fields_per_event {
         return Err(EventError::TooManyFields {
@@ -113,11 +114,13 @@ pub fn normalize(
 }
 
 /// Appends the field(s) `value` makes under `name`, `depth` being how many keys `name` joins.
+/// `sent_numbers` holds the sent text of numbers i64/f64 would change, by dotted path.
 fn flatten_into(
     out: &mut Vec<(String, Value, JsonKind)>,
     name: String,
     value: JsonValue,
     depth: usize,
+    sent_numbers: &[(String, String)],
 ) -> Result<(), EventError> {
     let (value, kind) = match value {
         JsonValue::Object(map) => {
@@ -140,15 +143,21 @@ fn flatten_into(
                 child_name.push_str(&name);
                 child_name.push('.');
                 child_name.push_str(&key);
-                flatten_into(out, child_name, child, depth + 1)?;
+                flatten_into(out, child_name, child, depth + 1, sent_numbers)?;
             }
             return Ok(());
         }
         JsonValue::Null => (Value::Null, JsonKind::Null),
         JsonValue::Bool(b) => (Value::Bool(b), JsonKind::Boolean),
-        JsonValue::Number(number) => (number_value(&number), JsonKind::Number),
+        JsonValue::Number(number) => match sent_text(sent_numbers, &name) {
+            Some(text) => (Value::Str(text), JsonKind::Number),
+            None => (number_value(&number), JsonKind::Number),
+        },
         JsonValue::String(text) => (Value::Str(text), JsonKind::String),
-        array @ JsonValue::Array(_) => (Value::Str(array.to_string()), JsonKind::Array),
+        array @ JsonValue::Array(_) => match sent_text(sent_numbers, &name) {
+            Some(text) => (Value::Str(text), JsonKind::Array),
+            None => (Value::Str(array.to_string()), JsonKind::Array),
+        },
     };
     validate_name("field", &name).map_err(|source| EventError::InvalidFieldName {
         name: truncate_chars(&name, MAX_ECHOED_KEY_CHARS).to_string(),
@@ -156,6 +165,13 @@ fn flatten_into(
     })?;
     out.push((name, value, kind));
     Ok(())
+}
+
+fn sent_text(sent_numbers: &[(String, String)], name: &str) -> Option<String> {
+    sent_numbers
+        .iter()
+        .find(|(path, _)| path == name)
+        .map(|(_, text)| text.clone())
 }
 
 fn number_value(number: &Number) -> Value {

@@ -6,6 +6,8 @@ use std::ops::Index;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value as JsonValue};
 
+use crate::exact::SentNumbers;
+
 /// Most events have fewer top-level members than this; reserving it up front makes building the
 /// member list one allocation instead of several doublings.
 const TYPICAL_MEMBERS: usize = 16;
@@ -22,6 +24,9 @@ const TYPICAL_MEMBERS: usize = 16;
 pub struct EventObject {
     /// Sorted by key; keys unique.
     members: Vec<(String, JsonValue)>,
+    /// `(dotted path, sent text)` of numbers i64/f64 would change (see `crate::exact`); empty
+    /// for nearly every event.
+    sent_numbers: SentNumbers,
 }
 
 impl EventObject {
@@ -40,7 +45,16 @@ impl EventObject {
                 false
             }
         });
-        EventObject { members }
+        EventObject {
+            members,
+            sent_numbers: Vec::new(),
+        }
+    }
+
+    /// Records which numbers of this event, parsed from `raw`, must keep their sent text.
+    pub(crate) fn with_sent_numbers(mut self, raw: &[u8]) -> Self {
+        self.sent_numbers = crate::exact::inexact_numbers(raw);
+        self
     }
 
     /// Where `key` is in `members`.
@@ -69,9 +83,9 @@ impl EventObject {
         self.members.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    /// The members, sorted by key, keys unique.
-    pub(crate) fn into_members(self) -> Vec<(String, JsonValue)> {
-        self.members
+    /// The members, sorted by key, keys unique, and the sent text of inexact numbers by path.
+    pub(crate) fn into_parts(self) -> (Vec<(String, JsonValue)>, SentNumbers) {
+        (self.members, self.sent_numbers)
     }
 }
 

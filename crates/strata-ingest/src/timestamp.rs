@@ -4,15 +4,16 @@
 use chrono::format::{parse as parse_with_items, Item, Parsed, StrftimeItems};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use serde_json::Value as JsonValue;
-use strata_core::RESERVED_FIELD_NAME;
+use strata_core::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, RESERVED_FIELD_NAME};
 
 use crate::error::{truncate_chars, EventError};
 
 /// How much of an unparseable timestamp value an error message echoes.
 const MAX_ECHOED_VALUE_CHARS: usize = 100;
 
-/// Longest digit string read as epoch millis: i64 has 19 digits.
-const MAX_EPOCH_DIGITS: usize = 19;
+/// Longest digit string read as epoch millis: i64 has 19 digits. Longer ones are out of range
+/// (or not epoch millis at all) either way; 38 digits still fit the i128 they are read into.
+const MAX_EPOCH_DIGITS: usize = 38;
 
 /// Date-time text without a zone, read as UTC. `%.f` also matches no fraction at all, and `%B`
 /// also matches the abbreviated month name, so each line covers several spellings.
@@ -34,34 +35,69 @@ const DATE_FORMATS: &[&str] = &["%Y-%m-%d", "%Y/%m/%d", "%B %d, %Y", "%B %d %Y"]
 /// Reads a timestamp value as UTC epoch milliseconds.
 ///
 /// Accepted, in order: a JSON integer (epoch millis); a JSON number with a fraction (epoch millis,
-/// truncated toward zero, so `1.9` is 1 and `-1.9` is -1); a string of digits, optionally
+/// rounded down to the millisecond like a sub-millisecond RFC 3339 fraction, so `1.9` is 1 and
+/// `-1.1` is -2: the hot key holds whole milliseconds, and Python's `time.time() * 1000` sends
+/// fractions that rejecting would turn into lost readings); a string of digits, optionally
 /// negative (epoch millis); RFC 3339; RFC 1123/2822; the built-in date-time texts (read as UTC);
 /// then each of `metric_patterns` and `tenant_patterns` (chrono strftime; a pattern without a
 /// zone reads as UTC, one with only a date reads as midnight).
 ///
-/// The error names the key as `timestamp`; callers that read an alias replace it.
+/// The instant must lie in [`MIN_TIMESTAMP_MS`, `MAX_TIMESTAMP_MS`] (years 1677 to 2262, what
+/// an Arrow nanosecond timestamp holds); outside it the error is
+/// [`EventError::TimestampOutOfRange`]. The error names the key as `timestamp`; callers that read
+/// an alias replace it.
 pub fn parse_timestamp(
     value: &JsonValue,
     metric_patterns: &[String],
     tenant_patterns: &[String],
 ) -> Result<i64, EventError> {
-    let parsed = match value {
+    let parsed: Option<i128> = match value {
         JsonValue::Number(number) => epoch_millis_of_number(number),
         JsonValue::String(text) => {
             let text = text.trim();
-            parse_epoch_digits(text)
-                .or_else(|| parse_builtin_text(text))
-                .or_else(|| {
-                    metric_patterns
-                        .iter()
-                        .chain(tenant_patterns)
-                        .find_map(|pattern| parse_with_pattern(text, pattern))
-                })
+            parse_epoch_digits(text).or_else(|| {
+                parse_builtin_text(text)
+                    .or_else(|| {
+                        metric_patterns
+                            .iter()
+                            .chain(tenant_patterns)
+                            .find_map(|pattern| parse_with_pattern(text, pattern))
+                    })
+                    .map(i128::from)
+            })
         }
         JsonValue::Null | JsonValue::Bool(_) | JsonValue::Array(_) | JsonValue::Object(_) => None,
     };
-    parsed
-        .ok_or_else(|| bad_timestamp(RESERVED_FIELD_NAME, value, metric_patterns, tenant_patterns))
+    let Some(millis) = parsed else {
+        return Err(bad_timestamp(
+            RESERVED_FIELD_NAME,
+            value,
+            metric_patterns,
+            tenant_patterns,
+        ));
+    };
+    match i64::try_from(millis) {
+        Ok(millis) if (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&millis) => Ok(millis),
+        _ => Err(out_of_range(RESERVED_FIELD_NAME, value)),
+    }
+}
+
+pub(crate) fn out_of_range(key: &str, value: &JsonValue) -> EventError {
+    EventError::TimestampOutOfRange {
+        key: key.to_string(),
+        value: echoed(value),
+    }
+}
+
+/// The value as JSON text, cut to [`MAX_ECHOED_VALUE_CHARS`].
+fn echoed(value: &JsonValue) -> String {
+    let text = value.to_string();
+    let shown = truncate_chars(&text, MAX_ECHOED_VALUE_CHARS);
+    if shown.len() < text.len() {
+        format!("{shown}...")
+    } else {
+        text
+    }
 }
 
 /// Checks that a configured pattern is a valid chrono strftime pattern, so settings can refuse a
@@ -84,16 +120,9 @@ pub(crate) fn bad_timestamp(
     metric_patterns: &[String],
     tenant_patterns: &[String],
 ) -> EventError {
-    let text = value.to_string();
-    let shown = truncate_chars(&text, MAX_ECHOED_VALUE_CHARS);
-    let value = if shown.len() < text.len() {
-        format!("{shown}...")
-    } else {
-        text
-    };
     EventError::BadTimestamp {
         key: key.to_string(),
-        value,
+        value: echoed(value),
         patterns: metric_patterns
             .iter()
             .chain(tenant_patterns)
@@ -102,26 +131,25 @@ pub(crate) fn bad_timestamp(
     }
 }
 
-fn epoch_millis_of_number(number: &serde_json::Number) -> Option<i64> {
+/// Epoch millis of a JSON number, widened so a value past i64 is still "a number out of range"
+/// rather than "not a timestamp".
+fn epoch_millis_of_number(number: &serde_json::Number) -> Option<i128> {
     if let Some(millis) = number.as_i64() {
-        return Some(millis);
+        return Some(i128::from(millis));
     }
-    if number.is_u64() {
-        // Larger than i64::MAX milliseconds: not a representable instant.
+    if let Some(millis) = number.as_u64() {
+        return Some(i128::from(millis));
+    }
+    let floored = number.as_f64()?.floor();
+    if floored.is_nan() {
         return None;
     }
-    let float = number.as_f64()?;
-    let truncated = float.trunc();
-    // `as` saturates; checking the range first keeps out-of-range values an error, not a clamp.
-    // i64::MAX as f64 rounds up to 2^63, so the upper bound is exclusive.
-    if truncated.is_finite() && truncated >= i64::MIN as f64 && truncated < i64::MAX as f64 {
-        Some(truncated as i64)
-    } else {
-        None
-    }
+    // `as` saturates; anything past ±1e30 is out of range whatever its exact value, and an
+    // infinite or NaN value saturates the same way (serde_json never produces those).
+    Some(floored.clamp(-1e30, 1e30) as i128)
 }
 
-fn parse_epoch_digits(text: &str) -> Option<i64> {
+fn parse_epoch_digits(text: &str) -> Option<i128> {
     let digits = text.strip_prefix('-').unwrap_or(text);
     if digits.is_empty()
         || digits.len() > MAX_EPOCH_DIGITS
@@ -129,7 +157,7 @@ fn parse_epoch_digits(text: &str) -> Option<i64> {
     {
         return None;
     }
-    text.parse::<i64>().ok()
+    text.parse::<i128>().ok()
 }
 
 fn parse_builtin_text(text: &str) -> Option<i64> {

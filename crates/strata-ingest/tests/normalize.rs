@@ -231,13 +231,109 @@ fn numeric_timestamps_are_epoch_millis() {
     assert_eq!(ts(json!(SEED_MS)).unwrap(), SEED_MS);
     assert_eq!(ts(json!(-5)).unwrap(), -5);
     assert_eq!(ts(json!(0)).unwrap(), 0);
-    // Fractions truncate toward zero.
+    // Fractions round down to the millisecond, like a sub-millisecond RFC 3339 fraction.
     assert_eq!(ts(json!(1.9)).unwrap(), 1);
-    assert_eq!(ts(json!(-1.9)).unwrap(), -1);
+    assert_eq!(ts(json!(-1.9)).unwrap(), -2);
     assert_eq!(ts(json!(1421057535000.75)).unwrap(), SEED_MS);
-    // Not representable as i64 millis.
-    assert!(ts(json!(u64::MAX)).is_err());
-    assert!(ts(json!(1e300)).is_err());
+    assert_eq!(
+        ts(json!("1969-12-31T23:59:59.9981Z")).unwrap(),
+        ts(json!(-1.9)).unwrap()
+    );
+    // Not representable as i64 millis, or not by Arrow nanoseconds: out of range.
+    for value in [
+        json!(u64::MAX),
+        json!(1e300),
+        json!(-1e300),
+        json!(i64::MAX),
+        json!(i64::MIN),
+        json!(-8_334_632_851_200_001i64),
+        json!(strata_core::MAX_TIMESTAMP_MS + 1),
+        json!(strata_core::MIN_TIMESTAMP_MS - 1),
+        json!("9223372036854775807"),
+        json!("99999999999999999999999"),
+        json!("2262-04-11T23:47:16.855Z"),
+        json!("3000-01-01T00:00:00Z"),
+        json!("1600-01-01 00:00:00"),
+    ] {
+        let err = ts(value.clone()).unwrap_err();
+        assert!(
+            matches!(err, EventError::TimestampOutOfRange { .. }),
+            "{value}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains("1677-09-21T00:12:43.146Z"),
+            "{err}"
+        );
+    }
+    // The ends of the range are accepted.
+    assert_eq!(
+        ts(json!(strata_core::MAX_TIMESTAMP_MS)).unwrap(),
+        strata_core::MAX_TIMESTAMP_MS
+    );
+    assert_eq!(
+        ts(json!(strata_core::MIN_TIMESTAMP_MS)).unwrap(),
+        strata_core::MIN_TIMESTAMP_MS
+    );
+}
+
+#[test]
+fn range_texts_name_the_range_ends() {
+    use chrono::{DateTime, SecondsFormat};
+    let text = |ms: i64| {
+        DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
+    };
+    assert_eq!(
+        text(strata_core::MIN_TIMESTAMP_MS),
+        strata_ingest::MIN_TIMESTAMP_TEXT
+    );
+    assert_eq!(
+        text(strata_core::MAX_TIMESTAMP_MS),
+        strata_ingest::MAX_TIMESTAMP_TEXT
+    );
+}
+
+#[test]
+fn an_out_of_range_alias_names_the_alias_key() {
+    let aliases = ["ts".to_string()];
+    let cfg = TimestampConfig {
+        aliases: &aliases,
+        ..TimestampConfig::default()
+    };
+    let event: EventObject = serde_json::from_str(r#"{"ts": 9223372036854775807}"#).unwrap();
+    let err = normalize(0, event, None, &cfg, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(&err, EventError::TimestampOutOfRange { key, .. } if key == "ts"),
+        "{err:?}"
+    );
+    assert_eq!(err.stage(), "timestamp");
+}
+
+#[test]
+fn numbers_that_i64_or_f64_would_change_keep_their_sent_text() {
+    let body = br#"{"timestamp":1,"big":18446744073709551615,"pi":3.14159265358979323846,"n":{"x":1e-400},"list":[0.10000000000000000001],"fine":0.1,"int":-7}"#;
+    let events =
+        strata_ingest::split_body(body, strata_ingest::BodyFormat::Json, &Limits::default())
+            .unwrap();
+    let object = events.into_iter().next().unwrap().parsed.unwrap();
+    let event = normalize(
+        0,
+        object,
+        None,
+        &TimestampConfig::default(),
+        &Limits::default(),
+    )
+    .unwrap();
+    let text = |s: &str| Value::Str(s.to_string());
+    assert_eq!(field(&event, "big").1, text("18446744073709551615"));
+    assert_eq!(field(&event, "big").2, JsonKind::Number);
+    assert_eq!(field(&event, "pi").1, text("3.14159265358979323846"));
+    assert_eq!(field(&event, "n.x").1, text("1e-400"));
+    assert_eq!(field(&event, "list").1, text("[0.10000000000000000001]"));
+    assert_eq!(field(&event, "list").2, JsonKind::Array);
+    assert_eq!(field(&event, "fine").1, Value::Float(0.1));
+    assert_eq!(field(&event, "int").1, Value::Int(-7));
 }
 
 #[test]
@@ -660,4 +756,27 @@ fn each_stage_is_reported() {
         EventError::MissingTimestamp { tried: vec![] }.stage(),
         "timestamp"
     );
+}
+
+#[test]
+fn a_metric_cannot_be_named_timestamp() {
+    let event = object(json!({"metrictype": "timestamp", "timestamp": 1}));
+    let cfg = MetricKeyConfig {
+        query_metric: None,
+        metric_keys: &[],
+    };
+    let err = metric_name(&event, &cfg).unwrap_err();
+    assert!(
+        matches!(&err, EventError::ReservedMetricName { key, .. } if key == "metrictype"),
+        "{err:?}"
+    );
+    assert_eq!(err.stage(), "metric");
+    let by_query = MetricKeyConfig {
+        query_metric: Some("timestamp"),
+        metric_keys: &[],
+    };
+    assert!(matches!(
+        metric_name(&event, &by_query),
+        Err(EventError::ReservedMetricName { .. })
+    ));
 }

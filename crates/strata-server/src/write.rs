@@ -17,10 +17,10 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 use strata_catalog::Metric;
-use strata_core::{MetricId, NameId, Role, Value};
+use strata_core::{MetricId, NameId, Role, Value, ERROR_LOG_REQUEST_BYTES};
 use strata_ingest::{
-    content_hash, metric_name, normalize, series_hash, split_body, BodyFormat, MetricKeyConfig,
-    NormalizedEvent, StatsAccumulator, TimestampConfig,
+    content_hash, metric_name, normalize, series_hash, split_body, BodyFormat, EventError,
+    MetricKeyConfig, NormalizedEvent, StatsAccumulator, TimestampConfig,
 };
 use strata_storage::{ErrorRecord, HotEvent, HotWrite};
 
@@ -174,7 +174,9 @@ pub async fn write(
         schema = state.catalog().schema(tenant).await?;
     }
 
-    let mut by_metric: BTreeMap<MetricId, (Arc<Metric>, Vec<NormalizedEvent>)> = BTreeMap::new();
+    // Each event keeps its raw bytes until its names are admitted, for the error log.
+    type Pending<'b> = Vec<(NormalizedEvent, &'b [u8])>;
+    let mut by_metric: BTreeMap<MetricId, (Arc<Metric>, Pending<'_>)> = BTreeMap::new();
     for (index, raw, name, key, map) in named {
         let Some(metric) = schema.metric(&name) else {
             let reason = metric_failures
@@ -200,7 +202,7 @@ pub async fn write(
                 .entry(metric.id)
                 .or_insert_with(|| (metric.clone(), Vec::new()))
                 .1
-                .push(event),
+                .push((event, raw)),
             Err(err) => rejections.push(Rejection {
                 index,
                 stage: err.stage(),
@@ -228,6 +230,14 @@ pub async fn write(
             .iter()
             .map(|n| (n.name.as_str(), n.id))
             .collect();
+        let events = admit_names(
+            &metric,
+            &ids,
+            events,
+            limits.field_names_per_metric,
+            &mut rejections,
+            limits.error_payload_bytes,
+        );
         let mut new_names: Vec<String> = events
             .iter()
             .flat_map(|e| e.fields.iter().map(|(name, _, _)| name))
@@ -288,18 +298,7 @@ pub async fn write(
     }
 
     rejections.sort_by_key(|r| r.index);
-    let time_ms = now_ms();
-    let error_records: Vec<ErrorRecord> = rejections
-        .iter()
-        .map(|r| ErrorRecord {
-            time_ms,
-            stage: r.stage.to_string(),
-            reason: r.reason.clone(),
-            payload: r.payload.clone(),
-            index: Some(r.index as u64),
-            metric: r.metric.clone(),
-        })
-        .collect();
+    let error_records = error_records(&rejections, now_ms());
 
     let accepted = hot_events.len();
     if !hot_events.is_empty() || !error_records.is_empty() {
@@ -326,6 +325,91 @@ pub async fn write(
         "rejected": rejections.len(),
         "errors": errors,
     })))
+}
+
+/// Keeps the events (in body order) whose new incoming names fit under the metric's limit of
+/// distinct names, and rejects the others: each name is a column of `SELECT *` and a catalog
+/// row, and a metric of 60,000 names made `SELECT *` hang the server. The count comes from the
+/// request's schema snapshot, so concurrent requests can pass the limit by at most their own
+/// new names (each bounded by the body size).
+fn admit_names(
+    metric: &Metric,
+    known: &FxHashMap<&str, NameId>,
+    events: Vec<(NormalizedEvent, &[u8])>,
+    limit: usize,
+    rejections: &mut Vec<Rejection>,
+    payload_bytes: usize,
+) -> Vec<NormalizedEvent> {
+    let mut admitted: rustc_hash::FxHashSet<String> = Default::default();
+    let mut kept = Vec::with_capacity(events.len());
+    for (event, raw) in events {
+        let adding: Vec<&String> = event
+            .fields
+            .iter()
+            .map(|(name, _, _)| name)
+            .filter(|name| !known.contains_key(name.as_str()) && !admitted.contains(*name))
+            .collect();
+        let holds = known.len() + admitted.len();
+        if !adding.is_empty() && holds + adding.len() > limit {
+            let err = EventError::TooManyFieldNames {
+                metric: metric.name.clone(),
+                known: holds,
+                adding: adding.len(),
+                limit,
+            };
+            rejections.push(Rejection {
+                index: event.index,
+                stage: err.stage(),
+                reason: err.to_string(),
+                payload: cap(raw, payload_bytes),
+                metric: Some(metric.name.clone()),
+            });
+            continue;
+        }
+        let adding: Vec<String> = adding.into_iter().cloned().collect();
+        admitted.extend(adding);
+        kept.push(event);
+    }
+    kept
+}
+
+/// The error-log records of a request's rejections. One request adds at most
+/// [`ERROR_LOG_REQUEST_BYTES`]: past that, one record counts the rejections not kept (the
+/// response still lists every one), so a 16 MiB body of tiny bad events cannot add gigabytes.
+fn error_records(rejections: &[Rejection], time_ms: i64) -> Vec<ErrorRecord> {
+    // Key, JSON punctuation and the stage/metric fields of one record, roughly.
+    const RECORD_OVERHEAD: usize = 128;
+    let mut records = Vec::with_capacity(rejections.len());
+    let mut bytes = 0usize;
+    for (kept, r) in rejections.iter().enumerate() {
+        bytes += r.reason.len() + r.payload.len() + RECORD_OVERHEAD;
+        if bytes > ERROR_LOG_REQUEST_BYTES {
+            let left = rejections.len() - kept;
+            records.push(ErrorRecord {
+                time_ms,
+                stage: "log".to_string(),
+                reason: format!(
+                    "{left} further rejected events of this request (from index {}) are not kept \
+                     in the error log: one request may add at most {ERROR_LOG_REQUEST_BYTES} \
+                     bytes to it; the write response lists them all",
+                    r.index
+                ),
+                payload: String::new(),
+                index: Some(r.index as u64),
+                metric: None,
+            });
+            break;
+        }
+        records.push(ErrorRecord {
+            time_ms,
+            stage: r.stage.to_string(),
+            reason: r.reason.clone(),
+            payload: r.payload.clone(),
+            index: Some(r.index as u64),
+            metric: r.metric.clone(),
+        });
+    }
+    records
 }
 
 /// The first non-null value among a field's names, in precedence order. `fields` is sorted by
@@ -361,5 +445,47 @@ async fn log_body_failure(state: &AppState, tenant: i64, stage: &str, reason: &s
     };
     if let Err(err) = state.hot().write(write).await {
         tracing::error!("could not record a rejected body in the error log: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejection(index: usize, payload_bytes: usize) -> Rejection {
+        Rejection {
+            index,
+            stage: "parse",
+            reason: "the event must be a JSON object, but it is a JSON number".to_string(),
+            payload: "1".repeat(payload_bytes),
+            metric: None,
+        }
+    }
+
+    #[test]
+    fn one_request_adds_a_bounded_share_to_the_error_log() {
+        // 20,000 rejections of 1 KiB each: about 23 MiB of records without the budget.
+        let rejections: Vec<Rejection> = (0..20_000).map(|i| rejection(i, 1024)).collect();
+        let records = error_records(&rejections, 7);
+        let bytes: usize = records
+            .iter()
+            .map(|r| r.reason.len() + r.payload.len())
+            .sum();
+        assert!(bytes <= ERROR_LOG_REQUEST_BYTES, "{bytes}");
+        let summary = records.last().expect("records");
+        assert_eq!(summary.stage, "log");
+        let kept = records.len() - 1;
+        assert_eq!(summary.index, Some(kept as u64));
+        assert!(
+            summary
+                .reason
+                .starts_with(&format!("{} further rejected events", 20_000 - kept)),
+            "{}",
+            summary.reason
+        );
+        // A small request keeps every record and adds no summary.
+        let few = error_records(&rejections[..3], 7);
+        assert_eq!(few.len(), 3);
+        assert!(few.iter().all(|r| r.stage == "parse"));
     }
 }
