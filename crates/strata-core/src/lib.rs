@@ -6,6 +6,7 @@
 
 mod limits;
 mod names;
+mod panic;
 mod types;
 mod value;
 
@@ -14,6 +15,7 @@ pub use limits::{
     ERROR_LOG_TENANT_BYTES, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS,
 };
 pub use names::{validate_name, NameError, MAX_NAME_BYTES, RESERVED_FIELD_NAME};
+pub use panic::panic_text;
 pub use types::{FieldType, Role, UnknownFieldType, UnknownRole};
 pub use value::{JsonKind, Value};
 

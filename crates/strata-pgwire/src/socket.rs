@@ -9,7 +9,6 @@
 //! - turn a panic in decoding or in a handler into an ErrorResponse instead of a dropped
 //!   connection.
 
-use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,7 +137,7 @@ async fn next_event<S>(
         Ok(Some(Err(error))) => Event::Unreadable(error.to_string()),
         Err(panic) => {
             tracing::error!(
-                panic = panic_text(&*panic),
+                panic = strata_core::panic_text(&*panic),
                 "Postgres message decoder panicked"
             );
             Event::Unreadable("malformed message".to_string())
@@ -250,7 +249,10 @@ async fn handle<H: Handlers>(
         Ok(Ok(())) => return !cancel,
         Ok(Err(error)) => error,
         Err(panic) => {
-            tracing::error!(panic = panic_text(&*panic), "Postgres handler panicked");
+            tracing::error!(
+                panic = strata_core::panic_text(&*panic),
+                "Postgres handler panicked"
+            );
             // Before login the session is in an unknown state; after, only the statement failed.
             let severity = if logging_in { "FATAL" } else { "ERROR" };
             PgWireError::UserError(Box::new(ErrorInfo::new(
@@ -324,16 +326,6 @@ async fn farewell<S>(socket: &mut Socket<S>, code: &str, message: &str) {
     let info = ErrorInfo::new("FATAL".to_string(), code.to_string(), message.to_string());
     let send = socket.send(PgWireBackendMessage::ErrorResponse(info.into()));
     let _ = tokio::time::timeout(FAREWELL_TIMEOUT, send).await;
-}
-
-fn panic_text(panic: &(dyn Any + Send)) -> &str {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        text
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text
-    } else {
-        "non-text panic"
-    }
 }
 
 #[cfg(test)]

@@ -226,8 +226,8 @@ impl<'a> Arguments<'a> {
     }
 
     /// Elements of `range`/`generate_series` for integer arguments (`range(stop)` or
-    /// `range(start, stop [, step])`). Temporal series are bounded by their integer form's
-    /// absence: they count 0 here and rely on DataFusion's own checks.
+    /// `range(start, stop [, step])`). Date and timestamp series count 0 here: they are not
+    /// bounded yet (a known gap, ARCHITECTURE.md).
     fn series_length(&self, row: usize) -> u128 {
         let integer_argument = |i: usize| match self.values.get(i) {
             Some(ColumnarValue::Scalar(scalar)) => scalar.data_type().is_integer(),

@@ -337,9 +337,11 @@ impl Planner {
             Ok(Ok(())) => return,
             Ok(Err(error)) => error,
             Err(panic) => {
-                let message = panic_message(panic.as_ref());
+                // The message can name internals (paths, offsets): the log gets it, the client
+                // a generic internal error.
+                let message = strata_core::panic_text(panic.as_ref());
                 tracing::error!(panic = %message, "a query panicked");
-                QueryError::Internal(format!("the query failed unexpectedly: {message}"))
+                QueryError::Internal("the query failed unexpectedly".to_string())
             }
         };
         let _ = events.send(Event::Failed(failure)).await;
@@ -397,17 +399,6 @@ impl Planner {
             DfStatement::Explain(explain) => self.rewrite(explain.statement.as_mut()),
             _ => {}
         }
-    }
-}
-
-/// The text of a panic payload (`panic!` with a literal or a formatted message).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "panic".to_string()
     }
 }
 

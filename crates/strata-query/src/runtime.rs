@@ -37,8 +37,9 @@ pub const QUERY_THREAD_NICENESS: i32 = 0;
 
 /// Runtimes ("lanes") that queries are spread over. Within one tokio runtime a task that
 /// is not finished simply waits for a worker, so a short query queued behind a cross join's
-/// tasks waited 124 ms at the median and 1.4 s at p99 when there was one runtime (measured with
-/// the debug build, `hostile_query.rs`' scenario). Separate lanes have separate threads, which
+/// tasks waited 124 ms at the median and 1.4 s at p99 when there was one runtime (a one-off curl
+/// loop against a debug build on a loaded machine, not a benchmark; `strata bench isolation` is
+/// the benchmark, docs/benchmarks.md). Separate lanes have separate threads, which
 /// the kernel time-slices fairly, so a new query starts at once on an idle lane.
 pub const QUERY_LANES: usize = 8;
 

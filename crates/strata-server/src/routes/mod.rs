@@ -63,11 +63,7 @@ fn with_panic_guard(app: Router) -> Router {
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)");
+    let message = strata_core::panic_text(panic.as_ref());
     // The message can name internals (file paths, offsets); it goes to the log only.
     tracing::error!(panic = message, "a request handler panicked");
     ApiError::internal("internal error: the request failed unexpectedly; see the server log")

@@ -445,18 +445,15 @@ fn week_keyspace(
             archive_week_key(week_start_ms),
             b"".as_slice(),
         );
-        shared
-            .weeks
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                week_start_ms,
-                Week {
-                    name: archived_week_name(week_start_ms),
-                    keyspace: shared.archive.clone(),
-                    archived: true,
-                },
-            );
+        remember_week(
+            shared,
+            week_start_ms,
+            Week {
+                name: archived_week_name(week_start_ms),
+                keyspace: shared.archive.clone(),
+                archived: true,
+            },
+        );
         new_archived.push(week_start_ms);
         tracing::debug!(week_start_ms, "week assigned to the hot archive");
         return Ok(shared.archive.clone());
@@ -468,19 +465,25 @@ fn week_keyspace(
         .keyspace(&name, KeyspaceCreateOptions::default)
         .map_err(|e| StorageError::engine("creating a weekly partition", e))?;
     tracing::info!(partition = %name, "created hot partition");
+    remember_week(
+        shared,
+        week_start_ms,
+        Week {
+            name,
+            keyspace: keyspace.clone(),
+            archived: false,
+        },
+    );
+    Ok(keyspace)
+}
+
+/// Records where a week's rows live, for every later row of that week and for readers.
+fn remember_week(shared: &Shared, week_start_ms: i64, week: Week) {
     shared
         .weeks
         .write()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(
-            week_start_ms,
-            Week {
-                name,
-                keyspace: keyspace.clone(),
-                archived: false,
-            },
-        );
-    Ok(keyspace)
+        .insert(week_start_ms, week);
 }
 
 /// Forgets an archived week after `HotStore::drop_partition` deleted its rows: a later row of
