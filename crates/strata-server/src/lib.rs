@@ -123,9 +123,15 @@ pub async fn run(
         cold,
         config.compaction.clone(),
     ));
+    let writer = Arc::new(strata_write::Writer::new(
+        catalog.clone(),
+        hot.clone(),
+        config.limits.clone(),
+    ));
     let state = AppState::new(
         catalog.clone(),
         hot.clone(),
+        writer.clone(),
         query.clone(),
         compactor.clone(),
         operator_token,
@@ -183,7 +189,7 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
 
-    let flusher = stats::spawn_flusher(state.clone(), STATS_FLUSH_INTERVAL);
+    let flusher = stats::spawn_flusher(writer.clone(), STATS_FLUSH_INTERVAL);
     let background = spawn_compaction(compactor.clone(), config.compact_interval);
     let app = routes::router(state.clone());
     http::serve(listener, app, config.http.clone(), stopped(stop_rx)).await;
@@ -196,7 +202,7 @@ pub async fn run(
     tracing::info!("shutting down: flushing statistics and closing the hot tier");
     flusher.abort();
     background.abort();
-    stats::flush(&state).await;
+    writer.flush_stats().await;
     hot.close();
     Ok(())
 }

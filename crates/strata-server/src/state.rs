@@ -1,11 +1,11 @@
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use strata_catalog::DynCatalog;
 use strata_cold::Compactor;
 use strata_core::Limits;
-use strata_ingest::StatsAccumulator;
 use strata_query::QueryEngine;
 use strata_storage::HotStore;
+use strata_write::Writer;
 
 /// Shared by every request handler. Cheap to clone.
 #[derive(Clone)]
@@ -16,17 +16,18 @@ pub struct AppState {
 struct Inner {
     catalog: DynCatalog,
     hot: Arc<HotStore>,
+    writer: Arc<Writer>,
     query: QueryEngine,
     compactor: Arc<Compactor>,
     operator_token: String,
     limits: Limits,
-    stats: Mutex<StatsAccumulator>,
 }
 
 impl AppState {
     pub fn new(
         catalog: DynCatalog,
         hot: Arc<HotStore>,
+        writer: Arc<Writer>,
         query: QueryEngine,
         compactor: Arc<Compactor>,
         operator_token: String,
@@ -36,11 +37,11 @@ impl AppState {
             inner: Arc::new(Inner {
                 catalog,
                 hot,
+                writer,
                 query,
                 compactor,
                 operator_token,
                 limits,
-                stats: Mutex::new(StatsAccumulator::default()),
             }),
         }
     }
@@ -63,7 +64,7 @@ impl AppState {
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
     }
-    pub fn stats(&self) -> &Mutex<StatsAccumulator> {
-        &self.inner.stats
+    pub fn writer(&self) -> &Writer {
+        &self.inner.writer
     }
 }

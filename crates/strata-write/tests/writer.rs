@@ -1,0 +1,204 @@
+//! `Writer` in-process, over a real SQLite catalog and a real fjall hot tier in temporary
+//! directories (no server spawned): bodies, per-event errors, idempotent re-sends, and the
+//! event stream receiving exactly the committed rows.
+
+use std::sync::Arc;
+
+use strata_catalog::{DynCatalog, SchemaChange, SqliteCatalog};
+use strata_core::{Limits, TenantId, Value};
+use strata_ingest::BodyFormat;
+use strata_storage::{HotOptions, HotRow, HotStore, ScanRequest};
+use strata_write::{WriteError, WriteOutcome, WriteRequest, Writer};
+use tempfile::TempDir;
+
+struct Fixture {
+    _dir: TempDir,
+    catalog: DynCatalog,
+    hot: Arc<HotStore>,
+    writer: Writer,
+    tenant: TenantId,
+}
+
+async fn fixture() -> Fixture {
+    let dir = TempDir::new().expect("tempdir");
+    let catalog: DynCatalog = Arc::new(
+        SqliteCatalog::open(&dir.path().join("catalog.sqlite"))
+            .await
+            .expect("catalog"),
+    );
+    let hot = HotStore::open(&dir.path().join("hot"), HotOptions::default()).expect("hot");
+    let (tenant, _key) = catalog.create_tenant("acme").await.expect("tenant");
+    let writer = Writer::new(catalog.clone(), hot.clone(), Limits::default());
+    Fixture {
+        _dir: dir,
+        catalog,
+        hot,
+        writer,
+        tenant: tenant.id,
+    }
+}
+
+impl Fixture {
+    async fn write(&self, body: &str, format: BodyFormat) -> Result<WriteOutcome, WriteError> {
+        self.writer
+            .write(WriteRequest {
+                tenant: self.tenant,
+                body: body.as_bytes(),
+                format,
+                metric: None,
+            })
+            .await
+    }
+
+    async fn rows(&self, metric: &str) -> Vec<HotRow> {
+        let schema = self.catalog.schema(self.tenant).await.expect("schema");
+        let Some(metric) = schema.metric(metric) else {
+            return Vec::new();
+        };
+        let scan = self
+            .hot
+            .scan(&ScanRequest {
+                tenant: self.tenant,
+                metric: metric.id,
+                start_ms: i64::MIN,
+                end_ms: i64::MAX,
+                series: None,
+                names: None,
+            })
+            .expect("scan");
+        scan.collect::<Result<Vec<_>, _>>().expect("rows")
+    }
+}
+
+#[tokio::test]
+async fn json_arrays_and_ndjson_are_stored_with_unknown_fields_under_their_names() {
+    let f = fixture().await;
+    let array = r#"[{"metrictype":"env","timestamp":1000,"temp":21.5},
+                    {"metrictype":"env","timestamp":2000,"tmp":"22"}]"#;
+    let outcome = f.write(array, BodyFormat::Json).await.expect("write");
+    assert_eq!((outcome.accepted, outcome.rejections.len()), (2, 0));
+    let lines = "{\"metrictype\":\"env\",\"timestamp\":3000,\"temp\":23}\n\n\
+                 {\"metrictype\":\"other\",\"timestamp\":3000,\"x\":true}\n";
+    let outcome = f.write(lines, BodyFormat::Ndjson).await.expect("write");
+    assert_eq!(outcome.accepted, 2);
+    assert_eq!(f.rows("env").await.len(), 3);
+    assert_eq!(f.rows("other").await.len(), 1);
+    let schema = f.catalog.schema(f.tenant).await.expect("schema");
+    let env = schema.metric("env").expect("auto-created");
+    let names: Vec<&str> = env.incoming.iter().map(|n| n.name.as_str()).collect();
+    assert!(
+        names.contains(&"temp") && names.contains(&"tmp"),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_events_are_rejected_one_by_one_and_kept_in_the_error_log() {
+    let f = fixture().await;
+    let body = r#"[{"metrictype":"env","timestamp":1000,"temp":1},
+                   42,
+                   {"timestamp":1000,"temp":2},
+                   {"metrictype":"env","timestamp":"not a time","temp":3},
+                   {"metrictype":"timestamp","timestamp":1000}]"#;
+    let outcome = f.write(body, BodyFormat::Json).await.expect("write");
+    assert_eq!(outcome.accepted, 1);
+    let indexes: Vec<usize> = outcome.rejections.iter().map(|r| r.index).collect();
+    assert_eq!(indexes, vec![1, 2, 3, 4]);
+    assert_eq!(outcome.rejections[2].stage, "timestamp");
+    assert_eq!(outcome.rejections[3].stage, "metric");
+    let logged = f.hot.read_errors(f.tenant, 0, 100).expect("errors");
+    assert_eq!(logged.len(), 4);
+    assert_eq!(logged[1].payload.trim(), r#"{"timestamp":1000,"temp":2}"#);
+    assert_eq!(f.rows("env").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_body_that_cannot_be_split_stores_nothing_and_is_logged_whole() {
+    let f = fixture().await;
+    let err = f
+        .write(r#"[{"metrictype":"env","timestamp":1}"#, BodyFormat::Json)
+        .await
+        .expect_err("malformed");
+    let WriteError::Body(message) = err else {
+        panic!("not a body error: {err:?}");
+    };
+    assert!(message.contains("byte"), "names the location: {message}");
+    let logged = f.hot.read_errors(f.tenant, 0, 10).expect("errors");
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].stage, "parse");
+    assert!(f.rows("env").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_identical_re_send_is_stored_once_and_aliases_share_a_series() {
+    let f = fixture().await;
+    let body = r#"[{"metrictype":"env","timestamp":1000,"device":"a","temp":1},
+                   {"metrictype":"env","timestamp":2000,"device":"a","temp":2}]"#;
+    f.write(body, BodyFormat::Json).await.expect("write");
+    f.write(body, BodyFormat::Json).await.expect("re-send");
+    assert_eq!(f.rows("env").await.len(), 2);
+    // With `device` (alias `dev`) as the series key, both spellings land in one series.
+    let declare = SchemaChange::DeclareField {
+        metric: "env".into(),
+        field: "device".into(),
+        field_type: None,
+        aliases: vec!["dev".into()],
+        hidden: false,
+    };
+    f.catalog.apply(f.tenant, declare).await.expect("declare");
+    let keys = SchemaChange::UpdateMetric {
+        metric: "env".into(),
+        rename_to: None,
+        add_aliases: vec![],
+        remove_aliases: vec![],
+        timestamp_aliases: None,
+        timestamp_patterns: None,
+        series_keys: Some(vec!["device".into()]),
+    };
+    f.catalog.apply(f.tenant, keys).await.expect("series keys");
+    let body = r#"[{"metrictype":"env","timestamp":5000,"device":"b","temp":1},
+                   {"metrictype":"env","timestamp":6000,"dev":"b","temp":2}]"#;
+    f.write(body, BodyFormat::Json).await.expect("write");
+    let series: Vec<u64> = f
+        .rows("env")
+        .await
+        .iter()
+        .filter(|r| r.timestamp_ms >= 5000)
+        .map(|r| r.series)
+        .collect();
+    assert_eq!(series.len(), 2);
+    assert_eq!(series[0], series[1]);
+    assert_ne!(series[0], 0);
+}
+
+#[tokio::test]
+async fn the_event_stream_receives_exactly_the_committed_rows() {
+    let f = fixture().await;
+    // Nothing is copied for the stream while nobody listens.
+    assert!(!f.writer.events().has_subscribers());
+    let mut events = f.writer.events().subscribe();
+    let body = r#"[{"metrictype":"env","timestamp":1000,"temp":1},
+                   "bad",
+                   {"metrictype":"env","timestamp":2000,"temp":2},
+                   {"metrictype":"env","timestamp":3000,"temp":3}]"#;
+    let outcome = f.write(body, BodyFormat::Json).await.expect("write");
+    assert_eq!(outcome.accepted, 3);
+    let batch = events.try_recv().expect("one batch");
+    assert_eq!(batch.tenant, f.tenant);
+    let stored = f.rows("env").await;
+    assert_eq!(batch.rows.len(), stored.len());
+    for (published, row) in batch.rows.iter().zip(&stored) {
+        assert_eq!(published.timestamp_ms, row.timestamp_ms);
+        assert_eq!(published.content_hash, row.content_hash);
+        assert_eq!(published.values, row.values);
+    }
+    let seqs: Vec<u64> = stored.iter().map(|r| r.seq).collect();
+    assert_eq!(
+        seqs,
+        (batch.first_seq..batch.first_seq + 3).collect::<Vec<_>>()
+    );
+    assert_eq!(stored[0].values[0].1, Value::Int(1));
+    // A request that stores only rejections publishes nothing.
+    f.write(r#"[1, 2]"#, BodyFormat::Json).await.expect("write");
+    assert!(events.try_recv().is_err(), "no batch for rejections only");
+}
