@@ -55,34 +55,34 @@ pub(crate) fn admit_names(
     kept
 }
 
-/// Adds ids for the names in `events` that `ids` lacks, registering them in the catalog first
-/// (committed before any data uses them, so a crash never leaves data under an unknown id).
-pub(crate) async fn register_new_names<'e>(
+/// Ids for the names in `events` that `known` lacks, registered in the catalog first (committed
+/// before any data uses them, so a crash never leaves data under an unknown id). Owned keys, so
+/// the events can move into rows afterwards.
+pub(crate) async fn register_new_names(
     catalog: &DynCatalog,
     tenant: TenantId,
     metric: &Metric,
-    events: &'e [NormalizedEvent],
-    ids: &mut FxHashMap<&'e str, NameId>,
-) -> Result<(), WriteError> {
-    let mut new_names: Vec<&'e str> = events
+    events: &[NormalizedEvent],
+    known: &FxHashMap<&str, NameId>,
+) -> Result<FxHashMap<String, NameId>, WriteError> {
+    let mut new_names: Vec<String> = events
         .iter()
-        .flat_map(|e| e.fields.iter().map(|(name, _, _)| name.as_str()))
-        .filter(|name| !ids.contains_key(name))
+        .flat_map(|e| e.fields.iter().map(|(name, _, _)| name))
+        .filter(|name| !known.contains_key(name.as_str()))
+        .cloned()
         .collect();
     if new_names.is_empty() {
-        return Ok(());
+        return Ok(FxHashMap::default());
     }
     new_names.sort_unstable();
     new_names.dedup();
-    let owned: Vec<String> = new_names.iter().map(|n| n.to_string()).collect();
     let new_ids = catalog
-        .register_incoming_names(tenant, metric.id, &owned)
+        .register_incoming_names(tenant, metric.id, &new_names)
         .await?;
     if new_ids.len() != new_names.len() {
         return Err(WriteError::Internal(
             "the catalog returned the wrong number of incoming-name ids".to_string(),
         ));
     }
-    ids.extend(new_names.into_iter().zip(new_ids));
-    Ok(())
+    Ok(new_names.into_iter().zip(new_ids).collect())
 }

@@ -258,15 +258,15 @@ impl Writer {
         // which was a measurable share of ingest CPU; only names already registered for this
         // metric (or registered just below) are ever in the map, so crafting colliding ones
         // costs a catalog registration each and slows only this tenant's writes to it.
-        let mut ids: FxHashMap<&str, NameId> = metric
+        let known: FxHashMap<&str, NameId> = metric
             .incoming
             .iter()
             .map(|n| (n.name.as_str(), n.id))
             .collect();
         let limit = self.limits.field_names_per_metric;
         let payload_bytes = self.limits.error_payload_bytes;
-        let events = admit_names(metric, &ids, events, limit, rejections, payload_bytes);
-        register_new_names(&self.catalog, tenant, metric, &events, &mut ids).await?;
+        let events = admit_names(metric, &known, events, limit, rejections, payload_bytes);
+        let new = register_new_names(&self.catalog, tenant, metric, &events, &known).await?;
         let series_names: Vec<Vec<String>> = metric
             .series_key_fields()
             .iter()
@@ -274,16 +274,20 @@ impl Writer {
             .collect();
         let seen_ms = now_ms();
         let mut rows = Vec::with_capacity(events.len());
-        for event in &events {
+        for event in events {
+            // Hashes read the fields by reference; afterwards the values move into the row.
             let series = series_of_event(&event.fields, &series_names);
             let hash = content_hash(metric.id, event.timestamp_ms, &event.fields);
             let mut values: Vec<(NameId, Value)> = Vec::with_capacity(event.fields.len());
-            for (name, value, kind) in &event.fields {
-                let id = *ids.get(name.as_str()).ok_or_else(|| {
-                    WriteError::Internal(format!("incoming name {name:?} has no id"))
-                })?;
-                stats.observe(tenant, metric.id, id, *kind, value, seen_ms);
-                values.push((id, value.clone()));
+            for (name, value, kind) in event.fields {
+                let id = *known
+                    .get(name.as_str())
+                    .or_else(|| new.get(&name))
+                    .ok_or_else(|| {
+                        WriteError::Internal(format!("incoming name {name:?} has no id"))
+                    })?;
+                stats.observe(tenant, metric.id, id, kind, &value, seen_ms);
+                values.push((id, value));
             }
             values.sort_unstable_by_key(|(id, _)| *id);
             rows.push(HotEvent {
