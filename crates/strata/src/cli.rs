@@ -281,10 +281,10 @@ pub struct ServeArgs {
     pub purge_deleted_after_secs: u64,
     /// Seconds a connection may take to send a complete request head; also how long an idle
     /// keep-alive connection stays open waiting for its next request
-    #[arg(long, env = "STRATA_HTTP_HEADER_TIMEOUT_SECS", default_value_t = strata_server::DEFAULT_HEADER_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "STRATA_HTTP_HEADER_TIMEOUT_SECS", default_value_t = strata_node::DEFAULT_HEADER_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub http_header_timeout_secs: u64,
     /// Most HTTP connections open at once; one more is answered 503 and closed
-    #[arg(long, env = "STRATA_HTTP_MAX_CONNECTIONS", default_value_t = strata_server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, env = "STRATA_HTTP_MAX_CONNECTIONS", default_value_t = strata_node::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub http_max_connections: usize,
     /// Acknowledge writes before they are fsync'd. Loses acknowledged events on a crash; for
     /// benchmarks only.

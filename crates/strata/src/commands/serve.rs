@@ -1,4 +1,4 @@
-//! `strata serve`: maps flags onto [`strata_server::ServeConfig`] and runs the server until
+//! `strata serve`: maps flags onto [`strata_node::ServeConfig`] and runs the server until
 //! SIGTERM or SIGINT.
 
 use std::future::Future;
@@ -9,13 +9,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::ServeArgs;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = strata_server::ServeConfig {
+    let config = strata_node::ServeConfig {
         data_dir: args.data_dir,
         http_addr: args.http_addr,
         pg_addr: args.pg_addr,
         pg_allow_insecure: args.pg_allow_insecure,
         pg_tls: match (args.tls_cert, args.tls_key) {
-            (Some(cert), Some(key)) => Some(strata_server::TlsPaths { cert, key }),
+            (Some(cert), Some(key)) => Some(strata_node::TlsPaths { cert, key }),
             _ => None,
         },
         // Env only: a token on the command line would show in `ps` and shell history.
@@ -31,21 +31,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             field_names_per_metric: args.max_field_names_per_metric,
         },
         sync: !args.unsafe_no_fsync,
-        query: strata_server::QueryConfig {
+        query: strata_node::QueryConfig {
             memory_limit_bytes: args.query_memory_bytes,
             timeout: std::time::Duration::from_secs(args.query_timeout_secs),
             threads: args
                 .query_threads
-                .unwrap_or_else(|| strata_server::QueryConfig::default().threads),
+                .unwrap_or_else(|| strata_node::QueryConfig::default().threads),
             tier_preference: match args.plan_tier {
-                crate::cli::PlanTierArg::Cost => strata_server::TierPreference::Cost,
-                crate::cli::PlanTierArg::Cold => strata_server::TierPreference::Cold,
-                crate::cli::PlanTierArg::Hot => strata_server::TierPreference::Hot,
+                crate::cli::PlanTierArg::Cost => strata_node::TierPreference::Cost,
+                crate::cli::PlanTierArg::Cold => strata_node::TierPreference::Cold,
+                crate::cli::PlanTierArg::Hot => strata_node::TierPreference::Hot,
             },
             ..Default::default()
         },
         cold_location: args.cold_url,
-        compaction: strata_server::CompactorConfig {
+        compaction: strata_node::CompactorConfig {
             min_age: std::time::Duration::from_secs(args.compact_after_secs),
             hot_retention: std::time::Duration::from_secs(
                 args.hot_retention_days.saturating_mul(86_400),
@@ -56,7 +56,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         compact_interval: (args.compact_interval_secs > 0)
             .then(|| std::time::Duration::from_secs(args.compact_interval_secs)),
-        http: strata_server::HttpConfig {
+        http: strata_node::HttpConfig {
             header_read_timeout: std::time::Duration::from_secs(args.http_header_timeout_secs),
             max_connections: args.http_max_connections,
         },
@@ -79,7 +79,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Install the handlers before the server starts so a signal during startup is not lost
         // to the default action (which would kill the process without closing the stores).
         let shutdown = shutdown_signal().context("installing signal handlers")?;
-        strata_server::run(config, shutdown)
+        strata_node::run(config, shutdown)
             .await
             .context("server failed")
     })

@@ -1,0 +1,236 @@
+//! The node: what `strata serve` runs. It opens the stores under the data directory, builds the
+//! writer and the query engine, starts the two front doors (HTTP and Postgres, peers over the
+//! same engines) and the background jobs (compaction, statistics flushing), and closes
+//! everything in order at shutdown.
+//!
+//! Architecture invariant: only the binary imports this crate.
+
+mod bootstrap;
+mod stats;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_catalog::{DynCatalog, SqliteCatalog};
+use strata_core::Limits;
+use strata_query::QueryEngine;
+use strata_server::AppState;
+use strata_storage::{HotOptions, HotStore};
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+pub use strata_cold::CompactorConfig;
+pub use strata_pgwire::TlsPaths;
+pub use strata_query::{QueryConfig, TierPreference};
+pub use strata_server::{HttpConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
+
+/// Everything `strata serve` can be told. The binary maps flags and env vars onto this.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub http_addr: SocketAddr,
+    pub pg_addr: SocketAddr,
+    /// Serve the Postgres wire protocol without TLS on a non-loopback address.
+    pub pg_allow_insecure: bool,
+    /// TLS certificate and key for the Postgres wire protocol.
+    pub pg_tls: Option<strata_pgwire::TlsPaths>,
+    /// Overrides the generated operator token (env `STRATA_OPERATOR_TOKEN`).
+    pub operator_token: Option<String>,
+    pub limits: Limits,
+    /// fsync before acknowledging writes. Only benchmarks turn this off.
+    pub sync: bool,
+    /// Per-query memory limit, timeout and batch size.
+    pub query: QueryConfig,
+    /// Where cold files go: `None` = `<data_dir>/cold`; else a directory or object-store URL.
+    pub cold_location: Option<String>,
+    /// Compaction age, file size, hot retention.
+    pub compaction: CompactorConfig,
+    /// How often the background compactor runs; `None` disables it (on demand only).
+    pub compact_interval: Option<Duration>,
+    /// Header-read (and idle keep-alive) timeout and connection cap of the HTTP port.
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("catalog: {0}")]
+    Catalog(#[from] strata_catalog::CatalogError),
+    #[error("hot tier: {0}")]
+    Storage(#[from] strata_storage::StorageError),
+    #[error(transparent)]
+    Cold(#[from] strata_cold::ColdError),
+    #[error("operator token: {0}")]
+    OperatorToken(String),
+    #[error(transparent)]
+    Postgres(#[from] strata_pgwire::PgError),
+    #[error("http server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// How often batched unknown-field statistics are written to the catalog.
+const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long startup waits for a cloud cold store to answer a listing before refusing to start.
+const COLD_STORE_STARTUP_CHECK: Duration = Duration::from_secs(30);
+
+/// Opens the stores under `config.data_dir`, serves HTTP until `shutdown` resolves, then drains
+/// in-flight requests, flushes statistics and closes the stores.
+pub async fn run(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    bootstrap::secure_data_dir(&config.data_dir, config.cold_location.is_none())?;
+    let operator_token =
+        bootstrap::operator_token(&config.data_dir, config.operator_token.as_deref())?;
+
+    let catalog: DynCatalog =
+        Arc::new(SqliteCatalog::open(&config.data_dir.join(bootstrap::CATALOG_FILE)).await?);
+    // SQLite created -wal and -shm with the catalog's mode; this covers any it found.
+    bootstrap::secure_catalog_files(&config.data_dir)?;
+    let hot = HotStore::open(
+        &config.data_dir.join("hot"),
+        HotOptions {
+            sync: config.sync,
+            ..HotOptions::default()
+        },
+    )?;
+
+    let cold = strata_cold::ColdStore::open(&config.data_dir, config.cold_location.as_deref())?;
+    cold.check_reachable(COLD_STORE_STARTUP_CHECK).await?;
+    tracing::info!(location = cold.location(), "cold tier ready");
+    let query = QueryEngine::new(catalog.clone(), hot.clone(), config.query.clone())
+        .with_cold(cold.access());
+    let compactor = Arc::new(strata_cold::Compactor::new(
+        catalog.clone(),
+        hot.clone(),
+        cold,
+        config.compaction.clone(),
+    ));
+    let writer = Arc::new(strata_write::Writer::new(
+        catalog.clone(),
+        hot.clone(),
+        config.limits.clone(),
+    ));
+    let state = AppState::new(
+        catalog.clone(),
+        hot.clone(),
+        writer.clone(),
+        query.clone(),
+        compactor.clone(),
+        operator_token,
+        config.limits.clone(),
+    );
+
+    // Refuse an insecure Postgres setup before binding anything, so a misconfigured server
+    // fails at startup instead of serving HTTP alone.
+    strata_pgwire::check_bind_policy(
+        &config.pg_addr,
+        config.pg_tls.is_some(),
+        config.pg_allow_insecure,
+    )?;
+    if let Some(tls) = &config.pg_tls {
+        strata_pgwire::load_tls(tls)?;
+    }
+    let listener = TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.http_addr,
+            source,
+        })?;
+    let pg_listener =
+        TcpListener::bind(config.pg_addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.pg_addr,
+                source,
+            })?;
+    let bound = listener.local_addr().map_err(ServerError::Serve)?;
+    let pg_bound = pg_listener.local_addr().map_err(ServerError::Serve)?;
+    // Tests and scripts parse these lines to find ephemeral ports; keep their shape stable.
+    tracing::info!("HTTP API listening on http://{bound}");
+    tracing::info!("Postgres wire protocol listening on postgres://{pg_bound}");
+
+    // One shutdown signal fans out to both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let pg = tokio::spawn(strata_pgwire::serve(
+        pg_listener,
+        query,
+        catalog,
+        strata_pgwire::PgConfig {
+            addr: pg_bound,
+            allow_insecure: config.pg_allow_insecure,
+            tls: config.pg_tls.clone(),
+        },
+        stopped(stop_rx.clone()),
+    ));
+
+    let flusher = stats::spawn_flusher(writer.clone(), STATS_FLUSH_INTERVAL);
+    let background = spawn_compaction(compactor.clone(), config.compact_interval);
+    let app = strata_server::router(state.clone());
+    strata_server::serve(listener, app, config.http.clone(), stopped(stop_rx)).await;
+    match pg.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "Postgres wire server failed"),
+        Err(error) => tracing::error!(%error, "Postgres wire server panicked"),
+    }
+
+    tracing::info!("shutting down: flushing statistics and closing the hot tier");
+    flusher.abort();
+    background.abort();
+    writer.flush_stats().await;
+    hot.close();
+    Ok(())
+}
+
+/// Collects garbage left by a crash at once, then compacts every tenant and collects garbage on
+/// every tick of `interval` (when set).
+fn spawn_compaction(
+    compactor: Arc<strata_cold::Compactor>,
+    interval: Option<Duration>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        match compactor.collect_garbage().await {
+            Ok(report) if report.orphans_deleted > 0 => {
+                tracing::info!(
+                    orphans = report.orphans_deleted,
+                    "collected orphan cold files"
+                )
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cold-tier garbage collection failed"),
+        }
+        let Some(interval) = interval else {
+            return;
+        };
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            compactor.compact_everything().await;
+            if let Err(error) = compactor.collect_garbage().await {
+                tracing::warn!(%error, "cold-tier garbage collection failed");
+            }
+        }
+    })
+}
