@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use strata_catalog::{
-    Catalog, CatalogError, DynCatalog, IncomingStatsDelta, SchemaChange, SettingsPatch,
-    SqliteCatalog, TenantSettings,
+    CatalogError, ColdManifestStore, DynCatalog, IncomingNames, IncomingStatsDelta, SchemaChange,
+    SchemaRegistry, SettingsPatch, SettingsStore, SqliteCatalog, TenantDirectory, TenantSettings,
 };
 use strata_core::{FieldType, JsonKind, Role, TenantId};
 use tempfile::TempDir;
@@ -1440,4 +1440,33 @@ async fn schema_cache_sees_every_change_at_once() {
     assert!(fx.catalog.schema(t).await.unwrap().metric("pump").is_none());
     assert_invalid(fx.catalog.ensure_metric(t, "").await);
     assert_not_found(fx.catalog.schema(777).await);
+}
+
+/// Each consumer can hold only the role it uses: a `DynCatalog` narrows by trait upcasting, and
+/// every narrow handle sees the same catalog.
+#[tokio::test]
+async fn a_catalog_narrows_to_each_role() {
+    let fx = Fixture::new().await;
+    let catalog: DynCatalog = Arc::new(fx.catalog);
+    let directory: Arc<dyn TenantDirectory> = catalog.clone();
+    let settings: Arc<dyn SettingsStore> = catalog.clone();
+    let registry: Arc<dyn SchemaRegistry> = catalog.clone();
+    let names: Arc<dyn IncomingNames> = catalog.clone();
+    let cold: Arc<dyn ColdManifestStore> = catalog.clone();
+
+    let (tenant, _) = directory.create_tenant("dpi").await.unwrap();
+    assert_eq!(
+        settings.settings(tenant.id).await.unwrap(),
+        TenantSettings::default()
+    );
+    let metric = registry.ensure_metric(tenant.id, "pump").await.unwrap();
+    let ids = names
+        .register_incoming_names(tenant.id, metric.id, &strings(&["flow"]))
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![1]);
+    let manifest = cold.cold_manifest(tenant.id, metric.id).await.unwrap();
+    assert!(manifest.files.is_empty() && manifest.watermark.is_none());
+    let schema = catalog.schema(tenant.id).await.unwrap();
+    assert_eq!(schema.metric("pump").unwrap().incoming.len(), 1);
 }

@@ -1,17 +1,18 @@
-//! SQLite storage of the cold-tier manifest, watermarks and compaction outcomes.
+//! The cold manifest: live and retired files, watermarks, purges of deleted metrics and the
+//! compaction log.
 
 use std::collections::HashSet;
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
 use strata_core::{MetricId, TenantId};
 
-use super::{now_ms, SqliteCatalog};
-use crate::cold::{
+use super::{metric_tenant, now_ms, SqliteCatalog};
+use crate::manifest::{
     ColdColumn, ColdFile, ColdManifest, CompactionCommit, CompactionRecord, DeletedMetric,
-    Watermark,
+    NewColdFile, Watermark,
 };
-use crate::CatalogError;
+use crate::{CatalogError, ColdManifestStore};
 
 const FILE_COLUMNS: &str = "id, tenant_id, metric_id, day_ms, path, row_count, size_bytes, \
                             min_ts_ms, max_ts_ms, columns, series_generation, created_at_ms";
@@ -56,8 +57,9 @@ fn record_from_row(row: &SqliteRow) -> Result<CompactionRecord, CatalogError> {
     })
 }
 
-impl SqliteCatalog {
-    pub(super) async fn cold_manifest_impl(
+#[async_trait::async_trait]
+impl ColdManifestStore for SqliteCatalog {
+    async fn cold_manifest(
         &self,
         tenant: TenantId,
         metric: MetricId,
@@ -93,108 +95,37 @@ impl SqliteCatalog {
         Ok(ColdManifest { watermark, files })
     }
 
-    pub(super) async fn commit_compaction_impl(
-        &self,
-        commit: CompactionCommit,
-    ) -> Result<(), CatalogError> {
+    async fn commit_compaction(&self, commit: CompactionCommit) -> Result<(), CatalogError> {
         let _guard = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if Self::metric_tenant(&mut tx, commit.metric).await? != Some(commit.tenant) {
+        if metric_tenant(&mut tx, commit.metric).await? != Some(commit.tenant) {
             return Err(CatalogError::NotFound(format!(
                 "metric {} not found",
                 commit.metric
             )));
         }
         if let Some(new) = commit.watermark {
-            let old = sqlx::query(
-                "SELECT watermark_ms, compacted_seq FROM cold_watermarks WHERE metric_id = ?",
-            )
-            .bind(commit.metric)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(old) = old {
-                let old_ms: i64 = old.try_get("watermark_ms")?;
-                let old_seq = to_u64(old.try_get("compacted_seq")?, "sequence number")?;
-                // Moving backwards would hand rows already in files back to the hot tier.
-                if new.watermark_ms < old_ms || new.compacted_seq < old_seq {
-                    return Err(CatalogError::Conflict(format!(
-                        "watermark of metric {} would move backwards",
-                        commit.metric
-                    )));
-                }
-            }
-            sqlx::query(
-                "INSERT INTO cold_watermarks \
-                 (metric_id, tenant_id, watermark_ms, compacted_seq, updated_at_ms) \
-                 VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (metric_id) DO UPDATE SET watermark_ms = excluded.watermark_ms, \
-                 compacted_seq = excluded.compacted_seq, updated_at_ms = excluded.updated_at_ms",
-            )
-            .bind(commit.metric)
-            .bind(commit.tenant)
-            .bind(new.watermark_ms)
-            .bind(to_i64(new.compacted_seq, "sequence number")?)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+            advance_watermark(&mut tx, commit.tenant, commit.metric, new).await?;
         }
         let now = now_ms();
         for id in &commit.retire {
-            let changed = sqlx::query(
-                "UPDATE cold_files SET retired_at_ms = ? \
-                 WHERE id = ? AND metric_id = ? AND retired_at_ms IS NULL",
-            )
-            .bind(now)
-            .bind(id)
-            .bind(commit.metric)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if changed != 1 {
-                // Someone else retired it first: this commit was planned on a stale manifest.
-                return Err(CatalogError::Conflict(format!(
-                    "cold file {id} is no longer live"
-                )));
-            }
+            retire_live_file(&mut tx, commit.metric, *id, now).await?;
         }
         for file in &commit.add {
-            if file.min_ts_ms > file.max_ts_ms {
-                return Err(CatalogError::Invalid(format!(
-                    "cold file {} has min timestamp after max",
-                    file.path
-                )));
-            }
-            sqlx::query(
-                "INSERT INTO cold_files (tenant_id, metric_id, day_ms, path, row_count, \
-                 size_bytes, min_ts_ms, max_ts_ms, columns, series_generation, created_at_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(commit.tenant)
-            .bind(commit.metric)
-            .bind(file.day_ms)
-            .bind(&file.path)
-            .bind(to_i64(file.rows, "row count")?)
-            .bind(to_i64(file.bytes, "file size")?)
-            .bind(file.min_ts_ms)
-            .bind(file.max_ts_ms)
-            .bind(serde_json::to_string(&file.columns)?)
-            .bind(file.series_generation)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_file(&mut tx, commit.tenant, commit.metric, file, now).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    pub(super) async fn cold_paths_impl(&self) -> Result<HashSet<String>, CatalogError> {
+    async fn cold_paths(&self) -> Result<HashSet<String>, CatalogError> {
         let paths: Vec<String> = sqlx::query_scalar("SELECT path FROM cold_files")
             .fetch_all(&self.pool)
             .await?;
         Ok(paths.into_iter().collect())
     }
 
-    pub(super) async fn retired_cold_files_impl(
+    async fn retired_cold_files(
         &self,
         retired_before_ms: i64,
     ) -> Result<Vec<ColdFile>, CatalogError> {
@@ -208,7 +139,7 @@ impl SqliteCatalog {
         rows.iter().map(file_from_row).collect()
     }
 
-    pub(super) async fn forget_cold_files_impl(&self, ids: &[i64]) -> Result<(), CatalogError> {
+    async fn forget_cold_files(&self, ids: &[i64]) -> Result<(), CatalogError> {
         let _guard = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for id in ids {
@@ -221,7 +152,7 @@ impl SqliteCatalog {
         Ok(())
     }
 
-    pub(super) async fn retire_cold_files_impl(
+    async fn retire_cold_files(
         &self,
         tenant: TenantId,
         metric: MetricId,
@@ -242,7 +173,7 @@ impl SqliteCatalog {
         Ok(changed)
     }
 
-    pub(super) async fn metrics_to_purge_impl(
+    async fn metrics_to_purge(
         &self,
         deleted_before_ms: i64,
     ) -> Result<Vec<DeletedMetric>, CatalogError> {
@@ -266,7 +197,7 @@ impl SqliteCatalog {
             .collect()
     }
 
-    pub(super) async fn mark_metric_purged_impl(
+    async fn mark_metric_purged(
         &self,
         tenant: TenantId,
         metric: MetricId,
@@ -303,10 +234,7 @@ impl SqliteCatalog {
         Ok(retired)
     }
 
-    pub(super) async fn record_compaction_impl(
-        &self,
-        record: CompactionRecord,
-    ) -> Result<(), CatalogError> {
+    async fn record_compaction(&self, record: CompactionRecord) -> Result<(), CatalogError> {
         let _guard = self.write_lock.lock().await;
         sqlx::query(
             "INSERT INTO compactions (tenant_id, started_at_ms, finished_at_ms, outcome, \
@@ -325,7 +253,7 @@ impl SqliteCatalog {
         Ok(())
     }
 
-    pub(super) async fn last_compaction_impl(
+    async fn last_compaction(
         &self,
         tenant: TenantId,
     ) -> Result<Option<CompactionRecord>, CatalogError> {
@@ -338,4 +266,103 @@ impl SqliteCatalog {
         .await?;
         row.as_ref().map(record_from_row).transpose()
     }
+}
+
+/// Moves the metric's watermark to `new`; Conflict if that would move it backwards.
+async fn advance_watermark(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    metric: MetricId,
+    new: Watermark,
+) -> Result<(), CatalogError> {
+    let old =
+        sqlx::query("SELECT watermark_ms, compacted_seq FROM cold_watermarks WHERE metric_id = ?")
+            .bind(metric)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(old) = old {
+        let old_ms: i64 = old.try_get("watermark_ms")?;
+        let old_seq = to_u64(old.try_get("compacted_seq")?, "sequence number")?;
+        // Moving backwards would hand rows already in files back to the hot tier.
+        if new.watermark_ms < old_ms || new.compacted_seq < old_seq {
+            return Err(CatalogError::Conflict(format!(
+                "watermark of metric {metric} would move backwards"
+            )));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO cold_watermarks \
+         (metric_id, tenant_id, watermark_ms, compacted_seq, updated_at_ms) \
+         VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (metric_id) DO UPDATE SET watermark_ms = excluded.watermark_ms, \
+         compacted_seq = excluded.compacted_seq, updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(metric)
+    .bind(tenant)
+    .bind(new.watermark_ms)
+    .bind(to_i64(new.compacted_seq, "sequence number")?)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Conflict unless the file is still live: a commit planned on a stale manifest must fail.
+async fn retire_live_file(
+    conn: &mut SqliteConnection,
+    metric: MetricId,
+    id: i64,
+    now: i64,
+) -> Result<(), CatalogError> {
+    let changed = sqlx::query(
+        "UPDATE cold_files SET retired_at_ms = ? \
+         WHERE id = ? AND metric_id = ? AND retired_at_ms IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(metric)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed != 1 {
+        // Someone else retired it first: this commit was planned on a stale manifest.
+        return Err(CatalogError::Conflict(format!(
+            "cold file {id} is no longer live"
+        )));
+    }
+    Ok(())
+}
+
+async fn insert_file(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    metric: MetricId,
+    file: &NewColdFile,
+    now: i64,
+) -> Result<(), CatalogError> {
+    if file.min_ts_ms > file.max_ts_ms {
+        return Err(CatalogError::Invalid(format!(
+            "cold file {} has min timestamp after max",
+            file.path
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO cold_files (tenant_id, metric_id, day_ms, path, row_count, \
+         size_bytes, min_ts_ms, max_ts_ms, columns, series_generation, created_at_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant)
+    .bind(metric)
+    .bind(file.day_ms)
+    .bind(&file.path)
+    .bind(to_i64(file.rows, "row count")?)
+    .bind(to_i64(file.bytes, "file size")?)
+    .bind(file.min_ts_ms)
+    .bind(file.max_ts_ms)
+    .bind(serde_json::to_string(&file.columns)?)
+    .bind(file.series_generation)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -1,0 +1,184 @@
+//! The role traits a catalog backend implements, and [`Catalog`], their union.
+//!
+//! Each trait is one concern a consumer can depend on alone. What every backend must promise,
+//! whatever it stores in:
+//!
+//! - **Errors.** `NotFound`, `Conflict` and `Invalid` carry a message for the end user;
+//!   `Internal` is a storage failure whose details go to the log only (never a path).
+//! - **Durability.** A method that changes state returns only after the change is committed
+//!   durably (the SQLite backend runs `synchronous=FULL`): callers store data under returned ids
+//!   and acknowledge writes on the strength of it.
+//! - **Atomicity.** Every changing method is one transaction: it happens completely or not at
+//!   all, and readers never see half of it.
+//! - **Tenancy.** A method given a tenant never reads or changes another tenant's rows, and a
+//!   metric id of another tenant is NotFound, exactly as an unknown one.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use strata_core::{MetricId, NameId, Role, TenantId};
+
+use crate::{
+    CatalogError, ColdFile, ColdManifest, CompactionCommit, CompactionRecord, DeletedMetric,
+    IncomingStatsDelta, KeyInfo, Metric, NewKey, SchemaChange, SchemaVersion, SettingsPatch,
+    Tenant, TenantSchema, TenantSettings,
+};
+
+/// Tenants, their API keys and the lookup from a presented secret to a tenant.
+///
+/// A backend stores only a hash of each secret. A revocation is seen by every later
+/// `authenticate` of the same catalog handle (a cache must be invalidated before `revoke_key`
+/// returns); `last_used_at` is bookkeeping and may lag or be lost.
+#[async_trait::async_trait]
+pub trait TenantDirectory: Send + Sync + 'static {
+    /// Creates a tenant and its first admin key. Conflict if the name exists.
+    async fn create_tenant(&self, name: &str) -> Result<(Tenant, NewKey), CatalogError>;
+    async fn tenant(&self, id: TenantId) -> Result<Tenant, CatalogError>;
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, CatalogError>;
+    /// Every tenant, ordered by id.
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, CatalogError>;
+
+    /// A new key; its secret is returned once and stored only as a SHA-256 hash.
+    async fn create_key(&self, tenant: TenantId, role: Role) -> Result<NewKey, CatalogError>;
+    /// Active keys of the tenant, without secrets.
+    async fn list_keys(&self, tenant: TenantId) -> Result<Vec<KeyInfo>, CatalogError>;
+    /// NotFound unless `key_id` is an active key of this tenant.
+    async fn revoke_key(&self, tenant: TenantId, key_id: &str) -> Result<(), CatalogError>;
+    /// `None` when the secret is unknown or revoked.
+    async fn authenticate(&self, secret: &str) -> Result<Option<(Tenant, KeyInfo)>, CatalogError>;
+}
+
+/// Per-tenant settings (metric keys, timestamp patterns, cold retention).
+///
+/// An update appends one [`SchemaVersion`] to the tenant's history in the same transaction, and
+/// the next [`SchemaRegistry::schema`] shows the new `cold_retention_days`.
+#[async_trait::async_trait]
+pub trait SettingsStore: Send + Sync + 'static {
+    async fn settings(&self, tenant: TenantId) -> Result<TenantSettings, CatalogError>;
+    async fn update_settings(
+        &self,
+        tenant: TenantId,
+        patch: SettingsPatch,
+    ) -> Result<TenantSettings, CatalogError>;
+}
+
+/// The live schema of each tenant, its changes and their history.
+///
+/// Changes of one tenant are serialized: history versions are dense from 1 and ordered as the
+/// changes committed, and each check inside a change sees the state it changes. A snapshot is
+/// read in one consistent read and is never older than a change committed through the same
+/// handle before the call.
+#[async_trait::async_trait]
+pub trait SchemaRegistry: Send + Sync + 'static {
+    /// A cached snapshot of the tenant's live schema; every mutation invalidates it.
+    async fn schema(&self, tenant: TenantId) -> Result<Arc<TenantSchema>, CatalogError>;
+    /// Applies one change; every successful one appends exactly one history version.
+    async fn apply(
+        &self,
+        tenant: TenantId,
+        change: SchemaChange,
+    ) -> Result<SchemaVersion, CatalogError>;
+    /// The live metric named `name` (display name or alias), created on first sight.
+    async fn ensure_metric(
+        &self,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<Arc<Metric>, CatalogError>;
+    /// Every version of the tenant's schema history, oldest first.
+    async fn history(&self, tenant: TenantId) -> Result<Vec<SchemaVersion>, CatalogError>;
+}
+
+/// The keys devices sent for each metric (incoming names), their ids and statistics.
+///
+/// Ids are the storage identity of data: once returned they are durable, never change and are
+/// never reused, even across a crash.
+#[async_trait::async_trait]
+pub trait IncomingNames: Send + Sync + 'static {
+    /// Ids of the keys devices sent, in input order; idempotent, durable before return, dense
+    /// from 1 per metric.
+    async fn register_incoming_names(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+        names: &[String],
+    ) -> Result<Vec<NameId>, CatalogError>;
+    /// Merges the deltas in one transaction.
+    async fn record_incoming_stats(
+        &self,
+        tenant: TenantId,
+        deltas: Vec<IncomingStatsDelta>,
+    ) -> Result<(), CatalogError>;
+}
+
+/// The cold tier's bookkeeping: live and retired files, each metric's watermark, purges of
+/// deleted metrics and the compaction log.
+///
+/// Files and watermark change together in one transaction, so a reader sees a manifest from
+/// before or after a commit, never a mix; the watermark never moves backwards.
+#[async_trait::async_trait]
+pub trait ColdManifestStore: Send + Sync + 'static {
+    /// A metric's live cold files and watermark, from one consistent read.
+    async fn cold_manifest(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+    ) -> Result<ColdManifest, CatalogError>;
+    /// Adds files, retires files and moves the watermark in one transaction. The watermark never
+    /// moves backwards, and a file to retire must still be live (else Conflict).
+    async fn commit_compaction(&self, commit: CompactionCommit) -> Result<(), CatalogError>;
+    /// Every path the catalog knows, live or retired and not yet forgotten: anything else under
+    /// the cold root is an orphan.
+    async fn cold_paths(&self) -> Result<HashSet<String>, CatalogError>;
+    /// Files retired before `retired_before_ms`, whose objects may now be deleted.
+    async fn retired_cold_files(
+        &self,
+        retired_before_ms: i64,
+    ) -> Result<Vec<ColdFile>, CatalogError>;
+    /// Drops retired files from the catalog once their objects are deleted.
+    async fn forget_cold_files(&self, ids: &[i64]) -> Result<(), CatalogError>;
+    /// Retires a metric's live files of days before `before_day_ms` (cold retention, purges).
+    async fn retire_cold_files(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+        before_day_ms: i64,
+    ) -> Result<u64, CatalogError>;
+    /// Metrics deleted at or before `deleted_before_ms` whose data is not purged yet.
+    async fn metrics_to_purge(
+        &self,
+        deleted_before_ms: i64,
+    ) -> Result<Vec<DeletedMetric>, CatalogError>;
+    /// After the hot rows of a deleted metric are gone: retires all its cold files and marks it
+    /// purged, in one transaction. NotFound unless the metric is deleted and not yet purged.
+    async fn mark_metric_purged(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+    ) -> Result<u64, CatalogError>;
+    async fn record_compaction(&self, record: CompactionRecord) -> Result<(), CatalogError>;
+    /// The tenant's most recently recorded compaction.
+    async fn last_compaction(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<CompactionRecord>, CatalogError>;
+}
+
+/// The whole catalog: every role at once. Implemented for anything that implements all the
+/// roles, so a backend implements the role traits and never this one.
+///
+/// A consumer that needs one role can narrow a [`crate::DynCatalog`] by trait upcasting
+/// (Rust 1.86+): `let cold: Arc<dyn ColdManifestStore> = catalog.clone();`.
+pub trait Catalog:
+    TenantDirectory + SettingsStore + SchemaRegistry + IncomingNames + ColdManifestStore
+{
+}
+
+impl<T> Catalog for T where
+    T: TenantDirectory
+        + SettingsStore
+        + SchemaRegistry
+        + IncomingNames
+        + ColdManifestStore
+        + ?Sized
+{
+}
