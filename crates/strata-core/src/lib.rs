@@ -7,6 +7,7 @@
 mod limits;
 mod names;
 mod panic;
+mod time;
 mod types;
 mod value;
 
@@ -16,6 +17,7 @@ pub use limits::{
 };
 pub use names::{validate_name, NameError, MAX_NAME_BYTES, RESERVED_FIELD_NAME};
 pub use panic::panic_text;
+pub use time::{now_ms, DAY_MS, HOUR_MS, WEEK_MS};
 pub use types::{FieldType, Role, UnknownFieldType, UnknownRole};
 pub use value::{JsonKind, Value};
 

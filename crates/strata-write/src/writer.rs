@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use strata_core::now_ms;
 
 use rustc_hash::FxHashMap;
 use strata_catalog::{CatalogError, DynCatalog, Metric, TenantSchema, TenantSettings};
@@ -59,10 +60,6 @@ fn metric_failure_reason(err: CatalogError) -> String {
             "internal catalog error; see the server log".to_string()
         }
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 impl Writer {

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+use strata_core::now_ms;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
@@ -60,10 +61,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded maps are updated by single inserts/removes, so a panic elsewhere cannot leave
     // them half-changed; keep serving rather than propagate the poison.
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
 }
 
 fn ms_to_time(ms: i64) -> Result<DateTime<Utc>, CatalogError> {

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use strata_core::now_ms;
 
 use fjall::{Keyspace, PersistMode};
 use strata_core::TenantId;
@@ -115,14 +116,6 @@ impl ErrorLogBudget {
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 /// Bytes a tenant's records take (keys and values).

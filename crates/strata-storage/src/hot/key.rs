@@ -12,12 +12,8 @@ use strata_core::{MetricId, TenantId};
 pub const KEY_LEN: usize = 48;
 /// Length of the `tenant | metric | hour` prefix that bounds a bucket scan.
 pub const HOUR_PREFIX_LEN: usize = 24;
-/// Milliseconds in one hour bucket.
-pub const HOUR_MS: i64 = 3_600_000;
-/// Milliseconds in one day.
-pub const DAY_MS: i64 = 86_400_000;
-/// Milliseconds in one weekly partition.
-pub const WEEK_MS: i64 = 7 * DAY_MS;
+/// The hot key's time units (hour buckets, weekly partitions), from `strata-core`.
+pub use strata_core::{DAY_MS, HOUR_MS, WEEK_MS};
 /// 1970-01-01 was a Thursday; weeks are aligned to the Monday before it, 1969-12-29 00:00 UTC.
 const MONDAY_EPOCH_OFFSET_MS: i64 = -3 * DAY_MS;
 

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, PoisonError, RwLock};
+use strata_core::now_ms;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use strata_core::{MetricId, TenantId};
@@ -411,14 +412,6 @@ fn write_group(
         .map_err(|e| StorageError::engine("syncing the journal", e))?;
     shared.last_seq.fetch_max(high_water, Ordering::AcqRel);
     Ok(acks)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 /// The keyspace of a week, decided on first use (see the module docs). Only the writer thread
