@@ -19,7 +19,7 @@ use pgwire::error::PgWireError;
 use strata_query::QueryError;
 use tokio::sync::watch;
 
-use crate::auth::cancelled;
+use crate::cancel::cancelled;
 use crate::errors::{
     cancelled as cancelled_error, pg_error, query_error, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR,
 };

@@ -16,6 +16,8 @@ pub const OUT_OF_MEMORY: &str = "53200";
 pub const INTERNAL_ERROR: &str = "XX000";
 pub const PROTOCOL_VIOLATION: &str = "08P01";
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
+/// SQLSTATE 54000 program_limit_exceeded (a bound parameter over the literal limit).
+pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 /// Postgres's code for a statement nested too deeply (`strata_query::limits`).
 pub const STATEMENT_TOO_COMPLEX: &str = "54001";
 

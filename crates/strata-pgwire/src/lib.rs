@@ -1,35 +1,46 @@
 //! Postgres wire protocol for Strata: psql, JDBC/libpq drivers and BI tools talk to a tenant's
-//! SQL session.
+//! SQL session. A front door beside the HTTP one, over the same statement API.
 //!
-//! - Login: user = tenant name, password = one of its keys with the `read` role or above
-//!   ([`auth`]). Every connection gets its own [`strata_query::TenantSession`] built after
-//!   authentication, so a connection sees only its tenant's tables, `pg_catalog` and
-//!   `information_schema` included.
-//! - Every user statement runs through [`strata_query::TenantSession::execute`], so the
-//!   read-only sandbox, alias rewrite, timeout and memory limit hold on the wire exactly as over
-//!   HTTP ([`handler`]). Transaction statements and harmless client `SET`s are answered locally.
-//! - Bound parameters are type-checked by `arrow-pg`, then substituted into the statement as
-//!   quoted literals ([`params`]) because `execute` takes SQL text.
-//! - Cancel requests end the running statement's stream, which drops (frees) the query.
+//! - [`startup`]: login with user = tenant name, password = one of its keys with the `read`
+//!   role or above. Every connection ([`connection`]) gets its own
+//!   [`strata_query::TenantSession`] built after authentication from one schema snapshot, so a
+//!   connection sees only its tenant's tables, `pg_catalog` and `information_schema` included.
+//! - [`statement`] sorts what arrives: answered locally (transaction control, harmless client
+//!   `SET`s, `SHOW`), cursor statements, or queries. Queries are parsed once and handed to the
+//!   session as statements (`describe` at Parse, `execute_statement` at Execute), so the
+//!   read-only sandbox, alias rewrite, timeout and memory limit hold on the wire exactly as
+//!   over HTTP. The simple protocol is `simple.rs`, the extended one `extended.rs`; answers are
+//!   encoded in `answers.rs`.
+//! - Bound parameters are type-checked by `arrow-pg`, then substituted into the parsed statement
+//!   as literals ([`params`]), so the sandbox sees the statement that runs.
+//! - Cancel requests ([`cancel`]) end the running statement's stream, which drops (frees) the
+//!   query.
 //! - SQL cursors (`DECLARE ... CURSOR FOR`, `FETCH`, `CLOSE`) keep a query's stream open and
 //!   return it in pieces ([`cursor`]); drivers' server-side cursors use them.
 //! - Without TLS, only loopback is served ([`check_bind_policy`]); with TLS, a client from
 //!   another host that does not use it is refused before it sends its password
-//!   ([`auth::may_send_password`]).
+//!   ([`startup::may_send_password`]).
 //! - Each socket runs through [`socket::serve_socket`]: a login timeout and a bounded number of
 //!   logins in progress, session caps in all and per tenant answered with SQLSTATE 53300
 //!   ([`limits`]), messages checked from their header before pgwire reads them ([`frame`]),
 //!   sessions ended when their key is revoked, and panics answered as errors.
 
-pub mod auth;
+mod answers;
+pub mod cancel;
+pub mod connection;
 pub mod cursor;
+mod cursor_statements;
 pub mod errors;
+mod extended;
 pub mod frame;
-pub mod handler;
+pub mod handlers;
 pub mod limits;
 pub mod params;
 pub mod pg_catalog;
+mod simple;
 pub mod socket;
+pub mod startup;
+pub mod statement;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,7 +54,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 
-use crate::handler::StrataHandlers;
+use crate::handlers::StrataHandlers;
 use crate::limits::Logins;
 pub use crate::limits::{
     LOGIN_TIMEOUT, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_TENANT, MAX_LOGINS_IN_PROGRESS,

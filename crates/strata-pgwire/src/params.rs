@@ -1,8 +1,8 @@
 //! Bound parameters as SQL literals.
 //!
-//! `TenantSession::execute` takes SQL text (so the sandbox and alias rewrite always apply), so a
-//! prepared statement's `$n` placeholders are replaced by literals of the values the client
-//! bound. The values were decoded and type-checked by `arrow-pg` first; each literal is built
+//! A prepared statement's `$n` placeholders are replaced, in the statement parsed at Parse, by
+//! literals of the values the client bound, and the bound statement then goes through the
+//! session's sandbox and alias rewrite like any other. The values were decoded and type-checked by `arrow-pg` first; each literal is built
 //! from the typed value (strings quoted with `''` doubling, numbers from their binary value,
 //! timestamps cast from ISO text), so no client text reaches the SQL unquoted.
 
@@ -16,7 +16,12 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use pgwire::error::PgWireError;
 
-use crate::errors::{pg_error, FEATURE_NOT_SUPPORTED, INVALID_PARAMETER_VALUE, PROTOCOL_VIOLATION};
+use strata_query::limits::MAX_LITERAL_BYTES;
+
+use crate::errors::{
+    pg_error, FEATURE_NOT_SUPPORTED, INVALID_PARAMETER_VALUE, PROGRAM_LIMIT_EXCEEDED,
+    PROTOCOL_VIOLATION,
+};
 
 /// Most parameters one statement may bind (the protocol's own limit).
 pub const MAX_PARAMETERS: usize = u16::MAX as usize;
@@ -77,6 +82,16 @@ pub fn bind(statement: &mut Statement, values: &ParamValues) -> Result<(), PgWir
 /// The SQL literal of one typed value.
 pub fn literal(value: &ScalarValue) -> Result<Expr, PgWireError> {
     let text = literal_text(value)?;
+    // The same bound as a literal in SQL text: a bound value is a literal of the statement.
+    if text.len() > MAX_LITERAL_BYTES {
+        return Err(pg_error(
+            PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "a bound parameter of {} bytes exceeds the limit of {MAX_LITERAL_BYTES} bytes",
+                text.len()
+            ),
+        ));
+    }
     Parser::new(&GenericDialect {})
         .try_with_sql(&text)
         .and_then(|mut parser| parser.parse_expr())

@@ -28,10 +28,11 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::codec::{Framed, FramedParts};
 
-use crate::auth::{Connection, INVALID_AUTHORIZATION};
+use crate::connection::Connection;
 use crate::errors::{INTERNAL_ERROR, PROTOCOL_VIOLATION, QUERY_CANCELED};
 use crate::frame::{FrameError, FrameGuard};
 use crate::limits::{LoginSlot, LOGIN_TIMEOUT, TOO_MANY_CONNECTIONS};
+use crate::startup::INVALID_AUTHORIZATION;
 
 /// How often an idle session checks that its key is still valid.
 pub const REVOCATION_CHECK_INTERVAL: Duration = Duration::from_secs(2);

@@ -1,35 +1,42 @@
 //! SQL over dynamic schema: per-tenant DataFusion sessions over the hot tier.
 //!
 //! - [`QueryEngine::session`] builds a session that sees one tenant only.
-//! - [`TenantSession::execute`] refuses anything but queries ([`sandbox`]), rewrites field
-//!   aliases to display names ([`rewrite`]), plans and streams the result under a deadline.
+//! - [`TenantSession`] is the statement API both front doors call: `parse` once, then
+//!   `describe` or `execute_statement` (`execute` parses and executes). Both refuse anything but
+//!   queries ([`sandbox`]), rewrite field aliases to display names ([`rewrite`]) and plan on the
+//!   query runtime; execution streams the result under a deadline.
 //! - [`table::MetricTable`] scans the hot tier with time-range and series pushdown
 //!   ([`pushdown`], [`scan`]) and recombines incoming names into typed columns ([`recombine`]).
 //! - [`runtime`]: planning and execution run on a dedicated, lower-priority runtime with large
 //!   stacks; [`limits`] bounds statement size, expression depth, literal size and result width;
 //!   [`bounded`] refuses size-amplifying function calls (`repeat`, `lpad`, ...) over the memory
 //!   limit before they allocate.
+//! - [`answer`]: the answer encoders (json, csv, ndjson, Arrow IPC), one file per format, used
+//!   by the HTTP door and the benchmark.
 //! - [`utc_time`]: `date_trunc`, `date_part` and `date_bin` on UTC timestamps without the
 //!   built-ins' per-value time-zone conversion.
 
+pub mod answer;
 pub mod bounded;
 pub mod cold;
 pub mod engine;
 pub mod error;
-pub mod json;
 pub mod limits;
 pub mod model;
 pub mod pushdown;
 pub mod recombine;
+mod result_stream;
 pub mod rewrite;
 pub mod runtime;
 pub mod sandbox;
 pub mod scan;
+pub mod session;
 pub mod system;
 pub mod table;
 pub mod utc_time;
 pub mod yielding;
 
 pub use cold::{ColdAccess, ColdContext, TierPreference};
-pub use engine::{QueryConfig, QueryEngine, QueryResult, TenantSession, SYSTEM_SCHEMA};
+pub use engine::{QueryConfig, QueryEngine, SYSTEM_SCHEMA};
 pub use error::QueryError;
+pub use session::{Described, QueryResult, TenantSession};

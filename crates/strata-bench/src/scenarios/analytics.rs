@@ -27,7 +27,6 @@ use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -792,28 +791,11 @@ fn table_schema(table: &MetricFiles) -> Schema {
     Schema::new(fields)
 }
 
-/// Arrow batches as JSON rows: numbers, booleans and strings as themselves, anything else
-/// (dates) as Arrow's display text, which is how Strata's JSON answers render them.
+/// Arrow batches as JSON rows, exactly as Strata's JSON answers render them (the same encoder).
 fn batches_to_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<Value>>, BenchError> {
-    let options = FormatOptions::default();
     let mut rows = Vec::new();
     for batch in batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(engine_error)?;
-        for row in 0..batch.num_rows() {
-            rows.push(
-                batch
-                    .columns()
-                    .iter()
-                    .zip(&formatters)
-                    .map(|(column, formatter)| strata_query::json::cell(column, formatter, row))
-                    .collect(),
-            );
-        }
+        rows.extend(strata_query::answer::json::rows(batch).map_err(engine_error)?);
     }
     Ok(rows)
 }

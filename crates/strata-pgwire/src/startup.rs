@@ -1,9 +1,8 @@
-//! Startup: cleartext password login (user = tenant name, password = one of its keys), then the
-//! connection's own tenant session, and the cancel-key registry.
+//! Startup: cleartext password login (user = tenant name, password = one of its keys), the
+//! session caps, then the connection's own tenant session.
 
-use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
@@ -11,161 +10,26 @@ use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     DefaultServerParameterProvider, StartupHandler,
 };
-use pgwire::api::cancel::CancelHandler;
 use pgwire::api::{
     ClientInfo, PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
     METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use strata_catalog::{CatalogError, DynCatalog, KeyInfo, Tenant};
+use strata_catalog::{DynCatalog, KeyInfo, Tenant};
 use strata_core::Role;
-use strata_query::model::MetricModel;
-use strata_query::rewrite::{AliasResolver, CATALOG_NAME};
-use strata_query::{QueryEngine, TenantSession};
-use tokio::sync::watch;
+use strata_query::rewrite::CATALOG_NAME;
+use strata_query::QueryEngine;
 
-use crate::cursor::Cursors;
+use crate::cancel::{CancelKey, CancelRegistry, CancelSignal};
+use crate::connection::{Connection, Credentials};
 use crate::errors::{auth_failed, pg_error, INTERNAL_ERROR};
 use crate::limits::{SessionSlot, Sessions, TOO_MANY_CONNECTIONS};
 use crate::pg_catalog::PgCatalog;
 
 /// Longest user name or password looked up; longer ones fail like a wrong password.
 pub const MAX_CREDENTIAL_BYTES: usize = 1024;
-
-/// One authenticated connection: its tenant's session and its cancel signal. Stored in the
-/// pgwire client's session extensions, so it lives exactly as long as the connection.
-pub struct Connection {
-    pub tenant: Tenant,
-    pub session: TenantSession,
-    /// The same alias rewrite the session applies, for planning-only work (Describe).
-    pub resolver: AliasResolver,
-    pub cancel: Arc<CancelSignal>,
-    /// Open SQL cursors (`DECLARE`/`FETCH`/`CLOSE`); dropped with the connection.
-    pub cursors: Cursors,
-    credentials: Credentials,
-    _registration: CancelRegistration,
-    _slot: SessionSlot,
-}
-
-/// The key a session logged in with, checked again before each statement so that revoking it
-/// ends the session ([`crate::socket`]).
-struct Credentials {
-    catalog: DynCatalog,
-    key_id: String,
-    /// The key itself: the catalog answers by secret, from its in-memory cache of valid keys,
-    /// which a revocation clears. Kept only in this connection's memory.
-    secret: String,
-}
-
-impl Connection {
-    /// Whether the session's key is still valid (not revoked, same tenant, allowed to read).
-    pub async fn key_still_valid(&self) -> Result<bool, CatalogError> {
-        let found = self
-            .credentials
-            .catalog
-            .authenticate(&self.credentials.secret)
-            .await?;
-        Ok(matches!(found, Some((tenant, key))
-            if tenant.id == self.tenant.id
-                && key.id == self.credentials.key_id
-                && key.role.allows(Role::Read)))
-    }
-}
-
-/// Bumped by each cancel request; a running statement watches it.
-#[derive(Debug)]
-pub struct CancelSignal {
-    generation: watch::Sender<u64>,
-}
-
-impl CancelSignal {
-    fn new() -> Self {
-        CancelSignal {
-            generation: watch::Sender::new(0),
-        }
-    }
-
-    /// A receiver that fires on the next cancel request (not on earlier ones).
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.generation.subscribe()
-    }
-
-    fn cancel(&self) {
-        self.generation.send_modify(|g| *g = g.wrapping_add(1));
-    }
-}
-
-/// Waits until a cancel request arrives after `receiver` was made; never, if the connection is
-/// gone.
-pub async fn cancelled(receiver: &mut watch::Receiver<u64>) {
-    if receiver.changed().await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-type CancelKey = (i32, Vec<u8>);
-
-/// Connections by their (pid, secret key), for cancel requests that arrive on a new socket.
-#[derive(Debug, Default)]
-pub struct CancelRegistry {
-    connections: Mutex<HashMap<CancelKey, Arc<CancelSignal>>>,
-}
-
-impl CancelRegistry {
-    fn register(self: &Arc<Self>, key: CancelKey, signal: Arc<CancelSignal>) -> CancelRegistration {
-        if let Ok(mut map) = self.connections.lock() {
-            map.insert(key.clone(), signal);
-        }
-        CancelRegistration {
-            key,
-            registry: self.clone(),
-        }
-    }
-
-    fn cancel(&self, key: &CancelKey) -> bool {
-        let signal = match self.connections.lock() {
-            Ok(map) => map.get(key).cloned(),
-            Err(_) => None,
-        };
-        match signal {
-            Some(signal) => {
-                signal.cancel();
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// Removes the connection from the registry when the connection ends.
-struct CancelRegistration {
-    key: CancelKey,
-    registry: Arc<CancelRegistry>,
-}
-
-impl Drop for CancelRegistration {
-    fn drop(&mut self) {
-        if let Ok(mut map) = self.registry.connections.lock() {
-            map.remove(&self.key);
-        }
-    }
-}
-
-pub struct StrataCancelHandler {
-    pub registry: Arc<CancelRegistry>,
-}
-
-#[async_trait]
-impl CancelHandler for StrataCancelHandler {
-    async fn on_cancel_request(&self, request: CancelRequest) {
-        let key = (request.pid, request.secret_key.to_bytes().to_vec());
-        let found = self.registry.cancel(&key);
-        tracing::debug!(pid = request.pid, found, "Postgres cancel request");
-    }
-}
 
 pub struct StrataStartupHandler {
     pub engine: QueryEngine,
@@ -267,30 +131,15 @@ impl StrataStartupHandler {
                 tracing::error!(error = %e, "registering pg_catalog");
                 pg_error(INTERNAL_ERROR, "could not open a session")
             })?;
-        let schema = self.catalog.schema(tenant.id).await.map_err(|e| {
-            tracing::error!(error = %e, "reading the tenant schema for a Postgres session");
-            pg_error(INTERNAL_ERROR, "could not open a session")
-        })?;
-        let mut resolver = AliasResolver::new();
-        for metric in &schema.metrics {
-            let model = MetricModel::from_catalog(metric);
-            let aliases = Arc::new(model.alias_map());
-            for name in &model.table_names {
-                resolver.add_table(name, aliases.clone());
-            }
-        }
         let cancel = Arc::new(CancelSignal::new());
         let registration = self.registry.register(key, cancel.clone());
-        Ok(Connection {
+        Ok(Connection::new(
             tenant,
             session,
-            resolver,
-            cancel,
-            cursors: Cursors::default(),
             credentials,
-            _registration: registration,
-            _slot: slot,
-        })
+            (cancel, registration),
+            slot,
+        ))
     }
 }
 

@@ -1,0 +1,301 @@
+//! One tenant's SQL session, the statement API both front doors call: a statement is parsed once
+//! ([`TenantSession::parse`]), then described (its parameter and result types, for the Postgres
+//! extended protocol) or executed. Both go through the same checks (sandbox, alias rewrite,
+//! read-only plan, result width) and run on the query runtime under the session's deadline.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SQLOptions, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::error::QueryError;
+use crate::limits;
+use crate::result_stream::{AbortOnDrop, DeadlineStream, Event, ReceivedStream};
+use crate::rewrite::AliasResolver;
+use crate::runtime::QueryRuntime;
+use crate::sandbox;
+
+/// Batches buffered between the query task and the reader: enough to overlap encoding with
+/// execution, few enough that a slow reader holds little memory.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// Most positional parameters (`$1..$n`) a statement may use: the Postgres protocol counts
+/// them in 16 bits, and a larger `$n` would size the described type list from input.
+pub const MAX_PARAMETERS: usize = u16::MAX as usize;
+
+/// One tenant's SQL session.
+pub struct TenantSession {
+    planner: Planner,
+    timeout: Duration,
+    runtime: Option<QueryRuntime>,
+}
+
+/// What a session needs to plan a statement, cheap to clone into the query task. The resolver
+/// is built from the same schema snapshot as the session's tables, so describing and executing
+/// always agree.
+#[derive(Clone)]
+pub(crate) struct Planner {
+    pub(crate) ctx: SessionContext,
+    pub(crate) resolver: Arc<AliasResolver>,
+}
+
+/// A running query: its schema and the stream of its batches. Stream errors convert to
+/// [`QueryError`] with `QueryError::from`.
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub stream: SendableRecordBatchStream,
+}
+
+impl QueryResult {
+    /// Reads the whole result.
+    pub async fn collect(
+        self,
+    ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>, QueryError> {
+        use futures::TryStreamExt;
+        Ok(self.stream.try_collect().await?)
+    }
+}
+
+/// What describing a statement learns without running it.
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// The types of `$1..$n` in order; `None` where planning could not infer one.
+    pub parameter_types: Vec<Option<DataType>>,
+    pub schema: SchemaRef,
+}
+
+/// What the query task starts from: text from the HTTP door (parsed on the query runtime's big
+/// stacks), or a statement a door already parsed.
+enum Input {
+    Text(String),
+    Parsed(DfStatement),
+}
+
+impl TenantSession {
+    pub(crate) fn new(planner: Planner, timeout: Duration, runtime: Option<QueryRuntime>) -> Self {
+        TenantSession {
+            planner,
+            timeout,
+            runtime,
+        }
+    }
+
+    /// Checks the text limits (size, expression depth, literal size; before the parser sees
+    /// the text, issue 24 defect 1) and parses exactly one statement.
+    pub fn parse(sql: &str) -> Result<DfStatement, QueryError> {
+        limits::check_text(sql)?;
+        let mut statements =
+            DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(QueryError::from)?;
+        if statements.len() != 1 {
+            return Err(QueryError::Sql(format!(
+                "expected exactly one statement, got {}",
+                statements.len()
+            )));
+        }
+        statements
+            .pop_front()
+            .ok_or_else(|| QueryError::Sql("empty statement".to_string()))
+    }
+
+    /// A statement another parser produced (the Postgres door's), in the form the session plans.
+    pub fn statement(statement: Statement) -> DfStatement {
+        DfStatement::Statement(Box::new(statement))
+    }
+
+    /// Parses and executes one statement: see [`TenantSession::execute_statement`].
+    pub async fn execute(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        limits::check_text(sql)?;
+        self.start(Input::Text(sql.to_owned())).await
+    }
+
+    /// Refuses anything but a query (DDL, DML, COPY, SET, ...), rewrites field aliases, plans
+    /// and starts executing on the query runtime. The timeout covers planning and the stream;
+    /// dropping the result (or the timeout) aborts the query task.
+    pub async fn execute_statement(
+        &self,
+        statement: DfStatement,
+    ) -> Result<QueryResult, QueryError> {
+        self.start(Input::Parsed(statement)).await
+    }
+
+    /// Plans `statement` with every check [`TenantSession::execute_statement`] applies, to learn
+    /// its parameter and result types without running it.
+    pub async fn describe(&self, statement: DfStatement) -> Result<Described, QueryError> {
+        let planner = self.planner.clone();
+        self.on_runtime(async move {
+            let plan = planner.plan(statement).await?;
+            Ok(Described {
+                parameter_types: parameter_types(&plan)?,
+                schema: Arc::new(plan.schema().as_arrow().clone()),
+            })
+        })
+        .await
+    }
+
+    /// The underlying DataFusion session, only for registering more catalogs in it (the Postgres
+    /// door's `pg_catalog`). Statements must go through [`TenantSession::execute_statement`].
+    pub fn context(&self) -> &SessionContext {
+        &self.planner.ctx
+    }
+
+    async fn start(&self, input: Input) -> Result<QueryResult, QueryError> {
+        let deadline = Instant::now() + self.timeout;
+        let (events, mut received) = mpsc::channel(BATCHES_IN_FLIGHT);
+        let task = self.spawn(self.planner.clone().produce(input, events));
+        let schema = match tokio::time::timeout_at(deadline, received.recv()).await {
+            Err(_) => return Err(QueryError::Timeout(self.timeout)),
+            Ok(Some(Event::Schema(schema))) => schema,
+            Ok(Some(Event::Failed(error))) => return Err(error),
+            Ok(Some(Event::Batch(_))) | Ok(None) => {
+                return Err(QueryError::Internal(
+                    "the query ended without a result schema".to_string(),
+                ))
+            }
+        };
+        let received = ReceivedStream::new(received, task, schema.clone());
+        Ok(QueryResult {
+            schema: schema.clone(),
+            stream: Box::pin(DeadlineStream::new(
+                Box::pin(received),
+                deadline,
+                self.timeout,
+                schema,
+            )),
+        })
+    }
+
+    /// Runs `work` on the query runtime under the session's timeout; a panic in it becomes an
+    /// internal error.
+    async fn on_runtime<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, QueryError>> + Send + 'static,
+    ) -> Result<T, QueryError> {
+        let (sender, receiver) = oneshot::channel();
+        let _task = self.spawn(async move {
+            let outcome = AssertUnwindSafe(work).catch_unwind().await;
+            let _ = sender.send(outcome.unwrap_or_else(|panic| Err(panicked(panic.as_ref()))));
+        });
+        match tokio::time::timeout(self.timeout, receiver).await {
+            Err(_) => Err(QueryError::Timeout(self.timeout)),
+            Ok(Err(_)) => Err(QueryError::Internal(
+                "the planning task ended without an answer".to_string(),
+            )),
+            Ok(Ok(outcome)) => outcome,
+        }
+    }
+
+    fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) -> AbortOnDrop {
+        AbortOnDrop(match &self.runtime {
+            Some(runtime) => runtime.spawn(work),
+            None => tokio::spawn(work),
+        })
+    }
+}
+
+/// The message of a panic goes to the log (it can name internals: paths, offsets), the client
+/// gets a generic internal error.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> QueryError {
+    let message = strata_core::panic_text(panic);
+    tracing::error!(panic = %message, "a query panicked");
+    QueryError::Internal("the query failed unexpectedly".to_string())
+}
+
+/// `$1..$n` in order, as far as planning could infer them.
+fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>, QueryError> {
+    let mut numbered: Vec<(usize, Option<DataType>)> = plan
+        .get_parameter_types()?
+        .into_iter()
+        .filter_map(|(name, ty)| Some((name.strip_prefix('$')?.parse::<usize>().ok()?, ty)))
+        .collect();
+    numbered.sort_by_key(|(n, _)| *n);
+    let count = numbered.last().map_or(0, |(n, _)| *n);
+    if count > MAX_PARAMETERS {
+        return Err(QueryError::Sql(format!(
+            "parameter ${count} is beyond the limit of {MAX_PARAMETERS} parameters"
+        )));
+    }
+    let mut types = vec![None; count];
+    for (n, ty) in numbered {
+        if let Some(slot) = n.checked_sub(1).and_then(|i| types.get_mut(i)) {
+            *slot = ty;
+        }
+    }
+    Ok(types)
+}
+
+impl Planner {
+    /// The query task: plans, then forwards batches until the reader goes away. A panic anywhere
+    /// in planning or execution (DataFusion re-raises its workers' panics here) becomes an
+    /// internal error for the reader instead of a dropped connection.
+    async fn produce(self, input: Input, events: mpsc::Sender<Event>) {
+        let outcome = AssertUnwindSafe(self.forward(input, &events))
+            .catch_unwind()
+            .await;
+        let failure = match outcome {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error,
+            Err(panic) => panicked(panic.as_ref()),
+        };
+        let _ = events.send(Event::Failed(failure)).await;
+    }
+
+    async fn forward(&self, input: Input, events: &mpsc::Sender<Event>) -> Result<(), QueryError> {
+        let statement = match input {
+            Input::Text(sql) => TenantSession::parse(&sql)?,
+            Input::Parsed(statement) => statement,
+        };
+        let plan = self.plan(statement).await?;
+        let frame = self.ctx.execute_logical_plan(plan).await?;
+        let mut stream = frame.execute_stream().await?;
+        if events.send(Event::Schema(stream.schema())).await.is_err() {
+            return Ok(());
+        }
+        while let Some(batch) = stream.next().await {
+            let failed = batch.is_err();
+            if events.send(Event::Batch(batch)).await.is_err() || failed {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The sandbox check, alias rewrite, planning, the read-only check of the plan and the
+    /// result-width limit: what both describing and executing a statement go through.
+    async fn plan(&self, mut statement: DfStatement) -> Result<LogicalPlan, QueryError> {
+        sandbox::check(&statement)?;
+        self.rewrite(&mut statement);
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| {
+                QueryError::Refused(format!(
+                    "statement not allowed: {} (Strata SQL is read-only)",
+                    crate::error::clean_message(&e.strip_backtrace())
+                ))
+            })?;
+        limits::check_result_width(plan.schema().fields().len())?;
+        Ok(plan)
+    }
+
+    fn rewrite(&self, statement: &mut DfStatement) {
+        match statement {
+            DfStatement::Statement(inner) => self.resolver.rewrite(inner.as_mut()),
+            DfStatement::Explain(explain) => self.rewrite(explain.statement.as_mut()),
+            _ => {}
+        }
+    }
+}
