@@ -235,6 +235,11 @@ impl TestServer {
         child.wait().expect("wait")
     }
 
+    /// Drops the extra environment variables, so the next `restart` runs without them.
+    pub fn clear_env(&mut self) {
+        self.extra_env.clear();
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
@@ -293,10 +298,9 @@ impl TestServer {
             &serde_json::json!({ "name": name }),
         );
         assert_eq!(answer.status, 201, "create tenant {name}: {}", answer.text);
-        answer.body["admin_key"]
-            .as_str()
-            .expect("admin_key")
-            .to_string()
+        let created: strata_client::TenantCreated =
+            serde_json::from_value(answer.body).expect("the tenant answer");
+        created.admin_key
     }
 
     /// Creates a key with `role` using the tenant's admin key.
@@ -307,7 +311,14 @@ impl TestServer {
             &serde_json::json!({ "role": role }),
         );
         assert_eq!(answer.status, 201, "create key: {}", answer.text);
-        answer.body["key"].as_str().expect("key").to_string()
+        let created: strata_client::KeyCreated =
+            serde_json::from_value(answer.body).expect("the key answer");
+        created.key
+    }
+
+    /// The typed client of the API (`strata-client`) for this server, keys passed per call.
+    pub fn client(&self) -> strata_client::Client {
+        strata_client::Client::with_timeout(&self.url, Duration::from_secs(60)).expect("client")
     }
 
     /// Runs a SQL query through `/api/v1/sql` (json format) and returns the answer.

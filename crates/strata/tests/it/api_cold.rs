@@ -4,13 +4,11 @@
 //! and across type changes. EXPLAIN shows the federated plan and time pruning; the files are
 //! plain Parquet that another reader (DuckDB) can read.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
-use common::{int_pair, reading, totals, write_events, TestServer, DAY0, DAY_MS};
+use crate::common::{int_pair, reading, totals, write_events, TestServer, DAY0, DAY_MS};
 use serde_json::{json, Value};
 
 /// Compacts everything older than the current hour, never in the background. `tier` forces the
