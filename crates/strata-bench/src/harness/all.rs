@@ -12,10 +12,10 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::disk_check::{check_disk, disk_estimate};
-use super::emit::{draw_plots, emit, verdict, Emitted};
+use super::emit::{draw_plots, Emitted};
 use super::session::{ServerFigures, Session};
 use super::suite::{
-    analytics_section, compaction_config, compaction_section, ingest_config, load_passed,
+    analytics_section, compaction_config, compaction_section, conclude, ingest_config, load_passed,
     recent_passed, step, ColdOptions, Workload,
 };
 use super::Invocation;
@@ -240,13 +240,6 @@ fn emit_all(
     }
     drawn.push((&report.freshness, "freshness"));
     let plots = draw_plots(&inv.output, &drawn, &mut failures);
-    let run = Emitted {
-        title: "all",
-        rows: &rows,
-        extra: &extra,
-        plots: &plots.files,
-        report: &report,
-    };
-    emit(&inv.output, &inv.command, server, run)?;
-    Ok(verdict(passed && plots.ok, &failures))
+    let run = Emitted::new("all", &rows, &extra, &plots.files, &report);
+    conclude(inv, server, run, passed && plots.ok, &failures)
 }

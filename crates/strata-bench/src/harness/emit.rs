@@ -134,6 +134,24 @@ pub struct Emitted<'a, T> {
     pub report: &'a T,
 }
 
+impl<'a, T> Emitted<'a, T> {
+    pub fn new(
+        title: &'a str,
+        rows: &'a [ReportRow],
+        extra: &'a str,
+        plots: &'a [PlotFile],
+        report: &'a T,
+    ) -> Emitted<'a, T> {
+        Emitted {
+            title,
+            rows,
+            extra,
+            plots,
+            report,
+        }
+    }
+}
+
 /// Prints the report (markdown, or JSON with --json) and appends the markdown to --report.
 pub fn emit<T: Serialize>(
     output: &OutputOptions,

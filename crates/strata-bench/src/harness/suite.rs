@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::disk_check::{check_disk, disk_estimate};
 use super::emit::{draw_plots, emit, verdict, Emitted};
-use super::session::{Session, INGEST_SERVE_ARGS, ISOLATION_SERVE_ARGS};
+use super::session::{ServerFigures, Session, INGEST_SERVE_ARGS, ISOLATION_SERVE_ARGS};
 use super::{duckdb_mode, refused, Invocation, SendOptions};
 use crate::{
     run_aliases_with, run_analytics_with, run_compaction_with, run_freshness_with, run_ingest_with,
@@ -68,6 +68,18 @@ pub(super) fn step<T>(
     result
 }
 
+/// Prints a run's report and turns its checks into the exit code.
+pub(super) fn conclude<T: Serialize>(
+    inv: &Invocation<'_>,
+    server: &ServerFigures,
+    run: Emitted<'_, T>,
+    passed: bool,
+    failures: &[String],
+) -> Result<ExitCode, BenchError> {
+    emit(&inv.output, &inv.command, server, run)?;
+    Ok(verdict(passed, failures))
+}
+
 /// The end of a command that runs one scenario: stop the server, draw the report's plots as
 /// NAME-*.png, print the report, and exit 1 unless it passed and every plot was drawn.
 fn finish_one<R: Plots + Serialize>(
@@ -81,15 +93,8 @@ fn finish_one<R: Plots + Serialize>(
     let server = session.server_figures();
     session.stop()?;
     let plots = draw_plots(&inv.output, &[(report, name)], &mut failures);
-    let run = Emitted {
-        title: name,
-        rows,
-        extra: "",
-        plots: &plots.files,
-        report,
-    };
-    emit(&inv.output, &inv.command, &server, run)?;
-    Ok(verdict(passed && plots.ok, &failures))
+    let run = Emitted::new(name, rows, "", &plots.files, report);
+    conclude(inv, &server, run, passed && plots.ok, &failures)
 }
 
 /// `bench ingest`: durable ingest throughput, then the stored-row count check unless `verify`
@@ -193,15 +198,8 @@ pub fn recent(
     drawn.push((&recent, "recent"));
     let plots = draw_plots(&inv.output, &drawn, &mut failures);
     let report = RecentOutput { load, recent };
-    let run = Emitted {
-        title: "recent",
-        rows: &rows,
-        extra: "",
-        plots: &plots.files,
-        report: &report,
-    };
-    emit(&inv.output, &inv.command, &server, run)?;
-    Ok(verdict(passed && plots.ok, &failures))
+    let run = Emitted::new("recent", &rows, "", &plots.files, &report);
+    conclude(inv, &server, run, passed && plots.ok, &failures)
 }
 
 /// `bench quick`: every scenario at a small size with exact checks (CI).
@@ -232,15 +230,8 @@ pub fn quick(inv: &Invocation<'_>, seed: u64) -> Result<ExitCode, BenchError> {
     // Quick mode's plots are named after each scenario, as in `bench all`.
     let plots = draw_plots(&inv.output, &[(&report, "")], &mut failures);
     let rows = report.report_rows();
-    let run = Emitted {
-        title: "quick",
-        rows: &rows,
-        extra: &extra,
-        plots: &plots.files,
-        report: &report,
-    };
-    emit(&inv.output, &inv.command, &server, run)?;
-    Ok(verdict(report.passed() && plots.ok, &failures))
+    let run = Emitted::new("quick", &rows, &extra, &plots.files, &report);
+    conclude(inv, &server, run, report.passed() && plots.ok, &failures)
 }
 
 fn set_command_quick(report: &mut QuickReport, command: &str) {
@@ -312,15 +303,8 @@ pub fn compaction(
     let plots = draw_plots(&inv.output, &drawn, &mut failures);
     let extra = compaction_section(&compaction);
     let report = CompactionOutput { load, compaction };
-    let run = Emitted {
-        title: "compaction",
-        rows: &rows,
-        extra: &extra,
-        plots: &plots.files,
-        report: &report,
-    };
-    emit(&inv.output, &inv.command, &server, run)?;
-    Ok(verdict(passed && plots.ok, &failures))
+    let run = Emitted::new("compaction", &rows, &extra, &plots.files, &report);
+    conclude(inv, &server, run, passed && plots.ok, &failures)
 }
 
 #[derive(Serialize)]
@@ -383,7 +367,7 @@ pub fn analytics(
 /// The report of `bench analytics`: load, compaction and analytics rows, plots and checks.
 fn emit_analytics(
     inv: &Invocation<'_>,
-    server: &super::session::ServerFigures,
+    server: &ServerFigures,
     report: &AnalyticsOutput,
 ) -> Result<ExitCode, BenchError> {
     let (compaction, analytics) = (&report.compaction, &report.analytics);
@@ -413,15 +397,8 @@ fn emit_analytics(
         compaction_section(compaction),
         analytics_section(analytics)
     );
-    let run = Emitted {
-        title: "analytics",
-        rows: &rows,
-        extra: &extra,
-        plots: &plots.files,
-        report,
-    };
-    emit(&inv.output, &inv.command, server, run)?;
-    Ok(verdict(passed && plots.ok, &failures))
+    let run = Emitted::new("analytics", &rows, &extra, &plots.files, report);
+    conclude(inv, server, run, passed && plots.ok, &failures)
 }
 
 /// Loads the workload unless told not to; the ingest report when it ran.

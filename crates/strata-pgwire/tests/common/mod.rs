@@ -86,19 +86,6 @@ impl Server {
         self.stores.key(tenant, role).await
     }
 
-    pub async fn declare(
-        &self,
-        tenant: TenantId,
-        metric: &str,
-        field: &str,
-        field_type: Option<FieldType>,
-        aliases: &[&str],
-    ) {
-        self.stores
-            .declare(tenant, metric, field, field_type, aliases, false)
-            .await;
-    }
-
     pub fn conninfo(&self, user: &str, password: &str) -> String {
         format!(
             "host=127.0.0.1 port={} user={user} password={password} dbname=strata sslmode=disable",
@@ -170,7 +157,14 @@ pub async fn seeded_with(config: QueryConfig) -> (Server, Tenant, Tenant) {
     let acme = server.tenant("acme").await;
     let globex = server.tenant("globex").await;
     server
-        .declare(acme.id, "thermostat", "name", Some(FieldType::String), &[])
+        .declare(
+            acme.id,
+            "thermostat",
+            "name",
+            Some(FieldType::String),
+            &[],
+            false,
+        )
         .await;
     server
         .declare(
@@ -179,6 +173,7 @@ pub async fn seeded_with(config: QueryConfig) -> (Server, Tenant, Tenant) {
             "temperature",
             Some(FieldType::Double),
             &["temp"],
+            false,
         )
         .await;
     server
@@ -188,6 +183,7 @@ pub async fn seeded_with(config: QueryConfig) -> (Server, Tenant, Tenant) {
             "reading",
             Some(FieldType::Integer),
             &[],
+            false,
         )
         .await;
     server

@@ -7,9 +7,7 @@
 //! process only (never on the test process, whose other tests run in parallel threads and spawn
 //! servers of their own); the restarted server runs without it.
 
-use std::path::{Path, PathBuf};
-
-use crate::common::TestServer;
+use crate::common::{parquet_files, TestServer};
 use serde_json::{json, Value};
 
 const NDJSON: &str = "application/x-ndjson";
@@ -26,19 +24,6 @@ fn totals(server: &TestServer, key: &str) -> (i64, i64) {
     assert_eq!(answer.status, 200, "{}", answer.text);
     let row = &answer.body["rows"][0];
     (row[0].as_i64().unwrap(), row[1].as_i64().unwrap_or(0))
-}
-
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(parquet_files(&path));
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// Parquet files on disk once there are `listed` of them, or after 5 s. Orphans are collected

@@ -419,3 +419,21 @@ pub fn totals(server: &TestServer, key: &str) -> (i64, i64) {
         "SELECT count(*), CAST(coalesce(sum(CAST(value AS BIGINT)), 0) AS BIGINT) FROM reading",
     )
 }
+
+/// Every Parquet file below `dir` (none when it does not exist yet), sorted.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
