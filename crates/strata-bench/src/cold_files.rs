@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
+use strata_client::CompactAnswer;
 
-use crate::client::CompactAnswer;
 use crate::BenchError;
 
 /// Every `*.parquet` file below `dir` (none when `dir` does not exist yet).
@@ -277,7 +277,7 @@ mod tests {
     use datafusion::parquet::arrow::ArrowWriter;
 
     use super::*;
-    use crate::client::MetricCompactAnswer;
+    use strata_client::MetricCompactAnswer;
 
     fn write_file(path: &Path, columns: Vec<(&str, ArrayRef)>) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

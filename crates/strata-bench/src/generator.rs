@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
+use strata_core::DAY_MS;
 
 use crate::rng::SplitMix64;
 use crate::BenchError;
@@ -58,8 +59,6 @@ const FIRMWARE_NOTES: [&str; 4] = [
     "battery low",
 ];
 const LOAD_CAPACITIES: [f64; 3] = [1500.0, 2000.0, 5000.0];
-
-const DAY_MS: i64 = 86_400_000;
 
 /// Most trucks one generator simulates; keeps per-truck state bounded in memory.
 pub const MAX_TRUCKS: u32 = 1_000_000;

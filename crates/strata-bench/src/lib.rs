@@ -13,15 +13,17 @@
 //! - [`plot`]: PNG plots of latency distributions and of the ingest rate over time; every
 //!   report draws its own ([`Plots`]).
 //! - [`disk`]: free space where the server keeps its data, and what a run will need.
+//! - [`harness`]: what `strata bench` does around the scenarios: the server under test
+//!   (spawned or external), the tenant, the free-disk check, the markdown/JSON report.
 //!
-//! Everything is blocking (threads + blocking reqwest): the benchmark must not share an async
+//! Everything is blocking (threads + the blocking `strata-client`): the benchmark must not share an async
 //! runtime's scheduling quirks with the server it measures. The one exception is the in-process
 //! DataFusion engine of the analytics scenario, which gets a runtime of its own.
 
-pub mod client;
 pub mod cold_files;
 pub mod disk;
 pub mod generator;
+pub mod harness;
 pub mod normalize;
 pub mod plot;
 pub mod progress;
@@ -31,7 +33,6 @@ pub mod scenarios;
 pub mod schema;
 pub mod stats;
 
-pub use client::{CompactAnswer, SqlAnswer, StrataClient, WriteAck};
 pub use cold_files::{ColdFileSet, MetricFiles};
 pub use disk::{free_bytes, DiskEstimate};
 pub use generator::{write_ndjson, Generator, GeneratorConfig, GeneratorStats, Shares};
@@ -63,19 +64,9 @@ pub use stats::{percentile, LatencySummary, RateSample};
 pub enum BenchError {
     #[error("invalid benchmark configuration: {0}")]
     InvalidConfig(String),
-    #[error("request to {url} failed: {source}")]
-    Http {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("{method} {url} answered {status}: {body}")]
-    Status {
-        method: String,
-        url: String,
-        status: u16,
-        body: String,
-    },
+    /// A call to the server under test failed (an error answer or no answer).
+    #[error(transparent)]
+    Api(#[from] strata_client::ApiError),
     #[error("unexpected answer: {0}")]
     Decode(String),
     #[error("check failed: {0}")]
@@ -88,4 +79,15 @@ pub enum BenchError {
     ThreadPanicked(&'static str),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The harness refused or could not run (a server that did not start, too little disk).
+    #[error("{0}")]
+    Harness(String),
+    /// What was being done when `cause` happened ("creating tenant \"x\": ..."). The cause
+    /// is in the message rather than the error's source, so reports that show an error with
+    /// `to_string()` keep it.
+    #[error("{context}: {cause}")]
+    Context {
+        context: String,
+        cause: Box<BenchError>,
+    },
 }

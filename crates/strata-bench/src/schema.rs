@@ -1,11 +1,10 @@
 //! The schema the benchmark declares before ingest, as plain contract calls, so a reader can
 //! see exactly what was sent and a test can check it without a server.
 
-use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use strata_client::{ApiError, Client, Method, StatusCode};
 
-use crate::client::{status_error, StrataClient};
 use crate::generator::{
     DIAGNOSTICS, DIAGNOSTICS_FIELDS, READINGS, READINGS_FIELDS, RENAMED_FIELDS, SERIES_KEY,
     TAG_FIELDS,
@@ -100,7 +99,7 @@ pub fn workload_schema() -> Vec<SchemaOp> {
 /// Applies schema calls in order with an admin key. 409 Conflict counts as already present;
 /// any other failure stops and is returned.
 pub fn apply_schema(
-    client: &StrataClient,
+    client: &Client,
     admin_key: &str,
     ops: &[SchemaOp],
 ) -> Result<SchemaSetupReport, BenchError> {
@@ -119,7 +118,10 @@ pub fn apply_schema(
             report.applied += 1;
         } else {
             let url = format!("{}{}", client.base_url(), op.path);
-            return Err(status_error(&method, &url, status, &text));
+            return Err(BenchError::Context {
+                context: format!("{method} {url}"),
+                cause: Box::new(ApiError::from_answer(status, &text).into()),
+            });
         }
     }
     Ok(report)

@@ -122,48 +122,68 @@ fn flatten_into(
     depth: usize,
     sent_numbers: &[(String, String)],
 ) -> Result<(), EventError> {
-    let (value, kind) = match value {
-        JsonValue::Object(map) => {
-            if map.is_empty() {
-                return Ok(());
-            }
-            if depth >= MAX_NESTING_DEPTH {
-                return Err(EventError::TooDeep {
-                    key: truncate_chars(&name, MAX_ECHOED_KEY_CHARS).to_string(),
-                    limit: MAX_NESTING_DEPTH,
-                });
-            }
-            for (key, child) in map {
-                if key.is_empty() {
-                    return Err(EventError::EmptyKeySegment {
-                        name: format!("{}.", truncate_chars(&name, MAX_ECHOED_KEY_CHARS)),
-                    });
-                }
-                let mut child_name = String::with_capacity(name.len() + 1 + key.len());
-                child_name.push_str(&name);
-                child_name.push('.');
-                child_name.push_str(&key);
-                flatten_into(out, child_name, child, depth + 1, sent_numbers)?;
-            }
-            return Ok(());
-        }
-        JsonValue::Null => (Value::Null, JsonKind::Null),
-        JsonValue::Bool(b) => (Value::Bool(b), JsonKind::Boolean),
-        JsonValue::Number(number) => match sent_text(sent_numbers, &name) {
-            Some(text) => (Value::Str(text), JsonKind::Number),
-            None => (number_value(&number), JsonKind::Number),
-        },
-        JsonValue::String(text) => (Value::Str(text), JsonKind::String),
-        array @ JsonValue::Array(_) => match sent_text(sent_numbers, &name) {
-            Some(text) => (Value::Str(text), JsonKind::Array),
-            None => (Value::Str(array.to_string()), JsonKind::Array),
-        },
+    flatten_leaves(name, value, depth, &mut |name, value| {
+        let (value, kind) = match value {
+            JsonValue::Null => (Value::Null, JsonKind::Null),
+            JsonValue::Bool(b) => (Value::Bool(b), JsonKind::Boolean),
+            JsonValue::Number(number) => match sent_text(sent_numbers, &name) {
+                Some(text) => (Value::Str(text), JsonKind::Number),
+                None => (number_value(&number), JsonKind::Number),
+            },
+            JsonValue::String(text) => (Value::Str(text), JsonKind::String),
+            array => match sent_text(sent_numbers, &name) {
+                Some(text) => (Value::Str(text), JsonKind::Array),
+                None => (Value::Str(array.to_string()), JsonKind::Array),
+            },
+        };
+        out.push((name, value, kind));
+        Ok(())
+    })
+}
+
+/// The one flattening of an event member, shared by the write path and the CLI's
+/// `schema create --from-sample` (so a sample is read exactly as its events will be): nested
+/// objects become dotted names (an empty object contributes nothing; an empty key, deeper than
+/// [`MAX_NESTING_DEPTH`] levels or an invalid name is an error), and every other value is one
+/// leaf, handed to `leaf` with its validated name. `depth` is how many keys `name` joins (1 for a
+/// top-level member).
+pub fn flatten_leaves<F>(
+    name: String,
+    value: JsonValue,
+    depth: usize,
+    leaf: &mut F,
+) -> Result<(), EventError>
+where
+    F: FnMut(String, JsonValue) -> Result<(), EventError>,
+{
+    let JsonValue::Object(map) = value else {
+        validate_name("field", &name).map_err(|source| EventError::InvalidFieldName {
+            name: truncate_chars(&name, MAX_ECHOED_KEY_CHARS).to_string(),
+            source,
+        })?;
+        return leaf(name, value);
     };
-    validate_name("field", &name).map_err(|source| EventError::InvalidFieldName {
-        name: truncate_chars(&name, MAX_ECHOED_KEY_CHARS).to_string(),
-        source,
-    })?;
-    out.push((name, value, kind));
+    if map.is_empty() {
+        return Ok(());
+    }
+    if depth >= MAX_NESTING_DEPTH {
+        return Err(EventError::TooDeep {
+            key: truncate_chars(&name, MAX_ECHOED_KEY_CHARS).to_string(),
+            limit: MAX_NESTING_DEPTH,
+        });
+    }
+    for (key, child) in map {
+        if key.is_empty() {
+            return Err(EventError::EmptyKeySegment {
+                name: format!("{}.", truncate_chars(&name, MAX_ECHOED_KEY_CHARS)),
+            });
+        }
+        let mut child_name = String::with_capacity(name.len() + 1 + key.len());
+        child_name.push_str(&name);
+        child_name.push('.');
+        child_name.push_str(&key);
+        flatten_leaves(child_name, child, depth + 1, leaf)?;
+    }
     Ok(())
 }
 

@@ -7,9 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-/// Where client commands look for a server when neither `--url` nor `STRATA_URL` is given.
-pub const DEFAULT_URL: &str = "http://127.0.0.1:8686";
+use strata_client::DEFAULT_URL;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -138,6 +136,7 @@ strata compact --key $STRATA_KEY"
 
     /// Benchmarks: workload generator, ingest, freshness, recent-window, aliases, compaction,
     /// analytics against DataFusion and DuckDB (see docs/benchmarks.md)
+    #[cfg(feature = "bench")]
     #[command(subcommand_required = true)]
     Bench(Box<crate::commands::bench::BenchArgs>),
 }

@@ -5,7 +5,6 @@
 //! finished but the server rejected some events.
 
 mod cli;
-mod client;
 mod commands;
 mod output;
 mod records;

@@ -608,6 +608,7 @@ pub fn run_analytics_with(
             client
                 .sql(&target.read_key, &query.strata_sql)
                 .map(|answer| answer.rows)
+                .map_err(BenchError::from)
         }));
         datafusion_results.push(measure(config, progress, || engine.query(&query.plain_sql)));
     }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use strata_client::{Client, CompactAnswer};
 
-use crate::client::{CompactAnswer, StrataClient};
 use crate::cold_files::{locate_compacted_files, parquet_files_under, ColdFileSet};
 use crate::generator::{DIAGNOSTICS, READINGS};
 use crate::normalize::{canonical_rows, first_difference};
@@ -330,7 +330,7 @@ pub fn run_compaction_with(
 /// Runs the configured query warmup + runs times; the latencies of the measured runs and the
 /// last answer.
 fn time_query(
-    client: &StrataClient,
+    client: &Client,
     target: &BenchTarget,
     config: &CompactionConfig,
     progress: &dyn Progress,
@@ -352,7 +352,7 @@ fn time_query(
 
 /// For each metric the compaction touched: `count(*)` and the cold rows `/api/v1/status` lists.
 fn tier_checks(
-    client: &StrataClient,
+    client: &Client,
     target: &BenchTarget,
     answer: &CompactAnswer,
 ) -> Result<Vec<TierCheck>, BenchError> {
@@ -393,7 +393,7 @@ fn tier_checks(
 
 /// The `FederatedScanExec` line(s) of `EXPLAIN <sql>`: the plan the planner picked.
 pub fn explain_scan(
-    client: &StrataClient,
+    client: &Client,
     target: &BenchTarget,
     sql: &str,
 ) -> Result<Option<String>, BenchError> {

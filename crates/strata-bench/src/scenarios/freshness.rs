@@ -1,14 +1,15 @@
 //! Ingest-to-queryable latency: write one event, then poll SQL until it is visible.
 
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use strata_core::now_ms;
 
 use crate::plot::{write_latency_plot_if_any, LatencySeries, PlotFile, Plots};
 use crate::progress::{NoProgress, Progress};
 use crate::report::{format_ms, ReportRow, ReportRows, RunInfo};
-use crate::scenarios::{millis, sql_string_literal, sql_timestamp_literal, BenchTarget};
+use crate::scenarios::{sql_string_literal, sql_timestamp_literal, BenchTarget};
 use crate::stats::LatencySummary;
 use crate::BenchError;
 
@@ -207,11 +208,4 @@ pub fn run_freshness_with(
         timeouts,
         overcounted,
     })
-}
-
-fn now_ms() -> i64 {
-    // A clock before 1970 is a broken host; 0 still yields increasing, valid timestamps.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| millis(since) as i64)
 }

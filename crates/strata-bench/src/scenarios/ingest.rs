@@ -12,8 +12,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use strata_client::Client;
 
-use crate::client::StrataClient;
 use crate::generator::{Generator, GeneratorConfig, GeneratorStats};
 use crate::plot::{write_latency_plot_if_any, write_rate_plot, LatencySeries, PlotFile, Plots};
 use crate::progress::{NoProgress, Progress};
@@ -290,7 +290,7 @@ fn next_batch(generator: &mut Generator, batch_size: usize) -> Option<Batch> {
 }
 
 fn run_client(
-    client: &StrataClient,
+    client: &Client,
     write_key: &str,
     source: &BatchSource,
     start: Instant,
@@ -511,7 +511,7 @@ pub fn run_ingest_with(
 }
 
 fn run_clients(
-    client: &StrataClient,
+    client: &Client,
     write_key: &str,
     source: &BatchSource,
     start: Instant,

@@ -7,15 +7,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use strata_client::Client;
 
-use crate::client::StrataClient;
 use crate::plot::{write_latency_plot_if_any, LatencySeries, PlotFile, Plots};
 use crate::progress::{NoProgress, Progress};
 use crate::report::{format_ms, ReportRow, ReportRows, RunInfo};
-use crate::scenarios::{millis, BenchTarget};
+use crate::scenarios::BenchTarget;
 use crate::stats::LatencySummary;
 use crate::BenchError;
 
@@ -260,7 +260,7 @@ pub fn run_isolation_with(
     let results = Arc::new(Mutex::new(Vec::new()));
     let mut workers = Vec::with_capacity(config.heavy_clients);
     for _ in 0..config.heavy_clients {
-        let client = StrataClient::new(&heavy.base_url, HEAVY_REQUEST_TIMEOUT)?;
+        let client = Client::with_timeout(&heavy.base_url, HEAVY_REQUEST_TIMEOUT)?;
         let key = heavy.read_key.clone();
         let (sql, stop, results) = (heavy_sql(config.heavy_rows), stop.clone(), results.clone());
         workers.push(std::thread::spawn(move || {
@@ -344,7 +344,7 @@ struct HeavyResult {
 }
 
 fn heavy_loop(
-    client: &StrataClient,
+    client: &Client,
     key: &str,
     sql: &str,
     stop: &AtomicBool,
@@ -353,20 +353,21 @@ fn heavy_loop(
     let body = serde_json::json!({ "sql": sql, "format": "json" });
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        let result = match client.send_json_raw(reqwest::Method::POST, "/api/v1/sql", key, &body) {
-            Ok((status, text)) => HeavyResult {
-                elapsed: started.elapsed(),
-                outcome: status.as_u16().to_string(),
-                error: serde_json::from_str::<serde_json::Value>(&text)
-                    .ok()
-                    .and_then(|v| v["error"].as_str().map(str::to_string)),
-            },
-            Err(error) => HeavyResult {
-                elapsed: started.elapsed(),
-                outcome: "error".to_string(),
-                error: Some(error.to_string()),
-            },
-        };
+        let result =
+            match client.send_json_raw(strata_client::Method::POST, "/api/v1/sql", key, &body) {
+                Ok((status, text)) => HeavyResult {
+                    elapsed: started.elapsed(),
+                    outcome: status.as_u16().to_string(),
+                    error: serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|v| v["error"].as_str().map(str::to_string)),
+                },
+                Err(error) => HeavyResult {
+                    elapsed: started.elapsed(),
+                    outcome: "error".to_string(),
+                    error: Some(error.to_string()),
+                },
+            };
         match results.lock() {
             Ok(mut results) => results.push(result),
             Err(_) => return,
@@ -397,9 +398,7 @@ struct ProbeClock {
 impl ProbeClock {
     fn next(&mut self) -> i64 {
         // A clock before 1970 is a broken host; 0 still yields increasing timestamps.
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| millis(since) as i64);
+        let now = strata_core::now_ms();
         self.last_ms = now.max(self.last_ms + 1);
         self.last_ms
     }
@@ -422,7 +421,7 @@ fn probe_batch(config: &IsolationConfig, clock: &mut ProbeClock) -> String {
 
 /// B's loop for `seconds`: one durable write, one count(*), a pause; repeated.
 fn measure_probe(
-    client: &StrataClient,
+    client: &Client,
     probe: &BenchTarget,
     config: &IsolationConfig,
     clock: &mut ProbeClock,
@@ -455,7 +454,7 @@ fn measure_probe(
             }
             Err(error) => {
                 failed_writes += 1;
-                keep(error);
+                keep(error.into());
             }
         }
         let sent = Instant::now();
@@ -463,7 +462,7 @@ fn measure_probe(
             Ok(_) => counts.push(sent.elapsed()),
             Err(error) => {
                 failed_counts += 1;
-                keep(error);
+                keep(error.into());
             }
         }
         let elapsed = started.elapsed().as_secs().min(seconds);

@@ -13,8 +13,8 @@ pub mod recent;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use strata_client::Client;
 
-use crate::client::StrataClient;
 use crate::generator::{GeneratorConfig, DIAGNOSTICS, READINGS};
 use crate::BenchError;
 
@@ -46,8 +46,8 @@ impl BenchTarget {
         }
     }
 
-    pub fn client(&self) -> Result<StrataClient, BenchError> {
-        StrataClient::new(&self.base_url, self.request_timeout)
+    pub fn client(&self) -> Result<Client, BenchError> {
+        Ok(Client::with_timeout(&self.base_url, self.request_timeout)?)
     }
 }
 
@@ -65,7 +65,7 @@ pub struct CountCheck {
 /// `SELECT count(*)` of both workload metrics compared with the generator's distinct counts.
 /// Run it before the freshness scenario, whose probe rows land in `readings`.
 pub fn check_counts(
-    client: &StrataClient,
+    client: &Client,
     read_key: &str,
     workload: &GeneratorConfig,
 ) -> Result<CountCheck, BenchError> {
@@ -116,11 +116,6 @@ pub fn sql_timestamp_literal(epoch_ms: i64) -> Result<String, BenchError> {
 /// A SQL string literal with quotes doubled.
 pub fn sql_string_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
-}
-
-/// Millis as f64 for reports.
-pub(crate) fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }
 
 #[cfg(test)]

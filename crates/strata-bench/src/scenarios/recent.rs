@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use strata_core::HOUR_MS;
 
 use crate::generator::{GeneratorConfig, READINGS};
 use crate::plot::{write_latency_plot_if_any, LatencySeries, PlotFile, Plots};
@@ -14,7 +15,6 @@ use crate::stats::LatencySummary;
 use crate::BenchError;
 
 pub const MAX_RUNS: usize = 1_000_000;
-const HOUR_MS: i64 = 3_600_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecentConfig {

@@ -3,19 +3,15 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::process::Command;
-use std::sync::Arc;
 
-use strata_catalog::{DynCatalog, SchemaChange, SqliteCatalog};
 use strata_core::{FieldType, Role, TenantId, Value};
 use strata_pgwire::{serve, PgConfig};
 use strata_query::{QueryConfig, QueryEngine};
-use strata_storage::{HotEvent, HotOptions, HotStore, HotWrite};
+use strata_testkit::Stores;
+pub use strata_testkit::{s, MINUTE, T0};
 use tokio::sync::oneshot;
-
-/// 2015-01-12T10:12:15Z.
-pub const T0: i64 = 1_421_057_535_000;
-pub const MINUTE: i64 = 60_000;
 
 pub struct Tenant {
     pub id: TenantId,
@@ -23,39 +19,34 @@ pub struct Tenant {
     pub admin_key: String,
 }
 
+/// The stores (`strata_testkit::Stores`: catalog, hot store, tempdir, `write`) and a Postgres
+/// wire server over them on an ephemeral loopback port.
 pub struct Server {
-    pub dir: tempfile::TempDir,
-    pub catalog: DynCatalog,
-    pub hot: Arc<HotStore>,
+    pub stores: Stores,
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), strata_pgwire::PgError>>>,
 }
 
+impl Deref for Server {
+    type Target = Stores;
+
+    fn deref(&self) -> &Stores {
+        &self.stores
+    }
+}
+
 impl Server {
     pub async fn start(config: QueryConfig) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog: DynCatalog = Arc::new(
-            SqliteCatalog::open(&dir.path().join("catalog.db"))
-                .await
-                .unwrap(),
-        );
-        let hot = HotStore::open(
-            &dir.path().join("hot"),
-            HotOptions {
-                sync: false,
-                ..HotOptions::default()
-            },
-        )
-        .unwrap();
-        let engine = QueryEngine::new(catalog.clone(), hot.clone(), config);
+        let stores = Stores::open().await;
+        let engine = QueryEngine::new(stores.catalog.clone(), stores.hot.clone(), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(
             listener,
             engine,
-            catalog.clone(),
+            stores.catalog.clone(),
             PgConfig {
                 addr,
                 allow_insecure: false,
@@ -66,9 +57,7 @@ impl Server {
             },
         ));
         Server {
-            dir,
-            catalog,
-            hot,
+            stores,
             addr,
             stop: Some(stop),
             task: Some(task),
@@ -85,77 +74,16 @@ impl Server {
     }
 
     pub async fn tenant(&self, name: &str) -> Tenant {
-        let (tenant, key) = self.catalog.create_tenant(name).await.unwrap();
+        let (id, admin_key) = self.stores.tenant(name).await;
         Tenant {
-            id: tenant.id,
+            id,
             name: name.to_string(),
-            admin_key: key.secret,
+            admin_key,
         }
     }
 
     pub async fn key(&self, tenant: TenantId, role: Role) -> String {
-        self.catalog.create_key(tenant, role).await.unwrap().secret
-    }
-
-    pub async fn declare(
-        &self,
-        tenant: TenantId,
-        metric: &str,
-        field: &str,
-        field_type: Option<FieldType>,
-        aliases: &[&str],
-    ) {
-        self.catalog.ensure_metric(tenant, metric).await.unwrap();
-        self.catalog
-            .apply(
-                tenant,
-                SchemaChange::DeclareField {
-                    metric: metric.into(),
-                    field: field.into(),
-                    field_type,
-                    aliases: aliases.iter().map(|a| a.to_string()).collect(),
-                    hidden: false,
-                },
-            )
-            .await
-            .unwrap();
-    }
-
-    /// Writes events the way ingest would: names registered, values stored under name ids.
-    pub async fn write(
-        &self,
-        tenant: TenantId,
-        metric: &str,
-        events: &[(i64, Vec<(&str, Value)>)],
-    ) {
-        let m = self.catalog.ensure_metric(tenant, metric).await.unwrap();
-        let mut hot_events = Vec::new();
-        for (index, (timestamp_ms, values)) in events.iter().enumerate() {
-            let names: Vec<String> = values.iter().map(|(n, _)| n.to_string()).collect();
-            let ids = self
-                .catalog
-                .register_incoming_names(tenant, m.id, &names)
-                .await
-                .unwrap();
-            hot_events.push(HotEvent {
-                metric: m.id,
-                timestamp_ms: *timestamp_ms,
-                series: strata_ingest::series_hash(&[]),
-                content_hash: (index as u64 + 1) * 7919 + *timestamp_ms as u64,
-                values: ids
-                    .into_iter()
-                    .zip(values.iter().map(|(_, v)| v.clone()))
-                    .collect(),
-            });
-        }
-        self.hot
-            .write(HotWrite {
-                tenant,
-                events: hot_events,
-                errors: Vec::new(),
-            })
-            .await
-            .unwrap();
+        self.stores.key(tenant, role).await
     }
 
     pub fn conninfo(&self, user: &str, password: &str) -> String {
@@ -184,21 +112,18 @@ impl Server {
         let conninfo = self.conninfo(user, password);
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         tokio::task::spawn_blocking(move || {
-            let output = match Command::new("psql")
+            let output = Command::new("psql")
                 .arg(conninfo)
                 .args(["-X", "-v", "ON_ERROR_STOP=1"])
                 .args(&args)
                 .env("PGCONNECT_TIMEOUT", "20")
-                .output()
-            {
+                .output();
+            let output = match output {
                 Ok(output) => output,
+                // CI installs the clients and sets STRATA_REQUIRE_CLIENTS=1, so a missing psql
+                // there is a failure, not a silently skipped check.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    // CI installs the clients and sets STRATA_REQUIRE_CLIENTS=1, so a missing
-                    // psql there is a failure, not a silently skipped check.
-                    if std::env::var("STRATA_REQUIRE_CLIENTS").is_ok_and(|v| v == "1") {
-                        panic!("psql is required (STRATA_REQUIRE_CLIENTS=1) but not installed");
-                    }
-                    eprintln!("psql is not installed; skipping the psql part of this test");
+                    strata_testkit::available("psql", Err("it is not installed".to_string()));
                     return None;
                 }
                 Err(e) => panic!("running psql: {e}"),
@@ -221,10 +146,6 @@ pub struct PsqlOutput {
     pub stderr: String,
 }
 
-pub fn s(text: &str) -> Value {
-    Value::Str(text.to_string())
-}
-
 /// Tenant `acme` with metric `thermostat` (name: string, temperature: double with alias `temp`,
 /// gallons: unknown) and three events; tenant `globex` with metric `secret_plant`.
 pub async fn seeded() -> (Server, Tenant, Tenant) {
@@ -236,7 +157,14 @@ pub async fn seeded_with(config: QueryConfig) -> (Server, Tenant, Tenant) {
     let acme = server.tenant("acme").await;
     let globex = server.tenant("globex").await;
     server
-        .declare(acme.id, "thermostat", "name", Some(FieldType::String), &[])
+        .declare(
+            acme.id,
+            "thermostat",
+            "name",
+            Some(FieldType::String),
+            &[],
+            false,
+        )
         .await;
     server
         .declare(
@@ -245,6 +173,7 @@ pub async fn seeded_with(config: QueryConfig) -> (Server, Tenant, Tenant) {
             "temperature",
             Some(FieldType::Double),
             &["temp"],
+            false,
         )
         .await;
     server
@@ -254,6 +183,7 @@ pub async fn seeded_with(config: QueryConfig) -> (Server, Tenant, Tenant) {
             "reading",
             Some(FieldType::Integer),
             &[],
+            false,
         )
         .await;
     server

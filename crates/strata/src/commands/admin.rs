@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use serde_json::{json, Map, Value};
+use strata_client::Client;
 
 use super::{items, object_table, show};
 use crate::cli::{KeyCommand, SettingsCommand, TenantCommand};
-use crate::client::Client;
 use crate::output;
 
 pub fn tenant(client: &Client, as_json: bool, command: TenantCommand) -> anyhow::Result<ExitCode> {

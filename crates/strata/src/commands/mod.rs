@@ -2,6 +2,7 @@
 //! tokio runtime.
 
 mod admin;
+#[cfg(feature = "bench")]
 pub mod bench;
 mod schema;
 mod serve;
@@ -12,8 +13,9 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use crate::cli::Command;
-use crate::client::Client;
+use strata_client::Client;
+
+use crate::cli::{Command, Connection};
 use crate::output;
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -21,18 +23,24 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
         Command::Tenant { conn, command } => {
             let conn = conn.into_connection();
-            admin::tenant(&Client::new(&conn)?, conn.json, command)
+            admin::tenant(&connect(&conn)?, conn.json, command)
         }
-        Command::Key { conn, command } => admin::key(&Client::new(&conn)?, conn.json, command),
+        Command::Key { conn, command } => admin::key(&connect(&conn)?, conn.json, command),
         Command::Settings { conn, command } => {
-            admin::settings(&Client::new(&conn)?, conn.json, command)
+            admin::settings(&connect(&conn)?, conn.json, command)
         }
-        Command::Schema { conn, command } => schema::run(&Client::new(&conn)?, conn.json, command),
+        Command::Schema { conn, command } => schema::run(&connect(&conn)?, conn.json, command),
         Command::Write(args) => write::run(args),
         Command::Sql(args) => sql::run(args),
-        Command::Compact { conn } => admin::compact(&Client::new(&conn)?, conn.json),
+        Command::Compact { conn } => admin::compact(&connect(&conn)?, conn.json),
+        #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(*args),
     }
+}
+
+/// The client of a client command: the connection's server and key.
+pub(crate) fn connect(conn: &Connection) -> anyhow::Result<Client> {
+    Ok(Client::new(&conn.url, conn.key.clone())?)
 }
 
 /// Prints `answer` as JSON when `json` is set, else with `human`.

@@ -4,23 +4,17 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
-use reqwest::StatusCode;
 use serde_json::{json, Map, Value};
+use strata_client::{ApiError, Client, StatusCode};
 use strata_core::{FieldType, RESERVED_FIELD_NAME};
 
 use super::{items, show};
 use crate::cli::{AlterFieldArgs, AlterMetricArgs, DeclareFieldArgs, SchemaCommand};
-use crate::client::{ApiError, Client};
 use crate::output::{self, Align};
 
-/// The metric key every tenant starts with; used when settings cannot say otherwise.
-const DEFAULT_METRIC_KEY: &str = "metrictype";
 /// Largest sample event read by `schema create --from-sample`; a sample is one event, and the
 /// server refuses events above 1 MiB by default.
 const MAX_SAMPLE_BYTES: u64 = 16 * 1024 * 1024;
-/// How deep nested objects in a sample are followed, matching the spirit of ingest's own
-/// nesting limit so a hostile sample cannot overflow the stack.
-const MAX_SAMPLE_DEPTH: usize = 64;
 
 pub fn run(client: &Client, as_json: bool, command: SchemaCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -319,9 +313,10 @@ pub struct SampleField {
     pub field_type: Option<FieldType>,
 }
 
-/// Flattens a sample event the way ingest does (nested objects to dotted names, arrays kept as
-/// JSON text) and infers each field's type from its value. `timestamp` and `metric_key` are
-/// skipped at the top level because they are not fields.
+/// Flattens a sample event with ingest's own flattening (`strata_ingest::flatten_leaves`:
+/// nested objects to dotted names, arrays kept as JSON text, the same refusals) and infers each
+/// field's type from its value. `timestamp` and `metric_key` are skipped at the top level
+/// because they are not fields.
 pub fn infer_fields(
     sample: &Map<String, Value>,
     metric_key: Option<&str>,
@@ -331,27 +326,19 @@ pub fn infer_fields(
         if key == RESERVED_FIELD_NAME || Some(key.as_str()) == metric_key {
             continue;
         }
-        flatten(&mut out, key.clone(), value, 0)?;
+        strata_ingest::flatten_leaves(key.clone(), value.clone(), 1, &mut |name, value| {
+            let field_type = inferred_type(&value);
+            out.push(SampleField { name, field_type });
+            Ok(())
+        })
+        .with_context(|| format!("the sample's member {key:?} would be refused at ingest"))?;
     }
     Ok(out)
 }
 
-fn flatten(
-    out: &mut Vec<SampleField>,
-    name: String,
-    value: &Value,
-    depth: usize,
-) -> anyhow::Result<()> {
-    let field_type = match value {
-        Value::Object(map) => {
-            if depth >= MAX_SAMPLE_DEPTH {
-                bail!("the sample nests objects deeper than {MAX_SAMPLE_DEPTH} levels at {name:?}");
-            }
-            for (key, child) in map {
-                flatten(out, format!("{name}.{key}"), child, depth + 1)?;
-            }
-            return Ok(());
-        }
+/// The type a sample's leaf value suggests; None for null.
+fn inferred_type(value: &Value) -> Option<FieldType> {
+    match value {
         Value::Null => None,
         Value::Bool(_) => Some(FieldType::Boolean),
         Value::Number(n) if n.is_i64() => Some(FieldType::Integer),
@@ -360,10 +347,9 @@ fn flatten(
         Value::String(text) if chrono::DateTime::parse_from_rfc3339(text).is_ok() => {
             Some(FieldType::Timestamp)
         }
-        Value::String(_) | Value::Array(_) => Some(FieldType::String),
-    };
-    out.push(SampleField { name, field_type });
-    Ok(())
+        // Objects never reach here: flattening turns them into leaves.
+        Value::String(_) | Value::Array(_) | Value::Object(_) => Some(FieldType::String),
+    }
 }
 
 fn read_sample(path: &Path) -> anyhow::Result<Map<String, Value>> {
@@ -453,7 +439,7 @@ fn metric_keys(client: &Client) -> anyhow::Result<Vec<String>> {
         .filter_map(|k| k.as_str().map(str::to_string))
         .collect();
     Ok(if keys.is_empty() {
-        vec![DEFAULT_METRIC_KEY.to_string()]
+        vec![strata_ingest::DEFAULT_METRIC_KEY.to_string()]
     } else {
         keys
     })
@@ -607,6 +593,33 @@ mod tests {
                 expect("tags", Some(FieldType::String)),
                 expect("temp", Some(FieldType::Double)),
             ]
+        );
+    }
+
+    /// The CLI flattens exactly as ingest does: an empty key inside a nested object, which
+    /// ingest rejects (stage `validate`), is refused here too instead of declaring `gps.`; an
+    /// empty nested object declares nothing, as it stores nothing.
+    #[test]
+    fn sample_flattening_follows_ingest_on_empty_keys() {
+        let Value::Object(bad) = json!({"timestamp": 1, "gps": {"": 1.5}}) else {
+            unreachable!()
+        };
+        let error = format!("{:#}", infer_fields(&bad, None).unwrap_err());
+        let ingest =
+            strata_ingest::flatten_leaves("gps".into(), json!({"": 1.5}), 1, &mut |_, _| Ok(()))
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains(&ingest), "{error} / {ingest}");
+        let Value::Object(empty) = json!({"gps": {}, "v": 1}) else {
+            unreachable!()
+        };
+        let got = infer_fields(&empty, None).unwrap();
+        assert_eq!(
+            got,
+            vec![SampleField {
+                name: "v".into(),
+                field_type: Some(FieldType::Integer)
+            }]
         );
     }
 

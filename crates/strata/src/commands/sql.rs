@@ -4,9 +4,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
+use strata_client::Client;
 
 use crate::cli::{SqlArgs, SqlFormat};
-use crate::client::Client;
 use crate::output::{self, Align};
 
 /// Statements remembered by the shell's `\h`; older ones are forgotten.
@@ -18,7 +18,7 @@ const PROMPT: &str = "strata> ";
 const CONTINUATION_PROMPT: &str = "   ...> ";
 
 pub fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.conn)?;
+    let client = super::connect(&args.conn)?;
     let format = if args.conn.json {
         SqlFormat::Json
     } else {

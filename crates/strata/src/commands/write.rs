@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
-use reqwest::Url;
 use serde_json::{json, Value};
+use strata_client::{ApiError, Client, Url};
 
 use crate::cli::WriteArgs;
-use crate::client::{ApiError, Client};
 use crate::output;
 use crate::records::{self, CountingReader, Record};
 
@@ -76,7 +75,7 @@ struct Totals {
 }
 
 pub fn run(args: WriteArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.conn)?;
+    let client = super::connect(&args.conn)?;
     let (input, total_bytes) = open_input(&args.input)?;
     let (counting, bytes_read) = CountingReader::new(input);
     let mut buffered = BufReader::with_capacity(READ_BUFFER_BYTES, counting);

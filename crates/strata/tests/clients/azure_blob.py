@@ -1,4 +1,4 @@
-"""Azure's own Blob client against Azurite, for crates/strata/tests/api_object_store_azure.rs.
+"""Azure's own Blob client against Azurite, for crates/strata/tests/it/api_object_store_azure.rs.
 
     python azure_blob.py create CONTAINER   # creates the container (strata never creates one)
     python azure_blob.py list CONTAINER     # prints every blob name in it, as a JSON array

@@ -1,5 +1,5 @@
 // node-postgres (npm `pg`) against a running `strata serve`, driven by
-// crates/strata/tests/pg_clients.rs. Connection details come from the environment
+// crates/strata/tests/it/pg_clients.rs. Connection details come from the environment
 // (STRATA_PG_HOST, STRATA_PG_PORT, STRATA_PG_USER, STRATA_PG_PASSWORD, STRATA_PG_METRIC).
 // Prints one JSON object; any unexpected failure exits non-zero with its message.
 

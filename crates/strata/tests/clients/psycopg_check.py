@@ -1,4 +1,4 @@
-"""psycopg 3 against a running `strata serve`, driven by crates/strata/tests/pg_clients.rs.
+"""psycopg 3 against a running `strata serve`, driven by crates/strata/tests/it/pg_clients.rs.
 
 Connection details come from the environment (STRATA_PG_HOST, STRATA_PG_PORT, STRATA_PG_USER,
 STRATA_PG_PASSWORD, STRATA_PG_METRIC). The script prints one JSON object with what each check

@@ -2,9 +2,7 @@
 //! keys, settings, schema and history, every auth failure and bad input, persistence across a
 //! restart, and concurrent alias claims.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use reqwest::Method;
 use serde_json::{json, Value};
 

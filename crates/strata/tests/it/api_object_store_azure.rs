@@ -8,14 +8,12 @@
 //! Azurite or the Python client missing skips these tests with a message, unless
 //! `STRATA_REQUIRE_CLIENTS=1` (CI), where it fails them. Set up with `bash .ci/run`.
 
-#[path = "common/object_store.rs"]
-mod cloud;
-mod common;
+use crate::cloud;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use cloud::{available, clients_dir, free_port, probe, python, Peer};
+use crate::cloud::{available, clients_dir, free_port, probe, python, Peer};
 
 const CONTAINER: &str = "strata-cold-test";
 /// Azurite's fixed development account and key (public; the same on every install).
@@ -41,10 +39,10 @@ impl Azurite {
     fn start() -> Option<Azurite> {
         if !available(
             "Azurite (npm ci in crates/strata/tests/clients)",
-            probe(&azurite_blob(), &["--version"]),
+            probe(&azurite_blob(), &["--version"], None),
         ) || !available(
             "python3 with azure-storage-blob (pip install -r crates/strata/tests/clients/requirements.txt)",
-            probe(&python(), &["-c", "import azure.storage.blob"]),
+            probe(&python(), &["-c", "import azure.storage.blob"], None),
         ) {
             return None;
         }

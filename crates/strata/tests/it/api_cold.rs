@@ -4,13 +4,12 @@
 //! and across type changes. EXPLAIN shows the federated plan and time pruning; the files are
 //! plain Parquet that another reader (DuckDB) can read.
 
-mod common;
-
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
-use common::{int_pair, reading, totals, write_events, TestServer, DAY0, DAY_MS};
+use crate::common::{
+    int_pair, parquet_files, reading, totals, write_events, TestServer, DAY0, DAY_MS,
+};
 use serde_json::{json, Value};
 
 /// Compacts everything older than the current hour, never in the background. `tier` forces the
@@ -41,23 +40,6 @@ fn compact(server: &TestServer, admin: &str) -> Value {
     let answer = server.post("/api/v1/compact", admin, &json!({}));
     assert_eq!(answer.status, 200, "compact failed: {}", answer.text);
     answer.body
-}
-
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(parquet_files(&path));
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
 }
 
 fn explain(server: &TestServer, key: &str, sql: &str) -> String {

@@ -4,11 +4,9 @@
 //! the generator's determinism, and `--spawn`. Timings are printed by the command but never
 //! asserted.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 
-use common::{bench, json_stdout, TestServer};
+use crate::common::{bench, json_stdout, TestServer};
 use serde_json::Value;
 use strata_bench::normalize::normalize_float;
 use strata_bench::{Generator, QuickConfig};
@@ -81,10 +79,6 @@ fn expected(config: &QuickConfig) -> Expected {
     expected.last_loc = newest.into_values().map(|(_, row)| row).collect();
     expected.last_loc.sort();
     expected
-}
-
-fn require_clients() -> bool {
-    std::env::var("STRATA_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
 }
 
 #[test]
@@ -194,7 +188,10 @@ fn quick_mode_stores_exactly_the_generated_events() {
         }
         None => {
             // Without STRATA_REQUIRE_CLIENTS=1 a missing DuckDB is a note, never silent.
-            assert!(!require_clients(), "DuckDB was required but did not run");
+            assert!(
+                !strata_testkit::require_clients(),
+                "DuckDB was required but did not run"
+            );
             let notes = report["notes"].as_array().unwrap();
             assert!(
                 notes.iter().any(|n| n.as_str().unwrap().contains("DuckDB")),

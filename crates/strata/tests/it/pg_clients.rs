@@ -6,15 +6,17 @@
 //! not installed skips its test with a message, unless `STRATA_REQUIRE_CLIENTS=1` (CI), where
 //! it fails the test.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cloud::{clients_dir, probe, python};
+use crate::common::TestServer;
 use chrono::{DateTime, NaiveDateTime};
-use common::TestServer;
 use serde_json::{json, Value};
+use strata_testkit::available;
 
 /// 2015-01-12T10:12:15Z, the first event.
 const BASE_MS: i64 = 1_421_057_535_000;
@@ -25,51 +27,8 @@ const NULL: &str = "<NULL>";
 // ---------------------------------------------------------------------------------------------
 // Client availability
 
-fn require_clients() -> bool {
-    std::env::var("STRATA_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
-}
-
-/// Whether `client` can run. Missing: fail under STRATA_REQUIRE_CLIENTS=1, else skip loudly.
-fn available(client: &str, probe: Result<(), String>) -> bool {
-    match probe {
-        Ok(()) => true,
-        Err(why) if require_clients() => {
-            panic!("{client} is required (STRATA_REQUIRE_CLIENTS=1) but {why}")
-        }
-        Err(why) => {
-            eprintln!("skipping: {client} is not available ({why}); set up with `bash .ci/run`");
-            false
-        }
-    }
-}
-
-fn probe(program: &str, args: &[&str], dir: Option<&Path>) -> Result<(), String> {
-    let mut command = Command::new(program);
-    command.args(args).stdin(Stdio::null());
-    if let Some(dir) = dir {
-        command.current_dir(dir);
-    }
-    match command.output() {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Err(e) => Err(format!("cannot run {program}: {e}")),
-    }
-}
-
-fn clients_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
-
-fn python() -> String {
-    std::env::var("STRATA_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
 fn have_psql() -> bool {
-    available("psql", probe("psql", &["--version"], None))
+    available("psql", probe(Path::new("psql"), &["--version"], None))
 }
 
 fn have_psycopg() -> bool {
@@ -83,7 +42,7 @@ fn have_node_pg() -> bool {
     available(
         "node with the npm package pg (npm ci in crates/strata/tests/clients)",
         probe(
-            "node",
+            Path::new("node"),
             &["-e", "require.resolve('pg')"],
             Some(&clients_dir()),
         ),
@@ -91,7 +50,7 @@ fn have_node_pg() -> bool {
 }
 
 fn have_openssl() -> bool {
-    available("openssl", probe("openssl", &["version"], None))
+    available("openssl", probe(Path::new("openssl"), &["version"], None))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,7 +290,7 @@ fn assert_psql_matches_http(
 // ---------------------------------------------------------------------------------------------
 // Script clients
 
-fn run_client(program: &str, script: &str, server: &TestServer, user: &str, key: &str) -> Value {
+fn run_client(program: &Path, script: &str, server: &TestServer, user: &str, key: &str) -> Value {
     let out = Command::new(program)
         .arg(clients_dir().join(script))
         .current_dir(clients_dir())
@@ -344,7 +303,7 @@ fn run_client(program: &str, script: &str, server: &TestServer, user: &str, key:
         .env_remove("PGSSLMODE")
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("run {program} {script}: {e}"));
+        .unwrap_or_else(|e| panic!("run {} {script}: {e}", program.display()));
     let stdout = text(&out.stdout);
     assert!(
         out.status.success(),
@@ -554,7 +513,13 @@ fn node_postgres_parameters_and_reused_prepared_statement() {
     }
     let server = TestServer::start();
     let key = seed(&server, "acme");
-    let out = run_client("node", "node_pg_check.mjs", &server, "acme", &key);
+    let out = run_client(
+        Path::new("node"),
+        "node_pg_check.mjs",
+        &server,
+        "acme",
+        &key,
+    );
 
     // int8 comes back as a string in node-postgres (it does not always fit a JS number).
     let expected: Vec<(String, String, f64)> = (5..EVENTS)

@@ -3,9 +3,9 @@
 //! custom metric keys and timestamp aliases, idempotent re-sends, concurrent writers, the error
 //! log, unknown-field tracking, and kill -9 durability.
 
-mod common;
+use crate::common;
 
-use common::TestServer;
+use crate::common::TestServer;
 use serde_json::{json, Value};
 
 const NDJSON: &str = "application/x-ndjson";

@@ -3,13 +3,11 @@
 //! stays up and keeps serving others. Part of the hostile-input suite with `hostile_http.rs`,
 //! `hostile_ingest.rs` and `hostile_pg.rs`.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Answer, TestServer};
+use crate::common::{Answer, TestServer};
 use serde_json::{json, Value};
 
 fn chain(term: &str, separator: &str, count: usize) -> String {

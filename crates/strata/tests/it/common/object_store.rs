@@ -4,10 +4,8 @@
 //! bucket, read them back exactly once, take a late event and a re-send, survive restarts and
 //! collect the replaced files.
 //!
-//! A test file uses it next to the harness:
-//! `mod common; #[path = "common/object_store.rs"] mod cloud;` (not declared in
-//! `common/mod.rs`, so tests that do not need it do not compile it; not named `object_store`,
-//! which would shadow the crate of that name if a test ever depends on it).
+//! Declared in `main.rs` as `mod cloud` (not named `object_store`, which would shadow the crate
+//! of that name if a test ever depends on it).
 #![allow(dead_code)]
 
 use std::fs::File;
@@ -20,53 +18,7 @@ use serde_json::{json, Value};
 
 use crate::common::{reading, totals, write_events, TestServer, DAY0, DAY_MS};
 
-pub fn require_clients() -> bool {
-    std::env::var("STRATA_REQUIRE_CLIENTS").is_ok_and(|v| v == "1")
-}
-
-/// Whether `peer` can run. Missing: fail under STRATA_REQUIRE_CLIENTS=1 (CI), else skip loudly.
-pub fn available(peer: &str, probe: Result<(), String>) -> bool {
-    match probe {
-        Ok(()) => true,
-        Err(why) => {
-            assert!(
-                !require_clients(),
-                "{peer} is required (STRATA_REQUIRE_CLIENTS=1) but {why}; set up with `bash .ci/run`"
-            );
-            eprintln!("skipping: {peer} is not available ({why}); set up with `bash .ci/run`");
-            false
-        }
-    }
-}
-
-/// Runs `program args` to see that it is installed and works.
-pub fn probe(program: &Path, args: &[&str]) -> Result<(), String> {
-    match Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-    {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "`{} {}` failed: {}",
-            program.display(),
-            args.join(" "),
-            last_line(&out.stderr)
-        )),
-        Err(e) => Err(format!("cannot run {}: {e}", program.display())),
-    }
-}
-
-/// The last line a failed command printed (a Python traceback ends with the error itself).
-pub fn last_line(output: &[u8]) -> String {
-    String::from_utf8_lossy(output)
-        .lines()
-        .rev()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_string()
-}
+pub use strata_testkit::{available, last_line, probe};
 
 /// The directory with the pinned test clients and peers (`npm ci` and pip install there).
 pub fn clients_dir() -> PathBuf {

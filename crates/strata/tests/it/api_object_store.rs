@@ -6,15 +6,13 @@
 //! moto_server missing skips these tests with a message, unless `STRATA_REQUIRE_CLIENTS=1`
 //! (CI), where it fails them.
 
-#[path = "common/object_store.rs"]
-mod cloud;
-mod common;
+use crate::cloud;
 
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
-use cloud::{available, free_port, probe, Peer};
+use crate::cloud::{available, free_port, probe, Peer};
 
 const BUCKET: &str = "strata-cold-test";
 
@@ -29,7 +27,7 @@ impl S3Server {
     fn start() -> Option<S3Server> {
         if !available(
             "moto_server (pip install -r crates/strata/tests/clients/requirements.txt)",
-            probe(Path::new("moto_server"), &["--help"]),
+            probe(Path::new("moto_server"), &["--help"], None),
         ) {
             return None;
         }

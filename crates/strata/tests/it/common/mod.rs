@@ -235,6 +235,11 @@ impl TestServer {
         child.wait().expect("wait")
     }
 
+    /// Drops the extra environment variables, so the next `restart` runs without them.
+    pub fn clear_env(&mut self) {
+        self.extra_env.clear();
+    }
+
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
@@ -293,10 +298,9 @@ impl TestServer {
             &serde_json::json!({ "name": name }),
         );
         assert_eq!(answer.status, 201, "create tenant {name}: {}", answer.text);
-        answer.body["admin_key"]
-            .as_str()
-            .expect("admin_key")
-            .to_string()
+        let created: strata_client::TenantCreated =
+            serde_json::from_value(answer.body).expect("the tenant answer");
+        created.admin_key
     }
 
     /// Creates a key with `role` using the tenant's admin key.
@@ -307,7 +311,14 @@ impl TestServer {
             &serde_json::json!({ "role": role }),
         );
         assert_eq!(answer.status, 201, "create key: {}", answer.text);
-        answer.body["key"].as_str().expect("key").to_string()
+        let created: strata_client::KeyCreated =
+            serde_json::from_value(answer.body).expect("the key answer");
+        created.key
+    }
+
+    /// The typed client of the API (`strata-client`) for this server, keys passed per call.
+    pub fn client(&self) -> strata_client::Client {
+        strata_client::Client::with_timeout(&self.url, Duration::from_secs(60)).expect("client")
     }
 
     /// Runs a SQL query through `/api/v1/sql` (json format) and returns the answer.
@@ -407,4 +418,22 @@ pub fn totals(server: &TestServer, key: &str) -> (i64, i64) {
         key,
         "SELECT count(*), CAST(coalesce(sum(CAST(value AS BIGINT)), 0) AS BIGINT) FROM reading",
     )
+}
+
+/// Every Parquet file below `dir` (none when it does not exist yet), sorted.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
 }

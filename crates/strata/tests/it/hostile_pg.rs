@@ -3,13 +3,11 @@
 //! revoked while their sessions are open. The client here speaks the wire protocol by hand so
 //! a test can send exactly what an attacker would.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use crate::common::TestServer;
 
 /// The server's limits (crates/strata-pgwire/src/limits.rs), restated so a change is deliberate.
 const MAX_CONNECTIONS: usize = 256;

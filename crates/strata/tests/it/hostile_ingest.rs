@@ -2,14 +2,12 @@
 //! numbers beyond i64/f64, the reserved metric name and wide metrics each get a clear answer and
 //! keep the store small, readable and exactly-once. Runs the real binary.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{TestServer, NDJSON};
+use crate::common::{TestServer, NDJSON};
 use serde_json::{json, Value};
 
 const WEEK_MS: i64 = 604_800_000;

@@ -5,16 +5,13 @@
 //! key: an error). Then `strata bench all --spawn` end to end at a tiny size, with its plots,
 //! the free-disk refusal, and the shape of `strata bench isolation`'s report. Sizes are small enough for a debug build; no timing is asserted.
 
-mod common;
-
 use std::path::Path;
-use std::time::Duration;
 
-use common::{bench, json_stdout, TestServer};
+use crate::common::{bench, json_stdout, TestServer};
 use serde_json::{json, Value};
 use strata_bench::{
     apply_schema, check_counts, run_freshness, run_ingest, workload_schema, BenchTarget,
-    FreshnessConfig, GeneratorConfig, IngestConfig, StrataClient,
+    FreshnessConfig, GeneratorConfig, IngestConfig,
 };
 
 fn small_ingest(pregenerate: bool) -> IngestConfig {
@@ -30,10 +27,6 @@ fn small_ingest(pregenerate: bool) -> IngestConfig {
         pregenerate,
         ..IngestConfig::default()
     }
-}
-
-fn client(server: &TestServer) -> StrataClient {
-    StrataClient::new(server.url(), Duration::from_secs(60)).unwrap()
 }
 
 fn count(server: &TestServer, key: &str, sql: &str) -> u64 {
@@ -118,7 +111,7 @@ fn ingest_tallies_every_batch_and_the_server_stores_the_distinct_events() {
 fn schema_calls_are_applied_and_a_second_run_finds_them_present() {
     let server = TestServer::start();
     let admin = server.create_tenant("schema");
-    let client = client(&server);
+    let client = server.client();
     let ops = workload_schema();
     let first = apply_schema(&client, &admin, &ops).unwrap();
     assert_eq!(first.applied, ops.len());
@@ -190,7 +183,7 @@ fn count_check_compares_with_what_the_server_stores() {
     let report = run_ingest(&target, &config).unwrap();
     assert!(report.counts.is_none());
 
-    let client = client(&server);
+    let client = server.client();
     let exact = check_counts(&client, &admin, &config.workload).unwrap();
     assert!(exact.ok, "{exact:?}");
     assert_eq!(exact.readings, config.workload.distinct_events_per_metric());

@@ -6,13 +6,13 @@
 //! body over the limit). After each, `GET /health` answers. No timing is asserted beyond
 //! generous "does not hang" bounds.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, NDJSON};
+use crate::common::{TestServer, NDJSON};
 use reqwest::Method;
 
 /// 1 MiB: large enough for every legitimate body here, small enough that a bomb's decoded

@@ -3,14 +3,11 @@
 //! (after the typed file is written and before the manifest swap), then restart: every
 //! acknowledged event is returned exactly once, and orphan files are collected.
 //!
-//! The fault point is passed to the server through env `STRATA_FAULT_POINT`, which the child
-//! inherits; this file holds a single test so no other test's server sees the variable.
+//! The fault point is passed to the server through env `STRATA_FAULT_POINT`, set on that child
+//! process only (never on the test process, whose other tests run in parallel threads and spawn
+//! servers of their own); the restarted server runs without it.
 
-mod common;
-
-use std::path::{Path, PathBuf};
-
-use common::TestServer;
+use crate::common::{parquet_files, TestServer};
 use serde_json::{json, Value};
 
 const NDJSON: &str = "application/x-ndjson";
@@ -29,19 +26,6 @@ fn totals(server: &TestServer, key: &str) -> (i64, i64) {
     (row[0].as_i64().unwrap(), row[1].as_i64().unwrap_or(0))
 }
 
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(parquet_files(&path));
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
-        }
-    }
-    out
-}
-
 /// Parquet files on disk once there are `listed` of them, or after 5 s. Orphans are collected
 /// at startup by a background task, so this gives it a moment.
 fn files_once_orphans_are_collected(server: &TestServer, listed: u64) -> u64 {
@@ -56,6 +40,16 @@ fn files_once_orphans_are_collected(server: &TestServer, listed: u64) -> u64 {
     on_disk
 }
 
+/// A server that aborts at `point`; a later `restart` runs without the fault point.
+fn start_with_fault(point: &str) -> TestServer {
+    let mut server = TestServer::start_with_env(
+        &["--compact-after-secs", "0", "--compact-interval-secs", "0"],
+        &[("STRATA_FAULT_POINT", point)],
+    );
+    server.clear_env();
+    server
+}
+
 fn wait_for_exit(server: &mut TestServer) {
     let status = server.stop_and_status();
     assert!(
@@ -67,10 +61,7 @@ fn wait_for_exit(server: &mut TestServer) {
 #[test]
 fn kill_during_compaction_loses_nothing_and_leaves_no_orphans() {
     for point in ["compaction.after_files", "compaction.after_commit"] {
-        std::env::set_var("STRATA_FAULT_POINT", point);
-        let mut server =
-            TestServer::start_with(&["--compact-after-secs", "0", "--compact-interval-secs", "0"]);
-        std::env::remove_var("STRATA_FAULT_POINT");
+        let mut server = start_with_fault(point);
         let admin = server.create_tenant("acme");
         let events: Vec<Value> = (0..100)
             .map(|i| json!({"metrictype": "m", "timestamp": DAY0 + i * 3_600_000, "v": i}))
@@ -130,10 +121,7 @@ fn kill_during_compaction_loses_nothing_and_leaves_no_orphans() {
 /// rewrites them typed. The process dies after writing the first typed file.
 fn kill_during_retyping_keeps_the_old_file_and_loses_nothing() {
     let point = "retype.after_file";
-    std::env::set_var("STRATA_FAULT_POINT", point);
-    let mut server =
-        TestServer::start_with(&["--compact-after-secs", "0", "--compact-interval-secs", "0"]);
-    std::env::remove_var("STRATA_FAULT_POINT");
+    let mut server = start_with_fault(point);
     let admin = server.create_tenant("acme");
     let events: Vec<Value> = (0..100)
         .map(|i| json!({"metrictype": "m", "timestamp": DAY0 + i * 3_600_000, "v": i.to_string()}))

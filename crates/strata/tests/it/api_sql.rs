@@ -1,9 +1,9 @@
 //! Issue 4 through the real server: `/api/v1/sql` formats, the seed's alias examples on data
 //! stored before any schema existed, read-your-writes, the sandbox and tenant isolation.
 
-mod common;
+use crate::common;
 
-use common::TestServer;
+use crate::common::TestServer;
 use serde_json::{json, Value};
 
 fn ok_rows(answer: &common::Answer) -> Vec<Value> {

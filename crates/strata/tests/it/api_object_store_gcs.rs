@@ -20,14 +20,12 @@
 //! fake-gcs-server missing skips these tests with a message, unless `STRATA_REQUIRE_CLIENTS=1`
 //! (CI), where it fails them. Set up with `bash .ci/run`.
 
-#[path = "common/object_store.rs"]
-mod cloud;
-mod common;
+use crate::cloud;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use cloud::{available, free_port, python, start_strata, Peer};
+use crate::cloud::{available, free_port, python, start_strata, Peer};
 use serde_json::json;
 
 const BUCKET: &str = "strata-cold-test";

@@ -2,15 +2,13 @@
 //! shared harness) for tenants, keys, schema and writes, and against a scripted stub HTTP server
 //! where the server's behaviour must be controlled exactly (retries, refused batches).
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::{TestServer, BIN};
+use crate::common::{TestServer, BIN};
 use serde_json::{json, Value};
 
 /// Runs `strata` with `args`, a clean environment for the client variables, and optional stdin.
