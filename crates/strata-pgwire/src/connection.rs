@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pgwire::api::ClientInfo;
 use pgwire::error::PgWireResult;
-use strata_catalog::{CatalogError, DynCatalog, Tenant};
+use strata_catalog::{CatalogError, Tenant, TenantDirectory};
 use strata_core::Role;
 use strata_query::TenantSession;
 
@@ -32,7 +32,7 @@ pub struct Connection {
 /// The key a session logged in with, checked again before each statement so that revoking it
 /// ends the session ([`crate::socket`]).
 pub(crate) struct Credentials {
-    pub(crate) catalog: DynCatalog,
+    pub(crate) catalog: Arc<dyn TenantDirectory>,
     pub(crate) key_id: String,
     /// The key itself: the catalog answers by secret, from its in-memory cache of valid keys,
     /// which a revocation clears. Kept only in this connection's memory.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use pgwire::api::{ClientInfo, ErrorHandler, RandomPidSecretKeyGenerator};
 use pgwire::error::PgWireError;
-use strata_catalog::DynCatalog;
+use strata_catalog::TenantDirectory;
 use strata_query::QueryEngine;
 
 use crate::cancel::{CancelRegistry, StrataCancelHandler};
@@ -28,7 +28,7 @@ impl StrataHandlers {
     /// not decode.
     pub fn new(
         engine: QueryEngine,
-        catalog: DynCatalog,
+        catalog: Arc<dyn TenantDirectory>,
         allow_insecure: bool,
     ) -> Result<Self, datafusion::error::DataFusionError> {
         let registry = Arc::new(CancelRegistry::default());

@@ -47,11 +47,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use strata_catalog::DynCatalog;
+use strata_catalog::TenantDirectory;
 use strata_query::QueryEngine;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
 use crate::handlers::StrataHandlers;
@@ -111,7 +113,7 @@ pub fn check_bind_policy(
 pub async fn serve(
     listener: TcpListener,
     engine: QueryEngine,
-    catalog: DynCatalog,
+    catalog: Arc<dyn TenantDirectory>,
     config: PgConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), PgError> {
@@ -160,7 +162,7 @@ pub fn load_tls(paths: &TlsPaths) -> Result<TlsAcceptor, PgError> {
     };
     let cert_pem = read(&paths.cert)?;
     let key_pem = read(&paths.key)?;
-    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PgError::Tls(format!("parsing {}: {e}", paths.cert.display())))?;
     if certs.is_empty() {
@@ -169,9 +171,12 @@ pub fn load_tls(paths: &TlsPaths) -> Result<TlsAcceptor, PgError> {
             paths.cert.display()
         )));
     }
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| PgError::Tls(format!("parsing {}: {e}", paths.key.display())))?
-        .ok_or_else(|| PgError::Tls(format!("{} holds no PEM private key", paths.key.display())))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+        pem::Error::NoItemsFound => {
+            PgError::Tls(format!("{} holds no PEM private key", paths.key.display()))
+        }
+        e => PgError::Tls(format!("parsing {}: {e}", paths.key.display())),
+    })?;
     // An explicit provider instead of the process-wide default, which another crate may have
     // installed differently (or not at all).
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -17,7 +17,7 @@ use pgwire::api::{
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use strata_catalog::{DynCatalog, KeyInfo, Tenant};
+use strata_catalog::{KeyInfo, Tenant, TenantDirectory};
 use strata_core::Role;
 use strata_query::rewrite::CATALOG_NAME;
 use strata_query::QueryEngine;
@@ -33,7 +33,9 @@ pub const MAX_CREDENTIAL_BYTES: usize = 1024;
 
 pub struct StrataStartupHandler {
     pub engine: QueryEngine,
-    pub catalog: DynCatalog,
+    /// Logins and the key checks of open sessions: the tenant directory is all this door reads
+    /// of the catalog; schemas come through the query engine.
+    pub catalog: Arc<dyn TenantDirectory>,
     pub registry: Arc<CancelRegistry>,
     pub keys: RandomPidSecretKeyGenerator,
     /// `--pg-allow-insecure`: accept cleartext passwords from other hosts without TLS.

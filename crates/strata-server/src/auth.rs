@@ -6,6 +6,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use strata_catalog::{KeyInfo, Tenant};
 use strata_core::Role;
+use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -55,10 +56,7 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 
 /// Compares without an early exit so response time does not reveal a prefix match.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 impl FromRequestParts<AppState> for Operator {
@@ -70,7 +68,7 @@ impl FromRequestParts<AppState> for Operator {
             return Ok(Operator);
         }
         // A valid tenant key is authenticated but not allowed here: 403, not 401.
-        if state.catalog().authenticate(token).await?.is_some() {
+        if state.tenants().authenticate(token).await?.is_some() {
             return Err(ApiError::forbidden(
                 "this call needs the operator token; a tenant key cannot create tenants",
             ));
@@ -84,7 +82,7 @@ impl FromRequestParts<AppState> for TenantCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
-        match state.catalog().authenticate(token).await? {
+        match state.tenants().authenticate(token).await? {
             Some((tenant, key)) => Ok(TenantCaller { tenant, key }),
             None if constant_time_eq(token.as_bytes(), state.operator_token().as_bytes()) => {
                 Err(ApiError::forbidden(

@@ -1,13 +1,16 @@
 use std::sync::Arc;
 
-use strata_catalog::DynCatalog;
+use strata_catalog::{
+    ColdManifestStore, DynCatalog, SchemaRegistry, SettingsStore, TenantDirectory,
+};
 use strata_cold::Compactor;
 use strata_core::Limits;
 use strata_query::QueryEngine;
 use strata_storage::HotStore;
 use strata_write::Writer;
 
-/// Shared by every request handler. Cheap to clone.
+/// Shared by every request handler. Cheap to clone. Handlers reach the catalog only through
+/// the role they need (`tenants`, `settings_store`, `schemas`, `manifest`).
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -46,8 +49,21 @@ impl AppState {
         }
     }
 
-    pub fn catalog(&self) -> &DynCatalog {
-        &self.inner.catalog
+    /// Tenants and keys: authentication and the admin routes.
+    pub fn tenants(&self) -> &dyn TenantDirectory {
+        self.inner.catalog.as_ref()
+    }
+    /// Per-tenant settings.
+    pub fn settings_store(&self) -> &dyn SettingsStore {
+        self.inner.catalog.as_ref()
+    }
+    /// Schema snapshots, changes and history.
+    pub fn schemas(&self) -> &dyn SchemaRegistry {
+        self.inner.catalog.as_ref()
+    }
+    /// Cold files and compaction records.
+    pub fn manifest(&self) -> &dyn ColdManifestStore {
+        self.inner.catalog.as_ref()
     }
     pub fn hot(&self) -> &Arc<HotStore> {
         &self.inner.hot

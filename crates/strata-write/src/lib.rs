@@ -21,4 +21,4 @@ mod writer;
 
 pub use outcome::{Rejection, WriteError, WriteOutcome};
 pub use stream::{CommittedBatch, EventStream, EVENT_STREAM_CAPACITY_BATCHES};
-pub use writer::{WriteRequest, Writer};
+pub use writer::{WriteRequest, Writer, WriterCatalog};

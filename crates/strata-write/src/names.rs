@@ -2,7 +2,7 @@
 //! registered durably in the catalog before any data uses them.
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use strata_catalog::{DynCatalog, Metric};
+use strata_catalog::{IncomingNames, Metric};
 use strata_core::{NameId, TenantId};
 use strata_ingest::{EventError, NormalizedEvent};
 
@@ -59,7 +59,7 @@ pub(crate) fn admit_names(
 /// before any data uses them, so a crash never leaves data under an unknown id). Owned keys, so
 /// the events can move into rows afterwards.
 pub(crate) async fn register_new_names(
-    catalog: &DynCatalog,
+    catalog: &dyn IncomingNames,
     tenant: TenantId,
     metric: &Metric,
     events: &[NormalizedEvent],

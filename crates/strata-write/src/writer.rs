@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex};
 use strata_core::now_ms;
 
 use rustc_hash::FxHashMap;
-use strata_catalog::{CatalogError, DynCatalog, Metric, TenantSchema, TenantSettings};
+use strata_catalog::{
+    CatalogError, DynCatalog, IncomingNames, Metric, SchemaRegistry, SettingsStore, TenantSchema,
+    TenantSettings,
+};
 use strata_core::{Limits, MetricId, NameId, TenantId, Value};
 use strata_ingest::{
     content_hash, metric_name, normalize, split_body, BodyFormat, EventObject, MetricKeyConfig,
@@ -31,7 +34,7 @@ pub struct WriteRequest<'a> {
 
 /// The write path. One per process, shared by every front door.
 pub struct Writer {
-    catalog: DynCatalog,
+    catalog: WriterCatalog,
     hot: Arc<HotStore>,
     limits: Limits,
     stats: Mutex<StatsAccumulator>,
@@ -62,10 +65,31 @@ fn metric_failure_reason(err: CatalogError) -> String {
     }
 }
 
+/// The three catalog roles the write path uses, and no others.
+#[derive(Clone)]
+pub struct WriterCatalog {
+    /// Metric resolution and auto-create.
+    pub schemas: Arc<dyn SchemaRegistry>,
+    /// Timestamp patterns and the other per-tenant ingest settings.
+    pub settings: Arc<dyn SettingsStore>,
+    /// Incoming-name ids and the unknown-field statistics.
+    pub names: Arc<dyn IncomingNames>,
+}
+
+impl From<DynCatalog> for WriterCatalog {
+    fn from(catalog: DynCatalog) -> Self {
+        WriterCatalog {
+            schemas: catalog.clone(),
+            settings: catalog.clone(),
+            names: catalog,
+        }
+    }
+}
+
 impl Writer {
-    pub fn new(catalog: DynCatalog, hot: Arc<HotStore>, limits: Limits) -> Self {
+    pub fn new(catalog: impl Into<WriterCatalog>, hot: Arc<HotStore>, limits: Limits) -> Self {
         Writer {
-            catalog,
+            catalog: catalog.into(),
             hot,
             limits,
             stats: Mutex::new(StatsAccumulator::default()),
@@ -96,7 +120,7 @@ impl Writer {
                 return Err(WriteError::Body(message));
             }
         };
-        let settings = self.catalog.settings(tenant).await?;
+        let settings = self.catalog.settings.settings(tenant).await?;
         let key_config = MetricKeyConfig {
             query_metric: request.metric,
             metric_keys: &settings.metric_keys,
@@ -167,7 +191,7 @@ impl Writer {
         tenant: TenantId,
         named: &[Named<'_>],
     ) -> Result<(Arc<TenantSchema>, HashMap<String, String>), WriteError> {
-        let schema = self.catalog.schema(tenant).await?;
+        let schema = self.catalog.schemas.schema(tenant).await?;
         let mut missing: Vec<&str> = named
             .iter()
             .map(|n| n.metric.as_str())
@@ -178,7 +202,7 @@ impl Writer {
         let mut failures = HashMap::new();
         let mut created_any = false;
         for name in missing {
-            match self.catalog.ensure_metric(tenant, name).await {
+            match self.catalog.schemas.ensure_metric(tenant, name).await {
                 Ok(_) => created_any = true,
                 Err(err) => {
                     failures.insert(name.to_string(), metric_failure_reason(err));
@@ -188,7 +212,7 @@ impl Writer {
         if !created_any {
             return Ok((schema, failures));
         }
-        Ok((self.catalog.schema(tenant).await?, failures))
+        Ok((self.catalog.schemas.schema(tenant).await?, failures))
     }
 
     /// Normalizes each event against its metric's timestamp settings, grouped by metric.
@@ -263,7 +287,8 @@ impl Writer {
         let limit = self.limits.field_names_per_metric;
         let payload_bytes = self.limits.error_payload_bytes;
         let events = admit_names(metric, &known, events, limit, rejections, payload_bytes);
-        let new = register_new_names(&self.catalog, tenant, metric, &events, &known).await?;
+        let new = register_new_names(self.catalog.names.as_ref(), tenant, metric, &events, &known)
+            .await?;
         let series_names: Vec<Vec<String>> = metric
             .series_key_fields()
             .iter()
@@ -365,7 +390,12 @@ impl Writer {
         };
         for (tenant, deltas) in drained {
             let deltas = deltas.into_iter().map(crate::stats::to_catalog).collect();
-            if let Err(err) = self.catalog.record_incoming_stats(tenant, deltas).await {
+            if let Err(err) = self
+                .catalog
+                .names
+                .record_incoming_stats(tenant, deltas)
+                .await
+            {
                 tracing::warn!(tenant, "could not record unknown-field statistics: {err}");
             }
         }

@@ -24,7 +24,7 @@ pub async fn create_tenant(
     _operator: Operator,
     JsonBody(body): JsonBody<CreateTenant>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (tenant, key) = state.catalog().create_tenant(&body.name).await?;
+    let (tenant, key) = state.tenants().create_tenant(&body.name).await?;
     tracing::info!(tenant = %tenant.name, "tenant created");
     Ok((
         StatusCode::CREATED,
@@ -67,7 +67,7 @@ pub async fn create_key(
         .role
         .parse()
         .map_err(|e: strata_core::UnknownRole| ApiError::bad_request(format!("role: {e}")))?;
-    let key = state.catalog().create_key(caller.tenant.id, role).await?;
+    let key = state.tenants().create_key(caller.tenant.id, role).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": key.info.id, "key": key.secret, "role": key.info.role })),
@@ -80,7 +80,7 @@ pub async fn list_keys(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let keys: Vec<KeyView> = state
-        .catalog()
+        .tenants()
         .list_keys(caller.tenant.id)
         .await?
         .into_iter()
@@ -95,7 +95,7 @@ pub async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
-    state.catalog().revoke_key(caller.tenant.id, &id).await?;
+    state.tenants().revoke_key(caller.tenant.id, &id).await?;
     Ok(Json(json!({ "revoked": id })))
 }
 
@@ -121,7 +121,7 @@ pub async fn get_settings(
     caller: TenantCaller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
-    let settings = state.catalog().settings(caller.tenant.id).await?;
+    let settings = state.settings_store().settings(caller.tenant.id).await?;
     Ok(Json(settings_json(&settings)))
 }
 
@@ -135,7 +135,7 @@ pub async fn patch_settings(
         super::schema::validate_patterns("timestamp_patterns", patterns)?;
     }
     let settings = state
-        .catalog()
+        .settings_store()
         .update_settings(
             caller.tenant.id,
             SettingsPatch {

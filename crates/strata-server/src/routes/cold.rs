@@ -66,11 +66,11 @@ pub async fn status(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Read)?;
     let tenant = caller.tenant.id;
-    let schema = state.catalog().schema(tenant).await?;
+    let schema = state.schemas().schema(tenant).await?;
     let mut metrics = Vec::new();
     let mut lowest_watermark: Option<i64> = None;
     for metric in &schema.metrics {
-        let manifest = state.catalog().cold_manifest(tenant, metric.id).await?;
+        let manifest = state.manifest().cold_manifest(tenant, metric.id).await?;
         let days: BTreeSet<i64> = manifest.files.iter().map(|f| f.day_ms).collect();
         if let Some(w) = manifest.watermark {
             lowest_watermark =
@@ -130,7 +130,7 @@ pub async fn status(
     .await
     .map_err(|e| ApiError::internal(format!("status reader failed: {e}")))??;
 
-    let last = state.catalog().last_compaction(tenant).await?;
+    let last = state.manifest().last_compaction(tenant).await?;
     let last = last.map_or(Value::Null, |r| {
         json!({
             "started": rfc3339(r.started_at_ms),

@@ -1,4 +1,4 @@
-//! The schema API: every change goes through `Catalog::apply`, which versions it.
+//! The schema API: every change goes through `SchemaRegistry::apply`, which versions it.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -84,7 +84,7 @@ pub async fn show(
     caller: TenantCaller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Read)?;
-    let schema = state.catalog().schema(caller.tenant.id).await?;
+    let schema = state.schemas().schema(caller.tenant.id).await?;
     let metrics: Vec<Value> = schema.metrics.iter().map(|m| metric_json(m)).collect();
     Ok(Json(
         json!({ "version": schema.version, "metrics": metrics }),
@@ -96,7 +96,7 @@ pub async fn history(
     caller: TenantCaller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
-    let versions = state.catalog().history(caller.tenant.id).await?;
+    let versions = state.schemas().history(caller.tenant.id).await?;
     Ok(Json(
         json!({ "versions": versions.iter().map(version_json).collect::<Vec<_>>() }),
     ))
@@ -109,10 +109,10 @@ async fn apply(
     change: SchemaChange,
     metric_after: Option<&str>,
 ) -> Result<Value, ApiError> {
-    let version = state.catalog().apply(caller.tenant.id, change).await?;
+    let version = state.schemas().apply(caller.tenant.id, change).await?;
     let mut answer = json!({ "version": version.version, "change": version.change });
     if let Some(name) = metric_after {
-        let schema = state.catalog().schema(caller.tenant.id).await?;
+        let schema = state.schemas().schema(caller.tenant.id).await?;
         if let Some(metric) = schema.metric(name) {
             answer["metric"] = metric_json(metric);
         }
