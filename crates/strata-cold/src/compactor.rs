@@ -30,12 +30,13 @@ use strata_catalog::{
     CompactionCommit, CompactionRecord, DynCatalog, Metric, NewColdFile, Watermark,
 };
 use strata_core::{MetricId, NameId, TenantId, Value};
+use strata_format::cold_file::HASH_COLUMN;
 use strata_storage::{HotRow, HotStore, ScanRequest};
 
 use crate::encode::{encode_file, ColdRow, NameSpec};
 use crate::layout::{day_start_ms, file_path, DAY_MS};
 use crate::retype::{RetypeReport, RetypeTarget};
-use crate::{fault, ColdError, ColdStore};
+use crate::{fault, retention_floor_ms, ColdError, ColdStore};
 
 const HOUR_MS: i64 = 3_600_000;
 const WEEK_MS: i64 = 7 * DAY_MS;
@@ -451,7 +452,7 @@ impl Compactor {
             let wanted: Vec<usize> = (0..schema.num_columns())
                 .filter(|i| {
                     let name = schema.column(*i).name().to_string();
-                    name == "timestamp" || name == strata_query::cold::HASH_COLUMN
+                    name == "timestamp" || name == HASH_COLUMN
                 })
                 .collect();
             let mask = ProjectionMask::leaves(schema, wanted);
@@ -461,7 +462,7 @@ impl Compactor {
                 let batch = batch?;
                 let (Some(ts), Some(hash)) = (
                     batch.column_by_name("timestamp"),
-                    batch.column_by_name(strata_query::cold::HASH_COLUMN),
+                    batch.column_by_name(HASH_COLUMN),
                 ) else {
                     return Err(ColdError::Encode(
                         "cold file lacks its timestamp or hash column".to_string(),
@@ -519,13 +520,13 @@ impl Compactor {
 
     /// Retires the cold files of days past each tenant's cold retention; they are deleted after
     /// the retired-file grace period, like any retired file. Queries stop returning those days
-    /// at once (see `strata_query::cold::retention_floor_ms`).
+    /// at once (see [`retention_floor_ms`]).
     async fn expire_cold_files(&self) -> Result<u64, ColdError> {
         let mut expired = 0;
         for tenant in self.catalog.list_tenants().await? {
             let settings = self.catalog.settings(tenant.id).await?;
             let Some(floor) =
-                strata_query::cold::retention_floor_ms(now_ms(), settings.cold_retention_days)
+                retention_floor_ms(now_ms(), settings.cold_retention_days)
             else {
                 continue;
             };

@@ -10,16 +10,20 @@
 //! - [`encode`]: how hot rows become a sorted, typed Parquet file.
 //!
 //! Reading is in `strata-query` (`MetricTable` plans the cold branch with DataFusion's
-//! `ParquetSource`); it needs only [`ColdStore::access`].
+//! `ParquetSource`); it needs only [`ColdStore::access`] and [`retention_floor_ms`]. The file
+//! format itself (column names, storage types, casts) is `strata-format`'s, shared with the
+//! reader; this crate never imports the query engine.
 
 pub mod encode;
 pub mod fault;
 pub mod layout;
 
+mod access;
 mod compactor;
 mod retype;
 mod store;
 
+pub use access::{retention_floor_ms, ColdAccess, COLD_STORE_URL};
 pub use compactor::{CompactionReport, Compactor, CompactorConfig, GcReport, MetricCompaction};
 pub use retype::RetypeReport;
 pub use store::{ColdObject, ColdStore};

@@ -23,9 +23,10 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 use strata_catalog::{CatalogError, ColdColumn, ColdFile, CompactionCommit, Metric, NewColdFile};
 use strata_core::{FieldType, TenantId};
+use strata_format::cold_file::{lossless_cast, storage_type_name, FIXED_COLUMNS};
 
 use crate::compactor::Compactor;
-use crate::encode::{lossless_cast, write_parquet};
+use crate::encode::write_parquet;
 use crate::layout::file_path;
 use crate::{fault, ColdError};
 
@@ -102,10 +103,10 @@ fn rewrite(bytes: Bytes, targets: &[RetypeTarget]) -> Result<Option<Rewritten>, 
     }
     let columns = fields
         .iter()
-        .skip(3)
+        .skip(FIXED_COLUMNS)
         .map(|f| ColdColumn {
             name: f.name().clone(),
-            storage_type: storage_name(f.data_type()).to_string(),
+            storage_type: storage_type_name(f.data_type()).to_string(),
         })
         .collect();
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
@@ -113,18 +114,6 @@ fn rewrite(bytes: Bytes, targets: &[RetypeTarget]) -> Result<Option<Rewritten>, 
         bytes: write_parquet(&batch)?,
         columns,
     }))
-}
-
-/// The manifest's name for a column's Arrow type (the inverse of `storage_arrow_type`).
-fn storage_name(data_type: &datafusion::arrow::datatypes::DataType) -> &'static str {
-    use datafusion::arrow::datatypes::DataType;
-    match data_type {
-        DataType::Int64 => FieldType::Integer.as_str(),
-        DataType::Float64 => FieldType::Double.as_str(),
-        DataType::Boolean => FieldType::Boolean.as_str(),
-        DataType::Timestamp(_, _) => FieldType::Timestamp.as_str(),
-        _ => FieldType::String.as_str(),
-    }
 }
 
 impl Compactor {

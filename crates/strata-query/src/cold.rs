@@ -30,7 +30,6 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{in_list, lit, BinaryExpr, Column};
@@ -43,26 +42,16 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 use futures::StreamExt;
-use object_store::ObjectStore;
 use strata_catalog::{ColdFile, DynCatalog};
-use strata_core::FieldType;
+use strata_cold::{retention_floor_ms, ColdAccess};
+use strata_core::{now_ms, FieldType, HOUR_MS, WEEK_MS};
+use strata_format::cold_file::{storage_arrow_type, HASH_COLUMN, SERIES_COLUMN};
+use strata_format::model::{timestamp_type, UTC};
+use strata_format::recombine::{recombine, RawBatchBuilder};
 use strata_storage::{HotRow, HotStore, ScanRequest};
 
 use crate::error::BackendFailure;
-use crate::model::{timestamp_type, UTC};
-use crate::recombine::{recombine, RawBatchBuilder};
 use crate::scan::{format_ms, MetricScanExec, ScanSpec};
-
-/// Column of a cold file holding the row's series hash (sort key, series pruning).
-pub const SERIES_COLUMN: &str = "_strata_series";
-/// Column of a cold file holding the row's content hash (identity of a re-send).
-pub const HASH_COLUMN: &str = "_strata_hash";
-/// Where sessions find the cold store; not reachable from SQL (URL tables are off).
-pub const COLD_STORE_URL: &str = "strata-cold://tier";
-
-const DAY_MS: i64 = 86_400_000;
-const WEEK_MS: i64 = 7 * DAY_MS;
-const HOUR_MS: i64 = 3_600_000;
 
 /// Cost model, in estimated microseconds on the reference machine (see ARCHITECTURE.md):
 /// opening a file and reading its footer; decoding one value from a column; decoding one hot row
@@ -73,44 +62,6 @@ const COST_HOT_ROW: f64 = 0.4;
 const COST_HOT_SEEK: f64 = 5.0;
 /// Share of rows a series filter keeps, when the number of series is unknown.
 const SERIES_SELECTIVITY: f64 = 0.01;
-
-/// The Arrow type a cold column of this storage type has.
-pub fn storage_arrow_type(field_type: FieldType) -> DataType {
-    match field_type {
-        FieldType::Integer => DataType::Int64,
-        FieldType::Double => DataType::Float64,
-        FieldType::Boolean => DataType::Boolean,
-        FieldType::Timestamp => timestamp_type(),
-        FieldType::String | FieldType::Binary => DataType::Utf8,
-    }
-}
-
-/// The start of the oldest UTC day a tenant's cold retention keeps, or `None` when it keeps
-/// everything. The compactor retires files of days before it, and federated scans do not read
-/// below it, so expired days disappear from queries at once and on both tiers.
-pub fn retention_floor_ms(now_ms: i64, retention_days: Option<u32>) -> Option<i64> {
-    let days = i64::from(retention_days.filter(|d| *d > 0)?);
-    let today = now_ms.div_euclid(DAY_MS) * DAY_MS;
-    Some(today.saturating_sub(days.saturating_mul(DAY_MS)))
-}
-
-/// What a query session needs to read cold files.
-#[derive(Debug, Clone)]
-pub struct ColdAccess {
-    pub store: Arc<dyn ObjectStore>,
-    pub url: ObjectStoreUrl,
-}
-
-impl ColdAccess {
-    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        ColdAccess {
-            store,
-            // A constant that parses; a failure here is a programming error caught by tests.
-            url: ObjectStoreUrl::parse(COLD_STORE_URL)
-                .unwrap_or_else(|_| ObjectStoreUrl::local_filesystem()),
-        }
-    }
-}
 
 /// Which candidate plan runs. `Cost` (the default) picks the cheapest; the others exist so tests
 /// and benchmarks can force each tier and compare (`strata serve --plan-tier`).
@@ -210,7 +161,7 @@ pub async fn plan_federated(
         return Ok(Arc::new(MetricScanExec::new(spec, hot)));
     };
     // Cold retention: days below the floor are expired, whichever tier still holds them.
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = now_ms();
     let mut spec = spec;
     let mut start = start;
     if let Some(floor) = retention_floor_ms(now, cold.retention_days) {

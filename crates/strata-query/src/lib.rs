@@ -4,7 +4,8 @@
 //! - [`TenantSession::execute`] refuses anything but queries ([`sandbox`]), rewrites field
 //!   aliases to display names ([`rewrite`]), plans and streams the result under a deadline.
 //! - [`table::MetricTable`] scans the hot tier with time-range and series pushdown
-//!   ([`pushdown`], [`scan`]) and recombines incoming names into typed columns ([`recombine`]).
+//!   ([`pushdown`], [`scan`]) and recombines incoming names into typed columns
+//!   (`strata_format::recombine`).
 //! - [`runtime`]: planning and execution run on a dedicated, lower-priority runtime with large
 //!   stacks; [`limits`] bounds statement size, expression depth, literal size and result width;
 //!   [`bounded`] refuses size-amplifying function calls (`repeat`, `lpad`, ...) over the memory
@@ -18,9 +19,7 @@ pub mod engine;
 pub mod error;
 pub mod json;
 pub mod limits;
-pub mod model;
 pub mod pushdown;
-pub mod recombine;
 pub mod rewrite;
 pub mod runtime;
 pub mod sandbox;
@@ -30,6 +29,9 @@ pub mod table;
 pub mod utc_time;
 pub mod yielding;
 
-pub use cold::{ColdAccess, ColdContext, TierPreference};
+pub use cold::{ColdContext, TierPreference};
 pub use engine::{QueryConfig, QueryEngine, QueryResult, TenantSession, SYSTEM_SCHEMA};
 pub use error::QueryError;
+/// The metric model is part of this crate's API (sessions hand it out); it lives below both tiers.
+pub use strata_format::model;
+pub use strata_cold::ColdAccess;
