@@ -32,8 +32,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
-use crate::cold::{ColdContext, TierPreference};
 use crate::error::{DeadlineExceeded, QueryError};
+use crate::federated::{ColdContext, TierPreference};
 use crate::limits;
 use crate::rewrite::{AliasResolver, CATALOG_NAME, METRIC_SCHEMA};
 use crate::runtime::QueryRuntime;

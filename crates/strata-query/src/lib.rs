@@ -10,13 +10,15 @@
 //!   stacks; [`limits`] bounds statement size, expression depth, literal size and result width;
 //!   [`bounded`] refuses size-amplifying function calls (`repeat`, `lpad`, ...) over the memory
 //!   limit before they allocate.
+//! - [`federated`]: a metric with compacted rows is planned over cold files, the late index and
+//!   the hot partitions, cut where the estimated cost is lowest.
 //! - [`utc_time`]: `date_trunc`, `date_part` and `date_bin` on UTC timestamps without the
 //!   built-ins' per-value time-zone conversion.
 
 pub mod bounded;
-pub mod cold;
 pub mod engine;
 pub mod error;
+pub mod federated;
 pub mod json;
 pub mod limits;
 pub mod pushdown;
@@ -29,9 +31,10 @@ pub mod table;
 pub mod utc_time;
 pub mod yielding;
 
-pub use cold::{ColdContext, TierPreference};
 pub use engine::{QueryConfig, QueryEngine, QueryResult, TenantSession, SYSTEM_SCHEMA};
 pub use error::QueryError;
-/// The metric model is part of this crate's API (sessions hand it out); it lives below both tiers.
-pub use strata_format::model;
+pub use federated::{ColdContext, TierPreference};
 pub use strata_cold::ColdAccess;
+/// The metric model is part of this crate's API (sessions hand it out); it lives below both
+/// tiers, in `strata-format`.
+pub use strata_format::model;

@@ -14,7 +14,7 @@ use strata_core::TenantId;
 use strata_format::model::MetricModel;
 use strata_storage::HotStore;
 
-use crate::cold::{plan_federated, ColdContext};
+use crate::federated::{plan_federated, ColdContext};
 use crate::pushdown::{equality_values, TimeRange};
 use crate::scan::{MetricScanExec, ScanSpec};
 
@@ -34,7 +34,7 @@ pub struct MetricTable {
 }
 
 impl MetricTable {
-    /// Reads compacted rows from the cold tier as well (see [`crate::cold`]).
+    /// Reads compacted rows from the cold tier as well (see [`crate::federated`]).
     pub fn with_cold(mut self, cold: Option<ColdContext>) -> Self {
         self.cold = cold;
         self
