@@ -6,7 +6,7 @@
 //!
 //! A value column is typed when its name belongs to a field declared with a type at compaction
 //! time *and* every value in this file converts with the same cast the query recombinator
-//! applies; otherwise it is text (`Value::to_text`), so a value that does not fit its declared
+//! applies (`strata_format::lossless_cast`); otherwise it is text (`Value::to_text`), so a value that does not fit its declared
 //! type keeps the text that was sent. No value is ever dropped.
 //!
 //! Rows are sorted by series hash, then timestamp, so the row-group and page statistics of
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, TimestampMillisecondArray, UInt64Array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
@@ -24,9 +24,9 @@ use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use strata_catalog::ColdColumn;
 use strata_core::{FieldType, NameId, Value};
-use strata_query::cold::{storage_arrow_type, HASH_COLUMN, SERIES_COLUMN};
-use strata_query::model::{timestamp_type, UTC};
-use strata_query::recombine::{raw_array, recombine};
+use strata_format::cold_file::{fixed_fields, lossless_cast};
+use strata_format::model::UTC;
+use strata_format::recombine::raw_array;
 
 use crate::ColdError;
 
@@ -107,11 +107,7 @@ pub fn encode_file(mut rows: Vec<ColdRow>, names: &[NameSpec]) -> Result<Encoded
     let min_ts_ms = timestamps.iter().copied().min().unwrap_or_default();
     let max_ts_ms = timestamps.iter().copied().max().unwrap_or_default();
 
-    let mut fields = vec![
-        Field::new("timestamp", timestamp_type(), false),
-        Field::new(SERIES_COLUMN, DataType::UInt64, false),
-        Field::new(HASH_COLUMN, DataType::UInt64, false),
-    ];
+    let mut fields = fixed_fields().to_vec();
     let mut arrays: Vec<ArrayRef> = vec![
         Arc::new(TimestampMillisecondArray::from(timestamps).with_timezone(UTC)),
         Arc::new(UInt64Array::from(series)),
@@ -191,34 +187,6 @@ fn typed_or_text(
     Ok((raw_array(values, true), FieldType::String))
 }
 
-/// `column` as `field_type`, if every value converts without losing anything; else `None`.
-///
-/// Text converts when it parses (the recombinator's cast, so a query reads the same value from
-/// either form). A typed column converts only when casting back gives the same values: a double
-/// `1.5` is not an integer, and rounding it would drop what the device sent.
-pub fn lossless_cast(
-    column: &ArrayRef,
-    field_type: FieldType,
-    rows: usize,
-) -> Result<Option<ArrayRef>, ColdError> {
-    let target = storage_arrow_type(field_type);
-    if column.data_type() == &target {
-        return Ok(Some(column.clone()));
-    }
-    let (cast, failures) = recombine(&[column], &target, rows)?;
-    if failures > 0 {
-        return Ok(None);
-    }
-    let from_text = matches!(column.data_type(), DataType::Utf8 | DataType::LargeUtf8);
-    if !from_text {
-        let back = datafusion::arrow::compute::cast(&cast, column.data_type())?;
-        if back.as_ref() != column.as_ref() {
-            return Ok(None);
-        }
-    }
-    Ok(Some(cast))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +194,7 @@ mod tests {
     use datafusion::arrow::datatypes::UInt64Type;
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    use strata_format::cold_file::SERIES_COLUMN;
 
     fn row(ts: i64, series: u64, values: Vec<(NameId, Value)>) -> ColdRow {
         ColdRow {

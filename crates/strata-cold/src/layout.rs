@@ -2,9 +2,7 @@
 //! UTC. Ids rather than names, so renaming a metric moves no file.
 
 use chrono::{DateTime, Datelike};
-use strata_core::{MetricId, TenantId};
-
-pub const DAY_MS: i64 = 86_400_000;
+use strata_core::{MetricId, TenantId, DAY_MS};
 
 /// UTC midnight at or before `timestamp_ms`.
 pub fn day_start_ms(timestamp_ms: i64) -> i64 {

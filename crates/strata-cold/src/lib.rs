@@ -3,25 +3,31 @@
 //!
 //! - [`ColdStore`]: where the files live (a directory under the data dir by default, or any
 //!   `object_store` URL) and the [`layout`] of paths in it.
-//! - [`Compactor`]: moves hot rows older than a configured age into files and commits the files
-//!   together with the new watermark; collects orphan and retired files; drops hot partitions
-//!   once they are fully compacted and past retention; applies per-tenant cold retention and
-//!   purges soft-deleted metrics; rewrites text columns whose field got a type ([`retype`]).
+//! - [`Compactor`]: the facade over the jobs (`jobs/`, one per file over one shared state):
+//!   compaction moves hot rows older than a configured age into files and commits the files
+//!   together with the new watermark; garbage collection deletes orphan and retired files;
+//!   hot partitions are dropped once fully compacted and past retention; per-tenant cold
+//!   retention and purges of soft-deleted metrics; re-typing rewrites text columns whose field
+//!   got a type.
 //! - [`encode`]: how hot rows become a sorted, typed Parquet file.
 //!
 //! Reading is in `strata-query` (`MetricTable` plans the cold branch with DataFusion's
-//! `ParquetSource`); it needs only [`ColdStore::access`].
+//! `ParquetSource`); it needs only [`ColdStore::access`] and [`retention_floor_ms`]. The file
+//! format itself (column names, storage types, casts) is `strata-format`'s, shared with the
+//! reader; this crate never imports the query engine.
 
 pub mod encode;
 pub mod fault;
 pub mod layout;
 
+mod access;
 mod compactor;
-mod retype;
+mod jobs;
 mod store;
 
-pub use compactor::{CompactionReport, Compactor, CompactorConfig, GcReport, MetricCompaction};
-pub use retype::RetypeReport;
+pub use access::{retention_floor_ms, ColdAccess, COLD_STORE_URL};
+pub use compactor::Compactor;
+pub use jobs::{CompactionReport, CompactorConfig, GcReport, MetricCompaction, RetypeReport};
 pub use store::{ColdObject, ColdStore};
 
 /// Everything the cold tier can fail with. Messages never contain local file paths of the

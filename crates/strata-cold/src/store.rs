@@ -10,9 +10,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use strata_query::ColdAccess;
 
-use crate::ColdError;
+use crate::{ColdAccess, ColdError};
 
 /// One object under the cold root.
 #[derive(Debug, Clone)]

@@ -14,12 +14,13 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use strata_catalog::{DynCatalog, TenantSchema};
+use strata_cold::ColdAccess;
 use strata_core::TenantId;
+use strata_format::model::MetricModel;
 use strata_storage::HotStore;
 
-use crate::cold::{ColdAccess, ColdContext, TierPreference};
 use crate::error::QueryError;
-use crate::model::MetricModel;
+use crate::federated::{ColdContext, TierPreference};
 use crate::rewrite::{AliasResolver, CATALOG_NAME, METRIC_SCHEMA};
 use crate::runtime::QueryRuntime;
 use crate::session::{Planner, TenantSession};

@@ -6,25 +6,26 @@
 //!   queries ([`sandbox`]), rewrite field aliases to display names ([`rewrite`]) and plan on the
 //!   query runtime; execution streams the result under a deadline.
 //! - [`table::MetricTable`] scans the hot tier with time-range and series pushdown
-//!   ([`pushdown`], [`scan`]) and recombines incoming names into typed columns ([`recombine`]).
+//!   ([`pushdown`], [`scan`]) and recombines incoming names into typed columns
+//!   (`strata_format::recombine`).
 //! - [`runtime`]: planning and execution run on a dedicated, lower-priority runtime with large
 //!   stacks; [`limits`] bounds statement size, expression depth, literal size and result width;
 //!   [`bounded`] refuses size-amplifying function calls (`repeat`, `lpad`, ...) over the memory
 //!   limit before they allocate.
 //! - [`answer`]: the answer encoders (json, csv, ndjson, Arrow IPC), one file per format, used
 //!   by the HTTP door and the benchmark.
+//! - [`federated`]: a metric with compacted rows is planned over cold files, the late index and
+//!   the hot partitions, cut where the estimated cost is lowest.
 //! - [`utc_time`]: `date_trunc`, `date_part` and `date_bin` on UTC timestamps without the
 //!   built-ins' per-value time-zone conversion.
 
 pub mod answer;
 pub mod bounded;
-pub mod cold;
 pub mod engine;
 pub mod error;
+pub mod federated;
 pub mod limits;
-pub mod model;
 pub mod pushdown;
-pub mod recombine;
 mod result_stream;
 pub mod rewrite;
 pub mod runtime;
@@ -36,7 +37,11 @@ pub mod table;
 pub mod utc_time;
 pub mod yielding;
 
-pub use cold::{ColdAccess, ColdContext, TierPreference};
 pub use engine::{QueryConfig, QueryEngine, SYSTEM_SCHEMA};
 pub use error::QueryError;
+pub use federated::{ColdContext, TierPreference};
 pub use session::{Described, QueryResult, TenantSession};
+pub use strata_cold::ColdAccess;
+/// The metric model is part of this crate's API (sessions hand it out); it lives below both
+/// tiers, in `strata-format`.
+pub use strata_format::model;

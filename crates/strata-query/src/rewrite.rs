@@ -26,8 +26,7 @@ use datafusion::sql::sqlparser::ast::{
     Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, TableFactor,
     TableWithJoins, VisitMut, VisitorMut,
 };
-
-use crate::model::TableAliases;
+use strata_format::model::TableAliases;
 
 /// Name of the catalog and of the schema holding metric tables; qualified table references are
 /// resolved against them.

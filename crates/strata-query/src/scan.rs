@@ -1,5 +1,5 @@
 //! `MetricScanExec`: reads one metric's rows from the hot tier and recombines them into the
-//! columns SQL sees (see [`crate::recombine`]).
+//! columns SQL sees (see `strata_format::recombine`).
 //!
 //! The fjall iteration is synchronous, so it runs on a blocking thread and hands batches of
 //! `batch_size` rows through a bounded channel: nothing is materialized whole, and dropping the
@@ -22,12 +22,12 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 use strata_core::TenantId;
+use strata_format::model::{ColumnSpec, MetricModel};
+use strata_format::recombine::RawBatchBuilder;
 use strata_storage::{HotStore, ScanRequest};
 
 use crate::error::BackendFailure;
-use crate::model::{ColumnSpec, MetricModel};
 use crate::pushdown::TimeRange;
-use crate::recombine::RawBatchBuilder;
 
 /// Batches waiting in the channel between the scan thread and the consumer.
 const CHANNEL_BATCHES: usize = 2;

@@ -17,10 +17,10 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use strata_catalog::TenantSchema;
 use strata_core::TenantId;
+use strata_format::model::{timestamp_type, UTC};
 use strata_storage::HotStore;
 
 use crate::error::BackendFailure;
-use crate::model::{timestamp_type, UTC};
 use crate::pushdown::TimeRange;
 
 /// Most error records one query of `strata.errors` returns (oldest first from the time filter's

@@ -11,10 +11,10 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use strata_core::TenantId;
+use strata_format::model::MetricModel;
 use strata_storage::HotStore;
 
-use crate::cold::{plan_federated, ColdContext};
-use crate::model::MetricModel;
+use crate::federated::{plan_federated, ColdContext};
 use crate::pushdown::{equality_values, TimeRange};
 use crate::scan::{MetricScanExec, ScanSpec};
 
@@ -34,7 +34,7 @@ pub struct MetricTable {
 }
 
 impl MetricTable {
-    /// Reads compacted rows from the cold tier as well (see [`crate::cold`]).
+    /// Reads compacted rows from the cold tier as well (see [`crate::federated`]).
     pub fn with_cold(mut self, cold: Option<ColdContext>) -> Self {
         self.cold = cold;
         self
@@ -205,7 +205,7 @@ impl MetricTable {
     fn exec(
         &self,
         schema: SchemaRef,
-        columns: Vec<crate::model::ColumnSpec>,
+        columns: Vec<strata_format::model::ColumnSpec>,
         timestamp_at: Option<usize>,
         filters: &[Expr],
         limit: Option<usize>,

@@ -13,7 +13,7 @@
 //! compactor remembers the attempt so it does not re-read the file on every run.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use datafusion::arrow::compute::concat_batches;
@@ -23,9 +23,10 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 use strata_catalog::{CatalogError, ColdColumn, ColdFile, CompactionCommit, Metric, NewColdFile};
 use strata_core::{FieldType, TenantId};
+use strata_format::cold_file::{lossless_cast, storage_type_name, FIXED_COLUMNS};
 
-use crate::compactor::Compactor;
-use crate::encode::{lossless_cast, write_parquet};
+use super::{job_error, JobState};
+use crate::encode::write_parquet;
 use crate::layout::file_path;
 use crate::{fault, ColdError};
 
@@ -55,7 +56,7 @@ fn typed_storage(field_type: FieldType) -> bool {
 }
 
 /// Columns of `file` whose stored type differs from the typed storage their field declares now.
-pub(crate) fn retype_targets(metric: &Metric, file: &ColdFile) -> Vec<RetypeTarget> {
+fn retype_targets(metric: &Metric, file: &ColdFile) -> Vec<RetypeTarget> {
     file.columns
         .iter()
         .filter_map(|column| {
@@ -102,10 +103,10 @@ fn rewrite(bytes: Bytes, targets: &[RetypeTarget]) -> Result<Option<Rewritten>, 
     }
     let columns = fields
         .iter()
-        .skip(3)
+        .skip(FIXED_COLUMNS)
         .map(|f| ColdColumn {
             name: f.name().clone(),
-            storage_type: storage_name(f.data_type()).to_string(),
+            storage_type: storage_type_name(f.data_type()).to_string(),
         })
         .collect();
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
@@ -115,78 +116,98 @@ fn rewrite(bytes: Bytes, targets: &[RetypeTarget]) -> Result<Option<Rewritten>, 
     }))
 }
 
-/// The manifest's name for a column's Arrow type (the inverse of `storage_arrow_type`).
-fn storage_name(data_type: &datafusion::arrow::datatypes::DataType) -> &'static str {
-    use datafusion::arrow::datatypes::DataType;
-    match data_type {
-        DataType::Int64 => FieldType::Integer.as_str(),
-        DataType::Float64 => FieldType::Double.as_str(),
-        DataType::Boolean => FieldType::Boolean.as_str(),
-        DataType::Timestamp(_, _) => FieldType::Timestamp.as_str(),
-        _ => FieldType::String.as_str(),
+/// Re-typing attempts that found a value that does not convert: (file id, column, type). Not
+/// retried until the type changes; forgotten on restart, which costs one re-read.
+#[derive(Debug, Default)]
+pub(crate) struct KeptAsIs(Mutex<HashSet<(i64, RetypeTarget)>>);
+
+impl KeptAsIs {
+    fn contains_all(&self, attempt: &HashSet<(i64, RetypeTarget)>) -> bool {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        attempt.iter().all(|a| kept.contains(a))
+    }
+
+    fn remember(&self, attempt: HashSet<(i64, RetypeTarget)>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(attempt);
     }
 }
 
-impl Compactor {
-    /// Rewrites the live files of `metric` that hold a now-typed field as text. Runs under the
-    /// compactor lock, so no compaction or collection interleaves.
-    pub(crate) async fn retype_metric(
-        &self,
-        tenant: TenantId,
-        metric: &Metric,
-        report: &mut RetypeReport,
-    ) -> Result<(), ColdError> {
-        let manifest = self.catalog.cold_manifest(tenant, metric.id).await?;
-        for file in &manifest.files {
-            let targets = retype_targets(metric, file);
-            if targets.is_empty() {
-                continue;
-            }
-            let attempt: HashSet<(i64, RetypeTarget)> =
-                targets.iter().map(|t| (file.id, t.clone())).collect();
-            if self.already_kept(&attempt) {
-                continue;
-            }
-            let bytes = self.cold.get(&file.path).await?;
-            let jobs = targets.clone();
-            let rewritten = tokio::task::spawn_blocking(move || rewrite(bytes, &jobs))
-                .await
-                .map_err(|e| ColdError::Job(e.to_string()))??;
-            let Some(rewritten) = rewritten else {
-                self.remember_kept(attempt);
-                report.files_kept += 1;
-                continue;
-            };
-            let path = file_path(tenant, metric.id, file.day_ms, uuid::Uuid::new_v4());
-            let size = rewritten.bytes.len() as u64;
-            self.cold.put(&path, Bytes::from(rewritten.bytes)).await?;
-            fault::hit(fault::RETYPE_AFTER_FILE);
-            let swap = CompactionCommit {
-                tenant,
-                metric: metric.id,
-                watermark: None,
-                add: vec![NewColdFile {
-                    day_ms: file.day_ms,
-                    path,
-                    rows: file.rows,
-                    bytes: size,
-                    min_ts_ms: file.min_ts_ms,
-                    max_ts_ms: file.max_ts_ms,
-                    columns: rewritten.columns,
-                    series_generation: file.series_generation,
-                }],
-                retire: vec![file.id],
-            };
-            match self.catalog.commit_compaction(swap).await {
-                Ok(()) => report.files_rewritten += 1,
-                // Retired meanwhile (retention, purge): the new object is an orphan that the
-                // next collection deletes.
-                Err(CatalogError::Conflict(reason)) => {
-                    tracing::info!(%reason, file = %file.path, "re-typing skipped a retired file");
-                }
-                Err(error) => return Err(error.into()),
-            }
+/// Rewrites the live files of `metric` that hold a now-typed field as text. Runs under the
+/// compactor lock, so no compaction or collection interleaves.
+pub(super) async fn retype_metric(
+    state: &JobState,
+    kept: &KeptAsIs,
+    tenant: TenantId,
+    metric: &Metric,
+    report: &mut RetypeReport,
+) -> Result<(), ColdError> {
+    let manifest = state.catalog.cold_manifest(tenant, metric.id).await?;
+    for file in &manifest.files {
+        let targets = retype_targets(metric, file);
+        if targets.is_empty() {
+            continue;
         }
-        Ok(())
+        let attempt: HashSet<(i64, RetypeTarget)> =
+            targets.iter().map(|t| (file.id, t.clone())).collect();
+        if kept.contains_all(&attempt) {
+            continue;
+        }
+        let bytes = state.cold.get(&file.path).await?;
+        let rewritten = tokio::task::spawn_blocking(move || rewrite(bytes, &targets))
+            .await
+            .map_err(job_error)??;
+        let Some(rewritten) = rewritten else {
+            kept.remember(attempt);
+            report.files_kept += 1;
+            continue;
+        };
+        if swap(state, tenant, metric, file, rewritten).await? {
+            report.files_rewritten += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Uploads the rewritten file and swaps it for `file` in one catalog transaction. False when
+/// `file` was retired meanwhile.
+async fn swap(
+    state: &JobState,
+    tenant: TenantId,
+    metric: &Metric,
+    file: &ColdFile,
+    rewritten: Rewritten,
+) -> Result<bool, ColdError> {
+    let path = file_path(tenant, metric.id, file.day_ms, uuid::Uuid::new_v4());
+    let size = rewritten.bytes.len() as u64;
+    state.cold.put(&path, Bytes::from(rewritten.bytes)).await?;
+    fault::hit(fault::RETYPE_AFTER_FILE);
+    let swap = CompactionCommit {
+        tenant,
+        metric: metric.id,
+        watermark: None,
+        add: vec![NewColdFile {
+            day_ms: file.day_ms,
+            path,
+            rows: file.rows,
+            bytes: size,
+            min_ts_ms: file.min_ts_ms,
+            max_ts_ms: file.max_ts_ms,
+            columns: rewritten.columns,
+            series_generation: file.series_generation,
+        }],
+        retire: vec![file.id],
+    };
+    match state.catalog.commit_compaction(swap).await {
+        Ok(()) => Ok(true),
+        // Retired meanwhile (retention, purge): the new object is an orphan that the next
+        // collection deletes.
+        Err(CatalogError::Conflict(reason)) => {
+            tracing::info!(%reason, file = %file.path, "re-typing skipped a retired file");
+            Ok(false)
+        }
+        Err(error) => Err(error.into()),
     }
 }

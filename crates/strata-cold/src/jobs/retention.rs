@@ -1,0 +1,36 @@
+//! Cold retention: the files of days past a tenant's cold retention are retired, and deleted
+//! after the retired-file grace period like any retired file. Queries stop returning those days
+//! at once, from the same floor ([`crate::retention_floor_ms`]).
+
+use strata_core::now_ms;
+
+use super::JobState;
+use crate::{retention_floor_ms, ColdError};
+
+/// Retires the files below each tenant's retention floor; answers how many.
+pub(super) async fn expire_cold_files(state: &JobState) -> Result<u64, ColdError> {
+    let mut expired = 0;
+    for tenant in state.catalog.list_tenants().await? {
+        let settings = state.catalog.settings(tenant.id).await?;
+        let Some(floor) = retention_floor_ms(now_ms(), settings.cold_retention_days) else {
+            continue;
+        };
+        let schema = state.catalog.schema(tenant.id).await?;
+        for metric in &schema.metrics {
+            let retired = state
+                .catalog
+                .retire_cold_files(tenant.id, metric.id, floor)
+                .await?;
+            if retired > 0 {
+                tracing::info!(
+                    tenant = %tenant.name,
+                    metric = %metric.name,
+                    files = retired,
+                    "cold files past retention retired"
+                );
+            }
+            expired += retired;
+        }
+    }
+    Ok(expired)
+}
