@@ -21,6 +21,7 @@ use strata_server::AppState;
 use strata_storage::{HotOptions, HotStore};
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 pub use strata_cold::CompactorConfig;
 pub use strata_pgwire::TlsPaths;
@@ -94,22 +95,7 @@ pub async fn run(
     bootstrap::secure_data_dir(&config.data_dir, config.cold_location.is_none())?;
     let operator_token =
         bootstrap::operator_token(&config.data_dir, config.operator_token.as_deref())?;
-
-    let catalog: DynCatalog =
-        Arc::new(SqliteCatalog::open(&config.data_dir.join(bootstrap::CATALOG_FILE)).await?);
-    // SQLite created -wal and -shm with the catalog's mode; this covers any it found.
-    bootstrap::secure_catalog_files(&config.data_dir)?;
-    let hot = HotStore::open(
-        &config.data_dir.join("hot"),
-        HotOptions {
-            sync: config.sync,
-            ..HotOptions::default()
-        },
-    )?;
-
-    let cold = strata_cold::ColdStore::open(&config.data_dir, config.cold_location.as_deref())?;
-    cold.check_reachable(COLD_STORE_STARTUP_CHECK).await?;
-    tracing::info!(location = cold.location(), "cold tier ready");
+    let (catalog, hot, cold) = open_stores(&config).await?;
     let query = QueryEngine::new(catalog.clone(), hot.clone(), config.query.clone())
         .with_cold(cold.access());
     let compactor = Arc::new(strata_cold::Compactor::new(
@@ -132,46 +118,9 @@ pub async fn run(
         operator_token,
         config.limits.clone(),
     );
-
-    // Refuse an insecure Postgres setup before binding anything, so a misconfigured server
-    // fails at startup instead of serving HTTP alone.
-    strata_pgwire::check_bind_policy(
-        &config.pg_addr,
-        config.pg_tls.is_some(),
-        config.pg_allow_insecure,
-    )?;
-    if let Some(tls) = &config.pg_tls {
-        strata_pgwire::load_tls(tls)?;
-    }
-    let listener = TcpListener::bind(config.http_addr)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: config.http_addr,
-            source,
-        })?;
-    let pg_listener =
-        TcpListener::bind(config.pg_addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: config.pg_addr,
-                source,
-            })?;
-    let bound = listener.local_addr().map_err(ServerError::Serve)?;
+    let (listener, pg_listener) = bind_listeners(&config).await?;
     let pg_bound = pg_listener.local_addr().map_err(ServerError::Serve)?;
-    // Tests and scripts parse these lines to find ephemeral ports; keep their shape stable.
-    tracing::info!("HTTP API listening on http://{bound}");
-    tracing::info!("Postgres wire protocol listening on postgres://{pg_bound}");
-
-    // One shutdown signal fans out to both listeners.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-
+    let stop = fan_out(shutdown);
     let pg = tokio::spawn(strata_pgwire::serve(
         pg_listener,
         query,
@@ -181,25 +130,87 @@ pub async fn run(
             allow_insecure: config.pg_allow_insecure,
             tls: config.pg_tls.clone(),
         },
-        stopped(stop_rx.clone()),
+        stopped(stop.clone()),
     ));
-
     let flusher = stats::spawn_flusher(writer.clone(), STATS_FLUSH_INTERVAL);
     let background = spawn_compaction(compactor.clone(), config.compact_interval);
     let app = strata_server::router(state.clone());
-    strata_server::serve(listener, app, config.http.clone(), stopped(stop_rx)).await;
+    strata_server::serve(listener, app, config.http.clone(), stopped(stop)).await;
     match pg.await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::error!(%error, "Postgres wire server failed"),
         Err(error) => tracing::error!(%error, "Postgres wire server panicked"),
     }
-
     tracing::info!("shutting down: flushing statistics and closing the hot tier");
     flusher.abort();
     background.abort();
     writer.flush_stats().await;
     hot.close();
     Ok(())
+}
+
+/// The catalog, the hot tier and the cold store (checked reachable, so a wrong URL or missing
+/// credentials fail at startup).
+async fn open_stores(
+    config: &ServeConfig,
+) -> Result<(DynCatalog, Arc<HotStore>, strata_cold::ColdStore), ServerError> {
+    let catalog: DynCatalog =
+        Arc::new(SqliteCatalog::open(&config.data_dir.join(bootstrap::CATALOG_FILE)).await?);
+    // SQLite created -wal and -shm with the catalog's mode; this covers any it found.
+    bootstrap::secure_catalog_files(&config.data_dir)?;
+    let hot = HotStore::open(
+        &config.data_dir.join("hot"),
+        HotOptions {
+            sync: config.sync,
+            ..HotOptions::default()
+        },
+    )?;
+    let cold = strata_cold::ColdStore::open(&config.data_dir, config.cold_location.as_deref())?;
+    cold.check_reachable(COLD_STORE_STARTUP_CHECK).await?;
+    tracing::info!(location = cold.location(), "cold tier ready");
+    Ok((catalog, hot, cold))
+}
+
+/// Binds the HTTP and Postgres listeners and logs their addresses. An insecure Postgres setup
+/// is refused before binding anything, so a misconfigured server fails at startup instead of
+/// serving HTTP alone.
+async fn bind_listeners(config: &ServeConfig) -> Result<(TcpListener, TcpListener), ServerError> {
+    strata_pgwire::check_bind_policy(
+        &config.pg_addr,
+        config.pg_tls.is_some(),
+        config.pg_allow_insecure,
+    )?;
+    if let Some(tls) = &config.pg_tls {
+        strata_pgwire::load_tls(tls)?;
+    }
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })
+    };
+    let listener = bind(config.http_addr).await?;
+    let pg_listener = bind(config.pg_addr).await?;
+    let bound = listener.local_addr().map_err(ServerError::Serve)?;
+    let pg_bound = pg_listener.local_addr().map_err(ServerError::Serve)?;
+    // Tests and scripts parse these lines to find ephemeral ports; keep their shape stable.
+    tracing::info!("HTTP API listening on http://{bound}");
+    tracing::info!("Postgres wire protocol listening on postgres://{pg_bound}");
+    Ok((listener, pg_listener))
+}
+
+/// One shutdown signal, fanned out to both listeners.
+fn fan_out(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
+}
+
+/// Completes when the shutdown signal has fired.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Collects garbage left by a crash at once, then compacts every tenant and collects garbage on

@@ -58,13 +58,7 @@ fn write_rows(
     after_rows: bool,
 ) -> Result<usize, AnswerError> {
     let options = encoder_options();
-    let schema = batch.schema();
-    let mut encoders = schema
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .map(|(field, column)| make_encoder(field, column.as_ref(), &options))
-        .collect::<Result<Vec<_>, ArrowError>>()?;
+    let mut encoders = column_encoders(batch, &options)?;
     for row in 0..batch.num_rows() {
         if after_rows || row > 0 {
             out.push(b',');
@@ -79,6 +73,20 @@ fn write_rows(
         out.push(b']');
     }
     Ok(batch.num_rows())
+}
+
+/// One value encoder per column of `batch`.
+pub(super) fn column_encoders<'a>(
+    batch: &'a RecordBatch,
+    options: &'a EncoderOptions,
+) -> Result<Vec<NullableEncoder<'a>>, AnswerError> {
+    Ok(batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, column)| make_encoder(field, column.as_ref(), options))
+        .collect::<Result<Vec<_>, ArrowError>>()?)
 }
 
 /// One value, `null` included (`arrow-json` leaves nulls to its caller).

@@ -2,11 +2,9 @@
 //! shaped as in JSON answers ([`super::json`]).
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::error::ArrowError;
-use datafusion::arrow::json::writer::make_encoder;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use super::json::{encoder_options, write_value};
+use super::json::{column_encoders, encoder_options, write_value};
 use super::AnswerError;
 
 pub struct NdjsonEncoder {
@@ -30,13 +28,7 @@ impl NdjsonEncoder {
 
     pub(super) fn batch(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, AnswerError> {
         let options = encoder_options();
-        let schema = batch.schema();
-        let mut encoders = schema
-            .fields()
-            .iter()
-            .zip(batch.columns())
-            .map(|(field, column)| make_encoder(field, column.as_ref(), &options))
-            .collect::<Result<Vec<_>, ArrowError>>()?;
+        let mut encoders = column_encoders(batch, &options)?;
         let mut out = Vec::with_capacity(batch.num_rows() * 48);
         for row in 0..batch.num_rows() {
             out.push(b'{');

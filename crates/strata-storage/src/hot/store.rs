@@ -42,6 +42,61 @@ impl std::fmt::Debug for HotStore {
     }
 }
 
+/// An 8-byte big-endian word of the meta keyspace; `None` when the key is absent.
+fn read_meta_word(
+    meta: &fjall::Keyspace,
+    key: impl AsRef<[u8]>,
+    what: &str,
+) -> Result<Option<u64>, StorageError> {
+    let Some(bytes) = meta
+        .get(key)
+        .map_err(|e| StorageError::engine("reading the meta keyspace", e))?
+    else {
+        return Ok(None);
+    };
+    let word: [u8; 8] = bytes
+        .as_ref()
+        .try_into()
+        .map_err(|_| StorageError::Corrupt {
+            what: format!("{what} is not 8 bytes"),
+        })?;
+    Ok(Some(u64::from_be_bytes(word)))
+}
+
+/// Adds every weekly keyspace on disk to `weeks` (which holds the archived weeks already).
+fn open_weekly_keyspaces(
+    db: &Database,
+    weeks: &mut BTreeMap<i64, Week>,
+) -> Result<(), StorageError> {
+    for name in db.list_keyspace_names() {
+        let name: &str = &name;
+        if let Some(week_start_ms) = key::parse_week_keyspace_name(name) {
+            let keyspace = db
+                .keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(|e| StorageError::engine("opening a weekly partition", e))?;
+            let week = Week {
+                name: name.to_string(),
+                keyspace,
+                archived: false,
+            };
+            if let Some(other) = weeks.insert(week_start_ms, week) {
+                // The writer assigns each week once, so this needs outside interference.
+                tracing::error!(partition = %other.name, "week is both archived and weekly; reading the weekly keyspace");
+            }
+        } else if ![
+            META_KEYSPACE,
+            ERRORS_KEYSPACE,
+            LATE_KEYSPACE,
+            ARCHIVE_KEYSPACE,
+        ]
+        .contains(&name)
+        {
+            tracing::warn!(keyspace = name, "ignoring unknown keyspace in hot tier");
+        }
+    }
+    Ok(())
+}
+
 /// Rows removed per batch by [`HotStore::purge_metric`]: bounds the memory of one batch.
 const PURGE_BATCH_ROWS: usize = 10_000;
 
@@ -76,68 +131,13 @@ impl HotStore {
             .keyspace(ARCHIVE_KEYSPACE, KeyspaceCreateOptions::default)
             .map_err(|e| StorageError::engine("opening the hot archive", e))?;
         let late_thresholds = read_late_thresholds(&meta)?;
-        let dropped_before = match meta
-            .get(DROPPED_BEFORE_KEY)
-            .map_err(|e| StorageError::engine("reading the dropped-partition mark", e))?
-        {
-            None => i64::MIN,
-            Some(bytes) => {
-                let word: [u8; 8] =
-                    bytes
-                        .as_ref()
-                        .try_into()
-                        .map_err(|_| StorageError::Corrupt {
-                            what: "dropped-partition mark is not 8 bytes".to_string(),
-                        })?;
-                key::unordered_i64(u64::from_be_bytes(word))
-            }
-        };
-
+        let dropped_before = read_meta_word(&meta, DROPPED_BEFORE_KEY, "dropped-partition mark")?
+            .map_or(i64::MIN, key::unordered_i64);
         let mut weeks = read_archived_weeks(&meta, &archive)?;
         let archived = weeks.len();
-        for name in db.list_keyspace_names() {
-            let name: &str = &name;
-            if let Some(week_start_ms) = key::parse_week_keyspace_name(name) {
-                let keyspace = db
-                    .keyspace(name, KeyspaceCreateOptions::default)
-                    .map_err(|e| StorageError::engine("opening a weekly partition", e))?;
-                let week = Week {
-                    name: name.to_string(),
-                    keyspace,
-                    archived: false,
-                };
-                if let Some(other) = weeks.insert(week_start_ms, week) {
-                    // The writer assigns each week once, so this needs outside interference.
-                    tracing::error!(partition = %other.name, "week is both archived and weekly; reading the weekly keyspace");
-                }
-            } else if ![
-                META_KEYSPACE,
-                ERRORS_KEYSPACE,
-                LATE_KEYSPACE,
-                ARCHIVE_KEYSPACE,
-            ]
-            .contains(&name)
-            {
-                tracing::warn!(keyspace = name, "ignoring unknown keyspace in hot tier");
-            }
-        }
-
-        let last_seq = match meta
-            .get(SEQ_HIGH_WATER_KEY)
-            .map_err(|e| StorageError::engine("reading the sequence high-water mark", e))?
-        {
-            None => 0,
-            Some(bytes) => {
-                let word: [u8; 8] =
-                    bytes
-                        .as_ref()
-                        .try_into()
-                        .map_err(|_| StorageError::Corrupt {
-                            what: "sequence high-water mark is not 8 bytes".to_string(),
-                        })?;
-                u64::from_be_bytes(word)
-            }
-        };
+        open_weekly_keyspaces(&db, &mut weeks)?;
+        let last_seq =
+            read_meta_word(&meta, SEQ_HIGH_WATER_KEY, "sequence high-water mark")?.unwrap_or(0);
         tracing::info!(
             partitions = weeks.len(),
             archived,
