@@ -9,11 +9,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use strata_core::now_ms;
 
-use fjall::{Keyspace, PersistMode};
+use fjall::{Database, Keyspace, PersistMode};
 use strata_core::TenantId;
 
-use super::key;
-use super::writer::{error_key, Shared, ERROR_KEY_LEN};
+use super::key::{self, error_key, ERROR_KEY_LEN};
 use super::HotOptions;
 use crate::error::StorageError;
 
@@ -46,13 +45,13 @@ impl ErrorLogBudget {
 
     /// Accounts for `added` bytes of records just committed for `tenant`, then trims its log to
     /// the caps. A failure is logged, never returned: the write it follows is already durable.
-    pub fn added(&mut self, shared: &Shared, tenant: TenantId, added: u64) {
+    pub fn added(&mut self, db: &Database, errors: &Keyspace, tenant: TenantId, added: u64) {
         let total = match self.bytes.get_mut(&tenant) {
             Some(total) => {
                 *total = total.saturating_add(added);
                 *total
             }
-            None => match measure(&shared.errors, tenant) {
+            None => match measure(errors, tenant) {
                 Ok(total) => *self.bytes.entry(tenant).or_insert(total),
                 Err(error) => {
                     tracing::error!(tenant, %error, "cannot measure the error log");
@@ -65,7 +64,7 @@ impl ErrorLogBudget {
         }
         let floor = now_ms().saturating_sub(self.max_age_ms);
         let excess = total - self.cap_bytes;
-        match trim(shared, tenant, floor, excess) {
+        match trim(db, errors, tenant, floor, excess) {
             Ok(removed) => {
                 if let Some(total) = self.bytes.get_mut(&tenant) {
                     *total = total.saturating_sub(removed);
@@ -77,7 +76,7 @@ impl ErrorLogBudget {
 
     /// Deletes every tenant's records older than the age cap, at most once per
     /// [`Self::SWEEP_EVERY`] (and once right after the store opens).
-    pub fn sweep_if_due(&mut self, shared: &Shared) {
+    pub fn sweep_if_due(&mut self, db: &Database, errors: &Keyspace) {
         if self
             .last_sweep
             .is_some_and(|last| last.elapsed() < Self::SWEEP_EVERY)
@@ -88,7 +87,7 @@ impl ErrorLogBudget {
         let floor = now_ms().saturating_sub(self.max_age_ms);
         let mut tenant_start = [0u8; 8];
         loop {
-            let first = shared.errors.range(tenant_start..).next();
+            let first = errors.range(tenant_start..).next();
             let Some(guard) = first else { break };
             let tenant = match guard.key() {
                 Ok(record_key) if record_key.len() == ERROR_KEY_LEN => {
@@ -101,7 +100,7 @@ impl ErrorLogBudget {
                     break;
                 }
             };
-            match trim(shared, tenant, floor, 0) {
+            match trim(db, errors, tenant, floor, 0) {
                 Ok(removed) => {
                     if let Some(total) = self.bytes.get_mut(&tenant) {
                         *total = total.saturating_sub(removed);
@@ -133,7 +132,8 @@ fn measure(errors: &Keyspace, tenant: TenantId) -> Result<u64, StorageError> {
 /// Deletes a tenant's oldest records: every one older than `floor_ms`, then more until at least
 /// `excess` bytes are gone. Returns the bytes removed.
 fn trim(
-    shared: &Shared,
+    db: &Database,
+    errors: &Keyspace,
     tenant: TenantId,
     floor_ms: i64,
     excess: u64,
@@ -142,9 +142,9 @@ fn trim(
     let end = error_key(tenant, i64::MAX, u64::MAX);
     let mut removed_bytes = 0u64;
     let mut removed = 0usize;
-    let mut batch = shared.db.batch();
+    let mut batch = db.batch();
     let mut in_batch = 0usize;
-    for guard in shared.errors.range(start..=end) {
+    for guard in errors.range(start..=end) {
         let (record_key, value) = guard
             .into_inner()
             .map_err(|e| StorageError::engine("reading the error log", e))?;
@@ -153,14 +153,14 @@ fn trim(
             break;
         }
         removed_bytes = removed_bytes.saturating_add((record_key.len() + value.len()) as u64);
-        batch.remove(&shared.errors, record_key);
+        batch.remove(errors, record_key);
         removed += 1;
         in_batch += 1;
         if in_batch == DELETE_BATCH {
             batch
                 .commit()
                 .map_err(|e| StorageError::engine("trimming the error log", e))?;
-            batch = shared.db.batch();
+            batch = db.batch();
             in_batch = 0;
         }
     }
@@ -170,9 +170,7 @@ fn trim(
             .map_err(|e| StorageError::engine("trimming the error log", e))?;
     }
     if removed > 0 {
-        shared
-            .db
-            .persist(PersistMode::Buffer)
+        db.persist(PersistMode::Buffer)
             .map_err(|e| StorageError::engine("trimming the error log", e))?;
         tracing::info!(
             tenant,

@@ -228,6 +228,18 @@ impl HotKey {
     }
 }
 
+/// Length of an error record's key.
+pub(crate) const ERROR_KEY_LEN: usize = 24;
+
+/// Key of an error record: `tenant i64 | time_ms i64 | seq u64`, order-preserving.
+pub(crate) fn error_key(tenant: TenantId, time_ms: i64, seq: u64) -> [u8; ERROR_KEY_LEN] {
+    let mut out = [0u8; ERROR_KEY_LEN];
+    out[0..8].copy_from_slice(&ordered_i64(tenant).to_be_bytes());
+    out[8..16].copy_from_slice(&ordered_i64(time_ms).to_be_bytes());
+    out[16..24].copy_from_slice(&seq.to_be_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

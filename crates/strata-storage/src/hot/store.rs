@@ -453,7 +453,7 @@ impl HotStore {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<ErrorRecord>, StorageError> {
-        let start = writer::error_key(tenant, since_ms, 0);
+        let start = key::error_key(tenant, since_ms, 0);
         let tenant_prefix = key::ordered_i64(tenant).to_be_bytes();
         let mut records = Vec::new();
         for guard in self.shared.errors.range(start..) {

@@ -20,7 +20,7 @@ use strata_core::{MetricId, TenantId};
 
 use super::codec;
 use super::errors::ErrorLogBudget;
-use super::key::{self, KEY_LEN};
+use super::key::{self, error_key, ERROR_KEY_LEN, KEY_LEN};
 use super::{HotOptions, WriteAck};
 use crate::error::StorageError;
 
@@ -206,25 +206,13 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-/// Length of an error record's key.
-pub(crate) const ERROR_KEY_LEN: usize = 24;
-
-/// Key of an error record: `tenant i64 | time_ms i64 | seq u64`, order-preserving.
-pub(crate) fn error_key(tenant: TenantId, time_ms: i64, seq: u64) -> [u8; ERROR_KEY_LEN] {
-    let mut out = [0u8; ERROR_KEY_LEN];
-    out[0..8].copy_from_slice(&key::ordered_i64(tenant).to_be_bytes());
-    out[8..16].copy_from_slice(&key::ordered_i64(time_ms).to_be_bytes());
-    out[16..24].copy_from_slice(&seq.to_be_bytes());
-    out
-}
-
 pub(crate) fn run(shared: Arc<Shared>, commands: Receiver<Command>, mut next_seq: u64) {
     debug_assert!(next_seq >= 1, "sequence numbers start at 1; 0 means none");
     let max_group_bytes = shared.options.max_group_bytes;
     let mut pending: Option<Command> = None;
     let mut error_log = ErrorLogBudget::new(&shared.options);
     loop {
-        error_log.sweep_if_due(&shared);
+        error_log.sweep_if_due(&shared.db, &shared.errors);
         let command = match pending.take() {
             Some(command) => command,
             None => match commands.recv_timeout(ErrorLogBudget::SWEEP_EVERY) {
@@ -313,7 +301,7 @@ fn commit_group(
             for write in &group {
                 let added: usize = write.errors.iter().map(PreparedError::stored_bytes).sum();
                 if added > 0 {
-                    error_log.added(shared, write.tenant, added as u64);
+                    error_log.added(&shared.db, &shared.errors, write.tenant, added as u64);
                 }
             }
             for (write, ack) in group.into_iter().zip(acks) {
