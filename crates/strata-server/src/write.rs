@@ -7,7 +7,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::Uri;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value as JsonValue};
+use strata_client::{WriteAnswer, WriteRejection};
 use strata_core::Role;
 use strata_ingest::BodyFormat;
 use strata_write::{WriteError, WriteRequest};
@@ -47,7 +47,7 @@ pub async fn write(
     caller: TenantCaller,
     uri: Uri,
     request: Request,
-) -> Result<Json<JsonValue>, ApiError> {
+) -> Result<Json<WriteAnswer>, ApiError> {
     caller.require(Role::Write)?;
     let Query(query) = Query::<WriteQuery>::try_from_uri(&uri)
         .map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -73,16 +73,19 @@ pub async fn write(
         })
         .await
         .map_err(api_error)?;
-    let errors: Vec<JsonValue> = outcome
+    let errors: Vec<WriteRejection> = outcome
         .rejections
-        .iter()
-        .map(|r| json!({ "index": r.index, "error": r.reason }))
+        .into_iter()
+        .map(|r| WriteRejection {
+            index: r.index as u64,
+            error: r.reason,
+        })
         .collect();
-    Ok(Json(json!({
-        "accepted": outcome.accepted,
-        "rejected": outcome.rejections.len(),
-        "errors": errors,
-    })))
+    Ok(Json(WriteAnswer {
+        accepted: outcome.accepted as u64,
+        rejected: errors.len() as u64,
+        errors,
+    }))
 }
 
 fn api_error(err: WriteError) -> ApiError {

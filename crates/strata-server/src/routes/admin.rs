@@ -6,6 +6,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strata_catalog::{KeyInfo, SettingsPatch, TenantSettings};
+use strata_client::{KeyCreated, TenantCreated};
 use strata_core::Role;
 
 use crate::auth::{Operator, TenantCaller};
@@ -23,12 +24,16 @@ pub async fn create_tenant(
     State(state): State<AppState>,
     _operator: Operator,
     JsonBody(body): JsonBody<CreateTenant>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TenantCreated>), ApiError> {
     let (tenant, key) = state.tenants().create_tenant(&body.name).await?;
     tracing::info!(tenant = %tenant.name, "tenant created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "tenant": tenant.name, "admin_key": key.secret, "key_id": key.info.id })),
+        Json(TenantCreated {
+            tenant: tenant.name,
+            admin_key: key.secret,
+            key_id: key.info.id,
+        }),
     ))
 }
 
@@ -61,7 +66,7 @@ pub async fn create_key(
     State(state): State<AppState>,
     caller: TenantCaller,
     JsonBody(body): JsonBody<CreateKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<KeyCreated>), ApiError> {
     caller.require(Role::Admin)?;
     let role: Role = body
         .role
@@ -70,7 +75,11 @@ pub async fn create_key(
     let key = state.tenants().create_key(caller.tenant.id, role).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": key.info.id, "key": key.secret, "role": key.info.role })),
+        Json(KeyCreated {
+            id: key.info.id,
+            key: key.secret,
+            role: key.info.role.to_string(),
+        }),
     ))
 }
 
