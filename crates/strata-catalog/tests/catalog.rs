@@ -215,7 +215,7 @@ async fn tenants_are_created_once_and_listed() {
         names,
         vec![(tenant.id, "dpi".into()), (other, "acme".into())]
     );
-    assert_not_found(fx.catalog.tenant(9999).await);
+    assert_not_found(fx.catalog.tenant(TenantId(9999)).await);
 }
 
 #[tokio::test]
@@ -451,7 +451,7 @@ async fn settings_default_and_patch() {
     assert_eq!(fx.catalog.settings(t).await.unwrap(), patched);
     let cleared = fx.catalog.update_settings(t, retention(0)).await.unwrap();
     assert_eq!(cleared.cold_retention_days, None);
-    assert_not_found(fx.catalog.settings(424242).await);
+    assert_not_found(fx.catalog.settings(TenantId(424242)).await);
 }
 
 #[tokio::test]
@@ -976,7 +976,11 @@ async fn reserved_and_invalid_names_are_refused() {
     let metric = schema.metric("thermostat").unwrap();
     assert_eq!(metric.timestamp_patterns, strings(&["%d/%m/%Y %H:%M"]));
     assert_eq!(metric.fields.len(), 1);
-    assert_not_found(fx.catalog.apply(4242, create_metric("x", &[])).await);
+    assert_not_found(
+        fx.catalog
+            .apply(TenantId(4242), create_metric("x", &[]))
+            .await,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1439,7 +1443,7 @@ async fn schema_cache_sees_every_change_at_once() {
         .unwrap();
     assert!(fx.catalog.schema(t).await.unwrap().metric("pump").is_none());
     assert_invalid(fx.catalog.ensure_metric(t, "").await);
-    assert_not_found(fx.catalog.schema(777).await);
+    assert_not_found(fx.catalog.schema(TenantId(777)).await);
 }
 
 /// Each consumer can hold only the role it uses: a `DynCatalog` narrows by trait upcasting, and

@@ -37,7 +37,7 @@ mod tests {
         assert_eq!(day_start_ms(-1), -DAY_MS);
         let id = uuid::Uuid::nil();
         assert_eq!(
-            file_path(3, 7, day_start_ms(before), id),
+            file_path(TenantId(3), MetricId(7), day_start_ms(before), id),
             "t3/m7/2015/01/12/00000000-0000-0000-0000-000000000000.parquet"
         );
     }

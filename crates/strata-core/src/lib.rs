@@ -7,6 +7,8 @@
 mod limits;
 mod names;
 mod panic;
+#[cfg(feature = "sqlx")]
+mod sqlx_ids;
 mod time;
 mod types;
 mod value;
@@ -21,12 +23,52 @@ pub use time::{now_ms, DAY_MS, HOUR_MS, WEEK_MS};
 pub use types::{FieldType, Role, UnknownFieldType, UnknownRole};
 pub use value::{JsonKind, Value};
 
-/// A tenant's stable internal id. Never shown to other tenants.
-pub type TenantId = i64;
-/// A metric's stable internal id; survives renames.
-pub type MetricId = i64;
-/// A field's stable internal id; survives renames.
-pub type FieldId = i64;
+/// Declares an id newtype over an integer: distinct types, so a metric id cannot be passed where
+/// a tenant id is wanted. `.0` is the integer (for SQL binds and key encoding); `Display` and
+/// serde show the bare integer, as before.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident($inner:ty)) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default,
+            serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(transparent)]
+        #[repr(transparent)]
+        pub struct $name(pub $inner);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl From<$inner> for $name {
+            fn from(id: $inner) -> Self {
+                $name(id)
+            }
+        }
+
+        impl From<$name> for $inner {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant's stable internal id. Never shown to other tenants.
+    TenantId(i64)
+);
+id_type!(
+    /// A metric's stable internal id; survives renames.
+    MetricId(i64)
+);
+id_type!(
+    /// A field's stable internal id; survives renames.
+    FieldId(i64)
+);
 /// The id of an incoming name (a key a device actually sent) within one metric. Data in the hot
 /// tier is stored under this id, so renames and aliases never rewrite data.
 pub type NameId = u32;

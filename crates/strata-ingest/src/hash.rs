@@ -41,7 +41,7 @@ pub fn content_hash(
     );
     let mut hasher = Xxh3Default::new();
     hasher.update(&[CONTENT_HASH_VERSION]);
-    hasher.update(&metric.to_le_bytes());
+    hasher.update(&metric.0.to_le_bytes());
     hasher.update(&timestamp_ms.to_le_bytes());
     hasher.update(&(fields.len() as u64).to_le_bytes());
     for (name, value, kind) in fields {

@@ -1,6 +1,7 @@
 //! Event and series identity hashes, and unknown-field statistics batching.
 
 use strata_core::{JsonKind, Limits, Value};
+use strata_core::{MetricId, TenantId};
 use strata_ingest::{
     content_hash, normalize, series_hash, series_hash_of_text, split_body, BodyFormat, EventObject,
     StatsAccumulator, StatsDelta, TimestampConfig, MAX_SAMPLES, MAX_SAMPLE_CHARS, NO_SERIES,
@@ -32,7 +33,10 @@ fn content_hash_ignores_key_order_of_the_json() {
     let (ts_b, b) = fields_of(r#"{"c":[1,2],"a":"s","b":{"x":1,"y":2},"timestamp":5}"#);
     assert_eq!(ts_a, ts_b);
     assert_eq!(a, b);
-    assert_eq!(content_hash(7, ts_a, &a), content_hash(7, ts_b, &b));
+    assert_eq!(
+        content_hash(MetricId(7), ts_a, &a),
+        content_hash(MetricId(7), ts_b, &b)
+    );
 }
 
 #[test]
@@ -47,7 +51,7 @@ fn content_hash_is_pinned() {
         ("e".to_string(), Value::Bool(true), JsonKind::Boolean),
     ];
     assert_eq!(
-        content_hash(1, 1_421_057_535_000, &fields),
+        content_hash(MetricId(1), 1_421_057_535_000, &fields),
         PINNED_CONTENT_HASH
     );
     assert_eq!(
@@ -62,39 +66,51 @@ const PINNED_SERIES_HASH: u64 = 16_574_022_692_983_491_374;
 #[test]
 fn content_hash_differs_when_anything_differs() {
     let base = one("a", Value::Int(1), JsonKind::Number);
-    let h = content_hash(1, 100, &base);
+    let h = content_hash(MetricId(1), 100, &base);
     let variants: Vec<(&str, u64)> = vec![
-        ("metric", content_hash(2, 100, &base)),
-        ("timestamp", content_hash(1, 101, &base)),
+        ("metric", content_hash(MetricId(2), 100, &base)),
+        ("timestamp", content_hash(MetricId(1), 101, &base)),
         (
             "value",
-            content_hash(1, 100, &one("a", Value::Int(2), JsonKind::Number)),
+            content_hash(MetricId(1), 100, &one("a", Value::Int(2), JsonKind::Number)),
         ),
         (
             "name",
-            content_hash(1, 100, &one("b", Value::Int(1), JsonKind::Number)),
+            content_hash(MetricId(1), 100, &one("b", Value::Int(1), JsonKind::Number)),
         ),
         (
             "string one",
-            content_hash(1, 100, &one("a", Value::Str("1".into()), JsonKind::String)),
+            content_hash(
+                MetricId(1),
+                100,
+                &one("a", Value::Str("1".into()), JsonKind::String),
+            ),
         ),
         (
             "float one",
-            content_hash(1, 100, &one("a", Value::Float(1.0), JsonKind::Number)),
+            content_hash(
+                MetricId(1),
+                100,
+                &one("a", Value::Float(1.0), JsonKind::Number),
+            ),
         ),
         (
             "bool",
-            content_hash(1, 100, &one("a", Value::Bool(true), JsonKind::Boolean)),
+            content_hash(
+                MetricId(1),
+                100,
+                &one("a", Value::Bool(true), JsonKind::Boolean),
+            ),
         ),
         (
             "null",
-            content_hash(1, 100, &one("a", Value::Null, JsonKind::Null)),
+            content_hash(MetricId(1), 100, &one("a", Value::Null, JsonKind::Null)),
         ),
-        ("no fields", content_hash(1, 100, &[])),
+        ("no fields", content_hash(MetricId(1), 100, &[])),
         (
             "extra field",
             content_hash(
-                1,
+                MetricId(1),
                 100,
                 &[
                     ("a".to_string(), Value::Int(1), JsonKind::Number),
@@ -109,19 +125,31 @@ fn content_hash_differs_when_anything_differs() {
     // An array's JSON text is not the same event as a string holding that text.
     assert_ne!(
         content_hash(
-            1,
+            MetricId(1),
             100,
             &one("a", Value::Str("[1]".into()), JsonKind::String)
         ),
-        content_hash(1, 100, &one("a", Value::Str("[1]".into()), JsonKind::Array)),
+        content_hash(
+            MetricId(1),
+            100,
+            &one("a", Value::Str("[1]".into()), JsonKind::Array)
+        ),
     );
     // Length prefixes keep name/value boundaries apart.
     assert_ne!(
-        content_hash(1, 100, &one("ab", Value::Str("c".into()), JsonKind::String)),
-        content_hash(1, 100, &one("a", Value::Str("bc".into()), JsonKind::String)),
+        content_hash(
+            MetricId(1),
+            100,
+            &one("ab", Value::Str("c".into()), JsonKind::String)
+        ),
+        content_hash(
+            MetricId(1),
+            100,
+            &one("a", Value::Str("bc".into()), JsonKind::String)
+        ),
     );
     // Identical re-sends hash identically.
-    assert_eq!(h, content_hash(1, 100, &base.clone()));
+    assert_eq!(h, content_hash(MetricId(1), 100, &base.clone()));
 }
 
 #[test]
@@ -182,13 +210,62 @@ fn series_hash_separates_series_and_reserves_zero() {
 fn stats_accumulate_per_name_and_drain_by_tenant() {
     let mut stats = StatsAccumulator::default();
     assert!(stats.is_empty());
-    stats.observe(1, 10, 100, JsonKind::String, &Value::Str("15".into()), 500);
-    stats.observe(1, 10, 100, JsonKind::Number, &Value::Int(15), 200);
-    stats.observe(1, 10, 100, JsonKind::String, &Value::Str("15".into()), 900);
-    stats.observe(1, 10, 100, JsonKind::Null, &Value::Null, 300);
-    stats.observe(2, 20, 100, JsonKind::Boolean, &Value::Bool(false), 7);
-    stats.observe(1, 10, 99, JsonKind::Array, &Value::Str("[1]".into()), 1);
-    stats.observe(1, 9, 100, JsonKind::Number, &Value::Float(0.5), 1);
+    stats.observe(
+        TenantId(1),
+        MetricId(10),
+        100,
+        JsonKind::String,
+        &Value::Str("15".into()),
+        500,
+    );
+    stats.observe(
+        TenantId(1),
+        MetricId(10),
+        100,
+        JsonKind::Number,
+        &Value::Int(15),
+        200,
+    );
+    stats.observe(
+        TenantId(1),
+        MetricId(10),
+        100,
+        JsonKind::String,
+        &Value::Str("15".into()),
+        900,
+    );
+    stats.observe(
+        TenantId(1),
+        MetricId(10),
+        100,
+        JsonKind::Null,
+        &Value::Null,
+        300,
+    );
+    stats.observe(
+        TenantId(2),
+        MetricId(20),
+        100,
+        JsonKind::Boolean,
+        &Value::Bool(false),
+        7,
+    );
+    stats.observe(
+        TenantId(1),
+        MetricId(10),
+        99,
+        JsonKind::Array,
+        &Value::Str("[1]".into()),
+        1,
+    );
+    stats.observe(
+        TenantId(1),
+        MetricId(9),
+        100,
+        JsonKind::Number,
+        &Value::Float(0.5),
+        1,
+    );
     assert_eq!(stats.len(), 4);
 
     let drained = stats.drain();
@@ -197,11 +274,11 @@ fn stats_accumulate_per_name_and_drain_by_tenant() {
 
     assert_eq!(drained.len(), 2);
     let (tenant, deltas) = &drained[0];
-    assert_eq!(*tenant, 1);
+    assert_eq!(*tenant, TenantId(1));
     assert_eq!(
         deltas
             .iter()
-            .map(|d| (d.metric, d.name))
+            .map(|d| (d.metric.0, d.name))
             .collect::<Vec<_>>(),
         vec![(9, 100), (10, 99), (10, 100)],
         "ordered by metric then name"
@@ -209,7 +286,7 @@ fn stats_accumulate_per_name_and_drain_by_tenant() {
     assert_eq!(
         deltas[2],
         StatsDelta {
-            metric: 10,
+            metric: MetricId(10),
             name: 100,
             count: 4,
             first_seen_ms: 200,
@@ -225,7 +302,7 @@ fn stats_accumulate_per_name_and_drain_by_tenant() {
     );
     assert_eq!(deltas[1].samples, vec!["[1]".to_string()]);
     assert_eq!(deltas[0].samples, vec!["0.5".to_string()]);
-    assert_eq!(drained[1].0, 2);
+    assert_eq!(drained[1].0, TenantId(2));
     assert_eq!(drained[1].1[0].samples, vec!["false".to_string()]);
 }
 
@@ -233,9 +310,23 @@ fn stats_accumulate_per_name_and_drain_by_tenant() {
 fn stats_samples_are_few_distinct_and_short() {
     let mut stats = StatsAccumulator::new();
     let long = "é".repeat(MAX_SAMPLE_CHARS + 50);
-    stats.observe(1, 1, 1, JsonKind::String, &Value::Str(long.clone()), 0);
+    stats.observe(
+        TenantId(1),
+        MetricId(1),
+        1,
+        JsonKind::String,
+        &Value::Str(long.clone()),
+        0,
+    );
     for i in 0..20 {
-        stats.observe(1, 1, 1, JsonKind::Number, &Value::Int(i), i);
+        stats.observe(
+            TenantId(1),
+            MetricId(1),
+            1,
+            JsonKind::Number,
+            &Value::Int(i),
+            i,
+        );
     }
     let drained = stats.drain();
     let delta = &drained[0].1[0];
@@ -249,25 +340,46 @@ fn stats_samples_are_few_distinct_and_short() {
 #[test]
 fn stats_accumulators_merge() {
     let mut a = StatsAccumulator::new();
-    a.observe(1, 1, 1, JsonKind::String, &Value::Str("x".into()), 50);
     a.observe(
+        TenantId(1),
+        MetricId(1),
         1,
-        1,
+        JsonKind::String,
+        &Value::Str("x".into()),
+        50,
+    );
+    a.observe(
+        TenantId(1),
+        MetricId(1),
         2,
         JsonKind::String,
         &Value::Str("only in a".into()),
         5,
     );
     let mut b = StatsAccumulator::new();
-    b.observe(1, 1, 1, JsonKind::Number, &Value::Int(3), 10);
-    b.observe(1, 1, 1, JsonKind::String, &Value::Str("x".into()), 80);
-    b.observe(3, 1, 1, JsonKind::Null, &Value::Null, 1);
+    b.observe(
+        TenantId(1),
+        MetricId(1),
+        1,
+        JsonKind::Number,
+        &Value::Int(3),
+        10,
+    );
+    b.observe(
+        TenantId(1),
+        MetricId(1),
+        1,
+        JsonKind::String,
+        &Value::Str("x".into()),
+        80,
+    );
+    b.observe(TenantId(3), MetricId(1), 1, JsonKind::Null, &Value::Null, 1);
     a.merge(b);
     assert_eq!(a.len(), 3);
 
     let drained = a.drain();
     assert_eq!(
-        drained.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        drained.iter().map(|(t, _)| t.0).collect::<Vec<_>>(),
         vec![1, 3]
     );
     let merged = &drained[0].1[0];

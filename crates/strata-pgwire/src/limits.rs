@@ -214,22 +214,22 @@ mod tests {
     #[test]
     fn sessions_are_capped_in_all_and_per_tenant() {
         let sessions = Arc::new(Sessions::new(3, 2));
-        let a1 = sessions.admit(1).unwrap();
-        let _a2 = sessions.admit(1).unwrap();
-        assert_eq!(sessions.admit(1).unwrap_err(), Refusal::Tenant(2));
-        let _b1 = sessions.admit(2).unwrap();
-        assert_eq!(sessions.admit(3).unwrap_err(), Refusal::Server(3));
+        let a1 = sessions.admit(TenantId(1)).unwrap();
+        let _a2 = sessions.admit(TenantId(1)).unwrap();
+        assert_eq!(sessions.admit(TenantId(1)).unwrap_err(), Refusal::Tenant(2));
+        let _b1 = sessions.admit(TenantId(2)).unwrap();
+        assert_eq!(sessions.admit(TenantId(3)).unwrap_err(), Refusal::Server(3));
         drop(a1);
         assert_eq!(sessions.total(), 2);
-        let _a3 = sessions.admit(1).unwrap();
-        assert!(sessions.admit(2).is_err());
+        let _a3 = sessions.admit(TenantId(1)).unwrap();
+        assert!(sessions.admit(TenantId(2)).is_err());
     }
 
     #[test]
     fn freed_tenants_leave_no_entry() {
         let sessions = Arc::new(Sessions::default());
         for tenant in 0..1000 {
-            drop(sessions.admit(tenant).unwrap());
+            drop(sessions.admit(TenantId(tenant)).unwrap());
         }
         assert!(lock(&sessions.counts).per_tenant.is_empty());
         assert_eq!(sessions.total(), 0);

@@ -103,7 +103,7 @@ impl StrataStartupHandler {
             return Err(auth_failed());
         };
         let slot = self.sessions.admit(tenant.id).map_err(|refusal| {
-            tracing::warn!(%peer, tenant = tenant.id, %refusal, "Postgres login refused");
+            tracing::warn!(%peer, tenant = %tenant.id, %refusal, "Postgres login refused");
             fatal(TOO_MANY_CONNECTIONS, refusal.to_string())
         })?;
         let credentials = Credentials {
@@ -122,7 +122,7 @@ impl StrataStartupHandler {
         key: CancelKey,
     ) -> PgWireResult<Connection> {
         let session = self.engine.session(tenant.id).await.map_err(|e| {
-            tracing::error!(error = %e, tenant = tenant.id, "opening a Postgres session");
+            tracing::error!(error = %e, tenant = %tenant.id, "opening a Postgres session");
             pg_error(INTERNAL_ERROR, "could not open a session")
         })?;
         // pg_catalog reads the session's own catalog list, which holds only this tenant's
@@ -206,7 +206,7 @@ impl StartupHandler for StrataStartupHandler {
                     .login(&user, password, client.socket_addr(), cancel_key)
                     .await?;
                 client.set_pid_and_secret_key(pid, secret);
-                tracing::debug!(tenant = connection.tenant.id, pid, "Postgres login");
+                tracing::debug!(tenant = %connection.tenant.id, pid, "Postgres login");
                 client.session_extensions().insert(connection);
                 finish_authentication(client, &server_parameters()).await?;
             }

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use strata_catalog::SchemaChange;
+use strata_core::TenantId;
 use strata_core::{FieldType, Value};
 use strata_query::QueryError;
 
@@ -82,14 +83,14 @@ async fn thermostat(h: &Harness) -> i64 {
         ],
     )
     .await;
-    tenant
+    tenant.0
 }
 
 #[tokio::test]
 async fn alias_reads_first_non_null_name_in_precedence_and_keeps_its_output_name() {
     let h = harness().await;
     let tenant = thermostat(&h).await;
-    let session = h.session(tenant).await;
+    let session = h.session(TenantId(tenant)).await;
     let batches = run(&session, "SELECT temp FROM thermostat ORDER BY timestamp")
         .await
         .unwrap();
@@ -110,12 +111,12 @@ async fn rename_keeps_old_queries_working_and_never_changes_values() {
     let h = harness().await;
     let tenant = thermostat(&h).await;
     let before = rows(
-        &h.session(tenant).await,
+        &h.session(TenantId(tenant)).await,
         "SELECT temperature FROM thermostat ORDER BY timestamp",
     )
     .await;
     h.change(
-        tenant,
+        TenantId(tenant),
         SchemaChange::UpdateField {
             metric: "thermostat".into(),
             field: "temperature".into(),
@@ -128,7 +129,7 @@ async fn rename_keeps_old_queries_working_and_never_changes_values() {
     )
     .await;
     h.change(
-        tenant,
+        TenantId(tenant),
         SchemaChange::UpdateMetric {
             metric: "thermostat".into(),
             rename_to: Some("thermo".into()),
@@ -140,7 +141,7 @@ async fn rename_keeps_old_queries_working_and_never_changes_values() {
         },
     )
     .await;
-    let session = h.session(tenant).await;
+    let session = h.session(TenantId(tenant)).await;
     for sql in [
         "SELECT temperature FROM thermostat ORDER BY timestamp",
         "SELECT celsius FROM thermo ORDER BY timestamp",
@@ -191,7 +192,7 @@ async fn aliases_work_in_every_clause() {
     ];
     // `machine1` is a metric alias added below.
     h.change(
-        tenant,
+        TenantId(tenant),
         SchemaChange::UpdateMetric {
             metric: "thermostat".into(),
             rename_to: None,
@@ -203,7 +204,7 @@ async fn aliases_work_in_every_clause() {
         },
     )
     .await;
-    let session = h.session(tenant).await;
+    let session = h.session(TenantId(tenant)).await;
     for (sql, expected) in cases {
         assert_eq!(rows(&session, sql).await, strings(expected), "{sql}");
     }
@@ -254,12 +255,12 @@ async fn failed_casts_read_null_are_counted_and_raw_text_stays_retrievable() {
     let h = harness().await;
     let tenant = thermostat(&h).await;
     h.write(
-        tenant,
+        TenantId(tenant),
         "thermostat",
         &[(T0 + 5000, vec![("temp", s("warm")), ("name", s("c"))])],
     )
     .await;
-    let session = h.session(tenant).await;
+    let session = h.session(TenantId(tenant)).await;
     assert_eq!(
         rows(&session, "SELECT temp FROM thermostat WHERE name = 'c'").await,
         strings(&[&[""]])
@@ -366,7 +367,7 @@ async fn explain_shows_pruned_weeks_series_seek_and_alias_expansion() {
 async fn write_and_definition_statements_are_refused_with_clear_messages() {
     let h = harness().await;
     let tenant = thermostat(&h).await;
-    let session = h.session(tenant).await;
+    let session = h.session(TenantId(tenant)).await;
     for (sql, kind) in [
         ("CREATE TABLE t (a INT)", "CREATE TABLE"),
         ("INSERT INTO thermostat VALUES (1)", "INSERT"),
@@ -412,7 +413,7 @@ async fn tenants_are_sealed() {
     let a = thermostat(&h).await;
     h.hot
         .write(strata_storage::HotWrite {
-            tenant: a,
+            tenant: TenantId(a),
             events: vec![],
             errors: vec![strata_storage::ErrorRecord {
                 time_ms: T0,
@@ -428,7 +429,7 @@ async fn tenants_are_sealed() {
     let b = h.tenant("other").await;
     h.write(b, "pump", &[(T0, vec![("rpm", s("1"))])]).await;
 
-    let session_a = h.session(a).await;
+    let session_a = h.session(TenantId(a)).await;
     assert_eq!(
         rows(
             &session_a,

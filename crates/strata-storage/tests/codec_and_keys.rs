@@ -1,6 +1,7 @@
 //! Key order and value encoding, without a database.
 
 use strata_core::Value;
+use strata_core::{MetricId, TenantId};
 use strata_storage::codec::{decode_value, encode_value, ValueReader};
 use strata_storage::key;
 
@@ -49,8 +50,8 @@ fn byte_order_equals_logical_order() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut keys = Vec::new();
     for _ in 0..4000 {
-        let tenant = rng.pick_i64();
-        let metric = rng.pick_i64();
+        let tenant = TenantId(rng.pick_i64());
+        let metric = MetricId(rng.pick_i64());
         let series = rng.pick_u64();
         let timestamp = rng.pick_i64();
         let hash = rng.pick_u64();
@@ -89,7 +90,10 @@ fn byte_order_equals_logical_order() {
 #[test]
 fn negative_timestamps_sort_before_positive_within_a_series() {
     let ts = [-7_200_001, -3_600_000, -1, 0, 1, 3_600_000];
-    let keys: Vec<_> = ts.iter().map(|t| key::encode(5, 9, 42, *t, 0)).collect();
+    let keys: Vec<_> = ts
+        .iter()
+        .map(|t| key::encode(TenantId(5), MetricId(9), 42, *t, 0))
+        .collect();
     assert!(keys.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(key::hour_bucket(-1), -1);
     assert_eq!(key::hour_bucket(-3_600_000), -1);

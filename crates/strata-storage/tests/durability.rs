@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use strata_core::{MetricId, TenantId};
 
 use strata_core::Value;
 use strata_storage::{HotEvent, HotOptions, HotStore, HotWrite, ScanRequest};
@@ -38,7 +39,7 @@ fn durability_child_writer() {
                         .map(|event| {
                             let id = event_id(thread, write, event);
                             HotEvent {
-                                metric: 1,
+                                metric: MetricId(1),
                                 // Spread over several weeks so partitions get created while
                                 // the kill can happen.
                                 timestamp_ms: MONDAY + id * 60_000,
@@ -53,7 +54,7 @@ fn durability_child_writer() {
                         .collect();
                     let ack = store
                         .write_blocking(HotWrite {
-                            tenant: 7,
+                            tenant: TenantId(7),
                             events,
                             errors: vec![],
                         })
@@ -111,7 +112,7 @@ fn acknowledged_writes_survive_sigkill() {
 
     let store = HotStore::open(dir.path(), HotOptions::default()).unwrap();
     let stored: BTreeSet<i64> = store
-        .scan(&ScanRequest::all(7, 1))
+        .scan(&ScanRequest::all(TenantId(7), MetricId(1)))
         .unwrap()
         .map(|row| match row.unwrap().values[..] {
             [(1, Value::Int(id)), (2, Value::Str(_))] => id,
@@ -138,7 +139,7 @@ fn acknowledged_writes_survive_sigkill() {
     // The store keeps working after recovery and numbers keep rising.
     let ack = store
         .write_blocking(HotWrite {
-            tenant: 7,
+            tenant: TenantId(7),
             events: vec![],
             errors: vec![],
         })
@@ -146,9 +147,9 @@ fn acknowledged_writes_survive_sigkill() {
     assert_eq!(ack.rows, 0);
     let next = store
         .write_blocking(HotWrite {
-            tenant: 8,
+            tenant: TenantId(8),
             events: vec![HotEvent {
-                metric: 1,
+                metric: MetricId(1),
                 timestamp_ms: MONDAY,
                 series: 0,
                 content_hash: 0,

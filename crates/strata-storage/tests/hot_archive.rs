@@ -3,6 +3,8 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use strata_core::MetricId;
+use strata_core::TenantId;
 
 use strata_core::Value;
 use strata_storage::key::{DAY_MS, WEEK_MS};
@@ -30,7 +32,7 @@ fn now_ms() -> i64 {
 
 fn event(metric: i64, timestamp_ms: i64, value: i64) -> HotEvent {
     HotEvent {
-        metric,
+        metric: MetricId(metric),
         timestamp_ms,
         series: 0,
         content_hash: value as u64,
@@ -41,7 +43,7 @@ fn event(metric: i64, timestamp_ms: i64, value: i64) -> HotEvent {
 fn write(store: &HotStore, tenant: i64, events: Vec<HotEvent>) {
     store
         .write_blocking(HotWrite {
-            tenant,
+            tenant: TenantId(tenant),
             events,
             errors: vec![],
         })
@@ -52,7 +54,7 @@ fn count(store: &HotStore, tenant: i64, metric: i64, start_ms: i64, end_ms: i64)
     let request = ScanRequest {
         start_ms,
         end_ms,
-        ..ScanRequest::all(tenant, metric)
+        ..ScanRequest::all(TenantId(tenant), MetricId(metric))
     };
     store.scan(&request).unwrap().map(Result::unwrap).count()
 }
@@ -152,7 +154,7 @@ fn record(time_ms: i64, reason: &str) -> ErrorRecord {
 fn log_errors(store: &HotStore, tenant: i64, records: Vec<ErrorRecord>) {
     store
         .write_blocking(HotWrite {
-            tenant,
+            tenant: TenantId(tenant),
             events: vec![],
             errors: records,
         })
@@ -174,7 +176,7 @@ fn error_log_keeps_each_tenant_under_its_size_and_age_caps_oldest_first() {
         log_errors(&store, 1, vec![record(now + i, &format!("r{i}"))]);
     }
     log_errors(&store, 2, vec![record(now, "other tenant")]);
-    let kept = store.read_errors(1, i64::MIN, 1_000).unwrap();
+    let kept = store.read_errors(TenantId(1), i64::MIN, 1_000).unwrap();
     assert!(
         (10..=20).contains(&kept.len()),
         "{} records kept",
@@ -188,7 +190,10 @@ fn error_log_keeps_each_tenant_under_its_size_and_age_caps_oldest_first() {
         kept.iter().map(|r| r.reason.clone()).collect::<Vec<_>>(),
         reasons
     );
-    assert_eq!(store.read_errors(2, i64::MIN, 10).unwrap().len(), 1);
+    assert_eq!(
+        store.read_errors(TenantId(2), i64::MIN, 10).unwrap().len(),
+        1
+    );
 
     // Records past the age cap go at the sweep that follows a reopen, for every tenant.
     log_errors(
@@ -201,14 +206,17 @@ fn error_log_keeps_each_tenant_under_its_size_and_age_caps_oldest_first() {
     // Any command runs after the writer's first sweep.
     log_errors(&store, 4, vec![record(now, "wake")]);
     let tenant_3: Vec<String> = store
-        .read_errors(3, i64::MIN, 10)
+        .read_errors(TenantId(3), i64::MIN, 10)
         .unwrap()
         .into_iter()
         .map(|r| r.reason)
         .collect();
     assert_eq!(tenant_3, ["new"]);
     assert_eq!(
-        store.read_errors(1, i64::MIN, 1_000).unwrap().len(),
+        store
+            .read_errors(TenantId(1), i64::MIN, 1_000)
+            .unwrap()
+            .len(),
         kept.len()
     );
 }

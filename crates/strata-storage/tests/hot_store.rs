@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use strata_core::{MetricId, TenantId};
 
 use strata_core::Value;
 use strata_storage::key::{self, DAY_MS, HOUR_MS, WEEK_MS};
@@ -37,7 +38,7 @@ fn open(dir: &TempDir) -> Arc<HotStore> {
 
 fn event(metric: i64, timestamp_ms: i64, series: u64, value: i64) -> HotEvent {
     HotEvent {
-        metric,
+        metric: MetricId(metric),
         timestamp_ms,
         series,
         content_hash: value as u64,
@@ -48,7 +49,7 @@ fn event(metric: i64, timestamp_ms: i64, series: u64, value: i64) -> HotEvent {
 fn write(store: &HotStore, tenant: i64, events: Vec<HotEvent>) {
     store
         .write_blocking(HotWrite {
-            tenant,
+            tenant: TenantId(tenant),
             events,
             errors: vec![],
         })
@@ -63,7 +64,7 @@ fn range(tenant: i64, metric: i64, start_ms: i64, end_ms: i64) -> ScanRequest {
     ScanRequest {
         start_ms,
         end_ms,
-        ..ScanRequest::all(tenant, metric)
+        ..ScanRequest::all(TenantId(tenant), MetricId(metric))
     }
 }
 
@@ -97,7 +98,7 @@ fn time_range_is_start_inclusive_end_exclusive_across_weeks() {
     );
     assert_eq!(store.partitions().len(), 3, "three weeks touched");
 
-    let all = scan(&store, ScanRequest::all(1, 10));
+    let all = scan(&store, ScanRequest::all(TenantId(1), MetricId(10)));
     assert_eq!(timestamps(&all), times.to_vec());
 
     let rows = scan(&store, range(1, 10, MONDAY, next_monday));
@@ -141,7 +142,7 @@ fn negative_and_extreme_timestamps_are_stored_and_found() {
             .map(|(i, t)| event(10, *t, 0, i as i64))
             .collect(),
     );
-    let all = scan(&store, ScanRequest::all(1, 10));
+    let all = scan(&store, ScanRequest::all(TenantId(1), MetricId(10)));
     assert_eq!(timestamps(&all), times.to_vec());
     let rows = scan(&store, range(1, 10, -1, 1));
     assert_eq!(timestamps(&rows), vec![-1, 0]);
@@ -162,13 +163,13 @@ fn other_tenants_and_metrics_are_never_returned() {
     }
     for tenant in [-1, 0, 1, 2, i64::MAX, i64::MIN] {
         for metric in [-1, 0, 1, 2] {
-            let rows = scan(&store, ScanRequest::all(tenant, metric));
+            let rows = scan(&store, ScanRequest::all(TenantId(tenant), MetricId(metric)));
             let expected = tenant.wrapping_mul(10).wrapping_add(metric);
             assert_eq!(rows.len(), 1, "tenant {tenant} metric {metric}");
             assert_eq!(rows[0].values, vec![(1, Value::Int(expected))]);
         }
     }
-    assert!(scan(&store, ScanRequest::all(3, 1)).is_empty());
+    assert!(scan(&store, ScanRequest::all(TenantId(3), MetricId(1))).is_empty());
 }
 
 #[test]
@@ -176,7 +177,7 @@ fn identical_event_is_stored_once_and_different_content_twice() {
     let dir = TempDir::new().unwrap();
     let store = open(&dir);
     let original = HotEvent {
-        metric: 7,
+        metric: MetricId(7),
         timestamp_ms: MONDAY + 1000,
         series: 0,
         content_hash: 0xABCD,
@@ -185,7 +186,10 @@ fn identical_event_is_stored_once_and_different_content_twice() {
     write(&store, 1, vec![original.clone()]);
     write(&store, 1, vec![original.clone()]);
     write(&store, 1, vec![original.clone(), original.clone()]);
-    assert_eq!(scan(&store, ScanRequest::all(1, 7)).len(), 1);
+    assert_eq!(
+        scan(&store, ScanRequest::all(TenantId(1), MetricId(7))).len(),
+        1
+    );
 
     let different = HotEvent {
         content_hash: 0xBEEF,
@@ -193,7 +197,7 @@ fn identical_event_is_stored_once_and_different_content_twice() {
         ..original.clone()
     };
     write(&store, 1, vec![different]);
-    let rows = scan(&store, ScanRequest::all(1, 7));
+    let rows = scan(&store, ScanRequest::all(TenantId(1), MetricId(7)));
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.timestamp_ms == MONDAY + 1000));
     let hashes: BTreeSet<u64> = rows.iter().map(|r| r.content_hash).collect();
@@ -217,7 +221,7 @@ fn series_filter_returns_only_those_series() {
 
     let request = ScanRequest {
         series: Some(vec![2]),
-        ..ScanRequest::all(1, 10)
+        ..ScanRequest::all(TenantId(1), MetricId(10))
     };
     let rows = scan(&store, request);
     assert_eq!(rows.len(), 30);
@@ -251,7 +255,7 @@ fn series_filter_returns_only_those_series() {
 
     let request = ScanRequest {
         series: Some(vec![]),
-        ..ScanRequest::all(1, 10)
+        ..ScanRequest::all(TenantId(1), MetricId(10))
     };
     assert!(scan(&store, request).is_empty());
 }
@@ -264,7 +268,7 @@ fn names_projection_decodes_only_requested_names() {
         &store,
         1,
         vec![HotEvent {
-            metric: 10,
+            metric: MetricId(10),
             timestamp_ms: MONDAY,
             series: 0,
             content_hash: 1,
@@ -277,7 +281,7 @@ fn names_projection_decodes_only_requested_names() {
             ],
         }],
     );
-    let all = scan(&store, ScanRequest::all(1, 10));
+    let all = scan(&store, ScanRequest::all(TenantId(1), MetricId(10)));
     assert_eq!(
         all[0].values,
         vec![
@@ -289,7 +293,7 @@ fn names_projection_decodes_only_requested_names() {
     );
     let request = ScanRequest {
         names: Some(vec![9, 4, 100]),
-        ..ScanRequest::all(1, 10)
+        ..ScanRequest::all(TenantId(1), MetricId(10))
     };
     let rows = scan(&store, request);
     assert_eq!(
@@ -298,7 +302,9 @@ fn names_projection_decodes_only_requested_names() {
     );
 
     // The raw path gives the same row without owned decoding.
-    let mut scan = store.scan(&ScanRequest::all(1, 10)).unwrap();
+    let mut scan = store
+        .scan(&ScanRequest::all(TenantId(1), MetricId(10)))
+        .unwrap();
     let raw = scan.next_raw().unwrap().unwrap();
     assert_eq!(raw.timestamp_ms(), MONDAY);
     let mut reader = raw.values().unwrap();
@@ -323,7 +329,7 @@ fn seq_is_strictly_increasing_and_recovered_after_reopen() {
         for i in 0..5 {
             let ack = store
                 .write_blocking(HotWrite {
-                    tenant: 1,
+                    tenant: TenantId(1),
                     events: vec![
                         event(10, MONDAY + i, 0, i),
                         event(10, MONDAY + i + 100, 0, i),
@@ -351,13 +357,13 @@ fn seq_is_strictly_increasing_and_recovered_after_reopen() {
         assert_eq!(store.last_seq(), last_before);
         let ack = store
             .write_blocking(HotWrite {
-                tenant: 1,
+                tenant: TenantId(1),
                 events: vec![event(10, MONDAY + 50, 0, 50)],
                 errors: vec![],
             })
             .unwrap();
         assert_eq!(ack.first_seq, last_before + 1);
-        scan(&store, ScanRequest::all(1, 10))
+        scan(&store, ScanRequest::all(TenantId(1), MetricId(10)))
             .iter()
             .map(|r| r.seq)
             .collect()
@@ -377,7 +383,10 @@ fn dropping_the_store_without_close_keeps_seq() {
     };
     let store = open(&dir);
     assert_eq!(store.last_seq(), last);
-    assert_eq!(scan(&store, ScanRequest::all(1, 10)).len(), 1);
+    assert_eq!(
+        scan(&store, ScanRequest::all(TenantId(1), MetricId(10))).len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,7 +410,7 @@ async fn concurrent_writers_are_all_acknowledged_and_present() {
                     .collect();
                 let ack = store
                     .write(HotWrite {
-                        tenant: 1,
+                        tenant: TenantId(1),
                         events,
                         errors: vec![],
                     })
@@ -424,7 +433,7 @@ async fn concurrent_writers_are_all_acknowledged_and_present() {
         ranges.windows(2).all(|w| w[0].1 < w[1].0),
         "seq ranges never overlap"
     );
-    let rows = scan(&store, ScanRequest::all(1, 10));
+    let rows = scan(&store, ScanRequest::all(TenantId(1), MetricId(10)));
     assert_eq!(rows.len() as i64, TASKS * WRITES * EVENTS);
     let ids: BTreeSet<i64> = rows
         .iter()
@@ -486,7 +495,7 @@ fn drop_partition_removes_only_that_week_in(options: HotOptions, expected: [&str
     store.drop_partition(MONDAY).unwrap();
     store.drop_partition(MONDAY).unwrap(); // idempotent
     for tenant in [1, 2] {
-        let rows = scan(&store, ScanRequest::all(tenant, 10));
+        let rows = scan(&store, ScanRequest::all(TenantId(tenant), MetricId(10)));
         assert_eq!(
             timestamps(&rows),
             vec![MONDAY - WEEK_MS + DAY_MS, MONDAY + WEEK_MS + DAY_MS]
@@ -508,7 +517,9 @@ fn scan_is_a_consistent_snapshot() {
     let dir = TempDir::new().unwrap();
     let store = open(&dir);
     write(&store, 1, vec![event(10, MONDAY, 0, 1)]);
-    let mut scan_before = store.scan(&ScanRequest::all(1, 10)).unwrap();
+    let mut scan_before = store
+        .scan(&ScanRequest::all(TenantId(1), MetricId(10)))
+        .unwrap();
     write(
         &store,
         1,
@@ -518,7 +529,13 @@ fn scan_is_a_consistent_snapshot() {
         ],
     );
     assert_eq!(scan_before.by_ref().count(), 1);
-    assert_eq!(store.scan(&ScanRequest::all(1, 10)).unwrap().count(), 3);
+    assert_eq!(
+        store
+            .scan(&ScanRequest::all(TenantId(1), MetricId(10)))
+            .unwrap()
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -545,7 +562,7 @@ fn error_log_is_per_tenant_and_filtered_by_time() {
         let store = open(&dir);
         let ack = store
             .write_blocking(HotWrite {
-                tenant: 1,
+                tenant: TenantId(1),
                 events: vec![event(10, MONDAY, 0, 1)],
                 errors: vec![record(100, "a"), record(300, "c"), record(200, "b")],
             })
@@ -554,14 +571,14 @@ fn error_log_is_per_tenant_and_filtered_by_time() {
         assert_eq!(ack.last_seq, ack.first_seq + 3);
         store
             .write_blocking(HotWrite {
-                tenant: 2,
+                tenant: TenantId(2),
                 events: vec![],
                 errors: vec![record(150, "other tenant")],
             })
             .unwrap();
         store
             .write_blocking(HotWrite {
-                tenant: 0,
+                tenant: TenantId(0),
                 events: vec![],
                 errors: vec![record(-5, "tenant zero, negative time")],
             })
@@ -571,25 +588,34 @@ fn error_log_is_per_tenant_and_filtered_by_time() {
     let reasons =
         |records: Vec<ErrorRecord>| records.into_iter().map(|r| r.reason).collect::<Vec<_>>();
     assert_eq!(
-        reasons(store.read_errors(1, i64::MIN, 100).unwrap()),
+        reasons(store.read_errors(TenantId(1), i64::MIN, 100).unwrap()),
         ["a", "b", "c"]
     );
-    assert_eq!(reasons(store.read_errors(1, 200, 100).unwrap()), ["b", "c"]);
-    assert_eq!(reasons(store.read_errors(1, 201, 100).unwrap()), ["c"]);
     assert_eq!(
-        reasons(store.read_errors(1, i64::MIN, 2).unwrap()),
+        reasons(store.read_errors(TenantId(1), 200, 100).unwrap()),
+        ["b", "c"]
+    );
+    assert_eq!(
+        reasons(store.read_errors(TenantId(1), 201, 100).unwrap()),
+        ["c"]
+    );
+    assert_eq!(
+        reasons(store.read_errors(TenantId(1), i64::MIN, 2).unwrap()),
         ["a", "b"]
     );
     assert_eq!(
-        reasons(store.read_errors(2, 0, 100).unwrap()),
+        reasons(store.read_errors(TenantId(2), 0, 100).unwrap()),
         ["other tenant"]
     );
     assert_eq!(
-        reasons(store.read_errors(0, i64::MIN, 100).unwrap()),
+        reasons(store.read_errors(TenantId(0), i64::MIN, 100).unwrap()),
         ["tenant zero, negative time"]
     );
-    assert!(store.read_errors(3, i64::MIN, 100).unwrap().is_empty());
-    let full = store.read_errors(1, 100, 1).unwrap();
+    assert!(store
+        .read_errors(TenantId(3), i64::MIN, 100)
+        .unwrap()
+        .is_empty());
+    let full = store.read_errors(TenantId(1), 100, 1).unwrap();
     assert_eq!(full, vec![record(100, "a")]);
 }
 
@@ -628,34 +654,52 @@ async fn purge_metric_removes_its_rows_everywhere_and_nothing_else() {
         .collect();
     write(&store, 1, spread.clone());
     store
-        .raise_late_threshold(1, 10, MONDAY + 20 * DAY_MS)
+        .raise_late_threshold(TenantId(1), MetricId(10), MONDAY + 20 * DAY_MS)
         .await
         .unwrap();
     write(&store, 1, vec![event(10, MONDAY + HOUR_MS, 7, 1_000)]);
     assert_eq!(
-        store.scan_late(&ScanRequest::all(1, 10)).unwrap().count(),
+        store
+            .scan_late(&ScanRequest::all(TenantId(1), MetricId(10)))
+            .unwrap()
+            .count(),
         1
     );
     // Neighbours: another metric of the tenant, the same metric id in another tenant.
     write(&store, 1, vec![event(11, MONDAY, 0, 1)]);
     write(&store, 2, vec![event(10, MONDAY, 0, 1)]);
 
-    let removed = store.purge_metric(1, 10).await.unwrap();
+    let removed = store.purge_metric(TenantId(1), MetricId(10)).await.unwrap();
     assert_eq!(removed, 31 + 1, "30 + 1 rows in weeks, 1 in the late index");
-    assert!(scan(&store, ScanRequest::all(1, 10)).is_empty());
+    assert!(scan(&store, ScanRequest::all(TenantId(1), MetricId(10))).is_empty());
     assert_eq!(
-        store.scan_late(&ScanRequest::all(1, 10)).unwrap().count(),
+        store
+            .scan_late(&ScanRequest::all(TenantId(1), MetricId(10)))
+            .unwrap()
+            .count(),
         0
     );
-    assert_eq!(store.late_threshold(1, 10), None);
-    assert_eq!(scan(&store, ScanRequest::all(1, 11)).len(), 1);
-    assert_eq!(scan(&store, ScanRequest::all(2, 10)).len(), 1);
+    assert_eq!(store.late_threshold(TenantId(1), MetricId(10)), None);
+    assert_eq!(
+        scan(&store, ScanRequest::all(TenantId(1), MetricId(11))).len(),
+        1
+    );
+    assert_eq!(
+        scan(&store, ScanRequest::all(TenantId(2), MetricId(10))).len(),
+        1
+    );
     // Idempotent, and durable across a reopen.
-    assert_eq!(store.purge_metric(1, 10).await.unwrap(), 0);
+    assert_eq!(
+        store.purge_metric(TenantId(1), MetricId(10)).await.unwrap(),
+        0
+    );
     store.close();
     drop(store);
     let store = open(&dir);
-    assert!(scan(&store, ScanRequest::all(1, 10)).is_empty());
-    assert_eq!(store.late_threshold(1, 10), None);
-    assert_eq!(scan(&store, ScanRequest::all(1, 11)).len(), 1);
+    assert!(scan(&store, ScanRequest::all(TenantId(1), MetricId(10))).is_empty());
+    assert_eq!(store.late_threshold(TenantId(1), MetricId(10)), None);
+    assert_eq!(
+        scan(&store, ScanRequest::all(TenantId(1), MetricId(11))).len(),
+        1
+    );
 }

@@ -396,7 +396,7 @@ impl Writer {
                 .record_incoming_stats(tenant, deltas)
                 .await
             {
-                tracing::warn!(tenant, "could not record unknown-field statistics: {err}");
+                tracing::warn!(tenant = %tenant, "could not record unknown-field statistics: {err}");
             }
         }
     }

@@ -57,7 +57,7 @@ impl IncomingNames for SqliteCatalog {
         tx.commit().await?;
         if created > 0 {
             self.invalidate_schema(tenant);
-            tracing::debug!(tenant, metric, created, "incoming names registered");
+            tracing::debug!(tenant = %tenant, metric = %metric, created, "incoming names registered");
         }
         let ids = stored.ids;
         lock(&self.incoming_cache).insert(metric, IncomingIds { tenant, ids });

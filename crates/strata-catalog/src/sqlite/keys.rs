@@ -107,7 +107,7 @@ pub(super) async fn create(
     require_tenant(&mut tx, tenant).await?;
     let key = insert_key(&mut tx, tenant, role).await?;
     tx.commit().await?;
-    tracing::info!(tenant, key_id = %key.info.id, role = %role, "key created");
+    tracing::info!(tenant = %tenant, key_id = %key.info.id, role = %role, "key created");
     Ok(key)
 }
 
@@ -161,7 +161,7 @@ pub(super) async fn revoke(
     let mut cache = lock(&catalog.auth_cache);
     cache.generation += 1;
     cache.by_hash.retain(|_, cached| cached.info.id != key_id);
-    tracing::info!(tenant, key_id, "key revoked");
+    tracing::info!(tenant = %tenant, key_id, "key revoked");
     Ok(())
 }
 

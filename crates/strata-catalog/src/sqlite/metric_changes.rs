@@ -52,7 +52,7 @@ pub(super) async fn create_metric(
         .await?
         .last_insert_rowid();
     for n in &names {
-        insert_metric_name(conn, tenant, id, n).await?;
+        insert_metric_name(conn, tenant, MetricId(id), n).await?;
     }
     let aliases: Vec<String> = names[1..].iter().map(|s| s.to_string()).collect();
     let text = if aliases.is_empty() {
@@ -63,7 +63,7 @@ pub(super) async fn create_metric(
             quoted_list(&aliases)
         )
     };
-    Ok((id, text))
+    Ok((MetricId(id), text))
 }
 
 pub(super) struct MetricUpdate {

@@ -141,8 +141,8 @@ pub(super) async fn insert_field(
     .execute(&mut *conn)
     .await?
     .last_insert_rowid();
-    insert_local_name(conn, metric, Some(id), name).await?;
-    Ok(id)
+    insert_local_name(conn, metric, Some(FieldId(id)), name).await?;
+    Ok(FieldId(id))
 }
 
 /// Gives `name` to `metric` unless it already has it; Conflict if another live metric of the

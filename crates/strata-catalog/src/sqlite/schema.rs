@@ -46,7 +46,7 @@ pub(super) async fn append_history(
     .bind(&change)
     .execute(&mut *conn)
     .await?;
-    tracing::info!(tenant, version, change = %change, "schema changed");
+    tracing::info!(tenant = %tenant, version, change = %change, "schema changed");
     Ok(SchemaVersion {
         version,
         at: ms_to_time(at_ms)?,
@@ -118,7 +118,7 @@ impl SchemaRegistry for SqliteCatalog {
             .await?;
             tx.commit().await?;
             self.invalidate_schema(tenant);
-            tracing::info!(tenant, metric = id, name, "metric created on first write");
+            tracing::info!(tenant = %tenant, metric = %id, name, "metric created on first write");
         } else {
             // Created after our cache read, possibly by another process whose changes never
             // invalidated our cache: reload so the answer is not served from a stale snapshot.

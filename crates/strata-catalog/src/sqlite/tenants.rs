@@ -45,12 +45,12 @@ impl TenantDirectory for SqliteCatalog {
         .execute(&mut *tx)
         .await?
         .last_insert_rowid();
-        let key = keys::insert_key(&mut tx, id, Role::Admin).await?;
+        let key = keys::insert_key(&mut tx, TenantId(id), Role::Admin).await?;
         tx.commit().await?;
         tracing::info!(tenant = id, name, "tenant created");
         Ok((
             Tenant {
-                id,
+                id: TenantId(id),
                 name: name.to_string(),
                 created_at: ms_to_time(created_at_ms)?,
             },

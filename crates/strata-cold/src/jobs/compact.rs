@@ -93,7 +93,7 @@ pub(crate) async fn compact_tenant(
         },
     };
     if let Err(error) = state.catalog.record_compaction(record).await {
-        tracing::warn!(%error, tenant, "could not record the compaction outcome");
+        tracing::warn!(%error, tenant = %tenant, "could not record the compaction outcome");
     }
     result
 }
@@ -125,7 +125,7 @@ async fn compact_and_retype(
         retype_metric(state, kept, tenant, metric, &mut report.retype).await?;
     }
     tracing::info!(
-        tenant,
+        tenant = %tenant,
         files = report.files_written,
         rows = report.rows,
         retyped = report.retype.files_rewritten,
@@ -422,7 +422,7 @@ async fn commit(
         .prune_late(tenant, metric.id, watermark.compacted_seq)
         .await?;
     tracing::debug!(
-        tenant,
+        tenant = %tenant,
         metric = %metric.name,
         files = files_written,
         rows = uploaded.rows,

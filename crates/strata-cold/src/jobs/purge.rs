@@ -22,7 +22,7 @@ pub(super) async fn purge_deleted_metrics(state: &JobState) -> Result<Vec<String
             .mark_metric_purged(metric.tenant, metric.metric)
             .await?;
         tracing::info!(
-            tenant = metric.tenant,
+            tenant = %metric.tenant,
             metric = %metric.name,
             hot_rows = rows,
             cold_files = files,

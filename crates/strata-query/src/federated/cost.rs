@@ -159,6 +159,7 @@ fn estimate(files: &[ColdFile], from: i64, to: i64) -> (usize, f64) {
 mod tests {
     use super::*;
     use strata_core::DAY_MS;
+    use strata_core::{MetricId, TenantId};
 
     /// 1970-01-05, a Monday: the start of a hot week.
     const MONDAY: i64 = 4 * DAY_MS;
@@ -166,8 +167,8 @@ mod tests {
     fn file(min_ts_ms: i64, max_ts_ms: i64, rows: u64) -> ColdFile {
         ColdFile {
             id: 1,
-            tenant: 1,
-            metric: 1,
+            tenant: TenantId(1),
+            metric: MetricId(1),
             day_ms: min_ts_ms.div_euclid(DAY_MS) * DAY_MS,
             path: "t1/m1/x.parquet".to_string(),
             rows,

@@ -54,7 +54,7 @@ impl ErrorLogBudget {
             None => match measure(errors, tenant) {
                 Ok(total) => *self.bytes.entry(tenant).or_insert(total),
                 Err(error) => {
-                    tracing::error!(tenant, %error, "cannot measure the error log");
+                    tracing::error!(tenant = %tenant, %error, "cannot measure the error log");
                     return;
                 }
             },
@@ -70,7 +70,7 @@ impl ErrorLogBudget {
                     *total = total.saturating_sub(removed);
                 }
             }
-            Err(error) => tracing::error!(tenant, %error, "cannot trim the error log"),
+            Err(error) => tracing::error!(tenant = %tenant, %error, "cannot trim the error log"),
         }
     }
 
@@ -93,7 +93,7 @@ impl ErrorLogBudget {
                 Ok(record_key) if record_key.len() == ERROR_KEY_LEN => {
                     let mut word = [0u8; 8];
                     word.copy_from_slice(&record_key[0..8]);
-                    key::unordered_i64(u64::from_be_bytes(word))
+                    TenantId(key::unordered_i64(u64::from_be_bytes(word)))
                 }
                 Ok(_) | Err(_) => {
                     tracing::error!("unreadable error-log key; age sweep stopped");
@@ -106,10 +106,12 @@ impl ErrorLogBudget {
                         *total = total.saturating_sub(removed);
                     }
                 }
-                Err(error) => tracing::error!(tenant, %error, "error-log age sweep failed"),
+                Err(error) => {
+                    tracing::error!(tenant = %tenant, %error, "error-log age sweep failed")
+                }
             }
             // The next tenant's records start at the next tenant prefix.
-            match key::ordered_i64(tenant).checked_add(1) {
+            match key::ordered_i64(tenant.0).checked_add(1) {
                 Some(next) => tenant_start = next.to_be_bytes(),
                 None => break,
             }
@@ -120,7 +122,7 @@ impl ErrorLogBudget {
 /// Bytes a tenant's records take (keys and values).
 fn measure(errors: &Keyspace, tenant: TenantId) -> Result<u64, StorageError> {
     let mut total = 0u64;
-    for guard in errors.prefix(key::ordered_i64(tenant).to_be_bytes()) {
+    for guard in errors.prefix(key::ordered_i64(tenant.0).to_be_bytes()) {
         let (record_key, value) = guard
             .into_inner()
             .map_err(|e| StorageError::engine("measuring the error log", e))?;
@@ -173,7 +175,7 @@ fn trim(
         db.persist(PersistMode::Buffer)
             .map_err(|e| StorageError::engine("trimming the error log", e))?;
         tracing::info!(
-            tenant,
+            tenant = %tenant,
             records = removed,
             bytes = removed_bytes,
             "error log trimmed"

@@ -156,8 +156,8 @@ pub fn encode_parts(
     content_hash: u64,
 ) -> [u8; KEY_LEN] {
     let mut key = [0u8; KEY_LEN];
-    key[0..8].copy_from_slice(&ordered_i64(tenant).to_be_bytes());
-    key[8..16].copy_from_slice(&ordered_i64(metric).to_be_bytes());
+    key[0..8].copy_from_slice(&ordered_i64(tenant.0).to_be_bytes());
+    key[8..16].copy_from_slice(&ordered_i64(metric.0).to_be_bytes());
     key[16..24].copy_from_slice(&ordered_i64(hour).to_be_bytes());
     key[24..32].copy_from_slice(&series.to_be_bytes());
     key[32..40].copy_from_slice(&ordered_i64(timestamp_ms).to_be_bytes());
@@ -168,8 +168,8 @@ pub fn encode_parts(
 /// The `tenant | metric | hour` prefix: every row of that hour bucket starts with it.
 pub fn hour_prefix(tenant: TenantId, metric: MetricId, hour: i64) -> [u8; HOUR_PREFIX_LEN] {
     let mut prefix = [0u8; HOUR_PREFIX_LEN];
-    prefix[0..8].copy_from_slice(&ordered_i64(tenant).to_be_bytes());
-    prefix[8..16].copy_from_slice(&ordered_i64(metric).to_be_bytes());
+    prefix[0..8].copy_from_slice(&ordered_i64(tenant.0).to_be_bytes());
+    prefix[8..16].copy_from_slice(&ordered_i64(metric.0).to_be_bytes());
     prefix[16..24].copy_from_slice(&ordered_i64(hour).to_be_bytes());
     prefix
 }
@@ -187,8 +187,8 @@ pub fn decode(key: &[u8]) -> Option<HotKey> {
         return None;
     }
     Some(HotKey {
-        tenant: unordered_i64(read_u64(key, 0)),
-        metric: unordered_i64(read_u64(key, 8)),
+        tenant: TenantId(unordered_i64(read_u64(key, 0))),
+        metric: MetricId(unordered_i64(read_u64(key, 8))),
         hour: unordered_i64(read_u64(key, 16)),
         series: read_u64(key, 24),
         timestamp_ms: unordered_i64(read_u64(key, 32)),
@@ -234,7 +234,7 @@ pub(crate) const ERROR_KEY_LEN: usize = 24;
 /// Key of an error record: `tenant i64 | time_ms i64 | seq u64`, order-preserving.
 pub(crate) fn error_key(tenant: TenantId, time_ms: i64, seq: u64) -> [u8; ERROR_KEY_LEN] {
     let mut out = [0u8; ERROR_KEY_LEN];
-    out[0..8].copy_from_slice(&ordered_i64(tenant).to_be_bytes());
+    out[0..8].copy_from_slice(&ordered_i64(tenant.0).to_be_bytes());
     out[8..16].copy_from_slice(&ordered_i64(time_ms).to_be_bytes());
     out[16..24].copy_from_slice(&seq.to_be_bytes());
     out

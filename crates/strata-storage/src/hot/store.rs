@@ -291,8 +291,8 @@ impl HotStore {
         let shared = self.shared.clone();
         let removed = tokio::task::spawn_blocking(move || -> Result<u64, StorageError> {
             let mut prefix = [0u8; 16];
-            prefix[0..8].copy_from_slice(&key::ordered_i64(tenant).to_be_bytes());
-            prefix[8..16].copy_from_slice(&key::ordered_i64(metric).to_be_bytes());
+            prefix[0..8].copy_from_slice(&key::ordered_i64(tenant.0).to_be_bytes());
+            prefix[8..16].copy_from_slice(&key::ordered_i64(metric.0).to_be_bytes());
             let mut keyspaces = shared.row_keyspaces();
             keyspaces.push(shared.late.clone());
             let mut removed = 0u64;
@@ -454,7 +454,7 @@ impl HotStore {
         limit: usize,
     ) -> Result<Vec<ErrorRecord>, StorageError> {
         let start = key::error_key(tenant, since_ms, 0);
-        let tenant_prefix = key::ordered_i64(tenant).to_be_bytes();
+        let tenant_prefix = key::ordered_i64(tenant.0).to_be_bytes();
         let mut records = Vec::new();
         for guard in self.shared.errors.range(start..) {
             if records.len() >= limit {
@@ -525,8 +525,8 @@ fn read_late_thresholds(
         let word = |bytes: &[u8]| -> Result<u64, StorageError> {
             Ok(u64::from_be_bytes(bytes.try_into().map_err(|_| corrupt())?))
         };
-        let tenant = key::unordered_i64(word(&ids[0..8])?);
-        let metric = key::unordered_i64(word(&ids[8..16])?);
+        let tenant = TenantId(key::unordered_i64(word(&ids[0..8])?));
+        let metric = MetricId(key::unordered_i64(word(&ids[8..16])?));
         let threshold = key::unordered_i64(word(&value)?);
         thresholds.insert((tenant, metric), threshold);
     }
@@ -656,8 +656,8 @@ fn prepare(write: HotWrite, reply: Reply<WriteAck>) -> Result<PreparedWrite, Sto
         event.values.dedup_by_key(|(name, _)| *name);
         if event.values.len() != sent {
             tracing::warn!(
-                tenant,
-                metric = event.metric,
+                tenant = %tenant,
+                metric = %event.metric,
                 dropped = sent - event.values.len(),
                 "event repeats a name id; kept the first value of each"
             );

@@ -54,8 +54,8 @@ pub(crate) fn archived_week_name(week_start_ms: i64) -> String {
 pub(crate) fn late_threshold_key(tenant: TenantId, metric: MetricId) -> Vec<u8> {
     let mut out = Vec::with_capacity(LATE_THRESHOLD_PREFIX.len() + 16);
     out.extend_from_slice(LATE_THRESHOLD_PREFIX);
-    out.extend_from_slice(&key::ordered_i64(tenant).to_be_bytes());
-    out.extend_from_slice(&key::ordered_i64(metric).to_be_bytes());
+    out.extend_from_slice(&key::ordered_i64(tenant.0).to_be_bytes());
+    out.extend_from_slice(&key::ordered_i64(metric.0).to_be_bytes());
     out
 }
 
@@ -535,8 +535,8 @@ fn prune_late(
     upto_seq: u64,
 ) -> Result<usize, StorageError> {
     let mut prefix = [0u8; 16];
-    prefix[0..8].copy_from_slice(&key::ordered_i64(tenant).to_be_bytes());
-    prefix[8..16].copy_from_slice(&key::ordered_i64(metric).to_be_bytes());
+    prefix[0..8].copy_from_slice(&key::ordered_i64(tenant.0).to_be_bytes());
+    prefix[8..16].copy_from_slice(&key::ordered_i64(metric.0).to_be_bytes());
     let mut batch = shared.db.batch();
     let mut removed = 0;
     for guard in shared.late.prefix(prefix) {
