@@ -95,17 +95,7 @@ impl TenantSession {
     /// the text, issue 24 defect 1) and parses exactly one statement.
     pub fn parse(sql: &str) -> Result<DfStatement, QueryError> {
         limits::check_text(sql)?;
-        let mut statements =
-            DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(QueryError::from)?;
-        if statements.len() != 1 {
-            return Err(QueryError::Sql(format!(
-                "expected exactly one statement, got {}",
-                statements.len()
-            )));
-        }
-        statements
-            .pop_front()
-            .ok_or_else(|| QueryError::Sql("empty statement".to_string()))
+        parse_checked(sql)
     }
 
     /// A statement another parser produced (the Postgres door's), in the form the session plans.
@@ -203,6 +193,21 @@ impl TenantSession {
     }
 }
 
+/// Parses exactly one statement from text whose limits were already checked.
+fn parse_checked(sql: &str) -> Result<DfStatement, QueryError> {
+    let mut statements =
+        DFParser::parse_sql_with_dialect(sql, &GenericDialect {}).map_err(QueryError::from)?;
+    if statements.len() != 1 {
+        return Err(QueryError::Sql(format!(
+            "expected exactly one statement, got {}",
+            statements.len()
+        )));
+    }
+    statements
+        .pop_front()
+        .ok_or_else(|| QueryError::Sql("empty statement".to_string()))
+}
+
 /// The message of a panic goes to the log (it can name internals: paths, offsets), the client
 /// gets a generic internal error.
 fn panicked(panic: &(dyn std::any::Any + Send)) -> QueryError {
@@ -252,7 +257,8 @@ impl Planner {
 
     async fn forward(&self, input: Input, events: &mpsc::Sender<Event>) -> Result<(), QueryError> {
         let statement = match input {
-            Input::Text(sql) => TenantSession::parse(&sql)?,
+            // `execute` checked the text limits before spawning.
+            Input::Text(sql) => parse_checked(&sql)?,
             Input::Parsed(statement) => statement,
         };
         let plan = self.plan(statement).await?;

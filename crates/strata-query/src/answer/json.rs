@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, AsArray, PrimitiveArray};
 use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::json::writer::{
@@ -126,17 +126,8 @@ impl EncoderFactory for StrataValues {
     ) -> Result<Option<NullableEncoder<'a>>, ArrowError> {
         let nulls = array.nulls().cloned();
         let encoder: Box<dyn Encoder + 'a> = match array.data_type() {
-            DataType::Float32 => Box::new(FloatEncoder(
-                array
-                    .as_primitive::<Float32Type>()
-                    .values()
-                    .iter()
-                    .map(|v| *v as f64)
-                    .collect(),
-            )),
-            DataType::Float64 => Box::new(FloatEncoder(
-                array.as_primitive::<Float64Type>().values().to_vec(),
-            )),
+            DataType::Float32 => Box::new(FloatEncoder::F32(array.as_primitive::<Float32Type>())),
+            DataType::Float64 => Box::new(FloatEncoder::F64(array.as_primitive::<Float64Type>())),
             data_type if has_json_form(data_type) => return Ok(None),
             _ => Box::new(DisplayEncoder(ArrayFormatter::try_new(
                 array,
@@ -157,11 +148,18 @@ fn has_json_form(data_type: &DataType) -> bool {
 }
 
 /// Finite floats as JSON numbers (shortest round-trip form); NaN and infinities as strings.
-struct FloatEncoder(Vec<f64>);
+/// Reads the column in place: no copy per batch.
+enum FloatEncoder<'a> {
+    F32(&'a PrimitiveArray<Float32Type>),
+    F64(&'a PrimitiveArray<Float64Type>),
+}
 
-impl Encoder for FloatEncoder {
+impl Encoder for FloatEncoder<'_> {
     fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
-        let value = self.0.get(idx).copied().unwrap_or(f64::NAN);
+        let value = match self {
+            FloatEncoder::F32(array) => array.value(idx) as f64,
+            FloatEncoder::F64(array) => array.value(idx),
+        };
         let json = serde_json::Number::from_f64(value)
             .map(Value::Number)
             .unwrap_or_else(|| Value::String(value.to_string()));
