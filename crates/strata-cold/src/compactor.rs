@@ -5,13 +5,12 @@
 
 use std::sync::Arc;
 
-use strata_catalog::DynCatalog;
 use strata_core::TenantId;
 use strata_storage::HotStore;
 
 use crate::jobs::partitions::Retiring;
 use crate::jobs::retype::KeptAsIs;
-use crate::jobs::{compact, gc, CompactionReport, CompactorConfig, GcReport, JobState};
+use crate::jobs::{compact, gc, CompactionReport, CompactorConfig, GcReport, JobCatalog, JobState};
 use crate::{ColdError, ColdStore};
 
 pub struct Compactor {
@@ -26,14 +25,14 @@ pub struct Compactor {
 
 impl Compactor {
     pub fn new(
-        catalog: DynCatalog,
+        catalog: impl Into<JobCatalog>,
         hot: Arc<HotStore>,
         cold: ColdStore,
         config: CompactorConfig,
     ) -> Self {
         Compactor {
             state: JobState {
-                catalog,
+                catalog: catalog.into(),
                 hot,
                 cold,
                 config,
@@ -54,7 +53,7 @@ impl Compactor {
 
     /// Compacts every tenant; failures are logged and recorded per tenant.
     pub async fn compact_everything(&self) {
-        let tenants = match self.state.catalog.list_tenants().await {
+        let tenants = match self.state.catalog.tenants.list_tenants().await {
             Ok(tenants) => tenants,
             Err(error) => {
                 tracing::warn!(%error, "listing tenants for compaction failed");

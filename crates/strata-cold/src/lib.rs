@@ -27,7 +27,9 @@ mod store;
 
 pub use access::{retention_floor_ms, ColdAccess, COLD_STORE_URL};
 pub use compactor::Compactor;
-pub use jobs::{CompactionReport, CompactorConfig, GcReport, MetricCompaction, RetypeReport};
+pub use jobs::{
+    CompactionReport, CompactorConfig, GcReport, JobCatalog, MetricCompaction, RetypeReport,
+};
 pub use store::{ColdObject, ColdStore};
 
 /// Everything the cold tier can fail with. Messages never contain local file paths of the

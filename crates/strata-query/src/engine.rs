@@ -13,7 +13,7 @@ use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackCons
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use strata_catalog::{DynCatalog, TenantSchema};
+use strata_catalog::{ColdManifestStore, DynCatalog, SchemaRegistry, TenantSchema};
 use strata_cold::ColdAccess;
 use strata_core::TenantId;
 use strata_format::model::MetricModel;
@@ -60,10 +60,28 @@ impl Default for QueryConfig {
     }
 }
 
+/// The two catalog roles queries read, and no others: no keys, no settings, no writes.
+#[derive(Clone)]
+pub struct QueryCatalog {
+    /// Each session's tables and alias rewrite come from one snapshot of this.
+    pub schemas: Arc<dyn SchemaRegistry>,
+    /// Cold files and watermarks, read once per metric scan.
+    pub manifest: Arc<dyn ColdManifestStore>,
+}
+
+impl From<DynCatalog> for QueryCatalog {
+    fn from(catalog: DynCatalog) -> Self {
+        QueryCatalog {
+            schemas: catalog.clone(),
+            manifest: catalog,
+        }
+    }
+}
+
 /// Builds per-tenant sessions. Cheap to clone.
 #[derive(Clone)]
 pub struct QueryEngine {
-    catalog: DynCatalog,
+    catalog: QueryCatalog,
     hot: Arc<HotStore>,
     cold: Option<ColdAccess>,
     config: QueryConfig,
@@ -81,14 +99,14 @@ impl std::fmt::Debug for QueryEngine {
 }
 
 impl QueryEngine {
-    pub fn new(catalog: DynCatalog, hot: Arc<HotStore>, config: QueryConfig) -> Self {
+    pub fn new(catalog: impl Into<QueryCatalog>, hot: Arc<HotStore>, config: QueryConfig) -> Self {
         let runtime = QueryRuntime::start(config.threads)
             .inspect_err(|error| {
                 tracing::error!(%error, "queries will share the request threads");
             })
             .ok();
         QueryEngine {
-            catalog,
+            catalog: catalog.into(),
             hot,
             cold: None,
             config,
@@ -112,7 +130,7 @@ impl QueryEngine {
     /// catalog's current schema (tables and alias rewrite alike), so every schema change is
     /// visible to the next session.
     pub async fn session(&self, tenant: TenantId) -> Result<TenantSession, QueryError> {
-        let schema = self.catalog.schema(tenant).await.map_err(|e| {
+        let schema = self.catalog.schemas.schema(tenant).await.map_err(|e| {
             tracing::error!(error = %e, "reading the tenant schema for a query session");
             QueryError::Internal("could not read the tenant's schema".to_string())
         })?;
@@ -120,7 +138,7 @@ impl QueryEngine {
         let cold = self.cold.as_ref().map(|access| {
             runtime.register_object_store(access.url.as_ref(), access.store.clone());
             ColdContext {
-                catalog: self.catalog.clone(),
+                manifest: self.catalog.manifest.clone(),
                 access: access.clone(),
                 preference: self.config.tier_preference,
                 retention_days: schema.cold_retention_days,

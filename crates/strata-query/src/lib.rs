@@ -37,7 +37,7 @@ pub mod table;
 pub mod utc_time;
 pub mod yielding;
 
-pub use engine::{QueryConfig, QueryEngine, SYSTEM_SCHEMA};
+pub use engine::{QueryCatalog, QueryConfig, QueryEngine, SYSTEM_SCHEMA};
 pub use error::QueryError;
 pub use federated::{ColdContext, TierPreference};
 pub use session::{Described, QueryResult, TenantSession};

@@ -92,7 +92,7 @@ pub(crate) async fn compact_tenant(
             message: Some(error.to_string()),
         },
     };
-    if let Err(error) = state.catalog.record_compaction(record).await {
+    if let Err(error) = state.catalog.manifest.record_compaction(record).await {
         tracing::warn!(%error, tenant = %tenant, "could not record the compaction outcome");
     }
     result
@@ -104,7 +104,7 @@ async fn compact_and_retype(
     tenant: TenantId,
     started_at_ms: i64,
 ) -> Result<CompactionReport, ColdError> {
-    let schema = state.catalog.schema(tenant).await?;
+    let schema = state.catalog.schemas.schema(tenant).await?;
     let min_age_ms = millis(state.config.min_age);
     let cutoff = started_at_ms.saturating_sub(min_age_ms).div_euclid(HOUR_MS) * HOUR_MS;
     let mut report = CompactionReport::default();
@@ -120,7 +120,7 @@ async fn compact_and_retype(
     }
     // Re-typing reads the schema again: a type declared during the compaction above is
     // picked up now rather than on the next run.
-    let schema = state.catalog.schema(tenant).await?;
+    let schema = state.catalog.schemas.schema(tenant).await?;
     for metric in &schema.metrics {
         retype_metric(state, kept, tenant, metric, &mut report.retype).await?;
     }
@@ -183,7 +183,11 @@ async fn begin(
     metric: &Metric,
     cutoff: i64,
 ) -> Result<Snapshot, ColdError> {
-    let manifest = state.catalog.cold_manifest(tenant, metric.id).await?;
+    let manifest = state
+        .catalog
+        .manifest
+        .cold_manifest(tenant, metric.id)
+        .await?;
     let (old_watermark, old_seq) = manifest
         .watermark
         .map_or((i64::MIN, 0), |w| (w.watermark_ms, w.compacted_seq));
@@ -408,6 +412,7 @@ async fn commit(
     }
     state
         .catalog
+        .manifest
         .commit_compaction(CompactionCommit {
             tenant,
             metric: metric.id,

@@ -39,7 +39,7 @@ pub(crate) async fn collect_garbage(
 
 /// Deletes the objects under the cold root that the catalog does not know.
 async fn delete_orphans(state: &JobState) -> Result<u64, ColdError> {
-    let known = state.catalog.cold_paths().await?;
+    let known = state.catalog.manifest.cold_paths().await?;
     let mut deleted = 0;
     for object in state.cold.list().await? {
         if !known.contains(&object.path) {
@@ -56,6 +56,7 @@ async fn delete_retired(state: &JobState) -> Result<u64, ColdError> {
     let grace_ms = millis(state.config.retired_grace);
     let retired = state
         .catalog
+        .manifest
         .retired_cold_files(now_ms().saturating_sub(grace_ms))
         .await?;
     let mut forgotten = Vec::with_capacity(retired.len());
@@ -63,6 +64,6 @@ async fn delete_retired(state: &JobState) -> Result<u64, ColdError> {
         state.cold.delete(&file.path).await?;
         forgotten.push(file.id);
     }
-    state.catalog.forget_cold_files(&forgotten).await?;
+    state.catalog.manifest.forget_cold_files(&forgotten).await?;
     Ok(forgotten.len() as u64)
 }

@@ -13,7 +13,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_catalog::DynCatalog;
+use strata_catalog::{
+    ColdManifestStore, DynCatalog, SchemaRegistry, SettingsStore, TenantDirectory,
+};
 use strata_storage::HotStore;
 
 use crate::ColdStore;
@@ -56,10 +58,34 @@ impl Default for CompactorConfig {
     }
 }
 
-/// What every job works on: the catalog (manifest, watermarks, schema), the hot tier, the cold
-/// store and the configuration.
+/// The four catalog roles the cold jobs use, and no others: no keys, no incoming names.
+#[derive(Clone)]
+pub struct JobCatalog {
+    /// Which tenants there are (the jobs walk every tenant).
+    pub tenants: Arc<dyn TenantDirectory>,
+    /// Each tenant's cold retention.
+    pub settings: Arc<dyn SettingsStore>,
+    /// Each tenant's metrics and field types (encoding, re-typing).
+    pub schemas: Arc<dyn SchemaRegistry>,
+    /// Files, watermarks, purges and the compaction log.
+    pub manifest: Arc<dyn ColdManifestStore>,
+}
+
+impl From<DynCatalog> for JobCatalog {
+    fn from(catalog: DynCatalog) -> Self {
+        JobCatalog {
+            tenants: catalog.clone(),
+            settings: catalog.clone(),
+            schemas: catalog.clone(),
+            manifest: catalog,
+        }
+    }
+}
+
+/// What every job works on: the catalog roles (manifest, watermarks, schema), the hot tier, the
+/// cold store and the configuration.
 pub(crate) struct JobState {
-    pub catalog: DynCatalog,
+    pub catalog: JobCatalog,
     pub hot: Arc<HotStore>,
     pub cold: ColdStore,
     pub config: CompactorConfig,

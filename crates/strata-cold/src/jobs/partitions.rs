@@ -83,10 +83,14 @@ pub(super) async fn drop_compacted_hot_partitions(
 /// The watermark of every live metric (`i64::MIN` when never compacted).
 async fn watermarks(state: &JobState) -> Result<Vec<Compacted>, ColdError> {
     let mut watermarks = Vec::new();
-    for tenant in state.catalog.list_tenants().await? {
-        let schema = state.catalog.schema(tenant.id).await?;
+    for tenant in state.catalog.tenants.list_tenants().await? {
+        let schema = state.catalog.schemas.schema(tenant.id).await?;
         for metric in &schema.metrics {
-            let manifest = state.catalog.cold_manifest(tenant.id, metric.id).await?;
+            let manifest = state
+                .catalog
+                .manifest
+                .cold_manifest(tenant.id, metric.id)
+                .await?;
             watermarks.push(Compacted {
                 tenant: tenant.id,
                 metric: metric.id,

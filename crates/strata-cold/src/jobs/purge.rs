@@ -12,6 +12,7 @@ pub(super) async fn purge_deleted_metrics(state: &JobState) -> Result<Vec<String
     let after_ms = millis(state.config.purge_deleted_after);
     let due = state
         .catalog
+        .manifest
         .metrics_to_purge(now_ms().saturating_sub(after_ms))
         .await?;
     let mut purged = Vec::with_capacity(due.len());
@@ -19,6 +20,7 @@ pub(super) async fn purge_deleted_metrics(state: &JobState) -> Result<Vec<String
         let rows = state.hot.purge_metric(metric.tenant, metric.metric).await?;
         let files = state
             .catalog
+            .manifest
             .mark_metric_purged(metric.tenant, metric.metric)
             .await?;
         tracing::info!(

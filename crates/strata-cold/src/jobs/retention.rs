@@ -10,15 +10,16 @@ use crate::{retention_floor_ms, ColdError};
 /// Retires the files below each tenant's retention floor; answers how many.
 pub(super) async fn expire_cold_files(state: &JobState) -> Result<u64, ColdError> {
     let mut expired = 0;
-    for tenant in state.catalog.list_tenants().await? {
-        let settings = state.catalog.settings(tenant.id).await?;
+    for tenant in state.catalog.tenants.list_tenants().await? {
+        let settings = state.catalog.settings.settings(tenant.id).await?;
         let Some(floor) = retention_floor_ms(now_ms(), settings.cold_retention_days) else {
             continue;
         };
-        let schema = state.catalog.schema(tenant.id).await?;
+        let schema = state.catalog.schemas.schema(tenant.id).await?;
         for metric in &schema.metrics {
             let retired = state
                 .catalog
+                .manifest
                 .retire_cold_files(tenant.id, metric.id, floor)
                 .await?;
             if retired > 0 {

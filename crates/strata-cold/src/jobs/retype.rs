@@ -144,7 +144,11 @@ pub(super) async fn retype_metric(
     metric: &Metric,
     report: &mut RetypeReport,
 ) -> Result<(), ColdError> {
-    let manifest = state.catalog.cold_manifest(tenant, metric.id).await?;
+    let manifest = state
+        .catalog
+        .manifest
+        .cold_manifest(tenant, metric.id)
+        .await?;
     for file in &manifest.files {
         let targets = retype_targets(metric, file);
         if targets.is_empty() {
@@ -200,7 +204,7 @@ async fn swap(
         }],
         retire: vec![file.id],
     };
-    match state.catalog.commit_compaction(swap).await {
+    match state.catalog.manifest.commit_compaction(swap).await {
         Ok(()) => Ok(true),
         // Retired meanwhile (retention, purge): the new object is an orphan that the next
         // collection deletes.

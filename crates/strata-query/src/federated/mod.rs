@@ -22,8 +22,9 @@
 //! - `exec.rs`: [`ColdRecombineExec`] and [`FederatedScanExec`], the two execution plans.
 
 use std::fmt;
+use std::sync::Arc;
 
-use strata_catalog::DynCatalog;
+use strata_catalog::ColdManifestStore;
 use strata_cold::ColdAccess;
 
 mod cold_scan;
@@ -50,7 +51,8 @@ pub enum TierPreference {
 /// The cold side of a metric table.
 #[derive(Clone)]
 pub struct ColdContext {
-    pub catalog: DynCatalog,
+    /// Read once per scan, so a scan sees one manifest.
+    pub manifest: Arc<dyn ColdManifestStore>,
     pub access: ColdAccess,
     pub preference: TierPreference,
     /// The tenant's cold retention in days (`None`: forever), from the session's schema

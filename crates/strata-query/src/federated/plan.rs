@@ -123,7 +123,7 @@ fn backend(error: impl ToString) -> DataFusionError {
 }
 
 async fn read_manifest(cold: &ColdContext, spec: &ScanSpec) -> Result<ColdManifest> {
-    cold.catalog
+    cold.manifest
         .cold_manifest(spec.tenant, spec.model.id)
         .await
         .map_err(backend)
