@@ -110,27 +110,71 @@ pub fn locate_compacted_files(
     answer: &CompactAnswer,
     markers: &[(&str, &str)],
 ) -> Result<ColdFileSet, BenchError> {
-    let check = |message: String| Err(BenchError::Check(message));
+    let new_files: Vec<&PathBuf> = after.difference(before).collect();
+    check_new_files_are_this_compaction(cold_dir, new_files.len(), answer)?;
+    let groups = group_by_metric_directory(cold_dir, new_files)?;
+    check_single_tenant(&groups)?;
+
+    let mut metrics = Vec::new();
+    let mut other_files = 0;
+    for (directory, files) in groups {
+        let facts = DirectoryFacts::read(&files)?;
+        let Some(metric) = claimed_metric(&directory, &facts.arrow_types, markers)? else {
+            other_files += files.len();
+            continue;
+        };
+        if metrics.iter().any(|m: &MetricFiles| m.metric == metric) {
+            return check_failed(format!(
+                "two directories hold {metric}'s marker column; the markers do not identify it"
+            ));
+        }
+        metrics.push(facts.into_metric_files(metric, directory, files));
+    }
+    check_footers_agree_with_answer(&metrics, answer, markers)?;
+    metrics.sort_by(|a, b| a.metric.cmp(&b.metric));
+    Ok(ColdFileSet {
+        cold_dir: cold_dir.to_path_buf(),
+        metrics,
+        other_files,
+    })
+}
+
+fn check_failed<T>(message: String) -> Result<T, BenchError> {
+    Err(BenchError::Check(message))
+}
+
+/// The new files must be exactly what the compaction reports writing: a re-typing pass or a
+/// concurrent compaction would mix in files that are not this compaction's output.
+fn check_new_files_are_this_compaction(
+    cold_dir: &Path,
+    new_file_count: usize,
+    answer: &CompactAnswer,
+) -> Result<(), BenchError> {
     if answer.retyped_files > 0 {
-        return check(format!(
+        return check_failed(format!(
             "the compaction also re-typed {} files, so the new files include replacements of \
              older ones; run the benchmark on a tenant whose fields were declared before ingest",
             answer.retyped_files
         ));
     }
-    let new_files: Vec<&PathBuf> = after.difference(before).collect();
-    if new_files.len() as u64 != answer.files_written {
-        return check(format!(
+    if new_file_count as u64 != answer.files_written {
+        return check_failed(format!(
             "{} new Parquet files appeared under {} but the compaction reports {} written; \
              another compaction ran at the same time (start the server with \
              --compact-interval-secs 0) or the cold directory is not this server's",
-            new_files.len(),
+            new_file_count,
             cold_dir.display(),
             answer.files_written
         ));
     }
+    Ok(())
+}
 
-    // Group by `t<tenant>/m<metric>`.
+/// Groups files by their `t<tenant>/m<metric>` directory below `cold_dir`.
+fn group_by_metric_directory(
+    cold_dir: &Path,
+    new_files: Vec<&PathBuf>,
+) -> Result<BTreeMap<String, Vec<PathBuf>>, BenchError> {
     let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for path in new_files {
         let relative = path.strip_prefix(cold_dir).map_err(|_| {
@@ -144,13 +188,13 @@ pub fn locate_compacted_files(
             .components()
             .map(|c| c.as_os_str().to_string_lossy());
         let (Some(tenant), Some(metric)) = (parts.next(), parts.next()) else {
-            return check(format!(
+            return check_failed(format!(
                 "{} does not follow the layout t<tenant>/m<metric>/YYYY/MM/DD/<uuid>.parquet",
                 relative.display()
             ));
         };
         if !tenant.starts_with('t') || !metric.starts_with('m') {
-            return check(format!(
+            return check_failed(format!(
                 "{} does not follow the layout t<tenant>/m<metric>/YYYY/MM/DD/<uuid>.parquet",
                 relative.display()
             ));
@@ -160,24 +204,36 @@ pub fn locate_compacted_files(
             .or_default()
             .push(path.clone());
     }
+    Ok(groups)
+}
+
+fn check_single_tenant(groups: &BTreeMap<String, Vec<PathBuf>>) -> Result<(), BenchError> {
     let tenants: BTreeSet<&str> = groups
         .keys()
         .filter_map(|key| key.split('/').next())
         .collect();
     if tenants.len() > 1 {
-        return check(format!(
+        return check_failed(format!(
             "the new files span several tenants ({tenants:?}); another tenant was compacted at \
              the same time"
         ));
     }
+    Ok(())
+}
 
-    let mut metrics = Vec::new();
-    let mut other_files = 0;
-    for (directory, files) in groups {
+/// What the footers of one metric directory's new files add up to.
+struct DirectoryFacts {
+    rows: u64,
+    bytes: u64,
+    arrow_types: BTreeMap<String, DataType>,
+}
+
+impl DirectoryFacts {
+    fn read(files: &[PathBuf]) -> Result<DirectoryFacts, BenchError> {
         let mut rows = 0;
         let mut bytes = 0;
         let mut arrow_types: BTreeMap<String, DataType> = BTreeMap::new();
-        for file in &files {
+        for file in files {
             let facts = file_facts(file)?;
             rows += facts.rows;
             bytes += std::fs::metadata(file)?.len();
@@ -193,45 +249,63 @@ pub fn locate_compacted_files(
                 }
             }
         }
-        let claimed: Vec<&str> = markers
-            .iter()
-            .filter(|(_, column)| arrow_types.contains_key(*column))
-            .map(|(metric, _)| *metric)
-            .collect();
-        let metric = match claimed.as_slice() {
-            [] => {
-                other_files += files.len();
-                continue;
-            }
-            [metric] => metric.to_string(),
-            several => {
-                return check(format!(
-                    "{directory} holds the marker columns of several metrics: {several:?}"
-                ))
-            }
-        };
-        if metrics.iter().any(|m: &MetricFiles| m.metric == metric) {
-            return check(format!(
-                "two directories hold {metric}'s marker column; the markers do not identify it"
-            ));
-        }
-        let mut files = files;
+        Ok(DirectoryFacts {
+            rows,
+            bytes,
+            arrow_types,
+        })
+    }
+
+    fn into_metric_files(
+        self,
+        metric: String,
+        directory: String,
+        mut files: Vec<PathBuf>,
+    ) -> MetricFiles {
         files.sort();
-        metrics.push(MetricFiles {
+        MetricFiles {
             metric,
             directory,
             files,
-            rows,
-            bytes,
-            columns: arrow_types
+            rows: self.rows,
+            bytes: self.bytes,
+            columns: self
+                .arrow_types
                 .iter()
                 .map(|(name, data_type)| (name.clone(), data_type.to_string()))
                 .collect(),
-            arrow_types,
-        });
+            arrow_types: self.arrow_types,
+        }
     }
+}
 
-    // The footers must agree with the server about every marked metric it compacted.
+/// The one metric whose marker column the directory's files hold; `None` when no marker
+/// claims it (another metric of the tenant).
+fn claimed_metric(
+    directory: &str,
+    arrow_types: &BTreeMap<String, DataType>,
+    markers: &[(&str, &str)],
+) -> Result<Option<String>, BenchError> {
+    let claimed: Vec<&str> = markers
+        .iter()
+        .filter(|(_, column)| arrow_types.contains_key(*column))
+        .map(|(metric, _)| *metric)
+        .collect();
+    match claimed.as_slice() {
+        [] => Ok(None),
+        [metric] => Ok(Some(metric.to_string())),
+        several => check_failed(format!(
+            "{directory} holds the marker columns of several metrics: {several:?}"
+        )),
+    }
+}
+
+/// The footers must agree with the server about every marked metric it compacted.
+fn check_footers_agree_with_answer(
+    metrics: &[MetricFiles],
+    answer: &CompactAnswer,
+    markers: &[(&str, &str)],
+) -> Result<(), BenchError> {
     for reported in &answer.metrics {
         let marked = markers.iter().any(|(metric, _)| *metric == reported.metric);
         let located = metrics.iter().find(|m| m.metric == reported.metric);
@@ -240,7 +314,7 @@ pub fn locate_compacted_files(
                 if located.rows != reported.rows
                     || located.files.len() as u64 != reported.files_written =>
             {
-                return check(format!(
+                return check_failed(format!(
                     "{}: the server compacted {} rows into {} files, the files found hold {} rows in {} files",
                     reported.metric,
                     reported.rows,
@@ -251,7 +325,7 @@ pub fn locate_compacted_files(
             }
             Some(_) => {}
             None if marked && reported.files_written > 0 => {
-                return check(format!(
+                return check_failed(format!(
                     "{}: the server wrote {} files but none was found",
                     reported.metric, reported.files_written
                 ))
@@ -259,12 +333,7 @@ pub fn locate_compacted_files(
             None => {}
         }
     }
-    metrics.sort_by(|a, b| a.metric.cmp(&b.metric));
-    Ok(ColdFileSet {
-        cold_dir: cold_dir.to_path_buf(),
-        metrics,
-        other_files,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
