@@ -161,20 +161,28 @@ impl ReportRows for IngestReport {
                 ),
                 "",
             ),
-            ReportRow::new(
-                "ingest",
-                "sending time",
-                if self.chunks > 1 {
-                    format!(
-                        "{:.1} s ({} pregenerated chunks)",
-                        self.elapsed_s, self.chunks
-                    )
-                } else {
-                    format!("{:.1} s", self.elapsed_s)
-                },
-                "",
-            ),
+            ReportRow::new("ingest", "sending time", self.sending_time_text(), ""),
         ];
+        rows.extend(self.optional_rows());
+        rows
+    }
+}
+
+impl IngestReport {
+    fn sending_time_text(&self) -> String {
+        if self.chunks > 1 {
+            format!(
+                "{:.1} s ({} pregenerated chunks)",
+                self.elapsed_s, self.chunks
+            )
+        } else {
+            format!("{:.1} s", self.elapsed_s)
+        }
+    }
+
+    /// Latency, memory and count rows, for the figures this run measured.
+    fn optional_rows(&self) -> Vec<ReportRow> {
+        let mut rows = Vec::new();
         if let Some(latency) = &self.batch_latency {
             rows.push(ReportRow::new(
                 "ingest",
@@ -357,123 +365,22 @@ pub fn run_ingest_with(
         None
     };
 
-    let mut generator = Generator::new(config.workload.clone())?;
+    let generator = Generator::new(config.workload.clone())?;
     // Lines include the duplicates, whose number is only known once generated: estimate.
     let expected_lines = (config.workload.distinct_events() as f64
         * (1.0 + config.workload.shares.duplicates))
         .round() as u64;
     progress.phase("sending", expected_lines);
-    let mut tallies = Vec::new();
-    let mut chunks = 0u64;
-    let mut generation = Duration::ZERO;
-    let (elapsed, generated) = if config.pregenerate {
-        // Sending time of the chunks so far; each chunk's ack offsets are shifted by it so
-        // the per-second series reads as one continuous run.
-        let mut sending = Duration::ZERO;
-        loop {
-            let generating_since = Instant::now();
-            let mut batches = Vec::new();
-            let mut chunk_bytes = 0u64;
-            while chunk_bytes < config.chunk_bytes {
-                match next_batch(&mut generator, config.batch_size) {
-                    Some(batch) => {
-                        chunk_bytes += batch.body.len() as u64;
-                        batches.push(batch);
-                    }
-                    None => break,
-                }
-            }
-            generation += generating_since.elapsed();
-            if batches.is_empty() {
-                break;
-            }
-            chunks += 1;
-            let source = BatchSource::Pregenerated(Mutex::new(batches.into_iter()));
-            let start = Instant::now();
-            let mut chunk_tallies = run_clients(
-                &client,
-                &target.write_key,
-                &source,
-                start,
-                config.clients,
-                progress,
-            )?;
-            let chunk_elapsed = chunk_tallies
-                .iter()
-                .flat_map(|tally| tally.acks.iter().map(|(offset, _)| *offset))
-                .max()
-                .unwrap_or_else(|| start.elapsed());
-            for tally in &mut chunk_tallies {
-                for (offset, _) in &mut tally.acks {
-                    *offset += sending;
-                }
-            }
-            sending += chunk_elapsed;
-            tallies.extend(chunk_tallies);
-        }
-        (sending, generator.stats().clone())
-    } else {
-        let (sender, receiver) = sync_channel::<Batch>(config.clients * 2);
-        let source = BatchSource::Streamed(Mutex::new(receiver));
-        let batch_size = config.batch_size;
-        let start = Instant::now();
-        let (streamed, elapsed, generated) = std::thread::scope(|scope| {
-            let producer = scope.spawn(move || {
-                while let Some(batch) = next_batch(&mut generator, batch_size) {
-                    if sender.send(batch).is_err() {
-                        break;
-                    }
-                }
-                generator.stats().clone()
-            });
-            let tallies = run_clients(
-                &client,
-                &target.write_key,
-                &source,
-                start,
-                config.clients,
-                progress,
-            );
-            // Dropping the receiver unblocks the producer even if every client died early.
-            drop(source);
-            let generated = producer
-                .join()
-                .map_err(|_| BenchError::ThreadPanicked("generator"))?;
-            Ok::<_, BenchError>((tallies?, start.elapsed(), generated))
-        })?;
-        tallies = streamed;
-        // Measure to the last acknowledgement, not to thread teardown.
-        let last_ack = tallies
-            .iter()
-            .flat_map(|tally| tally.acks.iter().map(|(offset, _)| *offset))
-            .max()
-            .unwrap_or(elapsed);
-        (last_ack, generated)
+    let context = SendContext {
+        client: &client,
+        write_key: &target.write_key,
+        config,
+        progress,
     };
-
-    let mut total = ClientTally::default();
-    for tally in tallies {
-        total.batches += tally.batches;
-        total.failed_batches += tally.failed_batches;
-        total.lines_sent += tally.lines_sent;
-        total.bytes_sent += tally.bytes_sent;
-        total.accepted += tally.accepted;
-        total.rejected += tally.rejected;
-        total.latencies.extend(tally.latencies);
-        total.acks.extend(tally.acks);
-        for failure in tally.failures {
-            if total.failures.len() < MAX_FAILURES_KEPT {
-                total.failures.push(failure);
-            }
-        }
-    }
-    let elapsed_s = elapsed.as_secs_f64();
-    let per_second = |amount: f64| {
-        if elapsed_s > 0.0 {
-            amount / elapsed_s
-        } else {
-            0.0
-        }
+    let sent = if config.pregenerate {
+        context.send_pregenerated(generator)?
+    } else {
+        context.send_streamed(generator)?
     };
 
     let server_peak_rss_kib = match config.server_pid {
@@ -486,28 +393,204 @@ pub fn run_ingest_with(
     } else {
         None
     };
-    Ok(IngestReport {
-        run,
-        parameters: config.clone(),
-        generated,
-        schema,
-        batches: total.batches,
-        failed_batches: total.failed_batches,
-        failures: total.failures,
-        lines_sent: total.lines_sent,
-        bytes_sent: total.bytes_sent,
-        accepted: total.accepted,
-        rejected: total.rejected,
-        elapsed_s,
-        chunks,
-        generation_s: generation.as_secs_f64(),
-        events_per_s: per_second(total.accepted as f64),
-        megabytes_per_s: per_second(total.bytes_sent as f64 / 1_000_000.0),
-        batch_latency: LatencySummary::from_durations(&total.latencies),
-        rate_per_second: rate_per_second(&total.acks),
-        server_peak_rss_kib,
-        counts,
-    })
+    Ok(sent.into_report(run, config, schema, server_peak_rss_kib, counts))
+}
+
+/// Everything the clients sent and how long it took.
+struct SentWorkload {
+    tallies: Vec<ClientTally>,
+    /// Sending time, to the last acknowledgement.
+    elapsed: Duration,
+    generated: GeneratorStats,
+    chunks: u64,
+    /// Time spent generating with the clock stopped.
+    generation: Duration,
+}
+
+impl SentWorkload {
+    fn into_report(
+        self,
+        run: RunInfo,
+        config: &IngestConfig,
+        schema: Option<SchemaSetupReport>,
+        server_peak_rss_kib: Option<u64>,
+        counts: Option<CountCheck>,
+    ) -> IngestReport {
+        let total = ClientTally::sum(self.tallies);
+        let elapsed_s = self.elapsed.as_secs_f64();
+        let per_second = |amount: f64| {
+            if elapsed_s > 0.0 {
+                amount / elapsed_s
+            } else {
+                0.0
+            }
+        };
+        IngestReport {
+            run,
+            parameters: config.clone(),
+            generated: self.generated,
+            schema,
+            batches: total.batches,
+            failed_batches: total.failed_batches,
+            failures: total.failures,
+            lines_sent: total.lines_sent,
+            bytes_sent: total.bytes_sent,
+            accepted: total.accepted,
+            rejected: total.rejected,
+            elapsed_s,
+            chunks: self.chunks,
+            generation_s: self.generation.as_secs_f64(),
+            events_per_s: per_second(total.accepted as f64),
+            megabytes_per_s: per_second(total.bytes_sent as f64 / 1_000_000.0),
+            batch_latency: LatencySummary::from_durations(&total.latencies),
+            rate_per_second: rate_per_second(&total.acks),
+            server_peak_rss_kib,
+            counts,
+        }
+    }
+}
+
+impl ClientTally {
+    /// All clients' tallies as one, keeping the first failures.
+    fn sum(tallies: Vec<ClientTally>) -> ClientTally {
+        let mut total = ClientTally::default();
+        for tally in tallies {
+            total.batches += tally.batches;
+            total.failed_batches += tally.failed_batches;
+            total.lines_sent += tally.lines_sent;
+            total.bytes_sent += tally.bytes_sent;
+            total.accepted += tally.accepted;
+            total.rejected += tally.rejected;
+            total.latencies.extend(tally.latencies);
+            total.acks.extend(tally.acks);
+            for failure in tally.failures {
+                if total.failures.len() < MAX_FAILURES_KEPT {
+                    total.failures.push(failure);
+                }
+            }
+        }
+        total
+    }
+}
+
+/// The latest acknowledgement offset of any client, if any batch was acknowledged.
+fn last_ack(tallies: &[ClientTally]) -> Option<Duration> {
+    tallies
+        .iter()
+        .flat_map(|tally| tally.acks.iter().map(|(offset, _)| *offset))
+        .max()
+}
+
+/// What every sending mode needs: where to send, how, and whom to tell.
+struct SendContext<'a> {
+    client: &'a Client,
+    write_key: &'a str,
+    config: &'a IngestConfig,
+    progress: &'a dyn Progress,
+}
+
+impl SendContext<'_> {
+    fn run_clients(
+        &self,
+        source: &BatchSource,
+        start: Instant,
+    ) -> Result<Vec<ClientTally>, BenchError> {
+        run_clients(
+            self.client,
+            self.write_key,
+            source,
+            start,
+            self.config.clients,
+            self.progress,
+        )
+    }
+
+    /// Generates a chunk with the clock stopped, sends it with the clock running, repeats.
+    fn send_pregenerated(&self, mut generator: Generator) -> Result<SentWorkload, BenchError> {
+        let mut tallies = Vec::new();
+        let mut chunks = 0u64;
+        let mut generation = Duration::ZERO;
+        // Sending time of the chunks so far; each chunk's ack offsets are shifted by it so
+        // the per-second series reads as one continuous run.
+        let mut sending = Duration::ZERO;
+        loop {
+            let generating_since = Instant::now();
+            let batches = next_chunk(&mut generator, self.config);
+            generation += generating_since.elapsed();
+            if batches.is_empty() {
+                break;
+            }
+            chunks += 1;
+            let source = BatchSource::Pregenerated(Mutex::new(batches.into_iter()));
+            let start = Instant::now();
+            let mut chunk_tallies = self.run_clients(&source, start)?;
+            let chunk_elapsed = last_ack(&chunk_tallies).unwrap_or_else(|| start.elapsed());
+            for tally in &mut chunk_tallies {
+                for (offset, _) in &mut tally.acks {
+                    *offset += sending;
+                }
+            }
+            sending += chunk_elapsed;
+            tallies.extend(chunk_tallies);
+        }
+        Ok(SentWorkload {
+            tallies,
+            elapsed: sending,
+            generated: generator.stats().clone(),
+            chunks,
+            generation,
+        })
+    }
+
+    /// Sends while a producer thread generates, through a bounded channel.
+    fn send_streamed(&self, mut generator: Generator) -> Result<SentWorkload, BenchError> {
+        let (sender, receiver) = sync_channel::<Batch>(self.config.clients * 2);
+        let source = BatchSource::Streamed(Mutex::new(receiver));
+        let batch_size = self.config.batch_size;
+        let start = Instant::now();
+        let (tallies, elapsed, generated) = std::thread::scope(|scope| {
+            let producer = scope.spawn(move || {
+                while let Some(batch) = next_batch(&mut generator, batch_size) {
+                    if sender.send(batch).is_err() {
+                        break;
+                    }
+                }
+                generator.stats().clone()
+            });
+            let tallies = self.run_clients(&source, start);
+            // Dropping the receiver unblocks the producer even if every client died early.
+            drop(source);
+            let generated = producer
+                .join()
+                .map_err(|_| BenchError::ThreadPanicked("generator"))?;
+            Ok::<_, BenchError>((tallies?, start.elapsed(), generated))
+        })?;
+        // Measure to the last acknowledgement, not to thread teardown.
+        let elapsed = last_ack(&tallies).unwrap_or(elapsed);
+        Ok(SentWorkload {
+            tallies,
+            elapsed,
+            generated,
+            chunks: 0,
+            generation: Duration::ZERO,
+        })
+    }
+}
+
+/// Batches up to `config.chunk_bytes` of NDJSON (empty once the generator is exhausted).
+fn next_chunk(generator: &mut Generator, config: &IngestConfig) -> Vec<Batch> {
+    let mut batches = Vec::new();
+    let mut chunk_bytes = 0u64;
+    while chunk_bytes < config.chunk_bytes {
+        match next_batch(generator, config.batch_size) {
+            Some(batch) => {
+                chunk_bytes += batch.body.len() as u64;
+                batches.push(batch);
+            }
+            None => break,
+        }
+    }
+    batches
 }
 
 fn run_clients(
