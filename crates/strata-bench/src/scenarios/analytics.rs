@@ -34,6 +34,7 @@ use datafusion::datasource::listing::{
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use strata_client::Client;
 
 use crate::cold_files::{ColdFileSet, MetricFiles};
 use crate::generator::{
@@ -554,6 +555,46 @@ pub fn run_analytics_with(
     let queries = tsbs_queries(config)?;
     let threads = config.threads();
 
+    let tables = compacted_tables(files)?;
+    let coverage = check_coverage(&client, &target.read_key, &tables)?;
+    let coverage_ok = coverage.iter().all(|c| c.file_rows == c.strata_rows);
+    let (python, duckdb_probe) = probe_duckdb_as_configured(config)?;
+
+    let engines = EngineRuns {
+        config,
+        tables: &tables,
+        queries: &queries,
+        threads,
+        progress,
+    };
+    let (strata_results, datafusion_results) =
+        engines.measure_strata_and_datafusion(&client, &target.read_key)?;
+    let duckdb = engines.run_duckdb_if_available(python.as_deref(), duckdb_probe)?;
+
+    let reports = query_reports(
+        &queries,
+        &strata_results,
+        &datafusion_results,
+        duckdb.results.as_deref(),
+    );
+    Ok(AnalyticsReport {
+        run,
+        parameters: config.clone(),
+        coverage,
+        coverage_ok,
+        datafusion_version: datafusion::DATAFUSION_VERSION.to_string(),
+        duckdb_version: duckdb.version,
+        duckdb_note: duckdb.note,
+        python,
+        threads,
+        geomean_strata_vs_duckdb: geometric_mean(&reports, |q| q.strata_vs_duckdb),
+        geomean_strata_vs_datafusion: geometric_mean(&reports, |q| q.strata_vs_datafusion),
+        queries: reports,
+    })
+}
+
+/// The files the compaction wrote for both workload metrics.
+fn compacted_tables(files: &ColdFileSet) -> Result<Vec<&MetricFiles>, BenchError> {
     let mut tables: Vec<&MetricFiles> = Vec::new();
     for metric in [READINGS, DIAGNOSTICS] {
         let located = files.metric(metric).ok_or_else(|| {
@@ -561,15 +602,20 @@ pub fn run_analytics_with(
         })?;
         tables.push(located);
     }
-    // Only rows the compaction moved are in the files: Strata must count exactly those, or
-    // the engines would not read the same data.
+    Ok(tables)
+}
+
+/// Only rows the compaction moved are in the files: Strata must count exactly those, or
+/// the engines would not read the same data.
+fn check_coverage(
+    client: &Client,
+    read_key: &str,
+    tables: &[&MetricFiles],
+) -> Result<Vec<CoverageCheck>, BenchError> {
     let mut coverage = Vec::new();
-    for table in &tables {
+    for table in tables {
         let strata_rows = client
-            .sql(
-                &target.read_key,
-                &format!("SELECT count(*) FROM {}", table.metric),
-            )?
+            .sql(read_key, &format!("SELECT count(*) FROM {}", table.metric))?
             .single_count()?;
         coverage.push(CoverageCheck {
             metric: table.metric.clone(),
@@ -578,9 +624,14 @@ pub fn run_analytics_with(
             strata_rows,
         });
     }
-    let coverage_ok = coverage.iter().all(|c| c.file_rows == c.strata_rows);
+    Ok(coverage)
+}
 
-    // Probe DuckDB first: a required but missing DuckDB fails before any measurement.
+/// The interpreter to run DuckDB with (unless it is off) and its version or why it cannot
+/// run. Probing comes first so a required but missing DuckDB fails before any measurement.
+fn probe_duckdb_as_configured(
+    config: &AnalyticsConfig,
+) -> Result<(Option<String>, Result<String, String>), BenchError> {
     let (python, duckdb_probe) = match config.duckdb {
         DuckdbMode::Off => (None, Err("turned off (--no-duckdb)".to_string())),
         _ => {
@@ -594,104 +645,166 @@ pub fn run_analytics_with(
             "DuckDB is required (STRATA_REQUIRE_CLIENTS=1) but {why}"
         )));
     }
+    Ok((python, duckdb_probe))
+}
 
-    let engine = DataFusionEngine::new(&tables, threads)?;
-    let per_query = (config.warmup_runs + config.runs) as u64;
-    progress.phase(
-        "Strata and DataFusion",
-        2 * per_query * queries.len() as u64,
-    );
-    let mut strata_results = Vec::new();
-    let mut datafusion_results = Vec::new();
-    for query in &queries {
-        strata_results.push(measure(config, progress, || {
-            client
-                .sql(&target.read_key, &query.strata_sql)
-                .map(|answer| answer.rows)
-                .map_err(BenchError::from)
-        }));
-        datafusion_results.push(measure(config, progress, || engine.query(&query.plain_sql)));
+/// What every engine's measurement shares: the runs, the tables, the queries and the threads.
+struct EngineRuns<'a> {
+    config: &'a AnalyticsConfig,
+    tables: &'a [&'a MetricFiles],
+    queries: &'a [QuerySpec],
+    threads: usize,
+    progress: &'a dyn Progress,
+}
+
+impl EngineRuns<'_> {
+    /// Every query through Strata's HTTP SQL and through in-process DataFusion, in turn.
+    fn measure_strata_and_datafusion(
+        &self,
+        client: &Client,
+        read_key: &str,
+    ) -> Result<(Vec<EngineResult>, Vec<EngineResult>), BenchError> {
+        let (config, progress) = (self.config, self.progress);
+        // Dropped on return, so its runtime's threads are gone before DuckDB runs.
+        let engine = DataFusionEngine::new(self.tables, self.threads)?;
+        let per_query = (config.warmup_runs + config.runs) as u64;
+        progress.phase(
+            "Strata and DataFusion",
+            2 * per_query * self.queries.len() as u64,
+        );
+        let mut strata_results = Vec::new();
+        let mut datafusion_results = Vec::new();
+        for query in self.queries {
+            strata_results.push(measure(config, progress, || {
+                client
+                    .sql(read_key, &query.strata_sql)
+                    .map(|answer| answer.rows)
+                    .map_err(BenchError::from)
+            }));
+            datafusion_results.push(measure(config, progress, || engine.query(&query.plain_sql)));
+        }
+        Ok((strata_results, datafusion_results))
     }
-    drop(engine);
 
-    let (duckdb_version, duckdb_note, duckdb_results) = match (&python, duckdb_probe) {
-        (Some(python), Ok(_)) => {
-            progress.phase("DuckDB", 0);
-            let output = run_duckdb(python, config, &tables, &queries, threads)?;
-            (Some(output.version), None, Some(output.results))
-        }
-        (_, Err(why)) => (
-            None,
-            Some(format!(
-                "not run: {why}; Strata is compared with DataFusion only"
-            )),
-            None,
-        ),
-        (None, Ok(_)) => (None, None, None),
-    };
-
-    let mut reports = Vec::new();
-    for (index, query) in queries.iter().enumerate() {
-        let strata = strata_results[index].clone();
-        let datafusion = datafusion_results[index].clone();
-        let duckdb = duckdb_results
-            .as_ref()
-            .map(|results: &Vec<EngineResult>| results[index].clone());
-        let mut engines: Vec<(&str, &EngineResult)> =
-            vec![("Strata", &strata), ("DataFusion", &datafusion)];
-        if let Some(duckdb) = &duckdb {
-            engines.push(("DuckDB", duckdb));
-        }
-        let mut difference = None;
-        for (name, result) in &engines {
-            if let Some(error) = &result.error {
-                difference.get_or_insert_with(|| format!("{name} failed: {error}"));
-            }
-        }
-        if difference.is_none() {
-            for (name, result) in &engines[1..] {
-                if let Some(found) = first_difference(&strata.cells, &result.cells) {
-                    difference.get_or_insert_with(|| format!("Strata vs {name}: {found}"));
+    /// Runs the DuckDB script when the probe found DuckDB; otherwise notes why it did not run.
+    fn run_duckdb_if_available(
+        &self,
+        python: Option<&str>,
+        probe: Result<String, String>,
+    ) -> Result<DuckdbRun, BenchError> {
+        Ok(match (python, probe) {
+            (Some(python), Ok(_)) => {
+                self.progress.phase("DuckDB", 0);
+                let output =
+                    run_duckdb(python, self.config, self.tables, self.queries, self.threads)?;
+                DuckdbRun {
+                    version: Some(output.version),
+                    note: None,
+                    results: Some(output.results),
                 }
             }
-        }
-        let ratio = |other: Option<&EngineResult>| match (strata.median(), other?.median()) {
-            (Some(s), Some(o)) if o > 0.0 => Some(s / o),
-            _ => None,
-        };
-        reports.push(QueryReport {
-            name: query.name.clone(),
-            description: query.description.clone(),
-            strata_sql: query.strata_sql.clone(),
-            plain_sql: query.plain_sql.clone(),
-            strata_vs_duckdb: ratio(duckdb.as_ref()),
-            strata_vs_datafusion: ratio(Some(&datafusion)),
-            same_result: difference.is_none(),
-            difference,
-            strata,
-            datafusion,
-            duckdb,
-        });
+            (_, Err(why)) => DuckdbRun::not_run(Some(format!(
+                "not run: {why}; Strata is compared with DataFusion only"
+            ))),
+            (None, Ok(_)) => DuckdbRun::not_run(None),
+        })
     }
-    let geomean = |pick: fn(&QueryReport) -> Option<f64>| {
-        let ratios: Vec<f64> = reports.iter().filter_map(pick).collect();
-        (!ratios.is_empty())
-            .then(|| (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp())
+}
+
+/// What the DuckDB side gave: its version and results when it ran, why not when it did not.
+struct DuckdbRun {
+    version: Option<String>,
+    note: Option<String>,
+    results: Option<Vec<EngineResult>>,
+}
+
+impl DuckdbRun {
+    fn not_run(note: Option<String>) -> DuckdbRun {
+        DuckdbRun {
+            version: None,
+            note,
+            results: None,
+        }
+    }
+}
+
+/// Every query's report, from each engine's results in query order.
+fn query_reports(
+    queries: &[QuerySpec],
+    strata_results: &[EngineResult],
+    datafusion_results: &[EngineResult],
+    duckdb_results: Option<&[EngineResult]>,
+) -> Vec<QueryReport> {
+    let mut reports = Vec::new();
+    for (index, query) in queries.iter().enumerate() {
+        let duckdb = duckdb_results.map(|results| results[index].clone());
+        reports.push(query_report(
+            query,
+            strata_results[index].clone(),
+            datafusion_results[index].clone(),
+            duckdb,
+        ));
+    }
+    reports
+}
+
+/// One query's results from every engine, compared with Strata's.
+fn query_report(
+    query: &QuerySpec,
+    strata: EngineResult,
+    datafusion: EngineResult,
+    duckdb: Option<EngineResult>,
+) -> QueryReport {
+    let mut engines: Vec<(&str, &EngineResult)> =
+        vec![("Strata", &strata), ("DataFusion", &datafusion)];
+    if let Some(duckdb) = &duckdb {
+        engines.push(("DuckDB", duckdb));
+    }
+    let difference = first_disagreement(&engines);
+    let ratio = |other: Option<&EngineResult>| match (strata.median(), other?.median()) {
+        (Some(s), Some(o)) if o > 0.0 => Some(s / o),
+        _ => None,
     };
-    Ok(AnalyticsReport {
-        run,
-        parameters: config.clone(),
-        coverage,
-        coverage_ok,
-        datafusion_version: datafusion::DATAFUSION_VERSION.to_string(),
-        duckdb_version,
-        duckdb_note,
-        python,
-        threads,
-        geomean_strata_vs_duckdb: geomean(|q| q.strata_vs_duckdb),
-        geomean_strata_vs_datafusion: geomean(|q| q.strata_vs_datafusion),
-        queries: reports,
-    })
+    QueryReport {
+        name: query.name.clone(),
+        description: query.description.clone(),
+        strata_sql: query.strata_sql.clone(),
+        plain_sql: query.plain_sql.clone(),
+        strata_vs_duckdb: ratio(duckdb.as_ref()),
+        strata_vs_datafusion: ratio(Some(&datafusion)),
+        same_result: difference.is_none(),
+        difference,
+        strata,
+        datafusion,
+        duckdb,
+    }
+}
+
+/// The first engine that failed, else the first answer that differs from the first
+/// engine's (Strata's), in words; `None` when all agree.
+fn first_disagreement(engines: &[(&str, &EngineResult)]) -> Option<String> {
+    let mut difference = None;
+    for (name, result) in engines {
+        if let Some(error) = &result.error {
+            difference.get_or_insert_with(|| format!("{name} failed: {error}"));
+        }
+    }
+    if difference.is_none() {
+        let strata = engines[0].1;
+        for (name, result) in &engines[1..] {
+            if let Some(found) = first_difference(&strata.cells, &result.cells) {
+                difference.get_or_insert_with(|| format!("Strata vs {name}: {found}"));
+            }
+        }
+    }
+    difference
+}
+
+/// Geometric mean of the ratios `pick` finds; `None` when no query has one.
+fn geometric_mean(reports: &[QueryReport], pick: fn(&QueryReport) -> Option<f64>) -> Option<f64> {
+    let ratios: Vec<f64> = reports.iter().filter_map(pick).collect();
+    (!ratios.is_empty())
+        .then(|| (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp())
 }
 
 /// Runs `query` warmup + runs times; an error ends the query's measurement and is recorded.
@@ -861,6 +974,26 @@ fn run_duckdb(
     queries: &[QuerySpec],
     threads: usize,
 ) -> Result<DuckdbOutput, BenchError> {
+    let spec = duckdb_spec(config, tables, queries, threads);
+    let parsed = run_duckdb_script(python, &spec)?;
+    let results = queries
+        .iter()
+        .map(|query| script_result(&parsed, query))
+        .collect();
+    Ok(DuckdbOutput {
+        version: parsed.duckdb_version,
+        results,
+    })
+}
+
+/// What the script reads on stdin: the tables' files and columns, the queries and how to
+/// run them.
+fn duckdb_spec(
+    config: &AnalyticsConfig,
+    tables: &[&MetricFiles],
+    queries: &[QuerySpec],
+    threads: usize,
+) -> Value {
     let mut table_specs = serde_json::Map::new();
     for table in tables {
         table_specs.insert(
@@ -868,13 +1001,16 @@ fn run_duckdb(
             json!({ "files": table.files, "columns": required_columns(&table.metric) }),
         );
     }
-    let spec = json!({
+    json!({
         "tables": table_specs,
         "queries": queries.iter().map(|q| json!({"name": q.name, "sql": q.plain_sql})).collect::<Vec<_>>(),
         "runs": config.runs,
         "warmup": config.warmup_runs,
         "threads": threads,
-    });
+    })
+}
+
+fn run_duckdb_script(python: &str, spec: &Value) -> Result<ScriptOutput, BenchError> {
     let mut child = Command::new(python)
         .args(["-c", DUCKDB_SCRIPT, "-"])
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -897,37 +1033,34 @@ fn run_duckdb(
             output.status
         )));
     }
-    let parsed: ScriptOutput = serde_json::from_slice(&output.stdout).map_err(|error| {
+    serde_json::from_slice(&output.stdout).map_err(|error| {
         let stdout = String::from_utf8_lossy(&output.stdout);
         let head: String = stdout.chars().take(MAX_ECHOED_STDOUT_CHARS).collect();
         BenchError::Decode(format!(
             "the DuckDB script printed no valid JSON ({error}); its stdout began with {head:?}"
         ))
-    })?;
-    let mut results = Vec::new();
-    for query in queries {
-        let found = parsed.queries.iter().find(|q| q.name == query.name);
-        results.push(match found {
-            None => EngineResult::failed("the script did not answer this query".to_string()),
-            Some(ScriptQuery {
-                error: Some(error), ..
-            }) => EngineResult::failed(error.clone()),
-            Some(answer) => {
-                let cells = canonical_rows(&answer.rows);
-                EngineResult {
-                    latency: LatencySummary::from_millis(answer.times_ms.clone()),
-                    rows: answer.rows.len(),
-                    error: None,
-                    answer: display_rows(&cells),
-                    cells,
-                }
-            }
-        });
-    }
-    Ok(DuckdbOutput {
-        version: parsed.duckdb_version,
-        results,
     })
+}
+
+/// The script's answer to `query`, or why there is none.
+fn script_result(parsed: &ScriptOutput, query: &QuerySpec) -> EngineResult {
+    let found = parsed.queries.iter().find(|q| q.name == query.name);
+    match found {
+        None => EngineResult::failed("the script did not answer this query".to_string()),
+        Some(ScriptQuery {
+            error: Some(error), ..
+        }) => EngineResult::failed(error.clone()),
+        Some(answer) => {
+            let cells = canonical_rows(&answer.rows);
+            EngineResult {
+                latency: LatencySummary::from_millis(answer.times_ms.clone()),
+                rows: answer.rows.len(),
+                error: None,
+                answer: display_rows(&cells),
+                cells,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
