@@ -161,24 +161,57 @@ pub fn run_quick_with(
     let recent = run_recent_with(target, &config.recent, progress)?;
     let compaction = run_compaction_with(target, &config.compaction, progress)?;
     let mut notes = Vec::new();
-    let analytics = match &compaction.files {
+    let analytics = run_analytics_if_located(target, config, &compaction, progress, &mut notes)?;
+    let freshness = run_freshness_with(target, &config.freshness, progress)?;
+
+    let mut failures = ingest_failures(&ingest);
+    failures.extend(aliases_failures(&aliases));
+    failures.extend(recent_failures(&recent));
+    failures.extend(freshness_failures(&freshness));
+    failures.extend(compaction.failures());
+    if let Some(analytics) = &analytics {
+        failures.extend(analytics.failures());
+    }
+    Ok(QuickReport {
+        ingest,
+        aliases,
+        recent,
+        freshness,
+        compaction,
+        analytics,
+        failures,
+        notes,
+    })
+}
+
+/// Analytics over the files the compaction wrote, when they could be located; a note says
+/// why it was skipped or ran without DuckDB.
+fn run_analytics_if_located(
+    target: &BenchTarget,
+    config: &QuickConfig,
+    compaction: &CompactionReport,
+    progress: &dyn Progress,
+    notes: &mut Vec<String>,
+) -> Result<Option<AnalyticsReport>, BenchError> {
+    match &compaction.files {
         Some(files) => {
             let report = run_analytics_with(target, &config.analytics, files, progress)?;
             if let Some(note) = &report.duckdb_note {
                 notes.push(format!("analytics: DuckDB {note}"));
             }
-            Some(report)
+            Ok(Some(report))
         }
         None => {
             notes.push(
                 "analytics: skipped, the server's cold directory is unknown (pass --data-dir)"
                     .to_string(),
             );
-            None
+            Ok(None)
         }
-    };
-    let freshness = run_freshness_with(target, &config.freshness, progress)?;
+    }
+}
 
+fn ingest_failures(ingest: &IngestReport) -> Vec<String> {
     let mut failures = Vec::new();
     if ingest.failed_batches > 0 {
         failures.push(format!(
@@ -199,6 +232,11 @@ pub fn run_quick_with(
         )),
         _ => {}
     }
+    failures
+}
+
+fn aliases_failures(aliases: &AliasReport) -> Vec<String> {
+    let mut failures = Vec::new();
     if !aliases.answers_equal {
         failures.push(format!(
             "aliases: answers differ: {:?} vs {:?}",
@@ -208,30 +246,27 @@ pub fn run_quick_with(
     if aliases.rejected > 0 {
         failures.push(format!("aliases: {} rows rejected", aliases.rejected));
     }
+    failures
+}
+
+fn recent_failures(recent: &RecentReport) -> Vec<String> {
+    let mut failures = Vec::new();
     if recent.rows == 0 || !recent.rows_stable {
         failures.push(format!(
             "recent: {} rows for {} (stable: {})",
             recent.rows, recent.parameters.device, recent.rows_stable
         ));
     }
+    failures
+}
+
+fn freshness_failures(freshness: &FreshnessReport) -> Vec<String> {
+    let mut failures = Vec::new();
     if freshness.timeouts > 0 || freshness.overcounted > 0 {
         failures.push(format!(
             "freshness: {} probes never visible, {} counted more than once",
             freshness.timeouts, freshness.overcounted
         ));
     }
-    failures.extend(compaction.failures());
-    if let Some(analytics) = &analytics {
-        failures.extend(analytics.failures());
-    }
-    Ok(QuickReport {
-        ingest,
-        aliases,
-        recent,
-        freshness,
-        compaction,
-        analytics,
-        failures,
-        notes,
-    })
+    failures
 }
