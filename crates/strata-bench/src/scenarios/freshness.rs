@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use strata_client::Client;
 use strata_core::now_ms;
 
 use crate::plot::{write_latency_plot_if_any, LatencySeries, PlotFile, Plots};
@@ -136,7 +137,6 @@ pub fn run_freshness_with(
     }
     let run = RunInfo::new("freshness", &target.base_url);
     let client = target.client()?;
-    let timeout = Duration::from_millis(config.sample_timeout_ms);
     let mut last_timestamp_ms = 0;
     let mut visible_after = Vec::with_capacity(config.samples);
     let mut write_latencies = Vec::with_capacity(config.samples);
@@ -146,54 +146,21 @@ pub fn run_freshness_with(
 
     progress.phase("probing", (config.warmup_samples + config.samples) as u64);
     for sample in 0..config.warmup_samples + config.samples {
-        let measured = sample >= config.warmup_samples;
         // Wall-clock time, as a device would send it; strictly increasing so every probe is a
         // distinct event even when two fall in one millisecond.
         let timestamp_ms = now_ms().max(last_timestamp_ms + 1);
         last_timestamp_ms = timestamp_ms;
-        let event = serde_json::json!({
-            "metrictype": config.metric,
-            "timestamp": timestamp_ms,
-            "name": config.probe_name,
-            "velocity": sample as f64,
-        });
-        let query = format!(
-            "SELECT count(*) FROM {} WHERE name = {} AND timestamp = {}",
-            config.metric,
-            sql_string_literal(&config.probe_name),
-            sql_timestamp_literal(timestamp_ms)?
-        );
-
-        let sent_at = Instant::now();
-        let ack = client.write_ndjson(&target.write_key, format!("{event}\n"))?;
-        let acked_at = Instant::now();
-        if ack.accepted != 1 {
-            return Err(BenchError::Check(format!(
-                "the probe write was not accepted: {ack:?}"
-            )));
-        }
-
-        let mut polls = 0u64;
-        let visible = loop {
-            let count = client.sql(&target.read_key, &query)?.single_count()?;
-            polls += 1;
-            if count >= 1 {
-                if count > 1 && measured {
-                    overcounted += 1;
-                }
-                break Some(acked_at.elapsed());
-            }
-            if acked_at.elapsed() > timeout {
-                break None;
-            }
-        };
+        let probe = probe_once(&client, target, config, sample, timestamp_ms)?;
         progress.advance(1);
-        if !measured {
+        if sample < config.warmup_samples {
             continue;
         }
-        write_latencies.push(acked_at - sent_at);
-        polls_total += polls;
-        match visible {
+        if probe.overcounted {
+            overcounted += 1;
+        }
+        write_latencies.push(probe.write_latency);
+        polls_total += probe.polls;
+        match probe.visible_after {
             Some(latency) => visible_after.push(latency),
             None => timeouts += 1,
         }
@@ -206,6 +173,69 @@ pub fn run_freshness_with(
         write_ack: LatencySummary::from_durations(&write_latencies),
         mean_polls: polls_total as f64 / config.samples as f64,
         timeouts,
+        overcounted,
+    })
+}
+
+/// What one probe saw.
+struct Probe {
+    write_latency: Duration,
+    /// SQL polls until visible (or until the timeout).
+    polls: u64,
+    /// From the acknowledgement to visible; `None` on a timeout.
+    visible_after: Option<Duration>,
+    /// The probe was counted more than once.
+    overcounted: bool,
+}
+
+/// Writes one probe event stamped `timestamp_ms` and polls until SQL counts it.
+fn probe_once(
+    client: &Client,
+    target: &BenchTarget,
+    config: &FreshnessConfig,
+    sample: usize,
+    timestamp_ms: i64,
+) -> Result<Probe, BenchError> {
+    let event = serde_json::json!({
+        "metrictype": config.metric,
+        "timestamp": timestamp_ms,
+        "name": config.probe_name,
+        "velocity": sample as f64,
+    });
+    let query = format!(
+        "SELECT count(*) FROM {} WHERE name = {} AND timestamp = {}",
+        config.metric,
+        sql_string_literal(&config.probe_name),
+        sql_timestamp_literal(timestamp_ms)?
+    );
+
+    let sent_at = Instant::now();
+    let ack = client.write_ndjson(&target.write_key, format!("{event}\n"))?;
+    let acked_at = Instant::now();
+    if ack.accepted != 1 {
+        return Err(BenchError::Check(format!(
+            "the probe write was not accepted: {ack:?}"
+        )));
+    }
+
+    let timeout = Duration::from_millis(config.sample_timeout_ms);
+    let mut polls = 0u64;
+    let mut overcounted = false;
+    let visible_after = loop {
+        let count = client.sql(&target.read_key, &query)?.single_count()?;
+        polls += 1;
+        if count >= 1 {
+            overcounted = count > 1;
+            break Some(acked_at.elapsed());
+        }
+        if acked_at.elapsed() > timeout {
+            break None;
+        }
+    };
+    Ok(Probe {
+        write_latency: acked_at - sent_at,
+        polls,
+        visible_after,
         overcounted,
     })
 }
