@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use strata_client::Client;
 
 use crate::plot::{write_latency_plot_if_any, LatencySeries, PlotFile, Plots};
 use crate::progress::{NoProgress, Progress};
@@ -217,48 +218,18 @@ pub fn run_aliases_with(
             declare_field_op(&config.metric, SINGLE_FIELD, "double", &[]),
         ],
     )?;
-
-    let mut rejected = 0;
-    let mut index = 0;
-    progress.phase("loading", config.rows);
-    while index < config.rows {
-        let end = (index + config.batch_size as u64).min(config.rows);
-        let mut body = String::with_capacity((end - index) as usize * 96);
-        for row in index..end {
-            body.push_str(&alias_row(config, row));
-            body.push('\n');
-        }
-        let ack = client.write_ndjson(&target.write_key, body)?;
-        rejected += ack.rejected;
-        progress.advance(end - index);
-        index = end;
-    }
+    let rejected = load_alias_rows(&client, &target.write_key, config, progress)?;
 
     let aliased_sql = config.sql(ALIASED_FIELD);
     let single_sql = config.sql(SINGLE_FIELD);
-    let mut aliased_latencies = Vec::with_capacity(config.runs);
-    let mut single_latencies = Vec::with_capacity(config.runs);
-    let mut aliased_answer = Vec::new();
-    let mut single_answer = Vec::new();
-    progress.phase("querying", 2 * (config.warmup_runs + config.runs) as u64);
-    for attempt in 0..config.warmup_runs + config.runs {
-        let measured = attempt >= config.warmup_runs;
-        for (sql, latencies, answer) in [
-            (&aliased_sql, &mut aliased_latencies, &mut aliased_answer),
-            (&single_sql, &mut single_latencies, &mut single_answer),
-        ] {
-            let started = Instant::now();
-            let result = client.sql(&target.read_key, sql)?;
-            progress.advance(1);
-            if measured {
-                latencies.push(started.elapsed());
-            }
-            *answer = result.rows;
-        }
-    }
-    let aliased = LatencySummary::from_durations(&aliased_latencies);
-    let single = LatencySummary::from_durations(&single_latencies);
-    let median_ratio = match (&aliased, &single) {
+    let [aliased, single] = measure_alternating(
+        &client,
+        &target.read_key,
+        config,
+        [&aliased_sql, &single_sql],
+        progress,
+    )?;
+    let median_ratio = match (&aliased.latency, &single.latency) {
         (Some(aliased), Some(single)) if single.p50_ms > 0.0 => {
             Some(aliased.p50_ms / single.p50_ms)
         }
@@ -270,14 +241,84 @@ pub fn run_aliases_with(
         schema,
         aliased_sql,
         single_sql,
-        aliased,
-        single,
+        aliased: aliased.latency,
+        single: single.latency,
         median_ratio,
-        answers_equal: !aliased_answer.is_empty() && aliased_answer == single_answer,
-        aliased_answer,
-        single_answer,
+        answers_equal: !aliased.answer.is_empty() && aliased.answer == single.answer,
+        aliased_answer: aliased.answer,
+        single_answer: single.answer,
         rejected,
     })
+}
+
+/// Writes the scenario's rows in batches; the number of rows the server rejected.
+fn load_alias_rows(
+    client: &Client,
+    write_key: &str,
+    config: &AliasConfig,
+    progress: &dyn Progress,
+) -> Result<u64, BenchError> {
+    let mut rejected = 0;
+    let mut index = 0;
+    progress.phase("loading", config.rows);
+    while index < config.rows {
+        let end = (index + config.batch_size as u64).min(config.rows);
+        let mut body = String::with_capacity((end - index) as usize * 96);
+        for row in index..end {
+            body.push_str(&alias_row(config, row));
+            body.push('\n');
+        }
+        let ack = client.write_ndjson(write_key, body)?;
+        rejected += ack.rejected;
+        progress.advance(end - index);
+        index = end;
+    }
+    Ok(rejected)
+}
+
+/// The latency of one query's measured runs and its last answer.
+struct QueryFigures {
+    latency: Option<LatencySummary>,
+    answer: Vec<Vec<serde_json::Value>>,
+}
+
+/// Runs both queries in turn, warmup + runs times, so drift hits both alike.
+fn measure_alternating(
+    client: &Client,
+    read_key: &str,
+    config: &AliasConfig,
+    queries: [&str; 2],
+    progress: &dyn Progress,
+) -> Result<[QueryFigures; 2], BenchError> {
+    let mut latencies = [
+        Vec::with_capacity(config.runs),
+        Vec::with_capacity(config.runs),
+    ];
+    let mut answers = [Vec::new(), Vec::new()];
+    progress.phase("querying", 2 * (config.warmup_runs + config.runs) as u64);
+    for attempt in 0..config.warmup_runs + config.runs {
+        let measured = attempt >= config.warmup_runs;
+        for (index, sql) in queries.iter().enumerate() {
+            let started = Instant::now();
+            let result = client.sql(read_key, sql)?;
+            progress.advance(1);
+            if measured {
+                latencies[index].push(started.elapsed());
+            }
+            answers[index] = result.rows;
+        }
+    }
+    let [aliased_answer, single_answer] = answers;
+    Ok([
+        QueryFigures {
+            latency: LatencySummary::from_durations(&latencies[0]),
+            answer: aliased_answer,
+        },
+        QueryFigures {
+            latency: LatencySummary::from_durations(&latencies[1]),
+            answer: single_answer,
+        },
+    ])
 }
 
 #[cfg(test)]
