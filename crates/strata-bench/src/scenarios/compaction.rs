@@ -142,6 +142,23 @@ impl CompactionReport {
 
 impl ReportRows for CompactionReport {
     fn report_rows(&self) -> Vec<ReportRow> {
+        let mut rows = self.compaction_rows();
+        rows.extend(self.query_rows());
+        if let Some(rss) = self.server_peak_rss_kib {
+            rows.push(ReportRow::new(
+                "compaction",
+                "server peak RSS",
+                format!("{:.1} MiB", rss as f64 / 1024.0),
+                "",
+            ));
+        }
+        rows
+    }
+}
+
+impl CompactionReport {
+    /// What the compaction moved, how fast, and the bytes it wrote when they were located.
+    fn compaction_rows(&self) -> Vec<ReportRow> {
         let mut rows = vec![
             ReportRow::new(
                 "compaction",
@@ -177,6 +194,12 @@ impl ReportRows for CompactionReport {
                 "",
             ));
         }
+        rows
+    }
+
+    /// The query on hot rows against cold files: latencies, speed-up and equality.
+    fn query_rows(&self) -> Vec<ReportRow> {
+        let mut rows = Vec::new();
         if let (Some(hot), Some(cold)) = (&self.hot, &self.cold) {
             rows.push(ReportRow::new(
                 "compaction",
@@ -205,14 +228,6 @@ impl ReportRows for CompactionReport {
             self.answers_equal.to_string(),
             "true",
         ));
-        if let Some(rss) = self.server_peak_rss_kib {
-            rows.push(ReportRow::new(
-                "compaction",
-                "server peak RSS",
-                format!("{:.1} MiB", rss as f64 / 1024.0),
-                "",
-            ));
-        }
         rows
     }
 }
@@ -261,28 +276,12 @@ pub fn run_compaction_with(
     progress.phase("hot queries", (config.warmup_runs + config.runs) as u64);
     let (hot_latencies, hot_answer) = time_query(&client, target, config, progress)?;
 
-    let before = match &config.cold_dir {
-        Some(dir) => Some(parquet_files_under(dir)?),
-        None => None,
-    };
-    progress.phase("compacting", 0);
-    let started = Instant::now();
-    let answer = client.compact(
-        &target.admin_key,
-        Duration::from_secs(config.compact_timeout_s),
-    )?;
-    let compact_s = started.elapsed().as_secs_f64();
-    let server_peak_rss_kib = config.server_pid.and_then(|pid| peak_rss_kib(pid).ok());
-    let files = match (&config.cold_dir, &before) {
-        (Some(dir), Some(before)) => Some(locate_compacted_files(
-            dir,
-            before,
-            &parquet_files_under(dir)?,
-            &answer,
-            &WORKLOAD_MARKERS,
-        )?),
-        _ => None,
-    };
+    let Compacted {
+        answer,
+        compact_s,
+        server_peak_rss_kib,
+        files,
+    } = compact_and_locate(&client, target, config, progress)?;
     let tiers = tier_checks(&client, target, &answer)?;
     let rows_stored = tiers.iter().map(|t| t.stored).sum();
     let complete = !tiers.is_empty()
@@ -295,10 +294,7 @@ pub fn run_compaction_with(
 
     let hot = LatencySummary::from_durations(&hot_latencies);
     let cold = LatencySummary::from_durations(&cold_latencies);
-    let speedup = match (&hot, &cold) {
-        (Some(hot), Some(cold)) if cold.p50_ms > 0.0 => Some(hot.p50_ms / cold.p50_ms),
-        _ => None,
-    };
+    let speedup = median_speedup(hot.as_ref(), cold.as_ref());
     let hot_normal = canonical_rows(&hot_answer);
     let cold_normal = canonical_rows(&cold_answer);
     let difference = first_difference(&hot_normal, &cold_normal);
@@ -325,6 +321,60 @@ pub fn run_compaction_with(
         files,
         server_peak_rss_kib,
     })
+}
+
+/// What the compaction request answered, how long it took, and the files it wrote.
+struct Compacted {
+    answer: CompactAnswer,
+    compact_s: f64,
+    server_peak_rss_kib: Option<u64>,
+    files: Option<ColdFileSet>,
+}
+
+/// Compacts everything, listing the cold directory (when known) before and after so the
+/// new files can be attributed to metrics.
+fn compact_and_locate(
+    client: &Client,
+    target: &BenchTarget,
+    config: &CompactionConfig,
+    progress: &dyn Progress,
+) -> Result<Compacted, BenchError> {
+    let before = match &config.cold_dir {
+        Some(dir) => Some(parquet_files_under(dir)?),
+        None => None,
+    };
+    progress.phase("compacting", 0);
+    let started = Instant::now();
+    let answer = client.compact(
+        &target.admin_key,
+        Duration::from_secs(config.compact_timeout_s),
+    )?;
+    let compact_s = started.elapsed().as_secs_f64();
+    let server_peak_rss_kib = config.server_pid.and_then(|pid| peak_rss_kib(pid).ok());
+    let files = match (&config.cold_dir, &before) {
+        (Some(dir), Some(before)) => Some(locate_compacted_files(
+            dir,
+            before,
+            &parquet_files_under(dir)?,
+            &answer,
+            &WORKLOAD_MARKERS,
+        )?),
+        _ => None,
+    };
+    Ok(Compacted {
+        answer,
+        compact_s,
+        server_peak_rss_kib,
+        files,
+    })
+}
+
+/// Hot median / cold median; `None` without both or with a zero cold median.
+fn median_speedup(hot: Option<&LatencySummary>, cold: Option<&LatencySummary>) -> Option<f64> {
+    match (hot, cold) {
+        (Some(hot), Some(cold)) if cold.p50_ms > 0.0 => Some(hot.p50_ms / cold.p50_ms),
+        _ => None,
+    }
 }
 
 /// Runs the configured query warmup + runs times; the latencies of the measured runs and the
