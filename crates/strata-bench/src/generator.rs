@@ -469,8 +469,66 @@ impl Generator {
         let truck_index = self.next_truck;
         let metric_index = self.next_metric;
         let metric = Metric::from_index(metric_index);
+        self.advance_position();
 
-        // Advance the position: metrics within a truck, trucks within an interval.
+        // Draw order is part of the output format: changing it changes every byte.
+        let (timestamp_ms, late) = self.draw_timestamp(interval, truck_index, metric_index);
+        let (line, extra) = self.draw_line(truck_index, metric, timestamp_ms);
+        let duplicate = self.rng.chance(self.config.shares.duplicates);
+        let wants_swap = self.rng.chance(self.config.shares.out_of_order);
+
+        self.stats.distinct_events += 1;
+        match metric {
+            Metric::Readings => self.stats.readings += 1,
+            Metric::Diagnostics => self.stats.diagnostics += 1,
+        }
+        let renamed = self.trucks[truck_index as usize].renamed;
+        self.stats.events_from_renamed_trucks += u64::from(renamed);
+        self.stats.events_with_extra_fields += u64::from(extra);
+        self.stats.late_events += u64::from(late);
+        self.stats.duplicates += u64::from(duplicate);
+
+        let slot = truck_index as usize * 2 + metric_index as usize;
+        let current = HeldEvent { line, duplicate };
+        let has_successor = interval + 1 < self.config.intervals;
+        self.hold_or_emit(slot, current, late, wants_swap && has_successor);
+        if self.is_exhausted() {
+            debug_assert!(self.held.iter().all(Option::is_none));
+        }
+    }
+
+    /// Emits `current` and the event held in `slot` in swapped order, or holds `current` back
+    /// for its successor to overtake when it `may_be_overtaken`.
+    fn hold_or_emit(
+        &mut self,
+        slot: usize,
+        current: HeldEvent,
+        late: bool,
+        may_be_overtaken: bool,
+    ) {
+        match self.held[slot].take() {
+            // The held event is overtaken by this one, unless this one is late: a late
+            // event is out of place anyway, and the swap would not be visible on the grid.
+            Some(held) if !late => {
+                self.stats.out_of_order_swaps += 1;
+                self.emit(current);
+                self.emit(held);
+            }
+            Some(held) => {
+                self.emit(held);
+                self.emit(current);
+            }
+            // Only grid events with a successor can be overtaken, so every slot empties by
+            // the end and each swap is visible as one inversion on the truck's grid.
+            None if may_be_overtaken && !late => {
+                self.held[slot] = Some(current);
+            }
+            None => self.emit(current),
+        }
+    }
+
+    /// Moves the position on: metrics within a truck, trucks within an interval.
+    fn advance_position(&mut self) {
         self.next_metric += 1;
         if self.next_metric == 2 {
             self.next_metric = 0;
@@ -480,8 +538,10 @@ impl Generator {
                 self.next_interval += 1;
             }
         }
+    }
 
-        // Draw order is part of the output format: changing it changes every byte.
+    /// The event's timestamp: on the grid, or (drawn as late) one to three days before it.
+    fn draw_timestamp(&mut self, interval: u64, truck_index: u32, metric_index: u8) -> (i64, bool) {
         let grid_ms = self.config.start_ms + interval as i64 * self.config.interval_ms;
         let late = self.rng.chance(self.config.shares.late);
         let timestamp_ms = if late {
@@ -490,6 +550,11 @@ impl Generator {
         } else {
             grid_ms
         };
+        (timestamp_ms, late)
+    }
+
+    /// The event's NDJSON line, and whether it carries the extra fields.
+    fn draw_line(&mut self, truck_index: u32, metric: Metric, timestamp_ms: i64) -> (String, bool) {
         let truck = &mut self.trucks[truck_index as usize];
         let fields = truck.step(metric, &mut self.rng);
         let mut line = String::with_capacity(320);
@@ -512,43 +577,7 @@ impl Generator {
             );
         }
         line.push('}');
-        let duplicate = self.rng.chance(self.config.shares.duplicates);
-        let wants_swap = self.rng.chance(self.config.shares.out_of_order);
-
-        self.stats.distinct_events += 1;
-        match metric {
-            Metric::Readings => self.stats.readings += 1,
-            Metric::Diagnostics => self.stats.diagnostics += 1,
-        }
-        self.stats.events_from_renamed_trucks += u64::from(truck.renamed);
-        self.stats.events_with_extra_fields += u64::from(extra);
-        self.stats.late_events += u64::from(late);
-        self.stats.duplicates += u64::from(duplicate);
-
-        let slot = truck_index as usize * 2 + metric_index as usize;
-        let current = HeldEvent { line, duplicate };
-        match self.held[slot].take() {
-            // The held event is overtaken by this one, unless this one is late: a late
-            // event is out of place anyway, and the swap would not be visible on the grid.
-            Some(held) if !late => {
-                self.stats.out_of_order_swaps += 1;
-                self.emit(current);
-                self.emit(held);
-            }
-            Some(held) => {
-                self.emit(held);
-                self.emit(current);
-            }
-            // Only grid events with a successor can be overtaken, so every slot empties by
-            // the end and each swap is visible as one inversion on the truck's grid.
-            None if wants_swap && !late && interval + 1 < self.config.intervals => {
-                self.held[slot] = Some(current);
-            }
-            None => self.emit(current),
-        }
-        if self.is_exhausted() {
-            debug_assert!(self.held.iter().all(Option::is_none));
-        }
+        (line, extra)
     }
 
     fn emit(&mut self, event: HeldEvent) {
