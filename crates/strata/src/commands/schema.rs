@@ -108,72 +108,82 @@ fn render_metric(metric: &Value) -> String {
             out.push_str(&format!("  {label}: {list}\n"));
         }
     }
-    let fields = items(metric, "fields");
-    if fields.is_empty() {
-        out.push_str("  fields: (none declared)\n");
-    } else {
-        out.push_str("  fields:\n");
-        let rows: Vec<Vec<String>> = fields
-            .iter()
-            .map(|f| {
-                vec![
-                    f.get("name").map(output::cell).unwrap_or_default(),
-                    match f.get("type") {
-                        Some(Value::String(t)) => t.clone(),
-                        _ => "(unknown)".to_string(),
-                    },
-                    output::list(f.get("aliases")),
-                    if f.get("hidden").and_then(Value::as_bool) == Some(true) {
-                        "hidden".to_string()
-                    } else {
-                        String::new()
-                    },
-                ]
-            })
-            .collect();
-        out.push_str(&indent(&output::table(
-            &[
-                "name".into(),
-                "type".into(),
-                "aliases".into(),
-                "hidden".into(),
-            ],
-            &[],
-            &rows,
-        )));
-    }
-    let unknown = items(metric, "unknown_fields");
-    if !unknown.is_empty() {
-        out.push_str("  unknown fields (not declared yet; read as strings):\n");
-        let rows: Vec<Vec<String>> = unknown
-            .iter()
-            .map(|u| {
-                let types = match u.get("types").or_else(|| u.get("observed_types")) {
-                    Some(v) => output::list(Some(v)),
-                    None => String::new(),
-                };
-                vec![
-                    u.get("name").map(output::cell).unwrap_or_default(),
-                    u.get("count").map(output::cell).unwrap_or_default(),
-                    types,
-                    optional_cell(u.get("first_seen")),
-                    optional_cell(u.get("last_seen")),
-                ]
-            })
-            .collect();
-        out.push_str(&indent(&output::table(
-            &[
-                "name".into(),
-                "count".into(),
-                "types".into(),
-                "first seen".into(),
-                "last seen".into(),
-            ],
-            &[Align::Left, Align::Right],
-            &rows,
-        )));
-    }
+    out.push_str(&render_declared_fields(items(metric, "fields")));
+    out.push_str(&render_unknown_fields(items(metric, "unknown_fields")));
     out
+}
+
+fn render_declared_fields(fields: &[Value]) -> String {
+    if fields.is_empty() {
+        return "  fields: (none declared)\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = fields
+        .iter()
+        .map(|f| {
+            vec![
+                f.get("name").map(output::cell).unwrap_or_default(),
+                match f.get("type") {
+                    Some(Value::String(t)) => t.clone(),
+                    _ => "(unknown)".to_string(),
+                },
+                output::list(f.get("aliases")),
+                if f.get("hidden").and_then(Value::as_bool) == Some(true) {
+                    "hidden".to_string()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    let table = output::table(
+        &[
+            "name".into(),
+            "type".into(),
+            "aliases".into(),
+            "hidden".into(),
+        ],
+        &[],
+        &rows,
+    );
+    format!("  fields:\n{}", indent(&table))
+}
+
+/// Nothing when there are none: most metrics have no unknown fields.
+fn render_unknown_fields(unknown: &[Value]) -> String {
+    if unknown.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = unknown
+        .iter()
+        .map(|u| {
+            let types = match u.get("types").or_else(|| u.get("observed_types")) {
+                Some(v) => output::list(Some(v)),
+                None => String::new(),
+            };
+            vec![
+                u.get("name").map(output::cell).unwrap_or_default(),
+                u.get("count").map(output::cell).unwrap_or_default(),
+                types,
+                optional_cell(u.get("first_seen")),
+                optional_cell(u.get("last_seen")),
+            ]
+        })
+        .collect();
+    let table = output::table(
+        &[
+            "name".into(),
+            "count".into(),
+            "types".into(),
+            "first seen".into(),
+            "last seen".into(),
+        ],
+        &[Align::Left, Align::Right],
+        &rows,
+    );
+    format!(
+        "  unknown fields (not declared yet; read as strings):\n{}",
+        indent(&table)
+    )
 }
 
 fn optional_cell(value: Option<&Value>) -> String {
@@ -463,13 +473,29 @@ fn create_from_sample(
         Err(ApiError::Status { status, .. }) if status == StatusCode::CONFLICT => false,
         Err(err) => return Err(anyhow!(err).context(format!("creating metric {metric:?}"))),
     };
+    let existing = declared_field_names(client, &metric)?;
+    let mut report = Vec::new();
+    for field in &fields {
+        let outcome = declare_sample_field(client, &metric, field, &existing)?;
+        report.push((field, outcome));
+    }
+    if as_json {
+        print_sample_report_json(&metric, created, &report);
+    } else {
+        print_sample_report(&metric, created, &report);
+    }
+    Ok(())
+}
 
-    // Fields already declared keep their declaration: re-declaring would reset their aliases
-    // and hidden flag, which a sample knows nothing about.
+/// The metric's declared fields, each with its aliases.
+fn declared_field_names(
+    client: &Client,
+    metric: &str,
+) -> anyhow::Result<Vec<(String, Vec<String>)>> {
     let schema = client.get(&["api", "v1", "schema"])?;
-    let existing: Vec<(String, Vec<String>)> = items(&schema, "metrics")
+    Ok(items(&schema, "metrics")
         .iter()
-        .find(|m| metric_has_name(m, &metric))
+        .find(|m| metric_has_name(m, metric))
         .map(|m| {
             items(m, "fields")
                 .iter()
@@ -484,44 +510,52 @@ fn create_from_sample(
                 })
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
 
-    let mut report = Vec::new();
-    for field in &fields {
-        let already = existing
-            .iter()
-            .any(|(name, aliases)| name == &field.name || aliases.contains(&field.name));
-        let outcome = match field.field_type {
-            None => "skipped: null in the sample, type unknown".to_string(),
-            Some(_) if already => "skipped: already declared".to_string(),
-            Some(field_type) => {
-                client
-                    .put(
-                        &field_path(&metric, &field.name),
-                        &json!({ "type": field_type.as_str() }),
-                    )
-                    .with_context(|| format!("declaring field {:?} of {metric:?}", field.name))?;
-                "declared".to_string()
-            }
-        };
-        report.push((field, outcome));
-    }
+/// Declares one sample field unless its type is unknown or it is declared already; what
+/// happened, in words. Fields already declared keep their declaration: re-declaring would
+/// reset their aliases and hidden flag, which a sample knows nothing about.
+fn declare_sample_field(
+    client: &Client,
+    metric: &str,
+    field: &SampleField,
+    existing: &[(String, Vec<String>)],
+) -> anyhow::Result<String> {
+    let already = existing
+        .iter()
+        .any(|(name, aliases)| name == &field.name || aliases.contains(&field.name));
+    Ok(match field.field_type {
+        None => "skipped: null in the sample, type unknown".to_string(),
+        Some(_) if already => "skipped: already declared".to_string(),
+        Some(field_type) => {
+            client
+                .put(
+                    &field_path(metric, &field.name),
+                    &json!({ "type": field_type.as_str() }),
+                )
+                .with_context(|| format!("declaring field {:?} of {metric:?}", field.name))?;
+            "declared".to_string()
+        }
+    })
+}
 
-    if as_json {
-        let fields: Vec<Value> = report
-            .iter()
-            .map(|(f, outcome)| {
-                json!({
-                    "name": f.name,
-                    "type": f.field_type.map(FieldType::as_str),
-                    "outcome": outcome,
-                })
+fn print_sample_report_json(metric: &str, created: bool, report: &[(&SampleField, String)]) {
+    let fields: Vec<Value> = report
+        .iter()
+        .map(|(f, outcome)| {
+            json!({
+                "name": f.name,
+                "type": f.field_type.map(FieldType::as_str),
+                "outcome": outcome,
             })
-            .collect();
-        let summary = json!({ "metric": metric, "created": created, "fields": fields });
-        println!("{}", output::json(&summary));
-        return Ok(());
-    }
+        })
+        .collect();
+    let summary = json!({ "metric": metric, "created": created, "fields": fields });
+    println!("{}", output::json(&summary));
+}
+
+fn print_sample_report(metric: &str, created: bool, report: &[(&SampleField, String)]) {
     if created {
         println!("created metric {metric}");
     } else {
@@ -529,7 +563,7 @@ fn create_from_sample(
     }
     if report.is_empty() {
         println!("the sample has no fields besides the timestamp and the metric key");
-        return Ok(());
+        return;
     }
     let rows: Vec<Vec<String>> = report
         .iter()
@@ -548,7 +582,6 @@ fn create_from_sample(
         "{}",
         output::table(&["field".into(), "type".into(), "".into()], &[], &rows)
     );
-    Ok(())
 }
 
 #[cfg(test)]
