@@ -7,8 +7,9 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, SecondsFormat};
 use serde_json::{json, Value};
-use strata_core::Role;
-use strata_storage::ScanRequest;
+use strata_catalog::{CompactionRecord, TenantSchema};
+use strata_core::{MetricId, Role, TenantId};
+use strata_storage::{HotStore, ScanRequest};
 
 use crate::auth::TenantCaller;
 use crate::error::ApiError;
@@ -67,6 +68,31 @@ pub async fn status(
     caller.require(Role::Read)?;
     let tenant = caller.tenant.id;
     let schema = state.schemas().schema(tenant).await?;
+    let (metrics, lowest_watermark) = cold_metrics(&state, tenant, &schema).await?;
+
+    let hot = state.hot().clone();
+    let metric_ids: Vec<_> = schema.metrics.iter().map(|m| m.id).collect();
+    let partitions = tokio::task::spawn_blocking(move || hot_partitions(&hot, tenant, &metric_ids))
+        .await
+        .map_err(|e| ApiError::internal(format!("status reader failed: {e}")))??;
+
+    let last = state.manifest().last_compaction(tenant).await?;
+    let last = last.map_or(Value::Null, |r| last_compaction_json(&r));
+    Ok(Json(json!({
+        "tenant": caller.tenant.name,
+        "watermark": lowest_watermark.map_or(Value::Null, rfc3339),
+        "metrics": metrics,
+        "hot_partitions": partitions,
+        "last_compaction": last,
+    })))
+}
+
+/// Each metric's watermark and cold files, and the lowest watermark of them all.
+async fn cold_metrics(
+    state: &AppState,
+    tenant: TenantId,
+    schema: &TenantSchema,
+) -> Result<(Vec<Value>, Option<i64>), ApiError> {
     let mut metrics = Vec::new();
     let mut lowest_watermark: Option<i64> = None;
     for metric in &schema.metrics {
@@ -89,64 +115,58 @@ pub async fn status(
             },
         }));
     }
+    Ok((metrics, lowest_watermark))
+}
 
-    // Partitions are shared by all tenants: count only this tenant's rows (keys only, no value
-    // decoding) and attribute bytes in proportion, so no other tenant's volume shows.
-    let hot = state.hot().clone();
-    let metric_ids: Vec<_> = schema.metrics.iter().map(|m| m.id).collect();
-    let partitions = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, ApiError> {
-        let mut out = Vec::new();
-        for partition in hot.partitions() {
-            let mut rows = 0u64;
-            for metric in &metric_ids {
-                let request = ScanRequest {
-                    tenant,
-                    metric: *metric,
-                    start_ms: partition.week_start_ms,
-                    end_ms: partition.week_end_ms,
-                    series: None,
-                    names: Some(Vec::new()),
-                };
-                let mut scan = hot.scan(&request)?;
-                while let Some(row) = scan.next_raw() {
-                    row?;
-                    rows += 1;
-                }
+/// The hot partitions holding the tenant's rows. Partitions are shared by all tenants: count
+/// only this tenant's rows (keys only, no value decoding) and attribute bytes in proportion,
+/// so no other tenant's volume shows. Blocking: run it off the async workers.
+fn hot_partitions(
+    hot: &HotStore,
+    tenant: TenantId,
+    metric_ids: &[MetricId],
+) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::new();
+    for partition in hot.partitions() {
+        let mut rows = 0u64;
+        for metric in metric_ids {
+            let request = ScanRequest {
+                tenant,
+                metric: *metric,
+                start_ms: partition.week_start_ms,
+                end_ms: partition.week_end_ms,
+                series: None,
+                names: Some(Vec::new()),
+            };
+            let mut scan = hot.scan(&request)?;
+            while let Some(row) = scan.next_raw() {
+                row?;
+                rows += 1;
             }
-            if rows == 0 {
-                continue;
-            }
-            let share = rows as f64 / (partition.approx_rows as f64).max(rows as f64);
-            out.push(json!({
-                "partition": partition.name,
-                "start": rfc3339(partition.week_start_ms),
-                "end": rfc3339(partition.week_end_ms),
-                "rows": rows,
-                "bytes": (partition.disk_bytes as f64 * share) as u64,
-            }));
         }
-        Ok(out)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("status reader failed: {e}")))??;
+        if rows == 0 {
+            continue;
+        }
+        let share = rows as f64 / (partition.approx_rows as f64).max(rows as f64);
+        out.push(json!({
+            "partition": partition.name,
+            "start": rfc3339(partition.week_start_ms),
+            "end": rfc3339(partition.week_end_ms),
+            "rows": rows,
+            "bytes": (partition.disk_bytes as f64 * share) as u64,
+        }));
+    }
+    Ok(out)
+}
 
-    let last = state.manifest().last_compaction(tenant).await?;
-    let last = last.map_or(Value::Null, |r| {
-        json!({
-            "started": rfc3339(r.started_at_ms),
-            "finished": rfc3339(r.finished_at_ms),
-            "outcome": r.outcome,
-            "files_written": r.files_written,
-            "rows": r.rows,
-            "watermark": r.watermark_ms.map_or(Value::Null, rfc3339),
-            "message": r.message,
-        })
-    });
-    Ok(Json(json!({
-        "tenant": caller.tenant.name,
-        "watermark": lowest_watermark.map_or(Value::Null, rfc3339),
-        "metrics": metrics,
-        "hot_partitions": partitions,
-        "last_compaction": last,
-    })))
+fn last_compaction_json(record: &CompactionRecord) -> Value {
+    json!({
+        "started": rfc3339(record.started_at_ms),
+        "finished": rfc3339(record.finished_at_ms),
+        "outcome": record.outcome,
+        "files_written": record.files_written,
+        "rows": record.rows,
+        "watermark": record.watermark_ms.map_or(Value::Null, rfc3339),
+        "message": record.message,
+    })
 }
