@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use strata_core::{FieldType, MetricId, NameId, RESERVED_FIELD_NAME};
+use strata_core::{FieldId, FieldType, MetricId, NameId, RESERVED_FIELD_NAME};
 
 /// The time zone every timestamp column carries; storage keeps epoch milliseconds in UTC.
 pub const UTC: &str = "UTC";
@@ -132,56 +132,8 @@ impl MetricModel {
 
     /// Builds the model from the catalog's view of a live metric.
     pub fn from_catalog(metric: &strata_catalog::Metric) -> MetricModel {
-        let incoming_id: HashMap<&str, NameId> = metric
-            .incoming
-            .iter()
-            .map(|name| (name.name.as_str(), name.id))
-            .collect();
-        let mut columns = Vec::new();
-        let mut column_of_field = HashMap::new();
-        for field in metric.fields.iter().filter(|f| !f.hidden) {
-            if field.name == RESERVED_FIELD_NAME {
-                continue;
-            }
-            let sources = field
-                .names
-                .iter()
-                .filter_map(|name| {
-                    incoming_id.get(name.as_str()).map(|id| Source {
-                        id: *id,
-                        name: name.clone(),
-                    })
-                })
-                .collect();
-            column_of_field.insert(field.id, columns.len());
-            columns.push(ColumnSpec {
-                name: field.name.clone(),
-                data_type: arrow_type_of(field.field_type),
-                sources,
-                aliases: field
-                    .names
-                    .iter()
-                    .filter(|n| **n != field.name)
-                    .cloned()
-                    .collect(),
-                field_type: field.field_type,
-            });
-        }
-        for name in metric.unknown_incoming() {
-            if name.name == RESERVED_FIELD_NAME {
-                continue;
-            }
-            columns.push(ColumnSpec {
-                name: name.name.clone(),
-                data_type: DataType::Utf8,
-                sources: vec![Source {
-                    id: name.id,
-                    name: name.name.clone(),
-                }],
-                aliases: Vec::new(),
-                field_type: None,
-            });
-        }
+        let (mut columns, column_of_field) = declared_columns(metric);
+        columns.extend(unknown_columns(metric));
         let series_key_columns: Vec<usize> = metric
             .series_keys
             .iter()
@@ -214,6 +166,64 @@ impl MetricModel {
             incoming,
         }
     }
+}
+
+/// A column per visible declared field, in declaration order, and each field's column index.
+fn declared_columns(metric: &strata_catalog::Metric) -> (Vec<ColumnSpec>, HashMap<FieldId, usize>) {
+    let incoming_id: HashMap<&str, NameId> = metric
+        .incoming
+        .iter()
+        .map(|name| (name.name.as_str(), name.id))
+        .collect();
+    let mut columns = Vec::new();
+    let mut column_of_field = HashMap::new();
+    for field in metric.fields.iter().filter(|f| !f.hidden) {
+        if field.name == RESERVED_FIELD_NAME {
+            continue;
+        }
+        let sources = field
+            .names
+            .iter()
+            .filter_map(|name| {
+                incoming_id.get(name.as_str()).map(|id| Source {
+                    id: *id,
+                    name: name.clone(),
+                })
+            })
+            .collect();
+        column_of_field.insert(field.id, columns.len());
+        columns.push(ColumnSpec {
+            name: field.name.clone(),
+            data_type: arrow_type_of(field.field_type),
+            sources,
+            aliases: field
+                .names
+                .iter()
+                .filter(|n| **n != field.name)
+                .cloned()
+                .collect(),
+            field_type: field.field_type,
+        });
+    }
+    (columns, column_of_field)
+}
+
+/// A text column per incoming name no field claims.
+fn unknown_columns(metric: &strata_catalog::Metric) -> Vec<ColumnSpec> {
+    metric
+        .unknown_incoming()
+        .filter(|name| name.name != RESERVED_FIELD_NAME)
+        .map(|name| ColumnSpec {
+            name: name.name.clone(),
+            data_type: DataType::Utf8,
+            sources: vec![Source {
+                id: name.id,
+                name: name.name.clone(),
+            }],
+            aliases: Vec::new(),
+            field_type: None,
+        })
+        .collect()
 }
 
 /// Column names and alias-to-display-name map of one metric table, for the alias rewriter.
