@@ -16,7 +16,9 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -190,76 +192,104 @@ impl ExecutionPlan for MetricScanExec {
         let batch_size = context.session_config().batch_size().max(1);
         let cast_failures = MetricBuilder::new(&self.metrics).counter("cast_failures", partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
-        let spec = self.spec.clone();
-        let hot = self.hot.clone();
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| DataFusionError::Execution(format!("no async runtime: {e}")))?;
         let (sender, mut receiver) =
             tokio::sync::mpsc::channel::<Result<RecordBatch>>(CHANNEL_BATCHES);
-        runtime.spawn_blocking(move || {
-            let mut builder = RawBatchBuilder::new(&spec.columns, batch_size);
-            let (start_ms, end_ms) = bounds(&spec.time);
-            let request = ScanRequest {
-                tenant: spec.tenant,
-                metric: spec.model.id,
-                start_ms,
-                end_ms,
-                series: spec.series.clone(),
-                names: Some(builder.needed_names()),
-            };
-            let send = |batch: Result<RecordBatch>| sender.blocking_send(batch).is_ok();
-            let flush = |builder: &mut RawBatchBuilder| -> Result<RecordBatch> {
-                let (batch, failures) = builder
-                    .finish(&spec.schema, spec.timestamp_at, &spec.columns)
-                    .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))?;
-                cast_failures.add(failures);
-                output_rows.add(batch.num_rows());
-                Ok(batch)
-            };
-            let scan = match hot.scan(&request) {
-                Ok(scan) => scan,
-                Err(e) => {
-                    send(Err(backend_error(e)));
-                    return;
-                }
-            };
-            let mut remaining = spec.limit.unwrap_or(usize::MAX);
-            let mut since_check = 0;
-            for row in scan {
-                if remaining == 0 {
-                    break;
-                }
-                let row = match row {
-                    Ok(row) => row,
-                    Err(e) => {
-                        send(Err(backend_error(e)));
-                        return;
-                    }
-                };
-                builder.push(row.timestamp_ms, row.values);
-                remaining -= 1;
-                since_check += 1;
-                if builder.len() >= batch_size {
-                    since_check = 0;
-                    if !send(flush(&mut builder)) {
-                        return;
-                    }
-                } else if since_check >= CANCEL_CHECK_ROWS {
-                    since_check = 0;
-                    if sender.is_closed() {
-                        return;
-                    }
-                }
-            }
-            if !builder.is_empty() {
-                send(flush(&mut builder));
-            }
-        });
+        let worker = ScanWorker {
+            spec: self.spec.clone(),
+            hot: self.hot.clone(),
+            batch_size,
+            sender,
+            cast_failures,
+            output_rows,
+        };
+        runtime.spawn_blocking(move || worker.run());
         let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.spec.schema.clone(),
             stream,
         )))
+    }
+}
+
+/// The blocking half of one scan: reads the hot tier and sends recombined batches until the
+/// rows, the limit or the consumer run out.
+struct ScanWorker {
+    spec: ScanSpec,
+    hot: Arc<HotStore>,
+    batch_size: usize,
+    sender: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+    cast_failures: Count,
+    output_rows: Count,
+}
+
+impl ScanWorker {
+    fn run(self) {
+        let spec = &self.spec;
+        let mut builder = RawBatchBuilder::new(&spec.columns, self.batch_size);
+        let (start_ms, end_ms) = bounds(&spec.time);
+        let request = ScanRequest {
+            tenant: spec.tenant,
+            metric: spec.model.id,
+            start_ms,
+            end_ms,
+            series: spec.series.clone(),
+            names: Some(builder.needed_names()),
+        };
+        let scan = match self.hot.scan(&request) {
+            Ok(scan) => scan,
+            Err(e) => {
+                self.send(Err(backend_error(e)));
+                return;
+            }
+        };
+        let mut remaining = spec.limit.unwrap_or(usize::MAX);
+        let mut since_check = 0;
+        for row in scan {
+            if remaining == 0 {
+                break;
+            }
+            let row = match row {
+                Ok(row) => row,
+                Err(e) => {
+                    self.send(Err(backend_error(e)));
+                    return;
+                }
+            };
+            builder.push(row.timestamp_ms, row.values);
+            remaining -= 1;
+            since_check += 1;
+            if builder.len() >= self.batch_size {
+                since_check = 0;
+                if !self.send(self.flush(&mut builder)) {
+                    return;
+                }
+            } else if since_check >= CANCEL_CHECK_ROWS {
+                since_check = 0;
+                if self.sender.is_closed() {
+                    return;
+                }
+            }
+        }
+        if !builder.is_empty() {
+            self.send(self.flush(&mut builder));
+        }
+    }
+
+    /// False once the consumer is gone.
+    fn send(&self, batch: Result<RecordBatch>) -> bool {
+        self.sender.blocking_send(batch).is_ok()
+    }
+
+    fn flush(&self, builder: &mut RawBatchBuilder) -> Result<RecordBatch> {
+        let spec = &self.spec;
+        let (batch, failures) = builder
+            .finish(&spec.schema, spec.timestamp_at, &spec.columns)
+            .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))?;
+        self.cast_failures.add(failures);
+        self.output_rows.add(batch.num_rows());
+        Ok(batch)
     }
 }
 
