@@ -9,58 +9,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::ServeArgs;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = strata_node::ServeConfig {
-        data_dir: args.data_dir,
-        http_addr: args.http_addr,
-        pg_addr: args.pg_addr,
-        pg_allow_insecure: args.pg_allow_insecure,
-        pg_tls: match (args.tls_cert, args.tls_key) {
-            (Some(cert), Some(key)) => Some(strata_node::TlsPaths { cert, key }),
-            _ => None,
-        },
-        // Env only: a token on the command line would show in `ps` and shell history.
-        operator_token: std::env::var("STRATA_OPERATOR_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
-        limits: strata_core::Limits {
-            write_body_bytes: args.max_body_bytes,
-            event_bytes: args.max_event_bytes,
-            fields_per_event: args.max_fields_per_event,
-            admin_body_bytes: args.max_admin_body_bytes,
-            error_payload_bytes: args.max_error_payload_bytes,
-            field_names_per_metric: args.max_field_names_per_metric,
-        },
-        sync: !args.unsafe_no_fsync,
-        query: strata_node::QueryConfig {
-            memory_limit_bytes: args.query_memory_bytes,
-            timeout: std::time::Duration::from_secs(args.query_timeout_secs),
-            threads: args
-                .query_threads
-                .unwrap_or_else(|| strata_node::QueryConfig::default().threads),
-            tier_preference: match args.plan_tier {
-                crate::cli::PlanTierArg::Cost => strata_node::TierPreference::Cost,
-                crate::cli::PlanTierArg::Cold => strata_node::TierPreference::Cold,
-                crate::cli::PlanTierArg::Hot => strata_node::TierPreference::Hot,
-            },
-            ..Default::default()
-        },
-        cold_location: args.cold_url,
-        compaction: strata_node::CompactorConfig {
-            min_age: std::time::Duration::from_secs(args.compact_after_secs),
-            hot_retention: std::time::Duration::from_secs(
-                args.hot_retention_days.saturating_mul(86_400),
-            ),
-            retired_grace: std::time::Duration::from_secs(args.retired_grace_secs),
-            purge_deleted_after: std::time::Duration::from_secs(args.purge_deleted_after_secs),
-            ..Default::default()
-        },
-        compact_interval: (args.compact_interval_secs > 0)
-            .then(|| std::time::Duration::from_secs(args.compact_interval_secs)),
-        http: strata_node::HttpConfig {
-            header_read_timeout: std::time::Duration::from_secs(args.http_header_timeout_secs),
-            max_connections: args.http_max_connections,
-        },
-    };
+    let config = serve_config(args);
     if !config.sync {
         tracing::warn!(
             "--unsafe-no-fsync: writes are acknowledged before they are durable; a crash loses \
@@ -83,6 +32,76 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("server failed")
     })
+}
+
+fn serve_config(args: ServeArgs) -> strata_node::ServeConfig {
+    let limits = limits(&args);
+    let query = query_config(&args);
+    let compaction = compactor_config(&args);
+    strata_node::ServeConfig {
+        data_dir: args.data_dir,
+        http_addr: args.http_addr,
+        pg_addr: args.pg_addr,
+        pg_allow_insecure: args.pg_allow_insecure,
+        pg_tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(strata_node::TlsPaths { cert, key }),
+            _ => None,
+        },
+        // Env only: a token on the command line would show in `ps` and shell history.
+        operator_token: std::env::var("STRATA_OPERATOR_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+        limits,
+        sync: !args.unsafe_no_fsync,
+        query,
+        cold_location: args.cold_url,
+        compaction,
+        compact_interval: (args.compact_interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(args.compact_interval_secs)),
+        http: strata_node::HttpConfig {
+            header_read_timeout: std::time::Duration::from_secs(args.http_header_timeout_secs),
+            max_connections: args.http_max_connections,
+        },
+    }
+}
+
+fn limits(args: &ServeArgs) -> strata_core::Limits {
+    strata_core::Limits {
+        write_body_bytes: args.max_body_bytes,
+        event_bytes: args.max_event_bytes,
+        fields_per_event: args.max_fields_per_event,
+        admin_body_bytes: args.max_admin_body_bytes,
+        error_payload_bytes: args.max_error_payload_bytes,
+        field_names_per_metric: args.max_field_names_per_metric,
+    }
+}
+
+fn query_config(args: &ServeArgs) -> strata_node::QueryConfig {
+    strata_node::QueryConfig {
+        memory_limit_bytes: args.query_memory_bytes,
+        timeout: std::time::Duration::from_secs(args.query_timeout_secs),
+        threads: args
+            .query_threads
+            .unwrap_or_else(|| strata_node::QueryConfig::default().threads),
+        tier_preference: match args.plan_tier {
+            crate::cli::PlanTierArg::Cost => strata_node::TierPreference::Cost,
+            crate::cli::PlanTierArg::Cold => strata_node::TierPreference::Cold,
+            crate::cli::PlanTierArg::Hot => strata_node::TierPreference::Hot,
+        },
+        ..Default::default()
+    }
+}
+
+fn compactor_config(args: &ServeArgs) -> strata_node::CompactorConfig {
+    strata_node::CompactorConfig {
+        min_age: std::time::Duration::from_secs(args.compact_after_secs),
+        hot_retention: std::time::Duration::from_secs(
+            args.hot_retention_days.saturating_mul(86_400),
+        ),
+        retired_grace: std::time::Duration::from_secs(args.retired_grace_secs),
+        purge_deleted_after: std::time::Duration::from_secs(args.purge_deleted_after_secs),
+        ..Default::default()
+    }
 }
 
 /// Stack of each request thread (the default is 2 MiB).
