@@ -3,7 +3,7 @@
 //! that checks the text limits before parsing.
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::sql::sqlparser::ast::{CloseCursor, DeclareType, Statement};
+use datafusion::sql::sqlparser::ast::{CloseCursor, Declare, DeclareType, Statement};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use pgwire::api::{ClientInfo, METADATA_APPLICATION_NAME};
 use pgwire::error::PgWireResult;
@@ -219,50 +219,7 @@ pub(crate) fn cursor_op(
     parser: &PostgresCompatibilityParser,
 ) -> PgWireResult<Option<CursorOp>> {
     Ok(Some(match statement {
-        Statement::Declare { stmts } => {
-            let [declare] = stmts.as_slice() else {
-                return Err(pg_error(
-                    FEATURE_NOT_SUPPORTED,
-                    "declare one cursor per statement",
-                ));
-            };
-            let [name] = declare.names.as_slice() else {
-                return Err(pg_error(
-                    FEATURE_NOT_SUPPORTED,
-                    "declare one cursor per statement",
-                ));
-            };
-            if declare.declare_type != Some(DeclareType::Cursor) {
-                return Err(pg_error(
-                    FEATURE_NOT_SUPPORTED,
-                    "only DECLARE name CURSOR FOR query is supported",
-                ));
-            }
-            if declare.binary == Some(true) {
-                return Err(pg_error(
-                    FEATURE_NOT_SUPPORTED,
-                    "BINARY cursors are not supported; ask for binary results in the extended \
-                     protocol instead",
-                ));
-            }
-            if declare.scroll == Some(true) {
-                return Err(pg_error(
-                    FEATURE_NOT_SUPPORTED,
-                    "SCROLL cursors are not supported: Strata cursors only move forward",
-                ));
-            }
-            let Some(query) = &declare.for_query else {
-                return Err(syntax_error("DECLARE CURSOR needs FOR <query>"));
-            };
-            // The compatibility rewrites apply to top-level queries only; give the cursor's
-            // query the same treatment as a plain SELECT.
-            let query = Box::new(parser.rewrite(Statement::Query(query.clone())));
-            CursorOp::Declare {
-                name: cursor_key(name),
-                hold: declare.hold == Some(true),
-                query,
-            }
-        }
+        Statement::Declare { stmts } => declare_op(stmts, parser)?,
         Statement::Fetch {
             name,
             direction,
@@ -288,4 +245,51 @@ pub(crate) fn cursor_op(
         },
         _ => return Ok(None),
     }))
+}
+
+/// `DECLARE name CURSOR [WITH HOLD] FOR query`, one cursor per statement: the only form
+/// Strata's forward-only, non-binary cursors serve.
+fn declare_op(stmts: &[Declare], parser: &PostgresCompatibilityParser) -> PgWireResult<CursorOp> {
+    let [declare] = stmts else {
+        return Err(pg_error(
+            FEATURE_NOT_SUPPORTED,
+            "declare one cursor per statement",
+        ));
+    };
+    let [name] = declare.names.as_slice() else {
+        return Err(pg_error(
+            FEATURE_NOT_SUPPORTED,
+            "declare one cursor per statement",
+        ));
+    };
+    if declare.declare_type != Some(DeclareType::Cursor) {
+        return Err(pg_error(
+            FEATURE_NOT_SUPPORTED,
+            "only DECLARE name CURSOR FOR query is supported",
+        ));
+    }
+    if declare.binary == Some(true) {
+        return Err(pg_error(
+            FEATURE_NOT_SUPPORTED,
+            "BINARY cursors are not supported; ask for binary results in the extended \
+             protocol instead",
+        ));
+    }
+    if declare.scroll == Some(true) {
+        return Err(pg_error(
+            FEATURE_NOT_SUPPORTED,
+            "SCROLL cursors are not supported: Strata cursors only move forward",
+        ));
+    }
+    let Some(query) = &declare.for_query else {
+        return Err(syntax_error("DECLARE CURSOR needs FOR <query>"));
+    };
+    // The compatibility rewrites apply to top-level queries only; give the cursor's
+    // query the same treatment as a plain SELECT.
+    let query = Box::new(parser.rewrite(Statement::Query(query.clone())));
+    Ok(CursorOp::Declare {
+        name: cursor_key(name),
+        hold: declare.hold == Some(true),
+        query,
+    })
 }
