@@ -12,18 +12,16 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::disk_check::{check_disk, disk_estimate};
-use super::emit::{draw_plots, Emitted};
 use super::session::{ServerFigures, Session};
 use super::suite::{
-    analytics_section, compaction_config, compaction_section, conclude, ingest_config, load_passed,
-    recent_passed, step, ColdOptions, Workload,
+    analytics_section, compaction_config, compaction_section, ingest_config, load_passed,
+    recent_passed, step, ColdOptions, Findings, Workload,
 };
 use super::Invocation;
 use crate::{
     run_aliases_with, run_analytics_with, run_compaction_with, run_freshness_with, run_ingest_with,
     run_recent_with, AliasConfig, AliasReport, AnalyticsConfig, AnalyticsReport, BenchError,
-    CompactionReport, FreshnessConfig, FreshnessReport, IngestReport, Plots, RecentConfig,
-    RecentReport, ReportRows,
+    CompactionReport, FreshnessConfig, FreshnessReport, IngestReport, RecentConfig, RecentReport,
 };
 
 /// `bench all`: each scenario's size.
@@ -211,16 +209,18 @@ fn emit_all(
     server: &ServerFigures,
     report: AllOutput,
 ) -> Result<ExitCode, BenchError> {
-    let mut rows = report.ingest.report_rows();
-    rows.extend(report.recent.report_rows());
-    rows.extend(report.aliases.report_rows());
-    rows.extend(report.compaction.report_rows());
+    let mut findings = Findings::new();
+    findings.scenario(&report.ingest, "ingest");
+    findings.scenario(&report.recent, "recent");
+    findings.scenario(&report.aliases, "aliases");
+    findings.scenario(&report.compaction, "compaction");
     if let Some(analytics) = &report.analytics {
-        rows.extend(analytics.report_rows());
+        findings.scenario(analytics, "analytics");
     }
-    rows.extend(report.freshness.report_rows());
+    findings.scenario(&report.freshness, "freshness");
     let mut failures = Vec::new();
     let passed = all_passed(&report, &mut failures);
+    findings.outcome(passed, failures);
     let mut extra = compaction_section(&report.compaction);
     if let Some(analytics) = &report.analytics {
         extra.push('\n');
@@ -229,17 +229,5 @@ fn emit_all(
     for note in &report.notes {
         extra.push_str(&format!("\nNote: {note}\n"));
     }
-    let mut drawn: Vec<(&dyn Plots, &str)> = vec![
-        (&report.ingest, "ingest"),
-        (&report.recent, "recent"),
-        (&report.aliases, "aliases"),
-        (&report.compaction, "compaction"),
-    ];
-    if let Some(analytics) = &report.analytics {
-        drawn.push((analytics, "analytics"));
-    }
-    drawn.push((&report.freshness, "freshness"));
-    let plots = draw_plots(&inv.output, &drawn, &mut failures);
-    let run = Emitted::new("all", &rows, &extra, &plots.files, &report);
-    conclude(inv, server, run, passed && plots.ok, &failures)
+    findings.emit(inv, server, "all", &extra, &report)
 }

@@ -80,21 +80,79 @@ pub(super) fn conclude<T: Serialize>(
     Ok(verdict(passed, failures))
 }
 
+/// What a run's report gathers from its scenarios: the table rows, the failed checks and the
+/// plots to draw, in the order they are printed.
+pub(super) struct Findings<'a> {
+    rows: Vec<ReportRow>,
+    failures: Vec<String>,
+    plots: Vec<(&'a dyn Plots, &'a str)>,
+    passed: bool,
+}
+
+impl<'a> Findings<'a> {
+    pub(super) fn new() -> Findings<'a> {
+        Findings {
+            rows: Vec::new(),
+            failures: Vec::new(),
+            plots: Vec::new(),
+            passed: true,
+        }
+    }
+
+    /// A scenario's rows, and its plots drawn as `plot_name`-*.png; its checks come apart.
+    pub(super) fn scenario<R: ReportRows + Plots>(&mut self, report: &'a R, plot_name: &'a str) {
+        self.rows.extend(report.report_rows());
+        self.plots.push((report, plot_name));
+    }
+
+    /// A load step: its rows, its plots and its checks.
+    pub(super) fn load(&mut self, load: &'a IngestReport, plot_name: &'a str) {
+        self.scenario(load, plot_name);
+        self.passed &= load_passed(load, &mut self.failures);
+    }
+
+    /// A check's outcome and its failures in words.
+    pub(super) fn outcome(&mut self, passed: bool, failures: Vec<String>) {
+        self.passed &= passed;
+        self.failures.extend(failures);
+    }
+
+    /// Checks that passed when they found no failure.
+    pub(super) fn check(&mut self, failures: Vec<String>) {
+        self.outcome(failures.is_empty(), failures);
+    }
+
+    /// Draws the plots, prints the report, and exits 1 unless every check passed and every
+    /// plot was drawn.
+    pub(super) fn emit<T: Serialize>(
+        mut self,
+        inv: &Invocation<'_>,
+        server: &ServerFigures,
+        title: &str,
+        extra: &str,
+        report: &T,
+    ) -> Result<ExitCode, BenchError> {
+        let plots = draw_plots(&inv.output, &self.plots, &mut self.failures);
+        let run = Emitted::new(title, &self.rows, extra, &plots.files, report);
+        conclude(inv, server, run, self.passed && plots.ok, &self.failures)
+    }
+}
+
 /// The end of a command that runs one scenario: stop the server, draw the report's plots as
 /// NAME-*.png, print the report, and exit 1 unless it passed and every plot was drawn.
-fn finish_one<R: Plots + Serialize>(
+fn finish_one<R: Plots + ReportRows + Serialize>(
     inv: &Invocation<'_>,
     mut session: Session,
     name: &str,
     report: &R,
-    rows: &[ReportRow],
-    (passed, mut failures): (bool, Vec<String>),
+    (passed, failures): (bool, Vec<String>),
 ) -> Result<ExitCode, BenchError> {
     let server = session.server_figures();
     session.stop()?;
-    let plots = draw_plots(&inv.output, &[(report, name)], &mut failures);
-    let run = Emitted::new(name, rows, "", &plots.files, report);
-    conclude(inv, &server, run, passed && plots.ok, &failures)
+    let mut findings = Findings::new();
+    findings.scenario(report, name);
+    findings.outcome(passed, failures);
+    findings.emit(inv, &server, name, "", report)
 }
 
 /// `bench ingest`: durable ingest throughput, then the stored-row count check unless `verify`
@@ -119,8 +177,7 @@ pub fn ingest(
     })?;
     report.run.command = Some(inv.command.clone());
     let outcome = (report.passed(), report.failures.clone());
-    let rows = report.report_rows();
-    finish_one(inv, session, "ingest", &report, &rows, outcome)
+    finish_one(inv, session, "ingest", &report, outcome)
 }
 
 /// `bench freshness`: ack-to-visible latency.
@@ -131,8 +188,7 @@ pub fn freshness(inv: &Invocation<'_>, config: &FreshnessConfig) -> Result<ExitC
     })?;
     report.run.command = Some(inv.command.clone());
     let outcome = (report.passed(), Vec::new());
-    let rows = report.report_rows();
-    finish_one(inv, session, "freshness", &report, &rows, outcome)
+    finish_one(inv, session, "freshness", &report, outcome)
 }
 
 /// `bench isolation`: a second tenant's latencies next to a huge cross join.
@@ -144,8 +200,7 @@ pub fn isolation(inv: &Invocation<'_>, config: &IsolationConfig) -> Result<ExitC
     })?;
     report.run.command = Some(inv.command.clone());
     let outcome = (report.passed(), report.failures());
-    let rows = report.report_rows();
-    finish_one(inv, session, "isolation", &report, &rows, outcome)
+    finish_one(inv, session, "isolation", &report, outcome)
 }
 
 /// `bench aliases`: the cost of a field with 3 aliases.
@@ -156,8 +211,7 @@ pub fn aliases(inv: &Invocation<'_>, config: &AliasConfig) -> Result<ExitCode, B
     })?;
     report.run.command = Some(inv.command.clone());
     let outcome = (report.passed(), Vec::new());
-    let rows = report.report_rows();
-    finish_one(inv, session, "aliases", &report, &rows, outcome)
+    finish_one(inv, session, "aliases", &report, outcome)
 }
 
 #[derive(Serialize)]
@@ -185,21 +239,17 @@ pub fn recent(
     let server = session.server_figures();
     session.stop()?;
 
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-    let mut passed = recent_passed(&recent, &mut failures);
-    let mut drawn: Vec<(&dyn Plots, &str)> = Vec::new();
-    if let Some(load) = &load {
-        rows.extend(load.report_rows());
-        passed &= load_passed(load, &mut failures);
-        drawn.push((load, "recent-load"));
-    }
-    rows.extend(recent.report_rows());
-    drawn.push((&recent, "recent"));
-    let plots = draw_plots(&inv.output, &drawn, &mut failures);
     let report = RecentOutput { load, recent };
-    let run = Emitted::new("recent", &rows, "", &plots.files, &report);
-    conclude(inv, &server, run, passed && plots.ok, &failures)
+    let mut findings = Findings::new();
+    // The recent check's failure is listed before the load's.
+    let mut failures = Vec::new();
+    let recent_ok = recent_passed(&report.recent, &mut failures);
+    findings.outcome(recent_ok, failures);
+    if let Some(load) = &report.load {
+        findings.load(load, "recent-load");
+    }
+    findings.scenario(&report.recent, "recent");
+    findings.emit(inv, &server, "recent", "", &report)
 }
 
 /// `bench quick`: every scenario at a small size with exact checks (CI).
@@ -226,12 +276,11 @@ pub fn quick(inv: &Invocation<'_>, seed: u64) -> Result<ExitCode, BenchError> {
         .as_ref()
         .map(analytics_section)
         .unwrap_or_default();
-    let mut failures = report.failures.clone();
+    let mut findings = Findings::new();
     // Quick mode's plots are named after each scenario, as in `bench all`.
-    let plots = draw_plots(&inv.output, &[(&report, "")], &mut failures);
-    let rows = report.report_rows();
-    let run = Emitted::new("quick", &rows, &extra, &plots.files, &report);
-    conclude(inv, &server, run, report.passed() && plots.ok, &failures)
+    findings.scenario(&report, "");
+    findings.outcome(report.passed(), report.failures.clone());
+    findings.emit(inv, &server, "quick", &extra, &report)
 }
 
 fn set_command_quick(report: &mut QuickReport, command: &str) {
@@ -286,25 +335,15 @@ pub fn compaction(
     let server = session.server_figures();
     session.stop()?;
 
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-    let mut drawn: Vec<(&dyn Plots, &str)> = Vec::new();
-    let mut passed = true;
-    if let Some(load) = &load {
-        rows.extend(load.report_rows());
-        passed &= load_passed(load, &mut failures);
-        drawn.push((load, "compaction-load"));
-    }
-    rows.extend(compaction.report_rows());
-    let compaction_failures = compaction.failures();
-    passed &= compaction_failures.is_empty();
-    failures.extend(compaction_failures);
-    drawn.push((&compaction, "compaction"));
-    let plots = draw_plots(&inv.output, &drawn, &mut failures);
-    let extra = compaction_section(&compaction);
     let report = CompactionOutput { load, compaction };
-    let run = Emitted::new("compaction", &rows, &extra, &plots.files, &report);
-    conclude(inv, &server, run, passed && plots.ok, &failures)
+    let mut findings = Findings::new();
+    if let Some(load) = &report.load {
+        findings.load(load, "compaction-load");
+    }
+    findings.scenario(&report.compaction, "compaction");
+    findings.check(report.compaction.failures());
+    let extra = compaction_section(&report.compaction);
+    findings.emit(inv, &server, "compaction", &extra, &report)
 }
 
 #[derive(Serialize)]
@@ -371,34 +410,25 @@ fn emit_analytics(
     report: &AnalyticsOutput,
 ) -> Result<ExitCode, BenchError> {
     let (compaction, analytics) = (&report.compaction, &report.analytics);
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-    let mut drawn: Vec<(&dyn Plots, &str)> = Vec::new();
-    let mut passed = true;
+    let mut findings = Findings::new();
     if let Some(load) = &report.load {
-        rows.extend(load.report_rows());
-        passed &= load_passed(load, &mut failures);
-        drawn.push((load, "analytics-load"));
+        findings.load(load, "analytics-load");
     }
-    rows.extend(compaction.report_rows());
-    rows.extend(analytics.report_rows());
-    let cold_failures: Vec<String> = compaction
-        .failures()
-        .into_iter()
-        .chain(analytics.failures())
-        .collect();
-    passed &= cold_failures.is_empty();
-    failures.extend(cold_failures);
-    drawn.push((compaction, "analytics-compaction"));
-    drawn.push((analytics, "analytics"));
-    let plots = draw_plots(&inv.output, &drawn, &mut failures);
+    findings.scenario(compaction, "analytics-compaction");
+    findings.scenario(analytics, "analytics");
+    findings.check(
+        compaction
+            .failures()
+            .into_iter()
+            .chain(analytics.failures())
+            .collect(),
+    );
     let extra = format!(
         "{}\n{}",
         compaction_section(compaction),
         analytics_section(analytics)
     );
-    let run = Emitted::new("analytics", &rows, &extra, &plots.files, report);
-    conclude(inv, server, run, passed && plots.ok, &failures)
+    findings.emit(inv, server, "analytics", &extra, report)
 }
 
 /// Loads the workload unless told not to; the ingest report when it ran.
