@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use strata_bench::harness::{OutputOptions, SendOptions, ServerOptions};
+use strata_bench::harness::{ColdOptions, OutputOptions, SendOptions, ServerOptions, Workload};
 use strata_bench::{AliasConfig, AnalyticsConfig, GeneratorConfig, Shares};
 use strata_client::DEFAULT_URL;
 
@@ -142,6 +142,15 @@ cargo run --release -p strata -- bench all --spawn --report bench.md --plots plo
     All(AllArgs),
 }
 
+/// What every measuring subcommand takes: the server and where results go.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
 /// Which server to measure and how to get a tenant on it.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
@@ -183,6 +192,15 @@ pub struct OutputArgs {
     /// DIR/<scenario>-*.png and link them from the markdown report
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
+}
+
+/// The workload a loading subcommand generates and how it sends it.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    #[command(flatten)]
+    pub send: SendArgs,
 }
 
 /// The generated workload.
@@ -256,13 +274,9 @@ pub struct GenArgs {
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub run: RunArgs,
     #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    pub workload: WorkloadArgs,
-    #[command(flatten)]
-    pub send: SendArgs,
+    pub load: LoadArgs,
     /// Skip the stored-row count check afterwards
     #[arg(long)]
     pub no_verify: bool,
@@ -271,9 +285,7 @@ pub struct IngestArgs {
 #[derive(Debug, Args)]
 pub struct FreshnessArgs {
     #[command(flatten)]
-    pub server: ServerArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub run: RunArgs,
     /// Measured probes
     #[arg(long, default_value_t = 200)]
     pub samples: usize,
@@ -285,9 +297,7 @@ pub struct FreshnessArgs {
 #[derive(Debug, Args)]
 pub struct IsolationArgs {
     #[command(flatten)]
-    pub server: ServerArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub run: RunArgs,
     /// Seconds tenant B is measured alone
     #[arg(long, default_value_t = 10)]
     pub baseline_secs: u64,
@@ -309,13 +319,9 @@ pub struct IsolationArgs {
 #[derive(Debug, Args)]
 pub struct RecentArgs {
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub run: RunArgs,
     #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    pub workload: WorkloadArgs,
-    #[command(flatten)]
-    pub send: SendArgs,
+    pub load: LoadArgs,
     /// The tenant already holds this workload (same --seed/--trucks/--events): do not load it
     #[arg(long)]
     pub no_load: bool,
@@ -340,9 +346,7 @@ pub struct RecentArgs {
 #[derive(Debug, Args)]
 pub struct AliasesArgs {
     #[command(flatten)]
-    pub server: ServerArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub run: RunArgs,
     #[command(flatten)]
     pub alias: AliasScaleArgs,
 }
@@ -366,6 +370,13 @@ pub struct ColdArgs {
     /// The tenant already holds this workload (same --seed/--trucks/--events): do not load it
     #[arg(long)]
     pub no_load: bool,
+    #[command(flatten)]
+    pub compaction: CompactionTargetArgs,
+}
+
+/// Where the server writes Parquet and how long its compaction may take.
+#[derive(Debug, Clone, Args)]
+pub struct CompactionTargetArgs {
     /// The server's cold directory, where it writes Parquet (default DATA_DIR/cold)
     #[arg(long, value_name = "DIR")]
     pub cold_dir: Option<PathBuf>,
@@ -377,13 +388,9 @@ pub struct ColdArgs {
 #[derive(Debug, Args)]
 pub struct CompactionArgs {
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub run: RunArgs,
     #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    pub workload: WorkloadArgs,
-    #[command(flatten)]
-    pub send: SendArgs,
+    pub load: LoadArgs,
     #[command(flatten)]
     pub cold: ColdArgs,
     /// Measured runs of the query on each tier
@@ -400,13 +407,9 @@ pub struct CompactionArgs {
 #[derive(Debug, Args)]
 pub struct AnalyticsArgs {
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub run: RunArgs,
     #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    pub workload: WorkloadArgs,
-    #[command(flatten)]
-    pub send: SendArgs,
+    pub load: LoadArgs,
     #[command(flatten)]
     pub cold: ColdArgs,
     /// Measured runs of each query in each engine
@@ -443,9 +446,7 @@ pub struct EngineArgs {
 #[derive(Debug, Args)]
 pub struct QuickArgs {
     #[command(flatten)]
-    pub server: ServerArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub run: RunArgs,
     /// Seed of the generator
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -454,13 +455,9 @@ pub struct QuickArgs {
 #[derive(Debug, Args)]
 pub struct AllArgs {
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub run: RunArgs,
     #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    pub workload: WorkloadArgs,
-    #[command(flatten)]
-    pub send: SendArgs,
+    pub load: LoadArgs,
     /// Freshness probes
     #[arg(long, default_value_t = 200)]
     pub samples: usize,
@@ -480,12 +477,8 @@ pub struct AllArgs {
     pub analytics_warmup: usize,
     #[command(flatten)]
     pub engines: EngineArgs,
-    /// The server's cold directory, where it writes Parquet (default DATA_DIR/cold)
-    #[arg(long, value_name = "DIR")]
-    pub cold_dir: Option<PathBuf>,
-    /// Seconds the compaction request may take
-    #[arg(long, default_value_t = 3600)]
-    pub compact_timeout_secs: u64,
+    #[command(flatten)]
+    pub compaction: CompactionTargetArgs,
     /// Long mode: 100M events (50M rows per metric) unless --events is given; checks the
     /// free disk first (see --help for time and disk)
     #[arg(long)]
@@ -548,6 +541,32 @@ impl SendArgs {
             batch: self.batch,
             stream: self.stream,
             chunk_mib: self.chunk_mib,
+        }
+    }
+}
+
+impl LoadArgs {
+    /// The workload to load (when `load`), `default_events` unless --events is given.
+    pub fn workload(
+        &self,
+        default_events: u64,
+        load: bool,
+        long: bool,
+    ) -> anyhow::Result<Workload> {
+        Ok(Workload {
+            config: self.workload.config(DEFAULT_TRUCKS, default_events)?,
+            send: self.send.options(),
+            load,
+            long,
+        })
+    }
+}
+
+impl CompactionTargetArgs {
+    pub fn options(&self) -> ColdOptions {
+        ColdOptions {
+            cold_dir: self.cold_dir.clone(),
+            compact_timeout_secs: self.compact_timeout_secs,
         }
     }
 }

@@ -11,40 +11,31 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use strata_bench::harness::{
-    self, AllOptions, AnalyticsOptions, ColdOptions, CompactionOptions, Invocation, StepProgress,
-    Workload,
+    self, AllOptions, AnalyticsOptions, CompactionOptions, Invocation, StepProgress,
 };
 use strata_bench::{AnalyticsConfig, BenchError, FreshnessConfig, IsolationConfig, RecentConfig};
 
 pub use args::BenchArgs;
 use args::{
-    stored_events, AllArgs, AnalyticsArgs, BenchCommand, ColdArgs, CompactionArgs, GenArgs,
-    OutputArgs, RecentArgs, SendArgs, ServerArgs, WorkloadArgs, DEFAULT_COLD_EVENTS,
-    DEFAULT_INGEST_EVENTS, DEFAULT_TRUCKS,
+    stored_events, AllArgs, AnalyticsArgs, BenchCommand, CompactionArgs, GenArgs, RecentArgs,
+    RunArgs, DEFAULT_COLD_EVENTS, DEFAULT_INGEST_EVENTS, DEFAULT_TRUCKS,
 };
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let command = harness::command_line(std::env::args().skip(1));
-    let invocation =
-        |server: &ServerArgs, output: &OutputArgs| -> anyhow::Result<Invocation<'static>> {
-            Ok(Invocation {
-                server: server.options()?,
-                output: output.options(),
-                command: command.clone(),
-                bars: &Bar::boxed,
-            })
-        };
+    let invocation = |run: &RunArgs| -> anyhow::Result<Invocation<'static>> {
+        Ok(Invocation {
+            server: run.server.options()?,
+            output: run.output.options(),
+            command: command.clone(),
+            bars: &Bar::boxed,
+        })
+    };
     match args.command {
         BenchCommand::Gen(args) => generate(&args),
         BenchCommand::Ingest(args) => {
-            let workload = workload(
-                &args.workload,
-                &args.send,
-                DEFAULT_INGEST_EVENTS,
-                true,
-                false,
-            )?;
-            let inv = invocation(&args.server, &args.output)?;
+            let workload = args.load.workload(DEFAULT_INGEST_EVENTS, true, false)?;
+            let inv = invocation(&args.run)?;
             Ok(harness::suite::ingest(&inv, &workload, !args.no_verify)?)
         }
         BenchCommand::Freshness(args) => {
@@ -53,7 +44,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 warmup_samples: args.warmup,
                 ..FreshnessConfig::default()
             };
-            let inv = invocation(&args.server, &args.output)?;
+            let inv = invocation(&args.run)?;
             Ok(harness::suite::freshness(&inv, &config)?)
         }
         BenchCommand::Isolation(args) => {
@@ -65,53 +56,28 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 heavy_rows: args.heavy_rows,
                 ..IsolationConfig::default()
             };
-            let inv = invocation(&args.server, &args.output)?;
+            let inv = invocation(&args.run)?;
             Ok(harness::suite::isolation(&inv, &config)?)
         }
-        BenchCommand::Recent(args) => recent(&args, &invocation(&args.server, &args.output)?),
+        BenchCommand::Recent(args) => recent(&args, &invocation(&args.run)?),
         BenchCommand::Aliases(args) => {
             let config = args.alias.config()?;
-            let inv = invocation(&args.server, &args.output)?;
+            let inv = invocation(&args.run)?;
             Ok(harness::suite::aliases(&inv, &config)?)
         }
-        BenchCommand::Compaction(args) => {
-            compaction(&args, &invocation(&args.server, &args.output)?)
-        }
-        BenchCommand::Analytics(args) => analytics(&args, &invocation(&args.server, &args.output)?),
+        BenchCommand::Compaction(args) => compaction(&args, &invocation(&args.run)?),
+        BenchCommand::Analytics(args) => analytics(&args, &invocation(&args.run)?),
         BenchCommand::Quick(args) => {
-            let inv = invocation(&args.server, &args.output)?;
+            let inv = invocation(&args.run)?;
             Ok(harness::suite::quick(&inv, args.seed)?)
         }
-        BenchCommand::All(args) => all(&args, &invocation(&args.server, &args.output)?),
-    }
-}
-
-/// The workload of a loading subcommand, `default_events` unless --events is given.
-fn workload(
-    args: &WorkloadArgs,
-    send: &SendArgs,
-    default_events: u64,
-    load: bool,
-    long: bool,
-) -> anyhow::Result<Workload> {
-    Ok(Workload {
-        config: args.config(DEFAULT_TRUCKS, default_events)?,
-        send: send.options(),
-        load,
-        long,
-    })
-}
-
-fn cold_options(cold: &ColdArgs) -> ColdOptions {
-    ColdOptions {
-        cold_dir: cold.cold_dir.clone(),
-        compact_timeout_secs: cold.compact_timeout_secs,
+        BenchCommand::All(args) => all(&args, &invocation(&args.run)?),
     }
 }
 
 fn recent(args: &RecentArgs, inv: &Invocation) -> anyhow::Result<ExitCode> {
     let events = stored_events(args.long);
-    let workload = workload(&args.workload, &args.send, events, !args.no_load, args.long)?;
+    let workload = args.load.workload(events, !args.no_load, args.long)?;
     let mut config = RecentConfig {
         runs: args.runs,
         warmup_runs: args.warmup,
@@ -126,19 +92,19 @@ fn recent(args: &RecentArgs, inv: &Invocation) -> anyhow::Result<ExitCode> {
 
 fn compaction(args: &CompactionArgs, inv: &Invocation) -> anyhow::Result<ExitCode> {
     let load = !args.cold.no_load;
-    let workload = workload(&args.workload, &args.send, DEFAULT_COLD_EVENTS, load, false)?;
+    let workload = args.load.workload(DEFAULT_COLD_EVENTS, load, false)?;
     let options = CompactionOptions {
         runs: args.runs,
         warmup: args.warmup,
         query: args.query.clone(),
     };
-    let cold = cold_options(&args.cold);
+    let cold = args.cold.compaction.options();
     Ok(harness::suite::compaction(inv, &workload, &cold, &options)?)
 }
 
 fn analytics(args: &AnalyticsArgs, inv: &Invocation) -> anyhow::Result<ExitCode> {
     let load = !args.cold.no_load;
-    let workload = workload(&args.workload, &args.send, DEFAULT_COLD_EVENTS, load, false)?;
+    let workload = args.load.workload(DEFAULT_COLD_EVENTS, load, false)?;
     let options = AnalyticsOptions {
         analytics: AnalyticsConfig {
             runs: args.runs,
@@ -147,13 +113,13 @@ fn analytics(args: &AnalyticsArgs, inv: &Invocation) -> anyhow::Result<ExitCode>
         },
         compaction_runs: args.compaction_runs,
     };
-    let cold = cold_options(&args.cold);
+    let cold = args.cold.compaction.options();
     Ok(harness::suite::analytics(inv, &workload, &cold, &options)?)
 }
 
 fn all(args: &AllArgs, inv: &Invocation) -> anyhow::Result<ExitCode> {
     let events = stored_events(args.long);
-    let workload = workload(&args.workload, &args.send, events, true, args.long)?;
+    let workload = args.load.workload(events, true, args.long)?;
     let options = AllOptions {
         samples: args.samples,
         runs: args.runs,
@@ -164,10 +130,7 @@ fn all(args: &AllArgs, inv: &Invocation) -> anyhow::Result<ExitCode> {
             warmup_runs: args.analytics_warmup,
             ..args.engines.config(&workload.config)
         },
-        cold: ColdOptions {
-            cold_dir: args.cold_dir.clone(),
-            compact_timeout_secs: args.compact_timeout_secs,
-        },
+        cold: args.compaction.options(),
     };
     Ok(harness::all(inv, &workload, &options)?)
 }
@@ -265,6 +228,7 @@ mod tests {
 
     use strata_bench::{DuckdbMode, GeneratorConfig};
 
+    use super::args::WorkloadArgs;
     use super::*;
 
     #[test]
@@ -313,6 +277,7 @@ mod tests {
             panic!("not recent");
         };
         let workload = recent
+            .load
             .workload
             .config(DEFAULT_TRUCKS, stored_events(recent.long))
             .unwrap();
@@ -323,6 +288,7 @@ mod tests {
             panic!("not all");
         };
         let workload = all
+            .load
             .workload
             .config(DEFAULT_TRUCKS, stored_events(all.long))
             .unwrap();
@@ -333,7 +299,7 @@ mod tests {
         };
         assert!(!all.long);
         assert_eq!(stored_events(all.long), 20_000_000);
-        assert_eq!(all.output.plots.as_deref(), Some(Path::new("out")));
+        assert_eq!(all.run.output.plots.as_deref(), Some(Path::new("out")));
         assert!(all.engines.no_duckdb);
         assert_eq!(
             all.engines.config(&GeneratorConfig::default()).duckdb,
