@@ -92,7 +92,9 @@ fn parse_and_normalize(body: &[u8]) -> usize {
     let config = TimestampConfig::default();
     let iter = events(body, BodyFormat::Ndjson, &limits).expect("an NDJSON body");
     iter.filter_map(|event| event.parsed.ok().map(|object| (event.index, object)))
-        .filter(|(index, object)| normalize(*index, object.clone(), None, &config, &limits).is_ok())
+        .filter(|(_, object)| !object.is_empty())
+        .map(|(index, object)| normalize(index, object, None, &config, &limits))
+        .filter(Result::is_ok)
         .count()
 }
 

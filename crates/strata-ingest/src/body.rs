@@ -26,7 +26,7 @@ pub struct RawEvent<'a> {
     pub index: usize,
     /// The event's exact bytes in the body, for the error log.
     pub raw: &'a [u8],
-    pub parsed: Result<EventObject, EventError>,
+    pub parsed: Result<EventObject<'a>, EventError>,
 }
 
 /// Splits a write body into events and parses each one.
@@ -59,7 +59,10 @@ pub fn events<'a>(
                 return Err(BodyError::Empty);
             }
             EventSource::Ndjson {
-                lines: body.split(is_newline as fn(&u8) -> bool).enumerate(),
+                lines: NumberedLines {
+                    rest: Some(body),
+                    next_index: 0,
+                },
             }
         }
     };
@@ -88,8 +91,35 @@ enum EventSource<'a> {
     },
 }
 
-/// The body's lines, each with its 0-based line index.
-type NumberedLines<'a> = std::iter::Enumerate<std::slice::Split<'a, u8, fn(&u8) -> bool>>;
+/// The body's lines, each with its 0-based line index, found with `memchr` (splitting with a
+/// per-byte predicate was 8% of issue 14's parse profile). Like `split(b'\n')`: a body ending in
+/// a newline has a last, empty line.
+struct NumberedLines<'a> {
+    /// What is left to split; `None` once the last line was handed out.
+    rest: Option<&'a [u8]>,
+    next_index: usize,
+}
+
+impl<'a> Iterator for NumberedLines<'a> {
+    type Item = (usize, &'a [u8]);
+
+    fn next(&mut self) -> Option<(usize, &'a [u8])> {
+        let rest = self.rest?;
+        let line = match memchr::memchr(b'\n', rest) {
+            Some(end) => {
+                self.rest = Some(&rest[end + 1..]);
+                &rest[..end]
+            }
+            None => {
+                self.rest = None;
+                rest
+            }
+        };
+        let index = self.next_index;
+        self.next_index += 1;
+        Some((index, line))
+    }
+}
 
 impl<'a> Iterator for EventIter<'a> {
     type Item = RawEvent<'a>;
@@ -166,10 +196,6 @@ impl<'a> EventIter<'a> {
     }
 }
 
-fn is_newline(byte: &u8) -> bool {
-    *byte == b'\n'
-}
-
 fn json_source<'a>(body: &'a [u8], limits: &Limits) -> Result<EventSource<'a>, BodyError> {
     let trimmed = trim_json_whitespace(body);
     let Some(&first) = trimmed.first() else {
@@ -185,7 +211,7 @@ fn json_source<'a>(body: &'a [u8], limits: &Limits) -> Result<EventSource<'a>, B
                 ))));
             }
             // The whole body is parsed (not `trimmed`) so error positions are the body's own.
-            let map = serde_json::from_slice::<EventObject>(body).map_err(|err| {
+            let map = serde_json::from_slice::<EventObject<'_>>(body).map_err(|err| {
                 let mut error = body_error(body, &err);
                 // The usual cause is NDJSON sent without its content type; say so.
                 if let BodyError::Malformed { message, .. } = &mut error {
@@ -225,10 +251,10 @@ enum EventParseFailure {
 }
 
 /// Parses one event's bytes, which must hold a single JSON value, into an object.
-fn parse_event(bytes: &[u8]) -> Result<EventObject, EventParseFailure> {
+fn parse_event(bytes: &[u8]) -> Result<EventObject<'_>, EventParseFailure> {
     let first = trim_json_whitespace(bytes).first().copied();
     if first == Some(b'{') {
-        return serde_json::from_slice::<EventObject>(bytes)
+        return serde_json::from_slice::<EventObject<'_>>(bytes)
             .map(|object| object.with_sent_numbers(bytes))
             .map_err(EventParseFailure::Malformed);
     }

@@ -6,6 +6,8 @@
 use std::fmt::Write as _;
 
 use strata_core::{JsonKind, MetricId, Value};
+
+use crate::normalize::Field;
 use xxhash_rust::xxh3::Xxh3Default;
 
 /// Bumping this changes every content hash; only do it together with a storage format change.
@@ -30,11 +32,7 @@ pub const NO_SERIES: u64 = 0;
 /// sorted by name (as [`crate::normalize`] returns them), which makes the hash independent of key
 /// order in the JSON. Every value is tagged by its variant (and arrays apart from strings), so
 /// `1` and `"1"` hash differently; floats hash by their bits.
-pub fn content_hash(
-    metric: MetricId,
-    timestamp_ms: i64,
-    fields: &[(String, Value, JsonKind)],
-) -> u64 {
+pub fn content_hash(metric: MetricId, timestamp_ms: i64, fields: &[Field<'_>]) -> u64 {
     debug_assert!(
         fields.windows(2).all(|pair| pair[0].0 < pair[1].0),
         "content_hash needs fields sorted by unique name"

@@ -22,7 +22,7 @@ pub use error::{
 pub use hash::{content_hash, series_hash, series_hash_of_text, NO_SERIES};
 pub use metric::{metric_name, MetricKeyConfig, DEFAULT_METRIC_KEY};
 pub use normalize::{
-    flatten_leaves, normalize, NormalizedEvent, TimestampConfig, MAX_NESTING_DEPTH,
+    flatten_leaves, normalize, Field, NormalizedEvent, TimestampConfig, MAX_NESTING_DEPTH,
 };
 pub use object::EventObject;
 pub use stats::{StatsAccumulator, StatsDelta, MAX_SAMPLES, MAX_SAMPLE_CHARS};

@@ -24,7 +24,7 @@ pub struct MetricKeyConfig<'a> {
 /// from, which [`crate::normalize`] removes from the fields. Metric keys that did not win stay
 /// ordinary fields.
 pub fn metric_name<'m>(
-    event: &'m EventObject,
+    event: &'m EventObject<'_>,
     cfg: &MetricKeyConfig<'m>,
 ) -> Result<(&'m str, Option<&'m str>), EventError> {
     if let Some(name) = cfg.query_metric {

@@ -1,5 +1,7 @@
 //! Turning a parsed event into a timestamp and a sorted list of flat, validated fields.
 
+use std::borrow::Cow;
+
 use serde_json::{Number, Value as JsonValue};
 use strata_core::{validate_name, JsonKind, Limits, Value, RESERVED_FIELD_NAME};
 
@@ -24,14 +26,18 @@ pub struct TimestampConfig<'a> {
     pub tenant_patterns: &'a [String],
 }
 
+/// One flat field: its name (borrowed from the body for a top-level key without escapes), value
+/// and the JSON kind it was sent as.
+pub type Field<'a> = (Cow<'a, str>, Value, JsonKind);
+
 /// An event ready to store: its timestamp and its fields, flattened and sorted by name.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NormalizedEvent {
+pub struct NormalizedEvent<'a> {
     pub index: usize,
     pub timestamp_ms: i64,
     /// Sorted by name, names unique. Arrays are `Value::Str` of their compact JSON text with
     /// `JsonKind::Array`.
-    pub fields: Vec<(String, Value, JsonKind)>,
+    pub fields: Vec<Field<'a>>,
 }
 
 /// Removes the metric key and the timestamp from `event`, then flattens and validates the rest.
@@ -41,13 +47,13 @@ pub struct NormalizedEvent {
 /// (an empty nested object contributes no field), JSON null is kept as `Value::Null`, numbers
 /// that serde_json reads as integers within i64 are `Value::Int` and all others `Value::Float`
 /// (so `1.0` stays a float, as sent), and strings are never parsed.
-pub fn normalize(
+pub fn normalize<'a>(
     index: usize,
-    event: EventObject,
+    event: EventObject<'a>,
     metric_key: Option<&str>,
     ts: &TimestampConfig<'_>,
     limits: &Limits,
-) -> Result<NormalizedEvent, EventError> {
+) -> Result<NormalizedEvent<'a>, EventError> {
     // The metric key and the timestamp member are skipped rather than removed, so the members
     // move into fields without shifting. The metric key is not a timestamp candidate even when
     // a misconfiguration names the same key for both.
@@ -96,7 +102,7 @@ pub fn normalize(
     fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     if let Some(pair) = fields.windows(2).find(|pair| pair[0].0 == pair[1].0) {
         return Err(EventError::DuplicateField {
-            name: pair[0].0.clone(),
+            name: pair[0].0.to_string(),
         });
     }
     debug_assert!(
@@ -115,9 +121,9 @@ pub fn normalize(
 
 /// Appends the field(s) `value` makes under `name`, `depth` being how many keys `name` joins.
 /// `sent_numbers` holds the sent text of numbers i64/f64 would change, by dotted path.
-fn flatten_into(
-    out: &mut Vec<(String, Value, JsonKind)>,
-    name: String,
+fn flatten_into<'a>(
+    out: &mut Vec<Field<'a>>,
+    name: Cow<'a, str>,
     value: JsonValue,
     depth: usize,
     sent_numbers: &[(String, String)],
@@ -147,14 +153,14 @@ fn flatten_into(
 /// [`MAX_NESTING_DEPTH`] levels or an invalid name is an error), and every other value is one
 /// leaf, handed to `leaf` with its validated name. `depth` is how many keys `name` joins (1 for a
 /// top-level member).
-pub fn flatten_leaves<F>(
-    name: String,
+pub fn flatten_leaves<'a, F>(
+    name: Cow<'a, str>,
     value: JsonValue,
     depth: usize,
     leaf: &mut F,
 ) -> Result<(), EventError>
 where
-    F: FnMut(String, JsonValue) -> Result<(), EventError>,
+    F: FnMut(Cow<'a, str>, JsonValue) -> Result<(), EventError>,
 {
     let JsonValue::Object(map) = value else {
         validate_name("field", &name).map_err(|source| EventError::InvalidFieldName {
@@ -182,7 +188,7 @@ where
         child_name.push_str(&name);
         child_name.push('.');
         child_name.push_str(&key);
-        flatten_leaves(child_name, child, depth + 1, leaf)?;
+        flatten_leaves(Cow::Owned(child_name), child, depth + 1, leaf)?;
     }
     Ok(())
 }
@@ -209,7 +215,7 @@ fn number_value(number: &Number) -> Value {
 mod tests {
     use super::*;
 
-    fn object(text: &str) -> EventObject {
+    fn object(text: &str) -> EventObject<'_> {
         serde_json::from_str(text).unwrap()
     }
 
@@ -227,7 +233,7 @@ mod tests {
         assert_eq!(normalized.timestamp_ms, 5);
         assert_eq!(
             normalized.fields,
-            vec![("v".to_string(), Value::Int(1), JsonKind::Number)]
+            vec![("v".into(), Value::Int(1), JsonKind::Number)]
         );
         let err = normalize(
             0,
@@ -258,8 +264,8 @@ mod tests {
         assert_eq!(
             normalized.fields,
             vec![
-                ("a.y".to_string(), Value::Int(2), JsonKind::Number),
-                ("b".to_string(), Value::Int(2), JsonKind::Number),
+                ("a.y".into(), Value::Int(2), JsonKind::Number),
+                ("b".into(), Value::Int(2), JsonKind::Number),
             ]
         );
     }

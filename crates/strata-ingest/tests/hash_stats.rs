@@ -1,17 +1,19 @@
 //! Event and series identity hashes, and unknown-field statistics batching.
 
+use std::borrow::Cow;
+
 use strata_core::{JsonKind, Limits, Value};
 use strata_core::{MetricId, TenantId};
 use strata_ingest::{
     content_hash, normalize, series_hash, series_hash_of_text, split_body, BodyFormat, EventObject,
-    StatsAccumulator, StatsDelta, TimestampConfig, MAX_SAMPLES, MAX_SAMPLE_CHARS, NO_SERIES,
+    Field, StatsAccumulator, StatsDelta, TimestampConfig, MAX_SAMPLES, MAX_SAMPLE_CHARS, NO_SERIES,
 };
 
-type Fields = Vec<(String, Value, JsonKind)>;
+type Fields = Vec<Field<'static>>;
 
 fn fields_of(body: &str) -> (i64, Fields) {
     let events = split_body(body.as_bytes(), BodyFormat::Json, &Limits::default()).unwrap();
-    let map: EventObject = events[0].parsed.clone().unwrap();
+    let map: EventObject<'_> = events[0].parsed.clone().unwrap();
     let event = normalize(
         0,
         map,
@@ -20,11 +22,16 @@ fn fields_of(body: &str) -> (i64, Fields) {
         &Limits::default(),
     )
     .unwrap();
-    (event.timestamp_ms, event.fields)
+    let fields = event
+        .fields
+        .into_iter()
+        .map(|(name, value, kind)| (Cow::Owned(name.into_owned()), value, kind))
+        .collect();
+    (event.timestamp_ms, fields)
 }
 
 fn one(name: &str, value: Value, kind: JsonKind) -> Fields {
-    vec![(name.to_string(), value, kind)]
+    vec![(name.to_string().into(), value, kind)]
 }
 
 #[test]
@@ -44,11 +51,11 @@ fn content_hash_is_pinned() {
     // Content hashes live inside stored keys; a change here silently breaks dedup of re-sends
     // against data written by an older build.
     let fields = vec![
-        ("a".to_string(), Value::Int(1), JsonKind::Number),
-        ("b".to_string(), Value::Str("x".into()), JsonKind::String),
-        ("c".to_string(), Value::Null, JsonKind::Null),
-        ("d".to_string(), Value::Float(1.5), JsonKind::Number),
-        ("e".to_string(), Value::Bool(true), JsonKind::Boolean),
+        ("a".into(), Value::Int(1), JsonKind::Number),
+        ("b".into(), Value::Str("x".into()), JsonKind::String),
+        ("c".into(), Value::Null, JsonKind::Null),
+        ("d".into(), Value::Float(1.5), JsonKind::Number),
+        ("e".into(), Value::Bool(true), JsonKind::Boolean),
     ];
     assert_eq!(
         content_hash(MetricId(1), 1_421_057_535_000, &fields),
@@ -113,8 +120,8 @@ fn content_hash_differs_when_anything_differs() {
                 MetricId(1),
                 100,
                 &[
-                    ("a".to_string(), Value::Int(1), JsonKind::Number),
-                    ("b".to_string(), Value::Null, JsonKind::Null),
+                    ("a".into(), Value::Int(1), JsonKind::Number),
+                    ("b".into(), Value::Null, JsonKind::Null),
                 ],
             ),
         ),

@@ -14,22 +14,22 @@ use crate::{Rejection, WriteError};
 /// row, and a metric of 60,000 names made `SELECT *` hang the server. The count comes from the
 /// request's schema snapshot, so concurrent requests can pass the limit by at most their own
 /// new names (each bounded by the body size).
-pub(crate) fn admit_names(
+pub(crate) fn admit_names<'a>(
     metric: &Metric,
     known: &FxHashMap<&str, NameId>,
-    events: Vec<(NormalizedEvent, &[u8])>,
+    events: Vec<(NormalizedEvent<'a>, &[u8])>,
     limit: usize,
     rejections: &mut Vec<Rejection>,
     payload_bytes: usize,
-) -> Vec<NormalizedEvent> {
+) -> Vec<NormalizedEvent<'a>> {
     let mut admitted: FxHashSet<String> = Default::default();
     let mut kept = Vec::with_capacity(events.len());
     for (event, raw) in events {
-        let adding: Vec<&String> = event
+        let adding: Vec<&str> = event
             .fields
             .iter()
-            .map(|(name, _, _)| name)
-            .filter(|name| !known.contains_key(name.as_str()) && !admitted.contains(*name))
+            .map(|(name, _, _)| name.as_ref())
+            .filter(|name| !known.contains_key(name) && !admitted.contains(*name))
             .collect();
         let holds = known.len() + admitted.len();
         if !adding.is_empty() && holds + adding.len() > limit {
@@ -48,8 +48,7 @@ pub(crate) fn admit_names(
             });
             continue;
         }
-        let adding: Vec<String> = adding.into_iter().cloned().collect();
-        admitted.extend(adding);
+        admitted.extend(adding.into_iter().map(str::to_string));
         kept.push(event);
     }
     kept
@@ -62,14 +61,14 @@ pub(crate) async fn register_new_names(
     catalog: &dyn IncomingNames,
     tenant: TenantId,
     metric: &Metric,
-    events: &[NormalizedEvent],
+    events: &[NormalizedEvent<'_>],
     known: &FxHashMap<&str, NameId>,
 ) -> Result<FxHashMap<String, NameId>, WriteError> {
     let mut new_names: Vec<String> = events
         .iter()
-        .flat_map(|e| e.fields.iter().map(|(name, _, _)| name))
-        .filter(|name| !known.contains_key(name.as_str()))
-        .cloned()
+        .flat_map(|e| e.fields.iter().map(|(name, _, _)| name.as_ref()))
+        .filter(|name| !known.contains_key(name))
+        .map(str::to_string)
         .collect();
     if new_names.is_empty() {
         return Ok(FxHashMap::default());

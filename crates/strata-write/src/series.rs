@@ -3,18 +3,18 @@
 //! compactor and the table scan must compute exactly what the writer did, so every site calls
 //! these functions (`strata_ingest::series_hash` is the hash itself).
 
-use strata_core::{JsonKind, NameId, Value};
-use strata_ingest::series_hash;
+use strata_core::{NameId, Value};
+use strata_ingest::{series_hash, Field};
 
 /// Series hash of a normalized event, whose `fields` are sorted by name (as `normalize`
 /// guarantees). `series_names` holds, per series-key field, its names in precedence order.
-pub fn series_of_event(fields: &[(String, Value, JsonKind)], series_names: &[Vec<String>]) -> u64 {
+pub fn series_of_event(fields: &[Field<'_>], series_names: &[Vec<String>]) -> u64 {
     let picked: Vec<Option<&Value>> = series_names
         .iter()
         .map(|names| {
             names.iter().find_map(|name| {
                 fields
-                    .binary_search_by(|(n, _, _)| n.as_str().cmp(name))
+                    .binary_search_by(|(n, _, _)| n.as_ref().cmp(name.as_str()))
                     .ok()
                     .and_then(|at| non_null(&fields[at].1))
             })
@@ -47,17 +47,14 @@ fn non_null(value: &Value) -> Option<&Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_core::JsonKind;
 
     #[test]
     fn an_event_and_its_stored_row_hash_alike_and_precedence_skips_nulls() {
         let fields = vec![
-            ("dev".to_string(), Value::Null, JsonKind::Null),
-            (
-                "device".to_string(),
-                Value::Str("a1".into()),
-                JsonKind::String,
-            ),
-            ("site".to_string(), Value::Int(7), JsonKind::Number),
+            ("dev".into(), Value::Null, JsonKind::Null),
+            ("device".into(), Value::Str("a1".into()), JsonKind::String),
+            ("site".into(), Value::Int(7), JsonKind::Number),
         ];
         let names = vec![
             vec!["dev".to_string(), "device".to_string()],

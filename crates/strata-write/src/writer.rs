@@ -47,11 +47,11 @@ struct Named<'b> {
     raw: &'b [u8],
     metric: String,
     metric_key: Option<String>,
-    object: EventObject,
+    object: EventObject<'b>,
 }
 
 /// Normalized events of one metric, each with its raw bytes for the error log.
-type ByMetric<'b> = BTreeMap<MetricId, (Arc<Metric>, Vec<(NormalizedEvent, &'b [u8])>)>;
+type ByMetric<'b> = BTreeMap<MetricId, (Arc<Metric>, Vec<(NormalizedEvent<'b>, &'b [u8])>)>;
 
 /// What a rejected event says when its metric could not be created: the catalog's own words,
 /// except for internal failures, which are logged and not shown to the client.
@@ -271,7 +271,7 @@ impl Writer {
         &self,
         tenant: TenantId,
         metric: &Metric,
-        events: Vec<(NormalizedEvent, &[u8])>,
+        events: Vec<(NormalizedEvent<'_>, &[u8])>,
         rejections: &mut Vec<Rejection>,
         stats: &mut StatsAccumulator,
     ) -> Result<Vec<HotEvent>, WriteError> {
@@ -303,8 +303,8 @@ impl Writer {
             let mut values: Vec<(NameId, Value)> = Vec::with_capacity(event.fields.len());
             for (name, value, kind) in event.fields {
                 let id = *known
-                    .get(name.as_str())
-                    .or_else(|| new.get(&name))
+                    .get(name.as_ref())
+                    .or_else(|| new.get(name.as_ref()))
                     .ok_or_else(|| {
                         WriteError::Internal(format!("incoming name {name:?} has no id"))
                     })?;

@@ -336,9 +336,12 @@ pub fn infer_fields(
         if key == RESERVED_FIELD_NAME || Some(key.as_str()) == metric_key {
             continue;
         }
-        strata_ingest::flatten_leaves(key.clone(), value.clone(), 1, &mut |name, value| {
+        strata_ingest::flatten_leaves(key.into(), value.clone(), 1, &mut |name, value| {
             let field_type = inferred_type(&value);
-            out.push(SampleField { name, field_type });
+            out.push(SampleField {
+                name: name.into_owned(),
+                field_type,
+            });
             Ok(())
         })
         .with_context(|| format!("the sample's member {key:?} would be refused at ingest"))?;
