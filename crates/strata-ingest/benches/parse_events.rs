@@ -16,7 +16,7 @@ use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use rustc_hash::FxHashMap;
 use sonic_rs::{JsonNumberTrait, JsonValueTrait};
 use strata_core::Limits;
-use strata_ingest::{events, normalize, BodyFormat, TimestampConfig};
+use strata_ingest::{events, normalize, split_body, BodyFormat, TimestampConfig};
 
 /// Passes over the body per variant; the best is reported (the first warms the caches).
 const PASSES: usize = 3;
@@ -38,6 +38,32 @@ fn main() {
         parse_today(&body)
     });
     best("today + normalize", lines, || parse_and_normalize(&body));
+    let bodies = bodies_of(&body, 5_000);
+    best("5,000-event bodies, one thread (events())", lines, || {
+        let limits = Limits::default();
+        bodies
+            .iter()
+            .map(|part| {
+                let iter = events(part, BodyFormat::Ndjson, &limits).expect("an NDJSON body");
+                iter.filter(|event| event.parsed.is_ok()).count()
+            })
+            .sum()
+    });
+    best(
+        "5,000-event bodies, split_body (halves on 2 threads)",
+        lines,
+        || {
+            let limits = Limits::default();
+            bodies
+                .iter()
+                .map(|part| {
+                    let parsed =
+                        split_body(part, BodyFormat::Ndjson, &limits).expect("an NDJSON body");
+                    parsed.iter().filter(|event| event.parsed.is_ok()).count()
+                })
+                .sum()
+        },
+    );
     best("sonic-rs lazy, borrowed keys, name table", lines, || {
         parse_borrowed(&body)
     });
@@ -69,7 +95,32 @@ fn main() {
     );
 }
 
+/// `body` cut into bodies of `lines_per_body` lines, as clients send them.
+fn bodies_of(body: &[u8], lines_per_body: usize) -> Vec<&[u8]> {
+    let mut bodies = Vec::new();
+    let mut start = 0;
+    let mut lines = 0;
+    for (at, byte) in body.iter().enumerate() {
+        if *byte == b'\n' {
+            lines += 1;
+            if lines == lines_per_body {
+                bodies.push(&body[start..=at]);
+                start = at + 1;
+                lines = 0;
+            }
+        }
+    }
+    if start < body.len() {
+        bodies.push(&body[start..]);
+    }
+    bodies
+}
+
 fn best(label: &str, events: usize, mut pass: impl FnMut() -> usize) {
+    // `STRATA_BENCH_ONLY=normalize` runs the matching variants alone, for a clean profile.
+    if std::env::var("STRATA_BENCH_ONLY").is_ok_and(|only| !label.contains(only.as_str())) {
+        return;
+    }
     let mut fastest = f64::MAX;
     for _ in 0..PASSES {
         let started = Instant::now();

@@ -15,7 +15,7 @@ mod object;
 mod stats;
 mod timestamp;
 
-pub use body::{events, split_body, BodyFormat, EventIter, RawEvent};
+pub use body::{events, split_body, BodyFormat, EventIter, RawEvent, PARALLEL_PARSE_MIN_BYTES};
 pub use error::{
     BodyError, EventError, ACCEPTED_TIMESTAMP_FORMS, MAX_TIMESTAMP_TEXT, MIN_TIMESTAMP_TEXT,
 };

@@ -305,3 +305,45 @@ fn ndjson_size_limit_ignores_surrounding_whitespace() {
     assert_eq!(events[0].raw, b"{\"a\":1}");
     assert!(events[0].parsed.is_ok(), "{:?}", events[0].parsed);
 }
+
+/// Issue 14: a large NDJSON body is parsed in two halves on two threads. Events, indexes, raw
+/// bytes and error positions (line numbers of the second half included) must be exactly what a
+/// serial parse gives.
+#[test]
+fn a_large_ndjson_body_parsed_in_halves_equals_the_serial_parse() {
+    let limits = Limits {
+        event_bytes: 300,
+        ..Limits::default()
+    };
+    let mut body = String::new();
+    let mut line = 0;
+    while body.len() < 3 * strata_ingest::PARALLEL_PARSE_MIN_BYTES {
+        match line % 7 {
+            0 => body.push('\n'),
+            1 => body.push_str("{\"a\": 1, \"b\": \"x\\\"y\"}\r\n"),
+            2 => body.push_str("{\"a\": oops}\n"),
+            3 => body.push_str(&format!("{{\"big\": \"{}\"}}\n", "z".repeat(400))),
+            4 => body.push_str("[1, 2]\n"),
+            _ => body.push_str(&format!("{{\"n\": {line}, \"k\": 18446744073709551615}}\n")),
+        }
+        line += 1;
+    }
+    body.push_str("{\"last\": true}");
+    let parallel = split_body(body.as_bytes(), BodyFormat::Ndjson, &limits).unwrap();
+    let serial: Vec<RawEvent<'_>> =
+        strata_ingest::events(body.as_bytes(), BodyFormat::Ndjson, &limits)
+            .unwrap()
+            .collect();
+    assert_eq!(parallel.len(), serial.len());
+    for (ours, theirs) in parallel.iter().zip(&serial) {
+        assert_eq!(ours.index, theirs.index);
+        assert_eq!(ours.raw, theirs.raw);
+        assert_eq!(ours.parsed, theirs.parsed, "event {}", ours.index);
+    }
+    // The second half holds malformed lines, so their line numbers were checked above.
+    let last_malformed = parallel.iter().rev().find_map(|e| match &e.parsed {
+        Err(EventError::Malformed { line, .. }) => Some(*line),
+        _ => None,
+    });
+    assert!(last_malformed.is_some_and(|line| line > body.lines().count() / 2));
+}
