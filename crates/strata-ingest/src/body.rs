@@ -108,27 +108,16 @@ pub fn events<'a>(
     format: BodyFormat,
     limits: &Limits,
 ) -> Result<EventIter<'a>, BodyError> {
-    let event_bytes = limits.event_bytes;
-    let source = match format {
-        BodyFormat::Json => json_source(body, limits)?,
-        BodyFormat::Ndjson => {
-            if body.iter().all(|&b| is_json_whitespace(b)) {
-                return Err(BodyError::Empty);
-            }
-            EventSource::Ndjson {
-                lines: NumberedLines {
-                    rest: Some(body),
-                    next_index: 0,
-                },
-            }
-        }
-    };
-    Ok(EventIter {
-        body,
-        event_bytes,
-        next_index: 0,
-        source,
-    })
+    match format {
+        BodyFormat::Json => Ok(EventIter {
+            body,
+            event_bytes: limits.event_bytes,
+            next_index: 0,
+            source: json_source(body, limits)?,
+        }),
+        BodyFormat::Ndjson if body.iter().all(|&b| is_json_whitespace(b)) => Err(BodyError::Empty),
+        BodyFormat::Ndjson => Ok(ndjson_events(body, 0, limits)),
+    }
 }
 
 /// The events of one body, parsed one per `next`. See [`events`].

@@ -6,9 +6,9 @@
 use std::fmt::Write as _;
 
 use strata_core::{JsonKind, MetricId, Value};
+use xxhash_rust::xxh3::Xxh3Default;
 
 use crate::normalize::Field;
-use xxhash_rust::xxh3::Xxh3Default;
 
 /// Bumping this changes every content hash; only do it together with a storage format change.
 const CONTENT_HASH_VERSION: u8 = 1;
