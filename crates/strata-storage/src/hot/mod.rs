@@ -1,12 +1,17 @@
 //! The hot tier: recent events in fjall, one keyspace per recent UTC week and one shared archive
-//! keyspace for the weeks far from now, written by a single group-commit thread so concurrent
-//! writers share one fsync.
+//! keyspace for the weeks far from now. A single group-commit thread appends each group to a
+//! write-ahead log (one fsync for concurrent writers) and keeps its rows in a sorted in-memory
+//! buffer that scans read; a flusher moves the buffer into fjall by bulk ingestion.
 
+mod buffer;
 pub mod codec;
 mod errors;
+mod flush;
 pub mod key;
+mod recovery;
 mod scan;
 mod store;
+mod wal;
 mod writer;
 
 use std::time::Duration;
@@ -84,7 +89,32 @@ pub struct HotOptions {
     pub error_log_tenant_bytes: u64,
     /// Error-log records older than this are dropped.
     pub error_log_max_age: Duration,
+    /// The write buffer is flushed into fjall once it holds this many rows ...
+    pub flush_rows: usize,
+    /// ... or once its oldest row is this old.
+    pub flush_interval: Duration,
+    /// Test hook for the kill -9 tests of each commit point: the process aborts (no destructors,
+    /// like SIGKILL) when a flush reaches this point. Always `None` outside those tests.
+    #[doc(hidden)]
+    pub crash_at: Option<CrashPoint>,
 }
+
+/// A commit point of a flush, for [`HotOptions::crash_at`].
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// The rows are ingested into fjall; `flushed_seq` is not recorded, the WAL is whole.
+    AfterIngest,
+    /// `flushed_seq` is recorded; the flushed WAL segments are not deleted yet.
+    AfterFlushedSeq,
+}
+
+/// Default of [`HotOptions::flush_rows`]: about 175 MB of buffered rows at the benchmark's row
+/// size (12 values, 5 of them text), and large sorted ingestions (see ARCHITECTURE.md).
+pub const FLUSH_ROWS: usize = 1_000_000;
+/// Default of [`HotOptions::flush_interval`]: bounds how much WAL a restart replays when the load
+/// is light.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Default of [`HotOptions::recent_weeks_past`]: the 8-week (56-day) default hot retention plus
 /// 4 weeks of slack, so live data and ordinary catch-up uploads get weekly keyspaces that
@@ -104,6 +134,9 @@ impl Default for HotOptions {
             recent_weeks_future: RECENT_WEEKS_FUTURE,
             error_log_tenant_bytes: strata_core::ERROR_LOG_TENANT_BYTES,
             error_log_max_age: strata_core::ERROR_LOG_MAX_AGE,
+            flush_rows: FLUSH_ROWS,
+            flush_interval: FLUSH_INTERVAL,
+            crash_at: None,
         }
     }
 }

@@ -1,24 +1,63 @@
-//! Reading a time range of one tenant's metric over a fjall snapshot.
+//! Reading a time range of one tenant's metric over a fjall snapshot merged with the write
+//! buffer's view (rows acknowledged but not yet flushed; a buffered row wins over a stored one
+//! with the same key, being newer).
 //!
 //! Without a series filter each week is one contiguous key range (its hour buckets are adjacent
 //! in key order), so the scan streams it and only re-checks timestamps, which matter in the two
 //! boundary hours. With a series filter it seeks to `tenant|metric|hour|series|start` once per
 //! hour bucket per series, so the key bounds are exact and nothing else in the bucket is read.
 
+use std::cmp::Ordering;
+use std::sync::Arc;
+
 use fjall::{Keyspace, Readable, Slice, Snapshot};
 use strata_core::{MetricId, NameId, TenantId};
 
+use super::buffer::{self, BufferView, BufferedRow};
 use super::codec::{self, ValueReader};
 use super::key::{self, HOUR_MS, KEY_LEN};
 use super::{HotRow, ScanRequest};
 use crate::error::StorageError;
 
-/// One stored row, still encoded. Cheap to obtain (two reference-counted slices), for readers
-/// that decode values straight into their own buffers.
+/// Where a row's encoded value lives: a fjall slice, or a range of a buffered chunk.
+#[derive(Clone)]
+enum RawValue {
+    Stored(Slice),
+    Buffered {
+        bytes: Arc<Vec<u8>>,
+        start: usize,
+        end: usize,
+    },
+}
+
+impl RawValue {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            RawValue::Stored(slice) => slice,
+            RawValue::Buffered { bytes, start, end } => &bytes[*start..*end],
+        }
+    }
+}
+
+/// One stored row, still encoded. Cheap to obtain (the key and a reference-counted value), for
+/// readers that decode values straight into their own buffers.
 #[derive(Clone)]
 pub struct RawHotRow {
-    key: Slice,
-    value: Slice,
+    key: [u8; KEY_LEN],
+    value: RawValue,
+}
+
+impl From<BufferedRow> for RawHotRow {
+    fn from(row: BufferedRow) -> Self {
+        RawHotRow {
+            key: row.key,
+            value: RawValue::Buffered {
+                bytes: row.bytes,
+                start: row.value_start,
+                end: row.value_end,
+            },
+        }
+    }
 }
 
 impl RawHotRow {
@@ -39,18 +78,18 @@ impl RawHotRow {
     }
 
     pub fn value_bytes(&self) -> &[u8] {
-        &self.value
+        self.value.bytes()
     }
 
     /// A reader over the row's values; its `seq()` is the row's sequence number.
     pub fn values(&self) -> Result<ValueReader<'_>, StorageError> {
-        ValueReader::new(&self.value)
+        ValueReader::new(self.value.bytes())
     }
 
     /// Decodes into an owned row, keeping only `names` (sorted ascending) when given.
     pub fn to_row(&self, names: Option<&[NameId]>) -> Result<HotRow, StorageError> {
         let mut values = Vec::new();
-        let seq = codec::decode_value(&self.value, names, &mut values)?;
+        let seq = codec::decode_value(self.value.bytes(), names, &mut values)?;
         Ok(HotRow {
             timestamp_ms: self.timestamp_ms(),
             series: self.series(),
@@ -76,6 +115,14 @@ struct SeriesCursor {
 /// content hash). Holds a snapshot: rows committed after the scan started are not seen.
 pub struct HotScan {
     snapshot: Snapshot,
+    /// The write buffer as it was just before the snapshot was taken.
+    buffer: BufferView,
+    /// Whether this scan reads the late index (the buffer's late rows) rather than the weeks.
+    late: bool,
+    /// Buffered rows of the current key range, in key order.
+    buffered: std::iter::Peekable<std::vec::IntoIter<BufferedRow>>,
+    /// The next stored row of the current range, read ahead to merge with `buffered`.
+    stored_head: Option<RawHotRow>,
     tenant: TenantId,
     metric: MetricId,
     start_ms: i64,
@@ -104,11 +151,17 @@ fn sorted_unique<T: Ord + Copy>(items: &[T]) -> Vec<T> {
 impl HotScan {
     pub(crate) fn new(
         snapshot: Snapshot,
+        buffer: BufferView,
+        late: bool,
         weeks: Vec<(i64, i64, Keyspace)>,
         request: &ScanRequest,
     ) -> Self {
         HotScan {
             snapshot,
+            buffer,
+            late,
+            buffered: Vec::new().into_iter().peekable(),
+            stored_head: None,
             tenant: request.tenant,
             metric: request.metric,
             start_ms: request.start_ms,
@@ -134,37 +187,70 @@ impl HotScan {
             return None;
         }
         loop {
-            if let Some(range) = &mut self.range {
-                match range.next() {
-                    Some(guard) => {
-                        let (key, value) = match guard.into_inner() {
-                            Ok(pair) => pair,
-                            Err(e) => {
-                                self.failed = true;
-                                return Some(Err(StorageError::engine("scanning the hot tier", e)));
-                            }
-                        };
-                        if key.len() != KEY_LEN {
-                            self.failed = true;
-                            return Some(Err(StorageError::Corrupt {
-                                what: format!("hot row key of {} bytes", key.len()),
-                            }));
-                        }
-                        if self.check_timestamps {
-                            let timestamp = key::timestamp_of(&key);
-                            if timestamp < self.start_ms || timestamp >= self.end_ms {
-                                continue;
-                            }
-                        }
-                        return Some(Ok(RawHotRow { key, value }));
-                    }
-                    None => self.range = None,
+            if self.stored_head.is_none() {
+                if let Err(error) = self.read_stored_head() {
+                    self.failed = true;
+                    return Some(Err(error));
                 }
             }
-            if !self.open_next_range() {
-                return None;
+            let row = match (&self.stored_head, self.buffered.peek()) {
+                (None, None) => {
+                    if !self.open_next_range() {
+                        return None;
+                    }
+                    continue;
+                }
+                (Some(stored), Some(buffered)) => match stored.key.cmp(&buffered.key) {
+                    Ordering::Less => self.stored_head.take(),
+                    Ordering::Greater => self.buffered.next().map(RawHotRow::from),
+                    // The buffered row is the newer write of the same key.
+                    Ordering::Equal => {
+                        self.stored_head = None;
+                        self.buffered.next().map(RawHotRow::from)
+                    }
+                },
+                (Some(_), None) => self.stored_head.take(),
+                (None, Some(_)) => self.buffered.next().map(RawHotRow::from),
+            };
+            let Some(row) = row else { continue };
+            if self.check_timestamps {
+                let timestamp = key::timestamp_of(&row.key);
+                if timestamp < self.start_ms || timestamp >= self.end_ms {
+                    continue;
+                }
             }
+            return Some(Ok(row));
         }
+    }
+
+    /// Reads the current fjall range's next row into `stored_head` (nothing at its end).
+    fn read_stored_head(&mut self) -> Result<(), StorageError> {
+        let Some(range) = &mut self.range else {
+            return Ok(());
+        };
+        let Some(guard) = range.next() else {
+            self.range = None;
+            return Ok(());
+        };
+        let (key, value) = guard
+            .into_inner()
+            .map_err(|e| StorageError::engine("scanning the hot tier", e))?;
+        let key: [u8; KEY_LEN] = key.as_ref().try_into().map_err(|_| StorageError::Corrupt {
+            what: format!("hot row key of {} bytes", key.len()),
+        })?;
+        self.stored_head = Some(RawHotRow {
+            key,
+            value: RawValue::Stored(value),
+        });
+        Ok(())
+    }
+
+    /// Starts reading `[low, high)` from the snapshot and from the buffer view.
+    fn open_range(&mut self, keyspace: &Keyspace, low: &[u8], high: &[u8]) {
+        self.range = Some(self.snapshot.range(keyspace, low.to_vec()..high.to_vec()));
+        self.buffered = buffer::rows_in_range(&self.buffer, self.late, low, high)
+            .into_iter()
+            .peekable();
     }
 
     /// Positions `self.range` on the next key range to read; false when there is none.
@@ -186,7 +272,7 @@ impl HotScan {
                         // The whole clipped week is one key range: hour buckets are adjacent.
                         let low = key::hour_prefix(self.tenant, self.metric, first_hour);
                         let high = key::hour_prefix(self.tenant, self.metric, last_hour + 1);
-                        self.range = Some(self.snapshot.range(&keyspace, low..high));
+                        self.open_range(&keyspace, &low, &high);
                         // Only the first and last hour can hold rows outside the range.
                         self.check_timestamps = true;
                         return true;
@@ -227,7 +313,8 @@ impl HotScan {
             // Content hash 0 is the smallest key at a timestamp, so [low, high) is exact.
             let low = key::encode_parts(self.tenant, self.metric, hour, series, low_ts, 0);
             let high = key::encode_parts(self.tenant, self.metric, hour, series, high_ts, 0);
-            self.range = Some(self.snapshot.range(&cursor.keyspace, low..high));
+            let keyspace = cursor.keyspace.clone();
+            self.open_range(&keyspace, &low, &high);
             self.check_timestamps = false;
             return true;
         }

@@ -8,13 +8,15 @@ use std::thread::JoinHandle;
 use fjall::{Database, KeyspaceCreateOptions, PersistMode};
 use strata_core::{MetricId, TenantId};
 
+use super::buffer::WriteBuffer;
 use super::codec;
 use super::key::{self, KEY_LEN};
+use super::recovery;
 use super::scan::HotScan;
 use super::writer::{
-    self, Command, PreparedError, PreparedRow, PreparedWrite, Reply, Shared, Week,
-    ARCHIVE_KEYSPACE, ARCHIVE_WEEK_PREFIX, DROPPED_BEFORE_KEY, LATE_THRESHOLD_PREFIX,
-    SEQ_HIGH_WATER_KEY,
+    self, Command, PreparedError, PreparedRow, PreparedWrite, Reply, Shared, Week, Writer,
+    ARCHIVE_KEYSPACE, ARCHIVE_WEEK_PREFIX, DROPPED_BEFORE_KEY, FLUSHED_SEQ_KEY,
+    LATE_THRESHOLD_PREFIX, SEQ_HIGH_WATER_KEY,
 };
 use super::{ErrorRecord, HotOptions, HotPartitionInfo, HotWrite, ScanRequest, WriteAck};
 use crate::error::StorageError;
@@ -22,6 +24,8 @@ use crate::error::StorageError;
 const META_KEYSPACE: &str = "meta";
 const ERRORS_KEYSPACE: &str = "errors";
 const LATE_KEYSPACE: &str = "late";
+/// The write-ahead log's folder inside the hot tier's directory.
+const WAL_DIR: &str = "wal";
 /// Per-row overhead a batch adds beyond key and body (version byte, seq varint, bookkeeping).
 const ROW_OVERHEAD_BYTES: usize = 32;
 
@@ -138,13 +142,8 @@ impl HotStore {
         open_weekly_keyspaces(&db, &mut weeks)?;
         let last_seq =
             read_meta_word(&meta, SEQ_HIGH_WATER_KEY, "sequence high-water mark")?.unwrap_or(0);
-        tracing::info!(
-            partitions = weeks.len(),
-            archived,
-            last_seq,
-            "hot tier open"
-        );
-
+        let flushed_seq =
+            read_meta_word(&meta, FLUSHED_SEQ_KEY, "flushed sequence number")?.unwrap_or(0);
         let shared = Arc::new(Shared {
             db,
             weeks: RwLock::new(weeks),
@@ -154,14 +153,28 @@ impl HotStore {
             late,
             late_thresholds: RwLock::new(late_thresholds),
             dropped_before: AtomicI64::new(dropped_before),
-            last_seq: AtomicU64::new(last_seq),
+            last_seq: AtomicU64::new(0),
+            buffer: WriteBuffer::default(),
+            flushed_seq: AtomicU64::new(flushed_seq),
+            flush_in_flight: AtomicBool::new(false),
+            wal_dir: dir.join(WAL_DIR),
             options,
         });
+        let wal_last_seq = recovery::replay_wal(&shared)?;
+        let last_seq = last_seq.max(wal_last_seq).max(flushed_seq);
+        shared.last_seq.store(last_seq, Ordering::Release);
+        tracing::info!(
+            partitions = shared.weeks_snapshot().len(),
+            archived,
+            last_seq,
+            buffered_rows = shared.buffer.rows(),
+            "hot tier open"
+        );
         let (commands, receiver) = mpsc::channel();
-        let writer_shared = Arc::clone(&shared);
+        let writer_state = Writer::start(Arc::clone(&shared), last_seq + 1)?;
         let writer = std::thread::Builder::new()
             .name("strata-hot-writer".to_string())
-            .spawn(move || writer::run(writer_shared, receiver, last_seq + 1))
+            .spawn(move || writer::run(writer_state, receiver))
             .map_err(|e| StorageError::Io {
                 context: "starting the hot-tier writer thread",
                 source: Arc::new(e),
@@ -201,19 +214,23 @@ impl HotStore {
 
     /// Rows of one tenant and metric in a time range, in key order, over a consistent snapshot.
     pub fn scan(&self, request: &ScanRequest) -> Result<HotScan, StorageError> {
+        // Buffer first, snapshot second: a row the flusher moves in between is in the buffer
+        // view or in the snapshot (or both, merged on key), never in neither.
+        let buffer = self.shared.buffer.view();
         // Snapshot first, partitions second: a partition created in between holds nothing
         // the snapshot can see, whereas the reverse order could miss one.
         let snapshot = self.shared.db.snapshot();
         let weeks = self.weeks_touching(request.start_ms, request.end_ms);
-        Ok(HotScan::new(snapshot, weeks, request))
+        Ok(HotScan::new(snapshot, buffer, false, weeks, request))
     }
 
     /// Late-index rows of one tenant and metric in a time range (see [`HotStore::raise_late_threshold`]).
     /// Every row carries its sequence number; callers keep those above the compacted one.
     pub fn scan_late(&self, request: &ScanRequest) -> Result<HotScan, StorageError> {
+        let buffer = self.shared.buffer.view();
         let snapshot = self.shared.db.snapshot();
         let whole = vec![(i64::MIN, i64::MAX, self.shared.late.clone())];
-        Ok(HotScan::new(snapshot, whole, request))
+        Ok(HotScan::new(snapshot, buffer, true, whole, request))
     }
 
     /// Raises the late threshold of a metric to `threshold_ms` (never lowers it) and returns the
@@ -285,9 +302,8 @@ impl HotStore {
         tenant: TenantId,
         metric: MetricId,
     ) -> Result<u64, StorageError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StorageError::Closed);
-        }
+        // Buffered rows ingested after the deletions would bring the metric back.
+        self.ask(|reply| Command::Flush { reply }).await?;
         let shared = self.shared.clone();
         let removed = tokio::task::spawn_blocking(move || -> Result<u64, StorageError> {
             let mut prefix = [0u8; 16];
@@ -336,6 +352,25 @@ impl HotStore {
         })
         .await?;
         Ok(removed)
+    }
+
+    /// Moves every row committed so far from the write buffer into fjall, blocking.
+    pub fn flush_blocking(&self) -> Result<(), StorageError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        let (sender, receiver) = mpsc::sync_channel(1);
+        self.commands
+            .send(Command::Flush {
+                reply: Reply::Blocking(sender),
+            })
+            .map_err(|_| StorageError::Closed)?;
+        receiver.recv().map_err(|_| StorageError::Closed)?
+    }
+
+    /// Rows acknowledged but not yet flushed into fjall (they are in the WAL and readable).
+    pub fn buffered_rows(&self) -> usize {
+        self.shared.buffer.rows()
     }
 
     /// Sends a command to the writer thread and awaits its answer.
@@ -419,6 +454,8 @@ impl HotStore {
             .get(&week_start_ms)
             .is_some_and(|week| week.archived);
         if archived {
+            // Buffered rows of the week ingested after the deletions would bring them back.
+            self.flush_blocking()?;
             writer::record_dropped_before(&self.shared, key::week_end_ms(week_start_ms))?;
             let removed = delete_archived_week(&self.shared, week_start_ms)?;
             tracing::debug!(

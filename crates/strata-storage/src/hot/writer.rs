@@ -1,31 +1,43 @@
-//! The group-commit writer: the only thread that writes to the hot tier and the only one that
-//! creates or drops weekly keyspaces and assigns weeks to the archive. It takes every queued
-//! request (up to a byte cap), writes them in one atomic fjall batch together with the new
-//! sequence high-water mark, fsyncs once, and then answers each caller.
+//! The group-commit writer: the only thread that appends to the hot tier's write-ahead log and the
+//! only one that creates or drops weekly keyspaces and assigns weeks to the archive. It takes
+//! every queued request (up to a byte cap), appends them as one WAL frame, fsyncs once, adds the
+//! group's rows to the write buffer as one sorted chunk, and then answers each caller. The
+//! flusher (`flush.rs`) moves buffered rows into fjall in bulk.
 //!
 //! Where a week lives is decided once, when its first row is written: a week near the current
 //! one (see [`super::HotOptions::recent_weeks_past`]) gets its own keyspace; any other week is
-//! recorded in `meta` (in the same batch as its rows) as a week of the shared archive keyspace.
+//! recorded in `meta` (durably, before its first row is acknowledged) as a week of the shared
+//! archive keyspace.
 //! Every later row of that week goes to the same place, so an identical re-send always meets its
 //! twin's key and each row is read exactly once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use strata_core::now_ms;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use strata_core::{MetricId, TenantId};
 
+use super::buffer::{Chunk, WriteBuffer};
 use super::codec;
 use super::errors::ErrorLogBudget;
+use super::flush::{self, FlushJob};
 use super::key::{self, error_key, ERROR_KEY_LEN, KEY_LEN};
+use super::wal::{GroupFrame, WalWriter};
 use super::{HotOptions, WriteAck};
 use crate::error::StorageError;
 
-/// Key in the `meta` keyspace holding the highest sequence number ever committed (u64 BE).
+/// Key in the `meta` keyspace holding the highest sequence number ever committed (u64 BE). Not
+/// synced per group: at open the WAL's frames can only raise it.
 pub(crate) const SEQ_HIGH_WATER_KEY: &[u8] = b"seq_high_water";
+/// Key in the `meta` keyspace: every row at or below this seq (u64 BE) is ingested into fjall, so
+/// WAL frames at or below it are not replayed.
+pub(crate) const FLUSHED_SEQ_KEY: &[u8] = b"flushed_seq";
 
 /// Prefix of the `meta` keys holding late thresholds: `late_threshold/ | tenant | metric` (ordered
 /// i64 BE each) -> threshold ms (ordered i64 BE).
@@ -86,6 +98,13 @@ pub(crate) struct Shared {
     pub dropped_before: AtomicI64,
     /// Highest sequence number that is committed (and fsync'd when `sync` is on).
     pub last_seq: AtomicU64,
+    /// Rows in the WAL that the flusher has not ingested yet; read by every scan.
+    pub buffer: WriteBuffer,
+    /// Every row at or below this seq is in fjall (see [`FLUSHED_SEQ_KEY`]).
+    pub flushed_seq: AtomicU64,
+    /// Set by the writer when it sends a flush job, cleared by the flusher when one ends.
+    pub flush_in_flight: AtomicBool,
+    pub wal_dir: PathBuf,
     pub options: HotOptions,
 }
 
@@ -127,7 +146,7 @@ pub(crate) enum Reply<T> {
 }
 
 impl<T> Reply<T> {
-    fn send(self, result: Result<T, StorageError>) {
+    pub(crate) fn send(self, result: Result<T, StorageError>) {
         // A caller that stopped waiting is not an error: its write is committed all the same.
         match self {
             Reply::Async(sender) => {
@@ -203,19 +222,148 @@ pub(crate) enum Command {
         metric: MetricId,
         reply: Reply<()>,
     },
+    /// Flush every row committed so far into fjall; answered by the flusher when it is done.
+    Flush {
+        reply: Reply<()>,
+    },
     Shutdown,
 }
 
-pub(crate) fn run(shared: Arc<Shared>, commands: Receiver<Command>, mut next_seq: u64) {
-    debug_assert!(next_seq >= 1, "sequence numbers start at 1; 0 means none");
-    let max_group_bytes = shared.options.max_group_bytes;
+/// How long the writer waits for a command before it checks whether a flush is due by age.
+const IDLE_TICK: Duration = Duration::from_millis(500);
+/// The buffer may hold this many flushes' worth of rows before writes wait for the flusher, so
+/// that a slow disk bounds memory instead of letting the buffer grow with the load.
+const BUFFERED_FLUSHES_MAX: usize = 4;
+/// Longest a write waits for room in the buffer; past it the write goes ahead (and memory grows)
+/// rather than failing a request whose data the disk could take.
+const BACKPRESSURE_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// The writer thread's own state: the sequence counter, the WAL segment it appends to and the
+/// line to the flusher.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    next_seq: u64,
+    wal: WalWriter,
+    flush_jobs: Option<Sender<FlushJob>>,
+    flusher: Option<JoinHandle<()>>,
+    error_log: ErrorLogBudget,
+    /// When the oldest WAL frame that no flush has been asked to cover was appended.
+    unflushed_since: Option<Instant>,
+}
+
+impl Writer {
+    /// Starts the flusher; `next_seq` is one above every number used before (WAL included).
+    pub fn start(shared: Arc<Shared>, next_seq: u64) -> Result<Self, StorageError> {
+        debug_assert!(next_seq >= 1, "sequence numbers start at 1; 0 means none");
+        let wal = WalWriter::new(shared.wal_dir.clone(), shared.options.sync)?;
+        let (flush_jobs, jobs) = mpsc::channel();
+        let flusher_shared = Arc::clone(&shared);
+        let flusher = std::thread::Builder::new()
+            .name("strata-hot-flush".to_string())
+            .spawn(move || flush::run(flusher_shared, jobs))
+            .map_err(|e| StorageError::Io {
+                context: "starting the hot-tier flusher thread",
+                source: Arc::new(e),
+            })?;
+        // Replayed rows are flushed once the interval has passed, like fresh ones.
+        let unflushed_since = (shared.buffer.rows() > 0).then(Instant::now);
+        Ok(Writer {
+            error_log: ErrorLogBudget::new(&shared.options),
+            shared,
+            next_seq,
+            wal,
+            flush_jobs: Some(flush_jobs),
+            flusher: Some(flusher),
+            unflushed_since,
+        })
+    }
+
+    /// Asks the flusher to move every row committed so far into fjall. A new WAL segment starts
+    /// first, so every segment that began at or below the job's seq ends at or below it.
+    fn request_flush(&mut self, reply: Option<Reply<()>>) {
+        self.wal.rotate();
+        self.unflushed_since = None;
+        self.shared.flush_in_flight.store(true, Ordering::Release);
+        let job = FlushJob {
+            through_seq: self.next_seq - 1,
+            reply,
+        };
+        let sent = match &self.flush_jobs {
+            Some(jobs) => jobs.send(job).map_err(|error| error.0),
+            None => Err(job),
+        };
+        if let Err(job) = sent {
+            self.shared.flush_in_flight.store(false, Ordering::Release);
+            if let Some(reply) = job.reply {
+                reply.send(Err(StorageError::Closed));
+            }
+        }
+    }
+
+    /// Flushes everything committed so far and waits for it.
+    fn flush_now(&mut self) -> Result<(), StorageError> {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        self.request_flush(Some(Reply::Blocking(sender)));
+        receiver.recv().map_err(|_| StorageError::Closed)?
+    }
+
+    /// Starts a flush when the buffer holds `flush_rows` rows or the oldest unflushed frame is
+    /// `flush_interval` old, unless one is running.
+    fn flush_if_due(&mut self) {
+        if self.shared.flush_in_flight.load(Ordering::Acquire) {
+            return;
+        }
+        let options = &self.shared.options;
+        let full = self.shared.buffer.rows() >= options.flush_rows;
+        let old = self
+            .unflushed_since
+            .is_some_and(|since| since.elapsed() >= options.flush_interval);
+        if full || old {
+            self.request_flush(None);
+        }
+    }
+
+    /// Backpressure: waits while the buffer holds [`BUFFERED_FLUSHES_MAX`] flushes' worth.
+    fn wait_for_room(&mut self) {
+        let limit = self
+            .shared
+            .options
+            .flush_rows
+            .saturating_mul(BUFFERED_FLUSHES_MAX);
+        let started = Instant::now();
+        while self.shared.buffer.rows() >= limit && started.elapsed() < BACKPRESSURE_MAX_WAIT {
+            self.flush_if_due();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Flushes the buffer, stops the flusher and persists fjall: a clean stop leaves no WAL.
+    fn shut_down(mut self) {
+        if let Err(error) = self.flush_now() {
+            tracing::error!(error = %error, "flushing the hot write buffer at shutdown failed; the WAL keeps its rows");
+        }
+        self.flush_jobs = None;
+        if let Some(flusher) = self.flusher.take() {
+            if flusher.join().is_err() {
+                tracing::error!("hot-tier flusher thread panicked");
+            }
+        }
+        if let Err(error) = self.shared.db.persist(PersistMode::SyncAll) {
+            tracing::error!(error = ?error, "persisting the hot tier at shutdown failed");
+        }
+    }
+}
+
+pub(crate) fn run(mut writer: Writer, commands: Receiver<Command>) {
+    let max_group_bytes = writer.shared.options.max_group_bytes;
     let mut pending: Option<Command> = None;
-    let mut error_log = ErrorLogBudget::new(&shared.options);
     loop {
-        error_log.sweep_if_due(&shared.db, &shared.errors);
+        let shared = Arc::clone(&writer.shared);
+        writer.error_log.sweep_if_due(&shared.db, &shared.errors);
+        writer.flush_if_due();
         let command = match pending.take() {
             Some(command) => command,
-            None => match commands.recv_timeout(ErrorLogBudget::SWEEP_EVERY) {
+            None => match commands.recv_timeout(IDLE_TICK) {
                 Ok(command) => command,
                 Err(RecvTimeoutError::Timeout) => continue,
                 // Every sender is gone: the store was dropped.
@@ -239,97 +387,148 @@ pub(crate) fn run(shared: Arc<Shared>, commands: Receiver<Command>, mut next_seq
                         Err(_) => break,
                     }
                 }
-                commit_group(&shared, &mut next_seq, group, &mut error_log);
+                writer.commit_group(group);
             }
+            // Operations that change fjall's rows directly flush first: a buffered row ingested
+            // after them would undo them (ingested tables are newer than their deletions).
             Command::DropPartition {
                 week_start_ms,
                 reply,
-            } => reply.send(drop_week(&shared, week_start_ms)),
+            } => reply.send(
+                writer
+                    .flush_now()
+                    .and_then(|()| drop_week(&shared, week_start_ms)),
+            ),
             Command::ForgetArchivedWeek {
                 week_start_ms,
                 reply,
-            } => reply.send(forget_archived_week(&shared, week_start_ms)),
+            } => reply.send(
+                writer
+                    .flush_now()
+                    .and_then(|()| forget_archived_week(&shared, week_start_ms)),
+            ),
             Command::RaiseLateThreshold {
                 tenant,
                 metric,
                 threshold_ms,
                 reply,
             } => reply.send(
-                raise_late_threshold(&shared, tenant, metric, threshold_ms).map(|()| next_seq - 1),
+                raise_late_threshold(&shared, tenant, metric, threshold_ms)
+                    .map(|()| writer.next_seq - 1),
             ),
             Command::PruneLate {
                 tenant,
                 metric,
                 upto_seq,
                 reply,
-            } => reply.send(prune_late(&shared, tenant, metric, upto_seq)),
+            } => reply.send(
+                writer
+                    .flush_now()
+                    .and_then(|()| prune_late(&shared, tenant, metric, upto_seq)),
+            ),
             Command::ForgetLateThreshold {
                 tenant,
                 metric,
                 reply,
             } => reply.send(forget_late_threshold(&shared, tenant, metric)),
+            Command::Flush { reply } => writer.request_flush(Some(reply)),
             Command::Shutdown => break,
         }
     }
     // Answer nothing more: dropping queued replies tells their callers the store is closed.
     drop(commands);
-    if let Err(error) = shared.db.persist(PersistMode::SyncAll) {
-        tracing::error!(error = ?error, "persisting the hot tier at shutdown failed");
-    }
+    writer.shut_down();
     tracing::debug!("hot-tier writer stopped");
 }
 
-fn commit_group(
-    shared: &Shared,
-    next_seq: &mut u64,
-    group: Vec<PreparedWrite>,
-    error_log: &mut ErrorLogBudget,
-) {
-    let mut new_archived = Vec::new();
-    let result = write_group(shared, next_seq, &group, &mut new_archived);
-    if result.is_err() && !new_archived.is_empty() {
-        // Their `meta` records were in the failed batch: forget them, so the next row of such a
-        // week records it again instead of landing in the archive unrecorded.
-        let mut weeks = shared.weeks.write().unwrap_or_else(PoisonError::into_inner);
-        for week_start in &new_archived {
-            weeks.remove(week_start);
-        }
-    }
-    match result {
-        Ok(acks) => {
-            debug_assert_eq!(acks.len(), group.len());
-            for write in &group {
-                let added: usize = write.errors.iter().map(PreparedError::stored_bytes).sum();
-                if added > 0 {
-                    error_log.added(&shared.db, &shared.errors, write.tenant, added as u64);
+impl Writer {
+    fn commit_group(&mut self, group: Vec<PreparedWrite>) {
+        self.wait_for_room();
+        let shared = Arc::clone(&self.shared);
+        let result = write_group(&shared, &mut self.next_seq, &mut self.wal, &group);
+        match result {
+            Ok(acks) => {
+                debug_assert_eq!(acks.len(), group.len());
+                if acks.iter().any(|ack| ack.last_seq > 0) {
+                    self.unflushed_since.get_or_insert_with(Instant::now);
+                }
+                for write in &group {
+                    let added: usize = write.errors.iter().map(PreparedError::stored_bytes).sum();
+                    if added > 0 {
+                        self.error_log.added(
+                            &shared.db,
+                            &shared.errors,
+                            write.tenant,
+                            added as u64,
+                        );
+                    }
+                }
+                for (write, ack) in group.into_iter().zip(acks) {
+                    write.reply.send(Ok(ack));
                 }
             }
-            for (write, ack) in group.into_iter().zip(acks) {
-                write.reply.send(Ok(ack));
-            }
-        }
-        Err(error) => {
-            for write in group {
-                write.reply.send(Err(error.clone()));
+            Err(error) => {
+                for write in group {
+                    write.reply.send(Err(error.clone()));
+                }
             }
         }
     }
 }
 
-/// Writes one group. Weeks it assigns to the archive are added to `new_archived`, so that a
-/// failure can take them back.
+/// Writes one group: one WAL frame, fsync'd (the ack point), then its rows become a buffer chunk
+/// and its error records go to fjall (not synced: replaying the frame restores them).
 fn write_group(
     shared: &Shared,
     next_seq: &mut u64,
+    wal: &mut WalWriter,
     group: &[PreparedWrite],
-    new_archived: &mut Vec<i64>,
+) -> Result<Vec<WriteAck>, StorageError> {
+    let bytes: usize = group.iter().map(|write| write.bytes).sum();
+    let mut frame = GroupFrame::with_capacity(bytes);
+    let mut seq = *next_seq;
+    let acks = encode_group(shared, group, &mut frame, &mut seq)?;
+    if seq == *next_seq {
+        return Ok(acks);
+    }
+    let first_seq = *next_seq;
+    let last_seq = seq - 1;
+    // Consume the numbers even if the append fails: part of the frame may have reached the disk,
+    // and handing a number out twice would break "strictly increasing".
+    *next_seq = seq;
+    frame.seal(first_seq, last_seq);
+    wal.append(first_seq, &frame.bytes)?;
+    let mut batch = shared.db.batch();
+    for index in 0..frame.errors.len() {
+        let (error_key, json) = frame.error(index);
+        batch.insert(&shared.errors, error_key, json);
+    }
+    batch.insert(
+        &shared.meta,
+        SEQ_HIGH_WATER_KEY,
+        last_seq.to_be_bytes().as_slice(),
+    );
+    batch
+        .commit()
+        .map_err(|e| StorageError::engine("recording error records", e))?;
+    if !frame.rows.is_empty() {
+        shared.buffer.push(Chunk::from_frame(frame, last_seq));
+    }
+    shared.last_seq.fetch_max(last_seq, Ordering::AcqRel);
+    Ok(acks)
+}
+
+/// Encodes a group's rows and error records into `frame`, numbering them from `seq`.
+fn encode_group(
+    shared: &Shared,
+    group: &[PreparedWrite],
+    frame: &mut GroupFrame,
+    seq: &mut u64,
 ) -> Result<Vec<WriteAck>, StorageError> {
     let now_ms = now_ms();
-    let mut batch = shared.db.batch();
-    let mut seq = *next_seq;
     let mut acks = Vec::with_capacity(group.len());
     // Consecutive rows nearly always share a week; remember the last one to skip the map.
-    let mut last_week: Option<(i64, Keyspace)> = None;
+    let mut last_week: Option<i64> = None;
     // Only this thread changes the thresholds, so holding the read guard for the group blocks
     // nothing but `HotStore::late_threshold` readers, and copies nothing per group.
     let thresholds = shared
@@ -337,125 +536,85 @@ fn write_group(
         .read()
         .unwrap_or_else(PoisonError::into_inner);
     for write in group {
-        let first = seq;
+        let first = *seq;
         for row in &write.rows {
             let late = !thresholds.is_empty()
                 && thresholds
                     .get(&(write.tenant, row.metric))
                     .is_some_and(|threshold| row.timestamp_ms < *threshold);
-            let keyspace = match &last_week {
-                Some((start, keyspace)) if *start == row.week_start_ms => keyspace.clone(),
-                _ => {
-                    let keyspace =
-                        week_keyspace(shared, row.week_start_ms, now_ms, &mut batch, new_archived)?;
-                    last_week = Some((row.week_start_ms, keyspace.clone()));
-                    keyspace
-                }
-            };
-            let record = codec::encode_record(seq, &row.body);
-            if late {
-                batch.insert(&shared.late, row.key.as_slice(), record.as_slice());
+            if last_week != Some(row.week_start_ms) {
+                ensure_week(shared, row.week_start_ms, now_ms)?;
+                last_week = Some(row.week_start_ms);
             }
-            batch.insert(&keyspace, row.key.as_slice(), record);
-            seq += 1;
+            frame.push_row(&row.key, late, *seq, &row.body);
+            *seq += 1;
         }
         for error in &write.errors {
-            batch.insert(
-                &shared.errors,
-                error_key(write.tenant, error.time_ms, seq).as_slice(),
-                error.json.as_slice(),
-            );
-            seq += 1;
+            frame.push_error(&error_key(write.tenant, error.time_ms, *seq), &error.json);
+            *seq += 1;
         }
-        let used = seq > first;
+        let used = *seq > first;
         acks.push(WriteAck {
             first_seq: if used { first } else { 0 },
             rows: write.rows.len(),
-            last_seq: if used { seq - 1 } else { 0 },
+            last_seq: if used { *seq - 1 } else { 0 },
         });
     }
-    if seq == *next_seq {
-        return Ok(acks);
-    }
-    let high_water = seq - 1;
-    batch.insert(
-        &shared.meta,
-        SEQ_HIGH_WATER_KEY,
-        high_water.to_be_bytes().as_slice(),
-    );
-    // Consume the numbers even if the commit fails: the journal write may have reached the disk
-    // before the failure, and handing a number out twice would break "strictly increasing".
-    *next_seq = seq;
-    batch
-        .commit()
-        .map_err(|e| StorageError::engine("committing a write batch", e))?;
-    let mode = if shared.options.sync {
-        PersistMode::SyncAll
-    } else {
-        PersistMode::Buffer
-    };
-    shared
-        .db
-        .persist(mode)
-        .map_err(|e| StorageError::engine("syncing the journal", e))?;
-    shared.last_seq.fetch_max(high_water, Ordering::AcqRel);
     Ok(acks)
 }
 
-/// The keyspace of a week, decided on first use (see the module docs). Only the writer thread
-/// calls this, so the check-then-create cannot race. A new archived week is recorded in `meta`
-/// through `batch`, atomically with its first rows.
-fn week_keyspace(
+/// Decides where a week lives on first use (see the module docs), durably, before any row of it
+/// is acknowledged: the flusher and WAL replay find each row's keyspace from its week. Only the
+/// writer thread (and recovery, before it starts) calls this, so check-then-create cannot race.
+pub(crate) fn ensure_week(
     shared: &Shared,
     week_start_ms: i64,
     now_ms: i64,
-    batch: &mut fjall::OwnedWriteBatch,
-    new_archived: &mut Vec<i64>,
-) -> Result<Keyspace, StorageError> {
-    if let Some(week) = shared
+) -> Result<(), StorageError> {
+    if shared
         .weeks
         .read()
         .unwrap_or_else(PoisonError::into_inner)
-        .get(&week_start_ms)
+        .contains_key(&week_start_ms)
     {
-        return Ok(week.keyspace.clone());
+        return Ok(());
     }
-    if !shared.is_recent(week_start_ms, now_ms) {
+    let week = if shared.is_recent(week_start_ms, now_ms) {
+        let name = key::week_keyspace_name(week_start_ms);
+        debug_assert_eq!(key::parse_week_keyspace_name(&name), Some(week_start_ms));
+        let keyspace = shared
+            .db
+            .keyspace(&name, KeyspaceCreateOptions::default)
+            .map_err(|e| StorageError::engine("creating a weekly partition", e))?;
+        tracing::info!(partition = %name, "created hot partition");
+        Week {
+            name,
+            keyspace,
+            archived: false,
+        }
+    } else {
+        let mut batch = shared.db.batch();
         batch.insert(
             &shared.meta,
             archive_week_key(week_start_ms),
             b"".as_slice(),
         );
-        remember_week(
-            shared,
-            week_start_ms,
-            Week {
-                name: archived_week_name(week_start_ms),
-                keyspace: shared.archive.clone(),
-                archived: true,
-            },
-        );
-        new_archived.push(week_start_ms);
+        batch
+            .commit()
+            .map_err(|e| StorageError::engine("recording an archived week", e))?;
         tracing::debug!(week_start_ms, "week assigned to the hot archive");
-        return Ok(shared.archive.clone());
-    }
-    let name = key::week_keyspace_name(week_start_ms);
-    debug_assert_eq!(key::parse_week_keyspace_name(&name), Some(week_start_ms));
-    let keyspace = shared
-        .db
-        .keyspace(&name, KeyspaceCreateOptions::default)
-        .map_err(|e| StorageError::engine("creating a weekly partition", e))?;
-    tracing::info!(partition = %name, "created hot partition");
-    remember_week(
-        shared,
-        week_start_ms,
         Week {
-            name,
-            keyspace: keyspace.clone(),
-            archived: false,
-        },
-    );
-    Ok(keyspace)
+            name: archived_week_name(week_start_ms),
+            keyspace: shared.archive.clone(),
+            archived: true,
+        }
+    };
+    shared
+        .db
+        .persist(PersistMode::SyncAll)
+        .map_err(|e| StorageError::engine("syncing a new hot partition", e))?;
+    remember_week(shared, week_start_ms, week);
+    Ok(())
 }
 
 /// Records where a week's rows live, for every later row of that week and for readers.
