@@ -5,6 +5,8 @@
 //! Readers take the chunk list as one `Arc` (a short read lock, no copy of rows), so a scan never
 //! waits for the writer or the flusher, and keeps its view for as long as it runs.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -112,6 +114,50 @@ pub(crate) fn rows_in_range(
         .collect()
 }
 
+/// Feeds every row of `chunks` (or their late rows) to `emit` in key order, once per key: the
+/// newest chunk's row. A streaming k-way merge of the sorted chunks; returns the rows emitted.
+pub(crate) fn merge_newest<E>(
+    chunks: &[Arc<Chunk>],
+    late: bool,
+    mut emit: impl FnMut(&[u8; KEY_LEN], &[u8]) -> Result<(), E>,
+) -> Result<usize, E> {
+    let rows_of = |position: usize| -> &[RowRef] {
+        let chunk = &chunks[position];
+        if late {
+            &chunk.late
+        } else {
+            &chunk.rows
+        }
+    };
+    // Min-heap on (key, newest chunk first): `Reverse` of the key, plain position.
+    let mut heads: BinaryHeap<(Reverse<[u8; KEY_LEN]>, usize, usize)> = (0..chunks.len())
+        .filter_map(|position| {
+            let first = rows_of(position).first()?;
+            Some((Reverse(first.key), position, 0))
+        })
+        .collect();
+    let mut emitted = 0;
+    let mut last_key: Option<[u8; KEY_LEN]> = None;
+    while let Some((Reverse(key), position, index)) = heads.pop() {
+        let rows = rows_of(position);
+        if let Some(next) = rows.get(index + 1) {
+            heads.push((Reverse(next.key), position, index + 1));
+        }
+        // Equal keys pop newest chunk first; the older copies are skipped.
+        if last_key == Some(key) {
+            continue;
+        }
+        last_key = Some(key);
+        let row = &rows[index];
+        emit(
+            &key,
+            &chunks[position].bytes[row.value_start..row.value_end],
+        )?;
+        emitted += 1;
+    }
+    Ok(emitted)
+}
+
 /// The shared buffer: the chunk list and its row count.
 #[derive(Default)]
 pub(crate) struct WriteBuffer {
@@ -191,6 +237,29 @@ mod tests {
         let found = rows_in_range(&view, false, &[1; KEY_LEN], &[4; KEY_LEN]);
         let kept: Vec<(u8, usize)> = found.iter().map(|r| (r.key[0], r.value_start)).collect();
         assert_eq!(kept, vec![(1, 0), (3, 5)]);
+    }
+
+    #[test]
+    fn the_merge_emits_each_key_once_from_the_newest_chunk_in_key_order() {
+        let view = vec![
+            chunk(vec![row(1, 0), row(3, 1), row(5, 2)], 2),
+            chunk(vec![row(3, 5), row(4, 6)], 4),
+            chunk(vec![row(0, 7), row(3, 8)], 6),
+        ];
+        let mut seen = Vec::new();
+        let emitted = merge_newest(&view, false, |key, value| {
+            seen.push((
+                key[0],
+                value.as_ptr() as usize - view[0].bytes.as_ptr() as usize,
+            ));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(emitted, 5);
+        let keys: Vec<u8> = seen.iter().map(|(key, _)| *key).collect();
+        assert_eq!(keys, vec![0, 1, 3, 4, 5]);
+        let found = rows_in_range(&view, false, &[3; KEY_LEN], &[4; KEY_LEN]);
+        assert_eq!(found[0].value_start, 8, "key 3 comes from the newest chunk");
     }
 
     #[test]
