@@ -28,6 +28,11 @@ pub use strata_pgwire::TlsPaths;
 pub use strata_query::{QueryConfig, TierPreference};
 pub use strata_server::{HttpConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 
+/// Default `--hot-flush-rows` (see `strata_storage::HotOptions::flush_rows`).
+pub const HOT_FLUSH_ROWS: u64 = strata_storage::FLUSH_ROWS as u64;
+/// Default `--hot-flush-secs`.
+pub const HOT_FLUSH_INTERVAL: std::time::Duration = strata_storage::FLUSH_INTERVAL;
+
 /// Everything `strata serve` can be told. The binary maps flags and env vars onto this.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -43,6 +48,10 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// fsync before acknowledging writes. Only benchmarks turn this off.
     pub sync: bool,
+    /// The hot tier's write buffer is flushed into fjall at this many rows ...
+    pub hot_flush_rows: usize,
+    /// ... or when its oldest row is this old.
+    pub hot_flush_interval: std::time::Duration,
     /// Per-query memory limit, timeout and batch size.
     pub query: QueryConfig,
     /// Where cold files go: `None` = `<data_dir>/cold`; else a directory or object-store URL.
@@ -162,6 +171,8 @@ async fn open_stores(
         &config.data_dir.join("hot"),
         HotOptions {
             sync: config.sync,
+            flush_rows: config.hot_flush_rows,
+            flush_interval: config.hot_flush_interval,
             ..HotOptions::default()
         },
     )?;

@@ -285,6 +285,16 @@ pub struct ServeArgs {
     /// Most HTTP connections open at once; one more is answered 503 and closed
     #[arg(long, env = "STRATA_HTTP_MAX_CONNECTIONS", default_value_t = strata_node::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub http_max_connections: usize,
+    /// Rows the hot tier keeps in its write buffer (durable in its write-ahead log, readable by
+    /// every query) before it flushes them into its tables in one sorted bulk ingestion. Bounds
+    /// the buffer's memory: about 175 MB per million rows of 12 values. Writes wait for the flusher
+    /// when 4 times this many rows are buffered.
+    #[arg(long, env = "STRATA_HOT_FLUSH_ROWS", default_value_t = strata_node::HOT_FLUSH_ROWS, value_parser = clap::value_parser!(u64).range(1..), hide_short_help = true)]
+    pub hot_flush_rows: u64,
+    /// Seconds after which buffered rows are flushed even if fewer than --hot-flush-rows: bounds
+    /// how much write-ahead log a restart replays
+    #[arg(long, env = "STRATA_HOT_FLUSH_SECS", default_value_t = strata_node::HOT_FLUSH_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..), hide_short_help = true)]
+    pub hot_flush_secs: u64,
     /// Acknowledge writes before they are fsync'd. Loses acknowledged events on a crash; for
     /// benchmarks only.
     #[arg(long, hide_short_help = true)]
