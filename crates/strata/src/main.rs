@@ -24,9 +24,32 @@ use crate::cli::{Cli, Command};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for the server process (what `MIMALLOC_ALLOW_THP=0` does).
+/// With them, a fresh page mimalloc hands to a large per-request vector faults in and zeroes a
+/// whole 2 MiB page (the kernel's `clear_page_erms` was 15% of the server's CPU during ingest).
+/// Off, the server peaked at about 440 instead of 540 MiB over 4M events from 4 curl clients;
+/// CPU per event moved within this VM's noise (docs/benchmarks.md, "Built (session 11)"). A
+/// failure only costs that memory, so it is logged, not fatal.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+        let result = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        if result != 0 {
+            eprintln!(
+                "warning: could not turn transparent huge pages off: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let is_server = matches!(cli.command, Command::Serve(_));
+    if is_server {
+        disable_transparent_huge_pages();
+    }
     init_logging(is_server);
     match commands::run(cli.command) {
         Ok(code) => code,
