@@ -8,10 +8,12 @@ pub mod codec;
 mod errors;
 mod flush;
 pub mod key;
+mod late;
 mod recovery;
 mod scan;
 mod store;
 mod wal;
+mod weeks;
 mod writer;
 
 use std::time::Duration;

@@ -8,7 +8,8 @@ use strata_core::now_ms;
 use super::buffer::Chunk;
 use super::key;
 use super::wal;
-use super::writer::{ensure_week, Shared};
+use super::weeks::ensure_week;
+use super::writer::Shared;
 use crate::error::StorageError;
 
 /// Replays the WAL into `shared.buffer`; returns the highest sequence number found in it (0 when

@@ -13,6 +13,7 @@ use super::codec;
 use super::key::{self, KEY_LEN};
 use super::recovery;
 use super::scan::HotScan;
+use super::weeks;
 use super::writer::{
     self, Command, PreparedError, PreparedRow, PreparedWrite, Reply, Shared, Week, Writer,
     ARCHIVE_KEYSPACE, ARCHIVE_WEEK_PREFIX, DROPPED_BEFORE_KEY, FLUSHED_SEQ_KEY,
@@ -101,6 +102,59 @@ fn open_weekly_keyspaces(
     Ok(())
 }
 
+/// Opens fjall and reads the hot tier's metadata; returns the shared state (with an empty write
+/// buffer) and the sequence high-water mark recorded in `meta`.
+fn open_shared(dir: &Path, options: HotOptions) -> Result<(Shared, u64), StorageError> {
+    let db = Database::builder(dir)
+        .cache_size(options.cache_bytes)
+        // Acknowledged rows are durable in the WAL; fjall's journal (error records, metadata)
+        // is synced by flushes and metadata changes, never per batch.
+        .manual_journal_persist(true)
+        .open()
+        .map_err(|e| {
+            tracing::error!(path = %dir.display(), "cannot open hot tier");
+            StorageError::engine("opening the hot tier", e)
+        })?;
+    let meta = db
+        .keyspace(META_KEYSPACE, KeyspaceCreateOptions::default)
+        .map_err(|e| StorageError::engine("opening the meta keyspace", e))?;
+    let errors = db
+        .keyspace(ERRORS_KEYSPACE, KeyspaceCreateOptions::default)
+        .map_err(|e| StorageError::engine("opening the error log", e))?;
+    let late = db
+        .keyspace(LATE_KEYSPACE, KeyspaceCreateOptions::default)
+        .map_err(|e| StorageError::engine("opening the late index", e))?;
+    let archive = db
+        .keyspace(ARCHIVE_KEYSPACE, KeyspaceCreateOptions::default)
+        .map_err(|e| StorageError::engine("opening the hot archive", e))?;
+    let late_thresholds = read_late_thresholds(&meta)?;
+    let dropped_before = read_meta_word(&meta, DROPPED_BEFORE_KEY, "dropped-partition mark")?
+        .map_or(i64::MIN, key::unordered_i64);
+    let mut weeks = read_archived_weeks(&meta, &archive)?;
+    open_weekly_keyspaces(&db, &mut weeks)?;
+    let last_seq =
+        read_meta_word(&meta, SEQ_HIGH_WATER_KEY, "sequence high-water mark")?.unwrap_or(0);
+    let flushed_seq =
+        read_meta_word(&meta, FLUSHED_SEQ_KEY, "flushed sequence number")?.unwrap_or(0);
+    let shared = Shared {
+        db,
+        weeks: RwLock::new(weeks),
+        archive,
+        errors,
+        meta,
+        late,
+        late_thresholds: RwLock::new(late_thresholds),
+        dropped_before: AtomicI64::new(dropped_before),
+        last_seq: AtomicU64::new(0),
+        buffer: WriteBuffer::default(),
+        flushed_seq: AtomicU64::new(flushed_seq),
+        flush_in_flight: AtomicBool::new(false),
+        wal_dir: dir.join(WAL_DIR),
+        options,
+    };
+    Ok((shared, last_seq))
+}
+
 /// Rows removed per batch by [`HotStore::purge_metric`]: bounds the memory of one batch.
 const PURGE_BATCH_ROWS: usize = 10_000;
 
@@ -113,59 +167,14 @@ impl HotStore {
             });
         }
         tracing::info!(path = %dir.display(), "opening hot tier");
-        let db = Database::builder(dir)
-            .cache_size(options.cache_bytes)
-            // The writer fsyncs once per group itself; fjall must not flush per batch.
-            .manual_journal_persist(true)
-            .open()
-            .map_err(|e| {
-                tracing::error!(path = %dir.display(), "cannot open hot tier");
-                StorageError::engine("opening the hot tier", e)
-            })?;
-        let meta = db
-            .keyspace(META_KEYSPACE, KeyspaceCreateOptions::default)
-            .map_err(|e| StorageError::engine("opening the meta keyspace", e))?;
-        let errors = db
-            .keyspace(ERRORS_KEYSPACE, KeyspaceCreateOptions::default)
-            .map_err(|e| StorageError::engine("opening the error log", e))?;
-        let late = db
-            .keyspace(LATE_KEYSPACE, KeyspaceCreateOptions::default)
-            .map_err(|e| StorageError::engine("opening the late index", e))?;
-        let archive = db
-            .keyspace(ARCHIVE_KEYSPACE, KeyspaceCreateOptions::default)
-            .map_err(|e| StorageError::engine("opening the hot archive", e))?;
-        let late_thresholds = read_late_thresholds(&meta)?;
-        let dropped_before = read_meta_word(&meta, DROPPED_BEFORE_KEY, "dropped-partition mark")?
-            .map_or(i64::MIN, key::unordered_i64);
-        let mut weeks = read_archived_weeks(&meta, &archive)?;
-        let archived = weeks.len();
-        open_weekly_keyspaces(&db, &mut weeks)?;
-        let last_seq =
-            read_meta_word(&meta, SEQ_HIGH_WATER_KEY, "sequence high-water mark")?.unwrap_or(0);
-        let flushed_seq =
-            read_meta_word(&meta, FLUSHED_SEQ_KEY, "flushed sequence number")?.unwrap_or(0);
-        let shared = Arc::new(Shared {
-            db,
-            weeks: RwLock::new(weeks),
-            archive,
-            errors,
-            meta,
-            late,
-            late_thresholds: RwLock::new(late_thresholds),
-            dropped_before: AtomicI64::new(dropped_before),
-            last_seq: AtomicU64::new(0),
-            buffer: WriteBuffer::default(),
-            flushed_seq: AtomicU64::new(flushed_seq),
-            flush_in_flight: AtomicBool::new(false),
-            wal_dir: dir.join(WAL_DIR),
-            options,
-        });
+        let (shared, last_seq) = open_shared(dir, options)?;
+        let shared = Arc::new(shared);
+        let flushed_seq = shared.flushed_seq.load(Ordering::Acquire);
         let wal_last_seq = recovery::replay_wal(&shared)?;
         let last_seq = last_seq.max(wal_last_seq).max(flushed_seq);
         shared.last_seq.store(last_seq, Ordering::Release);
         tracing::info!(
             partitions = shared.weeks_snapshot().len(),
-            archived,
             last_seq,
             buffered_rows = shared.buffer.rows(),
             "hot tier open"
@@ -258,7 +267,7 @@ impl HotStore {
     /// that range from the cold tier. The drop itself must wait until queries planned before this
     /// call have finished. Durable before it returns; never moves backwards.
     pub fn retire_before(&self, end_ms: i64) -> Result<(), StorageError> {
-        writer::record_dropped_before(&self.shared, end_ms)
+        weeks::record_dropped_before(&self.shared, end_ms)
     }
 
     /// Hot data before this time may have been dropped by retention (`i64::MIN`: none was).
@@ -456,7 +465,7 @@ impl HotStore {
         if archived {
             // Buffered rows of the week ingested after the deletions would bring them back.
             self.flush_blocking()?;
-            writer::record_dropped_before(&self.shared, key::week_end_ms(week_start_ms))?;
+            weeks::record_dropped_before(&self.shared, key::week_end_ms(week_start_ms))?;
             let removed = delete_archived_week(&self.shared, week_start_ms)?;
             tracing::debug!(
                 week_start_ms,

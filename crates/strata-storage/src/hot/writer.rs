@@ -20,15 +20,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use strata_core::now_ms;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, PersistMode};
 use strata_core::{MetricId, TenantId};
 
 use super::buffer::{Chunk, WriteBuffer};
-use super::codec;
 use super::errors::ErrorLogBudget;
 use super::flush::{self, FlushJob};
 use super::key::{self, error_key, ERROR_KEY_LEN, KEY_LEN};
+use super::late;
 use super::wal::{GroupFrame, WalWriter};
+use super::weeks;
 use super::{HotOptions, WriteAck};
 use crate::error::StorageError;
 
@@ -129,7 +130,7 @@ impl Shared {
     }
 
     /// Whether a week first written at `now_ms` gets its own keyspace.
-    fn is_recent(&self, week_start_ms: i64, now_ms: i64) -> bool {
+    pub fn is_recent(&self, week_start_ms: i64, now_ms: i64) -> bool {
         let current = i128::from(key::week_start_ms(now_ms));
         let week = i128::from(key::WEEK_MS);
         let first = current - i128::from(self.options.recent_weeks_past) * week;
@@ -372,40 +373,65 @@ pub(crate) fn run(mut writer: Writer, commands: Receiver<Command>) {
         };
         match command {
             Command::Write(first) => {
-                let mut group_bytes = first.bytes;
-                let mut group = vec![first];
-                while group_bytes < max_group_bytes {
-                    match commands.try_recv() {
-                        Ok(Command::Write(next)) if group_bytes + next.bytes <= max_group_bytes => {
-                            group_bytes += next.bytes;
-                            group.push(next);
-                        }
-                        Ok(other) => {
-                            pending = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
+                let group = gather_group(first, &commands, max_group_bytes, &mut pending);
                 writer.commit_group(group);
             }
-            // Operations that change fjall's rows directly flush first: a buffered row ingested
-            // after them would undo them (ingested tables are newer than their deletions).
+            Command::Shutdown => break,
+            other => writer.handle(other),
+        }
+    }
+    // Answer nothing more: dropping queued replies tells their callers the store is closed.
+    drop(commands);
+    writer.shut_down();
+    tracing::debug!("hot-tier writer stopped");
+}
+
+/// Takes the queued writes after `first`, up to `max_group_bytes`; a command that is not a write
+/// (or a write that would pass the cap) ends the group and waits in `pending`.
+fn gather_group(
+    first: PreparedWrite,
+    commands: &Receiver<Command>,
+    max_group_bytes: usize,
+    pending: &mut Option<Command>,
+) -> Vec<PreparedWrite> {
+    let mut group_bytes = first.bytes;
+    let mut group = vec![first];
+    while group_bytes < max_group_bytes {
+        match commands.try_recv() {
+            Ok(Command::Write(next)) if group_bytes + next.bytes <= max_group_bytes => {
+                group_bytes += next.bytes;
+                group.push(next);
+            }
+            Ok(other) => {
+                *pending = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    group
+}
+
+impl Writer {
+    /// Every command but writes and shutdown. Operations that change fjall's rows directly flush
+    /// first: a buffered row ingested after them would undo them (ingested tables are newer than
+    /// their deletions).
+    fn handle(&mut self, command: Command) {
+        let shared = Arc::clone(&self.shared);
+        match command {
             Command::DropPartition {
                 week_start_ms,
                 reply,
             } => reply.send(
-                writer
-                    .flush_now()
-                    .and_then(|()| drop_week(&shared, week_start_ms)),
+                self.flush_now()
+                    .and_then(|()| weeks::drop_week(&shared, week_start_ms)),
             ),
             Command::ForgetArchivedWeek {
                 week_start_ms,
                 reply,
             } => reply.send(
-                writer
-                    .flush_now()
-                    .and_then(|()| forget_archived_week(&shared, week_start_ms)),
+                self.flush_now()
+                    .and_then(|()| weeks::forget_archived_week(&shared, week_start_ms)),
             ),
             Command::RaiseLateThreshold {
                 tenant,
@@ -413,8 +439,8 @@ pub(crate) fn run(mut writer: Writer, commands: Receiver<Command>) {
                 threshold_ms,
                 reply,
             } => reply.send(
-                raise_late_threshold(&shared, tenant, metric, threshold_ms)
-                    .map(|()| writer.next_seq - 1),
+                late::raise_late_threshold(&shared, tenant, metric, threshold_ms)
+                    .map(|()| self.next_seq - 1),
             ),
             Command::PruneLate {
                 tenant,
@@ -422,23 +448,21 @@ pub(crate) fn run(mut writer: Writer, commands: Receiver<Command>) {
                 upto_seq,
                 reply,
             } => reply.send(
-                writer
-                    .flush_now()
-                    .and_then(|()| prune_late(&shared, tenant, metric, upto_seq)),
+                self.flush_now()
+                    .and_then(|()| late::prune_late(&shared, tenant, metric, upto_seq)),
             ),
             Command::ForgetLateThreshold {
                 tenant,
                 metric,
                 reply,
-            } => reply.send(forget_late_threshold(&shared, tenant, metric)),
-            Command::Flush { reply } => writer.request_flush(Some(reply)),
-            Command::Shutdown => break,
+            } => reply.send(late::forget_late_threshold(&shared, tenant, metric)),
+            Command::Flush { reply } => self.request_flush(Some(reply)),
+            // `run` gathers writes into groups and stops on shutdown itself; a stray write is
+            // still served alone.
+            Command::Write(write) => self.commit_group(vec![write]),
+            Command::Shutdown => tracing::error!("shutdown reached the command handler; ignored"),
         }
     }
-    // Answer nothing more: dropping queued replies tells their callers the store is closed.
-    drop(commands);
-    writer.shut_down();
-    tracing::debug!("hot-tier writer stopped");
 }
 
 impl Writer {
@@ -543,7 +567,7 @@ fn encode_group(
                     .get(&(write.tenant, row.metric))
                     .is_some_and(|threshold| row.timestamp_ms < *threshold);
             if last_week != Some(row.week_start_ms) {
-                ensure_week(shared, row.week_start_ms, now_ms)?;
+                weeks::ensure_week(shared, row.week_start_ms, now_ms)?;
                 last_week = Some(row.week_start_ms);
             }
             frame.push_row(&row.key, late, *seq, &row.body);
@@ -561,224 +585,4 @@ fn encode_group(
         });
     }
     Ok(acks)
-}
-
-/// Decides where a week lives on first use (see the module docs), durably, before any row of it
-/// is acknowledged: the flusher and WAL replay find each row's keyspace from its week. Only the
-/// writer thread (and recovery, before it starts) calls this, so check-then-create cannot race.
-pub(crate) fn ensure_week(
-    shared: &Shared,
-    week_start_ms: i64,
-    now_ms: i64,
-) -> Result<(), StorageError> {
-    if shared
-        .weeks
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .contains_key(&week_start_ms)
-    {
-        return Ok(());
-    }
-    let week = if shared.is_recent(week_start_ms, now_ms) {
-        let name = key::week_keyspace_name(week_start_ms);
-        debug_assert_eq!(key::parse_week_keyspace_name(&name), Some(week_start_ms));
-        let keyspace = shared
-            .db
-            .keyspace(&name, KeyspaceCreateOptions::default)
-            .map_err(|e| StorageError::engine("creating a weekly partition", e))?;
-        tracing::info!(partition = %name, "created hot partition");
-        Week {
-            name,
-            keyspace,
-            archived: false,
-        }
-    } else {
-        let mut batch = shared.db.batch();
-        batch.insert(
-            &shared.meta,
-            archive_week_key(week_start_ms),
-            b"".as_slice(),
-        );
-        batch
-            .commit()
-            .map_err(|e| StorageError::engine("recording an archived week", e))?;
-        tracing::debug!(week_start_ms, "week assigned to the hot archive");
-        Week {
-            name: archived_week_name(week_start_ms),
-            keyspace: shared.archive.clone(),
-            archived: true,
-        }
-    };
-    shared
-        .db
-        .persist(PersistMode::SyncAll)
-        .map_err(|e| StorageError::engine("syncing a new hot partition", e))?;
-    remember_week(shared, week_start_ms, week);
-    Ok(())
-}
-
-/// Records where a week's rows live, for every later row of that week and for readers.
-fn remember_week(shared: &Shared, week_start_ms: i64, week: Week) {
-    shared
-        .weeks
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(week_start_ms, week);
-}
-
-/// Forgets an archived week after `HotStore::drop_partition` deleted its rows: a later row of
-/// that week is assigned afresh (and, being old, goes to the archive again).
-fn forget_archived_week(shared: &Shared, week_start_ms: i64) -> Result<(), StorageError> {
-    let mut batch = shared.db.batch();
-    batch.remove(&shared.meta, archive_week_key(week_start_ms));
-    batch
-        .commit()
-        .map_err(|e| StorageError::engine("forgetting an archived week", e))?;
-    shared
-        .db
-        .persist(PersistMode::SyncAll)
-        .map_err(|e| StorageError::engine("syncing a dropped archived week", e))?;
-    let mut weeks = shared.weeks.write().unwrap_or_else(PoisonError::into_inner);
-    if weeks.get(&week_start_ms).is_some_and(|week| week.archived) {
-        weeks.remove(&week_start_ms);
-    }
-    tracing::info!(
-        partition = %archived_week_name(week_start_ms),
-        "dropped archived hot week"
-    );
-    Ok(())
-}
-
-fn raise_late_threshold(
-    shared: &Shared,
-    tenant: TenantId,
-    metric: MetricId,
-    threshold_ms: i64,
-) -> Result<(), StorageError> {
-    let current = shared
-        .late_thresholds
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&(tenant, metric))
-        .copied();
-    if current.is_some_and(|current| current >= threshold_ms) {
-        return Ok(());
-    }
-    // Durable before it takes effect: after a crash the threshold must still cover every row
-    // written under it, or a late row could end up neither in the cold tier nor in the index.
-    let mut batch = shared.db.batch();
-    batch.insert(
-        &shared.meta,
-        late_threshold_key(tenant, metric).as_slice(),
-        key::ordered_i64(threshold_ms).to_be_bytes().as_slice(),
-    );
-    batch
-        .commit()
-        .map_err(|e| StorageError::engine("recording a late threshold", e))?;
-    shared
-        .db
-        .persist(PersistMode::SyncAll)
-        .map_err(|e| StorageError::engine("syncing a late threshold", e))?;
-    shared
-        .late_thresholds
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert((tenant, metric), threshold_ms);
-    Ok(())
-}
-
-fn prune_late(
-    shared: &Shared,
-    tenant: TenantId,
-    metric: MetricId,
-    upto_seq: u64,
-) -> Result<usize, StorageError> {
-    let mut prefix = [0u8; 16];
-    prefix[0..8].copy_from_slice(&key::ordered_i64(tenant.0).to_be_bytes());
-    prefix[8..16].copy_from_slice(&key::ordered_i64(metric.0).to_be_bytes());
-    let mut batch = shared.db.batch();
-    let mut removed = 0;
-    for guard in shared.late.prefix(prefix) {
-        let (row_key, value) = guard
-            .into_inner()
-            .map_err(|e| StorageError::engine("reading the late index", e))?;
-        if codec::ValueReader::new(&value)?.seq() <= upto_seq {
-            batch.remove(&shared.late, row_key);
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        batch
-            .commit()
-            .map_err(|e| StorageError::engine("pruning the late index", e))?;
-    }
-    Ok(removed)
-}
-
-fn forget_late_threshold(
-    shared: &Shared,
-    tenant: TenantId,
-    metric: MetricId,
-) -> Result<(), StorageError> {
-    let mut batch = shared.db.batch();
-    batch.remove(&shared.meta, late_threshold_key(tenant, metric));
-    batch
-        .commit()
-        .map_err(|e| StorageError::engine("forgetting a late threshold", e))?;
-    shared
-        .late_thresholds
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&(tenant, metric));
-    Ok(())
-}
-
-/// Durably raises the `dropped_before` mark (never lowers it): readers stop choosing the hot tier
-/// below it.
-pub(crate) fn record_dropped_before(shared: &Shared, end_ms: i64) -> Result<(), StorageError> {
-    if end_ms <= shared.dropped_before.load(Ordering::Acquire) {
-        return Ok(());
-    }
-    let mut batch = shared.db.batch();
-    batch.insert(
-        &shared.meta,
-        DROPPED_BEFORE_KEY,
-        key::ordered_i64(end_ms).to_be_bytes().as_slice(),
-    );
-    batch
-        .commit()
-        .map_err(|e| StorageError::engine("recording retired partitions", e))?;
-    shared
-        .db
-        .persist(PersistMode::SyncAll)
-        .map_err(|e| StorageError::engine("syncing retired partitions", e))?;
-    shared.dropped_before.fetch_max(end_ms, Ordering::AcqRel);
-    Ok(())
-}
-
-fn drop_week(shared: &Shared, week_start_ms: i64) -> Result<(), StorageError> {
-    let removed = {
-        let mut weeks = shared.weeks.write().unwrap_or_else(PoisonError::into_inner);
-        if weeks.get(&week_start_ms).is_some_and(|week| week.archived) {
-            // Archived weeks are dropped row by row (`HotStore::drop_partition`), never here.
-            return Ok(());
-        }
-        weeks.remove(&week_start_ms)
-    };
-    let Some(week) = removed else {
-        return Ok(());
-    };
-    // Recorded first: if the drop then fails, readers only avoid a hot range they could have used.
-    record_dropped_before(shared, key::week_end_ms(week_start_ms))?;
-    // Scans already running keep their handle; fjall deletes the files once they let go.
-    if let Err(error) = shared.db.delete_keyspace(week.keyspace.clone()) {
-        shared
-            .weeks
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(week_start_ms, week);
-        return Err(StorageError::engine("dropping a weekly partition", error));
-    }
-    tracing::info!(partition = %week.name, "dropped hot partition");
-    Ok(())
 }
