@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::key::KEY_LEN;
+use super::scan::RawHotRow;
 use super::wal::GroupFrame;
 
 /// One buffered row: its key and where its encoded value lies in the chunk's bytes.
@@ -72,15 +73,6 @@ pub(crate) fn sort_newest_per_key(rows: &mut Vec<RowRef>) {
     rows.dedup_by(|later, kept| later.key == kept.key);
 }
 
-/// A buffered row handed to a reader: the chunk's bytes keep its value alive.
-#[derive(Clone)]
-pub(crate) struct BufferedRow {
-    pub key: [u8; KEY_LEN],
-    pub bytes: Arc<Vec<u8>>,
-    pub value_start: usize,
-    pub value_end: usize,
-}
-
 /// The chunks in commit order (oldest first).
 pub(crate) type BufferView = Arc<Vec<Arc<Chunk>>>;
 
@@ -90,7 +82,7 @@ pub(crate) fn rows_in_range(
     late: bool,
     low: &[u8],
     high: &[u8],
-) -> Vec<BufferedRow> {
+) -> Vec<RawHotRow> {
     // (row, chunk position): sorting by key then by newer chunk first lets dedup keep the newest.
     let mut found: Vec<(&RowRef, usize, &Chunk)> = Vec::new();
     for (position, chunk) in view.iter().enumerate() {
@@ -105,12 +97,7 @@ pub(crate) fn rows_in_range(
     }
     found
         .into_iter()
-        .map(|(row, _, chunk)| BufferedRow {
-            key: row.key,
-            bytes: Arc::clone(&chunk.bytes),
-            value_start: row.value_start,
-            value_end: row.value_end,
-        })
+        .map(|(row, _, chunk)| RawHotRow::buffered(row, Arc::clone(&chunk.bytes)))
         .collect()
 }
 
@@ -235,8 +222,14 @@ mod tests {
             chunk(vec![row(3, 5), row(4, 6)], 4),
         ];
         let found = rows_in_range(&view, false, &[1; KEY_LEN], &[4; KEY_LEN]);
-        let kept: Vec<(u8, usize)> = found.iter().map(|r| (r.key[0], r.value_start)).collect();
-        assert_eq!(kept, vec![(1, 0), (3, 5)]);
+        let kept: Vec<(u8, &[u8])> = found
+            .iter()
+            .map(|r| (r.key_bytes()[0], r.value_bytes()))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![(1, &view[0].bytes[0..1]), (3, &view[1].bytes[5..6])]
+        );
     }
 
     #[test]
@@ -259,7 +252,10 @@ mod tests {
         let keys: Vec<u8> = seen.iter().map(|(key, _)| *key).collect();
         assert_eq!(keys, vec![0, 1, 3, 4, 5]);
         let found = rows_in_range(&view, false, &[3; KEY_LEN], &[4; KEY_LEN]);
-        assert_eq!(found[0].value_start, 8, "key 3 comes from the newest chunk");
+        assert!(
+            std::ptr::eq(found[0].value_bytes(), &view[2].bytes[8..9]),
+            "key 3 comes from the newest chunk"
+        );
     }
 
     #[test]

@@ -196,7 +196,8 @@ pub struct HotPartitionInfo {
     /// The next Monday 00:00 UTC, exclusive.
     pub week_end_ms: i64,
     /// Approximate number of stored rows (may count overwritten versions until compaction);
-    /// 0 for an archived week, whose rows are not counted separately.
+    /// 0 for an archived week, whose rows are not counted separately. Rows still in the write
+    /// buffer (at most `flush_interval` old) are not counted yet.
     pub approx_rows: usize,
     /// Bytes on disk in flushed tables (excludes the journal and memtables); 0 for an archived
     /// week.

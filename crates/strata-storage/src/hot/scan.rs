@@ -13,7 +13,7 @@ use std::sync::Arc;
 use fjall::{Keyspace, Readable, Slice, Snapshot};
 use strata_core::{MetricId, NameId, TenantId};
 
-use super::buffer::{self, BufferView, BufferedRow};
+use super::buffer::{self, BufferView, RowRef};
 use super::codec::{self, ValueReader};
 use super::key::{self, HOUR_MS, KEY_LEN};
 use super::{HotRow, ScanRequest};
@@ -47,12 +47,13 @@ pub struct RawHotRow {
     value: RawValue,
 }
 
-impl From<BufferedRow> for RawHotRow {
-    fn from(row: BufferedRow) -> Self {
+impl RawHotRow {
+    /// A buffered row; `bytes` (its chunk's) keep its value alive.
+    pub(crate) fn buffered(row: &RowRef, bytes: Arc<Vec<u8>>) -> Self {
         RawHotRow {
             key: row.key,
             value: RawValue::Buffered {
-                bytes: row.bytes,
+                bytes,
                 start: row.value_start,
                 end: row.value_end,
             },
@@ -120,7 +121,7 @@ pub struct HotScan {
     /// Whether this scan reads the late index (the buffer's late rows) rather than the weeks.
     late: bool,
     /// Buffered rows of the current key range, in key order.
-    buffered: std::iter::Peekable<std::vec::IntoIter<BufferedRow>>,
+    buffered: std::iter::Peekable<std::vec::IntoIter<RawHotRow>>,
     /// The next stored row of the current range, read ahead to merge with `buffered`.
     stored_head: Option<RawHotRow>,
     tenant: TenantId,
@@ -202,15 +203,15 @@ impl HotScan {
                 }
                 (Some(stored), Some(buffered)) => match stored.key.cmp(&buffered.key) {
                     Ordering::Less => self.stored_head.take(),
-                    Ordering::Greater => self.buffered.next().map(RawHotRow::from),
+                    Ordering::Greater => self.buffered.next(),
                     // The buffered row is the newer write of the same key.
                     Ordering::Equal => {
                         self.stored_head = None;
-                        self.buffered.next().map(RawHotRow::from)
+                        self.buffered.next()
                     }
                 },
                 (Some(_), None) => self.stored_head.take(),
-                (None, Some(_)) => self.buffered.next().map(RawHotRow::from),
+                (None, Some(_)) => self.buffered.next(),
             };
             let Some(row) = row else { continue };
             if self.check_timestamps {
@@ -246,11 +247,11 @@ impl HotScan {
     }
 
     /// Starts reading `[low, high)` from the snapshot and from the buffer view.
-    fn open_range(&mut self, keyspace: &Keyspace, low: &[u8], high: &[u8]) {
-        self.range = Some(self.snapshot.range(keyspace, low.to_vec()..high.to_vec()));
-        self.buffered = buffer::rows_in_range(&self.buffer, self.late, low, high)
+    fn open_range<const N: usize>(&mut self, keyspace: &Keyspace, low: [u8; N], high: [u8; N]) {
+        self.buffered = buffer::rows_in_range(&self.buffer, self.late, &low, &high)
             .into_iter()
             .peekable();
+        self.range = Some(self.snapshot.range(keyspace, low..high));
     }
 
     /// Positions `self.range` on the next key range to read; false when there is none.
@@ -272,7 +273,7 @@ impl HotScan {
                         // The whole clipped week is one key range: hour buckets are adjacent.
                         let low = key::hour_prefix(self.tenant, self.metric, first_hour);
                         let high = key::hour_prefix(self.tenant, self.metric, last_hour + 1);
-                        self.open_range(&keyspace, &low, &high);
+                        self.open_range(&keyspace, low, high);
                         // Only the first and last hour can hold rows outside the range.
                         self.check_timestamps = true;
                         return true;
@@ -314,7 +315,7 @@ impl HotScan {
             let low = key::encode_parts(self.tenant, self.metric, hour, series, low_ts, 0);
             let high = key::encode_parts(self.tenant, self.metric, hour, series, high_ts, 0);
             let keyspace = cursor.keyspace.clone();
-            self.open_range(&keyspace, &low, &high);
+            self.open_range(&keyspace, low, high);
             self.check_timestamps = false;
             return true;
         }

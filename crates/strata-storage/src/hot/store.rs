@@ -365,21 +365,27 @@ impl HotStore {
 
     /// Moves every row committed so far from the write buffer into fjall, blocking.
     pub fn flush_blocking(&self) -> Result<(), StorageError> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StorageError::Closed);
-        }
-        let (sender, receiver) = mpsc::sync_channel(1);
-        self.commands
-            .send(Command::Flush {
-                reply: Reply::Blocking(sender),
-            })
-            .map_err(|_| StorageError::Closed)?;
-        receiver.recv().map_err(|_| StorageError::Closed)?
+        self.ask_blocking(|reply| Command::Flush { reply })
     }
 
     /// Rows acknowledged but not yet flushed into fjall (they are in the WAL and readable).
     pub fn buffered_rows(&self) -> usize {
         self.shared.buffer.rows()
+    }
+
+    /// [`HotStore::ask`] for callers outside async code.
+    fn ask_blocking<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, StorageError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        let (sender, receiver) = mpsc::sync_channel(1);
+        self.commands
+            .send(command(Reply::Blocking(sender)))
+            .map_err(|_| StorageError::Closed)?;
+        receiver.recv().map_err(|_| StorageError::Closed)?
     }
 
     /// Sends a command to the writer thread and awaits its answer.
@@ -473,23 +479,19 @@ impl HotStore {
                 "archived week's rows deleted"
             );
         }
-        let (sender, receiver) = mpsc::sync_channel(1);
-        let reply = Reply::Blocking(sender);
-        let command = if archived {
-            Command::ForgetArchivedWeek {
-                week_start_ms,
-                reply,
+        self.ask_blocking(|reply| {
+            if archived {
+                Command::ForgetArchivedWeek {
+                    week_start_ms,
+                    reply,
+                }
+            } else {
+                Command::DropPartition {
+                    week_start_ms,
+                    reply,
+                }
             }
-        } else {
-            Command::DropPartition {
-                week_start_ms,
-                reply,
-            }
-        };
-        self.commands
-            .send(command)
-            .map_err(|_| StorageError::Closed)?;
-        receiver.recv().map_err(|_| StorageError::Closed)?
+        })
     }
 
     /// A tenant's error records with `time_ms >= since_ms`, oldest first, at most `limit`.
@@ -526,8 +528,8 @@ impl HotStore {
         self.shared.last_seq.load(Ordering::Acquire)
     }
 
-    /// Stops the writer after it has answered every request queued before this call, and
-    /// persists the journal. Later writes fail with [`StorageError::Closed`]. Idempotent.
+    /// Stops the writer after it has answered every request queued before this call, flushes the
+    /// write buffer into fjall (so a clean stop leaves no WAL to replay) and persists the journal. Later writes fail with [`StorageError::Closed`]. Idempotent.
     pub fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;

@@ -80,13 +80,12 @@ impl GroupFrame {
 
     /// Appends an error record; must come after every row of the frame.
     pub fn push_error(&mut self, key: &[u8; ERROR_KEY_LEN], json: &[u8]) {
+        let start = self.bytes.len();
         self.bytes.extend_from_slice(key);
         let length = u32::try_from(json.len()).unwrap_or(u32::MAX);
         self.bytes.extend_from_slice(&length.to_le_bytes());
-        let start = self.bytes.len();
         self.bytes.extend_from_slice(json);
-        self.errors
-            .push((start - ERROR_KEY_LEN - 4, self.bytes.len()));
+        self.errors.push((start, self.bytes.len()));
     }
 
     /// Writes the headers; the frame is then ready to append.
@@ -275,8 +274,19 @@ impl WalWriter {
         })
     }
 
-    /// Appends a sealed frame whose first row or record has `first_seq`, and fsyncs it.
+    /// Appends a sealed frame whose first row or record has `first_seq`, and fsyncs it. After a
+    /// failure the segment is abandoned: part of the frame may be on disk, and a later frame
+    /// appended behind that torn one would be unreadable at replay (reading stops at the first
+    /// bad frame of a segment). The next append starts a new segment.
     pub fn append(&mut self, first_seq: u64, frame: &[u8]) -> Result<(), StorageError> {
+        let appended = self.append_to_segment(first_seq, frame);
+        if appended.is_err() {
+            self.current = None;
+        }
+        appended
+    }
+
+    fn append_to_segment(&mut self, first_seq: u64, frame: &[u8]) -> Result<(), StorageError> {
         let file = match &mut self.current {
             Some(file) => file,
             None => {
@@ -307,5 +317,49 @@ impl WalWriter {
     /// Ends the current segment: the next append starts a new one, named by its first seq.
     pub fn rotate(&mut self) {
         self.current = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(seq: u64) -> Vec<u8> {
+        let mut frame = GroupFrame::with_capacity(64);
+        frame.push_row(&[seq as u8; KEY_LEN], false, seq, b"body");
+        frame.push_error(&[7; ERROR_KEY_LEN], b"{}");
+        frame.seal(seq, seq + 1);
+        frame.bytes
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_the_next_segment_is_still_read() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut wal = WalWriter::new(dir.path().to_path_buf(), false).unwrap();
+        wal.append(1, &frame(1)).unwrap();
+        let torn = frame(3);
+        wal.append(3, &torn[..torn.len() / 2]).unwrap();
+        // What the writer does after a failed append: the next frame starts a new segment.
+        wal.rotate();
+        wal.append(5, &frame(5)).unwrap();
+
+        let segments = segments(dir.path()).unwrap();
+        assert_eq!(segments.len(), 2);
+        let first = read_segment(&segments[0].1).unwrap();
+        assert_eq!(first.len(), 1, "the whole frame before the torn one");
+        assert_eq!(first[0].last_seq, 2);
+        assert_eq!(
+            first[0].frame.error(0),
+            (&[7; ERROR_KEY_LEN][..], &b"{}"[..])
+        );
+        assert_eq!(
+            std::fs::metadata(&segments[0].1).unwrap().len(),
+            frame(1).len() as u64,
+            "the torn tail is cut off"
+        );
+        let second = read_segment(&segments[1].1).unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].last_seq, 6);
+        assert_eq!(second[0].frame.rows[0].key, [5; KEY_LEN]);
     }
 }
