@@ -56,6 +56,9 @@ pub struct ScanSpec {
     pub limit: Option<usize>,
     /// `strata_raw`: raw text columns, shown differently in EXPLAIN.
     pub raw: bool,
+    /// How many shards a scan of every series is cut into, each read by its own thread (the
+    /// session's target partitions; see [`shard_count`]).
+    pub target_partitions: usize,
 }
 
 #[derive(Debug)]
@@ -64,6 +67,8 @@ pub struct MetricScanExec {
     hot: Arc<HotStore>,
     /// Week partitions the time range touches, for EXPLAIN.
     partitions: Vec<String>,
+    /// Output partitions, each reading one shard of the series (see [`shard_count`]).
+    shards: usize,
     metrics: ExecutionPlanMetricsSet,
     properties: Arc<PlanProperties>,
 }
@@ -76,9 +81,10 @@ impl MetricScanExec {
             .into_iter()
             .map(|p| p.name)
             .collect();
+        let shards = shard_count(&spec);
         let properties = PlanProperties::new(
             EquivalenceProperties::new(spec.schema.clone()),
-            Partitioning::UnknownPartitioning(1),
+            Partitioning::UnknownPartitioning(shards),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
@@ -86,6 +92,7 @@ impl MetricScanExec {
             spec,
             hot,
             partitions,
+            shards,
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
         }
@@ -93,6 +100,18 @@ impl MetricScanExec {
 
     pub fn spec(&self) -> &ScanSpec {
         &self.spec
+    }
+}
+
+/// How many partitions a scan reads in parallel: a scan of every series is cut into
+/// `target_partitions` shards of the series hashes (one thread each; a `count(*)` of 50M hot
+/// rows took 28 s on one thread). Series seeks and scans with a limit stay whole: they read few
+/// rows.
+fn shard_count(spec: &ScanSpec) -> usize {
+    if spec.series.is_some() || spec.limit.is_some() {
+        1
+    } else {
+        spec.target_partitions.max(1)
     }
 }
 
@@ -143,6 +162,9 @@ impl DisplayAs for MetricScanExec {
         if let Some(limit) = spec.limit {
             write!(f, ", limit={limit}")?;
         }
+        if self.shards > 1 {
+            write!(f, ", shards={}", self.shards)?;
+        }
         Ok(())
     }
 }
@@ -190,6 +212,12 @@ impl ExecutionPlan for MetricScanExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let batch_size = context.session_config().batch_size().max(1);
+        if partition >= self.shards {
+            return Err(DataFusionError::Internal(format!(
+                "MetricScanExec has {} partitions, asked for {partition}",
+                self.shards
+            )));
+        }
         let cast_failures = MetricBuilder::new(&self.metrics).counter("cast_failures", partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let runtime = tokio::runtime::Handle::try_current()
@@ -198,6 +226,8 @@ impl ExecutionPlan for MetricScanExec {
             tokio::sync::mpsc::channel::<Result<RecordBatch>>(CHANNEL_BATCHES);
         let worker = ScanWorker {
             spec: self.spec.clone(),
+            shard: partition,
+            shards: self.shards,
             hot: self.hot.clone(),
             batch_size,
             sender,
@@ -217,6 +247,9 @@ impl ExecutionPlan for MetricScanExec {
 /// rows, the limit or the consumer run out.
 struct ScanWorker {
     spec: ScanSpec,
+    /// Which shard of the series this partition reads, of how many.
+    shard: usize,
+    shards: usize,
     hot: Arc<HotStore>,
     batch_size: usize,
     sender: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
@@ -237,8 +270,8 @@ impl ScanWorker {
             series: spec.series.clone(),
             names: Some(builder.needed_names()),
         };
-        let scan = match self.hot.scan(&request) {
-            Ok(scan) => scan,
+        let mut scan = match self.hot.scan(&request) {
+            Ok(scan) => scan.shard(self.shard, self.shards),
             Err(e) => {
                 self.send(Err(backend_error(e)));
                 return;
@@ -246,18 +279,27 @@ impl ScanWorker {
         };
         let mut remaining = spec.limit.unwrap_or(usize::MAX);
         let mut since_check = 0;
-        for row in scan {
+        // `count(*)` and `timestamp`-only queries read no values: skip decoding them.
+        let names = builder.needed_names();
+        while let Some(row) = scan.next_raw() {
             if remaining == 0 {
                 break;
             }
-            let row = match row {
-                Ok(row) => row,
+            let decoded = row.and_then(|row| {
+                if names.is_empty() {
+                    Ok((row.timestamp_ms(), Vec::new()))
+                } else {
+                    row.to_row(Some(&names)).map(|r| (r.timestamp_ms, r.values))
+                }
+            });
+            let (timestamp_ms, values) = match decoded {
+                Ok(decoded) => decoded,
                 Err(e) => {
                     self.send(Err(backend_error(e)));
                     return;
                 }
             };
-            builder.push(row.timestamp_ms, row.values);
+            builder.push(timestamp_ms, values);
             remaining -= 1;
             since_check += 1;
             if builder.len() >= self.batch_size {

@@ -174,7 +174,7 @@ impl TableProvider for MetricTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -193,7 +193,15 @@ impl TableProvider for MetricTable {
             })?;
             columns.push(column.clone());
         }
-        let exec = self.exec(schema, columns, timestamp_at, filters, limit);
+        let target_partitions = state.config().target_partitions();
+        let exec = self.exec(
+            schema,
+            columns,
+            timestamp_at,
+            filters,
+            limit,
+            target_partitions,
+        );
         match &self.cold {
             None => Ok(Arc::new(exec)),
             Some(cold) => plan_federated(exec.spec().clone(), self.hot.clone(), cold).await,
@@ -209,6 +217,7 @@ impl MetricTable {
         timestamp_at: Option<usize>,
         filters: &[Expr],
         limit: Option<usize>,
+        target_partitions: usize,
     ) -> MetricScanExec {
         let mut time = TimeRange::default();
         for filter in filters {
@@ -226,6 +235,7 @@ impl MetricTable {
             // Filters are re-applied above the scan, so a limit is only safe without them.
             limit: if filters.is_empty() { limit } else { None },
             raw: self.raw,
+            target_partitions,
         };
         MetricScanExec::new(spec, self.hot.clone())
     }

@@ -101,7 +101,15 @@ impl RawHotRow {
     }
 }
 
-/// Position within one week while seeking series by series.
+/// The series hashes `[low, high)` (`high` `None`: to the end) a scan of every series keeps,
+/// so that several threads can each read a part of one scan (see [`HotScan::shard`]).
+#[derive(Debug, Clone, Copy)]
+struct SeriesShard {
+    low: u64,
+    high: Option<u64>,
+}
+
+/// Position within one week while seeking series by series, or hour by hour within a shard.
 struct SeriesCursor {
     keyspace: Keyspace,
     /// The request's time range clipped to this week.
@@ -132,6 +140,8 @@ pub struct HotScan {
     series: Option<Vec<u64>>,
     /// Sorted, deduplicated.
     names: Option<Vec<NameId>>,
+    /// Set by [`HotScan::shard`]; only for scans without a series filter.
+    shard: Option<SeriesShard>,
     /// Remaining weeks: (week start, week end, keyspace), oldest first.
     weeks: std::vec::IntoIter<(i64, i64, Keyspace)>,
     /// Set while a series-filtered scan walks the hours of one week.
@@ -169,12 +179,30 @@ impl HotScan {
             end_ms: request.end_ms,
             series: request.series.as_deref().map(sorted_unique),
             names: request.names.as_deref().map(sorted_unique),
+            shard: None,
             weeks: weeks.into_iter(),
             series_cursor: None,
             range: None,
             check_timestamps: false,
             failed: false,
         }
+    }
+
+    /// Keeps only shard `index` of `count` equal ranges of series hashes. The shards of one
+    /// request read disjoint rows that together are the request's rows, so `count` threads can
+    /// share a scan of every series; hashes are uniform, so shards get similar numbers of series
+    /// whatever the rows' time distribution. Each shard opens one range per hour bucket instead of
+    /// one per week. A scan with a series filter ignores this (its seeks are already exact).
+    pub fn shard(mut self, index: usize, count: usize) -> Self {
+        if count < 2 || index >= count {
+            return self;
+        }
+        let bound = |i: usize| ((u128::from(u64::MAX) + 1) * i as u128 / count as u128) as u64;
+        self.shard = Some(SeriesShard {
+            low: bound(index),
+            high: (index + 1 < count).then(|| bound(index + 1)),
+        });
+        self
     }
 
     /// The name projection in effect (sorted), for callers decoding [`RawHotRow`]s themselves.
@@ -257,69 +285,124 @@ impl HotScan {
     /// Positions `self.range` on the next key range to read; false when there is none.
     fn open_next_range(&mut self) -> bool {
         loop {
-            let Some(cursor) = &mut self.series_cursor else {
-                let Some((week_start, week_end, keyspace)) = self.weeks.next() else {
-                    return false;
-                };
-                let start_ms = self.start_ms.max(week_start);
-                let end_ms = self.end_ms.min(week_end);
-                if start_ms >= end_ms {
-                    continue;
+            if self.series_cursor.is_none() {
+                match self.enter_next_week() {
+                    WeekStep::Done => return false,
+                    WeekStep::Opened => return true,
+                    WeekStep::Skipped => continue,
+                    WeekStep::Cursor => {}
                 }
-                let first_hour = key::hour_bucket(start_ms);
-                let last_hour = key::hour_bucket(end_ms - 1);
-                match &self.series {
-                    None => {
-                        // The whole clipped week is one key range: hour buckets are adjacent.
-                        let low = key::hour_prefix(self.tenant, self.metric, first_hour);
-                        let high = key::hour_prefix(self.tenant, self.metric, last_hour + 1);
-                        self.open_range(&keyspace, low, high);
-                        // Only the first and last hour can hold rows outside the range.
-                        self.check_timestamps = true;
-                        return true;
-                    }
-                    Some(series) if series.is_empty() => return false,
-                    Some(_) => {
-                        self.series_cursor = Some(SeriesCursor {
-                            keyspace,
-                            start_ms,
-                            end_ms,
-                            hour: first_hour,
-                            last_hour,
-                            series_index: 0,
-                        });
-                        continue;
-                    }
-                }
-            };
-            let series_list = self.series.as_deref().unwrap_or_default();
-            if cursor.hour > cursor.last_hour || series_list.is_empty() {
-                self.series_cursor = None;
-                continue;
             }
-            let hour = cursor.hour;
-            let series = series_list[cursor.series_index];
-            cursor.series_index += 1;
-            if cursor.series_index == series_list.len() {
-                cursor.series_index = 0;
-                cursor.hour += 1;
+            if self.open_cursor_range() {
+                return true;
             }
-            let hour_start = hour.saturating_mul(HOUR_MS);
-            let hour_end = hour_start.saturating_add(HOUR_MS);
-            let low_ts = cursor.start_ms.max(hour_start);
-            let high_ts = cursor.end_ms.min(hour_end);
-            if low_ts >= high_ts {
-                continue;
-            }
-            // Content hash 0 is the smallest key at a timestamp, so [low, high) is exact.
-            let low = key::encode_parts(self.tenant, self.metric, hour, series, low_ts, 0);
-            let high = key::encode_parts(self.tenant, self.metric, hour, series, high_ts, 0);
-            let keyspace = cursor.keyspace.clone();
-            self.open_range(&keyspace, low, high);
-            self.check_timestamps = false;
-            return true;
         }
     }
+
+    /// Takes the next week: opens it whole when every series is read, or sets a cursor to walk
+    /// its hours (series seeks, or a shard's hour ranges).
+    fn enter_next_week(&mut self) -> WeekStep {
+        let Some((week_start, week_end, keyspace)) = self.weeks.next() else {
+            return WeekStep::Done;
+        };
+        let start_ms = self.start_ms.max(week_start);
+        let end_ms = self.end_ms.min(week_end);
+        if start_ms >= end_ms {
+            return WeekStep::Skipped;
+        }
+        let first_hour = key::hour_bucket(start_ms);
+        let last_hour = key::hour_bucket(end_ms - 1);
+        match &self.series {
+            None if self.shard.is_none() => {
+                // The whole clipped week is one key range: hour buckets are adjacent.
+                let low = key::hour_prefix(self.tenant, self.metric, first_hour);
+                let high = key::hour_prefix(self.tenant, self.metric, last_hour + 1);
+                self.open_range(&keyspace, low, high);
+                // Only the first and last hour can hold rows outside the range.
+                self.check_timestamps = true;
+                WeekStep::Opened
+            }
+            Some(series) if series.is_empty() => WeekStep::Done,
+            _ => {
+                self.series_cursor = Some(SeriesCursor {
+                    keyspace,
+                    start_ms,
+                    end_ms,
+                    hour: first_hour,
+                    last_hour,
+                    series_index: 0,
+                });
+                WeekStep::Cursor
+            }
+        }
+    }
+
+    /// Opens the cursor's next range; false when this step opened none (the cursor may be done).
+    fn open_cursor_range(&mut self) -> bool {
+        let Some(cursor) = &mut self.series_cursor else {
+            return false;
+        };
+        if cursor.hour > cursor.last_hour {
+            self.series_cursor = None;
+            return false;
+        }
+        let hour = cursor.hour;
+        let (tenant, metric) = (self.tenant, self.metric);
+        let (low, high) = match (&self.series, self.shard) {
+            (Some(series_list), _) => {
+                let series = series_list[cursor.series_index];
+                cursor.series_index += 1;
+                if cursor.series_index == series_list.len() {
+                    cursor.series_index = 0;
+                    cursor.hour += 1;
+                }
+                let hour_start = hour.saturating_mul(HOUR_MS);
+                let low_ts = cursor.start_ms.max(hour_start);
+                let high_ts = cursor.end_ms.min(hour_start.saturating_add(HOUR_MS));
+                if low_ts >= high_ts {
+                    return false;
+                }
+                // Content hash 0 is the smallest key at a timestamp, so [low, high) is exact.
+                self.check_timestamps = false;
+                (
+                    key::encode_parts(tenant, metric, hour, series, low_ts, 0),
+                    key::encode_parts(tenant, metric, hour, series, high_ts, 0),
+                )
+            }
+            (None, Some(shard)) => {
+                cursor.hour += 1;
+                // The first and last hour can hold rows outside the range.
+                self.check_timestamps = true;
+                let high = match shard.high {
+                    Some(high) => key::encode_parts(tenant, metric, hour, high, i64::MIN, 0),
+                    None => key::encode_parts(tenant, metric, hour + 1, 0, i64::MIN, 0),
+                };
+                (
+                    key::encode_parts(tenant, metric, hour, shard.low, i64::MIN, 0),
+                    high,
+                )
+            }
+            (None, None) => {
+                self.series_cursor = None;
+                return false;
+            }
+        };
+        let keyspace = cursor.keyspace.clone();
+        self.open_range(&keyspace, low, high);
+        true
+    }
+}
+
+/// What taking the next week did.
+enum WeekStep {
+    /// No weeks left (or a series filter that matches nothing).
+    Done,
+    /// The week is open as one key range.
+    Opened,
+    /// The week lies outside the range.
+    Skipped,
+    /// A cursor walks the week's hours now.
+    Cursor,
 }
 
 impl Iterator for HotScan {
