@@ -48,6 +48,9 @@ pub struct ScanSpec {
     pub timestamp_at: Option<usize>,
     pub schema: SchemaRef,
     pub time: TimeRange,
+    /// The query's filters on fields, re-applied above the scan; the cold branch pushes those it
+    /// can translate into its Parquet scan (see `federated::cold_scan::file_predicate`).
+    pub file_filters: Vec<datafusion::logical_expr::Expr>,
     /// Series hashes to seek; `None` scans every series of each hour bucket.
     pub series: Option<Vec<u64>>,
     /// Series hashes of the query under the current keys, for pruning cold files hashed under

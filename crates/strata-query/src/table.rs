@@ -66,14 +66,29 @@ impl MetricTable {
         }
     }
 
-    /// Whether the scan can use this filter (time range or series-key equality).
+    /// Whether the scan can use this filter: a time range, a series-key equality, or (with a
+    /// cold tier) a filter on fields that the cold branch may push into its Parquet scan.
     fn usable(&self, filter: &Expr) -> bool {
-        if TimeRange::default().apply(filter) {
+        if TimeRange::default().apply(filter) || self.file_filter(filter) {
             return true;
         }
         self.series_columns(false)
             .iter()
             .any(|name| equality_values(filter, name).is_some())
+    }
+
+    /// A deterministic filter on fields only (no `timestamp`, which the time range covers), a
+    /// candidate for the cold branch's Parquet predicate (see `federated::cold_scan`).
+    fn file_filter(&self, filter: &Expr) -> bool {
+        if self.cold.is_none() || self.raw || filter.is_volatile() {
+            return false;
+        }
+        let columns = filter.column_refs();
+        !columns.is_empty()
+            && columns.iter().all(|c| {
+                c.name != strata_format::cold_file::TIMESTAMP_COLUMN
+                    && self.model.columns.iter().any(|m| m.name == c.name)
+            })
     }
 
     /// Series-key column names when series hashes can be computed at all: every series key must
@@ -230,6 +245,11 @@ impl MetricTable {
             timestamp_at,
             schema,
             time,
+            file_filters: filters
+                .iter()
+                .filter(|f| self.file_filter(f))
+                .cloned()
+                .collect(),
             series: self.series_hashes(filters, true),
             cold_series: self.series_hashes(filters, false),
             // Filters are re-applied above the scan, so a limit is only safe without them.

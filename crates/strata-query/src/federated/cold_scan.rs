@@ -6,15 +6,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::Operator;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{Expr, Operator};
 use datafusion::physical_expr::expressions::{in_list, lit, BinaryExpr, Column};
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::ExecutionPlan;
 use strata_catalog::ColdFile;
@@ -93,8 +97,15 @@ fn cold_branch(
     if let Some(series_in) = series_pruning(spec, files, &file_schema)? {
         pruning = Arc::new(BinaryExpr::new(pruning, Operator::And, series_in));
     }
+    if let Some(on_fields) = file_predicate(spec, &file_schema) {
+        pruning = Arc::new(BinaryExpr::new(pruning, Operator::And, on_fields));
+    }
+    // The predicate is evaluated while decoding (late materialization): its columns are
+    // decoded first and the others only for the rows that pass, cheapest filters first.
     let source = ParquetSource::new(file_schema)
         .with_predicate(pruning)
+        .with_pushdown_filters(true)
+        .with_reorder_filters(true)
         .with_enable_page_index(true);
     let config = FileScanConfigBuilder::new(access.url.clone(), Arc::new(source))
         .with_file_groups(file_groups(files))
@@ -158,6 +169,71 @@ fn time_predicate(start: i64, cut: i64) -> Arc<dyn PhysicalExpr> {
     }
     let from_start = Arc::new(BinaryExpr::new(timestamp(), Operator::GtEq, ms(start)));
     Arc::new(BinaryExpr::new(from_start, Operator::And, below_cut))
+}
+
+/// The query's field filters that hold on the files' own columns, as one predicate. A filter
+/// qualifies when each field it reads has exactly one incoming name and the files store that
+/// name with the field's SQL type: then the recombined value is the stored value, so the filter
+/// keeps exactly the rows the filter above the scan keeps. A field with several names (aliases,
+/// renames) or a cast is left to the filter above.
+fn file_predicate(spec: &ScanSpec, file_schema: &SchemaRef) -> Option<Arc<dyn PhysicalExpr>> {
+    let df_schema = DFSchema::try_from(file_schema.as_ref().clone()).ok()?;
+    let props = ExecutionProps::new();
+    let mut predicate: Option<Arc<dyn PhysicalExpr>> = None;
+    for filter in spec.file_filters.iter().flat_map(split_conjunction) {
+        let Some(on_file) = on_file_columns(spec, file_schema, filter) else {
+            continue;
+        };
+        let Ok(physical) = create_physical_expr(
+            &on_file,
+            &df_schema,
+            &props,
+            &PhysicalPlanningContext::default(),
+        ) else {
+            continue;
+        };
+        predicate = Some(match predicate {
+            None => physical,
+            Some(so_far) => Arc::new(BinaryExpr::new(so_far, Operator::And, physical)),
+        });
+    }
+    predicate
+}
+
+/// `filter` with each field replaced by its one stored column, when every field qualifies
+/// (see [`file_predicate`]).
+fn on_file_columns(spec: &ScanSpec, file_schema: &Schema, filter: &Expr) -> Option<Expr> {
+    let mut qualifies = true;
+    let rewritten = filter
+        .clone()
+        .transform(|expr| {
+            let Expr::Column(column) = &expr else {
+                return Ok(Transformed::no(expr));
+            };
+            let stored = spec
+                .model
+                .columns
+                .iter()
+                .find(|c| c.name == column.name)
+                .filter(|c| c.sources.len() == 1)
+                .and_then(|c| {
+                    let source = &c.sources[0].name;
+                    let field = file_schema.field_with_name(source).ok()?;
+                    (field.data_type() == &c.data_type).then(|| source.clone())
+                });
+            match stored {
+                Some(name) => Ok(Transformed::yes(Expr::Column(
+                    datafusion::common::Column::new_unqualified(name),
+                ))),
+                None => {
+                    qualifies = false;
+                    Ok(Transformed::no(expr))
+                }
+            }
+        })
+        .ok()?
+        .data;
+    qualifies.then_some(rewritten)
 }
 
 /// `_strata_series IN (...)` for pruning only (the query's own filter is re-applied above the

@@ -240,17 +240,15 @@ mod tests {
             chunk(vec![row(0, 7), row(3, 8)], 6),
         ];
         let mut seen = Vec::new();
-        let emitted = merge_newest(&view, false, |key, value| {
-            seen.push((
-                key[0],
-                value.as_ptr() as usize - view[0].bytes.as_ptr() as usize,
-            ));
+        // Which chunk a value came from is checked by address below; an offset from the first
+        // chunk's address underflowed when a later chunk was allocated below it.
+        let emitted = merge_newest(&view, false, |key, _value| {
+            seen.push(key[0]);
             Ok::<(), ()>(())
         })
         .unwrap();
         assert_eq!(emitted, 5);
-        let keys: Vec<u8> = seen.iter().map(|(key, _)| *key).collect();
-        assert_eq!(keys, vec![0, 1, 3, 4, 5]);
+        assert_eq!(seen, vec![0, 1, 3, 4, 5]);
         let found = rows_in_range(&view, false, &[3; KEY_LEN], &[4; KEY_LEN]);
         assert!(
             std::ptr::eq(found[0].value_bytes(), &view[2].bytes[8..9]),
