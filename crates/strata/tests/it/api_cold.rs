@@ -792,6 +792,11 @@ fn field_filters_reach_the_parquet_scan_only_when_they_hold_on_stored_values() {
         })
         .collect();
     write_events(&server, &admin, &events);
+    // Two days later (a file of its own), events without `fleet`: that file lacks the column.
+    let without_fleet: Vec<Value> = (0..3i64)
+        .map(|i| json!({"metrictype": "truck", "timestamp": DAY0 + 2 * DAY_MS + i, "load": 1.25}))
+        .collect();
+    write_events(&server, &admin, &without_fleet);
     for (field, declaration) in [
         ("speed", json!({"type": "double", "aliases": ["spd"]})),
         ("load", json!({"type": "double"})),
@@ -807,6 +812,8 @@ fn field_filters_reach_the_parquet_scan_only_when_they_hold_on_stored_values() {
     compact(&server, &admin);
     let cases = [
         ("fleet = 'South'", 10, Some("fleet")),
+        ("fleet IS NULL", 3, Some("fleet")),
+        ("fleet IS NULL OR load > 58", 4, Some("fleet")),
         ("load > 30", 20, Some("load")),
         ("speed > 30", 10, None),
         ("level > 20", 18, None),
