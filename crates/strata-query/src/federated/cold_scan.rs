@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::{Column as FieldColumn, DFSchema, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
@@ -15,7 +15,7 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::utils::{disjunction, split_conjunction};
 use datafusion::logical_expr::{Expr, Operator};
 use datafusion::physical_expr::expressions::{in_list, lit, BinaryExpr, Column};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
@@ -27,7 +27,7 @@ use strata_core::FieldType;
 use strata_format::cold_file::{
     fixed_fields, storage_arrow_type, FIXED_COLUMNS, HASH_COLUMN, SERIES_COLUMN, TIMESTAMP_COLUMN,
 };
-use strata_format::model::UTC;
+use strata_format::model::{ColumnSpec, UTC};
 use strata_format::recombine::RawBatchBuilder;
 use strata_storage::HotRow;
 
@@ -171,11 +171,13 @@ fn time_predicate(start: i64, cut: i64) -> Arc<dyn PhysicalExpr> {
     Arc::new(BinaryExpr::new(from_start, Operator::And, below_cut))
 }
 
-/// The query's field filters that hold on the files' own columns, as one predicate. A filter
-/// qualifies when each field it reads has exactly one incoming name and the files store that
-/// name with the field's SQL type: then the recombined value is the stored value, so the filter
-/// keeps exactly the rows the filter above the scan keeps. A field with several names (aliases,
-/// renames) or a cast is left to the filter above.
+/// The query's field filters as one predicate on the files' own columns, keeping at least
+/// every row the filter above the scan keeps. A filter `P(f)` qualifies when each field it reads
+/// is stored with its SQL type under every incoming name the files hold (no cast: the stored
+/// value is the recombined value). A field with several names becomes an OR over them,
+/// `P(name1) OR P(name2)`: the recombined value is the first non-null name's (or NULL when all
+/// are, and then `P` of any name is `P(NULL)`), so whenever `P(f)` holds, one branch holds. At
+/// most one field per filter may have several names (the branches would multiply).
 fn file_predicate(spec: &ScanSpec, file_schema: &SchemaRef) -> Option<Arc<dyn PhysicalExpr>> {
     let df_schema = DFSchema::try_from(file_schema.as_ref().clone()).ok()?;
     let props = ExecutionProps::new();
@@ -184,12 +186,8 @@ fn file_predicate(spec: &ScanSpec, file_schema: &SchemaRef) -> Option<Arc<dyn Ph
         let Some(on_file) = on_file_columns(spec, file_schema, filter) else {
             continue;
         };
-        let Ok(physical) = create_physical_expr(
-            &on_file,
-            &df_schema,
-            &props,
-            &PhysicalPlanningContext::default(),
-        ) else {
+        let context = PhysicalPlanningContext::default();
+        let Ok(physical) = create_physical_expr(&on_file, &df_schema, &props, &context) else {
             continue;
         };
         predicate = Some(match predicate {
@@ -200,40 +198,52 @@ fn file_predicate(spec: &ScanSpec, file_schema: &SchemaRef) -> Option<Arc<dyn Ph
     predicate
 }
 
-/// `filter` with each field replaced by its one stored column, when every field qualifies
-/// (see [`file_predicate`]).
+/// `filter` over the stored columns (see [`file_predicate`]), or `None` when it does not qualify.
 fn on_file_columns(spec: &ScanSpec, file_schema: &Schema, filter: &Expr) -> Option<Expr> {
-    let mut qualifies = true;
-    let rewritten = filter
-        .clone()
-        .transform(|expr| {
-            let Expr::Column(column) = &expr else {
-                return Ok(Transformed::no(expr));
-            };
-            let stored = spec
-                .model
-                .columns
-                .iter()
-                .find(|c| c.name == column.name)
-                .filter(|c| c.sources.len() == 1)
-                .and_then(|c| {
-                    let source = &c.sources[0].name;
-                    let field = file_schema.field_with_name(source).ok()?;
-                    (field.data_type() == &c.data_type).then(|| source.clone())
-                });
-            match stored {
-                Some(name) => Ok(Transformed::yes(Expr::Column(
-                    datafusion::common::Column::new_unqualified(name),
-                ))),
-                None => {
-                    qualifies = false;
-                    Ok(Transformed::no(expr))
-                }
-            }
+    let mut stored: HashMap<String, Vec<String>> = HashMap::new();
+    for column in filter.column_refs() {
+        let field = spec.model.columns.iter().find(|c| c.name == column.name)?;
+        stored.insert(column.name.clone(), stored_names(field, file_schema)?);
+    }
+    let branches = stored.values().map(Vec::len).max().unwrap_or(1);
+    if stored.values().filter(|names| names.len() > 1).count() > 1 {
+        return None;
+    }
+    let rewritten: Option<Vec<Expr>> = (0..branches)
+        .map(|branch| {
+            filter
+                .clone()
+                .transform(|expr| {
+                    let Expr::Column(column) = &expr else {
+                        return Ok(Transformed::no(expr));
+                    };
+                    let Some(names) = stored.get(&column.name) else {
+                        return Ok(Transformed::no(expr));
+                    };
+                    let name = &names[branch.min(names.len() - 1)];
+                    Ok(Transformed::yes(Expr::Column(
+                        FieldColumn::new_unqualified(name),
+                    )))
+                })
+                .ok()
+                .map(|t| t.data)
         })
-        .ok()?
-        .data;
-    qualifies.then_some(rewritten)
+        .collect();
+    disjunction(rewritten?)
+}
+
+/// The incoming names of `field` that the files hold, when each is stored with the field's SQL
+/// type; `None` when one needs a cast or when the files hold none of them.
+fn stored_names(field: &ColumnSpec, file_schema: &Schema) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for source in &field.sources {
+        match file_schema.field_with_name(&source.name) {
+            Ok(stored) if stored.data_type() == &field.data_type => names.push(source.name.clone()),
+            Ok(_) => return None,
+            Err(_) => {}
+        }
+    }
+    (!names.is_empty()).then_some(names)
 }
 
 /// `_strata_series IN (...)` for pruning only (the query's own filter is re-applied above the
