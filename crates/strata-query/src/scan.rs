@@ -70,8 +70,6 @@ pub struct MetricScanExec {
     hot: Arc<HotStore>,
     /// Week partitions the time range touches, for EXPLAIN.
     partitions: Vec<String>,
-    /// Output partitions, each reading one shard of the series (see [`shard_count`]).
-    shards: usize,
     metrics: ExecutionPlanMetricsSet,
     properties: Arc<PlanProperties>,
 }
@@ -84,10 +82,9 @@ impl MetricScanExec {
             .into_iter()
             .map(|p| p.name)
             .collect();
-        let shards = shard_count(&spec);
         let properties = PlanProperties::new(
             EquivalenceProperties::new(spec.schema.clone()),
-            Partitioning::UnknownPartitioning(shards),
+            Partitioning::UnknownPartitioning(shard_count(&spec)),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
@@ -95,7 +92,6 @@ impl MetricScanExec {
             spec,
             hot,
             partitions,
-            shards,
             metrics: ExecutionPlanMetricsSet::new(),
             properties: Arc::new(properties),
         }
@@ -103,6 +99,11 @@ impl MetricScanExec {
 
     pub fn spec(&self) -> &ScanSpec {
         &self.spec
+    }
+
+    /// Output partitions, each reading one shard of the series (see [`shard_count`]).
+    fn shards(&self) -> usize {
+        self.properties.output_partitioning().partition_count()
     }
 }
 
@@ -165,8 +166,8 @@ impl DisplayAs for MetricScanExec {
         if let Some(limit) = spec.limit {
             write!(f, ", limit={limit}")?;
         }
-        if self.shards > 1 {
-            write!(f, ", shards={}", self.shards)?;
+        if self.shards() > 1 {
+            write!(f, ", shards={}", self.shards())?;
         }
         Ok(())
     }
@@ -215,10 +216,10 @@ impl ExecutionPlan for MetricScanExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let batch_size = context.session_config().batch_size().max(1);
-        if partition >= self.shards {
+        if partition >= self.shards() {
             return Err(DataFusionError::Internal(format!(
                 "MetricScanExec has {} partitions, asked for {partition}",
-                self.shards
+                self.shards()
             )));
         }
         let cast_failures = MetricBuilder::new(&self.metrics).counter("cast_failures", partition);
@@ -230,7 +231,7 @@ impl ExecutionPlan for MetricScanExec {
         let worker = ScanWorker {
             spec: self.spec.clone(),
             shard: partition,
-            shards: self.shards,
+            shards: self.shards(),
             hot: self.hot.clone(),
             batch_size,
             sender,
@@ -264,6 +265,8 @@ impl ScanWorker {
     fn run(self) {
         let spec = &self.spec;
         let mut builder = RawBatchBuilder::new(&spec.columns, self.batch_size);
+        // `count(*)` and `timestamp`-only queries read no values: rows skip decoding then.
+        let names = builder.needed_names();
         let (start_ms, end_ms) = bounds(&spec.time);
         let request = ScanRequest {
             tenant: spec.tenant,
@@ -271,7 +274,7 @@ impl ScanWorker {
             start_ms,
             end_ms,
             series: spec.series.clone(),
-            names: Some(builder.needed_names()),
+            names: Some(names.clone()),
         };
         let mut scan = match self.hot.scan(&request) {
             Ok(scan) => scan.shard(self.shard, self.shards),
@@ -282,8 +285,6 @@ impl ScanWorker {
         };
         let mut remaining = spec.limit.unwrap_or(usize::MAX);
         let mut since_check = 0;
-        // `count(*)` and `timestamp`-only queries read no values: skip decoding them.
-        let names = builder.needed_names();
         while let Some(row) = scan.next_raw() {
             if remaining == 0 {
                 break;

@@ -144,7 +144,7 @@ pub struct HotScan {
     shard: Option<SeriesShard>,
     /// Remaining weeks: (week start, week end, keyspace), oldest first.
     weeks: std::vec::IntoIter<(i64, i64, Keyspace)>,
-    /// Set while a series-filtered scan walks the hours of one week.
+    /// Set while a series-filtered or sharded scan walks the hours of one week.
     series_cursor: Option<SeriesCursor>,
     range: Option<fjall::Iter>,
     /// Whether rows of the current range need a timestamp check (whole-week ranges only).
@@ -193,10 +193,13 @@ impl HotScan {
     /// share a scan of every series; hashes are uniform, so shards get similar numbers of series
     /// whatever the rows' time distribution. Each shard opens one range per hour bucket instead of
     /// one per week. A scan with a series filter ignores this (its seeks are already exact).
+    /// `index` must be below `count`: callers number their partitions from 0.
     pub fn shard(mut self, index: usize, count: usize) -> Self {
-        if count < 2 || index >= count {
+        debug_assert!(index < count, "shard {index} of {count}");
+        if count < 2 {
             return self;
         }
+        let index = index.min(count - 1);
         let bound = |i: usize| ((u128::from(u64::MAX) + 1) * i as u128 / count as u128) as u64;
         self.shard = Some(SeriesShard {
             low: bound(index),
