@@ -2,7 +2,7 @@
 //! incoming names with their statistics, the versioned schema history and the cold manifest.
 //!
 //! Callers depend on role traits only, so a PostgreSQL implementation can replace the embedded
-//! [`SqliteCatalog`] without touching them. A backend implements all five; [`Catalog`] is their
+//! [`SqliteCatalog`] without touching them. A backend implements all six; [`Catalog`] is their
 //! union and comes for free:
 //!
 //! | role trait | concern | what a backend promises beyond the shared rules |
@@ -12,6 +12,7 @@
 //! | [`SchemaRegistry`] | schema snapshots, changes, history | changes serialized per tenant, one dense history version each; snapshots consistent and never older than the caller's own last change |
 //! | [`IncomingNames`] | incoming names, their ids and statistics | ids durable before return, dense from 1 per metric, idempotent, never reused |
 //! | [`ColdManifestStore`] | cold files, watermarks, purges, compaction log | files and watermark change in one transaction; the watermark never moves backwards |
+//! | [`AlertStore`] | alert channels, rules, instance states, history, outbox, silences | a state change and the notifications it calls for commit together |
 //!
 //! The shared rules (errors, durability, atomicity, tenancy) are in the [`roles`] module.
 //!
@@ -20,6 +21,7 @@
 //! methods are callable on a `dyn Catalog` without importing the role trait; on a concrete
 //! backend such as [`SqliteCatalog`] the role trait must be in scope.
 
+pub mod alerting;
 mod error;
 pub mod manifest;
 mod model;
@@ -41,7 +43,8 @@ pub use model::{
     TenantSchema, TenantSettings,
 };
 pub use roles::{
-    Catalog, ColdManifestStore, IncomingNames, SchemaRegistry, SettingsStore, TenantDirectory,
+    AlertStore, Catalog, ColdManifestStore, IncomingNames, SchemaRegistry, SettingsStore,
+    TenantDirectory,
 };
 pub use sqlite::SqliteCatalog;
 pub use validate::{

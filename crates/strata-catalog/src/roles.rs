@@ -18,6 +18,10 @@ use std::sync::Arc;
 
 use strata_core::{MetricId, NameId, Role, TenantId};
 
+use crate::alerting::{
+    AlertChanges, ChannelRow, DeliveryOutcome, InstanceRow, NewRule, NotificationRow, RuleRow,
+    SilenceRow,
+};
 use crate::{
     CatalogError, ColdFile, ColdManifest, CompactionCommit, CompactionRecord, DeletedMetric,
     IncomingStatsDelta, KeyInfo, Metric, NewKey, SchemaChange, SchemaVersion, SettingsPatch,
@@ -163,13 +167,80 @@ pub trait ColdManifestStore: Send + Sync + 'static {
     ) -> Result<Option<CompactionRecord>, CatalogError>;
 }
 
+/// Alert channels, rules, instance states, history, the notification outbox and silences.
+///
+/// A rule's channels must exist, and a channel named by a rule cannot be deleted (Conflict).
+/// [`AlertStore::commit_alert_changes`] writes state changes, their history and the
+/// notifications they call for in one transaction, so a crash never leaves a state change
+/// without its notification (DESIGN.md invariant 8).
+#[async_trait::async_trait]
+pub trait AlertStore: Send + Sync + 'static {
+    /// Conflict if the name exists; Invalid over the tenant's channel limit.
+    async fn create_channel(&self, channel: ChannelRow) -> Result<(), CatalogError>;
+    async fn channels(&self, tenant: TenantId) -> Result<Vec<ChannelRow>, CatalogError>;
+    /// NotFound if unknown; Conflict while a rule names it.
+    async fn delete_channel(&self, tenant: TenantId, name: &str) -> Result<(), CatalogError>;
+
+    /// Conflict if the name exists; Invalid for an unknown channel or over the rule limit.
+    async fn create_rule(&self, tenant: TenantId, rule: NewRule) -> Result<RuleRow, CatalogError>;
+    /// Every tenant's rules (startup), ordered by id.
+    async fn all_rules(&self) -> Result<Vec<RuleRow>, CatalogError>;
+    /// Deletes the rule and its instances; its outbox rows stay and are still delivered.
+    async fn delete_rule(&self, tenant: TenantId, name: &str) -> Result<(), CatalogError>;
+    /// Every instance of every rule (startup).
+    async fn all_instances(&self) -> Result<Vec<InstanceRow>, CatalogError>;
+    /// The tenant's instances with their rule's name and kind, ordered by rule then labels.
+    async fn tenant_instances(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<(String, String, InstanceRow)>, CatalogError>;
+    /// One evaluation's changes in one transaction. A notification with a group window joins
+    /// the open pending row of the same rule, channel and state instead of adding one.
+    async fn commit_alert_changes(&self, changes: AlertChanges) -> Result<(), CatalogError>;
+    /// The tenant's latest transitions, newest last, at most `limit`.
+    async fn alert_history(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+    ) -> Result<Vec<crate::alerting::HistoryRow>, CatalogError>;
+
+    /// Pending deliveries whose time has come (group window closed, backoff elapsed), in the
+    /// order they were written; a row waits while an older transition of the same rule and
+    /// channel is still pending, so receivers see each rule's transitions in order.
+    async fn due_notifications(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, CatalogError>;
+    async fn finish_delivery(
+        &self,
+        id: &str,
+        channel: &str,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), CatalogError>;
+    /// The tenant's latest notifications, newest last, at most `limit`.
+    async fn notifications(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+    ) -> Result<Vec<NotificationRow>, CatalogError>;
+
+    /// Invalid over the tenant's silence limit.
+    async fn create_silence(&self, silence: SilenceRow) -> Result<(), CatalogError>;
+    /// Every tenant's silences that have not ended before `now_ms`.
+    async fn live_silences(&self, now_ms: i64) -> Result<Vec<SilenceRow>, CatalogError>;
+    async fn silences(&self, tenant: TenantId) -> Result<Vec<SilenceRow>, CatalogError>;
+    /// NotFound if unknown.
+    async fn delete_silence(&self, tenant: TenantId, id: &str) -> Result<(), CatalogError>;
+}
+
 /// The whole catalog: every role at once. Implemented for anything that implements all the
 /// roles, so a backend implements the role traits and never this one.
 ///
 /// A consumer that needs one role can narrow a [`crate::DynCatalog`] by trait upcasting
 /// (Rust 1.86+): `let cold: Arc<dyn ColdManifestStore> = catalog.clone();`.
 pub trait Catalog:
-    TenantDirectory + SettingsStore + SchemaRegistry + IncomingNames + ColdManifestStore
+    TenantDirectory + SettingsStore + SchemaRegistry + IncomingNames + ColdManifestStore + AlertStore
 {
 }
 
@@ -179,6 +250,7 @@ impl<T> Catalog for T where
         + SchemaRegistry
         + IncomingNames
         + ColdManifestStore
+        + AlertStore
         + ?Sized
 {
 }

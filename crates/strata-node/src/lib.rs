@@ -23,6 +23,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use strata_alerts::{AlertConfig, SmsConfig, SmtpConfig};
 pub use strata_cold::CompactorConfig;
 pub use strata_pgwire::TlsPaths;
 pub use strata_query::{QueryConfig, TierPreference};
@@ -62,6 +63,9 @@ pub struct ServeConfig {
     pub compact_interval: Option<Duration>,
     /// Header-read (and idle keep-alive) timeout and connection cap of the HTTP port.
     pub http: HttpConfig,
+    /// Alerting: tick, SMTP relay, SMS gateway, private webhooks. An empty `public_url` becomes
+    /// the bound HTTP address.
+    pub alerts: AlertConfig,
 }
 
 #[derive(Debug, Error)]
@@ -88,6 +92,8 @@ pub enum ServerError {
     Postgres(#[from] strata_pgwire::PgError),
     #[error("http server: {0}")]
     Serve(std::io::Error),
+    #[error("alerts: {0}")]
+    Alerts(#[from] strata_alerts::AlertError),
 }
 
 /// How often batched unknown-field statistics are written to the catalog.
@@ -118,16 +124,17 @@ pub async fn run(
         hot.clone(),
         config.limits.clone(),
     ));
-    let state = AppState::new(
-        catalog.clone(),
-        hot.clone(),
-        writer.clone(),
-        query.clone(),
-        compactor.clone(),
-        operator_token,
-        config.limits.clone(),
-    );
     let (listener, pg_listener) = bind_listeners(&config).await?;
+    let alerts = start_alerts(&config, &catalog, &query, &writer, &listener).await?;
+    let engines = strata_server::Engines {
+        catalog: catalog.clone(),
+        hot: hot.clone(),
+        writer: writer.clone(),
+        query: query.clone(),
+        compactor: compactor.clone(),
+        alerts: alerts.clone(),
+    };
+    let state = AppState::new(engines, operator_token, config.limits.clone());
     let pg_bound = pg_listener.local_addr().map_err(ServerError::Serve)?;
     let stop = fan_out(shutdown);
     let pg = tokio::spawn(strata_pgwire::serve(
@@ -151,11 +158,36 @@ pub async fn run(
         Err(error) => tracing::error!(%error, "Postgres wire server panicked"),
     }
     tracing::info!("shutting down: flushing statistics and closing the hot tier");
+    alerts.stop();
     flusher.abort();
     background.abort();
     writer.flush_stats().await;
     hot.close();
     Ok(())
+}
+
+/// Starts the alert rules, subscribed to the writer's committed-event stream before the doors
+/// accept any write.
+async fn start_alerts(
+    config: &ServeConfig,
+    catalog: &DynCatalog,
+    query: &QueryEngine,
+    writer: &strata_write::Writer,
+    listener: &TcpListener,
+) -> Result<strata_alerts::AlertService, ServerError> {
+    let mut alerts = config.alerts.clone();
+    if alerts.public_url.is_empty() {
+        let bound = listener.local_addr().map_err(ServerError::Serve)?;
+        alerts.public_url = format!("http://{bound}");
+    }
+    Ok(strata_alerts::AlertService::start(
+        catalog.clone(),
+        catalog.clone(),
+        query.clone(),
+        writer.events(),
+        alerts,
+    )
+    .await?)
 }
 
 /// The catalog, the hot tier and the cold store (checked reachable, so a wrong URL or missing

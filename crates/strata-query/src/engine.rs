@@ -13,7 +13,7 @@ use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackCons
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use strata_catalog::{ColdManifestStore, DynCatalog, SchemaRegistry, TenantSchema};
+use strata_catalog::{AlertStore, ColdManifestStore, DynCatalog, SchemaRegistry, TenantSchema};
 use strata_cold::ColdAccess;
 use strata_core::TenantId;
 use strata_format::model::MetricModel;
@@ -25,6 +25,7 @@ use crate::rewrite::{AliasResolver, CATALOG_NAME, METRIC_SCHEMA};
 use crate::runtime::QueryRuntime;
 use crate::session::{Planner, TenantSession};
 use crate::system::{ErrorsTable, UnknownFieldsTable};
+use crate::system_alerts::{AlertTable, AlertTableKind};
 use crate::table::{MetricTable, RawFunction};
 
 /// Schema holding the system tables.
@@ -60,20 +61,24 @@ impl Default for QueryConfig {
     }
 }
 
-/// The two catalog roles queries read, and no others: no keys, no settings, no writes.
+/// The catalog roles queries read, and no others: no keys, no settings, no writes.
 #[derive(Clone)]
 pub struct QueryCatalog {
     /// Each session's tables and alias rewrite come from one snapshot of this.
     pub schemas: Arc<dyn SchemaRegistry>,
     /// Cold files and watermarks, read once per metric scan.
     pub manifest: Arc<dyn ColdManifestStore>,
+    /// Alert instances, history and notifications for the `strata.alert*` and
+    /// `strata.notifications` tables; `None` leaves those tables out.
+    pub alerts: Option<Arc<dyn AlertStore>>,
 }
 
 impl From<DynCatalog> for QueryCatalog {
     fn from(catalog: DynCatalog) -> Self {
         QueryCatalog {
             schemas: catalog.clone(),
-            manifest: catalog,
+            manifest: catalog.clone(),
+            alerts: Some(catalog),
         }
     }
 }
@@ -257,6 +262,18 @@ impl QueryEngine {
             "unknown_fields".to_string(),
             Arc::new(UnknownFieldsTable::new(schema.clone())),
         )?;
+        if let Some(store) = &self.catalog.alerts {
+            for (name, kind) in [
+                ("alerts", AlertTableKind::Alerts),
+                ("alert_history", AlertTableKind::History),
+                ("notifications", AlertTableKind::Notifications),
+            ] {
+                system.register_table(
+                    name.to_string(),
+                    Arc::new(AlertTable::new(kind, tenant, store.clone())),
+                )?;
+            }
+        }
         let catalog = ctx
             .catalog(CATALOG_NAME)
             .ok_or_else(|| QueryError::Internal("session catalog was not created".to_string()))?;

@@ -33,6 +33,7 @@ pub mod sandbox;
 pub mod scan;
 pub mod session;
 pub mod system;
+pub mod system_alerts;
 pub mod table;
 pub mod utc_time;
 pub mod yielding;

@@ -16,4 +16,4 @@ mod write;
 pub use error::ApiError;
 pub use http::{serve, HttpConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 pub use routes::router;
-pub use state::AppState;
+pub use state::{AppState, Engines};

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use strata_alerts::AlertService;
 use strata_catalog::{
     ColdManifestStore, DynCatalog, SchemaRegistry, SettingsStore, TenantDirectory,
 };
@@ -16,33 +17,27 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+/// The engines the front door calls, built by the node.
+pub struct Engines {
+    pub catalog: DynCatalog,
+    pub hot: Arc<HotStore>,
+    pub writer: Arc<Writer>,
+    pub query: QueryEngine,
+    pub compactor: Arc<Compactor>,
+    pub alerts: AlertService,
+}
+
 struct Inner {
-    catalog: DynCatalog,
-    hot: Arc<HotStore>,
-    writer: Arc<Writer>,
-    query: QueryEngine,
-    compactor: Arc<Compactor>,
+    engines: Engines,
     operator_token: String,
     limits: Limits,
 }
 
 impl AppState {
-    pub fn new(
-        catalog: DynCatalog,
-        hot: Arc<HotStore>,
-        writer: Arc<Writer>,
-        query: QueryEngine,
-        compactor: Arc<Compactor>,
-        operator_token: String,
-        limits: Limits,
-    ) -> Self {
+    pub fn new(engines: Engines, operator_token: String, limits: Limits) -> Self {
         AppState {
             inner: Arc::new(Inner {
-                catalog,
-                hot,
-                writer,
-                query,
-                compactor,
+                engines,
                 operator_token,
                 limits,
             }),
@@ -51,28 +46,32 @@ impl AppState {
 
     /// Tenants and keys: authentication and the admin routes.
     pub fn tenants(&self) -> &dyn TenantDirectory {
-        self.inner.catalog.as_ref()
+        self.inner.engines.catalog.as_ref()
     }
     /// Per-tenant settings.
     pub fn settings_store(&self) -> &dyn SettingsStore {
-        self.inner.catalog.as_ref()
+        self.inner.engines.catalog.as_ref()
     }
     /// Schema snapshots, changes and history.
     pub fn schemas(&self) -> &dyn SchemaRegistry {
-        self.inner.catalog.as_ref()
+        self.inner.engines.catalog.as_ref()
     }
     /// Cold files and compaction records.
     pub fn manifest(&self) -> &dyn ColdManifestStore {
-        self.inner.catalog.as_ref()
+        self.inner.engines.catalog.as_ref()
     }
     pub fn hot(&self) -> &Arc<HotStore> {
-        &self.inner.hot
+        &self.inner.engines.hot
     }
     pub fn query(&self) -> &QueryEngine {
-        &self.inner.query
+        &self.inner.engines.query
     }
     pub fn compactor(&self) -> &Arc<Compactor> {
-        &self.inner.compactor
+        &self.inner.engines.compactor
+    }
+    /// Alert rules, channels and silences.
+    pub fn alerts(&self) -> &AlertService {
+        &self.inner.engines.alerts
     }
     pub fn operator_token(&self) -> &str {
         &self.inner.operator_token
@@ -81,6 +80,6 @@ impl AppState {
         &self.inner.limits
     }
     pub fn writer(&self) -> &Writer {
-        &self.inner.writer
+        &self.inner.engines.writer
     }
 }

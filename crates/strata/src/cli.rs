@@ -45,7 +45,9 @@ gracefully: in-flight requests finish, then the stores close.\n\n\
 Examples:\n  \
 strata serve\n  \
 strata serve --data-dir /var/lib/strata --http 0.0.0.0:8686 --pg 0.0.0.0:5433 \\\n    --tls-cert cert.pem --tls-key key.pem\n  \
-STRATA_OPERATOR_TOKEN=secret RUST_LOG=debug strata serve --max-body-bytes 33554432"
+STRATA_OPERATOR_TOKEN=secret RUST_LOG=debug strata serve --max-body-bytes 33554432\n  \
+strata serve --smtp-url 'smtp://alerts:pw@mail.example.com:587?tls=required' --smtp-from alerts@example.com \\\n    \
+--sms-url 'https://SID:TOKEN@api.twilio.com/2010-04-01/Accounts/SID/Messages.json' --sms-from +15550000"
     )]
     Serve(ServeArgs),
 
@@ -134,6 +136,62 @@ strata compact --key $STRATA_KEY"
         conn: Connection,
     },
 
+    /// Where alert notifications go: webhooks, email and SMS (admin key required)
+    #[command(
+        subcommand_required = true,
+        long_about = "Manage the tenant's notification channels (/api/v1/channels): a \
+webhook (a JSON POST, signed with HMAC-SHA256 when the channel has a secret), email (through \
+the server's --smtp-url relay) or SMS (through the server's --sms-url gateway). Alert rules name \
+the channels they notify.\n\n\
+Example:\n  \
+strata channel create ops --kind webhook --webhook-url https://hooks.example.com/strata --secret s3cret\n  \
+strata channel test ops"
+    )]
+    Channel {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: ChannelCommand,
+    },
+
+    /// Alert rules over SQL, over each written event, or on silence (admin key required)
+    #[command(
+        subcommand_required = true,
+        long_about = "Manage the tenant's alert rules (/api/v1/alerts). Three kinds: `query` \
+(SQL run every N seconds; each result row is one alert instance), `event` (a condition checked \
+on every written batch of a metric) and `absence` (fires when a metric, a device or a field sent \
+nothing for a while, under any of its names).\n\n\
+Here --json is `alert create`'s rule body; the other subcommands take --json for raw output.\n\n\
+Example:\n  \
+strata alert create hot --kind query --every 10s --channel ops \\\n    \
+--sql \"SELECT name, avg(temp) AS value FROM thermostat WHERE timestamp > now() - INTERVAL '5 minutes' GROUP BY name\" \\\n    \
+--condition 'value > 30'\n  \
+strata alert list"
+    )]
+    Alert {
+        #[command(flatten)]
+        conn: ServerConnection,
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
+
+    /// Silences: mute the notifications whose labels match, for a while (admin key required)
+    #[command(
+        subcommand_required = true,
+        long_about = "Manage silences (/api/v1/silences). While a silence is active, a \
+notification whose labels (plus `alert` = the rule's name) match every matcher is recorded as \
+`silenced` and not sent; an instance still firing when the silence ends is notified then.\n\n\
+Example:\n  \
+strata silence create --matcher alert=hot --matcher name=truck_7 --for 2h --comment maintenance\n  \
+strata silence list"
+    )]
+    Silence {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: SilenceCommand,
+    },
+
     /// Benchmarks: workload generator, ingest, freshness, recent-window, aliases, compaction,
     /// analytics against DataFusion and DuckDB (see docs/benchmarks.md)
     #[cfg(feature = "bench")]
@@ -171,6 +229,36 @@ pub struct OperatorConnection {
     pub key: Option<String>,
     /// Print the server's raw JSON answer instead of human-readable output
     #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Like [`Connection`] without the global `--json` switch, which `strata alert create --json RULE`
+/// takes for the rule body; each other `alert` subcommand has its own `--json` ([`RawJson`]).
+#[derive(Debug, Clone, Args)]
+pub struct ServerConnection {
+    /// Base URL of the Strata server
+    #[arg(long, env = "STRATA_URL", default_value = DEFAULT_URL, global = true)]
+    pub url: String,
+    /// API key of the tenant (sent as `Authorization: Bearer <key>`)
+    #[arg(long, env = "STRATA_KEY", hide_env_values = true, global = true)]
+    pub key: Option<String>,
+}
+
+impl ServerConnection {
+    pub fn with_json(self, json: bool) -> Connection {
+        Connection {
+            url: self.url,
+            key: self.key,
+            json,
+        }
+    }
+}
+
+/// The `--json` output switch of one subcommand.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct RawJson {
+    /// Print the server's raw JSON answer instead of human-readable output
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -299,6 +387,40 @@ pub struct ServeArgs {
     /// benchmarks only.
     #[arg(long, hide_short_help = true)]
     pub unsafe_no_fsync: bool,
+    /// SMTP relay for email channels: smtp://127.0.0.1:2525 (plain),
+    /// smtp://user:pass@mail.example.com:587?tls=required (STARTTLS), smtps://mail.example.com:465
+    /// (TLS). Without it, email channels are refused
+    #[arg(
+        long,
+        env = "STRATA_SMTP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub smtp_url: Option<String>,
+    /// Sender address of alert emails, e.g. alerts@example.com. Default: strata@localhost
+    #[arg(long, env = "STRATA_SMTP_FROM", value_name = "ADDR")]
+    pub smtp_from: Option<String>,
+    /// Twilio-compatible Messages API for SMS channels, credentials in the URL (sent as HTTP
+    /// Basic auth): https://SID:TOKEN@api.twilio.com/2010-04-01/Accounts/SID/Messages.json.
+    /// Without it, SMS channels are refused
+    #[arg(
+        long,
+        env = "STRATA_SMS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub sms_url: Option<String>,
+    /// Sender number of alert SMS (the `From` of each message), E.164: +15550000
+    #[arg(long, env = "STRATA_SMS_FROM", value_name = "NUMBER")]
+    pub sms_from: Option<String>,
+    /// Let webhook channels target loopback, private, link-local and CGNAT addresses (refused
+    /// by default so a tenant cannot reach the server's own network)
+    #[arg(long, env = "STRATA_ALLOW_PRIVATE_WEBHOOKS")]
+    pub allow_private_webhooks: bool,
+    /// How often, in milliseconds, query and absence rules are checked for being due; bounds
+    /// how late past its interval a rule is evaluated
+    #[arg(long, env = "STRATA_ALERT_TICK_MS", value_name = "MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    pub alert_tick_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -619,6 +741,384 @@ pub struct SqlArgs {
     /// Output format (--json is the same as --format json)
     #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
     pub format: SqlFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Create a webhook, email or SMS channel
+    #[command(
+        long_about = "Create a notification channel (POST /api/v1/channels).\n\n\
+webhook: --webhook-url (http or https) receives each notification as a JSON POST. With \
+--secret, each request carries `X-Strata-Signature: sha256=<hex HMAC-SHA256 of the body>`. \
+--timeout bounds one delivery (default 5s, at most 60s). Loopback and private addresses are \
+refused unless the server runs with --allow-private-webhooks.\n\
+email: each --to is a recipient address; the server needs --smtp-url.\n\
+sms: each --to is an E.164 number (+ then 8-15 digits); the server needs --sms-url.\n\n\
+Names are 1-64 characters of A-Z a-z 0-9 _ . -\n\n\
+Examples:\n  \
+strata channel create ops --kind webhook --webhook-url https://hooks.example.com/strata --secret s3cret --timeout 10s\n  \
+strata channel create mail --kind email --to oncall@example.com --to ops@example.com\n  \
+strata channel create pager --kind sms --to +15550100"
+    )]
+    Create(ChannelCreateArgs),
+    /// List the channels (never their secrets)
+    #[command(
+        long_about = "List the tenant's channels (GET /api/v1/channels): name, kind, target \
+(webhook URL or recipients), whether a secret is set, timeout and creation time. Secrets are \
+never shown.\n\nExample:\n  strata channel list"
+    )]
+    List,
+    /// Delete a channel no rule uses any more
+    #[command(
+        long_about = "Delete a channel (DELETE /api/v1/channels/{name}). A channel that a rule \
+still names is refused (409): remove it from the rule first.\n\nExample:\n  \
+strata channel delete ops"
+    )]
+    Delete {
+        /// Name of the channel
+        name: String,
+    },
+    /// Send one test notification through a channel now
+    #[command(
+        long_about = "Send one test notification (state `test`, alert `test`) through a \
+channel now (POST /api/v1/channels/{name}/test), bypassing the outbox, and report whether it \
+was delivered. A failure (refused connection, non-2xx answer, SMTP error) is printed with the \
+reason and exits 1.\n\nExample:\n  strata channel test ops"
+    )]
+    Test {
+        /// Name of the channel
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChannelKindArg {
+    Webhook,
+    Email,
+    Sms,
+}
+
+impl ChannelKindArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKindArg::Webhook => "webhook",
+            ChannelKindArg::Email => "email",
+            ChannelKindArg::Sms => "sms",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ChannelCreateArgs {
+    /// Name of the channel (1-64 characters of A-Z a-z 0-9 _ . -)
+    pub name: String,
+    /// What the channel sends
+    #[arg(long, value_enum)]
+    pub kind: ChannelKindArg,
+    /// webhook: the http(s) URL that receives each notification (--url is the Strata server)
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// webhook: secret of the X-Strata-Signature HMAC-SHA256 header
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// webhook: how long one delivery may take, e.g. 5s (the default; at most 60s)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// email: a recipient address; sms: an E.164 number such as +15550100. Repeat for several
+    #[arg(long = "to", value_name = "RECIPIENT")]
+    pub to: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Create a rule from flags, from --json or from --file
+    #[command(
+        long_about = "Create an alert rule (POST /api/v1/alerts), from flags or from a JSON \
+body (--json TEXT, or --file FILE, `-` for stdin; a NAME given with them replaces the body's \
+name). Durations are `<n><unit>` with unit ms, s, m, h or d.\n\n\
+query: --sql runs every --every (default 10s, 1s to 1d); each result row is one instance, keyed \
+by its columns other than `value`. --condition tests `value` (`value > 30`); without it every \
+row fires. --no-data says what an empty result means.\n\
+event: --condition is a SQL boolean over --metric's fields, checked on every written batch; \
+instances are the metric's series (or --by fields).\n\
+absence: fires when an instance (one per --by value set, or the whole metric) sent no event, \
+or no non-null --field under any of its names, for --for.\n\
+All: --for (pending time before firing), --keep-firing-for, --repeat-interval (default 4h), \
+--group-wait, --send-resolved, --channel (repeat), --label k=v (static labels).\n\n\
+Examples:\n  \
+strata alert create hot --kind query --every 10s --for 1m --channel ops \\\n    \
+--sql \"SELECT name, avg(temp) AS value FROM thermostat WHERE timestamp > now() - INTERVAL '1 minute' GROUP BY name\" \\\n    \
+--condition 'value > 30'\n  \
+strata alert create fault --kind event --metric thermostat --condition \"temp > 90 AND status = 'fault'\" --channel ops\n  \
+strata alert create silent --kind absence --metric thermostat --by name --field temp --for 5m --channel pager\n  \
+strata alert create --json '{\"name\":\"fault\",\"kind\":\"event\",\"metric\":\"thermostat\",\"condition\":\"temp > 90\",\"channels\":[\"ops\"]}'\n  \
+strata alert create --file rule.json"
+    )]
+    Create(Box<AlertCreateArgs>),
+    /// List the rules with their health and instances
+    #[command(
+        long_about = "List the tenant's rules (GET /api/v1/alerts): kind, health, how many \
+instances fire, channels and when each was last evaluated. --json prints every rule's \
+definition and instances.\n\nExamples:\n  strata alert list\n  strata alert list --json"
+    )]
+    List {
+        #[command(flatten)]
+        output: RawJson,
+    },
+    /// Show one rule: its definition and each instance's state
+    #[command(
+        long_about = "Show one rule (GET /api/v1/alerts/{name}): its definition, health, last \
+error, and each instance with its labels, state (normal, pending, firing, nodata, error), \
+value and since when.\n\nExample:\n  strata alert show hot"
+    )]
+    Show {
+        /// Name of the rule
+        name: String,
+        #[command(flatten)]
+        output: RawJson,
+    },
+    /// Delete a rule (its pending notifications are still delivered)
+    #[command(
+        long_about = "Delete a rule (DELETE /api/v1/alerts/{name}). Notifications it already \
+queued are still delivered.\n\nExample:\n  strata alert delete hot"
+    )]
+    Delete {
+        /// Name of the rule
+        name: String,
+        #[command(flatten)]
+        output: RawJson,
+    },
+    /// Evaluate a rule now and show what would fire, notifying nobody
+    #[command(
+        long_about = "Evaluate a rule now (POST /api/v1/alerts/{name}/test) and show each \
+instance with its value and whether it is active. Nothing is notified and no state changes. \
+Event rules are evaluated over the metric's last 5 minutes of events; absence rules show each \
+known instance's current silence.\n\nExample:\n  strata alert test hot"
+    )]
+    Test {
+        /// Name of the rule
+        name: String,
+        #[command(flatten)]
+        output: RawJson,
+    },
+    /// Acknowledge firing instances: no repeat notifications until they resolve
+    #[command(
+        long_about = "Acknowledge a rule's firing instances (POST /api/v1/alerts/{name}/ack): \
+they get no repeat notifications until they resolve. --label k=v (repeat) picks the instance \
+with those labels; without it, every instance is acknowledged.\n\nExamples:\n  \
+strata alert ack hot --label name=truck_7\n  strata alert ack hot"
+    )]
+    Ack {
+        /// Name of the rule
+        name: String,
+        /// A label of the instance to acknowledge, as key=value; repeat for several
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        labels: Vec<(String, String)>,
+        #[command(flatten)]
+        output: RawJson,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AlertCreateArgs {
+    /// Name of the rule (1-64 characters of A-Z a-z 0-9 _ . -); with --json or --file, replaces
+    /// the body's name
+    #[arg(required_unless_present_any = ["json", "file"])]
+    pub name: Option<String>,
+    /// The whole rule as JSON, as POST /api/v1/alerts takes it
+    #[arg(long, value_name = "RULE", conflicts_with_all = ["file", "rule_flags"])]
+    pub json: Option<String>,
+    /// A file holding the rule as JSON, or `-` for stdin
+    #[arg(long, value_name = "FILE", conflicts_with = "rule_flags")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub flags: RuleFlags,
+}
+
+/// A rule given by flags instead of JSON.
+#[derive(Debug, Args)]
+#[group(id = "rule_flags", multiple = true)]
+pub struct RuleFlags {
+    /// Kind of rule
+    #[arg(long, value_enum, required_unless_present_any = ["json", "file"])]
+    pub kind: Option<RuleKindArg>,
+    /// query: the SELECT to evaluate (aliases apply, as in `strata sql`)
+    #[arg(long)]
+    pub sql: Option<String>,
+    /// query: a condition over the result's `value` column (`value > 30`); event: a SQL
+    /// boolean over the metric's fields (`temp > 90 AND status = 'fault'`)
+    #[arg(long)]
+    pub condition: Option<String>,
+    /// query: how often to evaluate, 1s to 1d (default 10s)
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
+    /// query: what an empty result means (default nodata)
+    #[arg(long, value_enum)]
+    pub no_data: Option<NoDataArg>,
+    /// event, absence: the metric (its name or any alias)
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// event, absence: a field whose values key the instances; repeat for several
+    #[arg(long = "by", value_name = "FIELD")]
+    pub by: Vec<String>,
+    /// absence: fire when this field had no non-null value (under any of its names) for --for
+    #[arg(long)]
+    pub field: Option<String>,
+    /// event: the column whose value (of the last matching row) an instance reports
+    #[arg(long, value_name = "COLUMN")]
+    pub value: Option<String>,
+    /// Pending time before an active instance fires (default 0s, at most 7d); absence: the
+    /// silence that fires (required, at least 1s)
+    #[arg(long = "for", value_name = "DURATION")]
+    pub for_: Option<String>,
+    /// How long an instance keeps firing after its condition stops holding (default 0s)
+    #[arg(long, value_name = "DURATION")]
+    pub keep_firing_for: Option<String>,
+    /// Interval between repeat notifications while firing (default 4h, at least 1s)
+    #[arg(long, value_name = "DURATION")]
+    pub repeat_interval: Option<String>,
+    /// Window within which transitions to one state go out as one notification (default 0s,
+    /// at most 1h)
+    #[arg(long, value_name = "DURATION")]
+    pub group_wait: Option<String>,
+    /// Notify when a firing instance resolves (default true)
+    #[arg(long, value_name = "true|false", action = clap::ArgAction::Set)]
+    pub send_resolved: Option<bool>,
+    /// A channel to notify (see `strata channel list`); repeat for several
+    #[arg(long = "channel", value_name = "NAME")]
+    pub channels: Vec<String>,
+    /// A static label added to every notification, as key=value; repeat for several
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub labels: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuleKindArg {
+    Query,
+    Event,
+    Absence,
+}
+
+impl RuleKindArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKindArg::Query => "query",
+            RuleKindArg::Event => "event",
+            RuleKindArg::Absence => "absence",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NoDataArg {
+    /// A rule-level instance in state nodata, no notification; the others resolve
+    #[value(name = "nodata")]
+    NoData,
+    /// Every instance resolves
+    Ok,
+    /// The rule-level instance fires
+    Firing,
+    /// Nothing changes
+    #[value(name = "keep_last")]
+    KeepLast,
+}
+
+impl NoDataArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoDataArg::NoData => "nodata",
+            NoDataArg::Ok => "ok",
+            NoDataArg::Firing => "firing",
+            NoDataArg::KeepLast => "keep_last",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Silence the notifications whose labels match, until a time or for a while
+    #[command(
+        long_about = "Create a silence (POST /api/v1/silences). Each --matcher key=value is an \
+exact match on a notification's labels; the key `alert` matches the rule's name. The silence \
+lasts from --starts (default now) until --until (RFC 3339) or for --for (a duration such as \
+30m, 2h or 1d). Prints the silence's id, which `strata silence delete` takes.\n\n\
+Examples:\n  \
+strata silence create --matcher alert=hot --matcher name=truck_7 --for 2h --comment 'sensor swap'\n  \
+strata silence create --matcher site=plant_2 --starts 2026-03-01T22:00:00Z --until 2026-03-02T02:00:00Z"
+    )]
+    Create(SilenceCreateArgs),
+    /// List the silences, active or not
+    #[command(
+        long_about = "List the tenant's silences (GET /api/v1/silences): id, matchers, start, \
+end, comment and whether each is active now.\n\nExample:\n  strata silence list"
+    )]
+    List,
+    /// Delete a silence by its id
+    #[command(
+        long_about = "Delete a silence (DELETE /api/v1/silences/{id}); notifications it held \
+back for instances still firing go out then. Find the id with `strata silence list`.\n\n\
+Example:\n  strata silence delete 01J9Z3K6Q2"
+    )]
+    Delete {
+        /// Id of the silence, as shown by `strata silence list`
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SilenceCreateArgs {
+    /// A label the silenced notifications carry, as key=value (`alert` = the rule's name);
+    /// repeat for several
+    #[arg(long = "matcher", value_name = "KEY=VALUE", value_parser = parse_key_value, required = true)]
+    pub matchers: Vec<(String, String)>,
+    /// When the silence ends (RFC 3339, e.g. 2026-03-02T02:00:00Z)
+    #[arg(
+        long,
+        value_name = "TIME",
+        required_unless_present = "for_",
+        conflicts_with = "for_"
+    )]
+    pub until: Option<String>,
+    /// How long the silence lasts from its start, e.g. 90m, 2h or 1d
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    pub for_: Option<std::time::Duration>,
+    /// When the silence starts (RFC 3339). Default: now
+    #[arg(long, value_name = "TIME")]
+    pub starts: Option<String>,
+    /// Why the silence exists
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+/// `key=value` (split at the first `=`; the key must not be empty).
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+/// A duration as the API writes them: `<n><unit>` with unit ms, s, m, h or d, or a plain number
+/// of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("expected a duration such as 500ms, 30s, 5m, 2h or 1d, got {text:?}");
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(millis_per_unit)
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]

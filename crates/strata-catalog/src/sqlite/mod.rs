@@ -7,14 +7,16 @@
 //! This module holds the type, opening, the pool, migrations and the helpers every concern
 //! shares; each role trait is implemented in the file of its concern: `tenants.rs` (with
 //! `keys.rs`), `settings.rs`, `schema.rs` (with `schema_load.rs`, `metric_changes.rs`,
-//! `field_changes.rs`, `names.rs`, `series_hashes.rs`), `incoming.rs` and `manifest.rs`.
+//! `field_changes.rs`, `names.rs`, `series_hashes.rs`), `incoming.rs`, `manifest.rs` and `alerts.rs` (with `outbox.rs`).
 
+mod alerts;
 mod field_changes;
 mod incoming;
 mod keys;
 mod manifest;
 mod metric_changes;
 mod names;
+mod outbox;
 mod schema;
 mod schema_load;
 mod series_hashes;
@@ -41,6 +43,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_initial.sql")),
     (2, include_str!("../migrations/0002_cold_tier.sql")),
     (3, include_str!("../migrations/0003_retention.sql")),
+    (4, include_str!("../migrations/0004_alerts.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.

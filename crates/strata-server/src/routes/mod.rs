@@ -1,4 +1,5 @@
 mod admin;
+mod alerts;
 mod cold;
 mod errors;
 mod schema;
@@ -41,7 +42,25 @@ pub fn router(state: AppState) -> Router {
         .route("/errors", get(errors::list))
         .route("/sql", post(sql::run))
         .route("/compact", post(cold::compact))
-        .route("/status", get(cold::status));
+        .route("/status", get(cold::status))
+        .route(
+            "/channels",
+            post(alerts::create_channel).get(alerts::list_channels),
+        )
+        .route("/channels/{name}", delete(alerts::delete_channel))
+        .route("/channels/{name}/test", post(alerts::test_channel))
+        .route("/alerts", post(alerts::create_rule).get(alerts::list_rules))
+        .route(
+            "/alerts/{name}",
+            get(alerts::show_rule).delete(alerts::delete_rule),
+        )
+        .route("/alerts/{name}/test", post(alerts::test_rule))
+        .route("/alerts/{name}/ack", post(alerts::acknowledge))
+        .route(
+            "/silences",
+            post(alerts::create_silence).get(alerts::list_silences),
+        )
+        .route("/silences/{id}", delete(alerts::delete_silence));
     let app = Router::new()
         .route("/health", get(health))
         .nest("/api/v1", api)

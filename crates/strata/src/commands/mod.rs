@@ -2,6 +2,7 @@
 //! tokio runtime.
 
 mod admin;
+mod alerts;
 #[cfg(feature = "bench")]
 pub mod bench;
 mod schema;
@@ -33,6 +34,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Write(args) => write::run(args),
         Command::Sql(args) => sql::run(args),
         Command::Compact { conn } => admin::compact(&connect(&conn)?, conn.json),
+        Command::Channel { conn, command } => alerts::channel(&connect(&conn)?, conn.json, command),
+        Command::Alert { conn, command } => alerts::alert(conn, command),
+        Command::Silence { conn, command } => alerts::silence(&connect(&conn)?, conn.json, command),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(*args),
     }

@@ -10,6 +10,7 @@ use crate::cli::ServeArgs;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = serve_config(args);
+    check_alert_gateways(&config.alerts)?;
     if !config.sync {
         tracing::warn!(
             "--unsafe-no-fsync: writes are acknowledged before they are durable; a crash loses \
@@ -38,6 +39,7 @@ fn serve_config(args: ServeArgs) -> strata_node::ServeConfig {
     let limits = limits(&args);
     let query = query_config(&args);
     let compaction = compactor_config(&args);
+    let alerts = alert_config(&args);
     strata_node::ServeConfig {
         data_dir: args.data_dir,
         http_addr: args.http_addr,
@@ -64,7 +66,38 @@ fn serve_config(args: ServeArgs) -> strata_node::ServeConfig {
             header_read_timeout: std::time::Duration::from_secs(args.http_header_timeout_secs),
             max_connections: args.http_max_connections,
         },
+        alerts,
     }
+}
+
+fn alert_config(args: &ServeArgs) -> strata_node::AlertConfig {
+    strata_node::AlertConfig {
+        tick: std::time::Duration::from_millis(args.alert_tick_ms.max(10)),
+        smtp: args.smtp_url.clone().map(|url| strata_node::SmtpConfig {
+            url,
+            from: args
+                .smtp_from
+                .clone()
+                .unwrap_or_else(|| "strata@localhost".to_string()),
+        }),
+        sms: args.sms_url.clone().map(|url| strata_node::SmsConfig {
+            url,
+            from: args.sms_from.clone().unwrap_or_default(),
+        }),
+        allow_private_webhooks: args.allow_private_webhooks,
+        public_url: String::new(),
+    }
+}
+
+/// A typo in the relay or gateway settings fails `strata serve`, not the first alert.
+fn check_alert_gateways(alerts: &strata_node::AlertConfig) -> anyhow::Result<()> {
+    if let Some(smtp) = &alerts.smtp {
+        smtp.check().map_err(anyhow::Error::msg)?;
+    }
+    if let Some(sms) = &alerts.sms {
+        sms.check().map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
 }
 
 fn limits(args: &ServeArgs) -> strata_core::Limits {

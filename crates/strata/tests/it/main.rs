@@ -10,7 +10,11 @@
 #[path = "common/object_store.rs"]
 mod cloud;
 mod common;
+/// The real receivers of alert notifications (webhook, SMTP, the SMS gateway), used by `alerts`.
+#[path = "common/receivers.rs"]
+mod receivers;
 
+mod alerts;
 mod api_cold;
 mod api_foundation;
 mod api_object_store;
