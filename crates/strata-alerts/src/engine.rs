@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::json;
 use strata_catalog::alerting::{AlertChanges, HistoryRow, NewNotification};
 use strata_catalog::{CatalogError, TenantSchema};
@@ -212,6 +213,8 @@ async fn on_batch(inner: &Inner, committed: &CommittedBatch) {
         by_metric.entry(row.metric).or_default().push(row);
     }
     let now = now_ms();
+    // One batch per metric, shared by every rule on it (they compiled against one snapshot).
+    let mut batches: HashMap<MetricId, Option<RecordBatch>> = HashMap::new();
     for rule in rules {
         let Some(compiled) = compiled_for(&rule, &snapshot) else {
             continue;
@@ -219,12 +222,17 @@ async fn on_batch(inner: &Inner, committed: &CommittedBatch) {
         let Some(rows) = by_metric.get(&compiled.metric) else {
             continue;
         };
-        let batch = match compiled.shape.batch(&compiled.model, rows) {
-            Ok(batch) => batch,
-            Err(error) => {
-                tracing::error!(rule = rule.row.name, %error, "building a committed batch for an alert rule");
-                continue;
-            }
+        let built = batches.entry(compiled.metric).or_insert_with(|| {
+            compiled
+                .shape
+                .batch(&compiled.model, rows)
+                .inspect_err(
+                    |error| tracing::error!(%error, "building a committed batch for alert rules"),
+                )
+                .ok()
+        });
+        let Some(batch) = built.clone() else {
+            continue;
         };
         match &compiled.condition {
             Some(condition) => match batch::event_observations(
@@ -503,6 +511,10 @@ async fn apply(inner: &Inner, rule: &Rule, observations: Vec<Observation>, mode:
     let mut observed: HashMap<String, bool> = HashMap::new();
     for observation in observations {
         let key = labels::to_key(&observation.labels);
+        // An event rule's instance exists once it matched: events that do not match create none.
+        if mode == Mode::Sequential && !observation.active && !work.contains_key(&key) {
+            continue;
+        }
         let instance = work
             .entry(key.clone())
             .or_insert_with(|| Instance::new(rule.row.id, observation.labels.clone(), now));
@@ -520,7 +532,7 @@ async fn apply(inner: &Inner, rule: &Rule, observations: Vec<Observation>, mode:
             if !seen_now {
                 instance.observe(false, None, now);
             }
-            if forget && !seen_now && instance.row.state == crate::state::NORMAL && !instance.new {
+            if forget && !seen_now && instance.row.state == crate::state::NORMAL {
                 forgotten.push(key.clone());
                 continue;
             }
@@ -546,9 +558,6 @@ async fn apply(inner: &Inner, rule: &Rule, observations: Vec<Observation>, mode:
         return;
     }
     if commit(inner, rule, changes).await {
-        for instance in work.values_mut() {
-            instance.new = false;
-        }
         *instances = work;
         if wake {
             inner.outbox_wake.notify_one();

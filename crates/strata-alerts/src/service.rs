@@ -67,6 +67,8 @@ pub(crate) struct Inner {
     /// Every tenant's silences that have not ended, refreshed on each change.
     pub silences: RwLock<Vec<SilenceRow>>,
     pub outbox_wake: Notify,
+    /// Event and absence rules register their tenant's interest here.
+    pub stream: EventStream,
     pub stop: watch::Receiver<bool>,
     stop_sender: watch::Sender<bool>,
     /// When this process started: absence clocks restart here (the server was down, not the
@@ -133,13 +135,14 @@ impl AlertService {
             rules: RwLock::new(BTreeMap::new()),
             silences: RwLock::new(Vec::new()),
             outbox_wake: Notify::new(),
+            stream: stream.clone(),
             stop,
             stop_sender,
             started_ms: now_ms(),
         });
         let service = AlertService { inner };
         service.load().await?;
-        let events = stream.subscribe();
+        let events = stream.subscribe_interested();
         tokio::spawn(engine::consume(service.inner.clone(), events));
         tokio::spawn(engine::schedule(service.inner.clone()));
         tokio::spawn(crate::outbox::deliver(service.inner.clone()));
@@ -195,6 +198,9 @@ impl AlertService {
             }
         } else {
             seen.clear();
+        }
+        if !matches!(spec.kind, RuleKind::Query { .. }) {
+            self.inner.stream.add_interest(row.tenant);
         }
         let rule = Rule {
             row,
@@ -348,7 +354,10 @@ impl AlertService {
             .rules
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        rules.remove(&rule.row.id);
+        if rules.remove(&rule.row.id).is_some() && !matches!(rule.spec.kind, RuleKind::Query { .. })
+        {
+            self.inner.stream.remove_interest(tenant);
+        }
         Ok(())
     }
 

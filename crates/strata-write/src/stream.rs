@@ -4,10 +4,14 @@
 //! Publishing never slows or fails an acknowledgement: it is a bounded broadcast channel, and a
 //! subscriber that falls more than [`EVENT_STREAM_CAPACITY_BATCHES`] batches behind is told how
 //! many it missed (`RecvError::Lagged`) and must re-read those from storage (the batches carry
-//! their write sequence numbers for that). Nothing is copied for the stream while nobody
-//! subscribes.
+//! their write sequence numbers for that). Nothing is copied for a tenant's writes unless a
+//! subscriber wants every tenant ([`EventStream::subscribe`]) or registered interest in that
+//! tenant ([`EventStream::add_interest`]): alert rules ask only for tenants that have event or
+//! absence rules, so ingest of other tenants pays nothing for the stream.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use strata_core::TenantId;
 use strata_storage::HotEvent;
@@ -32,28 +36,68 @@ pub struct CommittedBatch {
 #[derive(Debug, Clone)]
 pub struct EventStream {
     sender: broadcast::Sender<Arc<CommittedBatch>>,
+    /// Subscribers that asked for every tenant (never decremented: such a subscriber is
+    /// assumed to live as long as the stream).
+    everything: Arc<AtomicUsize>,
+    /// Registered interest per tenant, counted.
+    tenants: Arc<RwLock<HashMap<TenantId, usize>>>,
 }
 
 impl Default for EventStream {
     fn default() -> Self {
         let (sender, _) = broadcast::channel(EVENT_STREAM_CAPACITY_BATCHES);
-        EventStream { sender }
+        EventStream {
+            sender,
+            everything: Arc::new(AtomicUsize::new(0)),
+            tenants: Arc::new(RwLock::new(HashMap::new())),
+        }
     }
 }
 
 impl EventStream {
-    /// A receiver of every batch committed from now on.
+    /// A receiver of every batch of every tenant committed from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedBatch>> {
+        self.everything.fetch_add(1, Ordering::Relaxed);
         self.sender.subscribe()
     }
 
-    /// Whether anyone listens, so the writer copies rows for the stream only then.
-    pub fn has_subscribers(&self) -> bool {
-        self.sender.receiver_count() > 0
+    /// A receiver of the batches of the tenants registered with [`EventStream::add_interest`]
+    /// (and of others while some subscriber wants everything: filter on `tenant`).
+    pub fn subscribe_interested(&self) -> broadcast::Receiver<Arc<CommittedBatch>> {
+        self.sender.subscribe()
+    }
+
+    /// Asks for `tenant`'s batches; pair each call with [`EventStream::remove_interest`].
+    pub fn add_interest(&self, tenant: TenantId) {
+        let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
+        *tenants.entry(tenant).or_insert(0) += 1;
+    }
+
+    pub fn remove_interest(&self, tenant: TenantId) {
+        let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = tenants.get_mut(&tenant) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                tenants.remove(&tenant);
+            }
+        }
+    }
+
+    /// Whether anyone listens for `tenant`, so the writer copies rows for the stream only then.
+    pub fn wants(&self, tenant: TenantId) -> bool {
+        if self.sender.receiver_count() == 0 {
+            return false;
+        }
+        self.everything.load(Ordering::Relaxed) > 0
+            || self
+                .tenants
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&tenant)
     }
 
     pub(crate) fn publish(&self, batch: CommittedBatch) {
-        // An error only means every receiver was dropped since `has_subscribers`.
+        // An error only means every receiver was dropped since `wants`.
         let _ = self.sender.send(Arc::new(batch));
     }
 }

@@ -335,7 +335,7 @@ impl Writer {
         if rows.is_empty() && errors.is_empty() {
             return Ok(());
         }
-        let published = (self.stream.has_subscribers() && !rows.is_empty()).then(|| rows.clone());
+        let published = (!rows.is_empty() && self.stream.wants(tenant)).then(|| rows.clone());
         let ack = self
             .hot
             .write(HotWrite {

@@ -175,8 +175,9 @@ async fn an_identical_re_send_is_stored_once_and_aliases_share_a_series() {
 async fn the_event_stream_receives_exactly_the_committed_rows() {
     let f = fixture().await;
     // Nothing is copied for the stream while nobody listens.
-    assert!(!f.writer.events().has_subscribers());
+    assert!(!f.writer.events().wants(f.tenant));
     let mut events = f.writer.events().subscribe();
+    assert!(f.writer.events().wants(f.tenant));
     let body = r#"[{"metrictype":"env","timestamp":1000,"temp":1},
                    "bad",
                    {"metrictype":"env","timestamp":2000,"temp":2},
@@ -201,4 +202,23 @@ async fn the_event_stream_receives_exactly_the_committed_rows() {
     // A request that stores only rejections publishes nothing.
     f.write(r#"[1, 2]"#, BodyFormat::Json).await.expect("write");
     assert!(events.try_recv().is_err(), "no batch for rejections only");
+}
+
+#[tokio::test]
+async fn an_interested_subscriber_gets_only_the_tenants_it_registered() {
+    let f = fixture().await;
+    let stream = f.writer.events().clone();
+    let mut events = stream.subscribe_interested();
+    assert!(!stream.wants(f.tenant), "no interest registered yet");
+    let body = r#"{"metrictype":"env","timestamp":1000,"temp":1}"#;
+    f.write(body, BodyFormat::Json).await.expect("write");
+    assert!(
+        events.try_recv().is_err(),
+        "nothing copied for an uninterested tenant"
+    );
+    stream.add_interest(f.tenant);
+    f.write(body, BodyFormat::Json).await.expect("write");
+    assert_eq!(events.try_recv().expect("a batch").tenant, f.tenant);
+    stream.remove_interest(f.tenant);
+    assert!(!stream.wants(f.tenant));
 }
