@@ -33,8 +33,9 @@ const EVENT_TEST_WINDOW: &str = "5 minutes";
 
 /// An event or absence rule's compiled parts for one schema snapshot.
 pub(crate) struct Compiled {
-    /// The snapshot's version; recompiled when the tenant's schema changes.
-    version: i64,
+    /// The snapshot compiled against; recompiled when the catalog hands out another (any
+    /// schema change or new incoming name).
+    snapshot: Arc<TenantSchema>,
     metric: MetricId,
     model: MetricModel,
     shape: ExpressionShape,
@@ -69,7 +70,7 @@ pub(crate) async fn validate(
 ) -> Result<(), AlertError> {
     match &spec.kind {
         RuleKind::Query { sql, condition, .. } => {
-            query::validate(&inner.query, tenant, sql, condition.as_deref()).await
+            query::validate(inner.query.engine(), tenant, sql, condition.as_deref()).await
         }
         RuleKind::Event { .. } | RuleKind::Absence { .. } => {
             let snapshot = inner.schemas.schema(tenant).await?;
@@ -79,7 +80,7 @@ pub(crate) async fn validate(
 }
 
 /// Compiles an event or absence rule against a schema snapshot.
-fn compile(snapshot: &TenantSchema, spec: &RuleSpec) -> Result<Compiled, AlertError> {
+fn compile(snapshot: &Arc<TenantSchema>, spec: &RuleSpec) -> Result<Compiled, AlertError> {
     let (metric_name, by, condition, column) = match &spec.kind {
         RuleKind::Event {
             metric,
@@ -137,7 +138,7 @@ fn compile(snapshot: &TenantSchema, spec: &RuleSpec) -> Result<Compiled, AlertEr
         })
         .transpose()?;
     Ok(Compiled {
-        version: snapshot.version,
+        snapshot: snapshot.clone(),
         metric: metric.id,
         model,
         shape,
@@ -149,9 +150,9 @@ fn compile(snapshot: &TenantSchema, spec: &RuleSpec) -> Result<Compiled, AlertEr
 
 /// The rule's compiled parts for `snapshot`, compiling on a schema change. `None` when the
 /// rule no longer compiles (its metric or field was deleted): it then sees no data.
-fn compiled_for(rule: &Rule, snapshot: &TenantSchema) -> Option<Arc<Compiled>> {
+fn compiled_for(rule: &Rule, snapshot: &Arc<TenantSchema>) -> Option<Arc<Compiled>> {
     let mut slot = lock(&rule.compiled);
-    if let Some(compiled) = slot.as_ref().filter(|c| c.version == snapshot.version) {
+    if let Some(compiled) = slot.as_ref().filter(|c| Arc::ptr_eq(&c.snapshot, snapshot)) {
         return Some(compiled.clone());
     }
     match compile(snapshot, &rule.spec) {
@@ -420,6 +421,7 @@ pub(crate) async fn dry_run(inner: &Inner, rule: &Rule) -> Result<Vec<Observatio
             );
             let session = inner
                 .query
+                .engine()
                 .session(tenant)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -60,7 +60,8 @@ pub struct AlertService {
 pub(crate) struct Inner {
     pub store: Arc<dyn AlertStore>,
     pub schemas: Arc<dyn SchemaRegistry>,
-    pub query: QueryEngine,
+    /// The query engine, with one cached evaluation session per tenant.
+    pub query: crate::evaluate::query::Sessions,
     pub senders: Senders,
     pub config: AlertConfig,
     pub rules: RwLock<BTreeMap<i64, Arc<Rule>>>,
@@ -128,8 +129,8 @@ impl AlertService {
         );
         let inner = Arc::new(Inner {
             store,
-            schemas,
-            query,
+            schemas: schemas.clone(),
+            query: crate::evaluate::query::Sessions::new(query, schemas),
             senders,
             config,
             rules: RwLock::new(BTreeMap::new()),

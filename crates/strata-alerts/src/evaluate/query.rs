@@ -1,7 +1,11 @@
 //! Query rules: the rule's SQL run in the tenant's sealed session under the query deadline;
 //! each result row is one instance, labelled by every column but `value`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use datafusion::arrow::record_batch::RecordBatch;
+use strata_catalog::{SchemaRegistry, TenantSchema};
 use strata_core::TenantId;
 use strata_query::{QueryEngine, TenantSession};
 
@@ -38,14 +42,65 @@ pub(crate) async fn validate(
     Ok(())
 }
 
+/// One query session per tenant for rule evaluations, rebuilt when the catalog hands out a new
+/// schema snapshot (any schema change, new incoming names, statistics): building a session (a
+/// DataFusion context with every metric registered) takes milliseconds, too much to repeat for
+/// a thousand rules a second.
+pub(crate) struct Sessions {
+    engine: QueryEngine,
+    schemas: Arc<dyn SchemaRegistry>,
+    cache: Mutex<HashMap<TenantId, CachedSession>>,
+}
+
+/// A session and the schema snapshot it was built from.
+type CachedSession = (Arc<TenantSchema>, Arc<TenantSession>);
+
+impl Sessions {
+    pub(crate) fn new(engine: QueryEngine, schemas: Arc<dyn SchemaRegistry>) -> Sessions {
+        Sessions {
+            engine,
+            schemas,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &QueryEngine {
+        &self.engine
+    }
+
+    async fn get(&self, tenant: TenantId) -> Result<Arc<TenantSession>, String> {
+        let snapshot = self
+            .schemas
+            .schema(tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(session) = self.cached(tenant, &snapshot) {
+            return Ok(session);
+        }
+        let session = session(&self.engine, tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        let session = Arc::new(session);
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.insert(tenant, (snapshot, session.clone()));
+        Ok(session)
+    }
+
+    fn cached(&self, tenant: TenantId, snapshot: &Arc<TenantSchema>) -> Option<Arc<TenantSession>> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let (at, session) = cache.get(&tenant)?;
+        Arc::ptr_eq(at, snapshot).then(|| session.clone())
+    }
+}
+
 /// Runs the rule once. `Err` is the message shown as the rule's last error.
 pub(crate) async fn run(
-    engine: &QueryEngine,
+    sessions: &Sessions,
     tenant: TenantId,
     sql: &str,
     condition: Option<&str>,
 ) -> Result<Vec<Observation>, String> {
-    let session = session(engine, tenant).await.map_err(|e| e.to_string())?;
+    let session = sessions.get(tenant).await?;
     let result = session.execute(sql).await.map_err(|e| e.to_string())?;
     let schema = result.schema.clone();
     let batches = result.collect().await.map_err(|e| e.to_string())?;
