@@ -19,7 +19,7 @@ use crate::receivers::{hex, hmac_sha256, Receiver, Request, SmtpSink};
 
 /// How long a notification that must come may take.
 const WAIT: Duration = Duration::from_secs(30);
-/// The same across an outage: delivery retries back off exponentially (capped at 60 s).
+/// The same across an outage: delivery retries back off exponentially (capped at 30 s).
 const OUTAGE_WAIT: Duration = Duration::from_secs(120);
 /// How long a test watches for notifications that must not come (several evaluations).
 const QUIET: Duration = Duration::from_secs(3);
@@ -1345,4 +1345,63 @@ fn bad_channels_and_silences_are_refused_and_leave_nothing_behind() {
         json!([])
     );
     assert_eq!(server.delete("/api/v1/silences/nope", &key).status, 404);
+}
+
+/// Readings of the last two seconds only: the query's answer empties when devices go quiet.
+const RECENT_TEMP: &str = "SELECT name, max(temp) AS value FROM thermostat \
+                           WHERE timestamp > now() - INTERVAL '2 seconds' GROUP BY name";
+
+#[test]
+fn no_data_policies_mark_resolve_or_fire_when_the_answer_is_empty() {
+    let server = serve(&[]);
+    let key = tenant(&server, "acme");
+    let hook = Receiver::webhook();
+    webhook_channel(&server, &key, "ops", &hook, "");
+    let base = json!({"kind": "query", "sql": RECENT_TEMP, "condition": "value > 30",
+                      "every": "1s", "channels": ["ops"]});
+    rule(&server, &key, with(&base, json!({"name": "marks"})));
+    rule(
+        &server,
+        &key,
+        with(&base, json!({"name": "fires", "no_data": "firing"})),
+    );
+    rule(
+        &server,
+        &key,
+        with(&base, json!({"name": "keeps", "no_data": "keep_last"})),
+    );
+    temps(&server, &key, &[("d1", 40.0)]);
+    for alert in ["marks", "fires", "keeps"] {
+        wait_state(&server, &key, alert, &name_label("d1"), "firing");
+    }
+    // The reading ages out of the window: the answer is empty.
+    let empty = json!({});
+    wait_state(&server, &key, "marks", &empty, "nodata");
+    wait_state(&server, &key, "marks", &name_label("d1"), "normal");
+    wait_state(&server, &key, "fires", &empty, "firing");
+    std::thread::sleep(QUIET);
+    assert_eq!(
+        state_of(&server, &key, "keeps", &name_label("d1")).as_deref(),
+        Some("firing"),
+        "keep_last changes nothing"
+    );
+    let of = |alert: &str, state: &str| {
+        hook.requests()
+            .iter()
+            .filter(|r| r.json()["alert"] == alert && r.json()["state"] == state)
+            .map(|r| r.json()["labels"].clone())
+            .collect::<Vec<_>>()
+    };
+    // nodata is a visible state, not a notification; `firing` notifies the rule-level instance.
+    assert_eq!(of("marks", "firing"), vec![name_label("d1")]);
+    assert_eq!(of("marks", "resolved"), vec![name_label("d1")]);
+    assert!(
+        of("fires", "firing").contains(&empty),
+        "{}",
+        hook.describe()
+    );
+    assert!(of("keeps", "resolved").is_empty(), "{}", hook.describe());
+    let nodata = "SELECT count(*) FROM strata.alert_history \
+                  WHERE alert = 'marks' AND to_state = 'nodata' AND labels = '{}'";
+    assert_eq!(rows(&server, &key, nodata)[0][0], 1);
 }
