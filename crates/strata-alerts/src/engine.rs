@@ -24,7 +24,7 @@ use crate::labels::{self, Labels};
 use crate::rule::{NoData, RuleKind, RuleSpec};
 use crate::service::{lock, new_id, Inner, Rule};
 use crate::silence::{rfc3339, silenced};
-use crate::state::{Instance, Notice, Step, NODATA};
+use crate::state::{is_marker, Instance, Notice, Step, ERROR, NODATA, NORMAL};
 
 /// Query rules evaluated at once; more wait for the next tick.
 const CONCURRENT_QUERY_RULES: usize = 8;
@@ -381,7 +381,10 @@ async fn evaluate_query(inner: &Inner, rule: &Rule) {
             )
             .await
         }
-        Err(error) => tracing::debug!(rule = rule.row.name, error, "alert query failed"),
+        Err(error) => {
+            tracing::debug!(rule = rule.row.name, error, "alert query failed");
+            mark(inner, rule, ERROR, now).await;
+        }
     }
 }
 
@@ -464,7 +467,12 @@ pub(crate) async fn dry_run(inner: &Inner, rule: &Rule) -> Result<Vec<Observatio
 
 // ---- applying observations ----
 
+/// An empty answer under `no_data: nodata`: the other instances resolve, and the rule-level
+/// instance `{}` shows `nodata` (recorded in the history, not notified).
 async fn enter_no_data(inner: &Inner, rule: &Rule, now: i64) {
+    if marked(rule, NODATA).await {
+        return;
+    }
     apply(
         inner,
         rule,
@@ -473,22 +481,39 @@ async fn enter_no_data(inner: &Inner, rule: &Rule, now: i64) {
         now,
     )
     .await;
+    mark(inner, rule, NODATA, now).await;
+}
+
+/// Whether the rule-level instance `{}` already shows `state`.
+async fn marked(rule: &Rule, state: &str) -> bool {
+    let key = labels::to_key(&Labels::new());
+    rule.instances
+        .lock()
+        .await
+        .get(&key)
+        .is_some_and(|i| i.row.state == state)
+}
+
+/// Puts the rule-level instance `{}` in a marker state (`nodata`, `error`): visible in
+/// `GET /api/v1/alerts`, `strata.alerts` and the history, never notified. The next evaluation
+/// with rows clears it (see [`apply`]).
+async fn mark(inner: &Inner, rule: &Rule, state: &str, now: i64) {
     let mut instances = rule.instances.lock().await;
     let key = labels::to_key(&Labels::new());
     let mut instance = instances
         .get(&key)
         .cloned()
         .unwrap_or_else(|| Instance::new(rule.row.id, Labels::new(), now));
-    if instance.row.state == NODATA {
+    if instance.row.state == state {
         return;
     }
-    let from = std::mem::replace(&mut instance.row.state, NODATA.to_string());
+    let from = std::mem::replace(&mut instance.row.state, state.to_string());
     instance.row.state_since_ms = now;
     let changes = AlertChanges {
         tenant: rule.row.tenant,
         rule_id: rule.row.id,
         instances: vec![instance.row.clone()],
-        history: vec![history(rule, &instance, from, NODATA.to_string(), now)],
+        history: vec![history(rule, &instance, from, state.to_string(), now)],
         ..AlertChanges::default()
     };
     if commit(inner, rule, changes).await {
@@ -531,10 +556,19 @@ async fn apply(inner: &Inner, rule: &Rule, observations: Vec<Observation>, mode:
     for (key, instance) in work.iter_mut() {
         let seen_now = observed.contains_key(key);
         if let Mode::Complete { forget } = mode {
+            if !seen_now && is_marker(&instance.row.state) {
+                // An answer with rows ends `nodata` and `error`.
+                let from = std::mem::replace(&mut instance.row.state, NORMAL.to_string());
+                changes
+                    .history
+                    .push(history(rule, instance, from, NORMAL.to_string(), now));
+                forgotten.push(key.clone());
+                continue;
+            }
             if !seen_now {
                 instance.observe(false, None, now);
             }
-            if forget && !seen_now && instance.row.state == crate::state::NORMAL {
+            if forget && !seen_now && instance.row.state == NORMAL {
                 forgotten.push(key.clone());
                 continue;
             }

@@ -16,6 +16,7 @@ pub(crate) const NORMAL: &str = "normal";
 pub(crate) const PENDING: &str = "pending";
 pub(crate) const FIRING: &str = "firing";
 pub(crate) const NODATA: &str = "nodata";
+pub(crate) const ERROR: &str = "error";
 pub(crate) const RESOLVED: &str = "resolved";
 
 /// One alert instance in memory: its persisted row plus what was last observed.
@@ -128,7 +129,9 @@ impl Instance {
             }
             (_, true) if now_ms - since_active >= timing.for_ms => FIRING,
             (_, true) => PENDING,
+            // Marker states end only through an evaluation with rows (`engine::apply`).
             (NODATA, false) => NODATA,
+            (ERROR, false) => ERROR,
             (_, false) => NORMAL,
         }
     }
@@ -175,6 +178,11 @@ impl Instance {
             silenced: false,
         })
     }
+}
+
+/// `nodata` and `error`: states of a query rule's rule-level instance, shown but not notified.
+pub(crate) fn is_marker(state: &str) -> bool {
+    state == NODATA || state == ERROR
 }
 
 /// Whether two rows differ only in what is not worth a catalog write on its own.

@@ -1405,3 +1405,41 @@ fn no_data_policies_mark_resolve_or_fire_when_the_answer_is_empty() {
                   WHERE alert = 'marks' AND to_state = 'nodata' AND labels = '{}'";
     assert_eq!(rows(&server, &key, nodata)[0][0], 1);
 }
+
+#[test]
+fn a_failing_rule_shows_error_and_an_answer_with_rows_clears_it() {
+    let server = serve(&[]);
+    let key = tenant(&server, "acme");
+    let hook = Receiver::webhook();
+    webhook_channel(&server, &key, "ops", &hook, "");
+    rule(&server, &key, hot_rule("hot", &["ops"], json!({})));
+    temps(&server, &key, &[("d1", 20.0)]);
+    wait_state(&server, &key, "hot", &name_label("d1"), "normal");
+    // The metric goes away: the rule's SQL no longer plans.
+    let path = "/api/v1/schema/metrics/thermostat";
+    expect(server.delete(path, &key), 200, "delete metric");
+    let empty = json!({});
+    wait_state(&server, &key, "hot", &empty, "error");
+    let body = expect(server.get("/api/v1/alerts/hot", &key), 200, "rule");
+    assert_eq!(body["health"], "error", "{body}");
+    assert!(text(&body["last_error"]).contains("thermostat"), "{body}");
+    // A new metric of that name answers again: the error ends, nothing was notified.
+    expect(
+        server.post(
+            "/api/v1/schema/metrics",
+            &key,
+            &json!({"name": "thermostat"}),
+        ),
+        201,
+        "metric",
+    );
+    temps(&server, &key, &[("d1", 20.0)]);
+    wait_until("the error to clear", WAIT, || {
+        let body = expect(server.get("/api/v1/alerts/hot", &key), 200, "rule");
+        (body["health"] == "ok" && state_of(&server, &key, "hot", &empty).is_none()).then_some(())
+    });
+    let to_error = "SELECT count(*) FROM strata.alert_history WHERE alert = 'hot' \
+                    AND to_state = 'error'";
+    assert_eq!(rows(&server, &key, to_error)[0][0], 1);
+    assert!(hook.requests().is_empty(), "{}", hook.describe());
+}
