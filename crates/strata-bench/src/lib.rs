@@ -5,14 +5,16 @@
 //!   text, out-of-order, late and duplicated events, and the exact count of distinct events.
 //! - [`schema`]: the schema calls the benchmark declares before ingest.
 //! - [`scenarios`]: ingest, freshness, recent-window, alias-cost, compaction, analytics and
-//!   tenant-isolation scenarios against a running server over HTTP, plus quick mode (small
-//!   sizes + correctness checks) for CI. Analytics also runs plain DataFusion in-process and
+//!   tenant-isolation scenarios against a running server over HTTP, the alerts benchmark
+//!   (notification latency, absence detection, query-rule lag, ingest cost of event rules),
+//!   plus quick mode (small sizes + correctness checks) for CI. Analytics also runs plain DataFusion in-process and
 //!   DuckDB through Python on the cold Parquet files ([`cold_files`] finds them).
 //! - [`normalize`]: comparing answers across engines (rounded floats, sorted rows).
 //! - [`stats`], [`report`]: percentiles, latency summaries, markdown table rows.
 //! - [`plot`]: PNG plots of latency distributions and of the ingest rate over time; every
 //!   report draws its own ([`Plots`]).
 //! - [`disk`]: free space where the server keeps its data, and what a run will need.
+//! - [`webhook`]: the webhook receiver the alerts benchmark listens with.
 //! - [`harness`]: what `strata bench` does around the scenarios: the server under test
 //!   (spawned or external), the tenant, the free-disk check, the markdown/JSON report.
 //!
@@ -32,6 +34,7 @@ mod rng;
 pub mod scenarios;
 pub mod schema;
 pub mod stats;
+pub mod webhook;
 
 pub use cold_files::{ColdFileSet, MetricFiles};
 pub use disk::{free_bytes, DiskEstimate};
@@ -39,6 +42,7 @@ pub use generator::{write_ndjson, Generator, GeneratorConfig, GeneratorStats, Sh
 pub use plot::{PlotFile, Plots};
 pub use progress::{NoProgress, Progress};
 pub use report::{markdown_table, ReportRow, ReportRows, RunInfo};
+pub use scenarios::alerts::{run_alerts, run_alerts_with, AlertsConfig, AlertsReport};
 pub use scenarios::aliases::{run_aliases, run_aliases_with, AliasConfig, AliasReport};
 pub use scenarios::analytics::{
     run_analytics, run_analytics_with, AnalyticsConfig, AnalyticsReport, DuckdbMode,

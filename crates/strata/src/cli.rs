@@ -193,7 +193,7 @@ strata silence list"
     },
 
     /// Benchmarks: workload generator, ingest, freshness, recent-window, aliases, compaction,
-    /// analytics against DataFusion and DuckDB (see docs/benchmarks.md)
+    /// analytics against DataFusion and DuckDB, alerts (see docs/benchmarks.md)
     #[cfg(feature = "bench")]
     #[command(subcommand_required = true)]
     Bench(Box<crate::commands::bench::BenchArgs>),

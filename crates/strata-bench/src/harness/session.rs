@@ -32,6 +32,14 @@ pub const INGEST_SERVE_ARGS: [(&str, &str); 1] = [("--compact-interval-secs", "0
 /// default 30 s, one). An argument the user passes with --serve-arg wins.
 pub const ISOLATION_SERVE_ARGS: [(&str, &str); 1] = [("--query-timeout-secs", "10")];
 
+/// `strata serve` arguments `bench alerts` gives a spawned server: no background compaction
+/// (as `bench ingest`, for its ingest phases). It also gets the switch
+/// [`ALERTS_SERVE_SWITCH`]. An argument the user passes with --serve-arg wins.
+pub const ALERTS_SERVE_ARGS: [(&str, &str); 1] = [("--compact-interval-secs", "0")];
+/// The switch `bench alerts` gives a spawned server: its webhook receiver listens on
+/// 127.0.0.1, which a server refuses to notify without it.
+pub const ALERTS_SERVE_SWITCH: &str = "--allow-private-webhooks";
+
 /// Which server to measure and how to get a tenant on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerOptions {
@@ -70,6 +78,15 @@ impl ServerOptions {
                     server.serve_args.push(format!("{flag}={value}"));
                 }
             }
+        }
+        server
+    }
+
+    /// A spawned server also gets the argument-less `switch` unless the user passed it.
+    pub fn with_spawn_switch(&self, switch: &str) -> ServerOptions {
+        let mut server = self.clone();
+        if server.spawn && !server.serve_args.iter().any(|arg| arg == switch) {
+            server.serve_args.push(switch.to_string());
         }
         server
     }
@@ -247,6 +264,26 @@ mod tests {
                 "--query-timeout-secs=600"
             ]
         );
+    }
+
+    #[test]
+    fn alerts_allow_private_webhooks_on_a_spawned_server_once() {
+        let server = spawning(&["--allow-private-webhooks"]);
+        assert_eq!(
+            server.with_spawn_switch(ALERTS_SERVE_SWITCH).serve_args,
+            ["--allow-private-webhooks"]
+        );
+        let server = spawning(&[]).with_spawn_defaults(&ALERTS_SERVE_ARGS);
+        assert_eq!(
+            server.with_spawn_switch(ALERTS_SERVE_SWITCH).serve_args,
+            ["--compact-interval-secs=0", "--allow-private-webhooks"]
+        );
+        let mut external = spawning(&[]);
+        external.spawn = false;
+        assert!(external
+            .with_spawn_switch(ALERTS_SERVE_SWITCH)
+            .serve_args
+            .is_empty());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! One runner per `strata bench` subcommand (ingest, freshness, isolation, recent, aliases,
-//! compaction, analytics, quick) and `all`, the six scenarios on one server in one report.
+//! compaction, analytics, quick, alerts) and `all`, the six scenarios on one server in one report.
 //! Each opens the session, runs its scenario(s) with a progress display per step, stops the
 //! server, draws the plots, emits the report and returns the exit code.
 
@@ -10,14 +10,17 @@ use serde::Serialize;
 
 use super::disk_check::{check_disk, disk_estimate};
 use super::emit::{draw_plots, emit, verdict, Emitted};
-use super::session::{ServerFigures, Session, INGEST_SERVE_ARGS, ISOLATION_SERVE_ARGS};
+use super::session::{
+    ServerFigures, Session, ALERTS_SERVE_ARGS, ALERTS_SERVE_SWITCH, INGEST_SERVE_ARGS,
+    ISOLATION_SERVE_ARGS,
+};
 use super::{duckdb_mode, refused, Invocation, SendOptions};
 use crate::{
-    run_aliases_with, run_analytics_with, run_compaction_with, run_freshness_with, run_ingest_with,
-    run_isolation_with, run_quick_with, run_recent_with, AliasConfig, AnalyticsConfig,
-    AnalyticsReport, BenchError, CompactionConfig, CompactionReport, FreshnessConfig,
-    GeneratorConfig, IngestConfig, IngestReport, IsolationConfig, Plots, Progress, QuickConfig,
-    QuickReport, RecentConfig, RecentReport, ReportRow, ReportRows,
+    run_alerts_with, run_aliases_with, run_analytics_with, run_compaction_with, run_freshness_with,
+    run_ingest_with, run_isolation_with, run_quick_with, run_recent_with, AlertsConfig,
+    AliasConfig, AnalyticsConfig, AnalyticsReport, BenchError, CompactionConfig, CompactionReport,
+    FreshnessConfig, GeneratorConfig, IngestConfig, IngestReport, IsolationConfig, Plots, Progress,
+    QuickConfig, QuickReport, RecentConfig, RecentReport, ReportRow, ReportRows,
 };
 
 /// The generated workload of a run and how it is sent.
@@ -212,6 +215,24 @@ pub fn aliases(inv: &Invocation<'_>, config: &AliasConfig) -> Result<ExitCode, B
     report.run.command = Some(inv.command.clone());
     let outcome = (report.passed(), Vec::new());
     finish_one(inv, session, "aliases", &report, outcome)
+}
+
+/// `bench alerts`: notification latency of an event rule, absence detection delay, the
+/// evaluation lag of many query rules under ingest, and ingest with event rules against none.
+pub fn alerts(inv: &Invocation<'_>, config: &AlertsConfig) -> Result<ExitCode, BenchError> {
+    let server = inv
+        .server
+        .with_spawn_defaults(&ALERTS_SERVE_ARGS)
+        .with_spawn_switch(ALERTS_SERVE_SWITCH);
+    let session = Session::open(&server)?;
+    let mut config = config.clone();
+    config.ingest.server_pid = session.pid;
+    let mut report = step(inv, "alerts", |bar| {
+        run_alerts_with(&session.target, &config, bar)
+    })?;
+    report.run.command = Some(inv.command.clone());
+    let outcome = (report.passed(), report.failures());
+    finish_one(inv, session, "alerts", &report, outcome)
 }
 
 #[derive(Serialize)]

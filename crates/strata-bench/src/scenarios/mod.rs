@@ -1,6 +1,7 @@
 //! Benchmark scenarios that drive a running server over the HTTP contract. Each returns a
 //! serializable report holding its figures and the exact parameters used.
 
+pub mod alerts;
 pub mod aliases;
 pub mod analytics;
 pub mod compaction;

@@ -3,7 +3,8 @@
 //! count check compares with what the server stores, that freshness polls until each probe is
 //! visible, and that a failing write surfaces (a read-only key: counted failures; a revoked
 //! key: an error). Then `strata bench all --spawn` end to end at a tiny size, with its plots,
-//! the free-disk refusal, and the shape of `strata bench isolation`'s report. Sizes are small enough for a debug build; no timing is asserted.
+//! the free-disk refusal, and the shape of the reports of `strata bench isolation` and
+//! `strata bench alerts`. Sizes are small enough for a debug build; no timing is asserted.
 
 use std::path::Path;
 
@@ -545,4 +546,203 @@ fn isolation_reports_both_tenants_figures_in_both_phases() {
     assert!(heavy["queries"].as_u64().unwrap() >= 1, "{heavy}");
     assert!(heavy["outcomes"].is_object(), "{heavy}");
     assert!(heavy["elapsed"]["max_ms"].is_number(), "{heavy}");
+}
+
+#[test]
+fn alerts_reports_its_four_parts() {
+    // Tiny: 6 notifications, 2 silent devices (for 1 s), 5 query rules for 4 s, one pair of
+    // 2,000-event ingest phases with 3 event rules. The exit status depends on the machine's
+    // latencies (the targets), so only the report's shape is checked.
+    let out = tempfile::tempdir().unwrap();
+    let report_file = out.path().join("alerts.md");
+    let output = bench(&[
+        "alerts",
+        "--spawn",
+        "--json",
+        "--report",
+        report_file.to_str().unwrap(),
+        "--event-samples",
+        "6",
+        "--event-warmup",
+        "2",
+        "--absence-samples",
+        "2",
+        "--absence-for-ms",
+        "1000",
+        "--absence-stagger-ms",
+        "300",
+        "--query-rules",
+        "5",
+        "--query-devices",
+        "5",
+        "--query-secs",
+        "4",
+        "--query-warmup-secs",
+        "2",
+        "--query-sample-secs",
+        "1",
+        "--ingest-rules",
+        "3",
+        "--ingest-rounds",
+        "1",
+        "--ingest-events",
+        "2000",
+        "--ingest-trucks",
+        "10",
+        "--batch",
+        "200",
+    ]);
+    let envelope = json_stdout(&output);
+    let report = &envelope["report"];
+    assert_eq!(report["run"]["scenario"], "alerts");
+    // The spawned server let webhooks reach the receiver on 127.0.0.1, and is gone.
+    let serve_args = envelope["server"]["serve_args"].as_array().unwrap();
+    assert!(
+        serve_args.contains(&json!("--allow-private-webhooks")),
+        "{serve_args:?}"
+    );
+    let pid = envelope["server"]["pid"].as_u64().unwrap();
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    assert!(report["webhook_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+
+    let event = &report["event"];
+    assert_eq!(event["writes"], 6, "{event:#}");
+    assert_eq!(
+        event["received"].as_u64().unwrap() + event["timeouts"].as_u64().unwrap(),
+        6
+    );
+    for summary in ["ack_to_webhook", "firing", "resolved", "write_ack"] {
+        for field in ["p50_ms", "p99_ms", "max_ms", "samples"] {
+            assert!(event[summary][field].is_number(), "event {summary} {field}");
+        }
+    }
+    let absence = &report["absence"];
+    assert_eq!(absence["devices_stopped"], 2, "{absence:#}");
+    assert_eq!(absence["for_ms"], 1000);
+    assert!(absence["delay"]["max_ms"].is_number(), "{absence:#}");
+    for count in ["missed", "early", "false_alarms", "heartbeats"] {
+        assert!(absence[count].is_u64(), "absence {count}");
+    }
+    let query = &report["query"];
+    assert_eq!(query["rules"], 5, "{query:#}");
+    assert!(query["sql"].as_str().unwrap().contains("FROM thermostat"));
+    assert!(
+        !query["samples"].as_array().unwrap().is_empty(),
+        "{query:#}"
+    );
+    assert!(query["lag"]["p99_ms"].is_number(), "{query:#}");
+    assert!(query["ingest_events"].as_u64().unwrap() > 0, "{query:#}");
+    let ingest = &report["ingest"];
+    let phases = ingest["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 2, "{ingest:#}");
+    assert_eq!(phases[0]["rules"], 0);
+    assert_eq!(phases[1]["rules"], 3);
+    for phase in phases {
+        // 2,000 distinct events, and the workload's deliberate duplicates.
+        assert!(phase["accepted"].as_u64().unwrap() >= 2000, "{phase:#}");
+        assert_eq!(phase["rejected"], 0, "{phase:#}");
+        assert_eq!(phase["failed_batches"], 0, "{phase:#}");
+    }
+    assert!(ingest["ratio"].is_number(), "{ingest:#}");
+
+    // The markdown report has a row per part, with its target.
+    let markdown = std::fs::read_to_string(&report_file).unwrap();
+    for measure in [
+        "write ack -> webhook p50 / p99 / max",
+        "absence rule (for 1.0 s)",
+        "5 query rules every 1 s over 5 devices: evaluation lag",
+        "ingest with rules / without",
+    ] {
+        assert!(markdown.contains(measure), "{measure} missing:\n{markdown}");
+    }
+    assert!(markdown.contains("p99 <= 100 ms"), "{markdown}");
+}
+
+/// `strata bench alerts` against a running server, with part 1 only (2 notifications).
+fn bench_alerts_event_only(server: &TestServer, key: &str) -> std::process::Output {
+    bench(&[
+        "alerts",
+        "--url",
+        server.url(),
+        "--key",
+        key,
+        "--json",
+        "--event-samples",
+        "2",
+        "--event-warmup",
+        "0",
+        "--absence-samples",
+        "0",
+        "--query-rules",
+        "0",
+        "--ingest-rounds",
+        "0",
+    ])
+}
+
+/// The names of the tenant's rules and channels.
+fn alert_names(server: &TestServer, key: &str) -> (Vec<String>, Vec<String>) {
+    let names = |path: &str, list: &str| -> Vec<String> {
+        let answer = server.get(path, key);
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.body[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    (
+        names("/api/v1/alerts", "alerts"),
+        names("/api/v1/channels", "channels"),
+    )
+}
+
+#[test]
+fn alerts_removes_its_own_rules_and_leftovers_but_not_the_tenants() {
+    let server = TestServer::start_with(&["--allow-private-webhooks"]);
+    let key = server.create_tenant("alerts_cleanup");
+    let declare = server.post(
+        "/api/v1/schema/metrics",
+        &key,
+        &json!({"name": "bench_alert_event"}),
+    );
+    assert_eq!(declare.status, 201, "{}", declare.text);
+    // What an interrupted run leaves behind, and a rule of the tenant's own.
+    let channel = json!({"name": "bench_alerts_hook", "kind": "webhook",
+                         "url": "http://127.0.0.1:9/gone"});
+    assert_eq!(server.post("/api/v1/channels", &key, &channel).status, 201);
+    for (name, channels) in [
+        ("bench_alerts_event", json!(["bench_alerts_hook"])),
+        ("mine", json!([])),
+    ] {
+        let rule = json!({"name": name, "kind": "absence", "metric": "bench_alert_event",
+                          "for": "1h", "channels": channels});
+        let created = server.post("/api/v1/alerts", &key, &rule);
+        assert_eq!(created.status, 201, "{}", created.text);
+    }
+
+    let output = bench_alerts_event_only(&server, &key);
+    let report = &json_stdout(&output)["report"];
+    assert_eq!(report["leftovers_removed"], 2, "{report:#}");
+    assert_eq!(report["event"]["writes"], 2, "{report:#}");
+    assert!(report["query"].is_null() && report["ingest"].is_null());
+    // Only the tenant's own rule is left; the benchmark's channel is gone.
+    assert_eq!(
+        alert_names(&server, &key),
+        (vec!["mine".to_string()], vec![])
+    );
+}
+
+#[test]
+fn alerts_against_a_server_that_refuses_private_webhooks_says_so() {
+    let server = TestServer::start();
+    let key = server.create_tenant("alerts_private");
+    let output = bench_alerts_event_only(&server, &key);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("--allow-private-webhooks"), "{stderr}");
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use strata_bench::harness::{ColdOptions, OutputOptions, SendOptions, ServerOptions, Workload};
-use strata_bench::{AliasConfig, AnalyticsConfig, GeneratorConfig, Shares};
+use strata_bench::{AlertsConfig, AliasConfig, AnalyticsConfig, GeneratorConfig, Shares};
 use strata_client::DEFAULT_URL;
 
 /// What --long costs, for the help of `recent` and `all`. Estimates, from the figures in
@@ -115,6 +115,33 @@ strata bench analytics --spawn --events 2000000 --runs 10"
     Analytics(AnalyticsArgs),
     /// Every scenario at a small size with exact correctness checks (for CI)
     Quick(QuickArgs),
+    /// Alerts: event-rule notification latency, absence detection, query-rule lag, ingest cost
+    #[command(
+        long_about = "Alerts (issue 15), measured from outside with a webhook receiver inside \
+the benchmark (an HTTP server on 127.0.0.1):\n\n\
+1. event rule `temp > 90` (one instance per device): writes alternately trigger and clear it, \
+each device its own, and each notification is matched to its write by device and state; \
+latency from the write's HTTP 200 to the webhook request arriving. Target: p99 <= 100 ms.\n\
+2. absence rule (for --absence-for-ms, per device): devices send a heartbeat, then stop one \
+after another; delay from a device's last acknowledged write to its `firing` webhook. \
+Target: at most the duration + 1 s.\n\
+3. --query-rules query rules (`SELECT name, avg(temp) AS value FROM thermostat WHERE \
+timestamp > now() - INTERVAL '10 seconds' AND name = 'dN' GROUP BY name`, every 1 s) over \
+--query-devices devices while one event per device is written every \
+--query-ingest-interval-ms; evaluation lag read from GET /api/v1/alerts (now - \
+last_evaluated_at), every --query-sample-secs. Target: p99 <= every + 1 s.\n\
+4. ingest throughput (the `bench ingest` workload, --ingest-events per phase) without rules \
+and with --ingest-rules event rules, in phases none, rules, rules, none (--ingest-rounds \
+pairs). Target: with rules at most 10% below.\n\n\
+A count of 0 skips a part (--event-samples 0, --absence-samples 0, --query-rules 0, \
+--ingest-rounds 0). The defaults take about 3 minutes on a 2-core machine. A spawned server \
+gets --allow-private-webhooks and --compact-interval-secs 0; a server you run must allow \
+private webhooks too (or reach the receiver at --webhook-url). Rules and channels are named \
+bench_alerts_*; a run deletes its own, and any an interrupted run left.\n\n\
+Example:\n  \
+strata bench alerts --spawn --plots plots"
+    )]
+    Alerts(AlertsArgs),
     /// All six scenarios on one server in one run, one markdown report
     #[command(
         long_about = concat!("Run, against one server in one run: 1 ingest (which also loads \
@@ -453,6 +480,74 @@ pub struct QuickArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct AlertsArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Part 1: measured writes, each expecting one notification (0 skips the part)
+    #[arg(long, default_value_t = 300)]
+    pub event_samples: usize,
+    /// Part 1: unmeasured writes first
+    #[arg(long, default_value_t = 10)]
+    pub event_warmup: usize,
+    /// Part 1: milliseconds one notification is waited for
+    #[arg(long, default_value_t = 5_000)]
+    pub sample_timeout_ms: u64,
+    /// Part 2: devices that stop sending, one sample each (0 skips the part)
+    #[arg(long, default_value_t = 5)]
+    pub absence_samples: usize,
+    /// Part 2: the absence rule's duration (`for`), in milliseconds
+    #[arg(long, default_value_t = 2_000)]
+    pub absence_for_ms: u64,
+    /// Part 2: milliseconds between two heartbeats of the devices
+    #[arg(long, default_value_t = 200)]
+    pub absence_heartbeat_ms: u64,
+    /// Part 2: milliseconds between two devices stopping
+    #[arg(long, default_value_t = 1_000)]
+    pub absence_stagger_ms: u64,
+    /// Part 3: query rules, at most 1,000 (the limit per tenant; 0 skips the part)
+    #[arg(long, default_value_t = 1_000)]
+    pub query_rules: usize,
+    /// Part 3: devices (rule N reads device N modulo this)
+    #[arg(long, default_value_t = 1_000)]
+    pub query_devices: usize,
+    /// Part 3: each rule's interval in milliseconds (at least 1,000)
+    #[arg(long, default_value_t = 1_000)]
+    pub query_every_ms: u64,
+    /// Part 3: seconds the rules run under ingest
+    #[arg(long, default_value_t = 60)]
+    pub query_secs: u64,
+    /// Part 3: seconds before the first lag reading
+    #[arg(long, default_value_t = 15)]
+    pub query_warmup_secs: u64,
+    /// Part 3: seconds between two lag readings
+    #[arg(long, default_value_t = 5)]
+    pub query_sample_secs: u64,
+    /// Part 3: every this many milliseconds, one event per device is written
+    #[arg(long, default_value_t = 200)]
+    pub query_ingest_interval_ms: u64,
+    /// Part 4: event rules active in the phases with rules
+    #[arg(long, default_value_t = 100)]
+    pub ingest_rules: usize,
+    /// Part 4: pairs of phases (one without rules, one with; 0 skips the part)
+    #[arg(long, default_value_t = 2)]
+    pub ingest_rounds: usize,
+    /// Part 4: events of one phase (1,000 trucks; rounded up to whole intervals)
+    #[arg(long, default_value_t = 2_000_000)]
+    pub ingest_events: u64,
+    /// Part 4: trucks of the workload
+    #[arg(long, default_value_t = DEFAULT_TRUCKS)]
+    pub ingest_trucks: u32,
+    #[command(flatten)]
+    pub send: SendArgs,
+    /// Where the webhook receiver listens
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub webhook_listen: String,
+    /// The URL the server is given for the receiver (default: http:// + where it listens)
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct AllArgs {
     #[command(flatten)]
     pub run: RunArgs,
@@ -618,6 +713,57 @@ impl WorkloadArgs {
             }
         }
         shares
+    }
+}
+
+impl AlertsArgs {
+    pub fn config(&self) -> anyhow::Result<AlertsConfig> {
+        let defaults = AlertsConfig::default();
+        let workload = WorkloadArgs {
+            seed: 1,
+            trucks: Some(self.ingest_trucks),
+            events: Some(self.ingest_events),
+            interval_ms: defaults.ingest.workload.interval_ms,
+            clean: false,
+            renamed_share: None,
+            extra_share: None,
+            string_share: None,
+            out_of_order_share: None,
+            late_share: None,
+            duplicate_share: None,
+        }
+        .config(DEFAULT_TRUCKS, self.ingest_events)?;
+        let send = self.send.options();
+        let config = AlertsConfig {
+            event_samples: self.event_samples,
+            event_warmup: self.event_warmup,
+            sample_timeout_ms: self.sample_timeout_ms,
+            absence_samples: self.absence_samples,
+            absence_for_ms: self.absence_for_ms,
+            absence_heartbeat_ms: self.absence_heartbeat_ms,
+            absence_stagger_ms: self.absence_stagger_ms,
+            query_rules: self.query_rules,
+            query_devices: self.query_devices,
+            query_every_ms: self.query_every_ms,
+            query_secs: self.query_secs,
+            query_warmup_secs: self.query_warmup_secs,
+            query_sample_secs: self.query_sample_secs,
+            query_ingest_interval_ms: self.query_ingest_interval_ms,
+            ingest_rules: self.ingest_rules,
+            ingest_rounds: self.ingest_rounds,
+            ingest: strata_bench::IngestConfig {
+                workload,
+                clients: send.clients,
+                batch_size: send.batch,
+                pregenerate: !send.stream,
+                chunk_bytes: send.chunk_mib.saturating_mul(1024 * 1024),
+                ..defaults.ingest
+            },
+            webhook_listen: self.webhook_listen.clone(),
+            webhook_url: self.webhook_url.clone(),
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 

@@ -72,6 +72,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             Ok(harness::suite::quick(&inv, args.seed)?)
         }
         BenchCommand::All(args) => all(&args, &invocation(&args.run)?),
+        BenchCommand::Alerts(args) => {
+            let config = args.config()?;
+            let inv = invocation(&args.run)?;
+            Ok(harness::suite::alerts(&inv, &config)?)
+        }
     }
 }
 
@@ -269,6 +274,29 @@ mod tests {
         }
         let words = std::iter::once("bench").chain(words.iter().copied());
         Cli::try_parse_from(words).unwrap().command
+    }
+
+    #[test]
+    fn alerts_defaults_are_the_documented_scale_and_bad_values_are_refused() {
+        let BenchCommand::Alerts(alerts) = parse(&["alerts", "--query-rules", "10"]) else {
+            panic!("not alerts");
+        };
+        let config = alerts.config().unwrap();
+        assert_eq!(config.query_rules, 10);
+        assert_eq!(config.query_devices, 1_000);
+        assert_eq!(config.event_samples, 300);
+        assert_eq!(config.absence_for_ms, 2_000);
+        assert_eq!(config.ingest_rules, 100);
+        assert_eq!(config.ingest.workload.distinct_events(), 2_000_000);
+        assert_eq!(config.ingest.clients, 4);
+        let BenchCommand::Alerts(too_many) = parse(&["alerts", "--query-rules", "1001"]) else {
+            panic!("not alerts");
+        };
+        assert!(too_many.config().is_err());
+        let BenchCommand::Alerts(too_short) = parse(&["alerts", "--absence-for-ms", "500"]) else {
+            panic!("not alerts");
+        };
+        assert!(too_short.config().is_err());
     }
 
     #[test]

@@ -1,0 +1,209 @@
+//! Part 4: ingest throughput with event rules active against none. The ingest scenario's
+//! workload (trucks sending `readings` and `diagnostics`) is sent in phases, alternately
+//! without rules and with `ingest_rules` event rules on both metrics, in the order none, rules,
+//! rules, none ... so neither side always runs on the fuller store. Each phase sends the same
+//! shape of workload moved to a later time range, so no event repeats an earlier one.
+//!
+//! The rules' conditions compare a sensor with a threshold the workload never reaches: what is
+//! measured is evaluating them on every committed batch, not notification traffic (parts 1
+//! and 2 measure that).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use strata_core::DAY_MS;
+
+use super::api::AlertApi;
+use super::{AlertsConfig, NAME_PREFIX};
+use crate::generator::{DIAGNOSTICS, DIAGNOSTICS_FIELDS, READINGS, READINGS_FIELDS};
+use crate::progress::Progress;
+use crate::scenarios::ingest::run_ingest_with;
+use crate::scenarios::BenchTarget;
+use crate::schema::{apply_schema, workload_schema};
+use crate::{BenchError, IngestConfig};
+
+/// One ingest phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestPhase {
+    /// Event rules active during the phase (0 or `ingest_rules`).
+    pub rules: usize,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub failed_batches: u64,
+    pub elapsed_s: f64,
+    pub events_per_s: f64,
+    pub batch_p99_ms: Option<f64>,
+    pub failures: Vec<String>,
+}
+
+/// What part 4 measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestComparison {
+    pub rules: usize,
+    /// One rule's condition, for the report.
+    pub example_condition: String,
+    pub phases: Vec<IngestPhase>,
+    /// Accepted events over sending time, of the phases without rules and with them.
+    pub without_rules_events_per_s: f64,
+    pub with_rules_events_per_s: f64,
+    /// With over without (1.0 = no cost).
+    pub ratio: Option<f64>,
+}
+
+/// Event rule `i`: a sensor of `readings` (even `i`) or `diagnostics` (odd) above a value the
+/// workload never sends; every third also names a fleet.
+fn rule(i: usize) -> Value {
+    let (metric, field) = if i.is_multiple_of(2) {
+        (READINGS, READINGS_FIELDS[(i / 2) % READINGS_FIELDS.len()])
+    } else {
+        (
+            DIAGNOSTICS,
+            DIAGNOSTICS_FIELDS[(i / 2) % DIAGNOSTICS_FIELDS.len()],
+        )
+    };
+    let mut condition = format!("{field} > {}", 1_000_000 + i);
+    if i.is_multiple_of(3) {
+        condition.push_str(" AND fleet = 'East'");
+    }
+    json!({
+        "name": format!("{NAME_PREFIX}ingest{i:03}"),
+        "kind": "event",
+        "metric": metric,
+        "condition": condition,
+        "channels": [],
+    })
+}
+
+/// Whether phase `phase` runs with rules: none, rules, rules, none, none, rules ...
+fn with_rules(phase: usize) -> bool {
+    let round = phase / 2;
+    (phase % 2 == 1) == round.is_multiple_of(2)
+}
+
+pub(super) fn run(
+    target: &BenchTarget,
+    api: &AlertApi,
+    config: &AlertsConfig,
+    progress: &dyn Progress,
+) -> Result<IngestComparison, BenchError> {
+    let client = target.client()?;
+    apply_schema(&client, &target.admin_key, &workload_schema())?;
+    let rules: Vec<Value> = (0..config.ingest_rules).map(rule).collect();
+    let names: Vec<String> = rules
+        .iter()
+        .filter_map(|r| r["name"].as_str().map(str::to_string))
+        .collect();
+    let mut created = false;
+    let mut phases = Vec::new();
+    for phase in 0..config.ingest_rounds * 2 {
+        let want = with_rules(phase) && !rules.is_empty();
+        if want && !created {
+            api.create_rules(&rules)?;
+        } else if !want && created {
+            api.delete_rules(&names)?;
+        }
+        created = want;
+        let phase_config = shifted(&config.ingest, phase);
+        let report = run_ingest_with(target, &phase_config, progress)?;
+        phases.push(IngestPhase {
+            rules: if want { rules.len() } else { 0 },
+            accepted: report.accepted,
+            rejected: report.rejected,
+            failed_batches: report.failed_batches,
+            elapsed_s: report.elapsed_s,
+            events_per_s: report.events_per_s,
+            batch_p99_ms: report.batch_latency.as_ref().map(|l| l.p99_ms),
+            failures: report.failures,
+        });
+    }
+    if created {
+        api.delete_rules(&names)?;
+    }
+    Ok(compare(config.ingest_rules, phases))
+}
+
+/// The ingest configuration of phase `phase`: the workload moved past every earlier phase's
+/// time range (late events reach 3 days back), schema already declared, no count check.
+fn shifted(base: &IngestConfig, phase: usize) -> IngestConfig {
+    let mut config = base.clone();
+    let span = config.workload.last_timestamp_ms() - config.workload.start_ms;
+    let step = span + config.workload.interval_ms + 4 * DAY_MS;
+    config.workload.start_ms += step * phase as i64;
+    config.apply_schema = false;
+    config.verify_counts = false;
+    config
+}
+
+fn compare(rules: usize, phases: Vec<IngestPhase>) -> IngestComparison {
+    let rate = |with: bool| {
+        let (events, secs) = phases
+            .iter()
+            .filter(|p| (p.rules > 0) == with)
+            .fold((0u64, 0f64), |(e, s), p| (e + p.accepted, s + p.elapsed_s));
+        if secs > 0.0 {
+            events as f64 / secs
+        } else {
+            0.0
+        }
+    };
+    let (without, with) = (rate(false), rate(true));
+    IngestComparison {
+        rules,
+        example_condition: rule(0)["condition"].as_str().unwrap_or("").to_string(),
+        without_rules_events_per_s: without,
+        with_rules_events_per_s: with,
+        ratio: (without > 0.0 && with > 0.0).then(|| with / without),
+        phases,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_alternate_so_both_sides_average_the_same_position() {
+        let order: Vec<bool> = (0..8).map(with_rules).collect();
+        assert_eq!(order, [false, true, true, false, false, true, true, false]);
+    }
+
+    #[test]
+    fn rules_cover_both_metrics_and_phases_do_not_overlap() {
+        assert_eq!(rule(0)["metric"], READINGS);
+        assert_eq!(rule(1)["metric"], DIAGNOSTICS);
+        assert_eq!(
+            rule(0)["condition"],
+            "latitude > 1000000 AND fleet = 'East'"
+        );
+        assert_eq!(rule(99)["name"], "bench_alerts_ingest099");
+        let base = IngestConfig::default();
+        let (first, second) = (shifted(&base, 0), shifted(&base, 1));
+        assert!(second.workload.start_ms - 3 * DAY_MS > first.workload.last_timestamp_ms());
+        assert!(!second.apply_schema && !second.verify_counts);
+    }
+
+    #[test]
+    fn the_ratio_compares_total_events_over_total_time() {
+        let phase = |rules, accepted, elapsed_s| IngestPhase {
+            rules,
+            accepted,
+            rejected: 0,
+            failed_batches: 0,
+            elapsed_s,
+            events_per_s: accepted as f64 / elapsed_s,
+            batch_p99_ms: None,
+            failures: Vec::new(),
+        };
+        let comparison = compare(
+            100,
+            vec![
+                phase(0, 100, 1.0),
+                phase(100, 90, 1.0),
+                phase(100, 90, 1.0),
+                phase(0, 100, 1.0),
+            ],
+        );
+        assert_eq!(comparison.without_rules_events_per_s, 100.0);
+        assert_eq!(comparison.with_rules_events_per_s, 90.0);
+        assert_eq!(comparison.ratio, Some(0.9));
+    }
+}
