@@ -24,7 +24,7 @@ use crate::labels::{self, Labels};
 use crate::rule::{NoData, RuleKind, RuleSpec};
 use crate::service::{lock, new_id, Inner, Rule};
 use crate::silence::{rfc3339, silenced};
-use crate::state::{is_marker, Instance, Notice, Step, ERROR, NODATA, NORMAL};
+use crate::state::{is_marker, Instance, Notice, Step, ERROR, FIRING, NODATA, NORMAL, PENDING};
 
 /// Query rules evaluated at once; more wait for the next tick.
 const CONCURRENT_QUERY_RULES: usize = 8;
@@ -241,6 +241,7 @@ async fn on_batch(inner: &Inner, committed: &CommittedBatch) {
                 condition,
                 &compiled.labels,
                 compiled.column,
+                has_instances(&rule),
             ) {
                 Ok(observations) => apply(inner, &rule, observations, Mode::Sequential, now).await,
                 Err(error) => lock(&rule.status).error = Some(error),
@@ -275,7 +276,11 @@ pub(crate) async fn schedule(inner: Arc<Inner>) {
             _ = stop.changed() => return,
         }
         let now = now_ms();
-        for rule in inner.rules_snapshot() {
+        let mut rules = inner.rules_snapshot();
+        // The most overdue query rules take the free evaluation slots first; in id order the
+        // first rules took them every tick and later ones never ran (`strata bench alerts`).
+        rules.sort_by_key(|r| lock(&r.status).next_due_ms);
+        for rule in rules {
             match &rule.spec.kind {
                 RuleKind::Query { .. } => start_if_due(&inner, &rule, &permits, now),
                 RuleKind::Absence { silence_ms, .. } => {
@@ -289,9 +294,10 @@ pub(crate) async fn schedule(inner: Arc<Inner>) {
                     )
                     .await;
                 }
-                RuleKind::Event { .. } => {
+                RuleKind::Event { .. } if time_matters(&rule) => {
                     apply(&inner, &rule, Vec::new(), Mode::Sequential, now).await
                 }
+                RuleKind::Event { .. } => {}
             }
         }
     }
@@ -310,6 +316,9 @@ fn start_if_due(
         let mut status = lock(&rule.status);
         if status.running || status.next_due_ms > now {
             drop(status);
+            if !time_matters(rule) {
+                return;
+            }
             // Between evaluations, pending times and repeats still move on.
             let (inner, rule) = (inner.clone(), rule.clone());
             tokio::spawn(async move {
@@ -329,6 +338,22 @@ fn start_if_due(
             drop(permit);
         });
     }
+}
+
+/// Whether the rule has an instance, so an event batch without a match may still change one.
+/// A rule being applied right now counts as having one.
+fn has_instances(rule: &Rule) -> bool {
+    rule.instances.try_lock().map_or(true, |i| !i.is_empty())
+}
+
+/// Whether time alone can change the rule's instances: only pending (`for`) and firing
+/// (`keep_firing_for`, repeats, silences ending) instances move without an observation.
+fn time_matters(rule: &Rule) -> bool {
+    rule.instances.try_lock().is_ok_and(|instances| {
+        instances
+            .values()
+            .any(|i| matches!(i.row.state.as_str(), PENDING | FIRING))
+    })
 }
 
 async fn evaluate_query(inner: &Inner, rule: &Rule) {
@@ -445,8 +470,13 @@ pub(crate) async fn dry_run(inner: &Inner, rule: &Rule) -> Result<Vec<Observatio
                 .condition
                 .as_ref()
                 .ok_or("an event rule has a condition")?;
-            let observations =
-                batch::event_observations(&batch, condition, &compiled.labels, compiled.column)?;
+            let observations = batch::event_observations(
+                &batch,
+                condition,
+                &compiled.labels,
+                compiled.column,
+                true,
+            )?;
             // Each instance as of its latest event, with the value of its last match.
             let mut latest: std::collections::BTreeMap<Labels, Observation> = Default::default();
             for observation in observations {

@@ -86,14 +86,21 @@ pub(crate) fn labels_at(batch: &RecordBatch, columns: &LabelColumns, row: usize)
 }
 
 /// An event rule over one batch: per instance, active if any row matched (with the value of
-/// its last matching row), then inactive again if its latest row did not match.
+/// its last matching row), then inactive again if its latest row did not match. With no match
+/// and no existing instance (`has_instances` false) nothing can change, so no labels are built:
+/// that is the common case on the ingest path (the benchmark measured label building for every
+/// row and rule at 9% of a loaded server's CPU).
 pub(crate) fn event_observations(
     batch: &RecordBatch,
     condition: &Condition,
     labels: &LabelColumns,
     value_column: Option<usize>,
+    has_instances: bool,
 ) -> Result<Vec<Observation>, String> {
     let matched = condition.evaluate(batch)?;
+    if !has_instances && !matched.iter().any(|m| *m) {
+        return Ok(Vec::new());
+    }
     // Per instance: (value of the last match, whether any matched, whether the latest matched).
     let mut seen: BTreeMap<Labels, (Option<f64>, bool, bool, i64)> = BTreeMap::new();
     let timestamps = batch
