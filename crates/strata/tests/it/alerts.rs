@@ -1353,12 +1353,15 @@ const RECENT_TEMP: &str = "SELECT name, max(temp) AS value FROM thermostat \
                            WHERE timestamp > now() - INTERVAL '6 seconds' GROUP BY name";
 
 #[test]
-#[ignore = "failed in session 13's CI under load; cause not yet found (see the closing note)"]
 fn no_data_policies_mark_resolve_or_fire_when_the_answer_is_empty() {
     let server = serve(&[]);
     let key = tenant(&server, "acme");
     let hook = Receiver::webhook();
     webhook_channel(&server, &key, "ops", &hook, "");
+    // The reading comes first: a rule evaluated before any data would mark `nodata`, clear it
+    // when the reading arrives, and mark it again once the reading ages out (two entries; the
+    // race that failed CI under load).
+    temps(&server, &key, &[("d1", 40.0)]);
     let base = json!({"kind": "query", "sql": RECENT_TEMP, "condition": "value > 30",
                       "every": "1s", "channels": ["ops"]});
     rule(&server, &key, with(&base, json!({"name": "marks"})));
@@ -1372,7 +1375,6 @@ fn no_data_policies_mark_resolve_or_fire_when_the_answer_is_empty() {
         &key,
         with(&base, json!({"name": "keeps", "no_data": "keep_last"})),
     );
-    temps(&server, &key, &[("d1", 40.0)]);
     for alert in ["marks", "fires", "keeps"] {
         wait_state(&server, &key, alert, &name_label("d1"), "firing");
     }
