@@ -43,6 +43,10 @@ pub(crate) struct Compiled {
     labels: LabelColumns,
     /// Event rules: the value column; absence rules: the watched field.
     column: Option<usize>,
+    /// Shape columns the condition reads.
+    condition_columns: Vec<usize>,
+    /// Shape columns the rule reads in all (condition, labels, value or field).
+    read_columns: Vec<usize>,
 }
 
 /// How observations apply to a rule's instances.
@@ -137,6 +141,10 @@ fn compile(snapshot: &Arc<TenantSchema>, spec: &RuleSpec) -> Result<Compiled, Al
             Condition::compile(sql, shape.schema.clone()).map_err(|e| invalid("condition", e))
         })
         .transpose()?;
+    let condition_columns = condition.as_ref().map_or(Vec::new(), Condition::columns);
+    let mut read_columns = condition_columns.clone();
+    read_columns.extend(labels.iter().map(|(_, at)| *at));
+    read_columns.extend(column);
     Ok(Compiled {
         snapshot: snapshot.clone(),
         metric: metric.id,
@@ -145,6 +153,8 @@ fn compile(snapshot: &Arc<TenantSchema>, spec: &RuleSpec) -> Result<Compiled, Al
         condition,
         labels,
         column,
+        condition_columns,
+        read_columns,
     })
 }
 
@@ -209,55 +219,116 @@ async fn on_batch(inner: &Inner, committed: &CommittedBatch) {
         tracing::error!("alert rules could not read the tenant schema for a committed batch");
         return;
     };
-    let mut by_metric: HashMap<MetricId, Vec<&HotEvent>> = HashMap::new();
+    let mut rows_of: HashMap<MetricId, Vec<&HotEvent>> = HashMap::new();
     for row in &committed.rows {
-        by_metric.entry(row.metric).or_default().push(row);
+        rows_of.entry(row.metric).or_default().push(row);
+    }
+    let compiled: Vec<(Arc<Rule>, Arc<Compiled>)> = rules
+        .into_iter()
+        .filter_map(|rule| compiled_for(&rule, &snapshot).map(|c| (rule, c)))
+        .filter(|(_, c)| rows_of.contains_key(&c.metric))
+        .collect();
+    let mut metrics: HashMap<MetricId, MetricRows> = HashMap::new();
+    for (_, c) in &compiled {
+        let metric = metrics.entry(c.metric).or_insert_with(|| MetricRows {
+            rows: rows_of.remove(&c.metric).unwrap_or_default(),
+            ..MetricRows::default()
+        });
+        metric.condition_columns.extend(&c.condition_columns);
+        metric.read_columns.extend(&c.read_columns);
     }
     let now = now_ms();
-    // One batch per metric, shared by every rule on it (they compiled against one snapshot).
-    let mut batches: HashMap<MetricId, Option<RecordBatch>> = HashMap::new();
-    for rule in rules {
-        let Some(compiled) = compiled_for(&rule, &snapshot) else {
-            continue;
-        };
-        let Some(rows) = by_metric.get(&compiled.metric) else {
-            continue;
-        };
-        let built = batches.entry(compiled.metric).or_insert_with(|| {
-            compiled
-                .shape
-                .batch(&compiled.model, rows)
-                .inspect_err(
-                    |error| tracing::error!(%error, "building a committed batch for alert rules"),
-                )
-                .ok()
-        });
-        let Some(batch) = built.clone() else {
+    for (rule, compiled) in compiled {
+        let Some(metric) = metrics.get_mut(&compiled.metric) else {
             continue;
         };
         match &compiled.condition {
-            Some(condition) => match batch::event_observations(
-                &batch,
-                condition,
-                &compiled.labels,
-                compiled.column,
-                has_instances(&rule),
-            ) {
-                Ok(observations) => apply(inner, &rule, observations, Mode::Sequential, now).await,
-                Err(error) => lock(&rule.status).error = Some(error),
-            },
-            None => {
-                let (present, alive) = batch::presence(&batch, &compiled.labels, compiled.column);
-                let mut seen = lock(&rule.seen);
-                // A new series' clock starts when it is first seen, with or without the field.
-                for labels in present {
-                    seen.entry(labels::to_key(&labels)).or_insert((labels, now));
-                }
-                for labels in alive {
-                    seen.insert(labels::to_key(&labels), (labels, now));
-                }
-            }
+            Some(condition) => on_event_rule(inner, &rule, &compiled, condition, metric, now).await,
+            None => on_absence_rule(&rule, &compiled, metric, now),
         }
+    }
+}
+
+/// One metric's rows of a committed batch, built into Arrow at most twice and shared by every
+/// rule on the metric (they compiled against one snapshot, so their shapes agree): once with
+/// only the columns conditions read, and once with every column some rule reads, for rules
+/// that matched or have instances. On the ingest path most batches match nothing, so labels
+/// are usually never built.
+#[derive(Default)]
+struct MetricRows<'a> {
+    rows: Vec<&'a HotEvent>,
+    condition_columns: Vec<usize>,
+    read_columns: Vec<usize>,
+    narrow: Option<Option<RecordBatch>>,
+    wide: Option<Option<RecordBatch>>,
+}
+
+impl MetricRows<'_> {
+    fn narrow(&mut self, compiled: &Compiled) -> Option<RecordBatch> {
+        let (rows, columns) = (&self.rows, &self.condition_columns);
+        self.narrow
+            .get_or_insert_with(|| build(compiled, rows, columns))
+            .clone()
+    }
+
+    fn wide(&mut self, compiled: &Compiled) -> Option<RecordBatch> {
+        let (rows, columns) = (&self.rows, &self.read_columns);
+        self.wide
+            .get_or_insert_with(|| build(compiled, rows, columns))
+            .clone()
+    }
+}
+
+fn build(compiled: &Compiled, rows: &[&HotEvent], columns: &[usize]) -> Option<RecordBatch> {
+    compiled
+        .shape
+        .batch(&compiled.model, rows, columns)
+        .inspect_err(|error| tracing::error!(%error, "building a committed batch for alert rules"))
+        .ok()
+}
+
+async fn on_event_rule(
+    inner: &Inner,
+    rule: &Rule,
+    compiled: &Compiled,
+    condition: &Condition,
+    metric: &mut MetricRows<'_>,
+    now: i64,
+) {
+    let Some(narrow) = metric.narrow(compiled) else {
+        return;
+    };
+    let matched = match condition.evaluate(&narrow) {
+        Ok(matched) => matched,
+        Err(error) => {
+            lock(&rule.status).error = Some(error);
+            return;
+        }
+    };
+    // No match and no instance: nothing can change.
+    if matched.count() == 0 && !has_instances(rule) {
+        return;
+    }
+    let Some(wide) = metric.wide(compiled) else {
+        return;
+    };
+    let observations =
+        batch::event_observations(&wide, &matched, &compiled.labels, compiled.column);
+    apply(inner, rule, observations, Mode::Sequential, now).await;
+}
+
+fn on_absence_rule(rule: &Rule, compiled: &Compiled, metric: &mut MetricRows<'_>, now: i64) {
+    let Some(wide) = metric.wide(compiled) else {
+        return;
+    };
+    let (present, alive) = batch::presence(&wide, &compiled.labels, compiled.column);
+    let mut seen = lock(&rule.seen);
+    // A new series' clock starts when it is first seen, with or without the field.
+    for labels in present {
+        seen.entry(labels::to_key(&labels)).or_insert((labels, now));
+    }
+    for labels in alive {
+        seen.insert(labels::to_key(&labels), (labels, now));
     }
 }
 
@@ -470,13 +541,9 @@ pub(crate) async fn dry_run(inner: &Inner, rule: &Rule) -> Result<Vec<Observatio
                 .condition
                 .as_ref()
                 .ok_or("an event rule has a condition")?;
-            let observations = batch::event_observations(
-                &batch,
-                condition,
-                &compiled.labels,
-                compiled.column,
-                true,
-            )?;
+            let matched = condition.evaluate(&batch)?;
+            let observations =
+                batch::event_observations(&batch, &matched, &compiled.labels, compiled.column);
             // Each instance as of its latest event, with the value of its last match.
             let mut latest: std::collections::BTreeMap<Labels, Observation> = Default::default();
             for observation in observations {

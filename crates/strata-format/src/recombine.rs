@@ -79,6 +79,24 @@ impl RawBatchBuilder {
     }
 
     pub fn push(&mut self, timestamp_ms: i64, values: Vec<(NameId, Value)>) {
+        self.push_each(timestamp_ms, values, |value| value);
+    }
+
+    /// [`RawBatchBuilder::push`] for rows the caller keeps: copies only the values it needs.
+    pub fn push_borrowed(&mut self, timestamp_ms: i64, values: &[(NameId, Value)]) {
+        self.push_each(
+            timestamp_ms,
+            values.iter().map(|(id, value)| (*id, value)),
+            Value::clone,
+        );
+    }
+
+    fn push_each<V>(
+        &mut self,
+        timestamp_ms: i64,
+        values: impl IntoIterator<Item = (NameId, V)>,
+        to_owned: impl Fn(V) -> Value,
+    ) {
         let row = self.timestamps.len();
         self.timestamps.push(timestamp_ms);
         for (id, value) in values {
@@ -86,7 +104,7 @@ impl RawBatchBuilder {
                 let column = &mut self.values[slot];
                 // A repeated name in one row keeps its first value.
                 if column.len() == row {
-                    column.push(value);
+                    column.push(to_owned(value));
                 }
             }
         }

@@ -4,10 +4,11 @@
 //! Publishing never slows or fails an acknowledgement: it is a bounded broadcast channel, and a
 //! subscriber that falls more than [`EVENT_STREAM_CAPACITY_BATCHES`] batches behind is told how
 //! many it missed (`RecvError::Lagged`) and must re-read those from storage (the batches carry
-//! their write sequence numbers for that). Nothing is copied for a tenant's writes unless a
-//! subscriber wants every tenant ([`EventStream::subscribe`]) or registered interest in that
-//! tenant ([`EventStream::add_interest`]): alert rules ask only for tenants that have event or
-//! absence rules, so ingest of other tenants pays nothing for the stream.
+//! their write sequence numbers for that). Publishing copies nothing: the hot store hands the
+//! rows it made durable back to the writer, which publishes them only when a subscriber wants
+//! every tenant ([`EventStream::subscribe`]) or registered interest in that tenant
+//! ([`EventStream::add_interest`]), and otherwise drops them. Alert rules ask only for tenants
+//! that have event or absence rules.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -335,16 +335,16 @@ impl Writer {
         if rows.is_empty() && errors.is_empty() {
             return Ok(());
         }
-        let published = (!rows.is_empty() && self.stream.wants(tenant)).then(|| rows.clone());
-        let ack = self
+        let (ack, rows) = self
             .hot
-            .write(HotWrite {
+            .write_keeping_events(HotWrite {
                 tenant,
                 events: rows,
                 errors,
             })
             .await?;
-        if let Some(rows) = published {
+        // The store hands the rows back after the commit, so publishing copies nothing.
+        if !rows.is_empty() && self.stream.wants(tenant) {
             self.stream.publish(CommittedBatch {
                 tenant,
                 first_seq: ack.first_seq,

@@ -10,6 +10,7 @@ use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::DFSchema;
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
@@ -39,8 +40,8 @@ impl Condition {
         Ok(Condition { expr })
     }
 
-    /// One boolean per row; NULL counts as false.
-    pub(crate) fn evaluate(&self, batch: &RecordBatch) -> Result<Vec<bool>, String> {
+    /// One boolean per row; a row matches when it is true (NULL does not match).
+    pub(crate) fn evaluate(&self, batch: &RecordBatch) -> Result<Matches, String> {
         let value = self.expr.evaluate(batch).map_err(|e| e.to_string())?;
         let array = value
             .into_array(batch.num_rows())
@@ -49,8 +50,33 @@ impl Condition {
             .as_any()
             .downcast_ref::<BooleanArray>()
             .ok_or_else(|| "the condition did not evaluate to booleans".to_string())?;
-        Ok((0..booleans.len())
-            .map(|i| booleans.is_valid(i) && booleans.value(i))
-            .collect())
+        Ok(Matches(booleans.clone()))
+    }
+
+    /// The indices of the schema's columns the expression reads.
+    pub(crate) fn columns(&self) -> Vec<usize> {
+        collect_columns(&self.expr)
+            .into_iter()
+            .map(|c| c.index())
+            .collect()
+    }
+}
+
+/// A condition's answer for each row of a batch.
+#[derive(Debug, Clone)]
+pub(crate) struct Matches(BooleanArray);
+
+impl Matches {
+    /// Rows that are true (NULL is not).
+    pub(crate) fn count(&self) -> usize {
+        self.0.true_count()
+    }
+
+    pub(crate) fn at(&self, row: usize) -> bool {
+        self.0.is_valid(row) && self.0.value(row)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
     }
 }

@@ -123,7 +123,10 @@ fn observe_batch(
     let schema = batch.schema();
     let value_at = schema.index_of(VALUE_COLUMN).ok();
     let active = match condition {
-        Some(c) => c.evaluate(batch)?,
+        Some(c) => {
+            let matches = c.evaluate(batch)?;
+            (0..matches.len()).map(|row| matches.at(row)).collect()
+        }
         None => vec![true; batch.num_rows()],
     };
     for (row, active) in active.into_iter().enumerate() {

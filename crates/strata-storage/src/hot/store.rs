@@ -19,7 +19,7 @@ use super::writer::{
     ARCHIVE_KEYSPACE, ARCHIVE_WEEK_PREFIX, DROPPED_BEFORE_KEY, FLUSHED_SEQ_KEY,
     LATE_THRESHOLD_PREFIX, SEQ_HIGH_WATER_KEY,
 };
-use super::{ErrorRecord, HotOptions, HotPartitionInfo, HotWrite, ScanRequest, WriteAck};
+use super::{ErrorRecord, HotEvent, HotOptions, HotPartitionInfo, HotWrite, ScanRequest, WriteAck};
 use crate::error::StorageError;
 
 const META_KEYSPACE: &str = "meta";
@@ -199,19 +199,30 @@ impl HotStore {
     /// Durable write: returns only after the events and error records are committed and (with
     /// `sync`) fsync'd. Concurrent callers share one group commit and one fsync.
     pub async fn write(&self, write: HotWrite) -> Result<WriteAck, StorageError> {
+        Ok(self.write_keeping_events(write).await?.0)
+    }
+
+    /// [`HotStore::write`] that hands the events back once they are durable, exactly as stored
+    /// (values sorted by name id, a repeated id reduced to its first value), so a caller that
+    /// publishes them does not have to copy them first.
+    pub async fn write_keeping_events(
+        &self,
+        mut write: HotWrite,
+    ) -> Result<(WriteAck, Vec<HotEvent>), StorageError> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        self.submit(write, Reply::Async(sender))?;
-        receiver.await.map_err(|_| StorageError::Closed)?
+        self.submit(&mut write, Reply::Async(sender))?;
+        let ack = receiver.await.map_err(|_| StorageError::Closed)??;
+        Ok((ack, write.events))
     }
 
     /// [`HotStore::write`] for callers outside async code.
-    pub fn write_blocking(&self, write: HotWrite) -> Result<WriteAck, StorageError> {
+    pub fn write_blocking(&self, mut write: HotWrite) -> Result<WriteAck, StorageError> {
         let (sender, receiver) = mpsc::sync_channel(1);
-        self.submit(write, Reply::Blocking(sender))?;
+        self.submit(&mut write, Reply::Blocking(sender))?;
         receiver.recv().map_err(|_| StorageError::Closed)?
     }
 
-    fn submit(&self, write: HotWrite, reply: Reply<WriteAck>) -> Result<(), StorageError> {
+    fn submit(&self, write: &mut HotWrite, reply: Reply<WriteAck>) -> Result<(), StorageError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
@@ -689,15 +700,17 @@ fn delete_archived_week(shared: &Shared, week_start_ms: i64) -> Result<u64, Stor
 }
 
 /// Encodes a request on the caller's thread, so the single writer thread only assembles.
-fn prepare(write: HotWrite, reply: Reply<WriteAck>) -> Result<PreparedWrite, StorageError> {
+/// The events stay with the caller (sorted and deduplicated in place, as stored).
+fn prepare(write: &mut HotWrite, reply: Reply<WriteAck>) -> Result<PreparedWrite, StorageError> {
     let HotWrite {
         tenant,
         events,
         errors,
     } = write;
+    let tenant = *tenant;
     let mut bytes = 0usize;
     let mut rows = Vec::with_capacity(events.len());
-    for mut event in events {
+    for event in events.iter_mut() {
         // Stable sort: among duplicate name ids the first one sent comes first and is kept.
         event.values.sort_by_key(|(name, _)| *name);
         let sent = event.values.len();
@@ -728,7 +741,7 @@ fn prepare(write: HotWrite, reply: Reply<WriteAck>) -> Result<PreparedWrite, Sto
         });
     }
     let mut prepared_errors = Vec::with_capacity(errors.len());
-    for record in &errors {
+    for record in errors.iter() {
         let json = serde_json::to_vec(record).map_err(|e| StorageError::InvalidRequest {
             reason: format!("error record cannot be encoded: {e}"),
         })?;
