@@ -133,6 +133,13 @@ pub async fn run(
         query: query.clone(),
         compactor: compactor.clone(),
         alerts: alerts.clone(),
+        live: strata_streaming::LiveQueries::new(
+            query.clone(),
+            catalog.clone(),
+            hot.clone(),
+            writer.events().clone(),
+            strata_streaming::LiveConfig::default(),
+        ),
     };
     let state = AppState::new(engines, operator_token, config.limits.clone());
     let pg_bound = pg_listener.local_addr().map_err(ServerError::Serve)?;

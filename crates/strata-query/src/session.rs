@@ -80,6 +80,8 @@ pub struct Described {
 enum Input {
     Text(String),
     Parsed(DfStatement),
+    /// A plan [`TenantSession::plan`] made, possibly with its scans replaced (live queries).
+    Planned(LogicalPlan),
 }
 
 impl TenantSession {
@@ -117,6 +119,20 @@ impl TenantSession {
         statement: DfStatement,
     ) -> Result<QueryResult, QueryError> {
         self.start(Input::Parsed(statement)).await
+    }
+
+    /// Parses and plans `sql` with every check [`TenantSession::execute`] applies, without
+    /// running it (not yet optimized: scans carry no pushed-down filters).
+    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan, QueryError> {
+        let statement = TenantSession::parse(sql)?;
+        let planner = self.planner.clone();
+        self.on_runtime(async move { planner.plan(statement).await })
+            .await
+    }
+
+    /// Executes a plan from [`TenantSession::plan`] under the session's timeout and limits.
+    pub async fn execute_plan(&self, plan: LogicalPlan) -> Result<QueryResult, QueryError> {
+        self.start(Input::Planned(plan)).await
     }
 
     /// Plans `statement` with every check [`TenantSession::execute_statement`] applies, to learn
@@ -256,12 +272,12 @@ impl Planner {
     }
 
     async fn forward(&self, input: Input, events: &mpsc::Sender<Event>) -> Result<(), QueryError> {
-        let statement = match input {
+        let plan = match input {
             // `execute` checked the text limits before spawning.
-            Input::Text(sql) => parse_checked(&sql)?,
-            Input::Parsed(statement) => statement,
+            Input::Text(sql) => self.plan(parse_checked(&sql)?).await?,
+            Input::Parsed(statement) => self.plan(statement).await?,
+            Input::Planned(plan) => plan,
         };
-        let plan = self.plan(statement).await?;
         let frame = self.ctx.execute_logical_plan(plan).await?;
         let mut stream = frame.execute_stream().await?;
         if events.send(Event::Schema(stream.schema())).await.is_err() {

@@ -8,6 +8,7 @@ use strata_cold::Compactor;
 use strata_core::Limits;
 use strata_query::QueryEngine;
 use strata_storage::HotStore;
+use strata_streaming::LiveQueries;
 use strata_write::Writer;
 
 /// Shared by every request handler. Cheap to clone. Handlers reach the catalog only through
@@ -25,6 +26,7 @@ pub struct Engines {
     pub query: QueryEngine,
     pub compactor: Arc<Compactor>,
     pub alerts: AlertService,
+    pub live: LiveQueries,
 }
 
 struct Inner {
@@ -72,6 +74,10 @@ impl AppState {
     /// Alert rules, channels and silences.
     pub fn alerts(&self) -> &AlertService {
         &self.inner.engines.alerts
+    }
+    /// Live queries over the committed-event stream.
+    pub fn live(&self) -> &LiveQueries {
+        &self.inner.engines.live
     }
     pub fn operator_token(&self) -> &str {
         &self.inner.operator_token

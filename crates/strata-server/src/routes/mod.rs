@@ -2,6 +2,7 @@ mod admin;
 mod alerts;
 mod cold;
 mod errors;
+mod live;
 mod schema;
 mod sql;
 
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/write", post(crate::write::write))
         .route("/errors", get(errors::list))
         .route("/sql", post(sql::run))
+        .route("/sql/live", post(live::run))
         .route("/compact", post(cold::compact))
         .route("/status", get(cold::status))
         .route(

@@ -30,4 +30,5 @@ mod hostile_http;
 mod hostile_ingest;
 mod hostile_pg;
 mod hostile_query;
+mod live;
 mod pg_clients;

@@ -1,0 +1,212 @@
+//! One live query's task: follows the committed-event stream until the client goes away, the
+//! client falls behind, or an update fails (each ends it with a reason).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::LogicalPlan;
+use strata_catalog::TenantSchema;
+use strata_core::TenantId;
+use strata_format::model::MetricModel;
+use strata_format::recombine::RawBatchBuilder;
+use strata_query::TenantSession;
+use strata_storage::HotEvent;
+use strata_write::CommittedBatch;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::plan::{self, Shape};
+use super::{read_snapshot, Inner, LiveEvent, LiveMode, Slot};
+
+pub(crate) struct Live {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) tenant: TenantId,
+    pub(crate) sql: String,
+    pub(crate) session: TenantSession,
+    pub(crate) plan: LogicalPlan,
+    pub(crate) shape: Shape,
+    /// The schema snapshot `plan` was made with; a newer one means planning again.
+    pub(crate) schema: Arc<TenantSchema>,
+    /// Rows at or below this sequence number were committed before the first answer.
+    pub(crate) floor_seq: u64,
+    pub(crate) min_interval: Duration,
+    pub(crate) out: mpsc::Sender<LiveEvent>,
+    pub(crate) ended: Arc<Mutex<Option<String>>>,
+    pub(crate) _slot: Slot,
+}
+
+/// Why a live query stops.
+enum Stop {
+    /// The client went away: nothing to tell.
+    Gone,
+    Failed(String),
+}
+
+impl Live {
+    pub(crate) async fn run(mut self, mut events: broadcast::Receiver<Arc<CommittedBatch>>) {
+        let mut rerun =
+            tokio::time::interval_at(Instant::now() + self.min_interval, self.min_interval);
+        rerun.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut dirty = false;
+        let stop = loop {
+            let step = tokio::select! {
+                received = events.recv() => match received {
+                    Ok(batch) => self.on_batch(&batch, &mut dirty).await,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => Err(Stop::Failed(format!(
+                        "the live query fell {missed} committed batches behind the writes and cannot stay exact; start it again"
+                    ))),
+                    Err(broadcast::error::RecvError::Closed) => Err(Stop::Failed("the server is shutting down".into())),
+                },
+                _ = rerun.tick(), if dirty => {
+                    dirty = false;
+                    self.rerun().await
+                }
+                _ = self.out.closed() => Err(Stop::Gone),
+            };
+            if let Err(stop) = step {
+                break stop;
+            }
+        };
+        if let Stop::Failed(reason) = stop {
+            tracing::debug!(tenant = %self.tenant, reason, "live query ended");
+            *self.ended.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        }
+    }
+
+    async fn on_batch(&mut self, batch: &CommittedBatch, dirty: &mut bool) -> Result<(), Stop> {
+        if batch.tenant != self.tenant {
+            return Ok(());
+        }
+        match &self.shape {
+            Shape::Rerun { metrics } => {
+                *dirty |=
+                    metrics.is_empty() || batch.rows.iter().any(|r| metrics.contains(&r.metric));
+                Ok(())
+            }
+            Shape::Tail { .. } => self.tail(batch).await,
+        }
+    }
+
+    /// Runs the plan over the batch's new rows of the tailed metric and sends what it returns.
+    async fn tail(&mut self, batch: &CommittedBatch) -> Result<(), Stop> {
+        let Shape::Tail { metric, .. } = &self.shape else {
+            return Ok(());
+        };
+        let metric = *metric;
+        let rows: Vec<&HotEvent> = batch
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(i, row)| row.metric == metric && batch.first_seq + *i as u64 > self.floor_seq)
+            .map(|(_, row)| row)
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.follow_schema().await?;
+        let Shape::Tail { table, metric } = &self.shape else {
+            return Err(Stop::Failed(
+                "the query no longer reads one metric's rows; start it again".into(),
+            ));
+        };
+        let model = self
+            .schema
+            .metric_by_id(*metric)
+            .map(|m| MetricModel::from_catalog(m))
+            .ok_or_else(|| Stop::Failed("the metric was deleted".into()))?;
+        let built = build(&model, &rows).map_err(Stop::Failed)?;
+        let plan = plan::over_rows(&self.plan, table, built)
+            .map_err(|e| Stop::Failed(format!("could not plan the update: {e}")))?;
+        let result = self
+            .session
+            .execute_plan(plan)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let schema = result.schema.clone();
+        let batches = result
+            .collect()
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(());
+        }
+        self.send(LiveEvent::Rows { schema, batches })
+    }
+
+    /// Plans again when the tenant's schema changed (a new name, alias or type), keeping the
+    /// answer's columns: a change that would alter them ends the query.
+    async fn follow_schema(&mut self) -> Result<(), Stop> {
+        let current = self
+            .inner
+            .schemas
+            .schema(self.tenant)
+            .await
+            .map_err(|e| Stop::Failed(format!("reading the tenant schema: {e}")))?;
+        if Arc::ptr_eq(&current, &self.schema) {
+            return Ok(());
+        }
+        let session = self
+            .inner
+            .query
+            .session(self.tenant)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let plan = session.plan(&self.sql).await.map_err(|e| {
+            Stop::Failed(format!(
+                "after a schema change the query no longer plans: {e}"
+            ))
+        })?;
+        if plan.schema().as_arrow() != self.plan.schema().as_arrow() {
+            return Err(Stop::Failed(
+                "a schema change altered the answer's columns; start the live query again".into(),
+            ));
+        }
+        self.shape = plan::shape_of(&plan, &current);
+        self.plan = plan;
+        self.session = session;
+        self.schema = current;
+        Ok(())
+    }
+
+    async fn rerun(&mut self) -> Result<(), Stop> {
+        let session = self
+            .inner
+            .query
+            .session(self.tenant)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let result = session
+            .execute(&self.sql)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let snapshot = read_snapshot(LiveMode::Rerun, result, self.inner.config.snapshot_rows_max)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        self.send(snapshot)
+    }
+
+    /// Queues an event; a client that let its buffer fill is dropped.
+    fn send(&self, event: LiveEvent) -> Result<(), Stop> {
+        match self.out.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Stop::Gone),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Stop::Failed(format!(
+                "the client read too slowly ({} updates waiting); start the live query again",
+                self.inner.config.client_buffer_events
+            ))),
+        }
+    }
+}
+
+/// The rows as one batch of the metric's SQL shape (its table schema).
+fn build(model: &MetricModel, rows: &[&HotEvent]) -> Result<RecordBatch, String> {
+    let mut builder = RawBatchBuilder::new(&model.columns, rows.len());
+    for row in rows {
+        builder.push_borrowed(row.timestamp_ms, &row.values);
+    }
+    let (batch, _cast_failures) = builder
+        .finish(&model.schema(), Some(0), &model.columns)
+        .map_err(|e| format!("building the new rows: {e}"))?;
+    Ok(batch)
+}
