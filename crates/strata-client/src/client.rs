@@ -4,6 +4,7 @@
 //! - the typed calls (`sql`, `write_ndjson`, `create_tenant`, ...) with the key passed per call:
 //!   the benchmark and the tests, which juggle operator, admin, write and read keys.
 
+use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use reqwest::blocking::{Client as HttpClient, ClientBuilder, RequestBuilder, Response};
@@ -18,6 +19,8 @@ use crate::{ApiError, CompactAnswer, SqlAnswer, WriteAnswer};
 /// How long one CLI request may take. Generous because compaction and analytic queries are
 /// legitimately slow; a hung server still fails eventually instead of blocking a script forever.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a live query is read at most; the server's keep-alive comments arrive every 5 s.
+const LIVE_QUERY_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest accepted base URL.
 const MAX_BASE_URL_BYTES: usize = 2048;
@@ -132,6 +135,42 @@ impl Client {
         let request = self.request(Method::POST, url.clone(), self.key.as_deref());
         let response = checked(&url, request.json(body).send())?;
         text_of(&url, response)
+    }
+
+    /// `POST /api/v1/sql/live` with `body` (`{"sql": ..., "min_interval_ms": ...}`): calls
+    /// `on_event(name, data)` for each Server-Sent Event (`snapshot`, `rows`, `error`) until
+    /// the server ends the stream or `on_event` returns false.
+    pub fn sql_live(
+        &self,
+        body: &Value,
+        mut on_event: impl FnMut(&str, Value) -> bool,
+    ) -> Result<(), ApiError> {
+        let url = self.url(&["api", "v1", "sql", "live"]);
+        let request = self
+            .request(Method::POST, url.clone(), self.key.as_deref())
+            .timeout(LIVE_QUERY_TIMEOUT)
+            .json(body);
+        let response = checked(&url, request.send())?;
+        let broken = |e: std::io::Error| ApiError::Decode(format!("the live stream broke: {e}"));
+        let (mut name, mut data) = (String::new(), String::new());
+        for line in BufReader::new(response).lines() {
+            let line = line.map_err(broken)?;
+            if let Some(event) = line.strip_prefix("event:") {
+                name = event.trim().to_string();
+            } else if let Some(part) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(part.strip_prefix(' ').unwrap_or(part));
+            } else if line.is_empty() && !data.is_empty() {
+                let value = decode::<Value>(&data, "/api/v1/sql/live")?;
+                data.clear();
+                if !on_event(&std::mem::take(&mut name), value) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn call(

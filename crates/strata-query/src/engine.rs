@@ -135,6 +135,17 @@ impl QueryEngine {
     /// catalog's current schema (tables and alias rewrite alike), so every schema change is
     /// visible to the next session.
     pub async fn session(&self, tenant: TenantId) -> Result<TenantSession, QueryError> {
+        self.session_upto(tenant, None).await
+    }
+
+    /// [`QueryEngine::session`] whose metric tables leave out hot rows committed after
+    /// `upto_seq` (all rows with `None`): a live query's first answer ends exactly where the
+    /// committed-event stream it follows begins.
+    pub async fn session_upto(
+        &self,
+        tenant: TenantId,
+        upto_seq: Option<u64>,
+    ) -> Result<TenantSession, QueryError> {
         let schema = self.catalog.schemas.schema(tenant).await.map_err(|e| {
             tracing::error!(error = %e, "reading the tenant schema for a query session");
             QueryError::Internal("could not read the tenant's schema".to_string())
@@ -150,7 +161,8 @@ impl QueryEngine {
             }
         });
         let mut ctx = self.context(runtime);
-        let (resolver, by_name) = self.register_metrics(&mut ctx, tenant, &schema, &cold)?;
+        let (resolver, by_name) =
+            self.register_metrics(&mut ctx, tenant, &schema, &cold, upto_seq)?;
         self.register_system_tables(&ctx, tenant, &schema)?;
         ctx.register_udtf(
             "strata_raw",
@@ -223,6 +235,7 @@ impl QueryEngine {
         tenant: TenantId,
         schema: &TenantSchema,
         cold: &Option<ColdContext>,
+        upto_seq: Option<u64>,
     ) -> Result<(AliasResolver, HashMap<String, Arc<MetricModel>>), QueryError> {
         let mut resolver = AliasResolver::new();
         let mut by_name: HashMap<String, Arc<MetricModel>> = HashMap::new();
@@ -230,7 +243,9 @@ impl QueryEngine {
             let model = Arc::new(MetricModel::from_catalog(metric));
             let aliases = Arc::new(model.alias_map());
             let table = Arc::new(
-                MetricTable::new(tenant, model.clone(), self.hot.clone()).with_cold(cold.clone()),
+                MetricTable::new(tenant, model.clone(), self.hot.clone())
+                    .with_cold(cold.clone())
+                    .with_upto_seq(upto_seq),
             );
             for name in &model.table_names {
                 if by_name.insert(name.clone(), model.clone()).is_some() {

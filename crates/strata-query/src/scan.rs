@@ -62,6 +62,9 @@ pub struct ScanSpec {
     /// How many shards a scan of every series is cut into, each read by its own thread (the
     /// session's target partitions; see [`shard_count`]).
     pub target_partitions: usize,
+    /// Leave out hot rows committed after this sequence number: a live query's first answer
+    /// stops where its tail starts (`TenantSession` opened with `QueryEngine::session_upto`).
+    pub upto_seq: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -290,19 +293,23 @@ impl ScanWorker {
                 break;
             }
             let decoded = row.and_then(|row| {
-                if names.is_empty() {
-                    Ok((row.timestamp_ms(), Vec::new()))
+                if names.is_empty() && spec.upto_seq.is_none() {
+                    Ok((row.timestamp_ms(), Vec::new(), 0))
                 } else {
-                    row.to_row(Some(&names)).map(|r| (r.timestamp_ms, r.values))
+                    row.to_row(Some(&names))
+                        .map(|r| (r.timestamp_ms, r.values, r.seq))
                 }
             });
-            let (timestamp_ms, values) = match decoded {
+            let (timestamp_ms, values, seq) = match decoded {
                 Ok(decoded) => decoded,
                 Err(e) => {
                     self.send(Err(backend_error(e)));
                     return;
                 }
             };
+            if spec.upto_seq.is_some_and(|upto| seq > upto) {
+                continue;
+            }
             builder.push(timestamp_ms, values);
             remaining -= 1;
             since_check += 1;

@@ -31,9 +31,17 @@ pub struct MetricTable {
     /// The cold tier, when the server has one: scans then cover compacted rows too.
     cold: Option<ColdContext>,
     raw: bool,
+    /// See [`ScanSpec::upto_seq`].
+    upto_seq: Option<u64>,
 }
 
 impl MetricTable {
+    /// Leaves out hot rows committed after `upto_seq` (see [`ScanSpec::upto_seq`]).
+    pub fn with_upto_seq(mut self, upto_seq: Option<u64>) -> Self {
+        self.upto_seq = upto_seq;
+        self
+    }
+
     /// Reads compacted rows from the cold tier as well (see [`crate::federated`]).
     pub fn with_cold(mut self, cold: Option<ColdContext>) -> Self {
         self.cold = cold;
@@ -49,6 +57,7 @@ impl MetricTable {
             hot,
             cold: None,
             raw: false,
+            upto_seq: None,
         }
     }
 
@@ -63,6 +72,7 @@ impl MetricTable {
             hot,
             cold: None,
             raw: true,
+            upto_seq: None,
         }
     }
 
@@ -256,6 +266,7 @@ impl MetricTable {
             limit: if filters.is_empty() { limit } else { None },
             raw: self.raw,
             target_partitions,
+            upto_seq: self.upto_seq,
         };
         MetricScanExec::new(spec, self.hot.clone())
     }

@@ -116,8 +116,13 @@ Tables are the tenant's metrics (by name or any alias); system tables live in sc
 (`strata.errors`, `strata.unknown_fields`).\n\n\
 Shell: the prompt is `strata> `; a statement may span lines and runs when a line ends with `;`. \
 `\\q` quits, `\\h` shows the statements run so far.\n\n\
+--live keeps the query running (POST /api/v1/sql/live) and redraws the answer as events are \
+committed: a filter over one metric (a tail) adds the new matching rows (the last 1,000 are \
+shown), any other query is re-run at most every --min-interval-ms. With --format json each \
+event is printed as one JSON line. Ctrl-C stops it.\n\n\
 Examples:\n  \
 strata sql 'SELECT name, avg(temperature) FROM thermostat GROUP BY name'\n  \
+strata sql --live 'SELECT name, temperature FROM thermostat WHERE temperature > 90'\n  \
 strata sql --format csv 'SELECT * FROM \"new machine\"' > out.csv\n  \
 strata sql"
     )]
@@ -741,6 +746,12 @@ pub struct SqlArgs {
     /// Output format (--json is the same as --format json)
     #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
     pub format: SqlFormat,
+    /// Keep the query running and redraw its answer as events arrive
+    #[arg(long, requires = "query")]
+    pub live: bool,
+    /// With --live: least time between two re-runs of a query that is not a tail
+    #[arg(long, requires = "live", value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub min_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

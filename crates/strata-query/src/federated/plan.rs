@@ -146,13 +146,17 @@ async fn read_late_rows(
         names: None,
     };
     let hot = hot.clone();
-    tokio::task::spawn_blocking(move || {
+    let mut rows = tokio::task::spawn_blocking(move || {
         hot.scan_late(&request)
             .and_then(|scan| scan.collect::<std::result::Result<Vec<_>, _>>())
     })
     .await
     .map_err(backend)?
-    .map_err(backend)
+    .map_err(backend)?;
+    if let Some(upto) = spec.upto_seq {
+        rows.retain(|row| row.seq <= upto);
+    }
+    Ok(rows)
 }
 
 /// Cold retention: days below the floor are expired, whichever tier still holds them, so the

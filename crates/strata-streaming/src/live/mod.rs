@@ -3,8 +3,8 @@
 //! task per query (`task.rs`) that sends updates until the client goes away.
 //!
 //! Exactly once: the tail follows rows whose sequence number is above the highest one committed
-//! before the first answer was read (`floor_seq`). Rows committed while that first answer runs
-//! can be both in it and in the tail: see ARCHITECTURE.md, "Live queries".
+//! when the query subscribed (`floor_seq`), and the first answer reads only rows at or below it
+//! (`QueryEngine::session_upto`), so each committed row is in exactly one of them.
 
 mod plan;
 mod task;
@@ -207,7 +207,15 @@ impl LiveQueries {
         let events = self.inner.stream.subscribe_interested();
         self.inner.stream.add_interest(tenant);
         let floor_seq = self.inner.hot.last_seq();
-        let first = session.execute_plan(plan.clone()).await?;
+        // The first answer stops at the floor (its tables leave out later hot rows), so each
+        // row is in exactly one of it and the tail.
+        let first = self
+            .inner
+            .query
+            .session_upto(tenant, Some(floor_seq))
+            .await?
+            .execute(sql)
+            .await?;
         let first = self.snapshot(mode, first).await?;
         let (sender, receiver) = mpsc::channel(self.inner.config.client_buffer_events.max(1));
         let ended = Arc::new(Mutex::new(None));

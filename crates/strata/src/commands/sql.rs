@@ -25,11 +25,77 @@ pub fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
         args.format
     };
     match args.query {
+        Some(query) if args.live => live(&client, &query, args.min_interval_ms, format),
         Some(query) => {
             print!("{}", query_output(&client, &query, format)?);
             Ok(ExitCode::SUCCESS)
         }
         None => shell(&client, format),
+    }
+}
+
+/// Rows a redrawn tail keeps on screen; older ones scroll away.
+const LIVE_TAIL_ROWS: usize = 1000;
+
+/// `--live`: follows a live query until the server ends it (an `error` event fails the command).
+fn live(
+    client: &Client,
+    sql: &str,
+    min_interval_ms: Option<u64>,
+    format: SqlFormat,
+) -> anyhow::Result<ExitCode> {
+    if format == SqlFormat::Csv {
+        anyhow::bail!("--live prints a table or json (one JSON line per event), not csv");
+    }
+    let mut body = json!({ "sql": sql });
+    if let Some(ms) = min_interval_ms {
+        body["min_interval_ms"] = json!(ms);
+    }
+    let redraw = std::io::stdout().is_terminal();
+    let mut view = LiveView::default();
+    let mut failure = None;
+    client.sql_live(&body, |event, data| {
+        if event == "error" {
+            failure = Some(output::cell(&data["error"]));
+            return false;
+        }
+        let text = match format {
+            SqlFormat::Json => format!("{}\n", json!({ "event": event, "data": data })),
+            _ if redraw => format!("\x1b[2J\x1b[H{}", view.apply(event, data)),
+            _ => render_result(&data),
+        };
+        print!("{text}");
+        std::io::stdout().flush().is_ok()
+    })?;
+    match failure {
+        Some(reason) => anyhow::bail!("the live query ended: {reason}"),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// What a terminal shows of a live query: the last snapshot plus the rows appended since.
+#[derive(Default)]
+struct LiveView {
+    columns: Value,
+    rows: std::collections::VecDeque<Value>,
+}
+
+impl LiveView {
+    /// Takes in one event and renders the whole view.
+    fn apply(&mut self, event: &str, data: Value) -> String {
+        if event == "snapshot" {
+            self.columns = data["columns"].clone();
+            self.rows.clear();
+        }
+        if let Value::Array(rows) = &data["rows"] {
+            self.rows.extend(rows.iter().cloned());
+        }
+        while self.rows.len() > LIVE_TAIL_ROWS {
+            self.rows.pop_front();
+        }
+        let mode = output::cell(&data["mode"]);
+        let shown = json!({ "columns": self.columns, "rows": Vec::from(self.rows.clone()) });
+        format!("live ({mode}), Ctrl-C to stop\n{}", render_result(&shown))
     }
 }
 

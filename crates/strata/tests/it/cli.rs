@@ -181,7 +181,16 @@ fn help_of_every_subcommand_mentions_its_flags() {
         ),
         (
             &["sql"],
-            &["--format", "table", "csv", "json", "\\q", "Examples"],
+            &[
+                "--format",
+                "table",
+                "csv",
+                "json",
+                "\\q",
+                "--live",
+                "--min-interval-ms",
+                "Examples",
+            ],
         ),
         (&["compact"], &["--url", "--key", "Example"]),
         (
@@ -790,6 +799,62 @@ fn sql_prints_tables_csv_and_json() {
     );
     assert!(stderr(&shell).contains("error: "), "{}", stderr(&shell));
     assert_eq!(shell.status.code(), Some(1), "a script with errors fails");
+}
+
+#[test]
+fn sql_live_prints_the_answer_then_each_new_row_as_json_lines() {
+    let server = TestServer::start();
+    let url = server.url();
+    let admin = server.create_tenant("acme");
+    let write = |line: &str| {
+        let answer = server.post_raw(
+            "/api/v1/write",
+            &admin,
+            "application/x-ndjson",
+            line.as_bytes().to_vec(),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text);
+    };
+    write("{\"metrictype\":\"m\",\"timestamp\":1000,\"name\":\"a\"}\n");
+    let mut child = Command::new(BIN)
+        .args([
+            "sql", "--live", "--format", "json", "--url", url, "--key", &admin,
+        ])
+        .arg("SELECT name FROM m WHERE name <> 'skip'")
+        .env_remove("STRATA_URL")
+        .env_remove("STRATA_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strata");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = || -> Value {
+        let line = lines.next().expect("a line").expect("text");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    let first = next();
+    assert_eq!(first["event"], "snapshot");
+    assert_eq!(first["data"]["mode"], "tail");
+    assert_eq!(first["data"]["rows"], json!([["a"]]));
+    write("{\"metrictype\":\"m\",\"timestamp\":2000,\"name\":\"skip\"}\n{\"metrictype\":\"m\",\"timestamp\":3000,\"name\":\"b\"}\n");
+    let update = next();
+    assert_eq!(update["event"], "rows");
+    assert_eq!(update["data"]["rows"], json!([["b"]]));
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Refused before any stream: the planner's message and exit code 1.
+    let bad = client(url, &admin, &["sql", "--live", "SELECT nope FROM m"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("nope"), "{}", stderr(&bad));
+    let csv = client(
+        url,
+        &admin,
+        &["sql", "--live", "--format", "csv", "SELECT 1"],
+    );
+    assert_eq!(csv.status.code(), Some(1));
+    assert!(stderr(&csv).contains("csv"), "{}", stderr(&csv));
 }
 
 /// One request the stub server received.

@@ -336,3 +336,59 @@ fn a_tenant_runs_at_most_its_limit_of_live_queries() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn events_written_while_a_live_query_starts_arrive_exactly_once() {
+    let server = TestServer::start();
+    let key = tenant(&server, "acme");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (url, key, stop) = (server.url().to_string(), key.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::new();
+            let mut written = 0i64;
+            // One event per request, so commits land all through the first answer's run.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || written < 200 {
+                let event = reading("a", written, written as f64);
+                let answer = client
+                    .post(format!("{url}/api/v1/write"))
+                    .bearer_auth(&key)
+                    .body(event.to_string())
+                    .send()
+                    .expect("write");
+                assert_eq!(answer.status(), 200);
+                written += 1;
+            }
+            written
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let live = Live::start(
+        &server,
+        &key,
+        &json!({"sql": "SELECT temp FROM thermostat"}),
+    );
+    let first = live.expect("snapshot");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().expect("writer") as usize;
+    let mut seen: Vec<i64> = table(&first)
+        .iter()
+        .map(|row| row[0].as_f64().expect("temp") as i64)
+        .collect();
+    let before = seen.len();
+    assert!(
+        before > 0 && before < written,
+        "{before} of {written} in the first answer"
+    );
+    seen.extend(
+        live.rows(written - before)
+            .iter()
+            .map(|row| row[0].as_f64().expect("temp") as i64),
+    );
+    // Every event once, and the tail in write order.
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..written as i64).collect::<Vec<_>>());
+    assert!(seen[before..].windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+}
