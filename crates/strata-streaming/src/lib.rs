@@ -4,8 +4,9 @@
 //! session, sends the answer now, then follows the committed-event stream of the write
 //! library. A filter and projection over one metric (a tail) runs its own plan on each
 //! committed batch of that metric, with the metric's scan replaced by the new rows, so aliases,
-//! casts and filters apply exactly as in `/sql`. Any other query is re-run when one of its
-//! metrics changes, at most once per interval.
+//! casts and filters apply exactly as in `/sql`. A grouped query with decomposable aggregates
+//! keeps partial aggregates per group and merges each batch into them (`live/buckets.rs`). Any
+//! other query is re-run when one of its metrics changes, at most once per interval.
 //!
 //! Never imports the server or the node: the HTTP door only encodes [`live::LiveEvent`]s.
 

@@ -1,8 +1,8 @@
 //! `POST /api/v1/sql/live`: a live query as Server-Sent Events. The first event is
-//! `snapshot` (the answer now); then `rows` (rows appended to a tail) or `snapshot` again (a
-//! re-run); `error` ends the stream with its cause. Each `data:` is the JSON answer shape of
-//! `/sql`, `{"columns": [...], "rows": [...]}`, plus `"mode"` (`tail` or `rerun`) and, on
-//! snapshots, `"truncated"`.
+//! `snapshot` (the answer now); then `rows` (rows appended to a tail), `update` (the groups a
+//! batch changed) or `snapshot` again (a re-run); `error` ends the stream with its cause. Each
+//! `data:` is the JSON answer shape of `/sql`, `{"columns": [...], "rows": [...]}`, plus
+//! `"mode"` (`tail`, `buckets` or `rerun`) and, on snapshots, `"truncated"`.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -95,6 +95,9 @@ fn encode(event: &LiveEvent) -> Event {
         } => answer(*mode, schema, batches, Some(*truncated)).map(|d| ("snapshot", d)),
         LiveEvent::Rows { schema, batches } => {
             answer(LiveMode::Tail, schema, batches, None).map(|d| ("rows", d))
+        }
+        LiveEvent::Update { schema, batches } => {
+            answer(LiveMode::Buckets, schema, batches, None).map(|d| ("update", d))
         }
         LiveEvent::Error(message) => Ok(("error", error_data(message))),
     };

@@ -6,6 +6,7 @@
 //! when the query subscribed (`floor_seq`), and the first answer reads only rows at or below it
 //! (`QueryEngine::session_upto`), so each committed row is in exactly one of them.
 
+mod buckets;
 mod plan;
 mod task;
 
@@ -58,6 +59,8 @@ pub const MIN_INTERVAL_RANGE_MS: (u64, u64) = (100, 3_600_000);
 pub enum LiveMode {
     /// New matching rows as they are committed.
     Tail,
+    /// A grouped query kept incrementally: the groups each committed batch changed.
+    Buckets,
     /// The whole answer again when its data changed, at most once per interval.
     Rerun,
 }
@@ -66,6 +69,7 @@ impl LiveMode {
     pub fn name(self) -> &'static str {
         match self {
             LiveMode::Tail => "tail",
+            LiveMode::Buckets => "buckets",
             LiveMode::Rerun => "rerun",
         }
     }
@@ -84,6 +88,11 @@ pub enum LiveEvent {
     },
     /// Rows appended to a tail.
     Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    /// The new values of the groups a committed batch changed (mode `buckets`).
+    Update {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
     },
@@ -190,7 +199,16 @@ impl LiveQueries {
         min_interval: Option<Duration>,
     ) -> Result<LiveQuery, StreamingError> {
         let slot = self.take_slot(tenant)?;
-        let session = self.inner.query.session(tenant).await?;
+        // Subscribe before reading the floor: every batch committed after it is received.
+        let events = self.inner.stream.subscribe_interested();
+        let floor_seq = self.inner.hot.last_seq();
+        // Planned in a session whose tables stop at the floor, so the first answer (and a
+        // grouped query's first state) hold exactly the rows the stream will not bring.
+        let session = self
+            .inner
+            .query
+            .session_upto(tenant, Some(floor_seq))
+            .await?;
         let plan = session.plan(sql).await?;
         let schema = self
             .inner
@@ -199,23 +217,16 @@ impl LiveQueries {
             .await
             .map_err(|e| StreamingError::Internal(format!("reading the tenant schema: {e}")))?;
         let shape = plan::shape_of(&plan, &schema);
-        let mode = match shape {
-            Shape::Tail { .. } => LiveMode::Tail,
-            Shape::Rerun { .. } => LiveMode::Rerun,
+        let buckets = match shape {
+            Shape::Tail { .. } => None,
+            Shape::Rerun { .. } => keep_buckets(&session, &plan, &schema).await?,
         };
-        // Subscribe before reading the floor: every batch committed after it is received.
-        let events = self.inner.stream.subscribe_interested();
-        self.inner.stream.add_interest(tenant);
-        let floor_seq = self.inner.hot.last_seq();
-        // The first answer stops at the floor (its tables leave out later hot rows), so each
-        // row is in exactly one of it and the tail.
-        let first = self
-            .inner
-            .query
-            .session_upto(tenant, Some(floor_seq))
-            .await?
-            .execute(sql)
-            .await?;
+        let mode = match (&shape, &buckets) {
+            (Shape::Tail { .. }, _) => LiveMode::Tail,
+            (_, Some(_)) => LiveMode::Buckets,
+            _ => LiveMode::Rerun,
+        };
+        let first = session.execute_plan(plan.clone()).await?;
         let first = self.snapshot(mode, first).await?;
         let (sender, receiver) = mpsc::channel(self.inner.config.client_buffer_events.max(1));
         let ended = Arc::new(Mutex::new(None));
@@ -228,6 +239,7 @@ impl LiveQueries {
             session,
             plan,
             shape,
+            buckets,
             schema,
             floor_seq,
             min_interval: min_interval.unwrap_or(self.inner.config.min_interval_default),
@@ -256,6 +268,8 @@ impl LiveQueries {
             return Err(StreamingError::TooManyLiveQueries { limit });
         }
         *count += 1;
+        // Paired with `remove_interest` in `Slot::drop`.
+        self.inner.stream.add_interest(tenant);
         Ok(Slot {
             inner: self.inner.clone(),
             tenant,
@@ -269,6 +283,25 @@ impl LiveQueries {
     ) -> Result<LiveEvent, StreamingError> {
         read_snapshot(mode, result, self.inner.config.snapshot_rows_max).await
     }
+}
+
+/// A grouped query's incremental state, loaded from all rows up to the floor; `None` when the
+/// query cannot be kept incrementally (it is re-run instead).
+async fn keep_buckets(
+    session: &strata_query::TenantSession,
+    plan: &datafusion::logical_expr::LogicalPlan,
+    schema: &strata_catalog::TenantSchema,
+) -> Result<Option<buckets::Buckets>, StreamingError> {
+    let Some(mut buckets) = buckets::Buckets::of(plan, schema) else {
+        return Ok(None);
+    };
+    let state = session
+        .execute_plan(buckets.partial.clone())
+        .await?
+        .collect()
+        .await?;
+    // Too many groups: re-run instead.
+    Ok(buckets.load(&state).is_ok().then_some(buckets))
 }
 
 /// Reads an answer up to `rows_max` rows (the rest is not read: dropping the stream stops the

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::logical_expr::LogicalPlan;
 use strata_catalog::TenantSchema;
 use strata_core::TenantId;
@@ -16,6 +17,7 @@ use strata_write::CommittedBatch;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::buckets::Buckets;
 use super::plan::{self, Shape};
 use super::{read_snapshot, Inner, LiveEvent, LiveMode, Slot};
 
@@ -26,6 +28,8 @@ pub(crate) struct Live {
     pub(crate) session: TenantSession,
     pub(crate) plan: LogicalPlan,
     pub(crate) shape: Shape,
+    /// A grouped query kept incrementally (its shape is then `Rerun`, which it replaces).
+    pub(crate) buckets: Option<Buckets>,
     /// The schema snapshot `plan` was made with; a newer one means planning again.
     pub(crate) schema: Arc<TenantSchema>,
     /// Rows at or below this sequence number were committed before the first answer.
@@ -78,6 +82,9 @@ impl Live {
         if batch.tenant != self.tenant {
             return Ok(());
         }
+        if self.buckets.is_some() {
+            return self.update_buckets(batch).await;
+        }
         match &self.shape {
             Shape::Rerun { metrics } => {
                 *dirty |=
@@ -88,19 +95,76 @@ impl Live {
         }
     }
 
+    /// Merges the batch's new rows of the grouped metric and sends the groups they changed.
+    async fn update_buckets(&mut self, batch: &CommittedBatch) -> Result<(), Stop> {
+        let Some(buckets) = &self.buckets else {
+            return Ok(());
+        };
+        let rows = new_rows(batch, buckets.metric, self.floor_seq);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let built = self
+            .build_current(buckets.metric, &buckets.partial, &rows)
+            .await?;
+        let plan = plan::over_rows(&buckets.partial, &buckets.table, built)
+            .map_err(|e| Stop::Failed(format!("could not plan the update: {e}")))?;
+        let result = self
+            .session
+            .execute_plan(plan)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let partials = result
+            .collect()
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let Some(buckets) = self.buckets.as_mut() else {
+            return Ok(());
+        };
+        let changed = buckets
+            .merge(&partials)
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        match changed {
+            Some(batch) => self.send(LiveEvent::Update {
+                schema: batch.schema(),
+                batches: vec![batch],
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The rows as a batch of the metric's current SQL shape, which must still be the shape
+    /// `plan` scans (a new incoming name or alias keeps it; a new column or type does not).
+    async fn build_current(
+        &self,
+        metric: strata_core::MetricId,
+        plan: &LogicalPlan,
+        rows: &[&HotEvent],
+    ) -> Result<RecordBatch, Stop> {
+        let current = self
+            .inner
+            .schemas
+            .schema(self.tenant)
+            .await
+            .map_err(|e| Stop::Failed(format!("reading the tenant schema: {e}")))?;
+        let model = current
+            .metric_by_id(metric)
+            .map(|m| MetricModel::from_catalog(m))
+            .ok_or_else(|| Stop::Failed("the metric was deleted".into()))?;
+        if Some(model.schema()) != scanned_schema(plan) {
+            return Err(Stop::Failed(
+                "a schema change altered the metric's columns; start the live query again".into(),
+            ));
+        }
+        build(&model, rows).map_err(Stop::Failed)
+    }
+
     /// Runs the plan over the batch's new rows of the tailed metric and sends what it returns.
     async fn tail(&mut self, batch: &CommittedBatch) -> Result<(), Stop> {
         let Shape::Tail { metric, .. } = &self.shape else {
             return Ok(());
         };
-        let metric = *metric;
-        let rows: Vec<&HotEvent> = batch
-            .rows
-            .iter()
-            .enumerate()
-            .filter(|(i, row)| row.metric == metric && batch.first_seq + *i as u64 > self.floor_seq)
-            .map(|(_, row)| row)
-            .collect();
+        let rows = new_rows(batch, *metric, self.floor_seq);
         if rows.is_empty() {
             return Ok(());
         }
@@ -146,12 +210,7 @@ impl Live {
         if Arc::ptr_eq(&current, &self.schema) {
             return Ok(());
         }
-        let session = self
-            .inner
-            .query
-            .session(self.tenant)
-            .await
-            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let session = self.new_session().await?;
         let plan = session.plan(&self.sql).await.map_err(|e| {
             Stop::Failed(format!(
                 "after a schema change the query no longer plans: {e}"
@@ -170,12 +229,7 @@ impl Live {
     }
 
     async fn rerun(&mut self) -> Result<(), Stop> {
-        let session = self
-            .inner
-            .query
-            .session(self.tenant)
-            .await
-            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let session = self.new_session().await?;
         let result = session
             .execute(&self.sql)
             .await
@@ -184,6 +238,15 @@ impl Live {
             .await
             .map_err(|e| Stop::Failed(e.to_string()))?;
         self.send(snapshot)
+    }
+
+    /// A session over the tenant's current schema.
+    async fn new_session(&self) -> Result<TenantSession, Stop> {
+        self.inner
+            .query
+            .session(self.tenant)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))
     }
 
     /// Queues an event; a client that let its buffer fill is dropped.
@@ -197,6 +260,33 @@ impl Live {
             ))),
         }
     }
+}
+
+/// The batch's rows of `metric` committed after `floor_seq`.
+fn new_rows(
+    batch: &CommittedBatch,
+    metric: strata_core::MetricId,
+    floor_seq: u64,
+) -> Vec<&HotEvent> {
+    batch
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(i, row)| row.metric == metric && batch.first_seq + *i as u64 > floor_seq)
+        .map(|(_, row)| row)
+        .collect()
+}
+
+/// The schema of the (one) table `plan` scans.
+fn scanned_schema(plan: &LogicalPlan) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+    let mut found = None;
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            found = Some(scan.source.schema());
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 /// The rows as one batch of the metric's SQL shape (its table schema).
