@@ -146,6 +146,7 @@ impl AlertService {
         let events = stream.subscribe_interested();
         tokio::spawn(engine::consume(service.inner.clone(), events));
         tokio::spawn(engine::schedule(service.inner.clone()));
+        tokio::spawn(engine::dispatch_queries(service.inner.clone()));
         tokio::spawn(crate::outbox::deliver(service.inner.clone()));
         Ok(service)
     }
