@@ -107,17 +107,9 @@ impl Live {
         let built = self
             .build_current(buckets.metric, &buckets.partial, &rows)
             .await?;
-        let plan = plan::over_rows(&buckets.partial, &buckets.table, built)
-            .map_err(|e| Stop::Failed(format!("could not plan the update: {e}")))?;
-        let result = self
-            .session
-            .execute_plan(plan)
-            .await
-            .map_err(|e| Stop::Failed(e.to_string()))?;
-        let partials = result
-            .collect()
-            .await
-            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let (_, partials) = self
+            .run_over(&buckets.partial, &buckets.table, built)
+            .await?;
         let Some(buckets) = self.buckets.as_mut() else {
             return Ok(());
         };
@@ -180,18 +172,7 @@ impl Live {
             .map(|m| MetricModel::from_catalog(m))
             .ok_or_else(|| Stop::Failed("the metric was deleted".into()))?;
         let built = build(&model, &rows).map_err(Stop::Failed)?;
-        let plan = plan::over_rows(&self.plan, table, built)
-            .map_err(|e| Stop::Failed(format!("could not plan the update: {e}")))?;
-        let result = self
-            .session
-            .execute_plan(plan)
-            .await
-            .map_err(|e| Stop::Failed(e.to_string()))?;
-        let schema = result.schema.clone();
-        let batches = result
-            .collect()
-            .await
-            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let (schema, batches) = self.run_over(&self.plan, table, built).await?;
         if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(());
         }
@@ -238,6 +219,28 @@ impl Live {
             .await
             .map_err(|e| Stop::Failed(e.to_string()))?;
         self.send(snapshot)
+    }
+
+    /// Runs `plan` with its scan of `table` reading `rows`: its schema and batches.
+    async fn run_over(
+        &self,
+        plan: &LogicalPlan,
+        table: &datafusion::common::TableReference,
+        rows: RecordBatch,
+    ) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>), Stop> {
+        let plan = plan::over_rows(plan, table, rows)
+            .map_err(|e| Stop::Failed(format!("could not plan the update: {e}")))?;
+        let result = self
+            .session
+            .execute_plan(plan)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let schema = result.schema.clone();
+        let batches = result
+            .collect()
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        Ok((schema, batches))
     }
 
     /// A session over the tenant's current schema.
