@@ -453,9 +453,16 @@ fn a_grouped_query_sends_exactly_the_buckets_each_write_changed() {
         assert_eq!(rows.len(), changed, "{update}");
         kept.extend(by_group(rows));
     }
+    // Another tenant's writes to a metric of the same name change nothing here.
+    let other = tenant(&server, "other");
+    write_events(
+        &server,
+        &other,
+        &[reading("a", 0, 99.0), reading("z", 0, 1.0)],
+    );
     assert!(
         live.next(QUIET).is_none(),
-        "an update for a write the filter drops"
+        "an update for a write the filter drops or another tenant's write"
     );
     // What the live query holds equals the query over the stored data, group for group.
     let now = server.sql(&key, sql);
