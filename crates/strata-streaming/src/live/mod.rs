@@ -227,7 +227,7 @@ impl LiveQueries {
             _ => LiveMode::Rerun,
         };
         let first = session.execute_plan(plan.clone()).await?;
-        let first = self.snapshot(mode, first).await?;
+        let first = read_snapshot(mode, first, self.inner.config.snapshot_rows_max).await?;
         let (sender, receiver) = mpsc::channel(self.inner.config.client_buffer_events.max(1));
         let ended = Arc::new(Mutex::new(None));
         // Cannot fail: the buffer holds at least one event and nothing was sent yet.
@@ -240,7 +240,6 @@ impl LiveQueries {
             plan,
             shape,
             buckets,
-            schema,
             floor_seq,
             min_interval: min_interval.unwrap_or(self.inner.config.min_interval_default),
             out: sender,
@@ -274,14 +273,6 @@ impl LiveQueries {
             inner: self.inner.clone(),
             tenant,
         })
-    }
-
-    async fn snapshot(
-        &self,
-        mode: LiveMode,
-        result: QueryResult,
-    ) -> Result<LiveEvent, StreamingError> {
-        read_snapshot(mode, result, self.inner.config.snapshot_rows_max).await
     }
 }
 

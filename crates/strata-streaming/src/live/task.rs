@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::logical_expr::LogicalPlan;
-use strata_catalog::TenantSchema;
 use strata_core::TenantId;
 use strata_format::model::MetricModel;
 use strata_format::recombine::RawBatchBuilder;
@@ -30,8 +30,6 @@ pub(crate) struct Live {
     pub(crate) shape: Shape,
     /// A grouped query kept incrementally (its shape is then `Rerun`, which it replaces).
     pub(crate) buckets: Option<Buckets>,
-    /// The schema snapshot `plan` was made with; a newer one means planning again.
-    pub(crate) schema: Arc<TenantSchema>,
     /// Rows at or below this sequence number were committed before the first answer.
     pub(crate) floor_seq: u64,
     pub(crate) min_interval: Duration,
@@ -125,8 +123,10 @@ impl Live {
         }
     }
 
-    /// The rows as a batch of the metric's current SQL shape, which must still be the shape
-    /// `plan` scans (a new incoming name or alias keeps it; a new column or type does not).
+    /// The rows as a batch of the columns `plan` scans, built with the metric's current model:
+    /// a new incoming name or alias of a scanned column is read, a new column (a field a
+    /// device just started sending) is left out, and a scanned column that is gone or changed
+    /// type ends the query.
     async fn build_current(
         &self,
         metric: strata_core::MetricId,
@@ -143,12 +143,10 @@ impl Live {
             .metric_by_id(metric)
             .map(|m| MetricModel::from_catalog(m))
             .ok_or_else(|| Stop::Failed("the metric was deleted".into()))?;
-        if Some(model.schema()) != scanned_schema(plan) {
-            return Err(Stop::Failed(
-                "a schema change altered the metric's columns; start the live query again".into(),
-            ));
-        }
-        build(&model, rows).map_err(Stop::Failed)
+        let scanned = scanned_schema(plan)
+            .ok_or_else(|| Stop::Failed("the live query's plan scans no table".into()))?;
+        let built = build(&model, rows).map_err(Stop::Failed)?;
+        conform(&built, &scanned).map_err(Stop::Failed)
     }
 
     /// Runs the plan over the batch's new rows of the tailed metric and sends what it returns.
@@ -160,53 +158,15 @@ impl Live {
         if rows.is_empty() {
             return Ok(());
         }
-        self.follow_schema().await?;
         let Shape::Tail { table, metric } = &self.shape else {
-            return Err(Stop::Failed(
-                "the query no longer reads one metric's rows; start it again".into(),
-            ));
+            return Ok(());
         };
-        let model = self
-            .schema
-            .metric_by_id(*metric)
-            .map(|m| MetricModel::from_catalog(m))
-            .ok_or_else(|| Stop::Failed("the metric was deleted".into()))?;
-        let built = build(&model, &rows).map_err(Stop::Failed)?;
+        let built = self.build_current(*metric, &self.plan, &rows).await?;
         let (schema, batches) = self.run_over(&self.plan, table, built).await?;
         if batches.iter().all(|b| b.num_rows() == 0) {
             return Ok(());
         }
         self.send(LiveEvent::Rows { schema, batches })
-    }
-
-    /// Plans again when the tenant's schema changed (a new name, alias or type), keeping the
-    /// answer's columns: a change that would alter them ends the query.
-    async fn follow_schema(&mut self) -> Result<(), Stop> {
-        let current = self
-            .inner
-            .schemas
-            .schema(self.tenant)
-            .await
-            .map_err(|e| Stop::Failed(format!("reading the tenant schema: {e}")))?;
-        if Arc::ptr_eq(&current, &self.schema) {
-            return Ok(());
-        }
-        let session = self.new_session().await?;
-        let plan = session.plan(&self.sql).await.map_err(|e| {
-            Stop::Failed(format!(
-                "after a schema change the query no longer plans: {e}"
-            ))
-        })?;
-        if plan.schema().as_arrow() != self.plan.schema().as_arrow() {
-            return Err(Stop::Failed(
-                "a schema change altered the answer's columns; start the live query again".into(),
-            ));
-        }
-        self.shape = plan::shape_of(&plan, &current);
-        self.plan = plan;
-        self.session = session;
-        self.schema = current;
-        Ok(())
     }
 
     async fn rerun(&mut self) -> Result<(), Stop> {
@@ -227,7 +187,7 @@ impl Live {
         plan: &LogicalPlan,
         table: &datafusion::common::TableReference,
         rows: RecordBatch,
-    ) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>), Stop> {
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), Stop> {
         let plan = plan::over_rows(plan, table, rows)
             .map_err(|e| Stop::Failed(format!("could not plan the update: {e}")))?;
         let result = self
@@ -280,8 +240,27 @@ fn new_rows(
         .collect()
 }
 
+/// `batch`'s columns named as `scanned`'s fields, which must be there with the same type.
+fn conform(batch: &RecordBatch, scanned: &SchemaRef) -> Result<RecordBatch, String> {
+    let schema = batch.schema();
+    let columns = scanned
+        .fields()
+        .iter()
+        .map(|field| match schema.index_of(field.name()) {
+            Ok(at) if schema.field(at).data_type() == field.data_type() => {
+                Ok(batch.column(at).clone())
+            }
+            _ => Err(format!(
+                "column {:?} of the metric was removed or changed type; start the live query again",
+                field.name()
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(scanned.clone(), columns).map_err(|e| e.to_string())
+}
+
 /// The schema of the (one) table `plan` scans.
-fn scanned_schema(plan: &LogicalPlan) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+fn scanned_schema(plan: &LogicalPlan) -> Option<SchemaRef> {
     let mut found = None;
     let _ = plan.apply(|node| {
         if let LogicalPlan::TableScan(scan) = node {

@@ -440,6 +440,14 @@ fn a_grouped_query_sends_exactly_the_buckets_each_write_changed() {
             1,
         ),
         (vec![reading("a", 4_000, 5_000.0)], 0),
+        // A field no event had before adds a column to the metric; the query goes on.
+        (
+            vec![
+                json!({"metrictype": "thermostat", "timestamp": T0 + minute + 6, "name": "b",
+                        "temp": 6.0, "firmware": "2.1"}),
+            ],
+            1,
+        ),
         (vec![reading("c", 5 * minute, 3.5)], 1),
     ];
     for (events, changed) in writes {
