@@ -26,6 +26,7 @@ mod error;
 pub mod manifest;
 mod model;
 pub mod roles;
+pub mod rollups;
 mod sqlite;
 mod validate;
 
@@ -43,8 +44,8 @@ pub use model::{
     TenantSchema, TenantSettings,
 };
 pub use roles::{
-    AlertStore, Catalog, ColdManifestStore, IncomingNames, SchemaRegistry, SettingsStore,
-    TenantDirectory,
+    AlertStore, Catalog, ColdManifestStore, IncomingNames, RollupStore, SchemaRegistry,
+    SettingsStore, TenantDirectory,
 };
 pub use sqlite::SqliteCatalog;
 pub use validate::{

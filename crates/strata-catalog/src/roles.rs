@@ -22,6 +22,7 @@ use crate::alerting::{
     AlertChanges, ChannelRow, DeliveryOutcome, InstanceRow, NewRule, NotificationRow, RuleRow,
     SilenceRow,
 };
+use crate::rollups::{Backfill, RollupCommit, RollupRow, RollupVersion};
 use crate::{
     CatalogError, ColdFile, ColdManifest, CompactionCommit, CompactionRecord, DeletedMetric,
     IncomingStatsDelta, KeyInfo, Metric, NewKey, SchemaChange, SchemaVersion, SettingsPatch,
@@ -234,13 +235,71 @@ pub trait AlertStore: Send + Sync + 'static {
     async fn delete_silence(&self, tenant: TenantId, id: &str) -> Result<(), CatalogError>;
 }
 
+/// Rollups: definitions, versions, backfill positions, watermarks and buckets.
+///
+/// A name is unique among the tenant's rollups and metric names alike: creating a metric (or an
+/// alias) under a rollup's name is a Conflict, so writes never reach a rollup. A commit for a
+/// version that is no longer maintained (altered or deleted meanwhile) is NotFound and changes
+/// nothing.
+#[async_trait::async_trait]
+pub trait RollupStore: Send + Sync + 'static {
+    /// A new rollup whose first version is pending with `backfill`. Conflict if the name is a
+    /// rollup's or a metric's; Invalid past [`crate::rollups::MAX_ROLLUPS_PER_TENANT`].
+    async fn create_rollup(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        version: RollupVersion,
+        backfill: Backfill,
+    ) -> Result<RollupRow, CatalogError>;
+    /// NotFound if unknown.
+    async fn rollup(&self, tenant: TenantId, name: &str) -> Result<RollupRow, CatalogError>;
+    /// The tenant's rollups by name.
+    async fn rollups(&self, tenant: TenantId) -> Result<Vec<RollupRow>, CatalogError>;
+    /// Every tenant's rollups (for maintenance at startup).
+    async fn all_rollups(&self) -> Result<Vec<RollupRow>, CatalogError>;
+    /// Starts a new pending version (`version` is ignored: the next number is taken), dropping
+    /// an unfinished one; the served version stays what queries read until it completes.
+    async fn restart_rollup(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        version: RollupVersion,
+        backfill: Backfill,
+    ) -> Result<RollupRow, CatalogError>;
+    /// NotFound if unknown; removes its buckets too.
+    async fn delete_rollup(&self, tenant: TenantId, name: &str) -> Result<(), CatalogError>;
+    /// NotFound (and nothing changes) if one of its versions is neither served nor pending.
+    async fn commit_rollup(&self, commit: RollupCommit) -> Result<(), CatalogError>;
+    /// Records (or clears) why maintenance stopped.
+    async fn set_rollup_error(
+        &self,
+        rollup: i64,
+        error: Option<String>,
+    ) -> Result<(), CatalogError>;
+    /// The buckets of one version starting in `[from_ms, to_ms)`, in time order.
+    async fn rollup_buckets(
+        &self,
+        rollup: i64,
+        version: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, CatalogError>;
+}
+
 /// The whole catalog: every role at once. Implemented for anything that implements all the
 /// roles, so a backend implements the role traits and never this one.
 ///
 /// A consumer that needs one role can narrow a [`crate::DynCatalog`] by trait upcasting
 /// (Rust 1.86+): `let cold: Arc<dyn ColdManifestStore> = catalog.clone();`.
 pub trait Catalog:
-    TenantDirectory + SettingsStore + SchemaRegistry + IncomingNames + ColdManifestStore + AlertStore
+    TenantDirectory
+    + SettingsStore
+    + SchemaRegistry
+    + IncomingNames
+    + ColdManifestStore
+    + AlertStore
+    + RollupStore
 {
 }
 
@@ -251,6 +310,7 @@ impl<T> Catalog for T where
         + IncomingNames
         + ColdManifestStore
         + AlertStore
+        + RollupStore
         + ?Sized
 {
 }

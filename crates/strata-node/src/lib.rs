@@ -28,6 +28,7 @@ pub use strata_cold::CompactorConfig;
 pub use strata_pgwire::TlsPaths;
 pub use strata_query::{QueryConfig, TierPreference};
 pub use strata_server::{HttpConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
+pub use strata_streaming::RollupConfig;
 
 /// Default `--hot-flush-rows` (see `strata_storage::HotOptions::flush_rows`).
 pub const HOT_FLUSH_ROWS: u64 = strata_storage::FLUSH_ROWS as u64;
@@ -66,6 +67,8 @@ pub struct ServeConfig {
     /// Alerting: tick, SMTP relay, SMS gateway, private webhooks. An empty `public_url` becomes
     /// the bound HTTP address.
     pub alerts: AlertConfig,
+    /// Rollup maintenance: cycle interval, backfill step.
+    pub rollups: strata_streaming::RollupConfig,
 }
 
 #[derive(Debug, Error)]
@@ -94,6 +97,8 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error("alerts: {0}")]
     Alerts(#[from] strata_alerts::AlertError),
+    #[error("rollups: {0}")]
+    Rollups(String),
 }
 
 /// How often batched unknown-field statistics are written to the catalog.
@@ -126,6 +131,18 @@ pub async fn run(
     ));
     let (listener, pg_listener) = bind_listeners(&config).await?;
     let alerts = start_alerts(&config, &catalog, &query, &writer, &listener).await?;
+    // Before compaction starts and before the doors take writes: maintenance re-reads the hot
+    // rows above each rollup's watermark.
+    let rollups = strata_streaming::Rollups::start(
+        query.clone(),
+        catalog.clone(),
+        catalog.clone(),
+        hot.clone(),
+        writer.events().clone(),
+        config.rollups.clone(),
+    )
+    .await
+    .map_err(|e| ServerError::Rollups(e.to_string()))?;
     let engines = strata_server::Engines {
         catalog: catalog.clone(),
         hot: hot.clone(),
@@ -140,6 +157,7 @@ pub async fn run(
             writer.events().clone(),
             strata_streaming::LiveConfig::default(),
         ),
+        rollups,
     };
     let state = AppState::new(engines, operator_token, config.limits.clone());
     let pg_bound = pg_listener.local_addr().map_err(ServerError::Serve)?;

@@ -6,22 +6,25 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::common::TableReference;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use strata_catalog::{AlertStore, ColdManifestStore, DynCatalog, SchemaRegistry, TenantSchema};
+use strata_catalog::{
+    AlertStore, ColdManifestStore, DynCatalog, RollupStore, SchemaRegistry, TenantSchema,
+};
 use strata_cold::ColdAccess;
 use strata_core::TenantId;
-use strata_format::model::MetricModel;
+use strata_format::model::{MetricModel, TableAliases};
 use strata_storage::HotStore;
 
 use crate::error::QueryError;
 use crate::federated::{ColdContext, TierPreference};
 use crate::rewrite::{AliasResolver, CATALOG_NAME, METRIC_SCHEMA};
+use crate::rollup_table::{RollupTable, RollupsSystemTable};
 use crate::runtime::QueryRuntime;
 use crate::session::{Planner, TenantSession};
 use crate::system::{ErrorsTable, UnknownFieldsTable};
@@ -71,6 +74,9 @@ pub struct QueryCatalog {
     /// Alert instances, history and notifications for the `strata.alert*` and
     /// `strata.notifications` tables; `None` leaves those tables out.
     pub alerts: Option<Arc<dyn AlertStore>>,
+    /// Rollups, each a table of its served version, and `strata.rollups`; `None` leaves them
+    /// out.
+    pub rollups: Option<Arc<dyn RollupStore>>,
 }
 
 impl From<DynCatalog> for QueryCatalog {
@@ -78,7 +84,8 @@ impl From<DynCatalog> for QueryCatalog {
         QueryCatalog {
             schemas: catalog.clone(),
             manifest: catalog.clone(),
-            alerts: Some(catalog),
+            alerts: Some(catalog.clone()),
+            rollups: Some(catalog),
         }
     }
 }
@@ -161,8 +168,9 @@ impl QueryEngine {
             }
         });
         let mut ctx = self.context(runtime);
-        let (resolver, by_name) =
+        let (mut resolver, by_name) =
             self.register_metrics(&mut ctx, tenant, &schema, &cold, upto_seq)?;
+        self.register_rollups(&ctx, &mut resolver, tenant).await?;
         self.register_system_tables(&ctx, tenant, &schema)?;
         ctx.register_udtf(
             "strata_raw",
@@ -261,6 +269,43 @@ impl QueryEngine {
         Ok((resolver, by_name))
     }
 
+    /// Each rollup with a served version, under its name (a metric never shares it: the
+    /// catalog refuses such names). Its columns have no aliases.
+    async fn register_rollups(
+        &self,
+        ctx: &SessionContext,
+        resolver: &mut AliasResolver,
+        tenant: TenantId,
+    ) -> Result<(), QueryError> {
+        let Some(store) = &self.catalog.rollups else {
+            return Ok(());
+        };
+        let rows = store.rollups(tenant).await.map_err(|e| {
+            tracing::error!(error = %e, "reading the tenant's rollups for a query session");
+            QueryError::Internal("could not read the tenant's rollups".to_string())
+        })?;
+        for row in &rows {
+            let Some(table) = RollupTable::served(row, store.clone())? else {
+                continue;
+            };
+            let table_schema = table.schema();
+            let aliases = TableAliases {
+                columns: table_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect(),
+                aliases: HashMap::new(),
+            };
+            resolver.add_table(&row.name, Arc::new(aliases));
+            ctx.register_table(
+                TableReference::partial(METRIC_SCHEMA, row.name.as_str()),
+                Arc::new(table),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Schema `strata`: the error log and the unknown fields of this tenant.
     fn register_system_tables(
         &self,
@@ -288,6 +333,12 @@ impl QueryEngine {
                     Arc::new(AlertTable::new(kind, tenant, store.clone())),
                 )?;
             }
+        }
+        if let Some(store) = &self.catalog.rollups {
+            system.register_table(
+                "rollups".to_string(),
+                Arc::new(RollupsSystemTable::new(tenant, store.clone())),
+            )?;
         }
         let catalog = ctx
             .catalog(CATALOG_NAME)

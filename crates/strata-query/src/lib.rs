@@ -28,6 +28,7 @@ pub mod limits;
 pub mod pushdown;
 mod result_stream;
 pub mod rewrite;
+pub mod rollup_table;
 pub mod runtime;
 pub mod sandbox;
 pub mod scan;

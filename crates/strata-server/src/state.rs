@@ -8,7 +8,7 @@ use strata_cold::Compactor;
 use strata_core::Limits;
 use strata_query::QueryEngine;
 use strata_storage::HotStore;
-use strata_streaming::LiveQueries;
+use strata_streaming::{LiveQueries, Rollups};
 use strata_write::Writer;
 
 /// Shared by every request handler. Cheap to clone. Handlers reach the catalog only through
@@ -27,6 +27,7 @@ pub struct Engines {
     pub compactor: Arc<Compactor>,
     pub alerts: AlertService,
     pub live: LiveQueries,
+    pub rollups: Rollups,
 }
 
 struct Inner {
@@ -78,6 +79,10 @@ impl AppState {
     /// Live queries over the committed-event stream.
     pub fn live(&self) -> &LiveQueries {
         &self.inner.engines.live
+    }
+    /// Continuous aggregates.
+    pub fn rollups(&self) -> &Rollups {
+        &self.inner.engines.rollups
     }
     pub fn operator_token(&self) -> &str {
         &self.inner.operator_token

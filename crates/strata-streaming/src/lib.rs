@@ -12,6 +12,8 @@
 
 pub mod error;
 pub mod live;
+pub mod rollup;
 
 pub use error::StreamingError;
 pub use live::{LiveConfig, LiveEvent, LiveMode, LiveQueries, LiveQuery};
+pub use rollup::{RollupConfig, RollupInfo, Rollups};

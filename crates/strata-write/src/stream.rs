@@ -42,6 +42,10 @@ pub struct EventStream {
     everything: Arc<AtomicUsize>,
     /// Registered interest per tenant, counted.
     tenants: Arc<RwLock<HashMap<TenantId, usize>>>,
+    /// Held shared by each commit from its durability to its publication, and exclusively by
+    /// [`EventStream::settled`], so a consumer can learn a sequence number below which every
+    /// row has been published (rollups persist it as their watermark).
+    in_flight: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Default for EventStream {
@@ -51,6 +55,7 @@ impl Default for EventStream {
             sender,
             everything: Arc::new(AtomicUsize::new(0)),
             tenants: Arc::new(RwLock::new(HashMap::new())),
+            in_flight: Arc::new(tokio::sync::RwLock::new(())),
         }
     }
 }
@@ -82,6 +87,21 @@ impl EventStream {
                 tenants.remove(&tenant);
             }
         }
+    }
+
+    /// Runs `read` (typically reading the hot tier's last sequence number) while no commit is
+    /// between its durability and its publication: every row at or below a sequence number
+    /// read there has been published to the subscribers that wanted it. Waits for the commits
+    /// in flight (one group commit at most) and holds new ones back meanwhile, so call it
+    /// once per maintenance cycle, not per event.
+    pub async fn settled<T>(&self, read: impl FnOnce() -> T) -> T {
+        let _exclusive = self.in_flight.write().await;
+        read()
+    }
+
+    /// Held by a commit from before it is durable until it is published.
+    pub(crate) async fn committing(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.in_flight.read().await
     }
 
     /// Whether anyone listens for `tenant`, so the writer copies rows for the stream only then.

@@ -335,6 +335,7 @@ impl Writer {
         if rows.is_empty() && errors.is_empty() {
             return Ok(());
         }
+        let _publishing = self.stream.committing().await;
         let (ack, rows) = self
             .hot
             .write_keeping_events(HotWrite {

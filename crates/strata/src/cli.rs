@@ -49,7 +49,7 @@ STRATA_OPERATOR_TOKEN=secret RUST_LOG=debug strata serve --max-body-bytes 335544
 strata serve --smtp-url 'smtp://alerts:pw@mail.example.com:587?tls=required' --smtp-from alerts@example.com \\\n    \
 --sms-url 'https://SID:TOKEN@api.twilio.com/2010-04-01/Accounts/SID/Messages.json' --sms-from +15550000"
     )]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 
     /// Manage tenants (operator token required)
     #[command(subcommand_required = true)]
@@ -360,6 +360,14 @@ pub struct ServeArgs {
         hide_short_help = true
     )]
     pub plan_tier: PlanTierArg,
+    /// Milliseconds between rollup maintenance cycles: how far a rollup may lag the writes
+    /// (GET /api/v1/rollups/NAME?sync=true waits for the next cycle instead)
+    #[arg(long, env = "STRATA_ROLLUP_CYCLE_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub rollup_cycle_ms: u64,
+    /// Minutes of source data one rollup backfill step recomputes (each step commits its
+    /// progress, so a restart resumes there)
+    #[arg(long, env = "STRATA_ROLLUP_BACKFILL_CHUNK_MINS", default_value_t = 1440, value_parser = clap::value_parser!(u64).range(1..=525_600), hide_short_help = true)]
+    pub rollup_backfill_chunk_mins: u64,
     /// Weekly hot partitions older than this many days are dropped once fully compacted
     #[arg(long, env = "STRATA_HOT_RETENTION_DAYS", default_value_t = 56)]
     pub hot_retention_days: u64,

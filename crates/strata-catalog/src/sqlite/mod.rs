@@ -17,6 +17,7 @@ mod manifest;
 mod metric_changes;
 mod names;
 mod outbox;
+mod rollups;
 mod schema;
 mod schema_load;
 mod series_hashes;
@@ -44,6 +45,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_cold_tier.sql")),
     (3, include_str!("../migrations/0003_retention.sql")),
     (4, include_str!("../migrations/0004_alerts.sql")),
+    (5, include_str!("../migrations/0005_rollups.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.

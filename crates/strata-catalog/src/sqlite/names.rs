@@ -98,6 +98,16 @@ pub(super) async fn insert_metric_name(
     metric: MetricId,
     name: &str,
 ) -> Result<(), CatalogError> {
+    // Every metric name and alias is claimed here, so a rollup's name can never name a
+    // metric: writes cannot reach a rollup (rollups are read-only, issue 16).
+    if super::rollups::rollup_named(conn, tenant, name)
+        .await?
+        .is_some()
+    {
+        return Err(CatalogError::Conflict(format!(
+            "{name:?} is a rollup, and rollups are read-only to writes"
+        )));
+    }
     sqlx::query("INSERT INTO metric_names (metric_id, tenant_id, name, live) VALUES (?, ?, ?, 1)")
         .bind(metric)
         .bind(tenant)

@@ -45,11 +45,12 @@ impl From<StreamingError> for ApiError {
             StreamingError::TooManyLiveQueries { .. } => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())
             }
-            StreamingError::Internal(m) => {
-                tracing::error!("live query failed to start: {m}");
-                ApiError::internal(
-                    "internal error while starting the live query; see the server log",
-                )
+            StreamingError::InvalidRollup(_) => ApiError::bad_request(err.to_string()),
+            StreamingError::Catalog(err) => err.into(),
+            StreamingError::Timeout(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m),
+            StreamingError::SourceChanged(m) | StreamingError::Internal(m) => {
+                tracing::error!("streaming failure: {m}");
+                ApiError::internal("internal streaming error; see the server log")
             }
         }
     }

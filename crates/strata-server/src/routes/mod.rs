@@ -3,6 +3,7 @@ mod alerts;
 mod cold;
 mod errors;
 mod live;
+mod rollups;
 mod schema;
 mod sql;
 
@@ -43,6 +44,13 @@ pub fn router(state: AppState) -> Router {
         .route("/errors", get(errors::list))
         .route("/sql", post(sql::run))
         .route("/sql/live", post(live::run))
+        .route("/rollups", post(rollups::create).get(rollups::list))
+        .route(
+            "/rollups/{name}",
+            get(rollups::show)
+                .patch(rollups::alter)
+                .delete(rollups::delete),
+        )
         .route("/compact", post(cold::compact))
         .route("/status", get(cold::status))
         .route(

@@ -21,7 +21,7 @@ use crate::output;
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Tenant { conn, command } => {
             let conn = conn.into_connection();
             admin::tenant(&connect(&conn)?, conn.json, command)

@@ -67,6 +67,13 @@ fn serve_config(args: ServeArgs) -> strata_node::ServeConfig {
             max_connections: args.http_max_connections,
         },
         alerts,
+        rollups: strata_node::RollupConfig {
+            cycle_interval: std::time::Duration::from_millis(args.rollup_cycle_ms),
+            backfill_chunk_ms: i64::try_from(args.rollup_backfill_chunk_mins)
+                .unwrap_or(1440)
+                .saturating_mul(60_000),
+            ..strata_node::RollupConfig::default()
+        },
     }
 }
 

@@ -32,3 +32,4 @@ mod hostile_pg;
 mod hostile_query;
 mod live;
 mod pg_clients;
+mod rollups;

@@ -1,0 +1,207 @@
+//! Rollups as tables: the encoding of a rollup's schema and bucket rows (Arrow IPC, written by
+//! `strata-streaming`'s maintenance and read here), the table a rollup's name resolves to (its
+//! served version's buckets), and `strata.rollups`.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use strata_catalog::rollups::RollupRow;
+use strata_catalog::RollupStore;
+use strata_core::TenantId;
+
+use crate::error::BackendFailure;
+
+/// A schema as IPC bytes (a stream with no batches).
+pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut bytes, schema)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(bytes)
+}
+
+pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef> {
+    Ok(StreamReader::try_new(Cursor::new(bytes), None)?.schema())
+}
+
+/// One bucket's rows as IPC bytes.
+pub fn encode_rows(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut bytes, &batch.schema())?;
+    writer.write(batch)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(bytes)
+}
+
+pub fn decode_rows(bytes: &[u8]) -> Result<Vec<RecordBatch>> {
+    StreamReader::try_new(Cursor::new(bytes), None)?
+        .map(|batch| batch.map_err(DataFusionError::from))
+        .collect()
+}
+
+fn backend(error: strata_catalog::CatalogError) -> DataFusionError {
+    DataFusionError::External(Box::new(BackendFailure(error.to_string())))
+}
+
+/// A rollup's served version, read from the catalog at each scan.
+pub struct RollupTable {
+    rollup: i64,
+    version: i64,
+    schema: SchemaRef,
+    store: Arc<dyn RollupStore>,
+}
+
+impl std::fmt::Debug for RollupTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollupTable")
+            .field("rollup", &self.rollup)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl RollupTable {
+    /// `None` until the rollup has a served version (its first backfill is complete).
+    pub fn served(row: &RollupRow, store: Arc<dyn RollupStore>) -> Result<Option<Self>> {
+        let Some(served) = &row.served else {
+            return Ok(None);
+        };
+        Ok(Some(RollupTable {
+            rollup: row.id,
+            version: served.version,
+            schema: decode_schema(&served.schema)?,
+            store,
+        }))
+    }
+}
+
+#[async_trait]
+impl TableProvider for RollupTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let buckets = self
+            .store
+            .rollup_buckets(self.rollup, self.version, i64::MIN, i64::MAX)
+            .await
+            .map_err(backend)?;
+        let mut batches = Vec::with_capacity(buckets.len());
+        for (_, bytes) in &buckets {
+            batches.extend(decode_rows(bytes)?);
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &[batches],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// `strata.rollups`: the tenant's rollups, their state and backfill progress.
+pub struct RollupsSystemTable {
+    tenant: TenantId,
+    store: Arc<dyn RollupStore>,
+    schema: SchemaRef,
+}
+
+impl std::fmt::Debug for RollupsSystemTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollupsSystemTable").finish()
+    }
+}
+
+/// A rollup's state as the API and `strata.rollups` show it.
+pub fn rollup_state(row: &RollupRow) -> &'static str {
+    if row.error.is_some() {
+        "error"
+    } else if row.pending.is_some() {
+        "backfilling"
+    } else {
+        "current"
+    }
+}
+
+impl RollupsSystemTable {
+    pub fn new(tenant: TenantId, store: Arc<dyn RollupStore>) -> Self {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("sql", DataType::Utf8, true),
+            Field::new("state", DataType::Utf8, false),
+            Field::new("progress", DataType::Float64, false),
+            Field::new("version", DataType::Int64, true),
+            Field::new("error", DataType::Utf8, true),
+        ]));
+        RollupsSystemTable {
+            tenant,
+            store,
+            schema,
+        }
+    }
+
+    async fn batch(&self) -> Result<RecordBatch> {
+        let rows = self.store.rollups(self.tenant).await.map_err(backend)?;
+        let sql = |r: &RollupRow| r.maintained().map(|v| v.sql.clone());
+        let progress = |r: &RollupRow| r.pending.as_ref().map_or(1.0, |(_, b)| b.progress());
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.name))),
+            Arc::new(StringArray::from_iter(rows.iter().map(sql))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(rollup_state))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(progress))),
+            Arc::new(Int64Array::from_iter(
+                rows.iter().map(|r| r.served.as_ref().map(|v| v.version)),
+            )),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.error.clone()))),
+        ];
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}
+
+#[async_trait]
+impl TableProvider for RollupsSystemTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = self.batch().await?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
