@@ -47,6 +47,9 @@ pub struct RollupRow {
     pub served: Option<RollupVersion>,
     /// The version being built, with its backfill.
     pub pending: Option<(RollupVersion, Backfill)>,
+    /// The served version the current one replaced: no longer maintained, but its buckets
+    /// stay until the next version completes, for queries planned on it.
+    pub retired_version: Option<i64>,
     /// Every row at or below this write sequence is reflected in the maintained version.
     pub applied_seq: u64,
     /// Why maintenance stopped (the source was deleted, the SQL no longer plans); `None` when

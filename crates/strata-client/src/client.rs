@@ -99,6 +99,19 @@ impl Client {
         self.call(Method::GET, segments, None)
     }
 
+    /// A GET with query parameters (`?sync=true`).
+    pub fn get_with_query(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        let mut url = self.url(segments);
+        url.query_pairs_mut().extend_pairs(query);
+        tracing::debug!(%url, "request");
+        let request = self.request(Method::GET, url.clone(), self.key.as_deref());
+        json_answer(&url, request.send())
+    }
+
     pub fn post(&self, segments: &[&str], body: &Value) -> Result<Value, ApiError> {
         self.call(Method::POST, segments, Some(body))
     }

@@ -24,7 +24,7 @@ use strata_storage::HotStore;
 use crate::error::QueryError;
 use crate::federated::{ColdContext, TierPreference};
 use crate::rewrite::{AliasResolver, CATALOG_NAME, METRIC_SCHEMA};
-use crate::rollup_table::{RollupTable, RollupsSystemTable};
+use crate::rollup_table::{RollupRefresh, RollupRefreshSlot, RollupTable, RollupsSystemTable};
 use crate::runtime::QueryRuntime;
 use crate::session::{Planner, TenantSession};
 use crate::system::{ErrorsTable, UnknownFieldsTable};
@@ -100,6 +100,8 @@ pub struct QueryEngine {
     /// `None` only when the query threads could not be started; queries then run on the
     /// caller's runtime (logged at startup).
     runtime: Option<QueryRuntime>,
+    /// Brings rollups up to date before a query reads one.
+    rollup_refresh: RollupRefreshSlot,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -123,7 +125,14 @@ impl QueryEngine {
             cold: None,
             config,
             runtime,
+            rollup_refresh: RollupRefreshSlot::default(),
         }
+    }
+
+    /// Called once by the rollup service: from then on a scan of a rollup first asks it to
+    /// reflect every acknowledged write. A second call changes nothing.
+    pub fn set_rollup_refresh(&self, refresh: Arc<dyn RollupRefresh>) {
+        let _ = self.rollup_refresh.set(refresh);
     }
 
     /// Makes every session read the cold tier too (compacted rows, federated plans).
@@ -285,7 +294,8 @@ impl QueryEngine {
             QueryError::Internal("could not read the tenant's rollups".to_string())
         })?;
         for row in &rows {
-            let Some(table) = RollupTable::served(row, store.clone())? else {
+            let Some(table) = RollupTable::served(row, store.clone(), self.rollup_refresh.clone())?
+            else {
                 continue;
             };
             let table_schema = table.schema();

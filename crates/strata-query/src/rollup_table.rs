@@ -3,7 +3,7 @@
 //! served version's buckets), and `strata.rollups`.
 
 use std::io::Cursor;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
@@ -55,12 +55,27 @@ fn backend(error: strata_catalog::CatalogError) -> DataFusionError {
     DataFusionError::External(Box::new(BackendFailure(error.to_string())))
 }
 
-/// A rollup's served version, read from the catalog at each scan.
+/// Brings every rollup up to date with the writes acknowledged before the call (one
+/// maintenance cycle). Implemented by `strata-streaming`, which plans with this crate, so the
+/// engine holds it in a slot filled once at startup.
+#[async_trait]
+pub trait RollupRefresh: Send + Sync + 'static {
+    async fn refresh(&self) -> std::result::Result<(), String>;
+}
+
+/// Shared by every clone of the engine; empty until the maintenance service starts.
+pub type RollupRefreshSlot = Arc<OnceLock<Arc<dyn RollupRefresh>>>;
+
+/// A rollup's served version, read from the catalog at each scan after a refresh, so a query
+/// sees every write acknowledged before it started.
 pub struct RollupTable {
     rollup: i64,
+    tenant: TenantId,
+    name: String,
     version: i64,
     schema: SchemaRef,
     store: Arc<dyn RollupStore>,
+    refresh: RollupRefreshSlot,
 }
 
 impl std::fmt::Debug for RollupTable {
@@ -74,16 +89,47 @@ impl std::fmt::Debug for RollupTable {
 
 impl RollupTable {
     /// `None` until the rollup has a served version (its first backfill is complete).
-    pub fn served(row: &RollupRow, store: Arc<dyn RollupStore>) -> Result<Option<Self>> {
+    pub fn served(
+        row: &RollupRow,
+        store: Arc<dyn RollupStore>,
+        refresh: RollupRefreshSlot,
+    ) -> Result<Option<Self>> {
         let Some(served) = &row.served else {
             return Ok(None);
         };
         Ok(Some(RollupTable {
             rollup: row.id,
+            tenant: row.tenant,
+            name: row.name.clone(),
             version: served.version,
             schema: decode_schema(&served.schema)?,
             store,
+            refresh,
         }))
+    }
+
+    /// Refreshes, then checks the planned version is still stored (served, or retired by a
+    /// version that completed since the query was planned).
+    async fn version_to_read(&self) -> Result<i64> {
+        if let Some(refresh) = self.refresh.get() {
+            refresh
+                .refresh()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(BackendFailure(e))))?;
+        }
+        let row = self
+            .store
+            .rollup(self.tenant, &self.name)
+            .await
+            .map_err(backend)?;
+        let served = row.served.map(|v| v.version);
+        if served == Some(self.version) || row.retired_version == Some(self.version) {
+            return Ok(self.version);
+        }
+        Err(DataFusionError::Plan(format!(
+            "rollup {:?} changed twice while the query ran; run it again",
+            self.name
+        )))
     }
 }
 
@@ -104,9 +150,10 @@ impl TableProvider for RollupTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let version = self.version_to_read().await?;
         let buckets = self
             .store
-            .rollup_buckets(self.rollup, self.version, i64::MIN, i64::MAX)
+            .rollup_buckets(self.rollup, version, i64::MIN, i64::MAX)
             .await
             .map_err(backend)?;
         let mut batches = Vec::with_capacity(buckets.len());

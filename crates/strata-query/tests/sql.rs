@@ -462,13 +462,15 @@ async fn tenants_are_sealed() {
     ));
     assert_eq!(
         rows(&session_b, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema <> 'information_schema' ORDER BY table_schema, table_name").await,
-        // Every system table is the tenant's own view (issue 15 added the alert tables).
+        // Every system table is the tenant's own view (issue 15 added the alert tables,
+        // issue 16 `rollups`).
         strings(&[
             &["public", "pump"],
             &["strata", "alert_history"],
             &["strata", "alerts"],
             &["strata", "errors"],
             &["strata", "notifications"],
+            &["strata", "rollups"],
             &["strata", "unknown_fields"],
         ])
     );

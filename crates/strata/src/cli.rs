@@ -180,6 +180,27 @@ strata alert list"
         command: AlertCommand,
     },
 
+    /// Rollups: continuous aggregates that stay equal to their SQL (admin key required)
+    #[command(
+        subcommand_required = true,
+        long_about = "Manage the tenant's rollups (/api/v1/rollups). A rollup is one GROUP BY \
+over one metric whose time bucket is selected as `timestamp` (date_bin with a fixed interval, or \
+date_trunc by second, minute, hour, day or week). It is read like a metric of its name and \
+equals its SQL over the raw data, late events and re-sends included. Creating or altering one \
+backfills it over the existing data while queries read the previous version.\n\n\
+Example:\n  \
+strata rollup create thermostat_1m \\\n    \
+\"SELECT date_bin(INTERVAL '1 minute', timestamp) AS timestamp, name, avg(temp) AS temp FROM thermostat GROUP BY 1, 2\"\n  \
+strata rollup show thermostat_1m --wait\n  \
+strata sql \"SELECT * FROM thermostat_1m ORDER BY timestamp DESC LIMIT 10\""
+    )]
+    Rollup {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: RollupCommand,
+    },
+
     /// Silences: mute the notifications whose labels match, for a while (admin key required)
     #[command(
         subcommand_required = true,
@@ -846,6 +867,41 @@ pub struct ChannelCreateArgs {
     /// email: a recipient address; sms: an E.164 number such as +15550100. Repeat for several
     #[arg(long = "to", value_name = "RECIPIENT")]
     pub to: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RollupCommand {
+    /// Define a rollup and start its backfill
+    Create {
+        name: String,
+        /// The rollup's SQL (a time-bucketed GROUP BY over one metric)
+        sql: String,
+        /// Wait until the backfill is complete, showing its progress
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List the tenant's rollups with state and progress
+    List,
+    /// Show one rollup
+    Show {
+        name: String,
+        /// Wait until the backfill is complete, showing its progress
+        #[arg(long)]
+        wait: bool,
+        /// Answer once the rollup reflects every write acknowledged before this command
+        #[arg(long)]
+        sync: bool,
+    },
+    /// Change a rollup's SQL: the new version backfills while queries read the old one
+    Alter {
+        name: String,
+        sql: String,
+        /// Wait until the new version is complete, showing its progress
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Delete a rollup and its stored rows
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,8 @@
 -- Rollups (issue 16): continuous aggregates kept as one Arrow IPC blob of final rows per bucket.
 -- A rollup has at most two versions: `served` (complete; what queries read) and `pending`
 -- (being backfilled after creation, an SQL change or a change of its source's schema).
+-- retired_version: the served version a completed one replaced; its buckets stay until the
+-- next completion, so a query planned on it still reads it.
 -- *_fingerprint: the source metric's definition the version was built under; a change
 -- rebuilds the rollup.
 -- applied_seq: every hot row with a write sequence at or below it is reflected in the
@@ -17,6 +19,7 @@ CREATE TABLE rollups (
     pending_sql         TEXT,
     pending_schema      BLOB,
     pending_fingerprint TEXT,
+    retired_version     INTEGER,
     backfill_seq        INTEGER,
     backfill_from_ms    INTEGER,
     backfill_to_ms      INTEGER,

@@ -12,8 +12,8 @@ use crate::rollups::{
 use crate::{CatalogError, RollupStore};
 
 const COLUMNS: &str = "id, tenant_id, name, served_version, served_sql, served_schema, \
-     served_fingerprint, pending_version, pending_sql, pending_schema, pending_fingerprint, backfill_seq, backfill_from_ms, \
-     backfill_to_ms, backfill_cursor_ms, applied_seq, error, created_at_ms";
+     served_fingerprint, pending_version, pending_sql, pending_schema, pending_fingerprint, retired_version, backfill_seq, \
+     backfill_from_ms, backfill_to_ms, backfill_cursor_ms, applied_seq, error, created_at_ms";
 
 #[async_trait::async_trait]
 impl RollupStore for SqliteCatalog {
@@ -283,16 +283,18 @@ async fn write_buckets(
     Ok(())
 }
 
-/// The pending version becomes the served one; the old served version's buckets go.
+/// The pending version becomes the served one and the served one is retired; the buckets of
+/// the version retired before go.
 async fn complete_pending(
     conn: &mut SqliteConnection,
     current: &RollupRow,
 ) -> Result<(), CatalogError> {
-    if let Some(served) = &current.served {
-        delete_version(conn, current.id, served.version).await?;
+    if let Some(retired) = current.retired_version {
+        delete_version(conn, current.id, retired).await?;
     }
     sqlx::query(
-        "UPDATE rollups SET served_version = pending_version, served_sql = pending_sql, \
+        "UPDATE rollups SET retired_version = served_version, \
+         served_version = pending_version, served_sql = pending_sql, \
          served_schema = pending_schema, served_fingerprint = pending_fingerprint, \
          pending_version = NULL, pending_sql = NULL, pending_schema = NULL, \
          pending_fingerprint = NULL, backfill_seq = NULL, backfill_from_ms = NULL, \
@@ -381,6 +383,7 @@ fn rollup_row(row: &SqliteRow) -> Result<RollupRow, CatalogError> {
         name: row.try_get("name")?,
         served,
         pending,
+        retired_version: row.try_get("retired_version")?,
         applied_seq: u64::try_from(row.try_get::<i64, _>("applied_seq")?).unwrap_or(0),
         error: row.try_get("error")?,
         created_at_ms: row.try_get("created_at_ms")?,

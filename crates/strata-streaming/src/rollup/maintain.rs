@@ -17,7 +17,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
 use strata_catalog::rollups::{RollupCommit, RollupRow, RollupVersion, VersionBuckets};
 use strata_catalog::{CatalogError, TenantSchema};
-use strata_core::{MetricId, TenantId};
+use strata_cold::retention_floor_ms;
+use strata_core::{now_ms, MetricId, TenantId};
 use strata_query::rollup_table::{decode_schema, encode_rows};
 use strata_query::{QueryError, TenantSession};
 use strata_storage::ScanRequest;
@@ -273,6 +274,12 @@ impl Maintainer {
                 continue;
             };
             let mut dirty = known.dirty.clone();
+            // Below the retention floor the raw rows are gone (or going): recomputing such a
+            // bucket would lose what the rollup keeps, so it stays as it was.
+            let (_, schema) = sessions.get(&self.shared, row.tenant).await?;
+            if let Some(floor_ms) = retention_floor_ms(now_ms(), schema.cold_retention_days) {
+                dirty.retain(|bucket| *bucket >= floor_ms);
+            }
             let mut chunk = None;
             let maintained = row.maintained().map(|v| v.version) == Some(version.version);
             if let Some((pending, backfill)) = &row.pending {

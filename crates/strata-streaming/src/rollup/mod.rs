@@ -23,7 +23,7 @@ use futures::TryStreamExt;
 use strata_catalog::rollups::{Backfill, RollupRow, RollupVersion};
 use strata_catalog::{Metric, RollupStore, SchemaRegistry};
 use strata_core::TenantId;
-use strata_query::rollup_table::{encode_schema, rollup_state};
+use strata_query::rollup_table::{encode_schema, rollup_state, RollupRefresh};
 use strata_query::{QueryEngine, TenantSession};
 use strata_storage::HotStore;
 use strata_write::EventStream;
@@ -141,10 +141,29 @@ impl Rollups {
         }
         let (sync_requests, requests) = mpsc::channel(256);
         tokio::spawn(maintain::Maintainer::new(shared.clone(), events, requests).run());
-        Ok(Rollups {
+        let rollups = Rollups {
             shared,
             sync_requests,
-        })
+        };
+        rollups
+            .shared
+            .query
+            .set_rollup_refresh(Arc::new(rollups.clone()));
+        Ok(rollups)
+    }
+
+    /// Waits for one maintenance cycle that starts after this call.
+    async fn one_cycle(&self, deadline: tokio::time::Instant) -> Result<(), StreamingError> {
+        let stopped = || StreamingError::Internal("rollup maintenance stopped".into());
+        let (reply, done) = oneshot::channel();
+        self.sync_requests
+            .send(reply)
+            .await
+            .map_err(|_| stopped())?;
+        tokio::time::timeout_at(deadline, done)
+            .await
+            .map_err(|_| StreamingError::Timeout("rollup maintenance is behind".into()))?
+            .map_err(|_| stopped())
     }
 
     /// Defines a rollup and starts its backfill. 400 for SQL that is not a rollup, 409 for a
@@ -201,15 +220,12 @@ impl Rollups {
     pub async fn sync(&self, tenant: TenantId, name: &str) -> Result<RollupInfo, StreamingError> {
         let deadline = tokio::time::Instant::now() + self.shared.config.sync_timeout;
         loop {
-            let (reply, done) = oneshot::channel();
-            self.sync_requests
-                .send(reply)
+            self.one_cycle(deadline)
                 .await
-                .map_err(|_| StreamingError::Internal("rollup maintenance stopped".into()))?;
-            tokio::time::timeout_at(deadline, done)
-                .await
-                .map_err(|_| self.too_slow(name))?
-                .map_err(|_| StreamingError::Internal("rollup maintenance stopped".into()))?;
+                .map_err(|error| match error {
+                    StreamingError::Timeout(_) => self.too_slow(name),
+                    other => other,
+                })?;
             let row = self.shared.store.rollup(tenant, name).await?;
             if row.pending.is_none() || row.error.is_some() {
                 return Ok(RollupInfo::from(&row));
@@ -223,6 +239,15 @@ impl Rollups {
              GET /api/v1/rollups/{name}",
             self.shared.config.sync_timeout.as_secs()
         ))
+    }
+}
+
+/// A query reading a rollup first waits for a cycle, so it sees every acknowledged write.
+#[async_trait::async_trait]
+impl RollupRefresh for Rollups {
+    async fn refresh(&self) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + self.shared.config.sync_timeout;
+        self.one_cycle(deadline).await.map_err(|e| e.to_string())
     }
 }
 

@@ -5,6 +5,7 @@ mod admin;
 mod alerts;
 #[cfg(feature = "bench")]
 pub mod bench;
+mod rollups;
 mod schema;
 mod serve;
 mod sql;
@@ -36,6 +37,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Compact { conn } => admin::compact(&connect(&conn)?, conn.json),
         Command::Channel { conn, command } => alerts::channel(&connect(&conn)?, conn.json, command),
         Command::Alert { conn, command } => alerts::alert(conn, command),
+        Command::Rollup { conn, command } => rollups::run(&connect(&conn)?, conn.json, command),
         Command::Silence { conn, command } => alerts::silence(&connect(&conn)?, conn.json, command),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(*args),

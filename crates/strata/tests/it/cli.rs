@@ -81,7 +81,7 @@ fn help_of_every_subcommand_mentions_its_flags() {
             &[],
             &[
                 "serve", "tenant", "key", "settings", "schema", "write", "sql", "compact",
-                "channel", "alert", "silence",
+                "channel", "alert", "silence", "rollup",
             ],
         ),
         (
@@ -749,6 +749,50 @@ fn write_reports_counts_and_rejected_lines_for_every_format() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn rollups_through_the_cli() {
+    let server = TestServer::start();
+    let url = server.url();
+    let admin = server.create_tenant("acme");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "e.ndjson",
+        "{\"metrictype\":\"m\",\"timestamp\":1000,\"v\":1}\n{\"metrictype\":\"m\",\"timestamp\":61000,\"v\":2}\n{\"metrictype\":\"m\",\"timestamp\":62000,\"v\":4}\n",
+    );
+    assert_success(&client(url, &admin, &["write", &file]));
+    let sql = "SELECT date_bin(INTERVAL '1 minute', timestamp) AS timestamp, count(*) AS n FROM m GROUP BY 1";
+    let created = client(url, &admin, &["rollup", "create", "m_1m", sql, "--wait"]);
+    assert_success(&created);
+    assert!(
+        stdout(&created).contains("created rollup m_1m"),
+        "{}",
+        stdout(&created)
+    );
+    assert!(stdout(&created).contains("current"), "{}", stdout(&created));
+    let shown = json_out(&client(
+        url,
+        &admin,
+        &["rollup", "show", "m_1m", "--sync", "--json"],
+    ));
+    assert_eq!(shown["state"], "current");
+    let rows = json_out(&client(
+        url,
+        &admin,
+        &["sql", "--json", "SELECT n FROM m_1m ORDER BY timestamp"],
+    ));
+    assert_eq!(rows["rows"], json!([[1], [2]]));
+    let listed = client(url, &admin, &["rollup", "list"]);
+    assert_success(&listed);
+    assert!(stdout(&listed).contains("m_1m"), "{}", stdout(&listed));
+    let bad = client(url, &admin, &["rollup", "create", "bad", "SELECT v FROM m"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("GROUP BY"), "{}", stderr(&bad));
+    assert_success(&client(url, &admin, &["rollup", "delete", "m_1m"]));
+    let gone = client(url, &admin, &["rollup", "show", "m_1m"]);
+    assert!(!gone.status.success());
 }
 
 #[test]

@@ -94,6 +94,17 @@ fn rows(server: &TestServer, key: &str, sql: &str) -> Vec<Value> {
 /// Syncs, then checks the rollup row for row against its SQL over raw data; returns the rows.
 fn assert_exact(server: &TestServer, key: &str, name: &str, sql: &str, step: &str) -> Vec<Value> {
     sync(server, key, name);
+    assert_exact_now(server, key, name, sql, step)
+}
+
+/// Checks the rollup against its SQL over raw data without waiting first.
+fn assert_exact_now(
+    server: &TestServer,
+    key: &str,
+    name: &str,
+    sql: &str,
+    step: &str,
+) -> Vec<Value> {
     let stored = rows(server, key, &format!("SELECT * FROM {name} ORDER BY 1, 2"));
     let raw = rows(server, key, &format!("{sql} ORDER BY 1, 2"));
     assert!(!raw.is_empty(), "{step}: no raw rows");
@@ -168,6 +179,24 @@ fn a_rollup_equals_its_sql_over_raw_data_through_late_events_resends_aliases_com
         let step = format!("kill -9 round {round}");
         let stored = assert_exact(&server, &key, "thermostat_1m", ROLLUP_SQL, &step);
         assert_eq!(total_count(&stored), 610 + 40 * (round + 1));
+    }
+}
+
+#[test]
+fn a_query_of_a_rollup_sees_every_write_acknowledged_before_it() {
+    // A long cycle, so only the read's own refresh can bring the rollup up to date.
+    let server = start(&["--rollup-cycle-ms", "3600000"]);
+    let key = tenant(&server, "acme");
+    let mut random = Lcg(13);
+    write_events(&server, &key, &random.readings(100, T0, 3_600_000, "temp"));
+    create(&server, &key, "thermostat_1m", ROLLUP_SQL);
+    sync(&server, &key, "thermostat_1m");
+    for round in 0..5 {
+        let batch = random.readings(30, T0, 3_600_000, "temp");
+        write_events(&server, &key, &batch);
+        let step = format!("read right after write {round}");
+        let stored = assert_exact_now(&server, &key, "thermostat_1m", ROLLUP_SQL, &step);
+        assert_eq!(total_count(&stored), 100 + 30 * (round + 1));
     }
 }
 
@@ -402,4 +431,51 @@ fn a_rollup_that_is_not_a_bucketed_aggregate_of_one_metric_is_refused_naming_the
     );
     assert_eq!(unknown.status, 400, "{}", unknown.text);
     assert_eq!(server.get("/api/v1/rollups/missing", &key).status, 404);
+}
+
+#[test]
+fn buckets_below_the_retention_floor_keep_their_rows_when_raw_data_expires() {
+    let server = start(&[]);
+    let key = tenant(&server, "acme");
+    let day_ms = 86_400_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let old = now - 100 * day_ms;
+    let recent = now - 2 * day_ms;
+    let reading = |at: i64, temp: f64| {
+        json!({"metrictype": "thermostat", "timestamp": at, "name": "a", "temp": temp})
+    };
+    write_events(&server, &key, &[reading(old, 1.0), reading(recent, 2.0)]);
+    let compact = || {
+        let answer = server.post("/api/v1/compact", &key, &json!({}));
+        assert_eq!(answer.status, 200, "{}", answer.text);
+    };
+    compact();
+    let daily = "SELECT date_trunc('day', timestamp) AS timestamp, name, count(*) AS n \
+                 FROM thermostat GROUP BY 1, 2";
+    create(&server, &key, "thermostat_1d", daily);
+    assert_eq!(assert_exact(&server, &key, "thermostat_1d", daily, "both days").len(), 2);
+
+    // The old day expires from the raw data; two late events reach it, one the kept day.
+    let patched = server.patch(
+        "/api/v1/settings",
+        &key,
+        &json!({"cold_retention_days": 30}),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let late = [reading(old + 1, 3.0), reading(old + 2, 3.0), reading(recent + 1, 4.0)];
+    write_events(&server, &key, &late);
+    sync(&server, &key, "thermostat_1d");
+    compact();
+    let stored = rows(&server, &key, "SELECT n FROM thermostat_1d ORDER BY timestamp");
+    assert_eq!(
+        stored,
+        vec![json!([1]), json!([2])],
+        "the expired day keeps what the rollup computed; the kept day counts its late event"
+    );
+    let raw = rows(&server, &key, &format!("{daily} ORDER BY 1"));
+    assert_eq!(raw.len(), 1, "raw data of the expired day is no longer read: {raw:?}");
+    assert_eq!(raw[0][2], json!(2), "{raw:?}");
 }
