@@ -444,9 +444,7 @@ fn buckets_below_the_retention_floor_keep_their_rows_when_raw_data_expires() {
         .as_millis() as i64;
     let old = now - 100 * day_ms;
     let recent = now - 2 * day_ms;
-    let reading = |at: i64, temp: f64| {
-        json!({"metrictype": "thermostat", "timestamp": at, "name": "a", "temp": temp})
-    };
+    let reading = |at: i64, temp: f64| json!({"metrictype": "thermostat", "timestamp": at, "name": "a", "temp": temp});
     write_events(&server, &key, &[reading(old, 1.0), reading(recent, 2.0)]);
     let compact = || {
         let answer = server.post("/api/v1/compact", &key, &json!({}));
@@ -456,7 +454,10 @@ fn buckets_below_the_retention_floor_keep_their_rows_when_raw_data_expires() {
     let daily = "SELECT date_trunc('day', timestamp) AS timestamp, name, count(*) AS n \
                  FROM thermostat GROUP BY 1, 2";
     create(&server, &key, "thermostat_1d", daily);
-    assert_eq!(assert_exact(&server, &key, "thermostat_1d", daily, "both days").len(), 2);
+    assert_eq!(
+        assert_exact(&server, &key, "thermostat_1d", daily, "both days").len(),
+        2
+    );
 
     // The old day expires from the raw data; two late events reach it, one the kept day.
     let patched = server.patch(
@@ -465,17 +466,29 @@ fn buckets_below_the_retention_floor_keep_their_rows_when_raw_data_expires() {
         &json!({"cold_retention_days": 30}),
     );
     assert_eq!(patched.status, 200, "{}", patched.text);
-    let late = [reading(old + 1, 3.0), reading(old + 2, 3.0), reading(recent + 1, 4.0)];
+    let late = [
+        reading(old + 1, 3.0),
+        reading(old + 2, 3.0),
+        reading(recent + 1, 4.0),
+    ];
     write_events(&server, &key, &late);
     sync(&server, &key, "thermostat_1d");
     compact();
-    let stored = rows(&server, &key, "SELECT n FROM thermostat_1d ORDER BY timestamp");
+    let stored = rows(
+        &server,
+        &key,
+        "SELECT n FROM thermostat_1d ORDER BY timestamp",
+    );
     assert_eq!(
         stored,
         vec![json!([1]), json!([2])],
         "the expired day keeps what the rollup computed; the kept day counts its late event"
     );
     let raw = rows(&server, &key, &format!("{daily} ORDER BY 1"));
-    assert_eq!(raw.len(), 1, "raw data of the expired day is no longer read: {raw:?}");
+    assert_eq!(
+        raw.len(),
+        1,
+        "raw data of the expired day is no longer read: {raw:?}"
+    );
     assert_eq!(raw[0][2], json!(2), "{raw:?}");
 }
