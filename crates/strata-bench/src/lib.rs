@@ -59,6 +59,9 @@ pub use scenarios::isolation::{
 };
 pub use scenarios::quick::{run_quick, run_quick_with, QuickConfig, QuickReport};
 pub use scenarios::recent::{run_recent, run_recent_with, RecentConfig, RecentReport};
+pub use scenarios::streaming::{
+    run_streaming, run_streaming_with, StreamingConfig, StreamingReport,
+};
 pub use scenarios::{check_counts, peak_rss_kib, BenchTarget, CountCheck};
 pub use schema::{apply_schema, workload_schema, SchemaOp, SchemaSetupReport};
 pub use stats::{percentile, LatencySummary, RateSample};

@@ -17,10 +17,11 @@ use super::session::{
 use super::{duckdb_mode, refused, Invocation, SendOptions};
 use crate::{
     run_alerts_with, run_aliases_with, run_analytics_with, run_compaction_with, run_freshness_with,
-    run_ingest_with, run_isolation_with, run_quick_with, run_recent_with, AlertsConfig,
-    AliasConfig, AnalyticsConfig, AnalyticsReport, BenchError, CompactionConfig, CompactionReport,
-    FreshnessConfig, GeneratorConfig, IngestConfig, IngestReport, IsolationConfig, Plots, Progress,
-    QuickConfig, QuickReport, RecentConfig, RecentReport, ReportRow, ReportRows,
+    run_ingest_with, run_isolation_with, run_quick_with, run_recent_with, run_streaming_with,
+    AlertsConfig, AliasConfig, AnalyticsConfig, AnalyticsReport, BenchError, CompactionConfig,
+    CompactionReport, FreshnessConfig, GeneratorConfig, IngestConfig, IngestReport,
+    IsolationConfig, Plots, Progress, QuickConfig, QuickReport, RecentConfig, RecentReport,
+    ReportRow, ReportRows, StreamingConfig,
 };
 
 /// The generated workload of a run and how it is sent.
@@ -215,6 +216,20 @@ pub fn aliases(inv: &Invocation<'_>, config: &AliasConfig) -> Result<ExitCode, B
     report.run.command = Some(inv.command.clone());
     let outcome = (report.passed(), Vec::new());
     finish_one(inv, session, "aliases", &report, outcome)
+}
+
+/// `bench streaming`: live-query latency, rollup freshness and ingest with rollups against none.
+pub fn streaming(inv: &Invocation<'_>, config: &StreamingConfig) -> Result<ExitCode, BenchError> {
+    let server = inv.server.with_spawn_defaults(&ALERTS_SERVE_ARGS);
+    let session = Session::open(&server)?;
+    let mut config = config.clone();
+    config.ingest.server_pid = session.pid;
+    let mut report = step(inv, "streaming", |bar| {
+        run_streaming_with(&session.target, &config, bar)
+    })?;
+    report.run.command = Some(inv.command.clone());
+    let outcome = (report.passed(), report.failures());
+    finish_one(inv, session, "streaming", &report, outcome)
 }
 
 /// `bench alerts`: notification latency of an event rule, absence detection delay, the

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -61,6 +62,9 @@ struct CycleSessions {
     by_tenant: HashMap<TenantId, (TenantSession, Arc<TenantSchema>)>,
 }
 
+/// Background maintenance uses at most 1/10 of a core between backfills (1/2 during one).
+const IDLE_SHARE_DIVISOR: u32 = 10;
+
 /// How often a rollup with no dirty bucket still records its watermark, so a restart re-reads
 /// little.
 const IDLE_WATERMARK_INTERVAL_SECS: u64 = 5;
@@ -83,22 +87,23 @@ impl Maintainer {
 
     pub(crate) async fn run(mut self) {
         let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
-        let mut busy = true;
+        let mut pause = Duration::ZERO;
         loop {
-            if !busy && waiting.is_empty() {
+            if waiting.is_empty() && !pause.is_zero() {
                 tokio::select! {
                     request = self.requests.recv() => match request {
                         Some(reply) => waiting.push(reply),
                         None => return,
                     },
-                    _ = tokio::time::sleep(self.shared.config.cycle_interval) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
             }
             while let Ok(reply) = self.requests.try_recv() {
                 waiting.push(reply);
             }
+            let started = Instant::now();
             match self.cycle().await {
-                Ok(backfilling) => busy = backfilling,
+                Ok(backfilling) => pause = self.pause_after(started.elapsed(), backfilling),
                 Err(Stopped) => return,
             }
             for reply in waiting.drain(..) {
@@ -106,6 +111,18 @@ impl Maintainer {
             }
             tokio::task::yield_now().await;
         }
+    }
+
+    /// The wait before the next cycle, so background maintenance takes at most a share of a
+    /// core: a cycle that took `spent` is followed by [`IDLE_SHARE_DIVISOR`]` - 1` times as long
+    /// (at least the configured interval), or by as long while a backfill runs. A read of a
+    /// rollup does not wait: its request starts a cycle at once.
+    fn pause_after(&self, spent: Duration, backfilling: bool) -> Duration {
+        if backfilling {
+            return spent;
+        }
+        let share = spent.saturating_mul(IDLE_SHARE_DIVISOR - 1);
+        share.max(self.shared.config.cycle_interval)
     }
 
     /// One maintenance cycle; `Ok(true)` while a backfill is unfinished.
@@ -259,7 +276,7 @@ impl Maintainer {
         if row.error.is_some() && !self.retry_due(row) {
             return Ok(());
         }
-        if self.source_changed(row, sessions).await? {
+        if self.source_changed(row).await? {
             return self.rebuild(row).await;
         }
         let mut commit = RollupCommit {
@@ -276,9 +293,11 @@ impl Maintainer {
             let mut dirty = known.dirty.clone();
             // Below the retention floor the raw rows are gone (or going): recomputing such a
             // bucket would lose what the rollup keeps, so it stays as it was.
-            let (_, schema) = sessions.get(&self.shared, row.tenant).await?;
-            if let Some(floor_ms) = retention_floor_ms(now_ms(), schema.cold_retention_days) {
-                dirty.retain(|bucket| *bucket >= floor_ms);
+            if !dirty.is_empty() {
+                let schema = self.shared.schemas.schema(row.tenant).await?;
+                if let Some(floor_ms) = retention_floor_ms(now_ms(), schema.cold_retention_days) {
+                    dirty.retain(|bucket| *bucket >= floor_ms);
+                }
             }
             let mut chunk = None;
             let maintained = row.maintained().map(|v| v.version) == Some(version.version);
@@ -327,18 +346,14 @@ impl Maintainer {
     }
 
     /// Whether the maintained version was built under another definition of its source.
-    async fn source_changed(
-        &self,
-        row: &RollupRow,
-        sessions: &mut CycleSessions,
-    ) -> Result<bool, StreamingError> {
+    async fn source_changed(&self, row: &RollupRow) -> Result<bool, StreamingError> {
         let Some(version) = row.maintained() else {
             return Ok(false);
         };
         let Some(known) = self.known.get(&(row.id, version.version)) else {
             return Ok(false);
         };
-        let (_, schema) = sessions.get(&self.shared, row.tenant).await?;
+        let schema = self.shared.schemas.schema(row.tenant).await?;
         let Some(source) = schema.metric_by_id(known.source) else {
             return Err(StreamingError::InvalidRollup(
                 "its source metric was deleted; delete the rollup or change its SQL".into(),

@@ -746,3 +746,63 @@ fn alerts_against_a_server_that_refuses_private_webhooks_says_so() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("--allow-private-webhooks"), "{stderr}");
 }
+
+#[test]
+fn streaming_reports_its_three_parts_with_exact_counts() {
+    // Tiny: 5 live updates, 5 rollup reads, one pair of 2,000-event ingest phases with 2
+    // rollups. Only the report's shape and its exactness counts are checked, not timings.
+    let out = tempfile::tempdir().unwrap();
+    let report_file = out.path().join("streaming.md");
+    let output = bench(&[
+        "streaming",
+        "--spawn",
+        "--json",
+        "--report",
+        report_file.to_str().unwrap(),
+        "--live-samples",
+        "5",
+        "--rollup-samples",
+        "5",
+        "--warmup",
+        "1",
+        "--ingest-rollups",
+        "2",
+        "--ingest-rounds",
+        "1",
+        "--ingest-events",
+        "2000",
+        "--ingest-trucks",
+        "10",
+        "--batch",
+        "200",
+    ]);
+    let envelope = json_stdout(&output);
+    let report = &envelope["report"];
+    assert_eq!(report["run"]["scenario"], "streaming");
+    let live = &report["live"];
+    assert_eq!(live["writes"], 5, "{live:#}");
+    assert_eq!(live["missed"], 0, "every live update arrived: {live:#}");
+    assert!(live["latency"]["p99_ms"].is_number(), "{live:#}");
+    let rollup = &report["rollup"];
+    assert_eq!(rollup["writes"], 5, "{rollup:#}");
+    assert_eq!(
+        rollup["missed"], 0,
+        "every rollup answer counted its write: {rollup:#}"
+    );
+    let phases = report["ingest"]["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 2);
+    assert_eq!(phases[0]["rules"], 0);
+    assert_eq!(phases[1]["rules"], 2);
+    for phase in phases {
+        assert_eq!(phase["rejected"], 0, "{phase:#}");
+        assert_eq!(phase["failed_batches"], 0, "{phase:#}");
+    }
+    let markdown = std::fs::read_to_string(&report_file).unwrap();
+    for measure in [
+        "live tail: write ack -> SSE rows event",
+        "rollup: write ack -> rollup answer counting it",
+        "ingest with rollups / without",
+    ] {
+        assert!(markdown.contains(measure), "{measure} missing:\n{markdown}");
+    }
+}

@@ -26,6 +26,7 @@ pub use absence::{AbsenceDelay, ABSENCE_METRIC};
 pub use api::NAME_PREFIX;
 pub use event::{EventLatency, EVENT_CONDITION, EVENT_METRIC};
 pub use query::{LagSample, QueryLag, QUERY_METRIC};
+pub(crate) use throughput::{compare_phases, shifted as shifted_phase};
 pub use throughput::{IngestComparison, IngestPhase};
 
 use crate::generator::GeneratorConfig;

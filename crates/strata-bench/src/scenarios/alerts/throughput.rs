@@ -123,7 +123,7 @@ pub(super) fn run(
 
 /// The ingest configuration of phase `phase`: the workload moved past every earlier phase's
 /// time range (late events reach 3 days back), schema already declared, no count check.
-fn shifted(base: &IngestConfig, phase: usize) -> IngestConfig {
+pub(crate) fn shifted(base: &IngestConfig, phase: usize) -> IngestConfig {
     let mut config = base.clone();
     let span = config.workload.last_timestamp_ms() - config.workload.start_ms;
     let step = span + config.workload.interval_ms + 4 * DAY_MS;
@@ -134,6 +134,17 @@ fn shifted(base: &IngestConfig, phase: usize) -> IngestConfig {
 }
 
 fn compare(rules: usize, phases: Vec<IngestPhase>) -> IngestComparison {
+    let example = rule(0)["condition"].as_str().unwrap_or("").to_string();
+    compare_phases(rules, example, phases)
+}
+
+/// Events over sending time of the phases with (`rules > 0`) and without; `example` is what
+/// the report shows of one rule (or rollup).
+pub(crate) fn compare_phases(
+    rules: usize,
+    example: String,
+    phases: Vec<IngestPhase>,
+) -> IngestComparison {
     let rate = |with: bool| {
         let (events, secs) = phases
             .iter()
@@ -148,7 +159,7 @@ fn compare(rules: usize, phases: Vec<IngestPhase>) -> IngestComparison {
     let (without, with) = (rate(false), rate(true));
     IngestComparison {
         rules,
-        example_condition: rule(0)["condition"].as_str().unwrap_or("").to_string(),
+        example_condition: example,
         without_rules_events_per_s: without,
         with_rules_events_per_s: with,
         ratio: (without > 0.0 && with > 0.0).then(|| with / without),

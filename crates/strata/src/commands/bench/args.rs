@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use strata_bench::harness::{ColdOptions, OutputOptions, SendOptions, ServerOptions, Workload};
-use strata_bench::{AlertsConfig, AliasConfig, AnalyticsConfig, GeneratorConfig, Shares};
+use strata_bench::{
+    AlertsConfig, AliasConfig, AnalyticsConfig, GeneratorConfig, Shares, StreamingConfig,
+};
 use strata_client::DEFAULT_URL;
 
 /// What --long costs, for the help of `recent` and `all`. Estimates, from the figures in
@@ -142,6 +144,23 @@ Example:\n  \
 strata bench alerts --spawn --plots plots"
     )]
     Alerts(AlertsArgs),
+    /// Streaming SQL: live-query latency, rollup freshness, ingest with rollups
+    #[command(
+        long_about = "Streaming SQL (issue 16), measured from outside over HTTP:\n\n\
+1. a live tail (`SELECT name FROM bench_live ...` as Server-Sent Events), then one write at a \
+time; latency from the write's HTTP 200 to the `rows` event carrying it. Target: p99 <= 50 ms.\n\
+2. a 1-minute rollup of bench_live, then one write at a time; latency from the write's HTTP \
+200 to the answer of `SELECT sum(n)` over the rollup, checked equal to the raw count each \
+time (a read of a rollup first waits for the maintenance cycle covering every acked write).\n\
+3. ingest throughput (the `bench ingest` workload, --ingest-events per phase) without rollups \
+and with --ingest-rollups 1-minute rollups over readings and diagnostics (created and \
+backfilled between phases), in phases none, rollups, rollups, none. Target: at most 15% below.\n\n\
+A count of 0 skips a part. Rollups are named bench_rollup_*; a run deletes its own and any an \
+interrupted run left. A spawned server gets --compact-interval-secs 0.\n\n\
+Example:\n  \
+strata bench streaming --spawn"
+    )]
+    Streaming(StreamingArgs),
     /// All six scenarios on one server in one run, one markdown report
     #[command(
         long_about = concat!("Run, against one server in one run: 1 ingest (which also loads \
@@ -545,6 +564,77 @@ pub struct AlertsArgs {
     /// The URL the server is given for the receiver (default: http:// + where it listens)
     #[arg(long)]
     pub webhook_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamingArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Part 1: measured writes, each expecting one live update (0 skips the part)
+    #[arg(long, default_value_t = 300)]
+    pub live_samples: usize,
+    /// Part 2: measured writes, each followed by a read of the rollup (0 skips the part)
+    #[arg(long, default_value_t = 300)]
+    pub rollup_samples: usize,
+    /// Parts 1 and 2: unmeasured writes first
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    /// Part 1: milliseconds one update is waited for
+    #[arg(long, default_value_t = 5_000)]
+    pub sample_timeout_ms: u64,
+    /// Part 3: rollups active in the phases with rollups (at most 100)
+    #[arg(long, default_value_t = 10)]
+    pub ingest_rollups: usize,
+    /// Part 3: pairs of phases (one without rollups, one with; 0 skips the part)
+    #[arg(long, default_value_t = 2)]
+    pub ingest_rounds: usize,
+    /// Part 3: events of one phase (rounded up to whole intervals)
+    #[arg(long, default_value_t = 2_000_000)]
+    pub ingest_events: u64,
+    /// Part 3: trucks of the workload
+    #[arg(long, default_value_t = DEFAULT_TRUCKS)]
+    pub ingest_trucks: u32,
+    #[command(flatten)]
+    pub send: SendArgs,
+}
+
+impl StreamingArgs {
+    pub fn config(&self) -> anyhow::Result<StreamingConfig> {
+        let defaults = StreamingConfig::default();
+        let workload = WorkloadArgs {
+            seed: 1,
+            trucks: Some(self.ingest_trucks),
+            events: Some(self.ingest_events),
+            interval_ms: defaults.ingest.workload.interval_ms,
+            clean: false,
+            renamed_share: None,
+            extra_share: None,
+            string_share: None,
+            out_of_order_share: None,
+            late_share: None,
+            duplicate_share: None,
+        }
+        .config(DEFAULT_TRUCKS, self.ingest_events)?;
+        let send = self.send.options();
+        let config = StreamingConfig {
+            live_samples: self.live_samples,
+            rollup_samples: self.rollup_samples,
+            warmup: self.warmup,
+            sample_timeout_ms: self.sample_timeout_ms,
+            ingest_rollups: self.ingest_rollups,
+            ingest_rounds: self.ingest_rounds,
+            ingest: strata_bench::IngestConfig {
+                workload,
+                clients: send.clients,
+                batch_size: send.batch,
+                pregenerate: !send.stream,
+                chunk_bytes: send.chunk_mib.saturating_mul(1024 * 1024),
+                ..defaults.ingest
+            },
+        };
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Args)]

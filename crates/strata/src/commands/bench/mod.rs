@@ -77,6 +77,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let inv = invocation(&args.run)?;
             Ok(harness::suite::alerts(&inv, &config)?)
         }
+        BenchCommand::Streaming(args) => {
+            let config = args.config()?;
+            let inv = invocation(&args.run)?;
+            Ok(harness::suite::streaming(&inv, &config)?)
+        }
     }
 }
 
