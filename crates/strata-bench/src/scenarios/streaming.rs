@@ -11,6 +11,9 @@
 //! 3. Ingest with rollups: the ingest workload in phases without rollups and with
 //!    `ingest_rollups` 1-minute rollups over `readings` and `diagnostics` (target: at most 15%
 //!    slower). Rollups are created, and their backfill awaited, between phases.
+//! 4. A query over `history_days` days of `history_devices` devices (one reading a minute)
+//!    answered from a 1-minute rollup against the same answer from raw data: daily means per
+//!    device, timed `query_runs` times each, and the two answers compared.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -53,6 +56,10 @@ pub struct StreamingConfig {
     pub ingest_rollups: usize,
     pub ingest_rounds: usize,
     pub ingest: IngestConfig,
+    /// Part 4: days and devices of history (0 days skips the part), and timed runs per side.
+    pub history_days: u32,
+    pub history_devices: u32,
+    pub query_runs: usize,
 }
 
 impl Default for StreamingConfig {
@@ -74,6 +81,9 @@ impl Default for StreamingConfig {
                 verify_counts: false,
                 ..IngestConfig::default()
             },
+            history_days: 30,
+            history_devices: 20,
+            query_runs: 5,
         }
     }
 }
@@ -92,6 +102,9 @@ impl StreamingConfig {
         }
         if self.ingest_rounds > 0 {
             self.ingest.validate()?;
+        }
+        if self.history_days > 366 || self.history_devices > 1_000 || self.query_runs > 1_000 {
+            return invalid("history: at most 366 days, 1,000 devices and 1,000 runs");
         }
         Ok(())
     }
@@ -113,6 +126,23 @@ pub struct StreamingReport {
     pub live: Option<WriteToAnswer>,
     pub rollup: Option<WriteToAnswer>,
     pub ingest: Option<IngestComparison>,
+    pub history: Option<RollupQuery>,
+}
+
+/// Part 4: the same answer from raw data and from a rollup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollupQuery {
+    pub days: u32,
+    pub devices: u32,
+    pub raw_rows: u64,
+    pub raw_sql: String,
+    pub rollup_sql: String,
+    pub raw: Option<LatencySummary>,
+    pub from_rollup: Option<LatencySummary>,
+    /// Median raw time over median rollup time.
+    pub speedup: Option<f64>,
+    /// Whether both answers had the same groups and means (to 1e-9).
+    pub same_answer: bool,
 }
 
 pub fn run_streaming(
@@ -140,6 +170,9 @@ pub fn run_streaming_with(
     let ingest = (config.ingest_rounds > 0)
         .then(|| ingest_with_rollups(target, &admin, config, progress))
         .transpose()?;
+    let history = (config.history_days > 0 && config.query_runs > 0)
+        .then(|| history_query(target, &admin, config, progress))
+        .transpose()?;
     remove_rollups(&admin)?;
     Ok(StreamingReport {
         run,
@@ -147,6 +180,7 @@ pub fn run_streaming_with(
         live,
         rollup,
         ingest,
+        history,
     })
 }
 
@@ -354,6 +388,110 @@ fn ingest_with_rollups(
     ))
 }
 
+/// The metric part 4 fills.
+pub const HISTORY_METRIC: &str = "bench_history";
+const MINUTE_MS: i64 = 60_000;
+
+/// Part 4.
+fn history_query(
+    target: &BenchTarget,
+    admin: &Client,
+    config: &StreamingConfig,
+    progress: &dyn Progress,
+) -> Result<RollupQuery, BenchError> {
+    let client = target.client()?;
+    let minutes = i64::from(config.history_days) * 1_440;
+    let start_ms = (now_ms() / MINUTE_MS - minutes) * MINUTE_MS;
+    progress.phase("history: one reading a minute per device", minutes as u64);
+    let mut body = String::new();
+    for minute in 0..minutes {
+        for device in 0..config.history_devices {
+            let temp = ((minute * 7 + i64::from(device) * 13) % 400) as f64 / 4.0;
+            let at = start_ms + minute * MINUTE_MS + i64::from(device);
+            body.push_str(&format!(
+                "{{\"metrictype\":\"{HISTORY_METRIC}\",\"timestamp\":{at},\"name\":\"d{device}\",\"temp\":{temp}}}\n"
+            ));
+        }
+        if body.len() > 4 << 20 || minute + 1 == minutes {
+            client.write_ndjson(&target.write_key, std::mem::take(&mut body))?;
+        }
+        progress.advance(1);
+    }
+    let name = format!("{ROLLUP_PREFIX}history");
+    create_rollup(
+        admin,
+        &name,
+        &format!(
+            "SELECT date_bin(INTERVAL '1 minute', timestamp) AS timestamp, name, sum(CAST(temp AS DOUBLE)) \
+             AS total, count(temp) AS n FROM {HISTORY_METRIC} GROUP BY 1, 2"
+        ),
+    )?;
+    let raw_sql = format!(
+        "SELECT name, date_trunc('day', timestamp) AS day, avg(CAST(temp AS DOUBLE)) AS mean \
+         FROM \
+         {HISTORY_METRIC} GROUP BY 1, 2 ORDER BY 1, 2"
+    );
+    let rollup_sql = format!(
+        "SELECT name, date_trunc('day', timestamp) AS day, sum(total) / sum(n) AS mean FROM \
+         {name} GROUP BY 1, 2 ORDER BY 1, 2"
+    );
+    let (raw, raw_answer) = timed(&client, target, &raw_sql, config.query_runs)?;
+    let (from_rollup, rollup_answer) = timed(&client, target, &rollup_sql, config.query_runs)?;
+    let raw_rows = client
+        .sql(
+            &target.read_key,
+            &format!("SELECT count(*) FROM {HISTORY_METRIC}"),
+        )?
+        .single_count()?;
+    let speedup = match (&raw, &from_rollup) {
+        (Some(r), Some(f)) if f.p50_ms > 0.0 => Some(r.p50_ms / f.p50_ms),
+        _ => None,
+    };
+    Ok(RollupQuery {
+        days: config.history_days,
+        devices: config.history_devices,
+        raw_rows,
+        same_answer: same_means(&raw_answer, &rollup_answer),
+        raw_sql,
+        rollup_sql,
+        raw,
+        from_rollup,
+        speedup,
+    })
+}
+
+/// Runs `sql` `runs` times; the latencies and the last answer's rows.
+fn timed(
+    client: &Client,
+    target: &BenchTarget,
+    sql: &str,
+    runs: usize,
+) -> Result<(Option<LatencySummary>, Vec<Value>), BenchError> {
+    let mut times = Vec::with_capacity(runs);
+    let mut rows = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let answer = client.sql(&target.read_key, sql)?;
+        times.push(started.elapsed());
+        rows = answer.rows.into_iter().map(Value::Array).collect();
+    }
+    Ok((LatencySummary::from_durations(&times), rows))
+}
+
+/// Same groups in the same order, means equal to 1e-9.
+fn same_means(left: &[Value], right: &[Value]) -> bool {
+    left.len() == right.len()
+        && !left.is_empty()
+        && left.iter().zip(right).all(|(a, b)| {
+            a[0] == b[0]
+                && a[1] == b[1]
+                && match (a[2].as_f64(), b[2].as_f64()) {
+                    (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                    _ => false,
+                }
+        })
+}
+
 fn with_rollups(phase: usize) -> bool {
     let round = phase / 2;
     (phase % 2 == 1) == round.is_multiple_of(2)
@@ -396,6 +534,13 @@ impl StreamingReport {
                     "streaming rollup: {} of {} answers did not equal the raw count",
                     rollup.missed, rollup.writes
                 ));
+            }
+        }
+        if let Some(history) = &self.history {
+            if !history.same_answer {
+                failures.push(
+                    "streaming history: the rollup's answer differs from the raw data's".into(),
+                );
             }
         }
         if let Some(ingest) = &self.ingest {
@@ -467,6 +612,24 @@ impl ReportRows for StreamingReport {
                     "ingest with rollups / without",
                     format!("{ratio:.3}: {}", verdict(ratio >= INGEST_TARGET_RATIO)),
                     ">= 0.85",
+                ));
+            }
+        }
+        if let Some(history) = &self.history {
+            if let (Some(raw), Some(fast)) = (&history.raw, &history.from_rollup) {
+                rows.push(row(
+                    &format!(
+                        "daily means of {} devices over {} days ({} rows): raw / 1-minute rollup, median",
+                        history.devices, history.days, history.raw_rows
+                    ),
+                    format!(
+                        "{:.3} / {:.3} ms ({:.1}x), same answer: {}",
+                        raw.p50_ms,
+                        fast.p50_ms,
+                        history.speedup.unwrap_or(0.0),
+                        history.same_answer
+                    ),
+                    "same answer",
                 ));
             }
         }

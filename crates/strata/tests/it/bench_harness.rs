@@ -775,10 +775,19 @@ fn streaming_reports_its_three_parts_with_exact_counts() {
         "10",
         "--batch",
         "200",
+        "--history-days",
+        "1",
+        "--history-devices",
+        "3",
+        "--query-runs",
+        "2",
     ]);
     let envelope = json_stdout(&output);
     let report = &envelope["report"];
     assert_eq!(report["run"]["scenario"], "streaming");
+    let history = &report["history"];
+    assert_eq!(history["raw_rows"], 3 * 1_440, "{history:#}");
+    assert_eq!(history["same_answer"], true, "{history:#}");
     let live = &report["live"];
     assert_eq!(live["writes"], 5, "{live:#}");
     assert_eq!(live["missed"], 0, "every live update arrived: {live:#}");

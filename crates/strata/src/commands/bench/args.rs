@@ -154,7 +154,10 @@ time; latency from the write's HTTP 200 to the `rows` event carrying it. Target:
 time (a read of a rollup first waits for the maintenance cycle covering every acked write).\n\
 3. ingest throughput (the `bench ingest` workload, --ingest-events per phase) without rollups \
 and with --ingest-rollups 1-minute rollups over readings and diagnostics (created and \
-backfilled between phases), in phases none, rollups, rollups, none. Target: at most 15% below.\n\n\
+backfilled between phases), in phases none, rollups, rollups, none. Target: at most 15% below.\n\
+4. --history-days days of --history-devices devices (one reading a minute), then daily means \
+per device from raw data and from a 1-minute rollup, --query-runs times each; the answers must \
+match.\n\n\
 A count of 0 skips a part. Rollups are named bench_rollup_*; a run deletes its own and any an \
 interrupted run left. A spawned server gets --compact-interval-secs 0.\n\n\
 Example:\n  \
@@ -594,6 +597,15 @@ pub struct StreamingArgs {
     /// Part 3: trucks of the workload
     #[arg(long, default_value_t = DEFAULT_TRUCKS)]
     pub ingest_trucks: u32,
+    /// Part 4: days of history, one reading a minute per device (0 skips the part)
+    #[arg(long, default_value_t = 30)]
+    pub history_days: u32,
+    /// Part 4: devices of the history
+    #[arg(long, default_value_t = 20)]
+    pub history_devices: u32,
+    /// Part 4: timed runs of each query
+    #[arg(long, default_value_t = 5)]
+    pub query_runs: usize,
     #[command(flatten)]
     pub send: SendArgs,
 }
@@ -623,6 +635,9 @@ impl StreamingArgs {
             sample_timeout_ms: self.sample_timeout_ms,
             ingest_rollups: self.ingest_rollups,
             ingest_rounds: self.ingest_rounds,
+            history_days: self.history_days,
+            history_devices: self.history_devices,
+            query_runs: self.query_runs,
             ingest: strata_bench::IngestConfig {
                 workload,
                 clients: send.clients,
