@@ -131,18 +131,7 @@ pub async fn run(
     ));
     let (listener, pg_listener) = bind_listeners(&config).await?;
     let alerts = start_alerts(&config, &catalog, &query, &writer, &listener).await?;
-    // Before compaction starts and before the doors take writes: maintenance re-reads the hot
-    // rows above each rollup's watermark.
-    let rollups = strata_streaming::Rollups::start(
-        query.clone(),
-        catalog.clone(),
-        catalog.clone(),
-        hot.clone(),
-        writer.events().clone(),
-        config.rollups.clone(),
-    )
-    .await
-    .map_err(|e| ServerError::Rollups(e.to_string()))?;
+    let rollups = start_rollups(&config, &catalog, &query, &hot, &writer).await?;
     let engines = strata_server::Engines {
         catalog: catalog.clone(),
         hot: hot.clone(),
@@ -213,6 +202,27 @@ async fn start_alerts(
         alerts,
     )
     .await?)
+}
+
+/// Starts rollup maintenance before compaction starts and before the doors take writes: its
+/// first cycle re-reads the hot rows above each rollup's watermark.
+async fn start_rollups(
+    config: &ServeConfig,
+    catalog: &DynCatalog,
+    query: &QueryEngine,
+    hot: &Arc<HotStore>,
+    writer: &strata_write::Writer,
+) -> Result<strata_streaming::Rollups, ServerError> {
+    strata_streaming::Rollups::start(
+        query.clone(),
+        catalog.clone(),
+        catalog.clone(),
+        hot.clone(),
+        writer.events().clone(),
+        config.rollups.clone(),
+    )
+    .await
+    .map_err(|e| ServerError::Rollups(e.to_string()))
 }
 
 /// The catalog, the hot tier and the cold store (checked reachable, so a wrong URL or missing

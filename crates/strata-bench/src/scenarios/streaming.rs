@@ -28,7 +28,10 @@ use crate::generator::{
 };
 use crate::progress::{NoProgress, Progress};
 use crate::report::{ReportRow, ReportRows, RunInfo};
-use crate::scenarios::alerts::{IngestComparison, IngestPhase};
+use crate::scenarios::alerts::{
+    self, compare_phases, shifted_phase, verdict, with_rules as with_rollups, IngestComparison,
+    IngestPhase,
+};
 use crate::scenarios::ingest::run_ingest_with;
 use crate::scenarios::BenchTarget;
 use crate::schema::{apply_schema, workload_schema};
@@ -365,7 +368,7 @@ fn ingest_with_rollups(
             remove_rollups(admin)?;
         }
         created = want;
-        let report = run_ingest_with(target, &shifted(&config.ingest, phase), progress)?;
+        let report = run_ingest_with(target, &shifted_phase(&config.ingest, phase), progress)?;
         phases.push(IngestPhase {
             rules: if want { rollups.len() } else { 0 },
             accepted: report.accepted,
@@ -381,11 +384,7 @@ fn ingest_with_rollups(
         .first()
         .map(|(_, sql)| sql.clone())
         .unwrap_or_default();
-    Ok(crate::scenarios::alerts::compare_phases(
-        config.ingest_rollups,
-        example,
-        phases,
-    ))
+    Ok(compare_phases(config.ingest_rollups, example, phases))
 }
 
 /// The metric part 4 fills.
@@ -492,25 +491,8 @@ fn same_means(left: &[Value], right: &[Value]) -> bool {
         })
 }
 
-fn with_rollups(phase: usize) -> bool {
-    let round = phase / 2;
-    (phase % 2 == 1) == round.is_multiple_of(2)
-}
-
-fn shifted(base: &IngestConfig, phase: usize) -> IngestConfig {
-    crate::scenarios::alerts::shifted_phase(base, phase)
-}
-
 fn three(l: &LatencySummary) -> String {
-    format!("{:.3} / {:.3} / {:.3} ms", l.p50_ms, l.p99_ms, l.max_ms)
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met {
-        "met"
-    } else {
-        "MISSED"
-    }
+    alerts::three(l.p50_ms, l.p99_ms, l.max_ms)
 }
 
 impl StreamingReport {

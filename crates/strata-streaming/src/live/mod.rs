@@ -25,6 +25,7 @@ use strata_write::EventStream;
 use tokio::sync::mpsc;
 
 use crate::error::StreamingError;
+pub(crate) use plan::metric_of;
 use plan::Shape;
 
 /// Limits and defaults of live queries.

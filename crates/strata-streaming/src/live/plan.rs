@@ -13,9 +13,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{LogicalPlan, TableScanBuilder};
 use strata_catalog::TenantSchema;
 use strata_core::MetricId;
-
-/// Schema of the tenant's metrics in a session (see `strata_query::engine`).
-const METRIC_SCHEMA: &str = "public";
+use strata_query::rewrite::METRIC_SCHEMA;
 
 /// How a live query follows new data.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +60,7 @@ pub(crate) fn shape_of(plan: &LogicalPlan, schema: &TenantSchema) -> Shape {
 }
 
 /// The metric a scanned table is (its display name or an alias in schema `public`), if any.
-fn metric_of(table: &TableReference, schema: &TenantSchema) -> Option<MetricId> {
+pub(crate) fn metric_of(table: &TableReference, schema: &TenantSchema) -> Option<MetricId> {
     if table.schema().is_some_and(|s| s != METRIC_SCHEMA) {
         return None;
     }

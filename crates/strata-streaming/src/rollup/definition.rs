@@ -17,10 +17,10 @@ use datafusion::logical_expr::{col, lit, Expr, Filter, LogicalPlan};
 use strata_catalog::TenantSchema;
 use strata_core::MetricId;
 
+use crate::live::metric_of;
+
 use crate::error::StreamingError;
 
-/// Schema of the tenant's metrics in a session (see `strata_query::engine`).
-const METRIC_SCHEMA: &str = "public";
 /// The column a rollup's bucket must be selected as, so the rollup reads like a metric.
 pub const BUCKET_COLUMN: &str = "timestamp";
 const MS_PER_DAY: i64 = 86_400_000;
@@ -104,9 +104,20 @@ impl Definition {
                     .field_with_name(Some(&table), BUCKET_COLUMN)?
                     .data_type()
                     .clone();
+                let (start, end) = match (
+                    timestamp_value(&field_type, start_ms),
+                    timestamp_value(&field_type, end_ms),
+                ) {
+                    (Ok(start), Ok(end)) => (start, end),
+                    _ => {
+                        return Err(datafusion::error::DataFusionError::Plan(format!(
+                            "the scanned `timestamp` is {field_type}, not a time"
+                        )))
+                    }
+                };
                 let range = col(column.clone())
-                    .gt_eq(lit(timestamp_value(&field_type, start_ms)))
-                    .and(col(column).lt(lit(timestamp_value(&field_type, end_ms))));
+                    .gt_eq(lit(start))
+                    .and(col(column).lt(lit(end)));
                 let filter = Filter::try_new(range, Arc::new(LogicalPlan::TableScan(scan)))?;
                 Ok(Transformed::yes(LogicalPlan::Filter(filter)))
             }
@@ -177,22 +188,10 @@ fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, Strea
     })
 }
 
-fn timestamp_value(data_type: &DataType, ms: i64) -> ScalarValue {
-    match data_type {
-        DataType::Timestamp(TimeUnit::Second, tz) => {
-            ScalarValue::TimestampSecond(Some(ms.div_euclid(1000)), tz.clone())
-        }
-        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-            ScalarValue::TimestampMicrosecond(Some(ms.saturating_mul(1000)), tz.clone())
-        }
-        DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
-            ScalarValue::TimestampNanosecond(Some(ms.saturating_mul(1_000_000)), tz.clone())
-        }
-        DataType::Timestamp(TimeUnit::Millisecond, tz) => {
-            ScalarValue::TimestampMillisecond(Some(ms), tz.clone())
-        }
-        _ => ScalarValue::TimestampMillisecond(Some(ms), None),
-    }
+/// `ms` as a literal of the scanned timestamp's type (unit and time zone), so the filter
+/// needs no cast and prunes like a user's.
+fn timestamp_value(data_type: &DataType, ms: i64) -> Result<ScalarValue, StreamingError> {
+    Ok(ScalarValue::TimestampMillisecond(Some(ms), None).cast_to(data_type)?)
 }
 
 /// The one metric scan and the one aggregate; refuses every other kind of node.
@@ -380,14 +379,6 @@ fn literal_ms(expr: &Expr) -> Option<i64> {
         ScalarValue::TimestampMillisecond(Some(v), _) => Some(v),
         _ => None,
     }
-}
-
-/// The metric a scanned table is (its display name or an alias in schema `public`), if any.
-fn metric_of(table: &TableReference, schema: &TenantSchema) -> Option<MetricId> {
-    if table.schema().is_some_and(|s| s != METRIC_SCHEMA) {
-        return None;
-    }
-    schema.metric(table.table()).map(|metric| metric.id)
 }
 
 #[cfg(test)]

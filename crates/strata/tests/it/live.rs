@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{write_events, TestServer};
+use crate::common::{thermostat_tenant as tenant, write_events, TestServer};
 
 /// How long an update that must come may take.
 const WAIT: Duration = Duration::from_secs(30);
@@ -125,32 +125,6 @@ fn table(data: &Value) -> Vec<Vec<Value>> {
         .iter()
         .map(|row| row.as_array().expect("a row").clone())
         .collect()
-}
-
-/// A tenant with `thermostat`: `name` (string, the series key), `temp` (double, alias `tmp`).
-fn tenant(server: &TestServer, name: &str) -> String {
-    let key = server.create_tenant(name);
-    let created = server.post(
-        "/api/v1/schema/metrics",
-        &key,
-        &json!({"name": "thermostat"}),
-    );
-    assert_eq!(created.status, 201, "{}", created.text);
-    for (field, body) in [
-        ("name", json!({"type": "string"})),
-        ("temp", json!({"type": "double", "aliases": ["tmp"]})),
-    ] {
-        let path = format!("/api/v1/schema/metrics/thermostat/fields/{field}");
-        let answer = server.put(&path, &key, &body);
-        assert_eq!(answer.status, 200, "{field}: {}", answer.text);
-    }
-    let keys = server.patch(
-        "/api/v1/schema/metrics/thermostat",
-        &key,
-        &json!({"series_keys": ["name"]}),
-    );
-    assert_eq!(keys.status, 200, "{}", keys.text);
-    key
 }
 
 fn reading(device: &str, offset_ms: i64, temp: f64) -> Value {

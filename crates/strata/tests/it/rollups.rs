@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{write_events, TestServer};
+use crate::common::{thermostat_tenant as tenant, write_events, TestServer};
 
 const T0: i64 = 1_800_000_000_000;
 const MINUTE_MS: i64 = 60_000;
@@ -19,32 +19,6 @@ fn start(extra: &[&str]) -> TestServer {
     let mut args = vec!["--compact-after-secs", "0", "--compact-interval-secs", "0"];
     args.extend_from_slice(extra);
     TestServer::start_with(&args)
-}
-
-/// A tenant with `thermostat`: `name` (string, the series key), `temp` (double, alias `tmp`).
-fn tenant(server: &TestServer, name: &str) -> String {
-    let key = server.create_tenant(name);
-    let created = server.post(
-        "/api/v1/schema/metrics",
-        &key,
-        &json!({"name": "thermostat"}),
-    );
-    assert_eq!(created.status, 201, "{}", created.text);
-    for (field, body) in [
-        ("name", json!({"type": "string"})),
-        ("temp", json!({"type": "double", "aliases": ["tmp"]})),
-    ] {
-        let path = format!("/api/v1/schema/metrics/thermostat/fields/{field}");
-        let answer = server.put(&path, &key, &body);
-        assert_eq!(answer.status, 200, "{field}: {}", answer.text);
-    }
-    let keys = server.patch(
-        "/api/v1/schema/metrics/thermostat",
-        &key,
-        &json!({"series_keys": ["name"]}),
-    );
-    assert_eq!(keys.status, 200, "{}", keys.text);
-    key
 }
 
 /// Deterministic pseudo-random numbers (no seed file to keep: the sequence is the test).

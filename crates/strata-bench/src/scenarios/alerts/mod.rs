@@ -26,7 +26,7 @@ pub use absence::{AbsenceDelay, ABSENCE_METRIC};
 pub use api::NAME_PREFIX;
 pub use event::{EventLatency, EVENT_CONDITION, EVENT_METRIC};
 pub use query::{LagSample, QueryLag, QUERY_METRIC};
-pub(crate) use throughput::{compare_phases, shifted as shifted_phase};
+pub(crate) use throughput::{compare_phases, shifted as shifted_phase, with_rules};
 pub use throughput::{IngestComparison, IngestPhase};
 
 use crate::generator::GeneratorConfig;
@@ -246,11 +246,11 @@ pub fn run_alerts_with(
 }
 
 /// `12.345 / 67.890 / 99.000 ms`.
-fn three(p50: f64, p99: f64, max: f64) -> String {
+pub(crate) fn three(p50: f64, p99: f64, max: f64) -> String {
     format!("{p50:.3} / {p99:.3} / {max:.3} ms")
 }
 
-fn verdict(met: bool) -> &'static str {
+pub(crate) fn verdict(met: bool) -> &'static str {
     if met {
         "met"
     } else {

@@ -73,8 +73,8 @@ fn rule(i: usize) -> Value {
     })
 }
 
-/// Whether phase `phase` runs with rules: none, rules, rules, none, none, rules ...
-fn with_rules(phase: usize) -> bool {
+/// Whether phase `phase` runs with rules (or rollups): none, rules, rules, none, none, rules ...
+pub(crate) fn with_rules(phase: usize) -> bool {
     let round = phase / 2;
     (phase % 2 == 1) == round.is_multiple_of(2)
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_strata");
 
@@ -436,4 +436,30 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// A tenant with `thermostat`: `name` (string, the series key), `temp` (double, alias `tmp`).
+pub fn thermostat_tenant(server: &TestServer, name: &str) -> String {
+    let key = server.create_tenant(name);
+    let created = server.post(
+        "/api/v1/schema/metrics",
+        &key,
+        &json!({"name": "thermostat"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    for (field, body) in [
+        ("name", json!({"type": "string"})),
+        ("temp", json!({"type": "double", "aliases": ["tmp"]})),
+    ] {
+        let path = format!("/api/v1/schema/metrics/thermostat/fields/{field}");
+        let answer = server.put(&path, &key, &body);
+        assert_eq!(answer.status, 200, "{field}: {}", answer.text);
+    }
+    let keys = server.patch(
+        "/api/v1/schema/metrics/thermostat",
+        &key,
+        &json!({"series_keys": ["name"]}),
+    );
+    assert_eq!(keys.status, 200, "{}", keys.text);
+    key
 }
