@@ -16,6 +16,7 @@ use strata_storage::HotEvent;
 use strata_write::CommittedBatch;
 use tokio::sync::broadcast;
 
+use crate::catch_up;
 use crate::error::{invalid, AlertError};
 use crate::evaluate::batch::{self, ExpressionShape, LabelColumns};
 use crate::evaluate::condition::Condition;
@@ -36,7 +37,7 @@ pub(crate) struct Compiled {
     /// The snapshot compiled against; recompiled when the catalog hands out another (any
     /// schema change or new incoming name).
     snapshot: Arc<TenantSchema>,
-    metric: MetricId,
+    pub(crate) metric: MetricId,
     model: MetricModel,
     shape: ExpressionShape,
     condition: Option<Condition>,
@@ -160,7 +161,7 @@ fn compile(snapshot: &Arc<TenantSchema>, spec: &RuleSpec) -> Result<Compiled, Al
 
 /// The rule's compiled parts for `snapshot`, compiling on a schema change. `None` when the
 /// rule no longer compiles (its metric or field was deleted): it then sees no data.
-fn compiled_for(rule: &Rule, snapshot: &Arc<TenantSchema>) -> Option<Arc<Compiled>> {
+pub(crate) fn compiled_for(rule: &Rule, snapshot: &Arc<TenantSchema>) -> Option<Arc<Compiled>> {
     let mut slot = lock(&rule.compiled);
     if let Some(compiled) = slot.as_ref().filter(|c| Arc::ptr_eq(&c.snapshot, snapshot)) {
         return Some(compiled.clone());
@@ -182,45 +183,59 @@ fn compiled_for(rule: &Rule, snapshot: &Arc<TenantSchema>) -> Option<Arc<Compile
 
 // ---- the committed-event stream ----
 
-/// Reads every committed batch until shutdown and feeds event and absence rules.
+/// Reads every committed batch until shutdown and feeds event and absence rules. After a lag
+/// (the stream dropped batches this consumer was too slow for), the rows it missed are re-read
+/// from the hot tier before the next batch, so no event rule misses an event (test
+/// `it alerts::a_lagging_alert_consumer_re_reads_what_the_stream_dropped`).
 pub(crate) async fn consume(
     inner: Arc<Inner>,
     mut events: broadcast::Receiver<Arc<CommittedBatch>>,
+    // Every row at or below this was received (or committed before this consumer started).
+    mut received_seq: u64,
 ) {
     let mut stop = inner.stop.clone();
+    let mut lagged = false;
     loop {
         let received = tokio::select! {
             received = events.recv() => received,
             _ = stop.changed() => return,
         };
         match received {
-            Ok(batch) => on_batch(&inner, &batch).await,
+            Ok(batch) => {
+                if std::mem::take(&mut lagged) {
+                    catch_up::missed(&inner, received_seq, batch.first_seq).await;
+                }
+                received_seq = received_seq.max(batch.first_seq + batch.rows.len() as u64 - 1);
+                on_batch(&inner, batch.tenant, &batch.rows).await;
+            }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                // Event rules miss these batches; absence rules catch up with the next one.
-                tracing::warn!(missed, "alert rules fell behind the committed-event stream");
+                tracing::warn!(
+                    missed,
+                    "alert rules fell behind the committed-event stream; re-reading the rows"
+                );
+                lagged = true;
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }
 
-async fn on_batch(inner: &Inner, committed: &CommittedBatch) {
+/// Feeds one tenant's committed rows to its event and absence rules.
+pub(crate) async fn on_batch(inner: &Inner, tenant: TenantId, committed: &[HotEvent]) {
     let rules: Vec<Arc<Rule>> = inner
         .rules_snapshot()
         .into_iter()
-        .filter(|r| {
-            r.row.tenant == committed.tenant && !matches!(r.spec.kind, RuleKind::Query { .. })
-        })
+        .filter(|r| r.row.tenant == tenant && !matches!(r.spec.kind, RuleKind::Query { .. }))
         .collect();
     if rules.is_empty() {
         return;
     }
-    let Ok(snapshot) = inner.schemas.schema(committed.tenant).await else {
+    let Ok(snapshot) = inner.schemas.schema(tenant).await else {
         tracing::error!("alert rules could not read the tenant schema for a committed batch");
         return;
     };
     let mut rows_of: HashMap<MetricId, Vec<&HotEvent>> = HashMap::new();
-    for row in &committed.rows {
+    for row in committed {
         rows_of.entry(row.metric).or_default().push(row);
     }
     let compiled: Vec<(Arc<Rule>, Arc<Compiled>)> = rules

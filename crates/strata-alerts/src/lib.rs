@@ -13,6 +13,7 @@
 //! they import it. It reads data only through the tenant's sealed query session and the
 //! committed-event stream, so a rule never reads another tenant's data.
 
+mod catch_up;
 mod channel;
 mod duration;
 mod engine;

@@ -143,8 +143,10 @@ impl AlertService {
         });
         let service = AlertService { inner };
         service.load().await?;
+        // Read before subscribing: a lag then re-reads from here, so nothing falls between.
+        let received_seq = stream.committed_seq();
         let events = stream.subscribe_interested();
-        tokio::spawn(engine::consume(service.inner.clone(), events));
+        tokio::spawn(engine::consume(service.inner.clone(), events, received_seq));
         tokio::spawn(engine::schedule(service.inner.clone()));
         tokio::spawn(engine::dispatch_queries(service.inner.clone()));
         tokio::spawn(crate::outbox::deliver(service.inner.clone()));

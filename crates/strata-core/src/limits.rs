@@ -18,6 +18,10 @@ pub struct Limits {
     /// name is a column of `SELECT *` and a catalog row; 60 events of 990 new names each made a
     /// `SELECT *` hang the server, so an event that would add names beyond this is rejected.
     pub field_names_per_metric: usize,
+    /// Committed write batches (one per request) the event stream holds for its slowest
+    /// subscriber (alert rules, live queries, rollups) before that subscriber lags and must
+    /// re-read what it missed from the hot tier. Each held batch keeps its rows in memory.
+    pub event_stream_batches: usize,
 }
 
 impl Default for Limits {
@@ -29,6 +33,7 @@ impl Default for Limits {
             admin_body_bytes: 1024 * 1024,
             error_payload_bytes: 64 * 1024,
             field_names_per_metric: DEFAULT_FIELD_NAMES_PER_METRIC,
+            event_stream_batches: DEFAULT_EVENT_STREAM_BATCHES,
         }
     }
 }
@@ -36,6 +41,10 @@ impl Default for Limits {
 /// Default of [`Limits::field_names_per_metric`]: ten times the per-event field limit, far above
 /// any real device schema, while `SELECT *` over this many columns still answers in seconds.
 pub const DEFAULT_FIELD_NAMES_PER_METRIC: usize = 10_000;
+
+/// Default of [`Limits::event_stream_batches`]: at the measured 1,000- to 5,000-event requests,
+/// one to five million events of slack before a subscriber has to re-read.
+pub const DEFAULT_EVENT_STREAM_BATCHES: usize = 1024;
 
 /// Earliest event time accepted at ingest, in epoch milliseconds: 1677-09-21T00:12:43.146Z, the
 /// first whole millisecond an Arrow nanosecond timestamp (i64 ns) can hold. SQL functions and

@@ -20,5 +20,5 @@ mod stream;
 mod writer;
 
 pub use outcome::{Rejection, WriteError, WriteOutcome};
-pub use stream::{CommittedBatch, EventStream, EVENT_STREAM_CAPACITY_BATCHES};
+pub use stream::{CommittedBatch, EventStream, REREAD_CHUNK_ROWS};
 pub use writer::{WriteRequest, Writer, WriterCatalog};

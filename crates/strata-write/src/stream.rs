@@ -2,25 +2,21 @@
 //! for alerts, live queries and rollups to consume in-process.
 //!
 //! Publishing never slows or fails an acknowledgement: it is a bounded broadcast channel, and a
-//! subscriber that falls more than [`EVENT_STREAM_CAPACITY_BATCHES`] batches behind is told how
-//! many it missed (`RecvError::Lagged`) and must re-read those from storage (the batches carry
-//! their write sequence numbers for that). Publishing copies nothing: the hot store hands the
+//! subscriber that falls more than `Limits::event_stream_batches` batches behind is told how
+//! many it missed (`RecvError::Lagged`) and re-reads those from the hot tier by their write
+//! sequence numbers ([`EventStream::reread`]). Publishing copies nothing: the hot store hands the
 //! rows it made durable back to the writer, which publishes them only when a subscriber wants
 //! every tenant ([`EventStream::subscribe`]) or registered interest in that tenant
 //! ([`EventStream::add_interest`]), and otherwise drops them. Alert rules ask only for tenants
 //! that have event or absence rules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use strata_core::TenantId;
-use strata_storage::HotEvent;
+use strata_core::{MetricId, TenantId};
+use strata_storage::{HotEvent, HotScan, HotStore, ScanRequest, StorageError};
 use tokio::sync::broadcast;
-
-/// Batches a subscriber may fall behind before it lags: one per write request, so 1,024
-/// requests (at the measured 1,000-event requests, about a million events) of slack.
-pub const EVENT_STREAM_CAPACITY_BATCHES: usize = 1024;
 
 /// The rows of one durable write request, exactly as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,10 +29,15 @@ pub struct CommittedBatch {
     pub rows: Vec<HotEvent>,
 }
 
+/// Rows [`EventStream::reread`] hands over at a time, so a long lag never sits in memory whole.
+pub const REREAD_CHUNK_ROWS: usize = 4096;
+
 /// The sending side, owned by the [`crate::Writer`]. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventStream {
     sender: broadcast::Sender<Arc<CommittedBatch>>,
+    /// Where a lagging subscriber re-reads what it missed.
+    hot: Arc<HotStore>,
     /// Subscribers that asked for every tenant (never decremented: such a subscriber is
     /// assumed to live as long as the stream).
     everything: Arc<AtomicUsize>,
@@ -48,19 +49,67 @@ pub struct EventStream {
     in_flight: Arc<tokio::sync::RwLock<()>>,
 }
 
-impl Default for EventStream {
-    fn default() -> Self {
-        let (sender, _) = broadcast::channel(EVENT_STREAM_CAPACITY_BATCHES);
+impl EventStream {
+    /// A stream over `hot` whose subscribers lag after `capacity_batches` unread batches.
+    pub fn new(hot: Arc<HotStore>, capacity_batches: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity_batches.max(1));
         EventStream {
             sender,
+            hot,
             everything: Arc::new(AtomicUsize::new(0)),
             tenants: Arc::new(RwLock::new(HashMap::new())),
             in_flight: Arc::new(tokio::sync::RwLock::new(())),
         }
     }
-}
 
-impl EventStream {
+    /// The highest sequence number handed out so far: a subscriber that starts now has been
+    /// given every row at or below it that it will ever be given, so a lag is re-read from here.
+    pub fn committed_seq(&self) -> u64 {
+        self.hot.last_seq()
+    }
+
+    /// Re-reads, for a subscriber that lagged, the rows of `tenant`'s `metric` with a sequence
+    /// number in `(after_seq, before_seq)`: those the stream dropped for it. Hands them to
+    /// `on_chunk` at most [`REREAD_CHUNK_ROWS`] at a time, in key order (series, then time),
+    /// not commit order. Blocking: it scans the metric's whole hot tier (weeks and late index,
+    /// a row in both given once), which is why it is kept for lags, not used per batch.
+    pub fn reread(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+        after_seq: u64,
+        before_seq: u64,
+        mut on_chunk: impl FnMut(Vec<HotEvent>),
+    ) -> Result<usize, StorageError> {
+        let request = ScanRequest::all(tenant, metric);
+        let mut seen: HashSet<(u64, i64, u64)> = HashSet::new();
+        let mut chunk = Vec::new();
+        let mut total = 0;
+        for scan in [self.hot.scan(&request)?, self.hot.scan_late(&request)?] {
+            for row in missed_rows(scan, after_seq, before_seq) {
+                let row = row?;
+                if !seen.insert((row.series, row.timestamp_ms, row.content_hash)) {
+                    continue;
+                }
+                total += 1;
+                chunk.push(HotEvent {
+                    metric,
+                    timestamp_ms: row.timestamp_ms,
+                    series: row.series,
+                    content_hash: row.content_hash,
+                    values: row.values,
+                });
+                if chunk.len() == REREAD_CHUNK_ROWS {
+                    on_chunk(std::mem::take(&mut chunk));
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            on_chunk(chunk);
+        }
+        Ok(total)
+    }
+
     /// A receiver of every batch of every tenant committed from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedBatch>> {
         self.everything.fetch_add(1, Ordering::Relaxed);
@@ -121,4 +170,25 @@ impl EventStream {
         // An error only means every receiver was dropped since `wants`.
         let _ = self.sender.send(Arc::new(batch));
     }
+}
+
+/// The rows of `scan` whose sequence number lies in `(after_seq, before_seq)`, decoded.
+fn missed_rows(
+    mut scan: HotScan,
+    after_seq: u64,
+    before_seq: u64,
+) -> impl Iterator<Item = Result<strata_storage::HotRow, StorageError>> {
+    std::iter::from_fn(move || loop {
+        let row = match scan.next_raw()? {
+            Ok(row) => row,
+            Err(error) => return Some(Err(error)),
+        };
+        let seq = match row.values() {
+            Ok(values) => values.seq(),
+            Err(error) => return Some(Err(error)),
+        };
+        if seq > after_seq && seq < before_seq {
+            return Some(row.to_row(None));
+        }
+    })
 }

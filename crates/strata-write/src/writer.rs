@@ -90,10 +90,10 @@ impl Writer {
     pub fn new(catalog: impl Into<WriterCatalog>, hot: Arc<HotStore>, limits: Limits) -> Self {
         Writer {
             catalog: catalog.into(),
+            stream: EventStream::new(hot.clone(), limits.event_stream_batches),
             hot,
             limits,
             stats: Mutex::new(StatsAccumulator::default()),
-            stream: EventStream::default(),
         }
     }
 
@@ -336,22 +336,28 @@ impl Writer {
             return Ok(());
         }
         let _publishing = self.stream.committing().await;
-        let (ack, rows) = self
-            .hot
-            .write_keeping_events(HotWrite {
-                tenant,
-                events: rows,
-                errors,
+        let write = HotWrite {
+            tenant,
+            events: rows,
+            errors,
+        };
+        if write.events.is_empty() || !self.stream.wants(tenant) {
+            // Nobody listens: the rows are dropped here, off the serial writer thread.
+            self.hot.write(write).await?;
+            return Ok(());
+        }
+        // Published by the store's writer thread in commit order (consumers that lag re-read
+        // by sequence number, so the order matters), from the rows it stored: no copy.
+        let stream = self.stream.clone();
+        self.hot
+            .write_then(write, move |ack, rows| {
+                stream.publish(CommittedBatch {
+                    tenant,
+                    first_seq: ack.first_seq,
+                    rows,
+                })
             })
             .await?;
-        // The store hands the rows back after the commit, so publishing copies nothing.
-        if !rows.is_empty() && self.stream.wants(tenant) {
-            self.stream.publish(CommittedBatch {
-                tenant,
-                first_seq: ack.first_seq,
-                rows,
-            });
-        }
         Ok(())
     }
 

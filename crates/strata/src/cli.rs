@@ -347,6 +347,11 @@ pub struct ServeArgs {
     /// would add names beyond it is rejected (and kept in the error log)
     #[arg(long, env = "STRATA_MAX_FIELD_NAMES_PER_METRIC", default_value_t = strata_core::Limits::default().field_names_per_metric)]
     pub max_field_names_per_metric: usize,
+    /// Committed write batches (one per request) the event stream holds for a slow consumer
+    /// (alert rules, live queries, rollups); past that the consumer re-reads what it missed
+    /// from the hot tier
+    #[arg(long, env = "STRATA_EVENT_STREAM_BATCHES", default_value_t = strata_core::Limits::default().event_stream_batches, value_parser = parse_stream_batches, hide_short_help = true)]
+    pub event_stream_batches: usize,
     /// Memory one tenant's SQL session may hold at once (sorts, joins, aggregations), in bytes;
     /// a query needing more fails with a clear error
     #[arg(long, env = "STRATA_QUERY_MEMORY_BYTES", default_value_t = 512 * 1024 * 1024)]
@@ -431,6 +436,10 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub smtp_url: Option<String>,
+    /// PEM file of certificates to trust for the SMTP relay's TLS (STARTTLS or smtps://) besides
+    /// the system's roots: a private relay's CA or its self-signed certificate
+    #[arg(long, env = "STRATA_SMTP_CA_FILE", value_name = "PEM")]
+    pub smtp_ca_file: Option<std::path::PathBuf>,
     /// Sender address of alert emails, e.g. alerts@example.com. Default: strata@localhost
     #[arg(long, env = "STRATA_SMTP_FROM", value_name = "ADDR")]
     pub smtp_from: Option<String>,
@@ -1166,6 +1175,14 @@ pub struct SilenceCreateArgs {
 }
 
 /// `key=value` (split at the first `=`; the key must not be empty).
+/// `--event-stream-batches`: at least one batch, at most a million (each holds its rows).
+fn parse_stream_batches(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n @ 1..=1_000_000) => Ok(n),
+        _ => Err(format!("{text:?} is not a batch count from 1 to 1000000")),
+    }
+}
+
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),

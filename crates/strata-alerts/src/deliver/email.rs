@@ -1,11 +1,17 @@
 //! Email delivery through the operator's SMTP relay (`--smtp-url`), with lettre.
 
+use std::path::PathBuf;
+
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::Mailbox;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::Value;
 
 use super::{label_text, Message, GATEWAY_TIMEOUT};
+
+const CERTIFICATE_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// The relay and the sender address.
 #[derive(Debug, Clone)]
@@ -14,17 +20,60 @@ pub struct SmtpConfig {
     /// with optional `user:password@`.
     pub url: String,
     pub from: String,
+    /// PEM certificates to trust for the relay's TLS besides the system's roots (a private
+    /// relay with its own CA or a self-signed certificate): `--smtp-ca-file`.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl SmtpConfig {
-    /// Checks the URL and sender at startup, so a typo fails `strata serve`, not the first alert.
+    /// Checks the URL, the CA file and the sender at startup, so a typo fails `strata serve`,
+    /// not the first alert.
     pub fn check(&self) -> Result<(), String> {
-        AsyncSmtpTransport::<Tokio1Executor>::from_url(&self.url)
-            .map_err(|e| format!("--smtp-url: {e}"))?;
+        self.transport()?;
         self.from
             .parse::<Mailbox>()
             .map_err(|e| format!("--smtp-from {:?}: {e}", self.from))?;
         Ok(())
+    }
+
+    /// The transport for `url`, trusting `ca_file` too when given: the URL's TLS mode
+    /// (`smtps://` implicit TLS, `?tls=required` STARTTLS or fail, plain `smtp://` STARTTLS when
+    /// offered) is kept; only the certificates it accepts change.
+    fn transport(&self) -> Result<AsyncSmtpTransportBuilder, String> {
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&self.url)
+            .map_err(|e| format!("--smtp-url: {e}"))?;
+        let Some(ca_file) = &self.ca_file else {
+            return Ok(builder);
+        };
+        let pem = std::fs::read(ca_file)
+            .map_err(|e| format!("--smtp-ca-file {}: {e}", ca_file.display()))?;
+        // The PEM parser skips what it does not recognize, so a wrong file would read as none.
+        if !pem
+            .windows(CERTIFICATE_PEM.len())
+            .any(|w| w == CERTIFICATE_PEM)
+        {
+            return Err(format!(
+                "--smtp-ca-file {}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file",
+                ca_file.display()
+            ));
+        }
+        let certificate = Certificate::from_pem(&pem)
+            .map_err(|e| format!("--smtp-ca-file {}: {e}", ca_file.display()))?;
+        let url = url::Url::parse(&self.url).map_err(|e| format!("--smtp-url: {e}"))?;
+        let host = url.host_str().unwrap_or_default().to_string();
+        let parameters = TlsParameters::builder(host)
+            .add_root_certificate(certificate)
+            .build_rustls()
+            .map_err(|e| format!("--smtp-ca-file {}: {e}", ca_file.display()))?;
+        let required = url
+            .query_pairs()
+            .any(|(k, v)| k == "tls" && v == "required");
+        let tls = match url.scheme() {
+            "smtps" => Tls::Wrapper(parameters),
+            _ if required => Tls::Required(parameters),
+            _ => Tls::Opportunistic(parameters),
+        };
+        Ok(builder.tls(tls))
     }
 }
 
@@ -33,10 +82,7 @@ pub(crate) async fn send(
     to: &[String],
     message: &Message,
 ) -> Result<(), String> {
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp.url)
-        .map_err(|e| format!("--smtp-url: {e}"))?
-        .timeout(Some(GATEWAY_TIMEOUT))
-        .build();
+    let transport = smtp.transport()?.timeout(Some(GATEWAY_TIMEOUT)).build();
     let mut builder = lettre::Message::builder()
         .from(
             smtp.from

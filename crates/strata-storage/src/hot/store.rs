@@ -198,21 +198,33 @@ impl HotStore {
 
     /// Durable write: returns only after the events and error records are committed and (with
     /// `sync`) fsync'd. Concurrent callers share one group commit and one fsync.
-    pub async fn write(&self, write: HotWrite) -> Result<WriteAck, StorageError> {
-        Ok(self.write_keeping_events(write).await?.0)
-    }
-
-    /// [`HotStore::write`] that hands the events back once they are durable, exactly as stored
-    /// (values sorted by name id, a repeated id reduced to its first value), so a caller that
-    /// publishes them does not have to copy them first.
-    pub async fn write_keeping_events(
-        &self,
-        mut write: HotWrite,
-    ) -> Result<(WriteAck, Vec<HotEvent>), StorageError> {
+    pub async fn write(&self, mut write: HotWrite) -> Result<WriteAck, StorageError> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         self.submit(&mut write, Reply::Async(sender))?;
-        let ack = receiver.await.map_err(|_| StorageError::Closed)??;
-        Ok((ack, write.events))
+        receiver.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// [`HotStore::write`] that hands the events, exactly as stored (values sorted by name id,
+    /// a repeated id reduced to its first value), to `then` once they are durable. `then` runs
+    /// on the writer thread before the caller's answer, in commit order: the sequence numbers
+    /// of successive calls only grow, which the committed-event stream relies on. Keep it
+    /// short (the writer thread is serial).
+    pub async fn write_then(
+        &self,
+        mut write: HotWrite,
+        then: impl FnOnce(&WriteAck, Vec<HotEvent>) + Send + 'static,
+    ) -> Result<WriteAck, StorageError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        let mut prepared = prepare(&mut write, Reply::Async(sender))?;
+        let events = std::mem::take(&mut write.events);
+        prepared.then = Some(Box::new(move |ack: &WriteAck| then(ack, events)));
+        self.commands
+            .send(Command::Write(prepared))
+            .map_err(|_| StorageError::Closed)?;
+        receiver.await.map_err(|_| StorageError::Closed)?
     }
 
     /// [`HotStore::write`] for callers outside async code.
@@ -756,6 +768,7 @@ fn prepare(write: &mut HotWrite, reply: Reply<WriteAck>) -> Result<PreparedWrite
         rows,
         errors: prepared_errors,
         bytes,
+        then: None,
         reply,
     })
 }

@@ -188,8 +188,13 @@ pub(crate) struct PreparedWrite {
     pub errors: Vec<PreparedError>,
     /// Approximate bytes this request adds to a batch, for the group cap.
     pub bytes: usize,
+    /// Run on the writer thread once the write is durable, before its reply, in commit order.
+    pub then: Option<AfterCommit>,
     pub reply: Reply<WriteAck>,
 }
+
+/// What a write runs once durable (see [`crate::HotStore::write_then`]).
+pub(crate) type AfterCommit = Box<dyn FnOnce(&WriteAck) + Send>;
 
 pub(crate) enum Command {
     Write(PreparedWrite),
@@ -488,6 +493,9 @@ impl Writer {
                     }
                 }
                 for (write, ack) in group.into_iter().zip(acks) {
+                    if let Some(then) = write.then {
+                        then(&ack);
+                    }
                     write.reply.send(Ok(ack));
                 }
             }

@@ -86,6 +86,7 @@ fn alert_config(args: &ServeArgs) -> strata_node::AlertConfig {
                 .smtp_from
                 .clone()
                 .unwrap_or_else(|| "strata@localhost".to_string()),
+            ca_file: args.smtp_ca_file.clone(),
         }),
         sms: args.sms_url.clone().map(|url| strata_node::SmsConfig {
             url,
@@ -115,6 +116,7 @@ fn limits(args: &ServeArgs) -> strata_core::Limits {
         admin_body_bytes: args.max_admin_body_bytes,
         error_payload_bytes: args.max_error_payload_bytes,
         field_names_per_metric: args.max_field_names_per_metric,
+        event_stream_batches: args.event_stream_batches,
     }
 }
 

@@ -370,6 +370,51 @@ fn event_rule_fires_on_the_matching_write_and_resolves_on_the_next_normal_one() 
     assert!(transitions_of(&server, &key, "fault", &name_label("d2")).is_empty());
 }
 
+/// With room for one batch in the event stream, parallel writes overflow it again and again:
+/// the alert consumer lags, re-reads what the stream dropped from the hot tier, and every
+/// device's event still fires (without the re-read most of them never would).
+#[test]
+fn a_lagging_alert_consumer_re_reads_what_the_stream_dropped() {
+    const WRITERS: usize = 8;
+    const WRITES_EACH: usize = 40;
+    let server = serve(&["--event-stream-batches", "1"]);
+    let key = tenant(&server, "acme");
+    rule(
+        &server,
+        &key,
+        json!({"name": "hot", "kind": "event", "metric": "thermostat", "condition": "temp > 90",
+               "value": "temp", "channels": []}),
+    );
+    std::thread::scope(|scope| {
+        for writer in 0..WRITERS {
+            let (server, key) = (&server, &key);
+            scope.spawn(move || {
+                for i in 0..WRITES_EACH {
+                    temps(server, key, &[(&format!("d{writer}_{i}"), 95.0)]);
+                }
+            });
+        }
+    });
+    let devices = WRITERS * WRITES_EACH;
+    let firing = wait_until("every device firing", WAIT, || {
+        let rows = rows(
+            &server,
+            &key,
+            "SELECT count(*) FROM strata.alerts WHERE alert = 'hot' AND state = 'firing'",
+        );
+        let count = rows[0][0].as_i64().unwrap_or(0);
+        (count == devices as i64).then_some(count)
+    });
+    assert_eq!(firing, devices as i64);
+    assert!(
+        server
+            .log()
+            .contains("alert rules re-read the rows the event stream dropped"),
+        "the consumer never lagged, so this test proved nothing; log:\n{}",
+        server.log()
+    );
+}
+
 /// Writes a reading for each listed device every 250 ms, from its own thread, until dropped.
 struct Heartbeat {
     devices: Arc<Mutex<Vec<String>>>,
@@ -752,6 +797,85 @@ fn email_to_a_real_smtp_server_and_sms_to_the_gateway_one_message_per_transition
     assert_eq!(tested["delivered"], true, "{tested}");
     let mails = smtp.wait_for(3, WAIT);
     assert!(mails[2].subject.contains("test"), "{:?}", mails[2].subject);
+}
+
+/// A relay that insists on STARTTLS, with a certificate from a private CA that only
+/// `--smtp-ca-file` makes trusted:
+/// the mail arrives encrypted; without the CA file the same relay gets nothing.
+#[test]
+fn email_through_a_starttls_relay_trusted_by_its_ca_file() {
+    if !crate::common::have_openssl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = crate::common::ca_signed(dir.path(), "relay");
+    let Some(smtp) = SmtpSink::start_tls(&cert, &key) else {
+        return;
+    };
+    let smtp_url = format!("smtp://127.0.0.1:{}?tls=required", smtp.port());
+    let ca_arg = ca.to_str().expect("utf-8 path");
+    let server = serve(&["--smtp-url", &smtp_url, "--smtp-ca-file", ca_arg]);
+    let key = tenant(&server, "acme");
+    let mail = json!({"name": "mail", "kind": "email", "to": ["oncall@example.com"]});
+    expect(
+        server.post("/api/v1/channels", &key, &mail),
+        201,
+        "email channel",
+    );
+    expect(
+        server.post("/api/v1/channels/mail/test", &key, &json!({})),
+        200,
+        "test send",
+    );
+    let got = smtp.wait_for(1, WAIT);
+    assert!(got[0].tls, "the message came over STARTTLS");
+    assert_eq!(got[0].rcpt_tos, ["oncall@example.com"]);
+
+    // The system's roots alone do not trust the relay: the test send fails and says why.
+    let untrusting = serve(&["--smtp-url", &smtp_url]);
+    let key = tenant(&untrusting, "acme");
+    expect(
+        untrusting.post("/api/v1/channels", &key, &mail),
+        201,
+        "email channel",
+    );
+    let answer = untrusting.post("/api/v1/channels/mail/test", &key, &json!({}));
+    assert_ne!(answer.status, 200, "{}", answer.text);
+    assert!(answer.text.contains("smtp"), "{}", answer.text);
+    std::thread::sleep(QUIET);
+    assert_eq!(smtp.messages().len(), 1, "nothing more reached the relay");
+
+    // A CA file that is not PEM fails `strata serve` at startup, naming the flag.
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").expect("write");
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--pg",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .args(["--smtp-url", &smtp_url, "--smtp-ca-file"])
+        .arg(&bad)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run strata serve");
+    let deadline = Instant::now() + WAIT;
+    while serve.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = serve.kill();
+            panic!("strata serve started with a CA file that holds no certificate");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = serve.wait_with_output().expect("output");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--smtp-ca-file"), "{stderr}");
 }
 
 fn check_mail(mail: &crate::receivers::Mail, subject: &str) {

@@ -8,12 +8,12 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cloud::{clients_dir, probe, python};
-use crate::common::TestServer;
+use crate::common::{have_openssl, self_signed, TestServer};
 use chrono::{DateTime, NaiveDateTime};
 use serde_json::{json, Value};
 use strata_testkit::available;
@@ -47,10 +47,6 @@ fn have_node_pg() -> bool {
             Some(&clients_dir()),
         ),
     )
-}
-
-fn have_openssl() -> bool {
-    available("openssl", probe(Path::new("openssl"), &["version"], None))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -694,31 +690,6 @@ fn tenants_are_sealed_over_the_wire() {
         &["-A", "-t", "-c", "SELECT count(*) FROM thermostat"],
     );
     assert_eq!(count.trim(), EVENTS.to_string());
-}
-
-/// A self-signed certificate (and key) for localhost and 127.0.0.1 in `dir`.
-fn self_signed(dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
-    let cert = dir.join(format!("{stem}.crt"));
-    let key = dir.join(format!("{stem}.key"));
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "openssl: {}", text(&out.stderr));
-    (cert, key)
 }
 
 #[test]

@@ -463,3 +463,116 @@ pub fn thermostat_tenant(server: &TestServer, name: &str) -> String {
     assert_eq!(keys.status, 200, "{}", keys.text);
     key
 }
+
+pub fn have_openssl() -> bool {
+    strata_testkit::available(
+        "openssl",
+        strata_testkit::probe(Path::new("openssl"), &["version"], None),
+    )
+}
+
+/// A self-signed certificate (and key) for localhost and 127.0.0.1 in `dir`.
+pub fn self_signed(dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{stem}.crt"));
+    let key = dir.join(format!("{stem}.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// A private CA in `dir` and a certificate it signed for 127.0.0.1 and localhost: returns the
+/// CA's certificate, then the leaf's certificate and key (rustls refuses a self-signed CA
+/// certificate presented as a server's own).
+pub fn ca_signed(dir: &Path, stem: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let path = |suffix: &str| dir.join(format!("{stem}{suffix}"));
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (ca, ca_key) = (format!("{stem}-ca.crt"), format!("{stem}-ca.key"));
+    let (cert, key, csr) = (
+        format!("{stem}.crt"),
+        format!("{stem}.key"),
+        format!("{stem}.csr"),
+    );
+    let ext = format!("{stem}.ext");
+    std::fs::write(
+        dir.join(&ext),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("extensions file");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+        "-subj",
+        "/CN=Strata test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &cert,
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+    ]);
+    (path("-ca.crt"), path(".crt"), path(".key"))
+}

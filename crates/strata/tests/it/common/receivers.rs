@@ -475,6 +475,8 @@ pub struct Mail {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub raw: String,
+    /// Whether the session had started TLS when the message came.
+    pub tls: bool,
 }
 
 impl Mail {
@@ -500,6 +502,15 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// `None` (a loud skip) when aiosmtpd is not installed and CI does not require it.
     pub fn start() -> Option<SmtpSink> {
+        Self::start_with(&[])
+    }
+
+    /// A sink that offers STARTTLS with `cert` and `key` and takes mail only after it.
+    pub fn start_tls(cert: &Path, key: &Path) -> Option<SmtpSink> {
+        Self::start_with(&[cert, key])
+    }
+
+    fn start_with(tls: &[&Path]) -> Option<SmtpSink> {
         if !available(
             "aiosmtpd (pip install -r crates/strata/tests/clients/requirements.txt)",
             probe(&python(), &["-c", "import aiosmtpd"], None),
@@ -514,6 +525,7 @@ impl SmtpSink {
             .arg("-u")
             .arg(clients_dir().join("smtp_sink.py"))
             .arg(&mail_dir)
+            .args(tls)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -626,6 +638,7 @@ fn read_mails(dir: &Path) -> Vec<Mail> {
                     .unwrap_or_default(),
                 body: text_of("body"),
                 raw: text_of("raw"),
+                tls: v["tls"] == true,
             }
         })
         .collect()
