@@ -76,6 +76,10 @@ pub struct RollupTable {
     schema: SchemaRef,
     store: Arc<dyn RollupStore>,
     refresh: RollupRefreshSlot,
+    /// Set while the first version is still backfilling (its share done): the name resolves,
+    /// with that version's columns, so a query says why it cannot be read yet instead of
+    /// "table not found".
+    first_backfill: Option<f64>,
 }
 
 impl std::fmt::Debug for RollupTable {
@@ -88,23 +92,27 @@ impl std::fmt::Debug for RollupTable {
 }
 
 impl RollupTable {
-    /// `None` until the rollup has a served version (its first backfill is complete).
+    /// The served version; during the first backfill, the pending version, whose scans fail
+    /// with the progress. `None` only when the rollup has neither.
     pub fn served(
         row: &RollupRow,
         store: Arc<dyn RollupStore>,
         refresh: RollupRefreshSlot,
     ) -> Result<Option<Self>> {
-        let Some(served) = &row.served else {
-            return Ok(None);
+        let (version, first_backfill) = match (&row.served, &row.pending) {
+            (Some(served), _) => (served, None),
+            (None, Some((pending, backfill))) => (pending, Some(backfill.progress())),
+            (None, None) => return Ok(None),
         };
         Ok(Some(RollupTable {
             rollup: row.id,
             tenant: row.tenant,
             name: row.name.clone(),
-            version: served.version,
-            schema: decode_schema(&served.schema)?,
+            version: version.version,
+            schema: decode_schema(&version.schema)?,
             store,
             refresh,
+            first_backfill,
         }))
     }
 
@@ -150,6 +158,15 @@ impl TableProvider for RollupTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if let Some(progress) = self.first_backfill {
+            return Err(DataFusionError::Plan(format!(
+                "rollup {:?} is still backfilling its first version ({:.0}% done); \
+                 GET /api/v1/rollups/{}?sync=true waits until it can be read",
+                self.name,
+                progress * 100.0,
+                self.name
+            )));
+        }
         let version = self.version_to_read().await?;
         let buckets = self
             .store

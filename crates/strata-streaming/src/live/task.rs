@@ -1,5 +1,7 @@
 //! One live query's task: follows the committed-event stream until the client goes away, the
-//! client falls behind, or an update fails (each ends it with a reason).
+//! client falls behind, or an update fails (each ends it with a reason). When the task itself
+//! falls behind the stream, it re-reads the rows it missed from the hot tier (a re-run query
+//! just runs again), so a burst of writes never makes a live query inexact.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -20,6 +22,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::buckets::Buckets;
 use super::plan::{self, Shape};
 use super::{read_snapshot, Inner, LiveEvent, LiveMode, Slot};
+
+/// Chunks of re-read rows in flight between the blocking scan and the query after a lag.
+const REREAD_CHUNKS_IN_FLIGHT: usize = 4;
 
 pub(crate) struct Live {
     pub(crate) inner: Arc<Inner>,
@@ -51,13 +56,29 @@ impl Live {
             tokio::time::interval_at(Instant::now() + self.min_interval, self.min_interval);
         rerun.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut dirty = false;
+        // Every row at or below this was received (or is in the first answer).
+        let mut received_seq = self.floor_seq;
+        let mut lagged = false;
         let stop = loop {
             let step = tokio::select! {
                 received = events.recv() => match received {
-                    Ok(batch) => self.on_batch(&batch, &mut dirty).await,
-                    Err(broadcast::error::RecvError::Lagged(missed)) => Err(Stop::Failed(format!(
-                        "the live query fell {missed} committed batches behind the writes and cannot stay exact; start it again"
-                    ))),
+                    Ok(batch) => {
+                        let caught_up = if std::mem::take(&mut lagged) {
+                            self.catch_up(received_seq, batch.first_seq, &mut dirty).await
+                        } else {
+                            Ok(())
+                        };
+                        received_seq = received_seq.max(batch.first_seq + batch.rows.len() as u64 - 1);
+                        match caught_up {
+                            Ok(()) => self.on_batch(&batch, &mut dirty).await,
+                            failed => failed,
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::info!(missed, "a live query fell behind the event stream; re-reading the rows it missed");
+                        lagged = true;
+                        Ok(())
+                    }
                     Err(broadcast::error::RecvError::Closed) => Err(Stop::Failed("the server is shutting down".into())),
                 },
                 _ = rerun.tick(), if dirty => {
@@ -93,12 +114,61 @@ impl Live {
         }
     }
 
+    /// After a lag: the rows committed in `(after_seq, before_seq)` that the stream dropped,
+    /// re-read from the hot tier chunk by chunk, go through the same updates as a batch.
+    async fn catch_up(
+        &mut self,
+        after_seq: u64,
+        before_seq: u64,
+        dirty: &mut bool,
+    ) -> Result<(), Stop> {
+        let metric = match (&self.buckets, &self.shape) {
+            (Some(buckets), _) => buckets.metric,
+            (None, Shape::Tail { metric, .. }) => *metric,
+            (None, Shape::Rerun { .. }) => {
+                *dirty = true;
+                return Ok(());
+            }
+        };
+        let (chunks, mut received) = mpsc::channel::<Vec<HotEvent>>(REREAD_CHUNKS_IN_FLIGHT);
+        let (stream, tenant) = (self.inner.stream.clone(), self.tenant);
+        let scan = tokio::task::spawn_blocking(move || {
+            stream.reread(tenant, metric, after_seq, before_seq, |chunk| {
+                // A send error only means this query ended meanwhile.
+                let _ = chunks.blocking_send(chunk);
+            })
+        });
+        while let Some(chunk) = received.recv().await {
+            let rows: Vec<&HotEvent> = chunk.iter().collect();
+            match self.buckets.is_some() {
+                true => self.update_buckets_with(rows).await?,
+                false => self.tail_rows(rows).await?,
+            }
+        }
+        match scan.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(Stop::Failed(format!(
+                "re-reading the rows the live query missed: {error}"
+            ))),
+            Err(error) => Err(Stop::Failed(format!(
+                "re-reading the rows the live query missed: {error}"
+            ))),
+        }
+    }
+
     /// Merges the batch's new rows of the grouped metric and sends the groups they changed.
     async fn update_buckets(&mut self, batch: &CommittedBatch) -> Result<(), Stop> {
         let Some(buckets) = &self.buckets else {
             return Ok(());
         };
         let rows = new_rows(batch, buckets.metric, self.floor_seq);
+        self.update_buckets_with(rows).await
+    }
+
+    async fn update_buckets_with(&mut self, rows: Vec<&HotEvent>) -> Result<(), Stop> {
+        let Some(buckets) = &self.buckets else {
+            return Ok(());
+        };
         if rows.is_empty() {
             return Ok(());
         }
@@ -155,6 +225,10 @@ impl Live {
             return Ok(());
         };
         let rows = new_rows(batch, *metric, self.floor_seq);
+        self.tail_rows(rows).await
+    }
+
+    async fn tail_rows(&mut self, rows: Vec<&HotEvent>) -> Result<(), Stop> {
         if rows.is_empty() {
             return Ok(());
         }

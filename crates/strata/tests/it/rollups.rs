@@ -195,6 +195,14 @@ fn kill_9_during_a_backfill_resumes_from_its_last_step_and_ends_exact() {
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
+    // Until the first backfill completes, a query names the cause instead of "table not found".
+    let early = server.sql(&key, "SELECT count(*) FROM thermostat_1m");
+    assert_eq!(early.status, 400, "{}", early.text);
+    assert!(
+        early.text.contains("still backfilling its first version"),
+        "{}",
+        early.text
+    );
     eprintln!("killing the server at backfill progress {seen}");
     server.kill9();
     server.restart();
