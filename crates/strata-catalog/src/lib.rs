@@ -85,6 +85,8 @@ pub enum SchemaChange {
         timestamp_aliases: Option<Vec<String>>,
         timestamp_patterns: Option<Vec<String>>,
         series_keys: Option<Vec<String>>,
+        /// Days of raw data kept (`Some(0)` clears it: the tenant's cold retention alone).
+        retention_days: Option<u32>,
     },
     /// Tombstones the metric: its names become free, its rows and data stay.
     DeleteMetric {

@@ -81,6 +81,17 @@ impl TenantSchema {
     pub fn metric_by_id(&self, id: MetricId) -> Option<&Arc<Metric>> {
         self.metrics.iter().find(|m| m.id == id)
     }
+
+    /// The retention that applies to `metric`'s raw data: the shorter of the tenant's cold
+    /// retention and the metric's own (`None`: kept forever). Rollups keep their buckets below
+    /// it, which is what makes a short raw retention plus a long rollup work.
+    pub fn retention_days_of(&self, metric: &Metric) -> Option<u32> {
+        let tenant = self.cold_retention_days.filter(|days| *days > 0);
+        match (tenant, metric.retention_days.filter(|days| *days > 0)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +116,9 @@ pub struct Metric {
     /// Every key devices sent for this metric, by id.
     pub incoming: Vec<IncomingName>,
     pub created_at: DateTime<Utc>,
+    /// The metric's own retention in days (`None`: the tenant's cold retention alone); see
+    /// [`TenantSchema::retention_days_of`].
+    pub retention_days: Option<u32>,
 }
 
 impl Metric {

@@ -102,6 +102,15 @@ pub(crate) fn metric_keys(keys: &[String]) -> Result<(), CatalogError> {
 /// Longest cold retention: about 100 years, so `days * DAY_MS` never overflows.
 pub const MAX_COLD_RETENTION_DAYS: u32 = 36_500;
 
+pub(crate) fn metric_retention_days(days: u32) -> Result<(), CatalogError> {
+    if days > MAX_COLD_RETENTION_DAYS {
+        return Err(CatalogError::Invalid(format!(
+            "retention_days is {days}; the limit is {MAX_COLD_RETENTION_DAYS} (0 follows the tenant's cold retention)"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn cold_retention_days(days: u32) -> Result<(), CatalogError> {
     if days > MAX_COLD_RETENTION_DAYS {
         return Err(CatalogError::Invalid(format!(

@@ -102,6 +102,7 @@ impl MetricPatch {
             timestamp_aliases: self.timestamp_aliases,
             timestamp_patterns: self.timestamp_patterns,
             series_keys: self.series_keys,
+            retention_days: None,
         }
     }
 }

@@ -259,9 +259,14 @@ impl QueryEngine {
         for metric in &schema.metrics {
             let model = Arc::new(MetricModel::from_catalog(metric));
             let aliases = Arc::new(model.alias_map());
+            // The metric's own retention, when shorter, replaces the tenant's.
+            let cold = cold.clone().map(|cold| ColdContext {
+                retention_days: schema.retention_days_of(metric),
+                ..cold
+            });
             let table = Arc::new(
                 MetricTable::new(tenant, model.clone(), self.hot.clone())
-                    .with_cold(cold.clone())
+                    .with_cold(cold)
                     .with_upto_seq(upto_seq),
             );
             for name in &model.table_names {

@@ -138,6 +138,7 @@ async fn rename_keeps_old_queries_working_and_never_changes_values() {
             timestamp_aliases: None,
             timestamp_patterns: None,
             series_keys: None,
+            retention_days: None,
         },
     )
     .await;
@@ -201,6 +202,7 @@ async fn aliases_work_in_every_clause() {
             timestamp_aliases: None,
             timestamp_patterns: None,
             series_keys: None,
+            retention_days: None,
         },
     )
     .await;
@@ -319,6 +321,7 @@ async fn explain_shows_pruned_weeks_series_seek_and_alias_expansion() {
             timestamp_aliases: None,
             timestamp_patterns: None,
             series_keys: Some(vec!["name".into()]),
+            retention_days: None,
         },
     )
     .await;

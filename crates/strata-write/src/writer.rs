@@ -341,23 +341,32 @@ impl Writer {
             events: rows,
             errors,
         };
-        if write.events.is_empty() || !self.stream.wants(tenant) {
-            // Nobody listens: the rows are dropped here, off the serial writer thread.
+        if write.events.is_empty() {
             self.hot.write(write).await?;
             return Ok(());
         }
         // Published by the store's writer thread in commit order (consumers that lag re-read
-        // by sequence number, so the order matters), from the rows it stored: no copy.
+        // by sequence number, so the order matters), from the rows it stored: no copy. Whether
+        // anyone wants them is asked there, after the rows are scannable and `last_seq` is
+        // raised: a live query registers interest before it reads its floor, so a row above
+        // the floor is always published (asking before the write lost such rows). Unwanted
+        // rows come back to be dropped here, off the serial writer thread.
         let stream = self.stream.clone();
+        let (unwanted, returned) = std::sync::mpsc::sync_channel(1);
         self.hot
             .write_then(write, move |ack, rows| {
-                stream.publish(CommittedBatch {
-                    tenant,
-                    first_seq: ack.first_seq,
-                    rows,
-                })
+                if stream.wants(tenant) {
+                    stream.publish(CommittedBatch {
+                        tenant,
+                        first_seq: ack.first_seq,
+                        rows,
+                    });
+                } else {
+                    let _ = unwanted.send(rows);
+                }
             })
             .await?;
+        drop(returned.try_recv());
         Ok(())
     }
 

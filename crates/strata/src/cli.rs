@@ -689,6 +689,10 @@ pub struct AlterMetricArgs {
     /// Field identifying one device or series, in order; repeat for several
     #[arg(long = "series-key")]
     pub series_keys: Vec<String>,
+    /// Days of raw data kept for this metric (when shorter than the tenant's cold retention;
+    /// rollups over it keep their buckets); 0 clears it
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Debug, Args)]

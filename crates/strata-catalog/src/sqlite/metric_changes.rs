@@ -73,6 +73,7 @@ pub(super) struct MetricUpdate {
     pub(super) timestamp_aliases: Option<Vec<String>>,
     pub(super) timestamp_patterns: Option<Vec<String>>,
     pub(super) series_keys: Option<Vec<String>>,
+    pub(super) retention_days: Option<u32>,
 }
 
 pub(super) async fn update_metric(
@@ -98,10 +99,34 @@ pub(super) async fn update_metric(
     if let Some(keys) = update.series_keys {
         set_series_keys(conn, &metric, &keys, &mut parts).await?;
     }
+    if let Some(days) = update.retention_days {
+        set_retention(conn, &metric, days, &mut parts).await?;
+    }
     if parts.is_empty() {
         return Ok(format!("updated metric {:?} (no changes)", metric.name));
     }
     Ok(parts.join("; "))
+}
+
+/// 0 clears the metric's retention (the tenant's cold retention alone applies).
+async fn set_retention(
+    conn: &mut SqliteConnection,
+    metric: &MetricRow,
+    days: u32,
+    parts: &mut Vec<String>,
+) -> Result<(), CatalogError> {
+    validate::metric_retention_days(days)?;
+    let stored = (days > 0).then_some(i64::from(days));
+    sqlx::query("UPDATE metrics SET retention_days = ? WHERE id = ?")
+        .bind(stored)
+        .bind(metric.id)
+        .execute(&mut *conn)
+        .await?;
+    parts.push(match stored {
+        Some(days) => format!("metric {:?} keeps {days} days of raw data", metric.name),
+        None => format!("metric {:?} follows the tenant's retention", metric.name),
+    });
+    Ok(())
 }
 
 /// The old display name stays one of the metric's names (an alias).

@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_retention.sql")),
     (4, include_str!("../migrations/0004_alerts.sql")),
     (5, include_str!("../migrations/0005_rollups.sql")),
+    (6, include_str!("../migrations/0006_metric_retention.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.

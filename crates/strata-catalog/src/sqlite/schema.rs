@@ -174,6 +174,7 @@ async fn apply_change(
             timestamp_aliases,
             timestamp_patterns,
             series_keys,
+            retention_days,
         } => {
             let update = MetricUpdate {
                 rename_to,
@@ -182,6 +183,7 @@ async fn apply_change(
                 timestamp_aliases,
                 timestamp_patterns,
                 series_keys,
+                retention_days,
             };
             metric_changes::update_metric(conn, tenant, &metric, update).await
         }

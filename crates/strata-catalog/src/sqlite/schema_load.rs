@@ -70,7 +70,7 @@ async fn load_metrics(
 ) -> Result<LoadedMetrics, CatalogError> {
     let rows = sqlx::query(
         "SELECT id, name, timestamp_patterns, series_keys, series_hashes_exact, series_generation, \
-         created_at_ms FROM metrics \
+         created_at_ms, retention_days FROM metrics \
          WHERE tenant_id = ? AND deleted_at_ms IS NULL ORDER BY id",
     )
     .bind(tenant)
@@ -97,6 +97,9 @@ async fn load_metrics(
             fields: Vec::new(),
             incoming: Vec::new(),
             created_at: ms_to_time(row.try_get("created_at_ms")?)?,
+            retention_days: row
+                .try_get::<Option<i64>, _>("retention_days")?
+                .and_then(|days| u32::try_from(days).ok()),
         });
     }
     Ok(loaded)

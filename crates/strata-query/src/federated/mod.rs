@@ -55,8 +55,8 @@ pub struct ColdContext {
     pub manifest: Arc<dyn ColdManifestStore>,
     pub access: ColdAccess,
     pub preference: TierPreference,
-    /// The tenant's cold retention in days (`None`: forever), from the session's schema
-    /// snapshot.
+    /// The metric's retention in days (`None`: forever): the shorter of the tenant's cold
+    /// retention and the metric's own, from the session's schema snapshot.
     pub retention_days: Option<u32>,
 }
 

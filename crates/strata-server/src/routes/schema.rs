@@ -70,6 +70,7 @@ pub fn metric_json(metric: &Metric) -> Value {
         "timestamp_aliases": metric.timestamp_aliases,
         "timestamp_patterns": metric.timestamp_patterns,
         "series_keys": series_keys,
+        "retention_days": metric.retention_days,
         "fields": metric.fields.iter().map(field_json).collect::<Vec<_>>(),
         "unknown_fields": unknown,
     })
@@ -154,6 +155,8 @@ pub struct PatchMetric {
     timestamp_aliases: Option<Vec<String>>,
     timestamp_patterns: Option<Vec<String>>,
     series_keys: Option<Vec<String>>,
+    /// Days of raw data kept; 0 clears it (the tenant's cold retention alone).
+    retention_days: Option<u32>,
 }
 
 pub async fn patch_metric(
@@ -175,6 +178,7 @@ pub async fn patch_metric(
         timestamp_aliases: body.timestamp_aliases,
         timestamp_patterns: body.timestamp_patterns,
         series_keys: body.series_keys,
+        retention_days: body.retention_days,
     };
     Ok(Json(apply(&state, &caller, change, Some(&after)).await?))
 }

@@ -295,7 +295,10 @@ impl Maintainer {
             // bucket would lose what the rollup keeps, so it stays as it was.
             if !dirty.is_empty() {
                 let schema = self.shared.schemas.schema(row.tenant).await?;
-                if let Some(floor_ms) = retention_floor_ms(now_ms(), schema.cold_retention_days) {
+                let days = schema
+                    .metric_by_id(known.source)
+                    .map_or(schema.cold_retention_days, |m| schema.retention_days_of(m));
+                if let Some(floor_ms) = retention_floor_ms(now_ms(), days) {
                     dirty.retain(|bucket| *bucket >= floor_ms);
                 }
             }

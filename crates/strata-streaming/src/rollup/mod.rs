@@ -342,6 +342,8 @@ async fn time_range(
 pub(crate) fn fingerprint(metric: &Metric) -> String {
     let mut stable = metric.clone();
     stable.incoming.clear();
+    // A retention change keeps every bucket: rebuilding would lose what only the rollup holds.
+    stable.retention_days = None;
     let text = serde_json::to_string(&stable).unwrap_or_default();
     // FNV-1a: stable across builds, unlike std's hasher.
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {

@@ -108,6 +108,9 @@ fn render_metric(metric: &Value) -> String {
             out.push_str(&format!("  {label}: {list}\n"));
         }
     }
+    if let Some(days) = metric.get("retention_days").and_then(Value::as_u64) {
+        out.push_str(&format!("  retention: {days} days of raw data\n"));
+    }
     out.push_str(&render_declared_fields(items(metric, "fields")));
     out.push_str(&render_unknown_fields(items(metric, "unknown_fields")));
     out
@@ -247,8 +250,11 @@ fn alter_metric(client: &Client, as_json: bool, args: AlterMetricArgs) -> anyhow
     insert_list(&mut body, "timestamp_aliases", args.timestamp_aliases);
     insert_list(&mut body, "timestamp_patterns", args.timestamp_patterns);
     insert_list(&mut body, "series_keys", args.series_keys);
+    if let Some(days) = args.retention_days {
+        body.insert("retention_days".into(), json!(days));
+    }
     if body.is_empty() {
-        bail!("nothing to change: give at least one of --rename-to, --add-alias, --remove-alias, --timestamp-alias, --timestamp-pattern, --series-key");
+        bail!("nothing to change: give at least one of --rename-to, --add-alias, --remove-alias, --timestamp-alias, --timestamp-pattern, --series-key, --retention-days");
     }
     let answer = client.patch(
         &["api", "v1", "schema", "metrics", &args.metric],

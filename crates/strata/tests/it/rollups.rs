@@ -417,6 +417,51 @@ fn a_rollup_that_is_not_a_bucketed_aggregate_of_one_metric_is_refused_naming_the
 
 #[test]
 fn buckets_below_the_retention_floor_keep_their_rows_when_raw_data_expires() {
+    raw_data_expires_under_the_rollup(|server, key| {
+        let patched = server.patch("/api/v1/settings", key, &json!({"cold_retention_days": 30}));
+        assert_eq!(patched.status, 200, "{}", patched.text);
+    });
+}
+
+/// Downsampling retention: the metric's own `retention_days` expires its raw data while the
+/// tenant keeps everything else, the rollup keeps its buckets (a retention change is not a
+/// definition change, so nothing is rebuilt), and other metrics are untouched.
+#[test]
+fn a_metric_retention_keeps_raw_data_short_and_the_rollup_long() {
+    let (server, key) = raw_data_expires_under_the_rollup(|server, key| {
+        let bad = server.patch(
+            "/api/v1/schema/metrics/thermostat",
+            key,
+            &json!({"retention_days": 100_000}),
+        );
+        assert_eq!(bad.status, 400, "{}", bad.text);
+        assert!(bad.text.contains("retention_days"), "{}", bad.text);
+        let patched = server.patch(
+            "/api/v1/schema/metrics/thermostat",
+            key,
+            &json!({"retention_days": 30}),
+        );
+        assert_eq!(patched.status, 200, "{}", patched.text);
+        assert_eq!(
+            patched.body["metric"]["retention_days"], 30,
+            "{}",
+            patched.text
+        );
+    });
+    let version = server.get("/api/v1/rollups/thermostat_1d", &key);
+    assert_eq!(version.body["version"], 1, "not rebuilt: {}", version.text);
+    let other = rows(&server, &key, "SELECT count(*) FROM other");
+    assert_eq!(
+        other,
+        vec![json!([2])],
+        "the tenant keeps other metrics' old data"
+    );
+}
+
+/// Writes an old and a recent day (and the same to `other`), builds a daily rollup, runs
+/// `expire` (which must put the old day past retention for `thermostat`), then checks the
+/// rollup kept the old day while raw queries no longer read it.
+fn raw_data_expires_under_the_rollup(expire: impl Fn(&TestServer, &str)) -> (TestServer, String) {
     let server = start(&[]);
     let key = tenant(&server, "acme");
     let day_ms = 86_400_000;
@@ -428,6 +473,8 @@ fn buckets_below_the_retention_floor_keep_their_rows_when_raw_data_expires() {
     let recent = now - 2 * day_ms;
     let reading = |at: i64, temp: f64| json!({"metrictype": "thermostat", "timestamp": at, "name": "a", "temp": temp});
     write_events(&server, &key, &[reading(old, 1.0), reading(recent, 2.0)]);
+    let other = |at: i64| json!({"metrictype": "other", "timestamp": at, "name": "a", "v": 1});
+    write_events(&server, &key, &[other(old), other(recent)]);
     let compact = || {
         let answer = server.post("/api/v1/compact", &key, &json!({}));
         assert_eq!(answer.status, 200, "{}", answer.text);
@@ -442,12 +489,7 @@ fn buckets_below_the_retention_floor_keep_their_rows_when_raw_data_expires() {
     );
 
     // The old day expires from the raw data; two late events reach it, one the kept day.
-    let patched = server.patch(
-        "/api/v1/settings",
-        &key,
-        &json!({"cold_retention_days": 30}),
-    );
-    assert_eq!(patched.status, 200, "{}", patched.text);
+    expire(&server, &key);
     let late = [
         reading(old + 1, 3.0),
         reading(old + 2, 3.0),
@@ -473,4 +515,5 @@ fn buckets_below_the_retention_floor_keep_their_rows_when_raw_data_expires() {
         "raw data of the expired day is no longer read: {raw:?}"
     );
     assert_eq!(raw[0][2], json!(2), "{raw:?}");
+    (server, key)
 }
