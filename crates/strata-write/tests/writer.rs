@@ -15,11 +15,15 @@ struct Fixture {
     _dir: TempDir,
     catalog: DynCatalog,
     hot: Arc<HotStore>,
-    writer: Writer,
+    writer: Arc<Writer>,
     tenant: TenantId,
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(Limits::default()).await
+}
+
+async fn fixture_with(limits: Limits) -> Fixture {
     let dir = TempDir::new().expect("tempdir");
     let catalog: DynCatalog = Arc::new(
         SqliteCatalog::open(&dir.path().join("catalog.sqlite"))
@@ -28,7 +32,7 @@ async fn fixture() -> Fixture {
     );
     let hot = HotStore::open(&dir.path().join("hot"), HotOptions::default()).expect("hot");
     let (tenant, _key) = catalog.create_tenant("acme").await.expect("tenant");
-    let writer = Writer::new(catalog.clone(), hot.clone(), Limits::default());
+    let writer = Arc::new(Writer::new(catalog.clone(), hot.clone(), limits));
     Fixture {
         _dir: dir,
         catalog,
@@ -228,19 +232,12 @@ async fn an_interested_subscriber_gets_only_the_tenants_it_registered() {
 /// and a subscriber that lags re-reads exactly the rows it lost by sequence number.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batches_arrive_in_commit_order_and_a_lag_is_re_read_by_sequence_number() {
-    let dir = TempDir::new().expect("tempdir");
-    let catalog: DynCatalog = Arc::new(
-        SqliteCatalog::open(&dir.path().join("catalog.sqlite"))
-            .await
-            .expect("catalog"),
-    );
-    let hot = HotStore::open(&dir.path().join("hot"), HotOptions::default()).expect("hot");
-    let (tenant, _key) = catalog.create_tenant("acme").await.expect("tenant");
-    let limits = Limits {
+    let f = fixture_with(Limits {
         event_stream_batches: 4,
         ..Limits::default()
-    };
-    let writer = Arc::new(Writer::new(catalog.clone(), hot.clone(), limits));
+    })
+    .await;
+    let (writer, catalog, tenant) = (f.writer.clone(), f.catalog.clone(), f.tenant);
     let start_seq = writer.events().committed_seq();
     let mut events = writer.events().subscribe();
     let tasks: Vec<_> = (0..16)
@@ -253,7 +250,7 @@ async fn batches_arrive_in_commit_order_and_a_lag_is_re_read_by_sequence_number(
                         1000 + client * 100 + i
                     );
                     let request = WriteRequest {
-                        tenant: tenant.id,
+                        tenant,
                         body: body.as_bytes(),
                         format: BodyFormat::Json,
                         metric: None,
@@ -281,7 +278,7 @@ async fn batches_arrive_in_commit_order_and_a_lag_is_re_read_by_sequence_number(
     }
     assert!(lost > 0, "a 4-batch stream must drop some of 320 batches");
     let metric = catalog
-        .schema(tenant.id)
+        .schema(tenant)
         .await
         .expect("schema")
         .metric("env")
@@ -290,7 +287,7 @@ async fn batches_arrive_in_commit_order_and_a_lag_is_re_read_by_sequence_number(
     let mut reread = 0;
     writer
         .events()
-        .reread(tenant.id, metric, start_seq, u64::MAX, |chunk| {
+        .reread(tenant, metric, start_seq, u64::MAX, |chunk| {
             reread += chunk.len()
         })
         .expect("re-read");
@@ -299,7 +296,7 @@ async fn batches_arrive_in_commit_order_and_a_lag_is_re_read_by_sequence_number(
     writer
         .events()
         .reread(
-            tenant.id,
+            tenant,
             metric,
             start_seq,
             last_seq - (received as u64) + 1,
