@@ -5,15 +5,10 @@
 use std::collections::BTreeSet;
 
 use strata_core::{MetricId, TenantId};
-use strata_storage::HotEvent;
-use tokio::sync::mpsc;
 
 use crate::engine::{compiled_for, on_batch};
 use crate::rule::RuleKind;
 use crate::service::Inner;
-
-/// Chunks of re-read rows in flight between the blocking scan and the rules.
-const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Feeds the rules every row committed with a sequence number in `(after_seq, before_seq)`
 /// for the metrics that event and absence rules watch.
@@ -57,14 +52,9 @@ async fn reread(
     after_seq: u64,
     before_seq: u64,
 ) -> usize {
-    let (chunks, mut received) = mpsc::channel::<Vec<HotEvent>>(CHUNKS_IN_FLIGHT);
-    let stream = inner.stream.clone();
-    let scan = tokio::task::spawn_blocking(move || {
-        stream.reread(tenant, metric, after_seq, before_seq, |chunk| {
-            // The receiver lives until the scan ends; a send error only means shutdown.
-            let _ = chunks.blocking_send(chunk);
-        })
-    });
+    let (mut received, scan) = inner
+        .stream
+        .reread_chunks(tenant, metric, after_seq, before_seq);
     while let Some(chunk) = received.recv().await {
         on_batch(inner, tenant, &chunk).await;
     }

@@ -220,60 +220,82 @@ impl RawValue for &Value {
 /// Builds one raw column for `target`, with how many non-null values a direct parse into
 /// `target` failed (a safe text cast would have turned exactly those into NULL).
 fn raw_array_for<V: Borrow<Value>>(values: &[V], target: RawTarget) -> (ArrayRef, usize) {
-    let parse = match target {
-        RawTarget::Text => return (raw_array(values, true), 0),
-        RawTarget::AnyKind => return (raw_array(values, false), 0),
-        RawTarget::Float64 | RawTarget::Int64 => raw_array(values, false),
-    };
-    if parse.data_type() != &DataType::Utf8 {
-        return (parse, 0);
+    if target == RawTarget::Text {
+        return (text_array(values), 0);
     }
-    // Mixed kinds: parse each value as the text cast would parse its text.
-    let array: ArrayRef = if target == RawTarget::Float64 {
-        Arc::new(
+    let kinds = Kinds::of(values);
+    if let Some(typed) = kinds.typed_array(values) {
+        return (typed, 0);
+    }
+    // Mixed kinds: parse each value as the text cast would parse its text, without building
+    // the text of the numbers first.
+    let array: ArrayRef = match target {
+        RawTarget::Float64 => Arc::new(
             values
                 .iter()
                 .map(|v| match v.borrow() {
                     Value::Int(i) => Some(*i as f64),
                     Value::Float(f) => Some(*f),
+                    Value::Str(s) => Float64Type::parse(s),
                     other => other.to_text().and_then(|t| Float64Type::parse(&t)),
                 })
                 .collect::<Float64Array>(),
-        )
-    } else {
-        Arc::new(
+        ),
+        RawTarget::Int64 => Arc::new(
             values
                 .iter()
                 .map(|v| match v.borrow() {
                     Value::Int(i) => Some(*i),
+                    Value::Str(s) => Int64Type::parse(s),
                     other => other.to_text().and_then(|t| Int64Type::parse(&t)),
                 })
                 .collect::<Int64Array>(),
-        )
+        ),
+        RawTarget::Text | RawTarget::AnyKind => return (text_array(values), 0),
     };
-    let nulls = values
-        .iter()
-        .filter(|v| matches!((*v).borrow(), Value::Null))
-        .count();
-    let failed = array.null_count() - nulls;
+    let failed = array.null_count() - (values.len() - kinds.non_null());
     (array, failed)
 }
 
-/// Builds one raw column, typed when every non-null value shares a kind (see the module docs).
-pub fn raw_array<V: Borrow<Value>>(values: &[V], wants_text: bool) -> ArrayRef {
-    if !wants_text {
-        let (mut ints, mut floats, mut bools, mut strs) = (0usize, 0usize, 0usize, 0usize);
+/// How many values of each JSON kind a raw column holds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Kinds {
+    ints: usize,
+    floats: usize,
+    bools: usize,
+    strs: usize,
+}
+
+impl Kinds {
+    fn of<V: Borrow<Value>>(values: &[V]) -> Self {
+        let mut kinds = Kinds::default();
         for value in values {
             match value.borrow() {
                 Value::Null => {}
-                Value::Int(_) => ints += 1,
-                Value::Float(_) => floats += 1,
-                Value::Bool(_) => bools += 1,
-                Value::Str(_) => strs += 1,
+                Value::Int(_) => kinds.ints += 1,
+                Value::Float(_) => kinds.floats += 1,
+                Value::Bool(_) => kinds.bools += 1,
+                Value::Str(_) => kinds.strs += 1,
             }
         }
+        kinds
+    }
+
+    fn non_null(&self) -> usize {
+        self.ints + self.floats + self.bools + self.strs
+    }
+
+    /// The typed array when every non-null value shares a kind (integers mixed with floats
+    /// widen to Float64); `None` when the column must be text.
+    fn typed_array<V: Borrow<Value>>(&self, values: &[V]) -> Option<ArrayRef> {
+        let Kinds {
+            ints,
+            floats,
+            bools,
+            strs,
+        } = *self;
         if strs == 0 && bools == 0 && floats == 0 && ints > 0 {
-            return Arc::new(
+            return Some(Arc::new(
                 values
                     .iter()
                     .map(|v| match v.borrow() {
@@ -281,10 +303,10 @@ pub fn raw_array<V: Borrow<Value>>(values: &[V], wants_text: bool) -> ArrayRef {
                         _ => None,
                     })
                     .collect::<Int64Array>(),
-            );
+            ));
         }
         if strs == 0 && bools == 0 && floats > 0 {
-            return Arc::new(
+            return Some(Arc::new(
                 values
                     .iter()
                     .map(|v| match v.borrow() {
@@ -293,10 +315,10 @@ pub fn raw_array<V: Borrow<Value>>(values: &[V], wants_text: bool) -> ArrayRef {
                         _ => None,
                     })
                     .collect::<Float64Array>(),
-            );
+            ));
         }
         if strs == 0 && ints == 0 && floats == 0 && bools > 0 {
-            return Arc::new(
+            return Some(Arc::new(
                 values
                     .iter()
                     .map(|v| match v.borrow() {
@@ -304,15 +326,29 @@ pub fn raw_array<V: Borrow<Value>>(values: &[V], wants_text: bool) -> ArrayRef {
                         _ => None,
                     })
                     .collect::<BooleanArray>(),
-            );
+            ));
         }
+        None
     }
+}
+
+fn text_array<V: Borrow<Value>>(values: &[V]) -> ArrayRef {
     Arc::new(
         values
             .iter()
             .map(|v| v.borrow().to_text())
             .collect::<StringArray>(),
     )
+}
+
+/// Builds one raw column, typed when every non-null value shares a kind (see the module docs).
+pub fn raw_array<V: Borrow<Value>>(values: &[V], wants_text: bool) -> ArrayRef {
+    if !wants_text {
+        if let Some(typed) = Kinds::of(values).typed_array(values) {
+            return typed;
+        }
+    }
+    text_array(values)
 }
 
 /// Casts each source to `target` (safely: a failed cast is NULL) and coalesces them in order.

@@ -110,6 +110,31 @@ impl EventStream {
         Ok(total)
     }
 
+    /// [`EventStream::reread`] on a blocking thread, for async consumers: the chunks arrive on
+    /// the receiver as the scan goes (a few in flight, so a long lag is never held whole), and
+    /// the handle answers how many rows were re-read, or why the scan failed.
+    pub fn reread_chunks(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+        after_seq: u64,
+        before_seq: u64,
+    ) -> (
+        tokio::sync::mpsc::Receiver<Vec<HotEvent>>,
+        tokio::task::JoinHandle<Result<usize, StorageError>>,
+    ) {
+        const CHUNKS_IN_FLIGHT: usize = 4;
+        let (chunks, received) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
+        let stream = self.clone();
+        let scan = tokio::task::spawn_blocking(move || {
+            stream.reread(tenant, metric, after_seq, before_seq, |chunk| {
+                // A send error only means the consumer stopped listening.
+                let _ = chunks.blocking_send(chunk);
+            })
+        });
+        (received, scan)
+    }
+
     /// A receiver of every batch of every tenant committed from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedBatch>> {
         self.everything.fetch_add(1, Ordering::Relaxed);

@@ -23,9 +23,6 @@ use super::buckets::Buckets;
 use super::plan::{self, Shape};
 use super::{read_snapshot, Inner, LiveEvent, LiveMode, Slot};
 
-/// Chunks of re-read rows in flight between the blocking scan and the query after a lag.
-const REREAD_CHUNKS_IN_FLIGHT: usize = 4;
-
 pub(crate) struct Live {
     pub(crate) inner: Arc<Inner>,
     pub(crate) tenant: TenantId,
@@ -130,30 +127,27 @@ impl Live {
                 return Ok(());
             }
         };
-        let (chunks, mut received) = mpsc::channel::<Vec<HotEvent>>(REREAD_CHUNKS_IN_FLIGHT);
-        let (stream, tenant) = (self.inner.stream.clone(), self.tenant);
-        let scan = tokio::task::spawn_blocking(move || {
-            stream.reread(tenant, metric, after_seq, before_seq, |chunk| {
-                // A send error only means this query ended meanwhile.
-                let _ = chunks.blocking_send(chunk);
-            })
-        });
+        let (mut received, scan) =
+            self.inner
+                .stream
+                .reread_chunks(self.tenant, metric, after_seq, before_seq);
         while let Some(chunk) = received.recv().await {
             let rows: Vec<&HotEvent> = chunk.iter().collect();
-            match self.buckets.is_some() {
-                true => self.update_buckets_with(rows).await?,
-                false => self.tail_rows(rows).await?,
+            if self.buckets.is_some() {
+                self.update_buckets_with(rows).await?;
+            } else {
+                self.tail_rows(rows).await?;
             }
         }
-        match scan.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(Stop::Failed(format!(
+        let scanned = match scan.await {
+            Ok(scanned) => scanned.map_err(|e| e.to_string()),
+            Err(panicked) => Err(panicked.to_string()),
+        };
+        scanned.map(drop).map_err(|error| {
+            Stop::Failed(format!(
                 "re-reading the rows the live query missed: {error}"
-            ))),
-            Err(error) => Err(Stop::Failed(format!(
-                "re-reading the rows the live query missed: {error}"
-            ))),
-        }
+            ))
+        })
     }
 
     /// Merges the batch's new rows of the grouped metric and sends the groups they changed.
