@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
@@ -14,13 +15,14 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use strata_catalog::rollups::RollupRow;
 use strata_catalog::RollupStore;
 use strata_core::TenantId;
 
 use crate::error::BackendFailure;
+use crate::pushdown::TimeRange;
 
 /// A schema as IPC bytes (a stream with no batches).
 pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>> {
@@ -151,11 +153,29 @@ impl TableProvider for RollupTable {
         TableType::View
     }
 
+    /// Filters on `timestamp` narrow the buckets read: a rollup row's `timestamp` is its
+    /// bucket's start, the key its bucket is stored under. `Inexact`: they are applied again.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|filter| {
+                if TimeRange::default().apply(filter) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if let Some(progress) = self.first_backfill {
@@ -168,21 +188,61 @@ impl TableProvider for RollupTable {
             )));
         }
         let version = self.version_to_read().await?;
+        let mut range = TimeRange::default();
+        for filter in filters {
+            range.apply(filter);
+        }
+        if range.is_empty() {
+            return Ok(MemorySourceConfig::try_new_exec(
+                &[vec![]],
+                self.schema.clone(),
+                projection.cloned(),
+            )?);
+        }
         let buckets = self
             .store
-            .rollup_buckets(self.rollup, version, i64::MIN, i64::MAX)
+            .rollup_buckets(
+                self.rollup,
+                version,
+                range.start_ms.unwrap_or(i64::MIN),
+                range.end_ms.unwrap_or(i64::MAX),
+            )
             .await
             .map_err(backend)?;
-        let mut batches = Vec::with_capacity(buckets.len());
-        for (_, bytes) in &buckets {
-            batches.extend(decode_rows(bytes)?);
-        }
+        let batches = coalesced(&self.schema, &buckets)?;
         Ok(MemorySourceConfig::try_new_exec(
             &[batches],
             self.schema.clone(),
             projection.cloned(),
         )?)
     }
+}
+
+/// Rows of a bucket count with their bucket, so a 1-minute rollup holds a few rows per
+/// stored blob; DataFusion pays a fixed cost per batch, which made a 30-day read of 43,200
+/// one-bucket batches 2.7x slower than reading the raw rows (docs/benchmarks.md, streaming).
+const COALESCED_BATCH_ROWS: usize = 8192;
+
+/// The buckets' rows decoded and joined into batches of about [`COALESCED_BATCH_ROWS`].
+fn coalesced(schema: &SchemaRef, buckets: &[(i64, Vec<u8>)]) -> Result<Vec<RecordBatch>> {
+    let mut joined = Vec::new();
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0;
+    for (_, bytes) in buckets {
+        for batch in decode_rows(bytes)? {
+            pending_rows += batch.num_rows();
+            pending.push(batch);
+            if pending_rows >= COALESCED_BATCH_ROWS {
+                joined.push(concat_batches(schema, &pending)?);
+                pending.clear();
+                pending_rows = 0;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        joined.push(concat_batches(schema, &pending)?);
+    }
+    Ok(joined)
 }
 
 /// `strata.rollups`: the tenant's rollups, their state and backfill progress.

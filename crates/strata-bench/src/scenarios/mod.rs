@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod isolation;
 pub mod quick;
 pub mod recent;
+pub mod settle;
 pub mod streaming;
 
 use std::time::Duration;

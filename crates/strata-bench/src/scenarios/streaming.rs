@@ -29,10 +29,8 @@ use crate::generator::{
 use crate::progress::{NoProgress, Progress};
 use crate::report::{ReportRow, ReportRows, RunInfo};
 use crate::scenarios::alerts::{
-    self, compare_phases, shifted_phase, verdict, with_rules as with_rollups, IngestComparison,
-    IngestPhase,
+    self, compare_phases, run_phase, verdict, with_rules as with_rollups, IngestComparison,
 };
-use crate::scenarios::ingest::run_ingest_with;
 use crate::scenarios::BenchTarget;
 use crate::schema::{apply_schema, workload_schema};
 use crate::stats::LatencySummary;
@@ -368,17 +366,8 @@ fn ingest_with_rollups(
             remove_rollups(admin)?;
         }
         created = want;
-        let report = run_ingest_with(target, &shifted_phase(&config.ingest, phase), progress)?;
-        phases.push(IngestPhase {
-            rules: if want { rollups.len() } else { 0 },
-            accepted: report.accepted,
-            rejected: report.rejected,
-            failed_batches: report.failed_batches,
-            elapsed_s: report.elapsed_s,
-            events_per_s: report.events_per_s,
-            batch_p99_ms: report.batch_latency.as_ref().map(|l| l.p99_ms),
-            failures: report.failures,
-        });
+        let active = if want { rollups.len() } else { 0 };
+        phases.push(run_phase(target, &config.ingest, phase, active, progress)?);
     }
     let example = rollups
         .first()

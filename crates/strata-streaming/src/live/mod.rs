@@ -8,6 +8,7 @@
 
 mod buckets;
 mod plan;
+mod seen;
 mod task;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use tokio::sync::mpsc;
 use crate::error::StreamingError;
 pub(crate) use plan::metric_of;
 use plan::Shape;
+use seen::SeenEvents;
 
 /// Limits and defaults of live queries.
 #[derive(Debug, Clone)]
@@ -245,6 +247,7 @@ impl LiveQueries {
             min_interval: min_interval.unwrap_or(self.inner.config.min_interval_default),
             out: sender,
             ended: ended.clone(),
+            seen: SeenEvents::default(),
             _slot: slot,
         };
         tokio::spawn(live.run(events));

@@ -21,6 +21,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::buckets::Buckets;
 use super::plan::{self, Shape};
+use super::seen::SeenEvents;
 use super::{read_snapshot, Inner, LiveEvent, LiveMode, Slot};
 
 pub(crate) struct Live {
@@ -37,6 +38,8 @@ pub(crate) struct Live {
     pub(crate) min_interval: Duration,
     pub(crate) out: mpsc::Sender<LiveEvent>,
     pub(crate) ended: Arc<Mutex<Option<String>>>,
+    /// Events already taken in, so a re-send is shown and counted once.
+    pub(crate) seen: SeenEvents,
     pub(crate) _slot: Slot,
 }
 
@@ -160,6 +163,7 @@ impl Live {
     }
 
     async fn update_buckets_with(&mut self, rows: Vec<&HotEvent>) -> Result<(), Stop> {
+        let rows = self.seen.first_seen(rows);
         let Some(buckets) = &self.buckets else {
             return Ok(());
         };
@@ -223,6 +227,7 @@ impl Live {
     }
 
     async fn tail_rows(&mut self, rows: Vec<&HotEvent>) -> Result<(), Stop> {
+        let rows = self.seen.first_seen(rows);
         if rows.is_empty() {
             return Ok(());
         }

@@ -24,12 +24,12 @@ use strata_query::rollup_table::{decode_schema, encode_rows};
 use strata_query::{QueryError, TenantSession};
 use strata_storage::ScanRequest;
 use strata_write::CommittedBatch;
-use tokio::sync::broadcast::error::TryRecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::definition::{Bucketing, Definition};
-use super::{fingerprint, Shared};
+use super::{fingerprint, frozen, Shared};
 use crate::error::StreamingError;
 
 /// A rollup version being maintained: `(rollup id, version)`.
@@ -53,6 +53,8 @@ pub(crate) struct Maintainer {
     idle_commits: HashMap<i64, Instant>,
     /// When each failing rollup was last tried.
     retries: HashMap<i64, Instant>,
+    /// The stream dropped batches for this task since the last drain.
+    missed_batches: bool,
 }
 
 /// Sessions of one cycle, one per tenant, all reading every row committed before the cycle
@@ -82,6 +84,7 @@ impl Maintainer {
             known: HashMap::new(),
             idle_commits: HashMap::new(),
             retries: HashMap::new(),
+            missed_batches: false,
         }
     }
 
@@ -90,12 +93,10 @@ impl Maintainer {
         let mut pause = Duration::ZERO;
         loop {
             if waiting.is_empty() && !pause.is_zero() {
-                tokio::select! {
-                    request = self.requests.recv() => match request {
-                        Some(reply) => waiting.push(reply),
-                        None => return,
-                    },
-                    _ = tokio::time::sleep(pause) => {}
+                match self.pause(pause).await {
+                    Ok(Some(reply)) => waiting.push(reply),
+                    Ok(None) => {}
+                    Err(Stopped) => return,
                 }
             }
             while let Ok(reply) = self.requests.try_recv() {
@@ -111,6 +112,33 @@ impl Maintainer {
             }
             tokio::task::yield_now().await;
         }
+    }
+
+    /// Waits `pause`, or until a caller asks for a cycle (its reply slot), marking batches as
+    /// they arrive: a batch waiting in the stream until the next cycle keeps its rows alive
+    /// (every batch of a tenant with alert rules or live queries, rollups or not), and they
+    /// were then dropped all at once (part 4 of `strata bench alerts`).
+    async fn pause(&mut self, pause: Duration) -> Result<Option<oneshot::Sender<()>>, Stopped> {
+        let deadline = Instant::now() + pause;
+        loop {
+            tokio::select! {
+                request = self.requests.recv() => return request.map(Some).ok_or(Stopped),
+                received = self.events.recv() => match received {
+                    Ok(batch) => self.mark(&batch),
+                    Err(RecvError::Lagged(missed)) => self.lagged(missed),
+                    Err(RecvError::Closed) => return Err(Stopped),
+                },
+                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+            }
+        }
+    }
+
+    fn lagged(&mut self, missed: u64) {
+        tracing::warn!(
+            missed,
+            "rollup maintenance fell behind the writes; re-reading the hot tier"
+        );
+        self.missed_batches = true;
     }
 
     /// The wait before the next cycle, so background maintenance takes at most a share of a
@@ -234,20 +262,14 @@ impl Maintainer {
         self.known = known;
     }
 
-    /// Marks the buckets of every received row; `Ok(true)` when batches were dropped.
+    /// Marks the buckets of every received row; `Ok(true)` when batches were dropped since
+    /// the last drain.
     fn drain(&mut self) -> Result<bool, Stopped> {
-        let mut lagged = false;
         loop {
             match self.events.try_recv() {
                 Ok(batch) => self.mark(&batch),
-                Err(TryRecvError::Empty) => return Ok(lagged),
-                Err(TryRecvError::Lagged(missed)) => {
-                    tracing::warn!(
-                        missed,
-                        "rollup maintenance fell behind the writes; re-reading the hot tier"
-                    );
-                    lagged = true;
-                }
+                Err(TryRecvError::Empty) => return Ok(std::mem::take(&mut self.missed_batches)),
+                Err(TryRecvError::Lagged(missed)) => self.lagged(missed),
                 Err(TryRecvError::Closed) => return Err(Stopped),
             }
         }
@@ -294,11 +316,7 @@ impl Maintainer {
             // Below the retention floor the raw rows are gone (or going): recomputing such a
             // bucket would lose what the rollup keeps, so it stays as it was.
             if !dirty.is_empty() {
-                let schema = self.shared.schemas.schema(row.tenant).await?;
-                let days = schema
-                    .metric_by_id(known.source)
-                    .map_or(schema.cold_retention_days, |m| schema.retention_days_of(m));
-                if let Some(floor_ms) = retention_floor_ms(now_ms(), days) {
+                if let Some(floor_ms) = self.retention_floor_ms(row.tenant, known.source).await? {
                     dirty.retain(|bucket| *bucket >= floor_ms);
                 }
             }
@@ -330,6 +348,9 @@ impl Maintainer {
                 }
             }
         }
+        if commit.complete {
+            commit.versions.extend(self.frozen_history(row).await?);
+        }
         let idle = commit.versions.is_empty() && !commit.complete && row.error.is_none();
         if idle && !self.idle_commit_due(row, settled_seq) {
             return Ok(());
@@ -346,6 +367,49 @@ impl Maintainer {
             Err(CatalogError::NotFound(_)) => Ok(()),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The start of the raw rows retention keeps for `source` (`None`: all of them).
+    async fn retention_floor_ms(
+        &self,
+        tenant: TenantId,
+        source: MetricId,
+    ) -> Result<Option<i64>, StreamingError> {
+        let schema = self.shared.schemas.schema(tenant).await?;
+        let days = schema
+            .metric_by_id(source)
+            .map_or(schema.cold_retention_days, |m| schema.retention_days_of(m));
+        Ok(retention_floor_ms(now_ms(), days))
+    }
+
+    /// For the commit that completes `row`'s pending version: the served version's buckets
+    /// below the retention floor, which raw data can no longer give (see `frozen.rs`).
+    async fn frozen_history(
+        &self,
+        row: &RollupRow,
+    ) -> Result<Option<VersionBuckets>, StreamingError> {
+        let (Some(old), Some((new, _))) = (&row.served, &row.pending) else {
+            return Ok(None);
+        };
+        let known = |v: &RollupVersion| self.known.get(&(row.id, v.version));
+        let (Some(old_known), Some(new_known)) = (known(old), known(new)) else {
+            return Ok(None);
+        };
+        let same_buckets = old_known.bucketing == new_known.bucketing;
+        if !same_buckets || old_known.source != new_known.source {
+            tracing::warn!(rollup = %row.name, "the new version buckets another metric or another width; buckets older than the raw retention are not carried over");
+            return Ok(None);
+        }
+        let Some(floor_ms) = self
+            .retention_floor_ms(row.tenant, new_known.source)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let store = self.shared.store.as_ref();
+        frozen::carried(store, row.id, old, new, floor_ms)
+            .await
+            .map(Some)
     }
 
     /// Whether the maintained version was built under another definition of its source.

@@ -10,6 +10,7 @@
 //! served one stays what queries read.
 
 mod definition;
+mod frozen;
 mod maintain;
 
 use std::collections::HashSet;

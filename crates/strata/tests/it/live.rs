@@ -183,6 +183,10 @@ fn a_tail_sends_the_answer_then_each_acked_matching_event_once_in_order() {
             events.push(event);
         }
         write_events(&server, &key, &events);
+        if request % 3 == 1 {
+            // An identical re-send (a device retrying): stored once, so shown once.
+            write_events(&server, &key, &events);
+        }
     }
     // Another tenant's identical writes never reach this tail.
     let other = tenant(&server, "other");
@@ -471,6 +475,8 @@ fn a_grouped_query_sends_exactly_the_buckets_each_write_changed() {
             1,
         ),
         (vec![reading("c", 5 * minute, 3.5)], 1),
+        // An identical re-send of an event taken in above: stored once, counted once.
+        (vec![reading("c", 5 * minute, 3.5)], 0),
     ];
     for (events, changed) in writes {
         write_events(&server, &key, &events);

@@ -458,6 +458,51 @@ fn a_metric_retention_keeps_raw_data_short_and_the_rollup_long() {
     );
 }
 
+/// A rebuild (a PATCH of the SQL, then a change of the source's definition) backfills from
+/// the raw rows retention kept, and takes the old version's buckets below the floor: the
+/// expired day keeps its count, and the column the new SQL adds is null there.
+#[test]
+fn a_rebuild_keeps_the_history_only_the_rollup_holds() {
+    let (server, key) = raw_data_expires_under_the_rollup(|server, key| {
+        let patched = server.patch(
+            "/api/v1/schema/metrics/thermostat",
+            key,
+            &json!({"retention_days": 30}),
+        );
+        assert_eq!(patched.status, 200, "{}", patched.text);
+    });
+    let wider = "SELECT date_trunc('day', timestamp) AS timestamp, name, count(*) AS n, \
+                 count(temp) AS readings FROM thermostat GROUP BY 1, 2";
+    let altered = server.patch(
+        "/api/v1/rollups/thermostat_1d",
+        &key,
+        &json!({"sql": wider}),
+    );
+    assert_eq!(altered.status, 200, "{}", altered.text);
+    assert_eq!(sync(&server, &key, "thermostat_1d")["version"], 2);
+    let kept = "SELECT n, readings FROM thermostat_1d ORDER BY timestamp";
+    let expected = vec![json!([1, null]), json!([2, 2])];
+    assert_eq!(rows(&server, &key, kept), expected, "after the PATCH");
+
+    // A type change (`temp` was declared double from the first sample) changes the source's
+    // definition: a rebuild with the same SQL.
+    let typed = server.put(
+        "/api/v1/schema/metrics/thermostat/fields/temp",
+        &key,
+        &json!({"type": "string"}),
+    );
+    assert_eq!(typed.status, 200, "{}", typed.text);
+    let rebuilt = sync(&server, &key, "thermostat_1d");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut version = rebuilt["version"].clone();
+    while version != json!(3) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        version = sync(&server, &key, "thermostat_1d")["version"].clone();
+    }
+    assert_eq!(version, 3, "the type change rebuilds the rollup");
+    assert_eq!(rows(&server, &key, kept), expected, "after the rebuild");
+}
+
 /// Writes an old and a recent day (and the same to `other`), builds a daily rollup, runs
 /// `expire` (which must put the old day past retention for `thermostat`), then checks the
 /// rollup kept the old day while raw queries no longer read it.

@@ -26,7 +26,7 @@ pub use absence::{AbsenceDelay, ABSENCE_METRIC};
 pub use api::NAME_PREFIX;
 pub use event::{EventLatency, EVENT_CONDITION, EVENT_METRIC};
 pub use query::{LagSample, QueryLag, QUERY_METRIC};
-pub(crate) use throughput::{compare_phases, shifted as shifted_phase, with_rules};
+pub(crate) use throughput::{compare_phases, run_phase, with_rules};
 pub use throughput::{IngestComparison, IngestPhase};
 
 use crate::generator::GeneratorConfig;
@@ -517,6 +517,13 @@ fn ingest_rows(ingest: &IngestComparison) -> Vec<ReportRow> {
         ),
         "",
     )];
+    if let Some((without, with)) = ingest.server_cpu_us_per_event {
+        rows.push(row(
+            "server CPU per event: no rules / rules",
+            format!("{without:.2} / {with:.2} us ({:.3})", with / without),
+            "",
+        ));
+    }
     if let Some(ratio) = ingest.ratio {
         rows.push(row(
             "ingest with rules / without",

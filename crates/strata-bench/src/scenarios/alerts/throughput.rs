@@ -17,7 +17,7 @@ use super::{AlertsConfig, NAME_PREFIX};
 use crate::generator::{DIAGNOSTICS, DIAGNOSTICS_FIELDS, READINGS, READINGS_FIELDS};
 use crate::progress::Progress;
 use crate::scenarios::ingest::run_ingest_with;
-use crate::scenarios::BenchTarget;
+use crate::scenarios::{settle, BenchTarget};
 use crate::schema::{apply_schema, workload_schema};
 use crate::{BenchError, IngestConfig};
 
@@ -29,8 +29,17 @@ pub struct IngestPhase {
     pub accepted: u64,
     pub rejected: u64,
     pub failed_batches: u64,
+    /// Sending time, to the last acknowledgement.
     pub elapsed_s: f64,
+    /// Then until the server was idle again: the phase's compaction and stream consumers.
+    #[serde(default)]
+    pub drain_s: f64,
+    /// Accepted over sending time (the drain left out).
     pub events_per_s: f64,
+    /// CPU time (user plus system) the server used over sending and drain; `None` for a
+    /// server on another machine.
+    #[serde(default)]
+    pub server_cpu_s: Option<f64>,
     pub batch_p99_ms: Option<f64>,
     pub failures: Vec<String>,
 }
@@ -42,11 +51,16 @@ pub struct IngestComparison {
     /// One rule's condition, for the report.
     pub example_condition: String,
     pub phases: Vec<IngestPhase>,
-    /// Accepted events over sending time, of the phases without rules and with them.
+    /// Accepted events over sending plus drain time, of the phases without rules and with
+    /// them: each side pays for all the work its writes caused.
     pub without_rules_events_per_s: f64,
     pub with_rules_events_per_s: f64,
     /// With over without (1.0 = no cost).
     pub ratio: Option<f64>,
+    /// Server CPU microseconds per accepted event, without and with: the cost the rules add
+    /// to the server, apart from the disk and the client's share of the cores.
+    #[serde(default)]
+    pub server_cpu_us_per_event: Option<(f64, f64)>,
 }
 
 /// Event rule `i`: a sensor of `readings` (even `i`) or `diagnostics` (odd) above a value the
@@ -102,23 +116,45 @@ pub(super) fn run(
             api.delete_rules(&names)?;
         }
         created = want;
-        let phase_config = shifted(&config.ingest, phase);
-        let report = run_ingest_with(target, &phase_config, progress)?;
-        phases.push(IngestPhase {
-            rules: if want { rules.len() } else { 0 },
-            accepted: report.accepted,
-            rejected: report.rejected,
-            failed_batches: report.failed_batches,
-            elapsed_s: report.elapsed_s,
-            events_per_s: report.events_per_s,
-            batch_p99_ms: report.batch_latency.as_ref().map(|l| l.p99_ms),
-            failures: report.failures,
-        });
+        let active = if want { rules.len() } else { 0 };
+        phases.push(run_phase(target, &config.ingest, phase, active, progress)?);
     }
     if created {
         api.delete_rules(&names)?;
     }
     Ok(compare(config.ingest_rules, phases))
+}
+
+/// Sends phase `phase` of a comparison to a settled server: first waits until the server is
+/// idle (no work left from earlier phases), then sends, then counts the time until it is
+/// idle again as part of the phase (see `settle` for the profile behind this).
+pub(crate) fn run_phase(
+    target: &BenchTarget,
+    base: &IngestConfig,
+    phase: usize,
+    active: usize,
+    progress: &dyn Progress,
+) -> Result<IngestPhase, BenchError> {
+    progress.phase("waiting for the server to go idle", 0);
+    settle::until_idle(base.server_pid);
+    let cpu_before_s = base.server_pid.and_then(settle::cpu_time_s);
+    let report = run_ingest_with(target, &shifted(base, phase), progress)?;
+    progress.phase("draining: the phase's compaction and consumers", 0);
+    let drain_s = settle::until_idle(base.server_pid).as_secs_f64();
+    let cpu_after_s = base.server_pid.and_then(settle::cpu_time_s);
+    let server_cpu_s = cpu_before_s.zip(cpu_after_s).map(|(b, a)| a - b);
+    Ok(IngestPhase {
+        rules: active,
+        accepted: report.accepted,
+        rejected: report.rejected,
+        failed_batches: report.failed_batches,
+        elapsed_s: report.elapsed_s,
+        drain_s,
+        events_per_s: report.events_per_s,
+        server_cpu_s,
+        batch_p99_ms: report.batch_latency.as_ref().map(|l| l.p99_ms),
+        failures: report.failures,
+    })
 }
 
 /// The ingest configuration of phase `phase`: the workload moved past every earlier phase's
@@ -149,7 +185,9 @@ pub(crate) fn compare_phases(
         let (events, secs) = phases
             .iter()
             .filter(|p| (p.rules > 0) == with)
-            .fold((0u64, 0f64), |(e, s), p| (e + p.accepted, s + p.elapsed_s));
+            .fold((0u64, 0f64), |(e, s), p| {
+                (e + p.accepted, s + p.elapsed_s + p.drain_s)
+            });
         if secs > 0.0 {
             events as f64 / secs
         } else {
@@ -157,12 +195,22 @@ pub(crate) fn compare_phases(
         }
     };
     let (without, with) = (rate(false), rate(true));
+    let cpu_per_event = |with: bool| {
+        let (events, cpu_s) = phases
+            .iter()
+            .filter(|p| (p.rules > 0) == with)
+            .try_fold((0u64, 0f64), |(e, c), p| {
+                Some((e + p.accepted, c + p.server_cpu_s?))
+            })?;
+        (events > 0).then(|| cpu_s * 1e6 / events as f64)
+    };
     IngestComparison {
         rules,
         example_condition: example,
         without_rules_events_per_s: without,
         with_rules_events_per_s: with,
         ratio: (without > 0.0 && with > 0.0).then(|| with / without),
+        server_cpu_us_per_event: cpu_per_event(false).zip(cpu_per_event(true)),
         phases,
     }
 }
@@ -193,28 +241,35 @@ mod tests {
     }
 
     #[test]
-    fn the_ratio_compares_total_events_over_total_time() {
-        let phase = |rules, accepted, elapsed_s| IngestPhase {
+    fn the_ratio_compares_total_events_over_sending_plus_drain_time() {
+        let phase = |rules, accepted, elapsed_s, drain_s| IngestPhase {
             rules,
             accepted,
             rejected: 0,
             failed_batches: 0,
             elapsed_s,
+            drain_s,
             events_per_s: accepted as f64 / elapsed_s,
+            server_cpu_s: Some(elapsed_s),
             batch_p99_ms: None,
             failures: Vec::new(),
         };
+        // The rules phases send as fast (90 events in 0.8 s is faster than 100 in 1 s) but
+        // leave work behind: the drain counts.
         let comparison = compare(
             100,
             vec![
-                phase(0, 100, 1.0),
-                phase(100, 90, 1.0),
-                phase(100, 90, 1.0),
-                phase(0, 100, 1.0),
+                phase(0, 100, 1.0, 0.0),
+                phase(100, 90, 0.8, 0.2),
+                phase(100, 90, 0.8, 0.2),
+                phase(0, 100, 1.0, 0.0),
             ],
         );
         assert_eq!(comparison.without_rules_events_per_s, 100.0);
         assert_eq!(comparison.with_rules_events_per_s, 90.0);
         assert_eq!(comparison.ratio, Some(0.9));
+        let (without, with) = comparison.server_cpu_us_per_event.expect("cpu per event");
+        assert!((without - 10_000.0).abs() < 1e-6, "{without}");
+        assert!((with - 1.6e6 / 180.0).abs() < 1e-6, "{with}");
     }
 }
