@@ -24,6 +24,11 @@ use strata_core::TenantId;
 use crate::error::BackendFailure;
 use crate::pushdown::TimeRange;
 
+/// Every row of the bucket blob stored under key `k` has its `timestamp` in `[k, k + this)`:
+/// buckets narrower than an hour are stored an hour to a blob (`strata-streaming`'s
+/// `rollup/chunks.rs`), wider ones one to a blob under their own start.
+pub const ROLLUP_CHUNK_SPAN_MS: i64 = 3_600_000;
+
 /// A schema as IPC bytes (a stream with no batches).
 pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
@@ -204,7 +209,9 @@ impl TableProvider for RollupTable {
             .rollup_buckets(
                 self.rollup,
                 version,
-                range.start_ms.unwrap_or(i64::MIN),
+                range
+                    .start_ms
+                    .map_or(i64::MIN, |start| start.saturating_sub(ROLLUP_CHUNK_SPAN_MS)),
                 range.end_ms.unwrap_or(i64::MAX),
             )
             .await

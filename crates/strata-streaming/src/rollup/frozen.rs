@@ -47,6 +47,11 @@ pub(super) async fn carried(
         };
         part.buckets.push((bucket_ms, rows));
     }
+    if !part.buckets.is_empty() {
+        // What the new version computed there from partly expired raw rows goes: under one
+        // key it would be replaced, but chunks and per-bucket blobs may use other keys.
+        part.clear.push((i64::MIN, floor_ms));
+    }
     Ok(part)
 }
 

@@ -29,7 +29,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::definition::{Bucketing, Definition};
-use super::{fingerprint, frozen, Shared};
+use super::{chunks, fingerprint, frozen, Shared};
 use crate::error::StreamingError;
 
 /// A rollup version being maintained: `(rollup id, version)`.
@@ -312,6 +312,7 @@ impl Maintainer {
             let Some(known) = self.known.get(&key) else {
                 continue;
             };
+            let width_ms = known.bucketing.width_ms;
             let mut dirty = known.dirty.clone();
             // Below the retention floor the raw rows are gone (or going): recomputing such a
             // bucket would lose what the rollup keeps, so it stays as it was.
@@ -338,7 +339,12 @@ impl Maintainer {
             }
             let session = sessions.get(&self.shared, row.tenant).await?;
             match recompute(session, version, &ranges).await {
-                Ok(part) => commit.versions.push(part),
+                Ok(part) => {
+                    let schema = decode_schema(&version.schema)?;
+                    let store = self.shared.store.as_ref();
+                    let part = chunks::chunked(store, row.id, &schema, width_ms, part).await?;
+                    commit.versions.push(part);
+                }
                 Err(error) if maintained => return Err(error),
                 // The served version while a new one backfills: it may no longer plan under
                 // the source's new definition; queries read it as it is until the new one

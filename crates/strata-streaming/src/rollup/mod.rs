@@ -9,6 +9,7 @@
 //! `PATCH`, a change of the source metric's definition) is backfilled in chunks while the
 //! served one stays what queries read.
 
+mod chunks;
 mod definition;
 mod frozen;
 mod maintain;
