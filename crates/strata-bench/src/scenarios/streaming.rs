@@ -515,7 +515,7 @@ impl StreamingReport {
             }
         }
         if let Some(ingest) = &self.ingest {
-            match ingest.ratio {
+            match ingest.verdict_ratio() {
                 Some(r) if r >= INGEST_TARGET_RATIO => {}
                 other => failures.push(format!(
                     "streaming ingest: {other:?} of the rate without rollups with {} rollups \
@@ -578,12 +578,8 @@ impl ReportRows for StreamingReport {
                 ),
                 "",
             ));
-            if let Some(ratio) = ingest.ratio {
-                rows.push(row(
-                    "ingest with rollups / without",
-                    format!("{ratio:.3}: {}", verdict(ratio >= INGEST_TARGET_RATIO)),
-                    ">= 0.85",
-                ));
+            if let Some(text) = ingest.ratio_text(INGEST_TARGET_RATIO) {
+                rows.push(row("ingest with rollups / without", text, ">= 0.85"));
             }
         }
         if let Some(history) = &self.history {

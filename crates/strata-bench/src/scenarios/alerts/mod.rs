@@ -358,7 +358,7 @@ fn ingest_failures(ingest: &IngestComparison) -> Vec<String> {
             ));
         }
     }
-    match ingest.ratio {
+    match ingest.verdict_ratio() {
         Some(ratio) if ratio >= INGEST_TARGET_RATIO => {}
         Some(ratio) => failures.push(format!(
             "alerts ingest: {ratio:.3} of the rate without rules with {} event rules (target >= \
@@ -524,12 +524,8 @@ fn ingest_rows(ingest: &IngestComparison) -> Vec<ReportRow> {
             "",
         ));
     }
-    if let Some(ratio) = ingest.ratio {
-        rows.push(row(
-            "ingest with rules / without",
-            format!("{ratio:.3}: {}", verdict(ratio >= INGEST_TARGET_RATIO)),
-            ">= 0.90",
-        ));
+    if let Some(text) = ingest.ratio_text(INGEST_TARGET_RATIO) {
+        rows.push(row("ingest with rules / without", text, ">= 0.90"));
     }
     rows
 }
