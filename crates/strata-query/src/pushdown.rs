@@ -6,7 +6,7 @@
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::expr::InList;
-use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use strata_core::RESERVED_FIELD_NAME;
 
 /// A half-open time range `[start_ms, end_ms)`; `None` is unbounded on that side.
@@ -34,6 +34,21 @@ impl TimeRange {
     /// predicate.
     pub fn apply(&mut self, filter: &Expr) -> bool {
         self.apply_to(RESERVED_FIELD_NAME, filter)
+    }
+
+    /// How a table whose only usable filters are time predicates on `column` takes each
+    /// filter: `Inexact` for those (the scan narrows its range; DataFusion filters again).
+    pub fn pushdown_of(column: &str, filters: &[&Expr]) -> Vec<TableProviderFilterPushDown> {
+        filters
+            .iter()
+            .map(|filter| {
+                if TimeRange::default().apply_to(column, filter) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect()
     }
 
     /// [`TimeRange::apply`] for a time column with another name.

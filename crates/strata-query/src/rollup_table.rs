@@ -19,7 +19,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use strata_catalog::rollups::RollupRow;
 use strata_catalog::RollupStore;
-use strata_core::TenantId;
+use strata_core::{TenantId, RESERVED_FIELD_NAME};
 
 use crate::error::BackendFailure;
 use crate::pushdown::TimeRange;
@@ -164,16 +164,7 @@ impl TableProvider for RollupTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(filters
-            .iter()
-            .map(|filter| {
-                if TimeRange::default().apply(filter) {
-                    TableProviderFilterPushDown::Inexact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
-                }
-            })
-            .collect())
+        Ok(TimeRange::pushdown_of(RESERVED_FIELD_NAME, filters))
     }
 
     async fn scan(

@@ -66,16 +66,7 @@ impl TableProvider for ErrorsTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(filters
-            .iter()
-            .map(|f| {
-                if TimeRange::default().apply_to("time", f) {
-                    TableProviderFilterPushDown::Inexact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
-                }
-            })
-            .collect())
+        Ok(TimeRange::pushdown_of("time", filters))
     }
 
     async fn scan(
