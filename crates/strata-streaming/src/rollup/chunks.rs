@@ -36,49 +36,60 @@ fn chunk_of(bucket_ms: i64) -> i64 {
 /// buckets or a backfill step, so more means a broken range, not a big one.
 const MAX_CHUNKS_PER_RANGE: i64 = 1_000_000;
 
-/// `part` (recomputed buckets, and the ranges whose old rows they replace) as whole chunks of
-/// stored rows: each touched chunk is cleared and written again, holding its rows outside the
-/// ranges plus the new buckets. Buckets an hour or wider are stored one to a blob, unchanged.
-pub(super) async fn chunked(
+/// What a recompute writes for one version.
+pub(super) struct Recomputed {
+    pub version: i64,
+    /// The stored (version) schema of the rows.
+    pub schema: SchemaRef,
+    /// `[start_ms, end_ms)` ranges recomputed: their old rows are replaced.
+    pub ranges: Vec<(i64, i64)>,
+    /// Each recomputed bucket's start and rows.
+    pub buckets: Vec<(i64, RecordBatch)>,
+}
+
+/// `recomputed` encoded for the catalog: buckets an hour or wider one to a blob; narrower ones
+/// as whole chunks, each touched chunk cleared and written again with its stored rows outside
+/// the ranges plus the new buckets.
+pub(super) async fn stored(
     store: &dyn RollupStore,
     rollup: i64,
-    schema: &SchemaRef,
     width_ms: i64,
-    part: VersionBuckets,
+    recomputed: Recomputed,
 ) -> Result<VersionBuckets, StreamingError> {
+    let Recomputed {
+        version,
+        schema,
+        ranges,
+        buckets,
+    } = recomputed;
     if width_ms >= SPAN_MS {
-        return Ok(part);
+        let buckets = buckets
+            .iter()
+            .map(|(bucket_ms, rows)| Ok((*bucket_ms, encode_rows(rows)?)))
+            .collect::<Result<_, StreamingError>>()?;
+        return Ok(VersionBuckets {
+            version,
+            clear: ranges,
+            buckets,
+        });
     }
-    let mut touched: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
-    for &(start_ms, end_ms) in &part.clear {
-        if end_ms.saturating_sub(start_ms) / SPAN_MS > MAX_CHUNKS_PER_RANGE {
-            return Err(StreamingError::Internal(format!(
-                "a recomputed range [{start_ms}, {end_ms}) spans more than {MAX_CHUNKS_PER_RANGE} chunks"
-            )));
-        }
-        let mut chunk = chunk_of(start_ms);
-        while chunk < end_ms {
-            touched.entry(chunk).or_default();
-            chunk = chunk.saturating_add(SPAN_MS);
-        }
-    }
-    for (bucket_ms, bytes) in &part.buckets {
-        let fresh = touched.entry(chunk_of(*bucket_ms)).or_default();
-        fresh.extend(decode_rows(bytes)?);
+    let mut touched = touched_chunks(&ranges)?;
+    for (bucket_ms, rows) in buckets {
+        touched.entry(chunk_of(bucket_ms)).or_default().push(rows);
     }
     let mut out = VersionBuckets {
-        version: part.version,
+        version,
         clear: Vec::with_capacity(touched.len()),
         buckets: Vec::with_capacity(touched.len()),
     };
     for run in contiguous(touched.keys().copied()) {
-        let stored = stored_rows(store, rollup, part.version, run).await?;
+        let stored = stored_rows(store, rollup, version, run).await?;
         for chunk in (run.0..=run.1).step_by(SPAN_MS as usize) {
             let Some(fresh) = touched.remove(&chunk) else {
                 continue;
             };
             let kept = stored.get(&chunk).map(Vec::as_slice).unwrap_or_default();
-            let rows = merged(schema, kept, &part.clear, fresh)?;
+            let rows = merged(&schema, kept, &ranges, fresh)?;
             out.clear.push((chunk, chunk.saturating_add(SPAN_MS)));
             if rows.num_rows() > 0 {
                 out.buckets.push((chunk, encode_rows(&rows)?));
@@ -86,6 +97,26 @@ pub(super) async fn chunked(
         }
     }
     Ok(out)
+}
+
+/// Every chunk a recomputed range overlaps, with no new rows yet.
+fn touched_chunks(
+    ranges: &[(i64, i64)],
+) -> Result<BTreeMap<i64, Vec<RecordBatch>>, StreamingError> {
+    let mut touched = BTreeMap::new();
+    for &(start_ms, end_ms) in ranges {
+        if end_ms.saturating_sub(start_ms) / SPAN_MS > MAX_CHUNKS_PER_RANGE {
+            return Err(StreamingError::Internal(format!(
+                "a recomputed range [{start_ms}, {end_ms}) spans more than {MAX_CHUNKS_PER_RANGE} chunks"
+            )));
+        }
+        let mut chunk = chunk_of(start_ms);
+        while chunk < end_ms {
+            touched.entry(chunk).or_insert_with(Vec::new);
+            chunk = chunk.saturating_add(SPAN_MS);
+        }
+    }
+    Ok(touched)
 }
 
 /// Chunk keys grouped into runs of adjacent chunks `(first, last)`, each read in one query.

@@ -13,14 +13,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
 use strata_catalog::rollups::{RollupCommit, RollupRow, RollupVersion, VersionBuckets};
 use strata_catalog::{CatalogError, TenantSchema};
 use strata_cold::retention_floor_ms;
 use strata_core::{now_ms, MetricId, TenantId};
-use strata_query::rollup_table::{decode_schema, encode_rows};
+use strata_query::rollup_table::decode_schema;
 use strata_query::{QueryError, TenantSession};
 use strata_storage::ScanRequest;
 use strata_write::CommittedBatch;
@@ -28,8 +27,9 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::chunks::{self, Recomputed};
 use super::definition::{Bucketing, Definition};
-use super::{chunks, fingerprint, frozen, Shared};
+use super::{fingerprint, frozen, Shared};
 use crate::error::StreamingError;
 
 /// A rollup version being maintained: `(rollup id, version)`.
@@ -313,37 +313,19 @@ impl Maintainer {
                 continue;
             };
             let width_ms = known.bucketing.width_ms;
-            let mut dirty = known.dirty.clone();
-            // Below the retention floor the raw rows are gone (or going): recomputing such a
-            // bucket would lose what the rollup keeps, so it stays as it was.
-            if !dirty.is_empty() {
-                if let Some(floor_ms) = self.retention_floor_ms(row.tenant, known.source).await? {
-                    dirty.retain(|bucket| *bucket >= floor_ms);
-                }
-            }
-            let mut chunk = None;
             let maintained = row.maintained().map(|v| v.version) == Some(version.version);
-            if let Some((pending, backfill)) = &row.pending {
-                if pending.version == version.version {
-                    // The backfill reaches these buckets later, at a later sequence number.
-                    dirty.retain(|b| *b < backfill.cursor_ms || *b >= backfill.to_ms);
-                    chunk = self.next_chunk(known.bucketing, backfill.cursor_ms, backfill.to_ms);
-                    commit.backfill_cursor_ms = chunk.map(|(_, end)| end);
-                    commit.complete = chunk.is_none_or(|(_, end)| end >= backfill.to_ms);
-                }
-            }
-            let ranges = self.ranges(&dirty, known.bucketing, chunk);
+            let ranges = self.ranges_due(row, version, known, &mut commit).await?;
             taken.push((key, known.dirty.clone()));
             if ranges.is_empty() {
                 continue;
             }
             let session = sessions.get(&self.shared, row.tenant).await?;
-            match recompute(session, version, &ranges).await {
-                Ok(part) => {
-                    let schema = decode_schema(&version.schema)?;
+            match recompute(session, version, ranges).await {
+                Ok(recomputed) => {
                     let store = self.shared.store.as_ref();
-                    let part = chunks::chunked(store, row.id, &schema, width_ms, part).await?;
-                    commit.versions.push(part);
+                    commit
+                        .versions
+                        .push(chunks::stored(store, row.id, width_ms, recomputed).await?);
                 }
                 Err(error) if maintained => return Err(error),
                 // The served version while a new one backfills: it may no longer plan under
@@ -373,6 +355,36 @@ impl Maintainer {
             Err(CatalogError::NotFound(_)) => Ok(()),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The ranges of `version` to recompute this cycle: its dirty buckets at or above the
+    /// retention floor (below it the raw rows are gone or going, and recomputing would lose
+    /// what the rollup keeps) and outside what its backfill reaches later, plus the next
+    /// backfill step, which sets the commit's cursor and completion.
+    async fn ranges_due(
+        &self,
+        row: &RollupRow,
+        version: &RollupVersion,
+        known: &Known,
+        commit: &mut RollupCommit,
+    ) -> Result<Vec<(i64, i64)>, StreamingError> {
+        let mut dirty = known.dirty.clone();
+        if !dirty.is_empty() {
+            if let Some(floor_ms) = self.retention_floor_ms(row.tenant, known.source).await? {
+                dirty.retain(|bucket| *bucket >= floor_ms);
+            }
+        }
+        let mut chunk = None;
+        if let Some((pending, backfill)) = &row.pending {
+            if pending.version == version.version {
+                // The backfill reaches these buckets later, at a later sequence number.
+                dirty.retain(|b| *b < backfill.cursor_ms || *b >= backfill.to_ms);
+                chunk = self.next_chunk(known.bucketing, backfill.cursor_ms, backfill.to_ms);
+                commit.backfill_cursor_ms = chunk.map(|(_, end)| end);
+                commit.complete = chunk.is_none_or(|(_, end)| end >= backfill.to_ms);
+            }
+        }
+        Ok(self.ranges(&dirty, known.bucketing, chunk))
     }
 
     /// The start of the raw rows retention keeps for `source` (`None`: all of them).
@@ -573,18 +585,18 @@ impl CycleSessions {
 async fn recompute(
     (session, schema): &(TenantSession, Arc<TenantSchema>),
     version: &RollupVersion,
-    ranges: &[(i64, i64)],
-) -> Result<VersionBuckets, StreamingError> {
+    ranges: Vec<(i64, i64)>,
+) -> Result<Recomputed, StreamingError> {
     let plan = session.plan(&version.sql).await?;
     let definition = Definition::of(&plan, schema)?;
-    let stored: SchemaRef = decode_schema(&version.schema)?;
-    let mut part = VersionBuckets {
+    let mut part = Recomputed {
         version: version.version,
-        clear: ranges.to_vec(),
+        schema: decode_schema(&version.schema)?,
         buckets: Vec::new(),
+        ranges,
     };
-    for (start_ms, end_ms) in ranges {
-        let restricted = definition.over_range(&plan, *start_ms, *end_ms)?;
+    for &(start_ms, end_ms) in &part.ranges {
+        let restricted = definition.over_range(&plan, start_ms, end_ms)?;
         let batches: Vec<RecordBatch> = session
             .execute_plan(restricted)
             .await?
@@ -592,9 +604,8 @@ async fn recompute(
             .try_collect()
             .await
             .map_err(QueryError::from)?;
-        for (bucket_ms, rows) in definition.split(&stored, &batches)? {
-            part.buckets.push((bucket_ms, encode_rows(&rows)?));
-        }
+        part.buckets
+            .extend(definition.split(&part.schema, &batches)?);
     }
     Ok(part)
 }
