@@ -11,6 +11,7 @@
 //! | [`SettingsStore`] | per-tenant settings | an update appends one history version and shows in the next schema snapshot |
 //! | [`SchemaRegistry`] | schema snapshots, changes, history | changes serialized per tenant, one dense history version each; snapshots consistent and never older than the caller's own last change |
 //! | [`IncomingNames`] | incoming names, their ids and statistics | ids durable before return, dense from 1 per metric, idempotent, never reused |
+//! | [`ProfileStore`] | ingest profiles per metric, dismissed schema suggestions | a stored profile is replaced whole |
 //! | [`ColdManifestStore`] | cold files, watermarks, purges, compaction log | files and watermark change in one transaction; the watermark never moves backwards |
 //! | [`AlertStore`] | alert channels, rules, instance states, history, outbox, silences | a state change and the notifications it calls for commit together |
 //!
@@ -44,8 +45,8 @@ pub use model::{
     TenantSchema, TenantSettings,
 };
 pub use roles::{
-    AlertStore, Catalog, ColdManifestStore, IncomingNames, RollupStore, SchemaRegistry,
-    SettingsStore, TenantDirectory,
+    AlertStore, Catalog, ColdManifestStore, IncomingNames, ProfileStore, RollupStore,
+    SchemaRegistry, SettingsStore, TenantDirectory,
 };
 pub use sqlite::SqliteCatalog;
 pub use validate::{

@@ -115,6 +115,36 @@ pub trait IncomingNames: Send + Sync + 'static {
     ) -> Result<(), CatalogError>;
 }
 
+/// What ingest profiled of each metric, and the schema suggestions an admin dismissed.
+///
+/// A profile is an opaque document to the catalog: the write path decodes, merges and encodes
+/// it, and it is the only writer, so a read-merge-store needs no transaction around it.
+#[async_trait::async_trait]
+pub trait ProfileStore: Send + Sync + 'static {
+    /// One metric's stored profile, if any.
+    async fn metric_profile(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+    ) -> Result<Option<String>, CatalogError>;
+    /// Every stored profile of the tenant's metrics, deleted ones included.
+    async fn metric_profiles(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<(MetricId, String)>, CatalogError>;
+    /// Replaces one metric's profile.
+    async fn store_metric_profile(
+        &self,
+        tenant: TenantId,
+        metric: MetricId,
+        profile: String,
+    ) -> Result<(), CatalogError>;
+    /// Records that a suggestion was dismissed for good; idempotent.
+    async fn dismiss_suggestion(&self, tenant: TenantId, id: &str) -> Result<(), CatalogError>;
+    /// Every suggestion id the tenant dismissed.
+    async fn dismissed_suggestions(&self, tenant: TenantId) -> Result<Vec<String>, CatalogError>;
+}
+
 /// The cold tier's bookkeeping: live and retired files, each metric's watermark, purges of
 /// deleted metrics and the compaction log.
 ///
@@ -297,6 +327,7 @@ pub trait Catalog:
     + SettingsStore
     + SchemaRegistry
     + IncomingNames
+    + ProfileStore
     + ColdManifestStore
     + AlertStore
     + RollupStore
@@ -308,6 +339,7 @@ impl<T> Catalog for T where
         + SettingsStore
         + SchemaRegistry
         + IncomingNames
+        + ProfileStore
         + ColdManifestStore
         + AlertStore
         + RollupStore

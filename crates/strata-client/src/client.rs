@@ -112,6 +112,20 @@ impl Client {
         json_answer(&url, request.send())
     }
 
+    /// A POST with query parameters (`?stale_days=7`).
+    pub fn post_with_query(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        let mut url = self.url(segments);
+        url.query_pairs_mut().extend_pairs(query);
+        tracing::debug!(%url, "request");
+        let request = self.request(Method::POST, url.clone(), self.key.as_deref());
+        json_answer(&url, request.json(body).send())
+    }
+
     pub fn post(&self, segments: &[&str], body: &Value) -> Result<Value, ApiError> {
         self.call(Method::POST, segments, Some(body))
     }

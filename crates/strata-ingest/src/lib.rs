@@ -1,6 +1,7 @@
 //! Pure, synchronous parsing and normalization of `POST /api/v1/write` bodies: splitting a body
 //! into events, finding each event's metric and timestamp, flattening and validating its fields,
-//! hashing event and series identity, and batching unknown-field statistics.
+//! hashing event and series identity, batching unknown-field statistics, and profiling what
+//! devices send for schema suggestions.
 //!
 //! Nothing here does I/O or touches the catalog; the server resolves metrics and names between
 //! [`metric_name`] and storage.
@@ -12,6 +13,7 @@ mod hash;
 mod metric;
 mod normalize;
 mod object;
+mod profile;
 mod stats;
 mod timestamp;
 
@@ -25,5 +27,10 @@ pub use normalize::{
     flatten_leaves, normalize, Field, NormalizedEvent, TimestampConfig, MAX_NESTING_DEPTH,
 };
 pub use object::EventObject;
+pub use profile::{
+    Candidate, KindCounts, MetricProfile, NameProfile, PerCandidate, ProfileAccumulator,
+    SeriesShape, Shape, COUNTER_EXAMPLES, RESERVOIR_VALUES, SERIES_SHAPES_PER_METRIC,
+    SHAPES_PER_METRIC,
+};
 pub use stats::{StatsAccumulator, StatsDelta, MAX_SAMPLES, MAX_SAMPLE_CHARS};
 pub use timestamp::{parse_timestamp, validate_timestamp_pattern};

@@ -50,6 +50,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// fsync before acknowledging writes. Only benchmarks turn this off.
     pub sync: bool,
+    /// Profile incoming values for schema suggestions (`--profiling`).
+    pub profiling: bool,
     /// The hot tier's write buffer is flushed into fjall at this many rows ...
     pub hot_flush_rows: usize,
     /// ... or when its oldest row is this old.
@@ -124,11 +126,10 @@ pub async fn run(
         cold,
         config.compaction.clone(),
     ));
-    let writer = Arc::new(strata_write::Writer::new(
-        catalog.clone(),
-        hot.clone(),
-        config.limits.clone(),
-    ));
+    let writer = Arc::new(
+        strata_write::Writer::new(catalog.clone(), hot.clone(), config.limits.clone())
+            .with_profiling(config.profiling),
+    );
     let (listener, pg_listener) = bind_listeners(&config).await?;
     let alerts = start_alerts(&config, &catalog, &query, &writer, &listener).await?;
     let rollups = start_rollups(&config, &catalog, &query, &hot, &writer).await?;

@@ -102,6 +102,8 @@ pub struct QueryEngine {
     runtime: Option<QueryRuntime>,
     /// Brings rollups up to date before a query reads one.
     rollup_refresh: RollupRefreshSlot,
+    /// What queries read, filter on and failed to find (schema suggestions read it).
+    usage: Arc<crate::usage::QueryUsage>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -126,7 +128,13 @@ impl QueryEngine {
             config,
             runtime,
             rollup_refresh: RollupRefreshSlot::default(),
+            usage: Arc::default(),
         }
+    }
+
+    /// How this engine's queries used each tenant's fields since the process started.
+    pub fn usage(&self) -> &Arc<crate::usage::QueryUsage> {
+        &self.usage
     }
 
     /// Called once by the rollup service: from then on a scan of a rollup first asks it to
@@ -181,6 +189,14 @@ impl QueryEngine {
             self.register_metrics(&mut ctx, tenant, &schema, &cold, upto_seq)?;
         self.register_rollups(&ctx, &mut resolver, tenant).await?;
         self.register_system_tables(&ctx, tenant, &schema)?;
+        let usage = crate::usage::SessionUsage {
+            usage: self.usage.clone(),
+            tenant,
+            metrics: by_name
+                .iter()
+                .map(|(name, model)| (name.clone(), model.id))
+                .collect(),
+        };
         ctx.register_udtf(
             "strata_raw",
             Arc::new(RawFunction::new(tenant, by_name, self.hot.clone(), cold)),
@@ -188,6 +204,7 @@ impl QueryEngine {
         let planner = Planner {
             ctx,
             resolver: Arc::new(resolver),
+            usage: Some(usage),
         };
         Ok(TenantSession::new(
             planner,
@@ -267,7 +284,8 @@ impl QueryEngine {
             let table = Arc::new(
                 MetricTable::new(tenant, model.clone(), self.hot.clone())
                     .with_cold(cold)
-                    .with_upto_seq(upto_seq),
+                    .with_upto_seq(upto_seq)
+                    .with_usage(Some(self.usage.clone())),
             );
             for name in &model.table_names {
                 if by_name.insert(name.clone(), model.clone()).is_some() {

@@ -36,6 +36,7 @@ pub mod session;
 pub mod system;
 pub mod system_alerts;
 pub mod table;
+pub mod usage;
 pub mod utc_time;
 pub mod yielding;
 
@@ -47,3 +48,4 @@ pub use strata_cold::ColdAccess;
 /// The metric model is part of this crate's API (sessions hand it out); it lives below both
 /// tiers, in `strata-format`.
 pub use strata_format::model;
+pub use usage::{FieldUse, QueryUsage, UsageSnapshot};

@@ -48,6 +48,8 @@ pub struct TenantSession {
 pub(crate) struct Planner {
     pub(crate) ctx: SessionContext,
     pub(crate) resolver: Arc<AliasResolver>,
+    /// Where failed names are counted; `None` for sessions nobody learns from.
+    pub(crate) usage: Option<crate::usage::SessionUsage>,
 }
 
 /// A running query: its schema and the stream of its batches. Stream errors convert to
@@ -297,7 +299,15 @@ impl Planner {
     async fn plan(&self, mut statement: DfStatement) -> Result<LogicalPlan, QueryError> {
         sandbox::check(&statement)?;
         self.rewrite(&mut statement);
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let plan = match self.ctx.state().statement_to_plan(statement).await {
+            Ok(plan) => plan,
+            Err(error) => {
+                if let Some(usage) = &self.usage {
+                    usage.record_failure(&error);
+                }
+                return Err(error.into());
+            }
+        };
         SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)

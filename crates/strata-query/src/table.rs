@@ -33,12 +33,20 @@ pub struct MetricTable {
     raw: bool,
     /// See [`ScanSpec::upto_seq`].
     upto_seq: Option<u64>,
+    /// Where scans count the fields they read and filter on.
+    usage: Option<Arc<crate::usage::QueryUsage>>,
 }
 
 impl MetricTable {
     /// Leaves out hot rows committed after `upto_seq` (see [`ScanSpec::upto_seq`]).
     pub fn with_upto_seq(mut self, upto_seq: Option<u64>) -> Self {
         self.upto_seq = upto_seq;
+        self
+    }
+
+    /// Counts each scan's fields in `usage` (schema suggestions rank by it).
+    pub fn with_usage(mut self, usage: Option<Arc<crate::usage::QueryUsage>>) -> Self {
+        self.usage = usage;
         self
     }
 
@@ -58,6 +66,7 @@ impl MetricTable {
             cold: None,
             raw: false,
             upto_seq: None,
+            usage: None,
         }
     }
 
@@ -73,6 +82,7 @@ impl MetricTable {
             cold: None,
             raw: true,
             upto_seq: None,
+            usage: None,
         }
     }
 
@@ -217,6 +227,11 @@ impl TableProvider for MetricTable {
                 DataFusionError::Internal(format!("projection index {index} out of range"))
             })?;
             columns.push(column.clone());
+        }
+        if let Some(usage) = &self.usage {
+            let filtered = crate::usage::filter_columns(filters);
+            let read = columns.iter().map(|column| column.name.as_str());
+            usage.record_scan(self.tenant, self.model.id, read, &filtered);
         }
         let target_partitions = state.config().target_partitions();
         let exec = self.exec(

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use strata_advisor::Advisor;
 use strata_alerts::AlertService;
 use strata_catalog::{
     ColdManifestStore, DynCatalog, SchemaRegistry, SettingsStore, TenantDirectory,
@@ -32,6 +33,8 @@ pub struct Engines {
 
 struct Inner {
     engines: Engines,
+    /// Schema suggestions over the catalog and the query engine's usage.
+    advisor: Advisor,
     operator_token: String,
     limits: Limits,
 }
@@ -40,6 +43,7 @@ impl AppState {
     pub fn new(engines: Engines, operator_token: String, limits: Limits) -> Self {
         AppState {
             inner: Arc::new(Inner {
+                advisor: Advisor::new(engines.catalog.clone(), engines.query.usage().clone()),
                 engines,
                 operator_token,
                 limits,
@@ -92,5 +96,8 @@ impl AppState {
     }
     pub fn writer(&self) -> &Writer {
         &self.inner.engines.writer
+    }
+    pub fn advisor(&self) -> &Advisor {
+        &self.inner.advisor
     }
 }

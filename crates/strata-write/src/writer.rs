@@ -6,13 +6,13 @@ use strata_core::now_ms;
 
 use rustc_hash::FxHashMap;
 use strata_catalog::{
-    CatalogError, DynCatalog, IncomingNames, Metric, SchemaRegistry, SettingsStore, TenantSchema,
-    TenantSettings,
+    CatalogError, DynCatalog, IncomingNames, Metric, ProfileStore, SchemaRegistry, SettingsStore,
+    TenantSchema, TenantSettings,
 };
 use strata_core::{Limits, MetricId, NameId, TenantId, Value};
 use strata_ingest::{
     content_hash, metric_name, normalize, split_body, BodyFormat, EventObject, MetricKeyConfig,
-    NormalizedEvent, StatsAccumulator, TimestampConfig,
+    MetricProfile, NormalizedEvent, ProfileAccumulator, StatsAccumulator, TimestampConfig,
 };
 use strata_storage::{ErrorRecord, HotEvent, HotStore, HotWrite};
 
@@ -38,7 +38,16 @@ pub struct Writer {
     hot: Arc<HotStore>,
     limits: Limits,
     stats: Mutex<StatsAccumulator>,
+    /// `None` when profiling is off (`strata serve --profiling off`).
+    profiles: Option<Mutex<ProfileAccumulator>>,
     stream: EventStream,
+}
+
+/// What one request observed of its events, merged into the writer's shared accumulators only
+/// once the events are durable.
+struct Observed {
+    stats: StatsAccumulator,
+    profiles: Option<ProfileAccumulator>,
 }
 
 /// An event whose metric name is known, not yet resolved to a metric.
@@ -74,6 +83,8 @@ pub struct WriterCatalog {
     pub settings: Arc<dyn SettingsStore>,
     /// Incoming-name ids and the unknown-field statistics.
     pub names: Arc<dyn IncomingNames>,
+    /// The profiles behind schema suggestions.
+    pub profiles: Arc<dyn ProfileStore>,
 }
 
 impl From<DynCatalog> for WriterCatalog {
@@ -81,7 +92,8 @@ impl From<DynCatalog> for WriterCatalog {
         WriterCatalog {
             schemas: catalog.clone(),
             settings: catalog.clone(),
-            names: catalog,
+            names: catalog.clone(),
+            profiles: catalog,
         }
     }
 }
@@ -94,7 +106,15 @@ impl Writer {
             hot,
             limits,
             stats: Mutex::new(StatsAccumulator::default()),
+            profiles: Some(Mutex::new(ProfileAccumulator::default())),
         }
+    }
+
+    /// Turns profiling of incoming values (issue 17's schema suggestions) on or off; on by
+    /// default. Off, suggestions see only the unknown-field statistics.
+    pub fn with_profiling(mut self, on: bool) -> Self {
+        self.profiles = on.then(|| Mutex::new(ProfileAccumulator::default()));
+        self
     }
 
     pub fn limits(&self) -> &Limits {
@@ -135,20 +155,24 @@ impl Writer {
         }
         let (schema, failures) = self.resolve_metrics(tenant, &named).await?;
         let by_metric = self.normalize_all(named, &schema, &failures, &settings, &mut rejections);
-        let mut stats = StatsAccumulator::default();
+        let mut observed = Observed {
+            stats: StatsAccumulator::default(),
+            profiles: self
+                .profiles
+                .as_ref()
+                .map(|_| ProfileAccumulator::default()),
+        };
         let mut rows = Vec::new();
         for (metric, events) in by_metric.into_values() {
             let metric_rows = self
-                .rows_of_metric(tenant, &metric, events, &mut rejections, &mut stats)
+                .rows_of_metric(tenant, &metric, events, &mut rejections, &mut observed)
                 .await?;
             rows.extend(metric_rows);
         }
         rejections.sort_by_key(|r| r.index);
         let accepted = rows.len();
         self.commit(tenant, rows, &rejections).await?;
-        if let Ok(mut shared) = self.stats.lock() {
-            shared.merge(stats);
-        }
+        self.merge_observed(observed);
         Ok(WriteOutcome {
             accepted,
             rejections,
@@ -265,15 +289,28 @@ impl Writer {
         by_metric
     }
 
+    /// Folds one request's statistics and profiles into the shared ones, after its commit.
+    fn merge_observed(&self, observed: Observed) {
+        if let Ok(mut shared) = self.stats.lock() {
+            shared.merge(observed.stats);
+        }
+        if let (Some(shared), Some(profiles)) = (&self.profiles, observed.profiles) {
+            if let Ok(mut shared) = shared.lock() {
+                shared.merge(profiles);
+            }
+        }
+    }
+
     /// The hot rows of one metric's events: names admitted and registered, series and content
-    /// hashed, values under name ids. Statistics go to `stats`, merged only after the commit.
+    /// hashed, values under name ids. Statistics and profiles go to `observed`, merged only
+    /// after the commit.
     async fn rows_of_metric(
         &self,
         tenant: TenantId,
         metric: &Metric,
         events: Vec<(NormalizedEvent<'_>, &[u8])>,
         rejections: &mut Vec<Rejection>,
-        stats: &mut StatsAccumulator,
+        observed: &mut Observed,
     ) -> Result<Vec<HotEvent>, WriteError> {
         // Looked up twice for every field of every event. Fx rather than the default SipHash,
         // which was a measurable share of ingest CPU; only names already registered for this
@@ -295,6 +332,11 @@ impl Writer {
             .map(|field| field.names.clone())
             .collect();
         let seen_ms = now_ms();
+        let stats = &mut observed.stats;
+        let mut profile: Option<&mut MetricProfile> = observed
+            .profiles
+            .as_mut()
+            .map(|profiles| profiles.metric(tenant, metric.id));
         let mut rows = Vec::with_capacity(events.len());
         for event in events {
             // Hashes read the fields by reference; afterwards the values move into the row.
@@ -309,9 +351,16 @@ impl Writer {
                         WriteError::Internal(format!("incoming name {name:?} has no id"))
                     })?;
                 stats.observe(tenant, metric.id, id, kind, &value, seen_ms);
+                if let Some(profile) = profile.as_deref_mut() {
+                    profile.observe_value(id, kind, &value);
+                }
                 values.push((id, value));
             }
             values.sort_unstable_by_key(|(id, _)| *id);
+            if let Some(profile) = profile.as_deref_mut() {
+                let names = values.iter().map(|(id, _)| *id);
+                profile.observe_event(series, event.timestamp_ms, names);
+            }
             rows.push(HotEvent {
                 metric: metric.id,
                 timestamp_ms: event.timestamp_ms,
@@ -413,6 +462,39 @@ impl Writer {
                 .await
             {
                 tracing::warn!(tenant = %tenant, "could not record unknown-field statistics: {err}");
+            }
+        }
+        self.flush_profiles().await;
+    }
+
+    /// Merges the accumulated profiles into the stored ones. The flusher is the only writer of
+    /// profiles, so read, merge and store need no lock around them. A stored profile that does
+    /// not decode (written by a newer version, or damaged) is replaced: profiles are evidence,
+    /// not data, and rebuild from the next events.
+    async fn flush_profiles(&self) {
+        let Some(shared) = &self.profiles else { return };
+        let drained = match shared.lock() {
+            Ok(mut profiles) => profiles.drain(),
+            Err(_) => return,
+        };
+        let store = &self.catalog.profiles;
+        for (tenant, metric, delta) in drained {
+            let stored = match store.metric_profile(tenant, metric).await {
+                Ok(stored) => stored,
+                Err(err) => {
+                    tracing::warn!(tenant = %tenant, metric = %metric, "could not read a profile: {err}");
+                    continue;
+                }
+            };
+            let mut profile = stored
+                .and_then(|text| MetricProfile::decode(&text).ok())
+                .unwrap_or_default();
+            profile.merge(&delta);
+            if let Err(err) = store
+                .store_metric_profile(tenant, metric, profile.encode())
+                .await
+            {
+                tracing::warn!(tenant = %tenant, metric = %metric, "could not store a profile: {err}");
             }
         }
     }

@@ -422,6 +422,11 @@ pub struct ServeArgs {
     /// how much write-ahead log a restart replays
     #[arg(long, env = "STRATA_HOT_FLUSH_SECS", default_value_t = strata_node::HOT_FLUSH_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..), hide_short_help = true)]
     pub hot_flush_secs: u64,
+    /// Profile the values devices send (JSON kinds, how strings parse, ranges, samples, which
+    /// names occur together), the evidence behind GET /api/v1/schema/suggestions. Off, only
+    /// the unknown-field statistics are kept
+    #[arg(long, env = "STRATA_PROFILING", value_enum, default_value_t = Switch::On)]
+    pub profiling: Switch,
     /// Acknowledge writes before they are fsync'd. Loses acknowledged events on a crash; for
     /// benchmarks only.
     #[arg(long, hide_short_help = true)]
@@ -464,6 +469,12 @@ pub struct ServeArgs {
     /// how late past its interval a rule is evaluated
     #[arg(long, env = "STRATA_ALERT_TICK_MS", value_name = "MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
     pub alert_tick_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -592,6 +603,30 @@ Examples:\n  strata schema show\n  strata schema show thermostat\n  strata schem
 when it was made and what changed.\n\nExample:\n  strata schema history"
     )]
     History,
+    /// Show schema suggestions with their evidence; apply or dismiss one
+    #[command(
+        long_about = "Show what Strata suggests for the schema (GET /api/v1/schema/suggestions), \
+surest first: types for unknown fields (\"99.8% of 41,200 values read as double; \
+counter-examples: n/a\"), aliases for names that never occur together and look alike (a \
+firmware rename, an abbreviation, a unit suffix), aliases for names queries use that do not \
+exist, and hiding fields devices stopped sending. Suggestions come from profiles kept at \
+ingest and from query usage; nothing scans stored data.\n\n\
+--apply ID makes the change through the normal versioned schema path; --dismiss ID hides the \
+suggestion for good.\n\n\
+Examples:\n  strata schema suggest\n  strata schema suggest --apply type-3-1f2e3d4c5b6a7988\n  \
+strata schema suggest --dismiss alias-3-0123456789abcdef\n  strata schema suggest --stale-days 7 --json"
+    )]
+    Suggest {
+        /// Apply the suggestion with this id
+        #[arg(long, conflicts_with = "dismiss")]
+        apply: Option<String>,
+        /// Dismiss the suggestion with this id for good
+        #[arg(long)]
+        dismiss: Option<String>,
+        /// Days without a value after which a field is suggested hidden (default 30)
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        stale_days: Option<u32>,
+    },
     /// Create a metric, optionally with aliases
     #[command(
         long_about = "Create a metric (POST /api/v1/schema/metrics). Metrics are also \

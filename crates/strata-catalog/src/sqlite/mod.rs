@@ -17,6 +17,7 @@ mod manifest;
 mod metric_changes;
 mod names;
 mod outbox;
+mod profiles;
 mod rollups;
 mod schema;
 mod schema_load;
@@ -47,6 +48,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_alerts.sql")),
     (5, include_str!("../migrations/0005_rollups.sql")),
     (6, include_str!("../migrations/0006_metric_retention.sql")),
+    (7, include_str!("../migrations/0007_profiles.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.

@@ -6,6 +6,7 @@ mod live;
 mod rollups;
 mod schema;
 mod sql;
+mod suggestions;
 
 use std::any::Any;
 
@@ -31,6 +32,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/schema", get(schema::show))
         .route("/schema/history", get(schema::history))
+        .route("/schema/suggestions", get(suggestions::list))
+        .route("/schema/suggestions/{id}/apply", post(suggestions::apply))
+        .route(
+            "/schema/suggestions/{id}/dismiss",
+            post(suggestions::dismiss),
+        )
         .route("/schema/metrics", post(schema::create_metric))
         .route(
             "/schema/metrics/{metric}",

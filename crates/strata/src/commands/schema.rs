@@ -23,6 +23,11 @@ pub fn run(client: &Client, as_json: bool, command: SchemaCommand) -> anyhow::Re
             let answer = client.get(&["api", "v1", "schema", "history"])?;
             show(as_json, &answer, print_history);
         }
+        SchemaCommand::Suggest {
+            apply,
+            dismiss,
+            stale_days,
+        } => suggest(client, as_json, apply, dismiss, stale_days)?,
         SchemaCommand::CreateMetric { name, aliases } => {
             let answer = client.post(
                 &["api", "v1", "schema", "metrics"],
@@ -224,6 +229,64 @@ fn print_history(answer: &Value) {
             &rows
         )
     );
+}
+
+/// Lists suggestions, or applies or dismisses one.
+fn suggest(
+    client: &Client,
+    as_json: bool,
+    apply: Option<String>,
+    dismiss: Option<String>,
+    stale_days: Option<u32>,
+) -> anyhow::Result<()> {
+    let days = stale_days.map(|d| d.to_string());
+    let query: Vec<(&str, &str)> = days.iter().map(|d| ("stale_days", d.as_str())).collect();
+    let path = ["api", "v1", "schema", "suggestions"];
+    if let Some(id) = apply {
+        let segments = [&path[..], &[id.as_str(), "apply"]].concat();
+        let answer = client.post_with_query(&segments, &query, &json!({}))?;
+        show(as_json, &answer, |a| {
+            print_change(a, &format!("applied suggestion {id}"))
+        });
+        return Ok(());
+    }
+    if let Some(id) = dismiss {
+        let segments = [&path[..], &[id.as_str(), "dismiss"]].concat();
+        let answer = client.post_with_query(&segments, &query, &json!({}))?;
+        show(as_json, &answer, |_| println!("dismissed suggestion {id}"));
+        return Ok(());
+    }
+    let answer = client.get_with_query(&path, &query)?;
+    show(as_json, &answer, print_suggestions);
+    Ok(())
+}
+
+fn print_suggestions(answer: &Value) {
+    let suggestions = items(answer, "suggestions");
+    if suggestions.is_empty() {
+        println!("(no suggestions)");
+        return;
+    }
+    let rows: Vec<Vec<String>> = suggestions
+        .iter()
+        .map(|s| {
+            let text = |key: &str| s.get(key).map(output::cell).unwrap_or_default();
+            let change = s.get("change").map(|c| c.to_string()).unwrap_or_default();
+            vec![
+                text("id"),
+                text("metric"),
+                text("confidence"),
+                change,
+                text("reason"),
+            ]
+        })
+        .collect();
+    let header = ["id", "metric", "confidence", "change", "why"].map(String::from);
+    print!(
+        "{}",
+        output::table(&header, &[Align::Left, Align::Left, Align::Right], &rows)
+    );
+    println!("apply one with: strata schema suggest --apply ID");
 }
 
 /// Confirms a schema change with the version it made, as the server describes it.

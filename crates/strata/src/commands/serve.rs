@@ -55,6 +55,7 @@ fn serve_config(args: ServeArgs) -> strata_node::ServeConfig {
             .filter(|t| !t.is_empty()),
         limits,
         sync: !args.unsafe_no_fsync,
+        profiling: args.profiling == crate::cli::Switch::On,
         hot_flush_rows: usize::try_from(args.hot_flush_rows).unwrap_or(usize::MAX),
         hot_flush_interval: std::time::Duration::from_secs(args.hot_flush_secs),
         query,

@@ -33,3 +33,5 @@ mod hostile_query;
 mod live;
 mod pg_clients;
 mod rollups;
+mod suggestions;
+mod suggestions_quality;
