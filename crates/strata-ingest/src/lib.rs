@@ -26,4 +26,7 @@ pub use normalize::{
 };
 pub use object::EventObject;
 pub use stats::{StatsAccumulator, StatsDelta, MAX_SAMPLES, MAX_SAMPLE_CHARS};
-pub use timestamp::{parse_timestamp, validate_timestamp_pattern};
+pub use timestamp::{
+    parse_timestamp, parse_timestamp_in, validate_timestamp_pattern, AUTO_MICROS_BELOW,
+    AUTO_MILLIS_BELOW, AUTO_SECONDS_BELOW,
+};

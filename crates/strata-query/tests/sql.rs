@@ -139,6 +139,7 @@ async fn rename_keeps_old_queries_working_and_never_changes_values() {
             timestamp_patterns: None,
             series_keys: None,
             retention_days: None,
+            timestamp_unit: None,
         },
     )
     .await;
@@ -203,6 +204,7 @@ async fn aliases_work_in_every_clause() {
             timestamp_patterns: None,
             series_keys: None,
             retention_days: None,
+            timestamp_unit: None,
         },
     )
     .await;
@@ -322,6 +324,7 @@ async fn explain_shows_pruned_weeks_series_seek_and_alias_expansion() {
             timestamp_patterns: None,
             series_keys: Some(vec!["name".into()]),
             retention_days: None,
+            timestamp_unit: None,
         },
     )
     .await;
