@@ -43,8 +43,9 @@ pub const AUTO_SECONDS_BELOW: i128 = 100_000_000_000;
 pub const AUTO_MILLIS_BELOW: i128 = 100_000_000_000_000;
 /// `auto` reads an absolute value from [`AUTO_MILLIS_BELOW`] up to this as epoch microseconds
 /// and anything larger as epoch nanoseconds (1e17 µs is the year 5138, 1e17 ns 1973-03-03).
-/// Every boundary sits three decades past the coarser unit's plausible dates and three decades
-/// before the finer unit's, so any instant from March 1973 on reads correctly in every unit.
+/// Today is about 1.8e9 s, 1.8e12 ms, 1.8e15 µs and 1.8e18 ns: each boundary lies between two
+/// units' readings of every instant from 1973-03-03 to 2262 (the supported end), so all of those
+/// read correctly in any unit.
 pub const AUTO_MICROS_BELOW: i128 = 100_000_000_000_000_000;
 
 /// A concrete unit: the setting, or what `auto` chose for one value.
