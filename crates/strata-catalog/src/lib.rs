@@ -33,7 +33,7 @@ mod validate;
 
 use std::sync::Arc;
 
-use strata_core::FieldType;
+use strata_core::{FieldType, TimestampUnit};
 
 pub use error::CatalogError;
 pub use manifest::{
@@ -88,6 +88,8 @@ pub enum SchemaChange {
         series_keys: Option<Vec<String>>,
         /// Days of raw data kept (`Some(0)` clears it: the tenant's cold retention alone).
         retention_days: Option<u32>,
+        /// How numeric timestamps of later events are read; stored data is not touched.
+        timestamp_unit: Option<TimestampUnit>,
     },
     /// Tombstones the metric: its names become free, its rows and data stay.
     DeleteMetric {

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use strata_core::{FieldId, FieldType, JsonKind, MetricId, NameId, Role, TenantId};
+use strata_core::{FieldId, FieldType, JsonKind, MetricId, NameId, Role, TenantId, TimestampUnit};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tenant {
@@ -119,6 +119,11 @@ pub struct Metric {
     /// The metric's own retention in days (`None`: the tenant's cold retention alone); see
     /// [`TenantSchema::retention_days_of`].
     pub retention_days: Option<u32>,
+    /// How numeric timestamps of this metric's events are read (milliseconds by default).
+    /// Left out of the serialized form while it is the default, so a rollup's fingerprint of an
+    /// existing metric (its serialized definition) did not change when the setting was added.
+    #[serde(skip_serializing_if = "TimestampUnit::is_default")]
+    pub timestamp_unit: TimestampUnit,
 }
 
 impl Metric {

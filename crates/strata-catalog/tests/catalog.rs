@@ -7,7 +7,7 @@ use strata_catalog::{
     CatalogError, ColdManifestStore, DynCatalog, IncomingNames, IncomingStatsDelta, SchemaChange,
     SchemaRegistry, SettingsPatch, SettingsStore, SqliteCatalog, TenantDirectory, TenantSettings,
 };
-use strata_core::{FieldType, JsonKind, Role, TenantId};
+use strata_core::{FieldType, JsonKind, Role, TenantId, TimestampUnit};
 use tempfile::TempDir;
 
 struct Fixture {
@@ -58,6 +58,8 @@ fn update_metric(metric: &str) -> MetricPatch {
         timestamp_aliases: None,
         timestamp_patterns: None,
         series_keys: None,
+        retention_days: None,
+        timestamp_unit: None,
     }
 }
 
@@ -70,9 +72,19 @@ struct MetricPatch {
     timestamp_aliases: Option<Vec<String>>,
     timestamp_patterns: Option<Vec<String>>,
     series_keys: Option<Vec<String>>,
+    retention_days: Option<u32>,
+    timestamp_unit: Option<TimestampUnit>,
 }
 
 impl MetricPatch {
+    fn retention_days(mut self, days: u32) -> Self {
+        self.retention_days = Some(days);
+        self
+    }
+    fn timestamp_unit(mut self, unit: TimestampUnit) -> Self {
+        self.timestamp_unit = Some(unit);
+        self
+    }
     fn rename(mut self, to: &str) -> Self {
         self.rename_to = Some(to.to_string());
         self
@@ -102,7 +114,8 @@ impl MetricPatch {
             timestamp_aliases: self.timestamp_aliases,
             timestamp_patterns: self.timestamp_patterns,
             series_keys: self.series_keys,
-            retention_days: None,
+            retention_days: self.retention_days,
+            timestamp_unit: self.timestamp_unit,
         }
     }
 }
@@ -1229,6 +1242,107 @@ async fn everything_persists_across_reopen() {
         .await
         .unwrap();
     assert_eq!(again, vec![ids[1], 3, ids[0]]);
+}
+
+#[tokio::test]
+async fn timestamp_unit_is_stored_versioned_and_persists() {
+    let fx = Fixture::new().await;
+    let t = fx.tenant("dpi").await;
+    fx.catalog
+        .apply(t, create_metric("MY_TABLE", &["m1"]))
+        .await
+        .unwrap();
+    let unit_of =
+        |schema: &strata_catalog::TenantSchema| schema.metric("m1").unwrap().timestamp_unit;
+    assert_eq!(
+        unit_of(&fx.catalog.schema(t).await.unwrap()),
+        TimestampUnit::Millis
+    );
+    // The default is left out of the serialized metric (rollup fingerprints hash it).
+    let shown = serde_json::to_value(&*fx.catalog.schema(t).await.unwrap()).unwrap();
+    assert!(
+        shown["metrics"][0].get("timestamp_unit").is_none(),
+        "{shown}"
+    );
+
+    let version = fx
+        .catalog
+        .apply(
+            t,
+            update_metric("m1")
+                .timestamp_unit(TimestampUnit::Seconds)
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        version
+            .change
+            .contains("\"MY_TABLE\" reads numeric timestamps as epoch seconds"),
+        "{}",
+        version.change
+    );
+    assert_eq!(
+        unit_of(&fx.catalog.schema(t).await.unwrap()),
+        TimestampUnit::Seconds
+    );
+    fx.catalog
+        .apply(
+            t,
+            update_metric("m1")
+                .timestamp_unit(TimestampUnit::Auto)
+                .build(),
+        )
+        .await
+        .unwrap();
+    let history = fx.catalog.history(t).await.unwrap();
+    assert_eq!(history.len(), 3);
+    assert!(
+        history[2].change.contains("timestamp_unit auto"),
+        "{history:?}"
+    );
+
+    let fx = fx.reopen().await;
+    let schema = fx.catalog.schema(t).await.unwrap();
+    assert_eq!(unit_of(&schema), TimestampUnit::Auto);
+    let shown = serde_json::to_value(&*schema).unwrap();
+    assert_eq!(shown["metrics"][0]["timestamp_unit"], "auto");
+}
+
+/// Migration versions are reserved ahead (0007 for other work while 0008 landed), so a catalog
+/// may record a higher version than one it still lacks: the runner applies every known version
+/// not recorded, not just those above the highest.
+#[tokio::test]
+async fn a_missing_migration_below_the_highest_is_still_applied() {
+    use sqlx::Connection;
+    let fx = Fixture::new().await;
+    let t = fx.tenant("dpi").await;
+    fx.catalog.apply(t, create_metric("m", &[])).await.unwrap();
+    let Fixture { dir, catalog } = fx;
+    drop(catalog);
+    let url = format!("sqlite://{}", Fixture::db_path(&dir).display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    // As if version 6 had been reserved and released after 8 was applied.
+    sqlx::raw_sql(
+        "ALTER TABLE metrics DROP COLUMN retention_days; \
+         DELETE FROM catalog_migrations WHERE version = 6;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let catalog = SqliteCatalog::open(&Fixture::db_path(&dir)).await.unwrap();
+    let fx = Fixture { dir, catalog };
+    fx.catalog
+        .apply(t, update_metric("m").retention_days(7).build())
+        .await
+        .unwrap();
+    let schema = fx.catalog.schema(t).await.unwrap();
+    assert_eq!(schema.metric("m").unwrap().retention_days, Some(7));
+    assert_eq!(
+        schema.metric("m").unwrap().timestamp_unit,
+        TimestampUnit::Millis
+    );
 }
 
 #[tokio::test]

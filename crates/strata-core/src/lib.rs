@@ -19,7 +19,9 @@ pub use limits::{
 };
 pub use names::{validate_name, NameError, MAX_NAME_BYTES, RESERVED_FIELD_NAME};
 pub use panic::panic_text;
-pub use time::{now_ms, DAY_MS, HOUR_MS, WEEK_MS};
+pub use time::{
+    now_ms, TimestampUnit, UnknownTimestampUnit, DAY_MS, HOUR_MS, TIMESTAMP_UNIT_NAMES, WEEK_MS,
+};
 pub use types::{FieldType, Role, UnknownFieldType, UnknownRole};
 pub use value::{JsonKind, Value};
 

@@ -1,4 +1,4 @@
-use strata_core::NameError;
+use strata_core::{NameError, TimestampUnit};
 use thiserror::Error;
 
 /// Why the whole write body was refused (HTTP 400). Per-event problems are [`EventError`]s
@@ -50,20 +50,25 @@ pub enum EventError {
 
     #[error("the event has no timestamp: none of the keys {tried:?} is present")]
     MissingTimestamp { tried: Vec<String> },
-    #[error("timestamp key {key:?} holds {value}, which is not a timestamp; accepted forms: {}{}", ACCEPTED_TIMESTAMP_FORMS, configured_patterns(.patterns))]
+    #[error("timestamp key {key:?} holds {value}, which is not a timestamp; accepted forms: {}{}{}", ACCEPTED_TIMESTAMP_FORMS, unit_note(*.unit), configured_patterns(.patterns))]
     BadTimestamp {
         key: String,
         /// The offending value as JSON text, truncated to 100 characters.
         value: String,
+        /// The metric's `timestamp_unit`, named when it is not milliseconds.
+        unit: TimestampUnit,
         /// The metric and tenant patterns that were tried after the built-in forms.
         patterns: Vec<String>,
     },
 
-    #[error("timestamp key {key:?} holds {value}, which is outside the supported range {MIN_TIMESTAMP_TEXT} to {MAX_TIMESTAMP_TEXT} (epoch milliseconds {} to {}); such an event could not be read back by every client", strata_core::MIN_TIMESTAMP_MS, strata_core::MAX_TIMESTAMP_MS)]
+    #[error("timestamp key {key:?} holds {value}, which is outside the supported range {MIN_TIMESTAMP_TEXT} to {MAX_TIMESTAMP_TEXT} (epoch milliseconds {} to {}){read_as}; such an event could not be read back by every client", strata_core::MIN_TIMESTAMP_MS, strata_core::MAX_TIMESTAMP_MS)]
     TimestampOutOfRange {
         key: String,
         /// The offending value as JSON text, truncated to 100 characters.
         value: String,
+        /// Empty, or how a number was read when not as epoch milliseconds
+        /// (" when read as epoch seconds (the metric's timestamp_unit)").
+        read_as: String,
     },
 
     #[error("metric {metric:?} already holds {known} distinct field names and this event adds {adding} more; the limit is {limit} per metric (declare aliases, or send such keys inside one array or text field)")]
@@ -102,6 +107,18 @@ digits; RFC 3339 (2015-01-12T10:12:15Z, offsets and fractional seconds allowed);
 (Mon, 12 Jan 2015 10:12:15 GMT); date-time text read as UTC (January 12, 2015 10:12:15, \
 Jan 12, 2015 10:12:15, 2015-01-12 10:12:15.123, 2015-01-12T10:12:15, 2015/01/12 10:12:15, \
 2015-01-12); epoch milliseconds with a fraction are rounded down to the millisecond";
+
+/// Said after the accepted forms when a metric reads numbers in another unit than the default.
+fn unit_note(unit: TimestampUnit) -> String {
+    if unit.is_default() {
+        String::new()
+    } else {
+        format!(
+            "; this metric's timestamp_unit is {unit}: numbers and digit strings are {}",
+            unit.describe()
+        )
+    }
+}
 
 fn configured_patterns(patterns: &[String]) -> String {
     if patterns.is_empty() {

@@ -33,4 +33,7 @@ pub use profile::{
     SHAPES_PER_METRIC,
 };
 pub use stats::{StatsAccumulator, StatsDelta, MAX_SAMPLES, MAX_SAMPLE_CHARS};
-pub use timestamp::{parse_timestamp, validate_timestamp_pattern};
+pub use timestamp::{
+    parse_timestamp, parse_timestamp_in, validate_timestamp_pattern, AUTO_MICROS_BELOW,
+    AUTO_MILLIS_BELOW, AUTO_SECONDS_BELOW,
+};

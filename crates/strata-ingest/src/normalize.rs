@@ -3,11 +3,11 @@
 use std::borrow::Cow;
 
 use serde_json::{Number, Value as JsonValue};
-use strata_core::{validate_name, JsonKind, Limits, Value, RESERVED_FIELD_NAME};
+use strata_core::{validate_name, JsonKind, Limits, TimestampUnit, Value, RESERVED_FIELD_NAME};
 
 use crate::error::{truncate_chars, EventError};
 use crate::object::EventObject;
-use crate::timestamp::{bad_timestamp, out_of_range, parse_timestamp};
+use crate::timestamp::parse_timestamp_at;
 
 /// Most levels of nested objects in one event; `{"a":{"b":1}}` has two. Deeper nesting is almost
 /// always a mistake (or an attack on the recursion), and names that long are useless columns.
@@ -16,11 +16,14 @@ pub const MAX_NESTING_DEPTH: usize = 32;
 /// How much of an over-deep key path an error message echoes.
 const MAX_ECHOED_KEY_CHARS: usize = 200;
 
-/// Where an event's timestamp may be and which text patterns it may follow.
+/// Where an event's timestamp may be, the unit of numeric timestamps, and which text patterns it
+/// may follow.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TimestampConfig<'a> {
     /// The metric's timestamp aliases, tried in order after `timestamp`.
     pub aliases: &'a [String],
+    /// The metric's `timestamp_unit`: how JSON numbers and digit strings are read.
+    pub unit: TimestampUnit,
     /// The metric's own patterns, tried before the tenant's.
     pub metric_patterns: &'a [String],
     pub tenant_patterns: &'a [String],
@@ -73,17 +76,7 @@ pub fn normalize<'a>(
     };
     let (members, sent_numbers) = event.into_parts();
     let timestamp_value = &members[timestamp_position].1;
-    let timestamp_ms = parse_timestamp(timestamp_value, ts.metric_patterns, ts.tenant_patterns)
-        .map_err(|err| match err {
-            EventError::BadTimestamp { .. } => bad_timestamp(
-                timestamp_key,
-                timestamp_value,
-                ts.metric_patterns,
-                ts.tenant_patterns,
-            ),
-            EventError::TimestampOutOfRange { .. } => out_of_range(timestamp_key, timestamp_value),
-            other => other,
-        })?;
+    let timestamp_ms = parse_timestamp_at(timestamp_key, timestamp_value, ts)?;
 
     let mut fields = Vec::with_capacity(members.len());
     for (position, (key, value)) in members.into_iter().enumerate() {

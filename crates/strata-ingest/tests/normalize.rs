@@ -320,6 +320,26 @@ fn an_out_of_range_alias_names_the_alias_key() {
 }
 
 #[test]
+fn normalize_reads_numbers_in_the_metric_unit_under_an_alias() {
+    let aliases = ["ts".to_string()];
+    let cfg = TimestampConfig {
+        aliases: &aliases,
+        unit: strata_core::TimestampUnit::Seconds,
+        ..TimestampConfig::default()
+    };
+    let event: EventObject = serde_json::from_str(r#"{"ts": 1421057535.25, "v": 1}"#).unwrap();
+    let normalized = normalize(0, event, None, &cfg, &Limits::default()).unwrap();
+    assert_eq!(normalized.timestamp_ms, SEED_MS + 250);
+    let event: EventObject = serde_json::from_str(r#"{"ts": 1421057535000}"#).unwrap();
+    let err = normalize(0, event, None, &cfg, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(&err, EventError::TimestampOutOfRange { key, read_as, .. }
+            if key == "ts" && read_as.contains("epoch seconds")),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn numbers_that_i64_or_f64_would_change_keep_their_sent_text() {
     let body = br#"{"timestamp":1,"big":18446744073709551615,"pi":3.14159265358979323846,"n":{"x":1e-400},"list":[0.10000000000000000001],"fine":0.1,"int":-7}"#;
     let events =
@@ -446,6 +466,7 @@ fn bad_timestamp_names_key_value_forms_and_patterns() {
         ref key,
         ref value,
         patterns: ref tried,
+        ..
     } = err
     else {
         panic!("expected BadTimestamp, got {err:?}");
@@ -544,6 +565,7 @@ fn normalize_uses_metric_then_tenant_patterns() {
         aliases: &[],
         metric_patterns: &metric_patterns,
         tenant_patterns: &tenant_patterns,
+        ..TimestampConfig::default()
     };
     let limits = Limits::default();
     let a = normalize(

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use strata_core::Role;
+use strata_core::{FieldType, Role, Value};
 use strata_query::QueryConfig;
 use tokio_postgres::SimpleQueryMessage;
 
@@ -125,6 +125,71 @@ async fn sql_errors_carry_their_sqlstate() {
     // The connection is still usable after errors.
     let rows = client.simple_query("SELECT 1 + 1").await.unwrap();
     assert_eq!(simple_rows(&rows), vec![vec![Some("2".to_string())]]);
+    server.stop().await;
+}
+
+/// Issue 17: the Postgres door plans through the same session, so unquoted names resolve
+/// ignoring case there too, in the simple and the extended protocol, and an ambiguous one is
+/// an error naming the candidates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unquoted_names_resolve_ignoring_case_on_the_wire() {
+    let (server, acme, _) = seeded().await;
+    server
+        .declare(
+            acme.id,
+            "MY_TABLE",
+            "Temp",
+            Some(FieldType::Double),
+            &[],
+            false,
+        )
+        .await;
+    server
+        .write(
+            acme.id,
+            "MY_TABLE",
+            &[
+                (T0, vec![("Temp", Value::Float(0.5))]),
+                (T0 + MINUTE, vec![("Temp", Value::Float(2.5))]),
+            ],
+        )
+        .await;
+    let client = server.connect("acme", &acme.admin_key).await.unwrap();
+    let simple = client
+        .simple_query("select TEMP from my_table WHERE temp > 1")
+        .await
+        .unwrap();
+    assert_eq!(simple_rows(&simple), vec![vec![Some("2.5".to_string())]]);
+    let typed = client
+        .query(
+            "SELECT temp FROM MY_TABLE WHERE temp > $1 ORDER BY temp",
+            &[&0.0_f64],
+        )
+        .await
+        .unwrap();
+    assert_eq!(typed[0].columns()[0].name(), "temp");
+    let values: Vec<f64> = typed.iter().map(|row| row.get(0)).collect();
+    assert_eq!(values, vec![0.5, 2.5]);
+
+    server
+        .write(acme.id, "My_Table", &[(T0, vec![("x", Value::Int(1))])])
+        .await;
+    // A connection's session is built from the schema at login.
+    let client = server.connect("acme", &acme.admin_key).await.unwrap();
+    let error = client
+        .simple_query("SELECT count(*) FROM my_table")
+        .await
+        .unwrap_err();
+    let message = error
+        .as_db_error()
+        .map(|db| db.message().to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains(
+            r#"table name my_table is ambiguous: ignoring case it matches "MY_TABLE", "My_Table""#
+        ),
+        "{error:?}"
+    );
     server.stop().await;
 }
 

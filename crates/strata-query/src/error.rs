@@ -30,6 +30,12 @@ pub(crate) struct DeadlineExceeded(pub Duration);
 #[error("{0}")]
 pub(crate) struct BackendFailure(pub String);
 
+impl From<crate::rewrite::AmbiguousName> for QueryError {
+    fn from(error: crate::rewrite::AmbiguousName) -> Self {
+        QueryError::Sql(error.to_string())
+    }
+}
+
 impl From<DataFusionError> for QueryError {
     fn from(error: DataFusionError) -> Self {
         classify(error)

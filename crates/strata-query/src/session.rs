@@ -1,7 +1,8 @@
 //! One tenant's SQL session, the statement API both front doors call: a statement is parsed once
 //! ([`TenantSession::parse`]), then described (its parameter and result types, for the Postgres
-//! extended protocol) or executed. Both go through the same checks (sandbox, alias rewrite,
-//! read-only plan, result width) and run on the query runtime under the session's deadline.
+//! extended protocol) or executed. Both go through the same checks (sandbox, alias rewrite and
+//! case-insensitive names, read-only plan, result width) and run on the query runtime under the
+//! session's deadline.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -298,7 +299,7 @@ impl Planner {
     /// result-width limit: what both describing and executing a statement go through.
     async fn plan(&self, mut statement: DfStatement) -> Result<LogicalPlan, QueryError> {
         sandbox::check(&statement)?;
-        self.rewrite(&mut statement);
+        self.rewrite(&mut statement)?;
         let plan = match self.ctx.state().statement_to_plan(statement).await {
             Ok(plan) => plan,
             Err(error) => {
@@ -323,11 +324,14 @@ impl Planner {
         Ok(plan)
     }
 
-    fn rewrite(&self, statement: &mut DfStatement) {
+    /// Field aliases and unquoted names that match only ignoring case (`rewrite.rs`); a name
+    /// matching several that way is a 400 naming them.
+    fn rewrite(&self, statement: &mut DfStatement) -> Result<(), QueryError> {
         match statement {
-            DfStatement::Statement(inner) => self.resolver.rewrite(inner.as_mut()),
-            DfStatement::Explain(explain) => self.rewrite(explain.statement.as_mut()),
+            DfStatement::Statement(inner) => self.resolver.rewrite(inner.as_mut())?,
+            DfStatement::Explain(explain) => self.rewrite(explain.statement.as_mut())?,
             _ => {}
         }
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@ use common::*;
 use strata_catalog::SchemaChange;
 use strata_core::TenantId;
 use strata_core::{FieldType, Value};
-use strata_query::QueryError;
+use strata_query::{QueryError, TenantSession};
 
 #[tokio::test]
 async fn new_machine_strings_are_queryable_before_any_schema() {
@@ -139,6 +139,7 @@ async fn rename_keeps_old_queries_working_and_never_changes_values() {
             timestamp_patterns: None,
             series_keys: None,
             retention_days: None,
+            timestamp_unit: None,
         },
     )
     .await;
@@ -203,6 +204,7 @@ async fn aliases_work_in_every_clause() {
             timestamp_patterns: None,
             series_keys: None,
             retention_days: None,
+            timestamp_unit: None,
         },
     )
     .await;
@@ -322,6 +324,7 @@ async fn explain_shows_pruned_weeks_series_seek_and_alias_expansion() {
             timestamp_patterns: None,
             series_keys: Some(vec!["name".into()]),
             retention_days: None,
+            timestamp_unit: None,
         },
     )
     .await;
@@ -363,6 +366,87 @@ async fn explain_shows_pruned_weeks_series_seek_and_alias_expansion() {
     assert_eq!(
         rows(&session, "SELECT count(*) FROM truck WHERE name IN ('truck_1', 'truck_7') AND timestamp BETWEEN '2015-01-12T00:00:00Z' AND '2015-01-25T00:00:00Z'").await,
         strings(&[&["4"]])
+    );
+}
+
+/// Issue 17: a metric a device named `MY_TABLE` with a field `Temp` reads without quotes, through
+/// DataFusion's planning (the rewrite's table alias, qualifiers, joins, describe), and a name that
+/// matches two tables ignoring case is refused naming them.
+#[tokio::test]
+async fn unquoted_names_resolve_ignoring_case_through_planning() {
+    let h = harness().await;
+    let tenant = h.tenant("acme").await;
+    h.declare(
+        tenant,
+        "MY_TABLE",
+        "Temp",
+        Some(FieldType::Double),
+        &[],
+        false,
+    )
+    .await;
+    h.write(
+        tenant,
+        "MY_TABLE",
+        &[
+            (T0, vec![("Temp", Value::Float(1.5))]),
+            (T0 + 1000, vec![("Temp", Value::Float(2.5))]),
+        ],
+    )
+    .await;
+    let session = h.session(tenant).await;
+    let batches = run(&session, "SELECT temp FROM MY_TABLE ORDER BY temp")
+        .await
+        .unwrap();
+    assert_eq!(batches[0].schema().field(0).name(), "temp");
+    assert_eq!(
+        rows(&session, "SELECT temp FROM MY_TABLE ORDER BY temp").await,
+        strings(&[&["1.5"], &["2.5"]])
+    );
+    assert_eq!(
+        rows(&session, "select TEMP from my_table WHERE temp > 2").await,
+        strings(&[&["2.5"]])
+    );
+    assert_eq!(
+        rows(
+            &session,
+            "SELECT my_table.temp, count(*) FROM MY_TABLE JOIN (SELECT temp AS t2 FROM my_table) s \
+             ON MY_TABLE.TEMP = s.t2 GROUP BY my_table.temp ORDER BY 1"
+        )
+        .await,
+        strings(&[&["1.5", "1"], &["2.5", "1"]])
+    );
+    // The Postgres door's extended protocol describes through the same rewrite.
+    let described = session
+        .describe(TenantSession::parse("SELECT temp FROM my_table WHERE temp > $1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(described.schema.field(0).name(), "temp");
+    // Quoted names stay exact.
+    let error = run(&session, r#"SELECT "temp" FROM MY_TABLE"#)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, QueryError::Sql(_)), "{error:?}");
+
+    // A second metric differing only in case makes `my_table` ambiguous; `MY_TABLE`, written
+    // as registered, still names the first.
+    h.write(
+        tenant,
+        "My_Table",
+        &[(T0, vec![("Temp", Value::Float(9.0))])],
+    )
+    .await;
+    let session = h.session(tenant).await;
+    match run(&session, "SELECT count(*) FROM my_table").await {
+        Err(QueryError::Sql(message)) => assert_eq!(
+            message,
+            r#"table name my_table is ambiguous: ignoring case it matches "MY_TABLE", "My_Table"; write the one you mean in double quotes"#
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        rows(&session, "SELECT count(*) FROM MY_TABLE").await,
+        strings(&[&["2"]])
     );
 }
 

@@ -267,6 +267,7 @@ impl Writer {
             };
             let ts_config = TimestampConfig {
                 aliases: &metric.timestamp_aliases,
+                unit: metric.timestamp_unit,
                 metric_patterns: &metric.timestamp_patterns,
                 tenant_patterns: &settings.timestamp_patterns,
             };

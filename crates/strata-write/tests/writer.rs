@@ -159,6 +159,7 @@ async fn an_identical_re_send_is_stored_once_and_aliases_share_a_series() {
         timestamp_patterns: None,
         series_keys: Some(vec!["device".into()]),
         retention_days: None,
+        timestamp_unit: None,
     };
     f.catalog.apply(f.tenant, keys).await.expect("series keys");
     let body = r#"[{"metrictype":"env","timestamp":5000,"device":"b","temp":1},

@@ -728,6 +728,10 @@ pub struct AlterMetricArgs {
     /// rollups over it keep their buckets); 0 clears it
     #[arg(long, value_name = "DAYS")]
     pub retention_days: Option<u32>,
+    /// How numeric timestamps of later events are read: ms (default), s, us, ns, or auto (by
+    /// magnitude)
+    #[arg(long, value_name = "UNIT")]
+    pub timestamp_unit: Option<String>,
 }
 
 #[derive(Debug, Args)]

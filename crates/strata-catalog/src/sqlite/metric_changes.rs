@@ -2,7 +2,7 @@
 //! returns the readable text its history version records.
 
 use sqlx::sqlite::SqliteConnection;
-use strata_core::{FieldId, MetricId, TenantId};
+use strata_core::{FieldId, MetricId, TenantId, TimestampUnit};
 
 use super::names::{
     claim_metric_name, insert_field, insert_local_name, insert_metric_name, local_conflict,
@@ -74,6 +74,7 @@ pub(super) struct MetricUpdate {
     pub(super) timestamp_patterns: Option<Vec<String>>,
     pub(super) series_keys: Option<Vec<String>>,
     pub(super) retention_days: Option<u32>,
+    pub(super) timestamp_unit: Option<TimestampUnit>,
 }
 
 pub(super) async fn update_metric(
@@ -102,6 +103,9 @@ pub(super) async fn update_metric(
     if let Some(days) = update.retention_days {
         set_retention(conn, &metric, days, &mut parts).await?;
     }
+    if let Some(unit) = update.timestamp_unit {
+        set_timestamp_unit(conn, &metric, unit, &mut parts).await?;
+    }
     if parts.is_empty() {
         return Ok(format!("updated metric {:?} (no changes)", metric.name));
     }
@@ -126,6 +130,26 @@ async fn set_retention(
         Some(days) => format!("metric {:?} keeps {days} days of raw data", metric.name),
         None => format!("metric {:?} follows the tenant's retention", metric.name),
     });
+    Ok(())
+}
+
+/// Applies to events written afterwards; stored rows keep the instants they were read as.
+async fn set_timestamp_unit(
+    conn: &mut SqliteConnection,
+    metric: &MetricRow,
+    unit: TimestampUnit,
+    parts: &mut Vec<String>,
+) -> Result<(), CatalogError> {
+    sqlx::query("UPDATE metrics SET timestamp_unit = ? WHERE id = ?")
+        .bind(unit.as_str())
+        .bind(metric.id)
+        .execute(&mut *conn)
+        .await?;
+    parts.push(format!(
+        "metric {:?} reads numeric timestamps as {} (timestamp_unit {unit})",
+        metric.name,
+        unit.describe()
+    ));
     Ok(())
 }
 

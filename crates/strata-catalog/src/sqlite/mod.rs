@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_rollups.sql")),
     (6, include_str!("../migrations/0006_metric_retention.sql")),
     (7, include_str!("../migrations/0007_profiles.sql")),
+    (8, include_str!("../migrations/0008_timestamp_unit.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.
@@ -155,17 +156,22 @@ impl SqliteCatalog {
         )
         .execute(&mut *tx)
         .await?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM catalog_migrations")
-                .fetch_one(&mut *tx)
-                .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM catalog_migrations")
+            .fetch_all(&mut *tx)
+            .await?;
         let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
-        if current > latest {
+        if let Some(unknown) = applied
+            .iter()
+            .find(|v| !MIGRATIONS.iter().any(|(known, _)| known == *v))
+        {
             return Err(CatalogError::Internal(format!(
-                "the catalog is at schema version {current}, newer than this build knows ({latest})"
+                "the catalog has schema version {unknown}, which this build does not know (it knows up to {latest})"
             )));
         }
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        // Every known version not recorded yet, in order, rather than those above the highest
+        // recorded: two lines of work can each add a version, and a catalog migrated with the
+        // higher one (8, timestamp units) must still receive the lower (7, profiles).
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO catalog_migrations (version, applied_at_ms) VALUES (?, ?)")
                 .bind(version)

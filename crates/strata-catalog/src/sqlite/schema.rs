@@ -175,6 +175,7 @@ async fn apply_change(
             timestamp_patterns,
             series_keys,
             retention_days,
+            timestamp_unit,
         } => {
             let update = MetricUpdate {
                 rename_to,
@@ -184,6 +185,7 @@ async fn apply_change(
                 timestamp_patterns,
                 series_keys,
                 retention_days,
+                timestamp_unit,
             };
             metric_changes::update_metric(conn, tenant, &metric, update).await
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
-use strata_core::{FieldId, FieldType, JsonKind, MetricId, NameId, TenantId};
+use strata_core::{FieldId, FieldType, JsonKind, MetricId, NameId, TenantId, TimestampUnit};
 
 use super::{ms_to_time, opt_ms_to_time, require_tenant};
 use crate::model::{Field, IncomingName, Metric, TenantSchema};
@@ -70,7 +70,7 @@ async fn load_metrics(
 ) -> Result<LoadedMetrics, CatalogError> {
     let rows = sqlx::query(
         "SELECT id, name, timestamp_patterns, series_keys, series_hashes_exact, series_generation, \
-         created_at_ms, retention_days FROM metrics \
+         created_at_ms, retention_days, timestamp_unit FROM metrics \
          WHERE tenant_id = ? AND deleted_at_ms IS NULL ORDER BY id",
     )
     .bind(tenant)
@@ -100,9 +100,19 @@ async fn load_metrics(
             retention_days: row
                 .try_get::<Option<i64>, _>("retention_days")?
                 .and_then(|days| u32::try_from(days).ok()),
+            timestamp_unit: timestamp_unit(&row)?,
         });
     }
     Ok(loaded)
+}
+
+/// The stored unit; the column's CHECK admits only the names `TimestampUnit` parses.
+fn timestamp_unit(row: &SqliteRow) -> Result<TimestampUnit, CatalogError> {
+    let text: String = row.try_get("timestamp_unit")?;
+    text.parse().map_err(|err| {
+        tracing::error!(%err, "catalog holds an unknown timestamp unit");
+        CatalogError::Internal("catalog holds a value that does not decode".to_string())
+    })
 }
 
 /// Every live name other than the display name becomes an alias, in the order added.

@@ -6,7 +6,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use strata_catalog::{Field, Metric, SchemaChange, SchemaVersion};
-use strata_core::{FieldType, Role};
+use strata_core::{FieldType, Role, TimestampUnit};
 
 use crate::auth::TenantCaller;
 use crate::body::JsonBody;
@@ -71,6 +71,7 @@ pub fn metric_json(metric: &Metric) -> Value {
         "timestamp_patterns": metric.timestamp_patterns,
         "series_keys": series_keys,
         "retention_days": metric.retention_days,
+        "timestamp_unit": metric.timestamp_unit.as_str(),
         "fields": metric.fields.iter().map(field_json).collect::<Vec<_>>(),
         "unknown_fields": unknown,
     })
@@ -157,6 +158,9 @@ pub struct PatchMetric {
     series_keys: Option<Vec<String>>,
     /// Days of raw data kept; 0 clears it (the tenant's cold retention alone).
     retention_days: Option<u32>,
+    /// How numbers in later events' timestamps are read: `ms`, `s`, `us`, `ns` or `auto`. Text,
+    /// so an unknown unit gets our message naming the allowed ones rather than serde's.
+    timestamp_unit: Option<String>,
 }
 
 pub async fn patch_metric(
@@ -169,6 +173,14 @@ pub async fn patch_metric(
     if let Some(patterns) = &body.timestamp_patterns {
         validate_patterns("timestamp_patterns", patterns)?;
     }
+    let timestamp_unit = body
+        .timestamp_unit
+        .as_deref()
+        .map(|text| {
+            text.parse::<TimestampUnit>()
+                .map_err(|e| ApiError::bad_request(format!("timestamp_unit: {e}")))
+        })
+        .transpose()?;
     let after = body.rename_to.clone().unwrap_or_else(|| metric.clone());
     let change = SchemaChange::UpdateMetric {
         metric,
@@ -179,6 +191,7 @@ pub async fn patch_metric(
         timestamp_patterns: body.timestamp_patterns,
         series_keys: body.series_keys,
         retention_days: body.retention_days,
+        timestamp_unit,
     };
     Ok(Json(apply(&state, &caller, change, Some(&after)).await?))
 }

@@ -116,6 +116,10 @@ fn render_metric(metric: &Value) -> String {
     if let Some(days) = metric.get("retention_days").and_then(Value::as_u64) {
         out.push_str(&format!("  retention: {days} days of raw data\n"));
     }
+    match metric.get("timestamp_unit").and_then(Value::as_str) {
+        Some("ms") | None => {}
+        Some(unit) => out.push_str(&format!("  numeric timestamps: {unit}\n")),
+    }
     out.push_str(&render_declared_fields(items(metric, "fields")));
     out.push_str(&render_unknown_fields(items(metric, "unknown_fields")));
     out
@@ -316,8 +320,11 @@ fn alter_metric(client: &Client, as_json: bool, args: AlterMetricArgs) -> anyhow
     if let Some(days) = args.retention_days {
         body.insert("retention_days".into(), json!(days));
     }
+    if let Some(unit) = args.timestamp_unit {
+        body.insert("timestamp_unit".into(), json!(unit));
+    }
     if body.is_empty() {
-        bail!("nothing to change: give at least one of --rename-to, --add-alias, --remove-alias, --timestamp-alias, --timestamp-pattern, --series-key, --retention-days");
+        bail!("nothing to change: give at least one of --rename-to, --add-alias, --remove-alias, --timestamp-alias, --timestamp-pattern, --series-key, --retention-days, --timestamp-unit");
     }
     let answer = client.patch(
         &["api", "v1", "schema", "metrics", &args.metric],

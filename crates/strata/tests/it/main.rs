@@ -30,6 +30,7 @@ mod hostile_http;
 mod hostile_ingest;
 mod hostile_pg;
 mod hostile_query;
+mod late_schema;
 mod live;
 mod pg_clients;
 mod rollups;

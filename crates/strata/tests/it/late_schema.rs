@@ -1,0 +1,250 @@
+//! Issue 17, the last gaps of late schema, against the real server: numeric timestamps read in
+//! a metric's `timestamp_unit` (epoch seconds, units chosen by magnitude, an unknown unit
+//! refused), and unquoted SQL names that resolve ignoring case when only one name matches.
+
+use serde_json::{json, Value};
+
+use crate::common::{self, TestServer, NDJSON};
+
+/// The seed's `2015-01-12T10:12:15Z`.
+const SEED_S: i64 = 1_421_057_535;
+const SEED_MS: i64 = SEED_S * 1000;
+
+fn rows(answer: &common::Answer) -> Vec<Value> {
+    assert_eq!(answer.status, 200, "sql failed: {}", answer.text);
+    answer.body["rows"].as_array().expect("rows").clone()
+}
+
+/// Writes `events` as NDJSON and returns the answer's body (rejections allowed).
+fn write(server: &TestServer, key: &str, events: &[Value]) -> Value {
+    let body: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let answer = server.post_raw("/api/v1/write", key, NDJSON, body.into_bytes());
+    assert_eq!(answer.status, 200, "write failed: {}", answer.text);
+    answer.body
+}
+
+fn create_metric(server: &TestServer, admin: &str, name: &str) {
+    let answer = server.post("/api/v1/schema/metrics", admin, &json!({ "name": name }));
+    assert_eq!(answer.status, 201, "{}", answer.text);
+}
+
+fn set_unit(server: &TestServer, admin: &str, metric: &str, unit: &str) -> common::Answer {
+    server.patch(
+        &format!("/api/v1/schema/metrics/{metric}"),
+        admin,
+        &json!({ "timestamp_unit": unit }),
+    )
+}
+
+/// The metric as `GET /api/v1/schema` shows it.
+fn shown_metric(server: &TestServer, key: &str, name: &str) -> Value {
+    let schema = server.get("/api/v1/schema", key);
+    assert_eq!(schema.status, 200, "{}", schema.text);
+    schema.body["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no metric {name} in {}", schema.text))
+        .clone()
+}
+
+/// `(epoch ms, v)` of every row of `metric`, in time order.
+fn instants(server: &TestServer, key: &str, metric: &str) -> Vec<(i64, i64)> {
+    let sql =
+        format!("SELECT CAST(timestamp AS BIGINT), CAST(v AS BIGINT) FROM {metric} ORDER BY 1");
+    rows(&server.sql(key, &sql))
+        .iter()
+        .map(|row| (row[0].as_i64().expect("ms"), row[1].as_i64().expect("v")))
+        .collect()
+}
+
+#[test]
+fn epoch_seconds_are_read_in_the_metric_unit_and_read_back_as_sent() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("t");
+    create_metric(&server, &admin, "sensor");
+    let patched = set_unit(&server, &admin, "sensor", "s");
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert_eq!(
+        patched.body["metric"]["timestamp_unit"], "s",
+        "{}",
+        patched.text
+    );
+    assert_eq!(
+        shown_metric(&server, &admin, "sensor")["timestamp_unit"],
+        "s"
+    );
+    let history = server.get("/api/v1/schema/history", &admin);
+    assert!(
+        history
+            .text
+            .contains(r#"metric \"sensor\" reads numeric timestamps as epoch seconds"#),
+        "{}",
+        history.text
+    );
+
+    let answer = write(
+        &server,
+        &admin,
+        &[
+            json!({"metrictype": "sensor", "timestamp": SEED_S, "v": 1}),
+            json!({"metrictype": "sensor", "timestamp": (SEED_S + 1).to_string(), "v": 2}),
+            json!({"metrictype": "sensor", "timestamp": SEED_S as f64 + 2.25, "v": 3}),
+            // Text forms do not depend on the unit.
+            json!({"metrictype": "sensor", "timestamp": "2015-01-12T10:12:18Z", "v": 4}),
+            // Milliseconds sent to a metric of seconds: the year 47000, refused and named.
+            json!({"metrictype": "sensor", "timestamp": SEED_MS, "v": 5}),
+        ],
+    );
+    assert_eq!(answer["accepted"], 4, "{answer}");
+    let error = answer["errors"][0]["error"].as_str().unwrap_or_default();
+    assert_eq!(answer["errors"][0]["index"], 4, "{answer}");
+    assert!(
+        error.contains("\"timestamp\"")
+            && error.contains(&SEED_MS.to_string())
+            && error.contains("when read as epoch seconds (the metric's timestamp_unit)"),
+        "{error}"
+    );
+    assert_eq!(
+        instants(&server, &admin, "sensor"),
+        vec![
+            (SEED_MS, 1),
+            (SEED_MS + 1000, 2),
+            (SEED_MS + 2250, 3),
+            (SEED_MS + 3000, 4)
+        ]
+    );
+    let first = server.sql(
+        &admin,
+        "SELECT timestamp FROM sensor WHERE timestamp = TIMESTAMP '2015-01-12T10:12:15Z'",
+    );
+    assert_eq!(rows(&first).len(), 1, "{}", first.text);
+
+    // A metric left at the default reads the same number as milliseconds (the v1 contract).
+    write(
+        &server,
+        &admin,
+        &[json!({"metrictype": "plain", "timestamp": SEED_S, "v": 1})],
+    );
+    assert_eq!(
+        shown_metric(&server, &admin, "plain")["timestamp_unit"],
+        "ms"
+    );
+    assert_eq!(instants(&server, &admin, "plain"), vec![(SEED_S, 1)]);
+}
+
+#[test]
+fn auto_reads_each_unit_by_magnitude_and_unknown_units_are_refused() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("t");
+    create_metric(&server, &admin, "mixed");
+    assert_eq!(set_unit(&server, &admin, "mixed", "auto").status, 200);
+    let answer = write(
+        &server,
+        &admin,
+        &[
+            json!({"metrictype": "mixed", "timestamp": SEED_S, "v": 1}),
+            json!({"metrictype": "mixed", "timestamp": SEED_MS + 1, "v": 2}),
+            json!({"metrictype": "mixed", "timestamp": (SEED_MS + 2) * 1000 + 999, "v": 3}),
+            json!({"metrictype": "mixed", "timestamp": ((SEED_MS + 3) * 1_000_000).to_string(), "v": 4}),
+            // Below 1e11 is seconds even when a device meant milliseconds of early 1973.
+            json!({"metrictype": "mixed", "timestamp": 99_999_999_999_i64, "v": 5}),
+        ],
+    );
+    assert_eq!(answer["accepted"], 4, "{answer}");
+    let error = answer["errors"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("when read as epoch seconds (timestamp_unit auto, by its magnitude)"),
+        "{error}"
+    );
+    assert_eq!(
+        instants(&server, &admin, "mixed"),
+        vec![
+            (SEED_MS, 1),
+            (SEED_MS + 1, 2),
+            (SEED_MS + 2, 3),
+            (SEED_MS + 3, 4)
+        ]
+    );
+
+    let version_before = server.get("/api/v1/schema", &admin).body["version"].clone();
+    let refused = set_unit(&server, &admin, "mixed", "seconds");
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(
+        refused.error(),
+        r#"timestamp_unit: unknown timestamp unit "seconds"; expected one of ms (the default), s, us, ns, auto"#
+    );
+    // Nothing changed: no new version, the unit stays.
+    assert_eq!(
+        server.get("/api/v1/schema", &admin).body["version"],
+        version_before
+    );
+    assert_eq!(
+        shown_metric(&server, &admin, "mixed")["timestamp_unit"],
+        "auto"
+    );
+    // Only an admin sets it.
+    let reader = server.create_key(&admin, "read");
+    assert_eq!(set_unit(&server, &reader, "mixed", "s").status, 403);
+}
+
+#[test]
+fn unquoted_names_resolve_ignoring_case_over_http_sql() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("t");
+    let reader = server.create_key(&admin, "read");
+    write(
+        &server,
+        &admin,
+        &[
+            json!({"metrictype": "MY_TABLE", "timestamp": SEED_MS, "Temp": 0.5}),
+            json!({"metrictype": "MY_TABLE", "timestamp": SEED_MS + 1, "Temp": 1.5}),
+            json!({"metrictype": "MY_TABLE", "timestamp": SEED_MS + 2, "Temp": 2.5}),
+        ],
+    );
+    let declared = server.put(
+        "/api/v1/schema/metrics/MY_TABLE/fields/Temp",
+        &admin,
+        &json!({"type": "double"}),
+    );
+    assert_eq!(declared.status, 200, "{}", declared.text);
+
+    // The seed's query, without quotes; the column keeps the name the query used.
+    let answer = server.sql(&reader, "SELECT temp FROM MY_TABLE ORDER BY temp");
+    assert_eq!(answer.body["columns"][0]["name"], "temp", "{}", answer.text);
+    assert_eq!(
+        rows(&answer),
+        vec![json!([0.5]), json!([1.5]), json!([2.5])]
+    );
+    let answer = server.sql(
+        &reader,
+        "select TEMP from my_table WHERE temp > 1 ORDER BY 1",
+    );
+    assert_eq!(rows(&answer), vec![json!([1.5]), json!([2.5])]);
+
+    // Quoted names stay exact.
+    let quoted = server.sql(&reader, r#"SELECT "temp" FROM MY_TABLE"#);
+    assert_eq!(quoted.status, 400, "{}", quoted.text);
+    let quoted = server.sql(&reader, r#"SELECT * FROM "my_table""#);
+    assert_eq!(quoted.status, 400, "{}", quoted.text);
+
+    // A field differing from `Temp` only in case makes `temp` ambiguous: refused, naming both.
+    write(
+        &server,
+        &admin,
+        &[json!({"metrictype": "MY_TABLE", "timestamp": SEED_MS + 3, "TEMP": "x"})],
+    );
+    let ambiguous = server.sql(&reader, "SELECT temp FROM MY_TABLE");
+    assert_eq!(ambiguous.status, 400, "{}", ambiguous.text);
+    assert_eq!(
+        ambiguous.error(),
+        r#"column name temp is ambiguous: ignoring case it matches "TEMP", "Temp"; write the one you mean in double quotes"#
+    );
+    // Written exactly, each is itself.
+    let exact = server.sql(
+        &reader,
+        "SELECT Temp AS a, TEMP AS b FROM my_table WHERE TEMP = 'x'",
+    );
+    assert_eq!(rows(&exact), vec![json!([null, "x"])], "{}", exact.text);
+}
