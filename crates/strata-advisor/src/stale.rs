@@ -106,6 +106,7 @@ mod tests {
             aliases: Vec::new(),
             timestamp_aliases: Vec::new(),
             timestamp_patterns: Vec::new(),
+            timestamp_unit: Default::default(),
             series_keys: Vec::new(),
             series_hashes_exact: true,
             series_generation: 0,

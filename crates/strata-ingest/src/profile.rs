@@ -107,7 +107,7 @@ fn looks_like_date_time(text: &str) -> bool {
 /// first: most strings fail there without a decode.
 fn parses_as_base64(text: &str) -> bool {
     let bytes = text.as_bytes();
-    if bytes.len() < MIN_BASE64_CHARS || bytes.len() % 4 != 0 {
+    if bytes.len() < MIN_BASE64_CHARS || !bytes.len().is_multiple_of(4) {
         return false;
     }
     let body = text.trim_end_matches('=');
@@ -253,7 +253,7 @@ impl NameProfile {
 
     fn test_string(&mut self, text: &str) {
         let seen = self.kinds.string;
-        if seen > STRINGS_TESTED_IN_FULL && seen % STRING_TEST_STRIDE != 0 {
+        if seen > STRINGS_TESTED_IN_FULL && !seen.is_multiple_of(STRING_TEST_STRIDE) {
             return;
         }
         self.strings_tested += 1;
