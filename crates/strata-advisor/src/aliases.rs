@@ -74,13 +74,27 @@ pub fn suggest(metric: &Metric, profile: &MetricProfile, usage: &UsageSnapshot) 
         }
     }
     let groups = groups(names.len(), &pairs);
-    let mut suggestions = Vec::new();
-    for members in groups.values().filter(|members| members.len() > 1) {
-        suggestions.extend(group_suggestions(
-            metric, &names, members, &pairs, profile, usage,
-        ));
-    }
-    suggestions
+    let judged = Judged {
+        metric,
+        names: &names,
+        pairs: &pairs,
+        profile,
+        usage,
+    };
+    groups
+        .values()
+        .filter(|members| members.len() > 1)
+        .flat_map(|members| judged.group_suggestions(members))
+        .collect()
+}
+
+/// A metric's names and the pairs judged alike, with what ranks them.
+struct Judged<'a> {
+    metric: &'a Metric,
+    names: &'a [Name<'a>],
+    pairs: &'a [Pair],
+    profile: &'a MetricProfile,
+    usage: &'a UsageSnapshot,
 }
 
 fn names_of<'a>(metric: &'a Metric, profile: &'a MetricProfile) -> Vec<Name<'a>> {
@@ -224,51 +238,99 @@ fn groups(count: usize, pairs: &[Pair]) -> BTreeMap<usize, Vec<usize>> {
 /// One suggestion per member of a group that is directly alike its canonical name. A group
 /// whose members include two names that occur together is inconsistent (a chain through a
 /// name alike both) and gives no suggestion.
-fn group_suggestions(
-    metric: &Metric,
-    names: &[Name<'_>],
-    members: &[usize],
-    pairs: &[Pair],
-    profile: &MetricProfile,
-    usage: &UsageSnapshot,
-) -> Vec<Suggestion> {
-    if !consistent(names, members, profile) {
-        return Vec::new();
-    }
-    let mut declared: Vec<&str> = members.iter().filter_map(|m| names[*m].field).collect();
-    declared.sort_unstable();
-    declared.dedup();
-    let (canonical, anchors): (String, Vec<usize>) = match declared.as_slice() {
-        [field] => {
-            let anchors = members
+impl Judged<'_> {
+    fn group_suggestions(&self, members: &[usize]) -> Vec<Suggestion> {
+        let Judged {
+            metric,
+            names,
+            pairs,
+            profile,
+            ..
+        } = *self;
+        if !consistent(names, members, profile) {
+            return Vec::new();
+        }
+        let mut declared: Vec<&str> = members.iter().filter_map(|m| names[*m].field).collect();
+        declared.sort_unstable();
+        declared.dedup();
+        let (canonical, anchors): (String, Vec<usize>) = match declared.as_slice() {
+            [field] => {
+                let anchors = members
+                    .iter()
+                    .copied()
+                    .filter(|m| names[*m].field == Some(field));
+                (field.to_string(), anchors.collect())
+            }
+            [] => {
+                let chosen = self.canonical_member(members);
+                (names[chosen].name.to_string(), vec![chosen])
+            }
+            _ => return Vec::new(), // several declared fields: which one is not ours to guess
+        };
+        let mut suggestions = Vec::new();
+        for member in members {
+            if anchors.contains(member) || names[*member].field.is_some() {
+                continue;
+            }
+            let direct = pairs
                 .iter()
-                .copied()
-                .filter(|m| names[*m].field == Some(field));
-            (field.to_string(), anchors.collect())
+                .filter(|p| {
+                    (p.a == *member && anchors.contains(&p.b))
+                        || (p.b == *member && anchors.contains(&p.a))
+                })
+                .max_by(|p, q| p.confidence.total_cmp(&q.confidence));
+            if let Some(pair) = direct {
+                suggestions.push(alias_suggestion(metric, names, *member, pair, &canonical));
+            }
         }
-        [] => {
-            let chosen = canonical_member(metric, names, members, pairs, profile, usage);
-            (names[chosen].name.to_string(), vec![chosen])
-        }
-        _ => return Vec::new(), // several declared fields: which one is not ours to guess
-    };
-    let mut suggestions = Vec::new();
-    for member in members {
-        if anchors.contains(member) || names[*member].field.is_some() {
-            continue;
-        }
-        let direct = pairs
-            .iter()
-            .filter(|p| {
-                (p.a == *member && anchors.contains(&p.b))
-                    || (p.b == *member && anchors.contains(&p.a))
-            })
-            .max_by(|p, q| p.confidence.total_cmp(&q.confidence));
-        if let Some(pair) = direct {
-            suggestions.push(alias_suggestion(metric, names, *member, pair, &canonical));
-        }
+        suggestions
     }
-    suggestions
+
+    /// The member a group of unknown names is declared under: the one alike most others, then
+    /// the one queries read most, then the least abbreviated, then the one sent most recently (the
+    /// name after a rename).
+    fn canonical_member(&self, members: &[usize]) -> usize {
+        let Judged {
+            metric,
+            names,
+            pairs,
+            profile,
+            usage,
+        } = *self;
+        let degree = |m: usize| pairs.iter().filter(|p| p.a == m || p.b == m).count();
+        let reads = |name: &str| {
+            usage
+                .fields
+                .get(&(metric.id, name.to_string()))
+                .map_or(0, |u| u.reads)
+        };
+        let last_seen = |id: NameId| {
+            profile
+                .series_spans(id)
+                .values()
+                .map(|(_, last)| *last)
+                .max()
+                .unwrap_or(i64::MIN)
+        };
+        let key = |m: usize| {
+            let name = &names[m];
+            (
+                degree(m),
+                reads(name.name),
+                stem_len(name.name),
+                last_seen(name.id),
+            )
+        };
+        members
+            .iter()
+            .copied()
+            .max_by(|x, y| {
+                key(*x)
+                    .cmp(&key(*y))
+                    .then(names[*y].name.cmp(names[*x].name))
+            })
+            .unwrap_or(members[0])
+    }
 }
 
 /// No two members occur together in events (beyond the replay allowance).
@@ -317,52 +379,6 @@ fn hand_over_text(evidence: &serde_json::Value) -> String {
         return String::new();
     }
     format!(", and {handing} of {shared} series switched from one to the other")
-}
-
-/// The member a group of unknown names is declared under: the one alike most others, then
-/// the one queries read most, then the least abbreviated, then the one sent most recently (the
-/// name after a rename).
-fn canonical_member(
-    metric: &Metric,
-    names: &[Name<'_>],
-    members: &[usize],
-    pairs: &[Pair],
-    profile: &MetricProfile,
-    usage: &UsageSnapshot,
-) -> usize {
-    let degree = |m: usize| pairs.iter().filter(|p| p.a == m || p.b == m).count();
-    let reads = |name: &str| {
-        usage
-            .fields
-            .get(&(metric.id, name.to_string()))
-            .map_or(0, |u| u.reads)
-    };
-    let last_seen = |id: NameId| {
-        profile
-            .series_spans(id)
-            .values()
-            .map(|(_, last)| *last)
-            .max()
-            .unwrap_or(i64::MIN)
-    };
-    let key = |m: usize| {
-        let name = &names[m];
-        (
-            degree(m),
-            reads(name.name),
-            stem_len(name.name),
-            last_seen(name.id),
-        )
-    };
-    members
-        .iter()
-        .copied()
-        .max_by(|x, y| {
-            key(*x)
-                .cmp(&key(*y))
-                .then(names[*y].name.cmp(names[*x].name))
-        })
-        .unwrap_or(members[0])
 }
 
 fn stem_len(name: &str) -> usize {

@@ -76,7 +76,7 @@ fn applying_a_type_suggestion_types_the_next_query() {
 
     let before = server.sql(&key, "SELECT pressure FROM boiler LIMIT 1");
     assert_eq!(
-        before.body["columns"][0]["type"], "Utf8",
+        before.body["columns"][0]["type"], "varchar",
         "unknown fields read as text"
     );
     let id = suggestion["id"].as_str().expect("an id");
@@ -103,7 +103,7 @@ fn applying_a_type_suggestion_types_the_next_query() {
         after.text
     );
     let typed = server.sql(&key, "SELECT pressure FROM boiler LIMIT 1");
-    assert_eq!(typed.body["columns"][0]["type"], "Float64");
+    assert_eq!(typed.body["columns"][0]["type"], "double");
     let list = server.get("/api/v1/schema/suggestions", &key).body;
     assert!(
         find(
