@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 use strata_catalog::Metric;
-use strata_core::NameId;
+use strata_core::{FieldType, NameId};
 use strata_ingest::{Candidate, MetricProfile, NameProfile};
 use strata_query::UsageSnapshot;
 
@@ -35,7 +35,15 @@ enum ValueClass {
     Text,
 }
 
-fn value_class(profile: &NameProfile) -> ValueClass {
+/// A declared type decides; otherwise what the values read as.
+fn value_class(declared: Option<FieldType>, profile: &NameProfile) -> ValueClass {
+    match declared {
+        Some(FieldType::Integer | FieldType::Double) => return ValueClass::Number,
+        Some(FieldType::Boolean) => return ValueClass::Boolean,
+        Some(FieldType::Timestamp) => return ValueClass::Timestamp,
+        Some(FieldType::String | FieldType::Binary) => return ValueClass::Text,
+        None => {}
+    }
     match best_type(profile) {
         Some((Candidate::Integer | Candidate::Double, _)) => ValueClass::Number,
         Some((Candidate::Boolean, _)) => ValueClass::Boolean,
@@ -50,6 +58,8 @@ struct Name<'a> {
     name: &'a str,
     /// The declared field the name belongs to, by display name.
     field: Option<&'a str>,
+    /// That field's type.
+    declared: Option<FieldType>,
     profile: &'a NameProfile,
     events: u64,
 }
@@ -98,10 +108,10 @@ struct Judged<'a> {
 }
 
 fn names_of<'a>(metric: &'a Metric, profile: &'a MetricProfile) -> Vec<Name<'a>> {
-    let mut field_of: HashMap<&str, &str> = HashMap::new();
+    let mut field_of: HashMap<&str, (&str, Option<FieldType>)> = HashMap::new();
     for field in &metric.fields {
         for name in &field.names {
-            field_of.insert(name.as_str(), field.name.as_str());
+            field_of.insert(name.as_str(), (field.name.as_str(), field.field_type));
         }
     }
     metric
@@ -110,10 +120,12 @@ fn names_of<'a>(metric: &'a Metric, profile: &'a MetricProfile) -> Vec<Name<'a>>
         .filter(|incoming| !metric.timestamp_aliases.contains(&incoming.name))
         .filter_map(|incoming| {
             let name_profile = profile.names.get(&incoming.id)?;
+            let field = field_of.get(incoming.name.as_str()).copied();
             Some(Name {
                 id: incoming.id,
                 name: incoming.name.as_str(),
-                field: field_of.get(incoming.name.as_str()).copied(),
+                field: field.map(|(name, _)| name),
+                declared: field.and_then(|(_, declared)| declared),
                 profile: name_profile,
                 events: profile.events_with(incoming.id),
             })
@@ -136,7 +148,7 @@ fn judge(names: &[Name<'_>], a: usize, b: usize, profile: &MetricProfile) -> Opt
     if together as f64 > MAX_SHARED_SHARE * rarer as f64 {
         return None;
     }
-    if value_class(x.profile) != value_class(y.profile) {
+    if value_class(x.declared, x.profile) != value_class(y.declared, y.profile) {
         return None;
     }
     let (name_score, why) = similarity(x.name, y.name)?;

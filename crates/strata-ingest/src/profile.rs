@@ -25,12 +25,11 @@ pub const SHAPES_PER_METRIC: usize = 256;
 pub const SERIES_SHAPES_PER_METRIC: usize = 4096;
 /// Characters kept of a sampled or counter-example text.
 const SAMPLE_CHARS: usize = 100;
-/// A name's strings are parsed as every candidate type up to this many per batch (a write
-/// request, or a flush interval once merged), then one in [`STRING_TEST_STRIDE`]: a share over
-/// a thousand values per batch is as good as over all of them, and a text that passes the
-/// cheap shape checks of a timestamp costs a dozen format attempts.
-const STRINGS_TESTED_IN_FULL: u64 = 1024;
-const STRING_TEST_STRIDE: u64 = 16;
+/// A name's strings are parsed as every candidate type up to this many per write request, then
+/// one in [`STRING_TEST_STRIDE`]: a share over a few hundred values per request is as good as
+/// over all of them, and testing every string cost 20% of ingest (docs/benchmarks.md).
+const STRINGS_TESTED_IN_FULL: u64 = 256;
+const STRING_TEST_STRIDE: u64 = 32;
 /// Month and weekday abbreviations a date-time text may start with (RFC 1123, `January 12`).
 const DATE_WORDS: &[&str] = &[
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "mon",
@@ -95,11 +94,9 @@ fn looks_like_date_time(text: &str) -> bool {
     if bytes[..4].iter().all(u8::is_ascii_digit) {
         return matches!(bytes[4], b'-' | b'/');
     }
-    let word = text
-        .get(..3)
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    DATE_WORDS.contains(&word.as_str())
+    DATE_WORDS
+        .iter()
+        .any(|word| bytes[..3].eq_ignore_ascii_case(word.as_bytes()))
 }
 
 /// Standard base64 that decodes. Words and ids of the right length decode too, so a profile
@@ -227,8 +224,9 @@ pub struct NameProfile {
 }
 
 impl NameProfile {
-    /// Records one value of JSON kind `kind`.
-    pub fn observe(&mut self, kind: JsonKind, value: &Value) {
+    /// Records one value of JSON kind `kind`; `infer_type` false skips parsing strings as each
+    /// candidate type (the name's field already has a declared type).
+    pub fn observe(&mut self, kind: JsonKind, value: &Value, infer_type: bool) {
         *self.kinds.count_mut(kind) += 1;
         match value {
             Value::Null => return,
@@ -237,7 +235,7 @@ impl NameProfile {
                 self.extend_range(*number as f64);
             }
             Value::Float(number) => self.extend_range(*number),
-            Value::Str(text) if kind == JsonKind::String => self.test_string(text),
+            Value::Str(text) if infer_type && kind == JsonKind::String => self.test_string(text),
             Value::Str(_) | Value::Bool(_) => {}
         }
         self.offer(value);
@@ -284,7 +282,8 @@ impl NameProfile {
         let slot = if self.reservoir.len() < RESERVOIR_VALUES {
             self.reservoir.len()
         } else {
-            (mix(self.offered) % self.offered) as usize
+            // Multiply-shift: a draw below `offered` without a division per value.
+            ((u128::from(mix(self.offered)) * u128::from(self.offered)) >> 64) as usize
         };
         if slot >= RESERVOIR_VALUES {
             return;
@@ -423,9 +422,12 @@ impl MetricProfile {
             .collect();
     }
 
-    /// Records one value of one field of an event.
-    pub fn observe_value(&mut self, name: NameId, kind: JsonKind, value: &Value) {
-        self.names.entry(name).or_default().observe(kind, value);
+    /// Records one value of one field of an event (see [`NameProfile::observe`]).
+    pub fn observe_value(&mut self, name: NameId, kind: JsonKind, value: &Value, infer_type: bool) {
+        self.names
+            .entry(name)
+            .or_default()
+            .observe(kind, value, infer_type);
     }
 
     /// Records the set of names one event carried (`names` ascending) in `series` at
@@ -613,7 +615,7 @@ mod tests {
     fn strings_count_parses_per_candidate_with_counter_examples() {
         let mut profile = NameProfile::default();
         for value in ["21.5", "22", "n/a", "23.25", "true"] {
-            profile.observe(JsonKind::String, &text(value));
+            profile.observe(JsonKind::String, &text(value), true);
         }
         assert_eq!(profile.kinds.string, 5);
         assert_eq!(profile.strings_tested, 5);
@@ -652,7 +654,7 @@ mod tests {
         let mut profile = NameProfile::default();
         let total = STRINGS_TESTED_IN_FULL + 10 * STRING_TEST_STRIDE;
         for i in 0..total {
-            profile.observe(JsonKind::String, &text(&i.to_string()));
+            profile.observe(JsonKind::String, &text(&i.to_string()), true);
         }
         assert_eq!(profile.kinds.string, total);
         assert_eq!(profile.strings_tested, STRINGS_TESTED_IN_FULL + 10);
@@ -663,7 +665,7 @@ mod tests {
     fn the_reservoir_stays_bounded_and_draws_from_the_whole_stream() {
         let mut profile = NameProfile::default();
         for i in 0..10_000 {
-            profile.observe(JsonKind::Number, &Value::Int(i));
+            profile.observe(JsonKind::Number, &Value::Int(i), true);
         }
         assert_eq!(profile.reservoir.len(), RESERVOIR_VALUES);
         assert_eq!(profile.offered, 10_000);
@@ -700,12 +702,12 @@ mod tests {
     fn a_profile_survives_encoding_and_merges_by_shape_not_by_index() {
         let mut stored = MetricProfile::default();
         stored.observe_event(1, 5, [1, 2].into_iter());
-        stored.observe_value(1, JsonKind::Number, &Value::Float(2.5));
+        stored.observe_value(1, JsonKind::Number, &Value::Float(2.5), true);
         let mut stored = MetricProfile::decode(&stored.encode()).expect("decodes");
         let mut delta = MetricProfile::default();
         delta.observe_event(1, 9, [4].into_iter());
         delta.observe_event(1, 3, [1, 2].into_iter());
-        delta.observe_value(1, JsonKind::Number, &Value::Float(-1.0));
+        delta.observe_value(1, JsonKind::Number, &Value::Float(-1.0), true);
         stored.merge(&delta);
         assert_eq!(stored.shapes.len(), 2);
         assert_eq!(stored.events_with(2), 2);

@@ -334,6 +334,14 @@ impl Writer {
             .collect();
         let seen_ms = now_ms();
         let stats = &mut observed.stats;
+        // Names of typed fields need no type inferred: their strings are not parsed.
+        let typed: rustc_hash::FxHashSet<NameId> = metric
+            .fields
+            .iter()
+            .filter(|field| field.field_type.is_some())
+            .flat_map(|field| field.names.iter())
+            .filter_map(|name| known.get(name.as_str()).copied())
+            .collect();
         let mut profile: Option<&mut MetricProfile> = observed
             .profiles
             .as_mut()
@@ -353,7 +361,7 @@ impl Writer {
                     })?;
                 stats.observe(tenant, metric.id, id, kind, &value, seen_ms);
                 if let Some(profile) = profile.as_deref_mut() {
-                    profile.observe_value(id, kind, &value);
+                    profile.observe_value(id, kind, &value, !typed.contains(&id));
                 }
                 values.push((id, value));
             }

