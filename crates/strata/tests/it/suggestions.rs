@@ -315,3 +315,92 @@ fn suggestion_requests_are_checked() {
     let answer = server.post("/api/v1/schema/suggestions/nope/apply", &key, &json!({}));
     assert_eq!(answer.status, 404, "{}", answer.text);
 }
+
+/// Runs the `strata` client against `server` with `key`.
+fn cli(server: &TestServer, key: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(crate::common::BIN)
+        .args(args)
+        .env("STRATA_URL", server.url())
+        .env("STRATA_KEY", key)
+        .env("NO_COLOR", "1")
+        .env_remove("STRATA_OPERATOR_TOKEN")
+        .output()
+        .expect("run strata")
+}
+
+#[test]
+fn the_cli_lists_applies_and_dismisses_suggestions() {
+    let server = TestServer::start();
+    let key = server.create_tenant("cli");
+    write_events(&server, &key, &dirty_pressure(100));
+    for _ in 0..2 {
+        assert_eq!(
+            server.sql(&key, "SELECT pressure_kpa FROM boiler").status,
+            400
+        );
+    }
+    let list = suggestions_until(&server, &key, |l| {
+        find(l, "set_type", "pressure").is_some() && find(l, "add_alias", "pressure_kpa").is_some()
+    });
+    let type_id = find(&list, "set_type", "pressure").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let alias_id = find(&list, "add_alias", "pressure_kpa").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let shown = cli(&server, &key, &["schema", "suggest"]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert!(
+        text.contains(&type_id) && text.contains(&alias_id),
+        "{text}"
+    );
+    assert!(
+        text.contains("read as double"),
+        "the reason is shown: {text}"
+    );
+
+    let applied = cli(&server, &key, &["schema", "suggest", "--apply", &type_id]);
+    let text = String::from_utf8_lossy(&applied.stdout);
+    assert!(
+        applied.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(text.contains("schema version"), "{text}");
+    let dismissed = cli(
+        &server,
+        &key,
+        &["schema", "suggest", "--dismiss", &alias_id],
+    );
+    assert!(
+        dismissed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dismissed.stderr)
+    );
+
+    let after = cli(&server, &key, &["schema", "suggest", "--json"]);
+    let body: Value = serde_json::from_slice(&after.stdout).expect("JSON with --json");
+    assert_eq!(
+        body["suggestions"],
+        json!([]),
+        "one applied, one dismissed: {body}"
+    );
+    let typed = server.sql(&key, "SELECT pressure FROM boiler LIMIT 1");
+    assert_eq!(typed.body["columns"][0]["type"], "double");
+
+    let missing = cli(
+        &server,
+        &key,
+        &["schema", "suggest", "--apply", "type-0-nope"],
+    );
+    assert!(!missing.status.success(), "an unknown id fails");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no current suggestion"));
+}
