@@ -23,9 +23,7 @@ pub use error::{
 };
 pub use hash::{content_hash, series_hash, series_hash_of_text, NO_SERIES};
 pub use metric::{metric_name, MetricKeyConfig, DEFAULT_METRIC_KEY};
-pub use normalize::{
-    flatten_leaves, normalize, Field, NormalizedEvent, TimestampConfig, MAX_NESTING_DEPTH,
-};
+pub use normalize::{flatten_leaves, normalize, Field, NormalizedEvent, MAX_NESTING_DEPTH};
 pub use object::EventObject;
 pub use profile::{
     Candidate, KindCounts, MetricProfile, NameProfile, PerCandidate, ProfileAccumulator,
@@ -34,6 +32,6 @@ pub use profile::{
 };
 pub use stats::{StatsAccumulator, StatsDelta, MAX_SAMPLES, MAX_SAMPLE_CHARS};
 pub use timestamp::{
-    parse_timestamp, parse_timestamp_in, validate_timestamp_pattern, AUTO_MICROS_BELOW,
-    AUTO_MILLIS_BELOW, AUTO_SECONDS_BELOW,
+    parse_timestamp, parse_timestamp_in, validate_timestamp_pattern, TimestampConfig,
+    AUTO_MICROS_BELOW, AUTO_MILLIS_BELOW, AUTO_SECONDS_BELOW,
 };

@@ -3,11 +3,11 @@
 use std::borrow::Cow;
 
 use serde_json::{Number, Value as JsonValue};
-use strata_core::{validate_name, JsonKind, Limits, TimestampUnit, Value, RESERVED_FIELD_NAME};
+use strata_core::{validate_name, JsonKind, Limits, Value, RESERVED_FIELD_NAME};
 
 use crate::error::{truncate_chars, EventError};
 use crate::object::EventObject;
-use crate::timestamp::parse_timestamp_at;
+use crate::timestamp::{parse_timestamp_at, TimestampConfig};
 
 /// Most levels of nested objects in one event; `{"a":{"b":1}}` has two. Deeper nesting is almost
 /// always a mistake (or an attack on the recursion), and names that long are useless columns.
@@ -15,19 +15,6 @@ pub const MAX_NESTING_DEPTH: usize = 32;
 
 /// How much of an over-deep key path an error message echoes.
 const MAX_ECHOED_KEY_CHARS: usize = 200;
-
-/// Where an event's timestamp may be, the unit of numeric timestamps, and which text patterns it
-/// may follow.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TimestampConfig<'a> {
-    /// The metric's timestamp aliases, tried in order after `timestamp`.
-    pub aliases: &'a [String],
-    /// The metric's `timestamp_unit`: how JSON numbers and digit strings are read.
-    pub unit: TimestampUnit,
-    /// The metric's own patterns, tried before the tenant's.
-    pub metric_patterns: &'a [String],
-    pub tenant_patterns: &'a [String],
-}
 
 /// One flat field: its name (borrowed from the body for a top-level key without escapes), value
 /// and the JSON kind it was sent as.

@@ -8,7 +8,19 @@ use serde_json::Value as JsonValue;
 use strata_core::{TimestampUnit, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, RESERVED_FIELD_NAME};
 
 use crate::error::{truncate_chars, EventError};
-use crate::normalize::TimestampConfig;
+
+/// Where an event's timestamp may be, the unit of numeric timestamps, and which text patterns it
+/// may follow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimestampConfig<'a> {
+    /// The metric's timestamp aliases, tried in order after `timestamp`.
+    pub aliases: &'a [String],
+    /// The metric's `timestamp_unit`: how JSON numbers and digit strings are read.
+    pub unit: TimestampUnit,
+    /// The metric's own patterns, tried before the tenant's.
+    pub metric_patterns: &'a [String],
+    pub tenant_patterns: &'a [String],
+}
 
 /// How much of an unparseable timestamp value an error message echoes.
 const MAX_ECHOED_VALUE_CHARS: usize = 100;
