@@ -23,6 +23,9 @@ const MAX_SHARED_SHARE: f64 = 0.01;
 const MIN_NAME_SIMILARITY: f64 = 0.75;
 /// Overlap of two numeric ranges (intersection over union) below which they are two quantities.
 const MIN_RANGE_OVERLAP: f64 = 0.2;
+/// Names of one metric compared pairwise (the most-sent ones): about half a million pairs at
+/// most, so a metric at the 10,000-name cap cannot make a suggestions request take minutes.
+const MAX_ALIAS_NAMES: usize = 1024;
 /// Suggestions below this confidence are not shown.
 const MIN_CONFIDENCE: f64 = 0.6;
 
@@ -58,8 +61,9 @@ struct Name<'a> {
     name: &'a str,
     /// The declared field the name belongs to, by display name.
     field: Option<&'a str>,
-    /// That field's type.
-    declared: Option<FieldType>,
+    /// What the name holds, from its field's type or its values; computed once, compared for
+    /// every pair.
+    class: ValueClass,
     profile: &'a NameProfile,
     events: u64,
 }
@@ -114,7 +118,7 @@ fn names_of<'a>(metric: &'a Metric, profile: &'a MetricProfile) -> Vec<Name<'a>>
             field_of.insert(name.as_str(), (field.name.as_str(), field.field_type));
         }
     }
-    metric
+    let mut names: Vec<Name<'a>> = metric
         .incoming
         .iter()
         .filter(|incoming| !metric.timestamp_aliases.contains(&incoming.name))
@@ -125,13 +129,17 @@ fn names_of<'a>(metric: &'a Metric, profile: &'a MetricProfile) -> Vec<Name<'a>>
                 id: incoming.id,
                 name: incoming.name.as_str(),
                 field: field.map(|(name, _)| name),
-                declared: field.and_then(|(_, declared)| declared),
+                class: value_class(field.and_then(|(_, declared)| declared), name_profile),
                 profile: name_profile,
                 events: profile.events_with(incoming.id),
             })
         })
         .filter(|name| name.events > 0)
-        .collect()
+        .collect();
+    // Pairs grow with the square of the names: keep the most-sent ones.
+    names.sort_by(|x, y| y.events.cmp(&x.events).then(x.id.cmp(&y.id)));
+    names.truncate(MAX_ALIAS_NAMES);
+    names
 }
 
 /// Whether names `a` and `b` are one field, with how sure and why.
@@ -143,16 +151,17 @@ fn judge(names: &[Name<'_>], a: usize, b: usize, profile: &MetricProfile) -> Opt
     if x.field.is_some() && y.field.is_some() {
         return None; // two declared fields: merging fields is not an alias
     }
-    let together = profile.events_with_both(x.id, y.id);
-    let rarer = x.events.min(y.events);
-    if together as f64 > MAX_SHARED_SHARE * rarer as f64 {
-        return None;
-    }
-    if value_class(x.declared, x.profile) != value_class(y.declared, y.profile) {
+    // Cheapest checks first: most pairs fail on class or name before the shape scan.
+    if x.class != y.class {
         return None;
     }
     let (name_score, why) = similarity(x.name, y.name)?;
     if name_score < MIN_NAME_SIMILARITY {
+        return None;
+    }
+    let together = profile.events_with_both(x.id, y.id);
+    let rarer = x.events.min(y.events);
+    if together as f64 > MAX_SHARED_SHARE * rarer as f64 {
         return None;
     }
     let overlap = range_overlap(x.profile, y.profile);

@@ -3,7 +3,7 @@
 //! answers once the rollup reflects every write acknowledged before the request and its
 //! backfill is complete.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use strata_streaming::RollupInfo;
 
 use crate::auth::TenantCaller;
 use crate::body::JsonBody;
+use crate::body::JsonQuery;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -81,7 +82,7 @@ pub async fn show(
     State(state): State<AppState>,
     caller: TenantCaller,
     Path(name): Path<String>,
-    Query(options): Query<ShowOptions>,
+    JsonQuery(options): JsonQuery<ShowOptions>,
 ) -> Answer {
     let tenant = admin(&caller)?;
     let info = if options.sync {

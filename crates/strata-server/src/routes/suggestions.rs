@@ -1,7 +1,7 @@
 //! Schema suggestions (issue 17): list them with their evidence, apply one (a normal, versioned
 //! schema change), dismiss one for good. The advisor decides; this only decodes and encodes.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -9,6 +9,7 @@ use strata_advisor::{AdvisorError, SuggestOptions, DEFAULT_STALE_DAYS};
 use strata_core::Role;
 
 use crate::auth::TenantCaller;
+use crate::body::JsonQuery;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -48,7 +49,7 @@ impl From<AdvisorError> for ApiError {
 pub async fn list(
     State(state): State<AppState>,
     caller: TenantCaller,
-    Query(options): Query<Options>,
+    JsonQuery(options): JsonQuery<Options>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let options = options.checked()?;
@@ -63,7 +64,7 @@ pub async fn apply(
     State(state): State<AppState>,
     caller: TenantCaller,
     Path(id): Path<String>,
-    Query(options): Query<Options>,
+    JsonQuery(options): JsonQuery<Options>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let options = options.checked()?;
@@ -82,7 +83,7 @@ pub async fn dismiss(
     State(state): State<AppState>,
     caller: TenantCaller,
     Path(id): Path<String>,
-    Query(options): Query<Options>,
+    JsonQuery(options): JsonQuery<Options>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let options = options.checked()?;

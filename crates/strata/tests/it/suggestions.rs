@@ -312,6 +312,16 @@ fn suggestion_requests_are_checked() {
         "{}",
         answer.text
     );
+    let answer = server.get("/api/v1/schema/suggestions?stale_days=abc", &key);
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stale_days"),
+        "{}",
+        answer.text
+    );
     let answer = server.post("/api/v1/schema/suggestions/nope/apply", &key, &json!({}));
     assert_eq!(answer.status, 404, "{}", answer.text);
 }
