@@ -1,13 +1,14 @@
 //! Schema suggestions (issue 17): what Strata proposes from what devices sent (ingest
 //! profiles) and how the tenant queries (query usage) — a type for an unknown field, aliases
 //! for renamed or abbreviated names, an alias for a name queries use that does not exist,
-//! hiding a field devices stopped sending. Every suggestion carries its evidence; applying one
+//! hiding a field devices stopped sending, merging two metrics that are one under two names. Every suggestion carries its evidence; applying one
 //! goes through the normal versioned schema path. Nothing here scans stored data.
 //!
 //! Must never import the write path, the storage tiers or a front door.
 
 mod aliases;
 mod error;
+mod merges;
 pub mod names;
 mod queried;
 mod service;

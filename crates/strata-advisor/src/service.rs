@@ -83,12 +83,15 @@ impl Advisor {
         let stale_after_ms = i64::from(options.stale_after_days.max(1)) * 86_400_000;
         let now = now_ms();
         let mut suggestions: Vec<Suggestion> = schema
-            .metrics
-            .iter()
+            .tables()
             .flat_map(|metric| {
                 let profile = profiles.get(&metric.id);
                 suggest_metric(metric, profile, &usage, now, stale_after_ms)
             })
+            .chain(crate::merges::suggest(
+                schema.tables().map(|metric| metric.as_ref()),
+                &profiles,
+            ))
             .filter(|suggestion| !dismissed.contains(&suggestion.id))
             .collect();
         suggestions.sort_by(|a, b| {
@@ -170,6 +173,12 @@ fn schema_change(metric: &Metric, change: &Change) -> SchemaChange {
         Change::SetType { field, field_type } => (field, Some(*field_type), None, None),
         Change::AddAlias { field, alias } => (field, None, Some(alias.clone()), None),
         Change::Hide { field } => (field, None, None, Some(true)),
+        Change::MergeMetric { from } => {
+            return SchemaChange::MergeMetric {
+                metric: metric.name.clone(),
+                from: from.clone(),
+            }
+        }
     };
     let metric_name = metric.name.clone();
     if metric.field(field).is_some() {
@@ -189,5 +198,6 @@ fn schema_change(metric: &Metric, change: &Change) -> SchemaChange {
         field_type,
         aliases: alias.into_iter().collect(),
         hidden: hidden.unwrap_or(false),
+        expression: None,
     }
 }

@@ -107,6 +107,7 @@ mod tests {
             timestamp_aliases: Vec::new(),
             timestamp_patterns: Vec::new(),
             timestamp_unit: Default::default(),
+            merged_into: None,
             series_keys: Vec::new(),
             series_hashes_exact: true,
             series_generation: 0,

@@ -15,6 +15,8 @@ pub enum SuggestionKind {
     Alias,
     /// Hiding a field devices stopped sending.
     Hide,
+    /// Two metrics that are one under two names.
+    MetricMerge,
 }
 
 impl SuggestionKind {
@@ -23,6 +25,7 @@ impl SuggestionKind {
             SuggestionKind::Type => "type",
             SuggestionKind::Alias => "alias",
             SuggestionKind::Hide => "hide",
+            SuggestionKind::MetricMerge => "metric_merge",
         }
     }
 }
@@ -43,6 +46,10 @@ pub enum Change {
     },
     Hide {
         field: String,
+    },
+    /// `from` merges into the suggestion's metric (`POST .../metrics/{metric}/merge`).
+    MergeMetric {
+        from: String,
     },
 }
 

@@ -39,6 +39,8 @@ pub(crate) struct Compiled {
     snapshot: Arc<TenantSchema>,
     pub(crate) metric: MetricId,
     model: MetricModel,
+    /// The model's derived fields, computed into each batch the rule reads.
+    derived: strata_query::derived::DerivedColumns,
     shape: ExpressionShape,
     condition: Option<Condition>,
     labels: LabelColumns,
@@ -115,7 +117,8 @@ fn compile(snapshot: &Arc<TenantSchema>, spec: &RuleSpec) -> Result<Compiled, Al
     let metric = snapshot.metric(metric_name).ok_or_else(|| {
         invalid("metric", format!("no metric named {metric_name:?}; metrics are created by their first event or POST /api/v1/schema/metrics"))
     })?;
-    let model = MetricModel::from_catalog(metric);
+    let mut model = MetricModel::from_catalog(metric);
+    let derived = strata_query::derived::prepare(&mut model);
     let shape = ExpressionShape::of(&model);
     let find = |key: &str, name: &str| {
         shape.column(name).ok_or_else(|| {
@@ -142,7 +145,11 @@ fn compile(snapshot: &Arc<TenantSchema>, spec: &RuleSpec) -> Result<Compiled, Al
             Condition::compile(sql, shape.schema.clone()).map_err(|e| invalid("condition", e))
         })
         .transpose()?;
-    let condition_columns = condition.as_ref().map_or(Vec::new(), Condition::columns);
+    // A derived field is computed from stored ones, which must then be built too (both batches
+    // compute every derived field).
+    let derived_inputs: Vec<usize> = derived.inputs(&model).iter().map(|at| at + 1).collect();
+    let mut condition_columns = condition.as_ref().map_or(Vec::new(), Condition::columns);
+    condition_columns.extend(&derived_inputs);
     let mut read_columns = condition_columns.clone();
     read_columns.extend(labels.iter().map(|(_, at)| *at));
     read_columns.extend(column);
@@ -150,6 +157,7 @@ fn compile(snapshot: &Arc<TenantSchema>, spec: &RuleSpec) -> Result<Compiled, Al
         snapshot: snapshot.clone(),
         metric: metric.id,
         model,
+        derived,
         shape,
         condition,
         labels,
@@ -297,7 +305,7 @@ impl MetricRows<'_> {
 fn build(compiled: &Compiled, rows: &[&HotEvent], columns: &[usize]) -> Option<RecordBatch> {
     compiled
         .shape
-        .batch(&compiled.model, rows, columns)
+        .batch(&compiled.model, &compiled.derived, rows, columns)
         .inspect_err(|error| tracing::error!(%error, "building a committed batch for alert rules"))
         .ok()
 }

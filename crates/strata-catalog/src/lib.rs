@@ -25,6 +25,7 @@
 pub mod alerting;
 mod error;
 pub mod manifest;
+mod merge;
 mod model;
 pub mod roles;
 pub mod rollups;
@@ -50,9 +51,9 @@ pub use roles::{
 };
 pub use sqlite::SqliteCatalog;
 pub use validate::{
-    MAX_COLD_RETENTION_DAYS, MAX_INCOMING_SAMPLES, MAX_METRIC_KEYS, MAX_NAMES_PER_FIELD,
-    MAX_NAMES_PER_METRIC, MAX_PATTERN_BYTES, MAX_SAMPLE_BYTES, MAX_SERIES_KEYS,
-    MAX_TIMESTAMP_ALIASES, MAX_TIMESTAMP_PATTERNS,
+    MAX_COLD_RETENTION_DAYS, MAX_EXPRESSION_BYTES, MAX_INCOMING_SAMPLES, MAX_METRIC_KEYS,
+    MAX_NAMES_PER_FIELD, MAX_NAMES_PER_METRIC, MAX_PATTERN_BYTES, MAX_SAMPLE_BYTES,
+    MAX_SERIES_KEYS, MAX_TIMESTAMP_ALIASES, MAX_TIMESTAMP_PATTERNS,
 };
 
 /// The catalog as callers hold it.
@@ -95,6 +96,13 @@ pub enum SchemaChange {
     DeleteMetric {
         metric: String,
     },
+    /// `from` joins `metric` with no data rewrite: its names become aliases of `metric`, its
+    /// fields join `metric`'s fields of the same names (or are added), and `metric`'s table reads
+    /// the rows and files of both. Conflict, with the clash named, when names would clash.
+    MergeMetric {
+        metric: String,
+        from: String,
+    },
     /// PUT semantics: creates the field, or sets type/hidden on the field already named `field`
     /// and appends aliases it does not have yet.
     DeclareField {
@@ -103,6 +111,10 @@ pub enum SchemaChange {
         field_type: Option<FieldType>,
         aliases: Vec<String>,
         hidden: bool,
+        /// A derived field: the SQL expression over other fields it is computed from on read
+        /// (`None`: a stored field; redeclaring without one makes a derived field stored).
+        /// The query engine checks that it plans before the change is applied.
+        expression: Option<String>,
     },
     /// Rename changes only the display name; precedence of names never changes.
     UpdateField {

@@ -71,11 +71,33 @@ pub struct TenantSchema {
 }
 
 impl TenantSchema {
-    /// Exact, case-sensitive match on a metric's display name or one of its aliases.
+    /// Exact, case-sensitive match on a metric's display name or one of its aliases. A merged
+    /// metric's names belong to the metric it was merged into, so it is never the answer.
     pub fn metric(&self, name_or_alias: &str) -> Option<&Arc<Metric>> {
+        self.tables()
+            .find(|m| m.name == name_or_alias || m.aliases.iter().any(|a| a == name_or_alias))
+    }
+
+    /// The metrics that are tables: every live metric not merged into another.
+    pub fn tables(&self) -> impl Iterator<Item = &Arc<Metric>> {
+        self.metrics.iter().filter(|m| m.merged_into.is_none())
+    }
+
+    /// The metrics merged into `target`, whose data its table reads besides its own.
+    pub fn merged_into(&self, target: MetricId) -> impl Iterator<Item = &Arc<Metric>> {
         self.metrics
             .iter()
-            .find(|m| m.name == name_or_alias || m.aliases.iter().any(|a| a == name_or_alias))
+            .filter(move |m| m.merged_into == Some(target))
+    }
+
+    /// The metric whose table reads `metric`'s data: the metric itself, or the one it was merged
+    /// into.
+    pub fn table_of(&self, metric: MetricId) -> Option<&Arc<Metric>> {
+        let found = self.metric_by_id(metric)?;
+        match found.merged_into {
+            Some(target) => self.metric_by_id(target),
+            None => Some(found),
+        }
     }
 
     pub fn metric_by_id(&self, id: MetricId) -> Option<&Arc<Metric>> {
@@ -124,6 +146,12 @@ pub struct Metric {
     /// existing metric (its serialized definition) did not change when the setting was added.
     #[serde(skip_serializing_if = "TimestampUnit::is_default")]
     pub timestamp_unit: TimestampUnit,
+    /// The metric this one was merged into (`POST .../metrics/{a}/merge`): its rows, files and
+    /// incoming names stay its own, but its names belong to that metric, whose table reads both.
+    /// A merged metric is no table of its own: [`TenantSchema::metric`] and
+    /// [`TenantSchema::tables`] skip it, while compaction and retention still cover its data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<MetricId>,
 }
 
 impl Metric {
@@ -178,6 +206,10 @@ pub struct Field {
     /// the order they joined. Includes the display name.
     pub names: Vec<String>,
     pub hidden: bool,
+    /// A derived field: the SQL expression over other fields it is computed from on read. Such a
+    /// field reads no incoming name of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
 }
 
 impl Field {

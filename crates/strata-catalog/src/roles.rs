@@ -115,7 +115,8 @@ pub trait IncomingNames: Send + Sync + 'static {
     ) -> Result<(), CatalogError>;
 }
 
-/// What ingest profiled of each metric, and the schema suggestions an admin dismissed.
+/// What ingest profiled of each metric, the schema suggestions an admin dismissed, and how
+/// queries used each tenant's fields.
 ///
 /// A profile is an opaque document to the catalog: the write path decodes, merges and encodes
 /// it, and it is the only writer, so a read-merge-store needs no transaction around it.
@@ -143,6 +144,10 @@ pub trait ProfileStore: Send + Sync + 'static {
     async fn dismiss_suggestion(&self, tenant: TenantId, id: &str) -> Result<(), CatalogError>;
     /// Every suggestion id the tenant dismissed.
     async fn dismissed_suggestions(&self, tenant: TenantId) -> Result<Vec<String>, CatalogError>;
+    /// Every tenant's saved query usage (an opaque document the query engine encodes).
+    async fn query_usages(&self) -> Result<Vec<(TenantId, String)>, CatalogError>;
+    /// Replaces one tenant's saved query usage.
+    async fn store_query_usage(&self, tenant: TenantId, usage: String) -> Result<(), CatalogError>;
 }
 
 /// The cold tier's bookkeeping: live and retired files, each metric's watermark, purges of

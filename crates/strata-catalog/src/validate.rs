@@ -42,6 +42,24 @@ pub(crate) fn field_level_name(kind: &'static str, value: &str) -> Result<(), Ca
     Ok(())
 }
 
+/// Longest derived-field expression, in bytes: a formula, not a program.
+pub const MAX_EXPRESSION_BYTES: usize = 4096;
+
+pub(crate) fn expression(field: &str, expression: &str) -> Result<(), CatalogError> {
+    if expression.trim().is_empty() {
+        return Err(CatalogError::Invalid(format!(
+            "the expression of field {field:?} is empty"
+        )));
+    }
+    if expression.len() > MAX_EXPRESSION_BYTES {
+        return Err(CatalogError::Invalid(format!(
+            "the expression of field {field:?} is {} bytes; the limit is {MAX_EXPRESSION_BYTES}",
+            expression.len()
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn no_duplicates(what: &str, values: &[String]) -> Result<(), CatalogError> {
     let mut seen = HashSet::new();
     for v in values {

@@ -127,6 +127,7 @@ fn declare(metric: &str, field: &str, ty: Option<FieldType>, aliases: &[&str]) -
         field_type: ty,
         aliases: strings(aliases),
         hidden: false,
+        expression: None,
     }
 }
 
@@ -602,6 +603,7 @@ async fn field_declare_rename_and_alias_precedence() {
                 field_type: Some(FieldType::Integer),
                 aliases: strings(&["temp", "tmp"]),
                 hidden: true,
+                expression: None,
             },
         )
         .await

@@ -50,6 +50,15 @@ pub struct ColumnSpec {
     pub aliases: Vec<String>,
     /// Declared type, `None` for unknown fields and untyped declarations.
     pub field_type: Option<FieldType>,
+    /// A derived field's SQL expression over other columns: it has no sources and is computed
+    /// on read (`strata_query::derived`); `data_type` is then what the expression yields.
+    pub expression: Option<String>,
+}
+
+impl ColumnSpec {
+    pub fn is_derived(&self) -> bool {
+        self.expression.is_some()
+    }
 }
 
 /// A metric's SQL shape: `timestamp`, then `columns` in order.
@@ -100,6 +109,7 @@ impl MetricModel {
                 sources: vec![source.clone()],
                 aliases: Vec::new(),
                 field_type: None,
+                expression: None,
             })
             .collect();
         MetricModel {
@@ -181,9 +191,12 @@ fn declared_columns(metric: &strata_catalog::Metric) -> (Vec<ColumnSpec>, HashMa
         if field.name == RESERVED_FIELD_NAME {
             continue;
         }
+        // A derived field reads no incoming name: it is computed from other columns.
+        let stored = field.expression.is_none();
         let sources = field
             .names
             .iter()
+            .filter(|_| stored)
             .filter_map(|name| {
                 incoming_id.get(name.as_str()).map(|id| Source {
                     id: *id,
@@ -203,6 +216,7 @@ fn declared_columns(metric: &strata_catalog::Metric) -> (Vec<ColumnSpec>, HashMa
                 .cloned()
                 .collect(),
             field_type: field.field_type,
+            expression: field.expression.clone(),
         });
     }
     (columns, column_of_field)
@@ -222,6 +236,7 @@ fn unknown_columns(metric: &strata_catalog::Metric) -> Vec<ColumnSpec> {
             }],
             aliases: Vec::new(),
             field_type: None,
+            expression: None,
         })
         .collect()
 }

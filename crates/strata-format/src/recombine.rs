@@ -21,9 +21,12 @@ use std::sync::Arc;
 
 use std::borrow::Borrow;
 
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
 use datafusion::arrow::array::{
-    new_null_array, Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray,
-    TimestampMillisecondArray,
+    new_null_array, Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, Float64Array,
+    Int64Array, StringArray, TimestampMillisecondArray,
 };
 use datafusion::arrow::compute::kernels::cast_utils::Parser;
 use datafusion::arrow::compute::kernels::zip::zip;
@@ -372,7 +375,10 @@ pub fn recombine(
             // No direct kernel (e.g. Float64 -> Timestamp): go through the text the device sent.
             cast_with_options(source, &DataType::Utf8, &options)?
         };
-        let cast = cast_with_options(&source, target, &options)?;
+        let cast = match (source.data_type(), target) {
+            (DataType::Utf8, DataType::Binary) => decode_base64(source.as_string::<i32>()),
+            _ => cast_with_options(&source, target, &options)?,
+        };
         // A safe cast only adds NULLs, so the difference is exactly the failed values.
         debug_assert!(cast.null_count() >= source.null_count());
         failures += cast.null_count().saturating_sub(source.null_count());
@@ -389,6 +395,33 @@ pub fn recombine(
         result.unwrap_or_else(|| new_null_array(target, rows)),
         failures,
     ))
+}
+
+/// Text read as a `binary` field: standard base64 (RFC 4648 section 4), or the URL-safe
+/// alphabet of section 5, with or without padding. The text is what is stored, so a field
+/// declared binary later decodes everything sent before; text that is not base64 reads NULL and
+/// counts as a failed cast, like any value that does not fit its field's type.
+fn decode_base64(text: &StringArray) -> ArrayRef {
+    let mut out = BinaryBuilder::with_capacity(text.len(), text.value_data().len() * 3 / 4);
+    for value in text.iter() {
+        match value.and_then(decode_base64_value) {
+            Some(bytes) => out.append_value(bytes),
+            None => out.append_null(),
+        }
+    }
+    Arc::new(out.finish())
+}
+
+const ANY_PADDING: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const STANDARD_BASE64: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, ANY_PADDING);
+const URL_SAFE_BASE64: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, ANY_PADDING);
+
+fn decode_base64_value(text: &str) -> Option<Vec<u8>> {
+    STANDARD_BASE64
+        .decode(text)
+        .or_else(|_| URL_SAFE_BASE64.decode(text))
+        .ok()
 }
 
 #[cfg(test)]
@@ -413,6 +446,7 @@ mod tests {
                 .collect(),
             aliases: vec![],
             field_type: None,
+            expression: None,
         }
     }
 
@@ -505,6 +539,22 @@ mod tests {
         assert_eq!(batch.column(2).as_string::<i32>().value(0), "2.5");
         assert!(batch.column(1).is_null(1));
         assert_eq!(failures, 1);
+    }
+
+    #[test]
+    fn binary_fields_decode_base64_and_text_that_is_not_reads_null() {
+        let sent: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("AQID"),
+            Some("_-8"),
+            None,
+            Some("not base64!"),
+        ]));
+        let (got, failed) = recombine(&[&sent], &DataType::Binary, 4).unwrap();
+        let got = got.as_binary::<i32>();
+        assert_eq!(got.value(0), [1, 2, 3]);
+        assert_eq!(got.value(1), [0xff, 0xef], "URL-safe, unpadded");
+        assert!(got.is_null(2) && got.is_null(3));
+        assert_eq!(failed, 1, "only the value that was sent and did not decode");
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub async fn run(
     let (catalog, hot, cold) = open_stores(&config).await?;
     let query = QueryEngine::new(catalog.clone(), hot.clone(), config.query.clone())
         .with_cold(cold.access());
+    let usage = query.usage().clone();
+    stats::restore_usage(&usage, catalog.as_ref()).await;
     let compactor = Arc::new(strata_cold::Compactor::new(
         catalog.clone(),
         hot.clone(),
@@ -155,7 +157,7 @@ pub async fn run(
     let pg = tokio::spawn(strata_pgwire::serve(
         pg_listener,
         query,
-        catalog,
+        catalog.clone(),
         strata_pgwire::PgConfig {
             addr: pg_bound,
             allow_insecure: config.pg_allow_insecure,
@@ -163,7 +165,12 @@ pub async fn run(
         },
         stopped(stop.clone()),
     ));
-    let flusher = stats::spawn_flusher(writer.clone(), STATS_FLUSH_INTERVAL);
+    let flushed = stats::Flushed {
+        writer: writer.clone(),
+        usage: usage.clone(),
+        catalog: catalog.clone(),
+    };
+    let flusher = stats::spawn_flusher(flushed.clone(), STATS_FLUSH_INTERVAL);
     let background = spawn_compaction(compactor.clone(), config.compact_interval);
     let app = strata_server::router(state.clone());
     strata_server::serve(listener, app, config.http.clone(), stopped(stop)).await;
@@ -176,7 +183,7 @@ pub async fn run(
     alerts.stop();
     flusher.abort();
     background.abort();
-    writer.flush_stats().await;
+    flushed.flush().await;
     hot.close();
     Ok(())
 }

@@ -213,6 +213,42 @@ impl QueryEngine {
         ))
     }
 
+    /// Whether `expression` may define field `field` of `metric` (declared as `field_type`): it
+    /// parses, every name in it resolves, it plans over the metric's columns, and no derived
+    /// fields read each other in a cycle. The schema path calls this before applying the
+    /// declaration; the error names the place (`QueryError::Sql`, HTTP 400).
+    pub async fn check_derived(
+        &self,
+        tenant: TenantId,
+        metric: &str,
+        field: &str,
+        field_type: Option<strata_core::FieldType>,
+        expression: &str,
+    ) -> Result<(), QueryError> {
+        let schema = self.catalog.schemas.schema(tenant).await.map_err(|e| {
+            tracing::error!(error = %e, "reading the tenant schema for a derived field");
+            QueryError::Internal("could not read the tenant's schema".to_string())
+        })?;
+        // An unknown metric is the catalog's 404, which the declaration itself reports.
+        let Some(found) = schema.metric(metric) else {
+            return Ok(());
+        };
+        let mut changed = found.as_ref().clone();
+        let display = crate::derived::define(&mut changed, field, field_type, expression);
+        let members: Vec<&strata_catalog::Metric> =
+            schema.merged_into(found.id).map(|m| m.as_ref()).collect();
+        let (mut model, _) = strata_format::merged::merged_models(&changed, &members);
+        let ctx = self.context(self.runtime_env()?);
+        let (_, failures) = crate::derived::resolve(&mut model, &ctx.state());
+        match failures
+            .into_iter()
+            .find(|failure| failure.field == display)
+        {
+            Some(failure) => Err(QueryError::Sql(failure.to_string())),
+            None => Ok(()),
+        }
+    }
+
     /// The session's memory pool (the per-session limit) with spilling disabled.
     fn runtime_env(&self) -> Result<Arc<RuntimeEnv>, QueryError> {
         let limit = self.config.memory_limit_bytes.max(1);
@@ -273,8 +309,15 @@ impl QueryEngine {
     ) -> Result<(AliasResolver, HashMap<String, Arc<MetricModel>>), QueryError> {
         let mut resolver = AliasResolver::new();
         let mut by_name: HashMap<String, Arc<MetricModel>> = HashMap::new();
-        for metric in &schema.metrics {
-            let model = Arc::new(MetricModel::from_catalog(metric));
+        for metric in schema.tables() {
+            let members: Vec<&strata_catalog::Metric> = schema
+                .merged_into(metric.id)
+                .map(|member| member.as_ref())
+                .collect();
+            let (mut model, members) = strata_format::merged::merged_models(metric, &members);
+            let derived = Arc::new(resolve_derived(&mut model, ctx, tenant));
+            let model = Arc::new(model);
+            let members = members.into_iter().map(Arc::new).collect();
             let aliases = Arc::new(model.alias_map());
             // The metric's own retention, when shorter, replaces the tenant's.
             let cold = cold.clone().map(|cold| ColdContext {
@@ -285,7 +328,9 @@ impl QueryEngine {
                 MetricTable::new(tenant, model.clone(), self.hot.clone())
                     .with_cold(cold)
                     .with_upto_seq(upto_seq)
-                    .with_usage(Some(self.usage.clone())),
+                    .with_usage(Some(self.usage.clone()))
+                    .with_members(members)
+                    .with_derived(derived),
             );
             for name in &model.table_names {
                 if by_name.insert(name.clone(), model.clone()).is_some() {
@@ -386,4 +431,21 @@ impl QueryEngine {
 /// offsets overflow (a panic, issue 24 defect 11).
 fn output_limit_bytes(memory_limit_bytes: usize) -> usize {
     memory_limit_bytes.min(1024 * 1024 * 1024)
+}
+
+/// The model's derived columns; one that does not resolve reads NULL and is logged (declaration
+/// refuses such definitions, so this is a schema that changed under one).
+fn resolve_derived(
+    model: &mut MetricModel,
+    ctx: &SessionContext,
+    tenant: TenantId,
+) -> crate::derived::DerivedColumns {
+    if !model.columns.iter().any(|c| c.is_derived()) {
+        return crate::derived::DerivedColumns::default();
+    }
+    let (derived, failures) = crate::derived::resolve(model, &ctx.state());
+    for failure in failures {
+        tracing::warn!(%tenant, metric = %model.name, "{failure}; it reads NULL");
+    }
+    derived
 }

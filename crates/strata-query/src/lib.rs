@@ -8,6 +8,7 @@
 //! - [`table::MetricTable`] scans the hot tier with time-range and series pushdown
 //!   ([`pushdown`], [`scan`]) and recombines incoming names into typed columns
 //!   (`strata_format::recombine`).
+//! - [`derived`]: derived fields, SQL expressions over other fields computed on read.
 //! - [`runtime`]: planning and execution run on a dedicated, lower-priority runtime with large
 //!   stacks; [`limits`] bounds statement size, expression depth, literal size and result width;
 //!   [`bounded`] refuses size-amplifying function calls (`repeat`, `lpad`, ...) over the memory
@@ -21,6 +22,7 @@
 
 pub mod answer;
 pub mod bounded;
+pub mod derived;
 pub mod engine;
 pub mod error;
 pub mod federated;

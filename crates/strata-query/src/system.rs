@@ -166,7 +166,7 @@ impl UnknownFieldsTable {
         let mut last_seen = Vec::new();
         let mut kinds = Vec::new();
         let mut samples = Vec::new();
-        for m in &self.schema_snapshot.metrics {
+        for m in self.schema_snapshot.tables() {
             for incoming in m.unknown_incoming() {
                 metric.push(m.name.clone());
                 name.push(incoming.name.clone());

@@ -14,6 +14,12 @@ use strata_core::TenantId;
 use strata_format::model::MetricModel;
 use strata_storage::HotStore;
 
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::projection::ProjectionExec;
+
+use crate::derived::{DerivedColumn, DerivedColumns};
 use crate::federated::{plan_federated, ColdContext};
 use crate::pushdown::{equality_values, TimeRange};
 use crate::scan::{MetricScanExec, ScanSpec};
@@ -35,6 +41,11 @@ pub struct MetricTable {
     upto_seq: Option<u64>,
     /// Where scans count the fields they read and filter on.
     usage: Option<Arc<crate::usage::QueryUsage>>,
+    /// Metrics merged into this one, each read into the same columns from its own rows and files
+    /// (see `strata_format::merged`); scans of all of them are unioned.
+    members: Vec<Arc<MetricModel>>,
+    /// The model's derived columns, computed above the scan of the stored ones.
+    derived: Arc<DerivedColumns>,
 }
 
 impl MetricTable {
@@ -47,6 +58,22 @@ impl MetricTable {
     /// Counts each scan's fields in `usage` (schema suggestions rank by it).
     pub fn with_usage(mut self, usage: Option<Arc<crate::usage::QueryUsage>>) -> Self {
         self.usage = usage;
+        self
+    }
+
+    /// Computes the model's derived columns (resolved by [`crate::derived::resolve`]).
+    pub fn with_derived(mut self, derived: Arc<DerivedColumns>) -> Self {
+        self.derived = derived;
+        self
+    }
+
+    /// Reads the rows of the metrics merged into this one as well; each member model has this
+    /// table's columns, in the same order.
+    pub fn with_members(mut self, members: Vec<Arc<MetricModel>>) -> Self {
+        debug_assert!(members
+            .iter()
+            .all(|m| m.columns.len() == self.model.columns.len()));
+        self.members = members;
         self
     }
 
@@ -67,6 +94,8 @@ impl MetricTable {
             raw: false,
             upto_seq: None,
             usage: None,
+            members: Vec::new(),
+            derived: Arc::default(),
         }
     }
 
@@ -83,6 +112,8 @@ impl MetricTable {
             raw: true,
             upto_seq: None,
             usage: None,
+            members: Vec::new(),
+            derived: Arc::default(),
         }
     }
 
@@ -107,7 +138,11 @@ impl MetricTable {
         !columns.is_empty()
             && columns.iter().all(|c| {
                 c.name != strata_format::cold_file::TIMESTAMP_COLUMN
-                    && self.model.columns.iter().any(|m| m.name == c.name)
+                    && self
+                        .model
+                        .columns
+                        .iter()
+                        .any(|m| m.name == c.name && !m.is_derived())
             })
     }
 
@@ -216,25 +251,84 @@ impl TableProvider for MetricTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let projection = projection.unwrap_or(&all);
+        if projection
+            .iter()
+            .any(|index| self.derived_at(*index).is_some())
+        {
+            return self.scan_derived(state, projection, filters, limit).await;
+        }
+        self.scan_stored(state, projection, filters, limit).await
+    }
+}
+
+impl MetricTable {
+    /// The derived column at table column `index` (0 is `timestamp`).
+    fn derived_at(&self, index: usize) -> Option<&DerivedColumn> {
+        index.checked_sub(1).and_then(|at| self.derived.at(at))
+    }
+
+    /// Scans the stored columns the projection and its derived columns read, then computes the
+    /// derived ones in a projection above (which EXPLAIN shows with their expressions).
+    async fn scan_derived(
+        &self,
+        state: &dyn Session,
+        projection: &[usize],
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut stored: Vec<usize> = Vec::new();
+        for index in projection {
+            let reads = match self.derived_at(*index) {
+                Some(derived) => derived
+                    .expr
+                    .column_refs()
+                    .iter()
+                    .map(|c| self.schema.index_of(&c.name))
+                    .collect::<std::result::Result<Vec<_>, _>>()?,
+                None => vec![*index],
+            };
+            for at in reads {
+                if !stored.contains(&at) {
+                    stored.push(at);
+                }
+            }
+        }
+        let input = self.scan_stored(state, &stored, filters, limit).await?;
+        let input_schema = input.schema();
+        let df_schema = DFSchema::try_from(input_schema.as_ref().clone())?;
+        let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::with_capacity(projection.len());
+        for index in projection {
+            let name = self.schema.field(*index).name().clone();
+            let expr = match self.derived_at(*index) {
+                Some(derived) => state.create_physical_expr(derived.expr.clone(), &df_schema)?,
+                None => Arc::new(Column::new(&name, input_schema.index_of(&name)?)),
+            };
+            exprs.push((expr, name));
+        }
+        let projected = self.schema.project(projection)?;
+        Ok(Arc::new(ProjectionExec::try_new_with_schema_metadata(
+            exprs, input, &projected,
+        )?))
+    }
+
+    /// A scan of stored columns only: this metric's and each merged metric's, unioned.
+    async fn scan_stored(
+        &self,
+        state: &dyn Session,
+        projection: &[usize],
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let schema = Arc::new(self.schema.project(projection)?);
         let timestamp_at = projection.iter().position(|i| *i == 0);
-        let mut columns = Vec::with_capacity(projection.len());
-        for index in projection {
-            if *index == 0 {
-                continue;
-            }
-            let column = self.model.columns.get(index - 1).ok_or_else(|| {
-                DataFusionError::Internal(format!("projection index {index} out of range"))
-            })?;
-            columns.push(column.clone());
-        }
+        let columns = projected_columns(&self.model, projection)?;
         if let Some(usage) = &self.usage {
             let filtered = crate::usage::filter_columns(filters);
             let read = columns.iter().map(|column| column.name.as_str());
             usage.record_scan(self.tenant, self.model.id, read, &filtered);
         }
         let target_partitions = state.config().target_partitions();
-        let exec = self.exec(
+        let spec = self.spec(
             schema,
             columns,
             timestamp_at,
@@ -242,15 +336,35 @@ impl TableProvider for MetricTable {
             limit,
             target_partitions,
         );
+        let mut plans = Vec::with_capacity(1 + self.members.len());
+        for member in &self.members {
+            let member_spec = ScanSpec {
+                model: member.clone(),
+                columns: projected_columns(member, projection)?,
+                // The member's rows were hashed under its own series keys.
+                series: None,
+                cold_series: None,
+                ..spec.clone()
+            };
+            plans.push(self.plan(member_spec).await?);
+        }
+        plans.insert(0, self.plan(spec).await?);
+        if plans.len() == 1 {
+            return Ok(plans.remove(0));
+        }
+        // Each member's rows live under its own metric id: the union reads every row once.
+        datafusion::physical_plan::union::UnionExec::try_new(plans)
+    }
+
+    /// One metric's scan: the hot tier alone, or both tiers when the server has a cold one.
+    async fn plan(&self, spec: ScanSpec) -> Result<Arc<dyn ExecutionPlan>> {
         match &self.cold {
-            None => Ok(Arc::new(exec)),
-            Some(cold) => plan_federated(exec.spec().clone(), self.hot.clone(), cold).await,
+            None => Ok(Arc::new(MetricScanExec::new(spec, self.hot.clone()))),
+            Some(cold) => plan_federated(spec, self.hot.clone(), cold).await,
         }
     }
-}
 
-impl MetricTable {
-    fn exec(
+    fn spec(
         &self,
         schema: SchemaRef,
         columns: Vec<strata_format::model::ColumnSpec>,
@@ -258,12 +372,12 @@ impl MetricTable {
         filters: &[Expr],
         limit: Option<usize>,
         target_partitions: usize,
-    ) -> MetricScanExec {
+    ) -> ScanSpec {
         let mut time = TimeRange::default();
         for filter in filters {
             time.apply(filter);
         }
-        let spec = ScanSpec {
+        ScanSpec {
             tenant: self.tenant,
             model: self.model.clone(),
             columns,
@@ -282,9 +396,24 @@ impl MetricTable {
             raw: self.raw,
             target_partitions,
             upto_seq: self.upto_seq,
-        };
-        MetricScanExec::new(spec, self.hot.clone())
+        }
     }
+}
+
+/// The model's columns at `projection` (index 0 is `timestamp`, which has no column spec).
+fn projected_columns(
+    model: &MetricModel,
+    projection: &[usize],
+) -> Result<Vec<strata_format::model::ColumnSpec>> {
+    projection
+        .iter()
+        .filter(|index| **index != 0)
+        .map(|index| {
+            model.columns.get(index - 1).cloned().ok_or_else(|| {
+                DataFusionError::Internal(format!("projection index {index} out of range"))
+            })
+        })
+        .collect()
 }
 
 /// `strata_raw('<metric>')`: the rows of a metric exactly as devices sent them — `timestamp`

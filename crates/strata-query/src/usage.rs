@@ -1,8 +1,11 @@
 //! How tenants query their metrics, kept in bounded memory: which fields queries read and
 //! filter on, and which names they used that resolved to nothing. Schema suggestions (issue 17)
-//! read it ("`temperature_c` was queried 40 times"); it is lost on restart, like a cache.
+//! read it ("`temperature_c` was queried 40 times"). The statistics flusher saves each changed
+//! tenant's usage to the catalog ([`QueryUsage::take_changed`], [`UsageSnapshot::encode`]) and
+//! startup restores it ([`QueryUsage::restore`]), so it outlives a restart; a crash loses at
+//! most one flush interval of counts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use datafusion::common::SchemaError;
@@ -32,18 +35,104 @@ pub struct UsageSnapshot {
     pub fields: HashMap<(MetricId, String), FieldUse>,
 }
 
+/// The saved form of a [`UsageSnapshot`]: JSON has no tuple keys.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct SavedUsage {
+    /// (metric, name, queries).
+    unresolved: Vec<(MetricId, String, u64)>,
+    /// (metric, column, reads, filters).
+    fields: Vec<(MetricId, String, u64, u64)>,
+}
+
+impl UsageSnapshot {
+    /// The document the catalog keeps.
+    pub fn encode(&self) -> String {
+        let mut saved = SavedUsage::default();
+        for ((metric, name), count) in &self.unresolved {
+            saved.unresolved.push((*metric, name.clone(), *count));
+        }
+        for ((metric, name), uses) in &self.fields {
+            saved
+                .fields
+                .push((*metric, name.clone(), uses.reads, uses.filters));
+        }
+        saved.unresolved.sort_unstable();
+        saved.fields.sort_unstable();
+        serde_json::to_string(&saved).unwrap_or_default()
+    }
+
+    pub fn decode(document: &str) -> Result<Self, serde_json::Error> {
+        let saved: SavedUsage = serde_json::from_str(document)?;
+        let mut snapshot = UsageSnapshot::default();
+        for (metric, name, count) in saved.unresolved {
+            snapshot.unresolved.insert((metric, name), count);
+        }
+        for (metric, name, reads, filters) in saved.fields {
+            snapshot
+                .fields
+                .insert((metric, name), FieldUse { reads, filters });
+        }
+        Ok(snapshot)
+    }
+}
+
 /// Usage of every tenant. One per query engine.
 #[derive(Debug, Default)]
 pub struct QueryUsage {
-    tenants: Mutex<HashMap<TenantId, UsageSnapshot>>,
+    state: Mutex<UsageState>,
+}
+
+#[derive(Debug, Default)]
+struct UsageState {
+    tenants: HashMap<TenantId, UsageSnapshot>,
+    /// Tenants whose usage changed since the last [`QueryUsage::take_changed`].
+    changed: HashSet<TenantId>,
 }
 
 impl QueryUsage {
     pub fn snapshot(&self, tenant: TenantId) -> UsageSnapshot {
-        self.tenants
+        self.state
             .lock()
-            .map(|tenants| tenants.get(&tenant).cloned().unwrap_or_default())
+            .map(|state| state.tenants.get(&tenant).cloned().unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// Adds saved counts to what this process counted, within the same caps.
+    pub fn restore(&self, tenant: TenantId, saved: UsageSnapshot) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let usage = state.tenants.entry(tenant).or_default();
+        for ((metric, name), count) in saved.unresolved {
+            if let Some(entry) = bounded_entry(&mut usage.unresolved, metric, &name) {
+                *entry += count;
+            }
+        }
+        for ((metric, name), uses) in saved.fields {
+            if let Some(entry) = bounded_entry(&mut usage.fields, metric, &name) {
+                entry.reads += uses.reads;
+                entry.filters += uses.filters;
+            }
+        }
+    }
+
+    /// The usage of every tenant that changed since the last call, to be saved.
+    pub fn take_changed(&self) -> Vec<(TenantId, UsageSnapshot)> {
+        let Ok(mut state) = self.state.lock() else {
+            return Vec::new();
+        };
+        let changed: Vec<TenantId> = state.changed.drain().collect();
+        changed
+            .into_iter()
+            .filter_map(|tenant| Some((tenant, state.tenants.get(&tenant)?.clone())))
+            .collect()
+    }
+
+    /// Marks `tenant` changed again, after its usage could not be saved.
+    pub fn mark_changed(&self, tenant: TenantId) {
+        if let Ok(mut state) = self.state.lock() {
+            state.changed.insert(tenant);
+        }
     }
 
     /// Counts a scan of `metric` reading `columns` and filtering on `filtered`.
@@ -54,10 +143,11 @@ impl QueryUsage {
         columns: impl Iterator<Item = &'a str>,
         filtered: &[String],
     ) {
-        let Ok(mut tenants) = self.tenants.lock() else {
+        let Ok(mut state) = self.state.lock() else {
             return;
         };
-        let usage = tenants.entry(tenant).or_default();
+        state.changed.insert(tenant);
+        let usage = state.tenants.entry(tenant).or_default();
         for column in columns {
             if let Some(entry) = bounded_entry(&mut usage.fields, metric, column) {
                 entry.reads += 1;
@@ -72,10 +162,11 @@ impl QueryUsage {
 
     /// Counts a name a query used on `metric` that does not exist.
     pub fn record_unresolved(&self, tenant: TenantId, metric: MetricId, name: &str) {
-        let Ok(mut tenants) = self.tenants.lock() else {
+        let Ok(mut state) = self.state.lock() else {
             return;
         };
-        let usage = tenants.entry(tenant).or_default();
+        state.changed.insert(tenant);
+        let usage = state.tenants.entry(tenant).or_default();
         if let Some(count) = bounded_entry(&mut usage.unresolved, metric, name) {
             *count += 1;
         }

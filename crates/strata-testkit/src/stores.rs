@@ -70,6 +70,7 @@ impl Stores {
             field_type,
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
             hidden,
+            expression: None,
         };
         self.change(tenant, change).await;
     }

@@ -148,6 +148,7 @@ async fn an_identical_re_send_is_stored_once_and_aliases_share_a_series() {
         field_type: None,
         aliases: vec!["dev".into()],
         hidden: false,
+        expression: None,
     };
     f.catalog.apply(f.tenant, declare).await.expect("declare");
     let keys = SchemaChange::UpdateMetric {

@@ -10,6 +10,7 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use strata_format::model::MetricModel;
 use strata_format::recombine::RawBatchBuilder;
+use strata_query::derived::DerivedColumns;
 use strata_storage::HotEvent;
 
 use super::condition::Matches;
@@ -55,6 +56,7 @@ impl ExpressionShape {
     pub(crate) fn batch(
         &self,
         model: &MetricModel,
+        derived: &DerivedColumns,
         rows: &[&HotEvent],
         needed: &[usize],
     ) -> Result<RecordBatch, String> {
@@ -71,6 +73,7 @@ impl ExpressionShape {
         let (base, _cast_failures) = builder
             .finish(&model.schema(), Some(0), &columns)
             .map_err(|e| e.to_string())?;
+        let base = derived.compute(base).map_err(|e| e.to_string())?;
         self.extend(base)
     }
 
@@ -203,6 +206,7 @@ mod tests {
             sources,
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
             field_type: None,
+            expression: None,
         };
         MetricModel {
             id: MetricId(1),
@@ -245,14 +249,18 @@ mod tests {
 
         // Only the alias is read: its column and the one it repeats are filled, recombined
         // from both incoming names; `name` is not built.
-        let narrow = shape.batch(&model, &rows, &[tmp]).expect("batch");
+        let narrow = shape
+            .batch(&model, &DerivedColumns::default(), &rows, &[tmp])
+            .expect("batch");
         assert_eq!(narrow.schema(), shape.schema);
         let temps = Float64Array::from(vec![70.0, 80.0]);
         assert_eq!(narrow.column(temp).as_ref(), &temps as &dyn Array);
         assert_eq!(narrow.column(tmp).as_ref(), &temps as &dyn Array);
         assert_eq!(narrow.column(name).null_count(), 2);
 
-        let wide = shape.batch(&model, &rows, &[name, temp]).expect("batch");
+        let wide = shape
+            .batch(&model, &DerivedColumns::default(), &rows, &[name, temp])
+            .expect("batch");
         let names = StringArray::from(vec!["a", "b"]);
         assert_eq!(wide.column(name).as_ref(), &names as &dyn Array);
         assert_eq!(wide.column(tmp).as_ref(), &temps as &dyn Array);

@@ -20,19 +20,34 @@ fn describe_type(field_type: Option<FieldType>) -> String {
     }
 }
 
+/// What `PUT .../fields/{field}` declares besides the name.
+pub(super) struct FieldDeclaration<'a> {
+    pub(super) field_type: Option<FieldType>,
+    pub(super) aliases: &'a [String],
+    pub(super) hidden: bool,
+    pub(super) expression: Option<&'a str>,
+}
+
 pub(super) async fn declare_field(
     conn: &mut SqliteConnection,
     tenant: TenantId,
     metric_name: &str,
     field: &str,
-    field_type: Option<FieldType>,
-    aliases: &[String],
-    hidden: bool,
+    declaration: FieldDeclaration<'_>,
 ) -> Result<String, CatalogError> {
+    let FieldDeclaration {
+        field_type,
+        aliases,
+        hidden,
+        expression,
+    } = declaration;
     let metric = resolve_metric(conn, tenant, metric_name).await?;
     validate::field_level_name("field", field)?;
     for alias in aliases {
         validate::field_level_name("alias", alias)?;
+    }
+    if let Some(expression) = expression {
+        validate::expression(field, expression)?;
     }
     let hidden_text = if hidden { ", hidden" } else { "" };
     let (field_id, display, mut text) = match local_owner(conn, metric.id, field).await? {
@@ -63,6 +78,14 @@ pub(super) async fn declare_field(
             (id, field.to_string(), text)
         }
     };
+    sqlx::query("UPDATE fields SET expression = ? WHERE id = ?")
+        .bind(expression)
+        .bind(field_id)
+        .execute(&mut *conn)
+        .await?;
+    if let Some(expression) = expression {
+        text.push_str(&format!(" derived as {expression:?}"));
+    }
     let added = add_field_aliases(conn, &metric, field_id, aliases).await?;
     check_field_name_count(conn, field_id, &display).await?;
     if !added.is_empty() {

@@ -382,8 +382,10 @@ pub(super) async fn delete_metric(
     metric_name: &str,
 ) -> Result<String, CatalogError> {
     let metric = resolve_metric(conn, tenant, metric_name).await?;
-    sqlx::query("UPDATE metrics SET deleted_at_ms = ? WHERE id = ?")
+    // Metrics merged into this one go with it: their data was only readable through it.
+    sqlx::query("UPDATE metrics SET deleted_at_ms = ? WHERE id = ? OR merged_into = ?")
         .bind(now_ms())
+        .bind(metric.id)
         .bind(metric.id)
         .execute(&mut *conn)
         .await?;

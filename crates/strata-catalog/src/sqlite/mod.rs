@@ -7,7 +7,7 @@
 //! This module holds the type, opening, the pool, migrations and the helpers every concern
 //! shares; each role trait is implemented in the file of its concern: `tenants.rs` (with
 //! `keys.rs`), `settings.rs`, `schema.rs` (with `schema_load.rs`, `metric_changes.rs`,
-//! `field_changes.rs`, `names.rs`, `series_hashes.rs`), `incoming.rs`, `manifest.rs` and `alerts.rs` (with `outbox.rs`).
+//! `metric_merge.rs`, `field_changes.rs`, `names.rs`, `series_hashes.rs`), `incoming.rs`, `manifest.rs` and `alerts.rs` (with `outbox.rs`).
 
 mod alerts;
 mod field_changes;
@@ -15,6 +15,7 @@ mod incoming;
 mod keys;
 mod manifest;
 mod metric_changes;
+mod metric_merge;
 mod names;
 mod outbox;
 mod profiles;
@@ -50,6 +51,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_metric_retention.sql")),
     (7, include_str!("../migrations/0007_profiles.sql")),
     (8, include_str!("../migrations/0008_timestamp_unit.sql")),
+    (9, include_str!("../migrations/0009_merge_and_derived.sql")),
+    (10, include_str!("../migrations/0010_query_usage.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.

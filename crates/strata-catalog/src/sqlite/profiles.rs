@@ -1,4 +1,4 @@
-//! Ingest profiles per metric and dismissed schema suggestions (issue 17).
+//! Ingest profiles per metric, dismissed schema suggestions and saved query usage (issue 17).
 
 use sqlx::Row;
 use strata_core::{now_ms, MetricId, TenantId};
@@ -85,5 +85,29 @@ impl ProfileStore for SqliteCatalog {
         .bind(tenant)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn query_usages(&self) -> Result<Vec<(TenantId, String)>, CatalogError> {
+        let rows = sqlx::query("SELECT tenant_id, usage FROM query_usage ORDER BY tenant_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| Ok((row.try_get("tenant_id")?, row.try_get("usage")?)))
+            .collect()
+    }
+
+    async fn store_query_usage(&self, tenant: TenantId, usage: String) -> Result<(), CatalogError> {
+        let _guard = self.write_lock.lock().await;
+        sqlx::query(
+            "INSERT INTO query_usage (tenant_id, usage, updated_at_ms) VALUES (?, ?, ?) \
+             ON CONFLICT (tenant_id) \
+             DO UPDATE SET usage = excluded.usage, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(tenant)
+        .bind(usage)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

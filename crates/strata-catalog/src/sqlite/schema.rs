@@ -192,17 +192,24 @@ async fn apply_change(
         SchemaChange::DeleteMetric { metric } => {
             metric_changes::delete_metric(conn, tenant, &metric).await
         }
+        SchemaChange::MergeMetric { metric, from } => {
+            super::metric_merge::merge_metric(conn, tenant, &metric, &from).await
+        }
         SchemaChange::DeclareField {
             metric,
             field,
             field_type,
             aliases,
             hidden,
+            expression,
         } => {
-            field_changes::declare_field(
-                conn, tenant, &metric, &field, field_type, &aliases, hidden,
-            )
-            .await
+            let declaration = field_changes::FieldDeclaration {
+                field_type,
+                aliases: &aliases,
+                hidden,
+                expression: expression.as_deref(),
+            };
+            field_changes::declare_field(conn, tenant, &metric, &field, declaration).await
         }
         SchemaChange::UpdateField {
             metric,

@@ -70,7 +70,7 @@ async fn load_metrics(
 ) -> Result<LoadedMetrics, CatalogError> {
     let rows = sqlx::query(
         "SELECT id, name, timestamp_patterns, series_keys, series_hashes_exact, series_generation, \
-         created_at_ms, retention_days, timestamp_unit FROM metrics \
+         created_at_ms, retention_days, timestamp_unit, merged_into FROM metrics \
          WHERE tenant_id = ? AND deleted_at_ms IS NULL ORDER BY id",
     )
     .bind(tenant)
@@ -101,6 +101,7 @@ async fn load_metrics(
                 .try_get::<Option<i64>, _>("retention_days")?
                 .and_then(|days| u32::try_from(days).ok()),
             timestamp_unit: timestamp_unit(&row)?,
+            merged_into: row.try_get("merged_into")?,
         });
     }
     Ok(loaded)
@@ -148,7 +149,7 @@ async fn attach_fields(
 ) -> Result<HashMap<FieldId, (usize, usize)>, CatalogError> {
     let mut field_index: HashMap<FieldId, (usize, usize)> = HashMap::new();
     let rows = sqlx::query(
-        "SELECT f.id, f.metric_id, f.name, f.field_type, f.hidden FROM fields f \
+        "SELECT f.id, f.metric_id, f.name, f.field_type, f.hidden, f.expression FROM fields f \
          JOIN metrics m ON m.id = f.metric_id \
          WHERE m.tenant_id = ? AND m.deleted_at_ms IS NULL ORDER BY f.id",
     )
@@ -169,6 +170,7 @@ async fn attach_fields(
             field_type: parse_field_type(row.try_get("field_type")?)?,
             names: Vec::new(),
             hidden: row.try_get("hidden")?,
+            expression: row.try_get("expression")?,
         });
     }
     Ok(field_index)

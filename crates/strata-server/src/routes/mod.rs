@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
             "/schema/metrics/{metric}",
             patch(schema::patch_metric).delete(schema::delete_metric),
         )
+        .route("/schema/metrics/{metric}/merge", post(schema::merge_metric))
         .route(
             "/schema/metrics/{metric}/fields/{field}",
             put(schema::declare_field).patch(schema::patch_field),

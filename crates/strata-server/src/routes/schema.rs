@@ -42,6 +42,7 @@ pub fn field_json(field: &Field) -> Value {
         "type": field.field_type.map(FieldType::as_str),
         "aliases": field.aliases(),
         "hidden": field.hidden,
+        "expression": field.expression,
     })
 }
 
@@ -87,7 +88,17 @@ pub async fn show(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Read)?;
     let schema = state.schemas().schema(caller.tenant.id).await?;
-    let metrics: Vec<Value> = schema.metrics.iter().map(|m| metric_json(m)).collect();
+    let metrics: Vec<Value> = schema
+        .tables()
+        .map(|m| {
+            let mut shown = metric_json(m);
+            let merged: Vec<&str> = schema.merged_into(m.id).map(|b| b.name.as_str()).collect();
+            if !merged.is_empty() {
+                shown["merged_from"] = json!(merged);
+            }
+            shown
+        })
+        .collect();
     Ok(Json(
         json!({ "version": schema.version, "metrics": metrics }),
     ))
@@ -209,6 +220,28 @@ pub async fn delete_metric(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct MergeMetric {
+    from: String,
+}
+
+/// `POST /schema/metrics/{metric}/merge {"from":"b"}`: `b` becomes an alias of `metric`, whose
+/// table then reads both metrics' data in place (409 naming the clash when names would clash).
+pub async fn merge_metric(
+    State(state): State<AppState>,
+    caller: TenantCaller,
+    Path(metric): Path<String>,
+    JsonBody(body): JsonBody<MergeMetric>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let change = SchemaChange::MergeMetric {
+        metric: metric.clone(),
+        from: body.from,
+    };
+    Ok(Json(apply(&state, &caller, change, Some(&metric)).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeclareField {
     #[serde(rename = "type")]
     field_type: Option<String>,
@@ -216,6 +249,8 @@ pub struct DeclareField {
     aliases: Vec<String>,
     #[serde(default)]
     hidden: bool,
+    /// A derived field: the SQL expression over other fields it is computed from on read.
+    expression: Option<String>,
 }
 
 pub async fn declare_field(
@@ -225,12 +260,21 @@ pub async fn declare_field(
     JsonBody(body): JsonBody<DeclareField>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
+    let field_type = parse_type("type", body.field_type.as_deref())?;
+    if let Some(expression) = &body.expression {
+        // Refused at declaration, with the place named, rather than read as NULL later.
+        state
+            .query()
+            .check_derived(caller.tenant.id, &metric, &field, field_type, expression)
+            .await?;
+    }
     let change = SchemaChange::DeclareField {
         metric: metric.clone(),
         field,
-        field_type: parse_type("type", body.field_type.as_deref())?,
+        field_type,
         aliases: body.aliases,
         hidden: body.hidden,
+        expression: body.expression,
     };
     Ok(Json(apply(&state, &caller, change, Some(&metric)).await?))
 }

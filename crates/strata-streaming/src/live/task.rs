@@ -207,13 +207,17 @@ impl Live {
             .schema(self.tenant)
             .await
             .map_err(|e| Stop::Failed(format!("reading the tenant schema: {e}")))?;
-        let model = current
+        let mut model = current
             .metric_by_id(metric)
             .map(|m| MetricModel::from_catalog(m))
             .ok_or_else(|| Stop::Failed("the metric was deleted".into()))?;
+        let derived = strata_query::derived::prepare(&mut model);
         let scanned = scanned_schema(plan)
             .ok_or_else(|| Stop::Failed("the live query's plan scans no table".into()))?;
         let built = build(&model, rows).map_err(Stop::Failed)?;
+        let built = derived
+            .compute(built)
+            .map_err(|e| Stop::Failed(format!("computing derived fields: {e}")))?;
         conform(&built, &scanned).map_err(Stop::Failed)
     }
 

@@ -370,6 +370,34 @@ fn event_rule_fires_on_the_matching_write_and_resolves_on_the_next_normal_one() 
     assert!(transitions_of(&server, &key, "fault", &name_label("d2")).is_empty());
 }
 
+/// Issue 17: an event rule may test a derived field; it is computed from each written event.
+#[test]
+fn an_event_rule_over_a_derived_field_fires_on_its_computed_value() {
+    let server = serve(&[]);
+    let key = tenant(&server, "acme");
+    let derived = server.put(
+        "/api/v1/schema/metrics/thermostat/fields/temp_f",
+        &key,
+        &json!({"expression": "temp * 9 / 5 + 32"}),
+    );
+    expect(derived, 200, "derived field");
+    rule(
+        &server,
+        &key,
+        json!({"name": "boiling", "kind": "event", "metric": "thermostat",
+               "condition": "temp_f >= 212", "value": "temp_f", "channels": []}),
+    );
+    temps(&server, &key, &[("d1", 100.0), ("d2", 99.0)]);
+    wait_state(&server, &key, "boiling", &name_label("d1"), "firing");
+    let value = rows(
+        &server,
+        &key,
+        "SELECT value FROM strata.alerts WHERE alert = 'boiling'",
+    );
+    assert_eq!(value, vec![vec![json!(212.0)]]);
+    assert_eq!(state_of(&server, &key, "boiling", &name_label("d2")), None);
+}
+
 /// With room for one batch in the event stream, parallel writes overflow it again and again:
 /// the alert consumer lags, re-reads what the stream dropped from the hot tier, and every
 /// device's event still fires (without the re-read most of them never would).

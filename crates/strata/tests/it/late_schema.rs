@@ -248,3 +248,47 @@ fn unquoted_names_resolve_ignoring_case_over_http_sql() {
     );
     assert_eq!(rows(&exact), vec![json!([null, "x"])], "{}", exact.text);
 }
+
+/// A `binary` field reads the base64 text devices sent as bytes (standard or URL-safe, padded or
+/// not), in both tiers; text that is not base64 reads NULL and is kept as sent.
+#[test]
+fn binary_fields_read_base64_as_bytes_in_both_tiers() {
+    let server =
+        TestServer::start_with(&["--compact-after-secs", "0", "--compact-interval-secs", "0"]);
+    let admin = server.create_tenant("blobs");
+    let events = [
+        json!({"metrictype": "frames", "timestamp": SEED_MS, "payload": "AQID"}),
+        json!({"metrictype": "frames", "timestamp": SEED_MS + 1, "payload": "_-8"}),
+        json!({"metrictype": "frames", "timestamp": SEED_MS + 2, "payload": "not base64!"}),
+    ];
+    write(&server, &admin, &events);
+    let declared = server.put(
+        "/api/v1/schema/metrics/frames/fields/payload",
+        &admin,
+        &json!({"type": "binary"}),
+    );
+    assert_eq!(declared.status, 200, "{}", declared.text);
+    let sql = "SELECT encode(payload, 'hex'), payload IS NULL FROM frames ORDER BY timestamp";
+    let expected = vec![
+        json!(["010203", false]),
+        json!(["ffef", false]),
+        json!([null, true]),
+    ];
+    assert_eq!(rows(&server.sql(&admin, sql)), expected);
+    let compacted = server.post("/api/v1/compact", &admin, &json!({}));
+    assert_eq!(compacted.status, 200, "{}", compacted.text);
+    assert_eq!(
+        rows(&server.sql(&admin, sql)),
+        expected,
+        "cold files decode the same"
+    );
+    let raw = server.sql(
+        &admin,
+        "SELECT payload FROM strata_raw('frames') ORDER BY timestamp",
+    );
+    assert_eq!(
+        rows(&raw)[2],
+        json!(["not base64!"]),
+        "the text sent is kept"
+    );
+}

@@ -194,6 +194,32 @@ fn a_tail_sends_the_answer_then_each_acked_matching_event_once_in_order() {
     assert_eq!(live.rows(expected.len()), expected);
 }
 
+/// Issue 17: a tail over a derived field computes it for each new event, as `/sql` does.
+#[test]
+fn a_tail_over_a_derived_field_sends_its_computed_value() {
+    let server = TestServer::start();
+    let key = tenant(&server, "acme");
+    let derived = server.put(
+        "/api/v1/schema/metrics/thermostat/fields/temp_f",
+        &key,
+        &json!({"expression": "temp * 9 / 5 + 32"}),
+    );
+    assert_eq!(derived.status, 200, "{}", derived.text);
+    write_events(&server, &key, &[reading("a", 0, 100.0)]);
+    let sql = "SELECT name, temp_f FROM thermostat WHERE temp_f > 122";
+    let live = Live::start(&server, &key, &json!({ "sql": sql }));
+    assert_eq!(
+        table(&live.expect("snapshot")),
+        [vec![json!("a"), json!(212.0)]]
+    );
+    write_events(
+        &server,
+        &key,
+        &[reading("a", 1, 20.0), reading("b", 1, 60.0)],
+    );
+    assert_eq!(live.rows(1), [vec![json!("b"), json!(140.0)]]);
+}
+
 #[test]
 fn a_query_that_is_not_a_tail_is_rerun_when_its_metric_changes() {
     let server = TestServer::start();

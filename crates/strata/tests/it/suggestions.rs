@@ -260,6 +260,36 @@ fn a_name_queries_miss_is_suggested_and_a_dismissal_lasts() {
     );
 }
 
+/// Query usage is saved by the statistics flusher and restored at startup: counts from before
+/// a restart add to the counts after it.
+#[test]
+fn query_usage_survives_a_restart() {
+    let mut server = TestServer::start();
+    let key = server.create_tenant("usage");
+    let events: Vec<Value> = (0..50)
+        .map(|i| json!({"metrictype": "thermostat", "timestamp": T0 + i, "temperature": 21.5}))
+        .collect();
+    write_events(&server, &key, &events);
+    let miss = |server: &TestServer| {
+        let answer = server.sql(&key, "SELECT temperature_c FROM thermostat");
+        assert_eq!(answer.status, 400, "{}", answer.text);
+    };
+    for _ in 0..4 {
+        miss(&server);
+    }
+    server.restart();
+    miss(&server);
+    let list = suggestions_until(&server, &key, |l| {
+        find(l, "add_alias", "temperature_c").is_some()
+    });
+    let suggestion = find(&list, "add_alias", "temperature_c").expect("a query-usage alias");
+    let reason = suggestion["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("`temperature_c` was queried 5 times"),
+        "4 before the restart and 1 after: {reason}"
+    );
+}
+
 #[test]
 fn profiles_survive_a_restart_and_can_be_turned_off() {
     let mut server = TestServer::start();
