@@ -184,3 +184,63 @@ fn a_merge_that_would_clash_is_refused_with_the_clash_named() {
     );
     assert_eq!(denied.status, 403, "{}", denied.text);
 }
+
+/// Two metrics with the same field names and alike names (firmware `boiler` and `boiler_v2`):
+/// the advisor suggests merging the less-sent into the more-sent; applying the suggestion
+/// merges them, and the table counts both metrics' events once.
+#[test]
+fn alike_metrics_with_the_same_fields_are_suggested_for_a_merge_that_applies() {
+    let server = start();
+    let admin = server.create_tenant("advised");
+    let both = |metric: &str, start_ms: i64, count: i64| -> Vec<Value> {
+        (0..count)
+            .map(|i| {
+                json!({"metrictype": metric, "timestamp": start_ms + i * 60_000,
+                       "device": format!("b{}", i % 2), "pressure": 100 + i, "flow": i})
+            })
+            .collect()
+    };
+    write_events(&server, &admin, &both("boiler", DAY0, 30));
+    write_events(&server, &admin, &both("boiler_v2", DAY0 + DAY_MS, 10));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let suggestion = loop {
+        let list = server.get("/api/v1/schema/suggestions", &admin);
+        assert_eq!(list.status, 200, "{}", list.text);
+        let found = list.body["suggestions"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["kind"] == "metric_merge").cloned());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no metric_merge suggestion: {}",
+            list.text
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(
+        suggestion["metric"], "boiler",
+        "into the most-sent: {suggestion}"
+    );
+    assert_eq!(suggestion["change"]["from"], "boiler_v2", "{suggestion}");
+    let id = suggestion["id"].as_str().expect("id");
+    let applied = server.post(
+        &format!("/api/v1/schema/suggestions/{id}/apply"),
+        &admin,
+        &json!({}),
+    );
+    assert_eq!(applied.status, 200, "{}", applied.text);
+    let answer = server.sql(
+        &admin,
+        "SELECT count(*), sum(CAST(flow AS BIGINT)) FROM boiler",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["rows"], json!([[40, 435 + 45]]));
+    let old_name = server.sql(&admin, "SELECT count(*) FROM boiler_v2");
+    assert_eq!(
+        old_name.body["rows"],
+        json!([[40]]),
+        "the old name is an alias"
+    );
+}
