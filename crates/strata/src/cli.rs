@@ -681,13 +681,29 @@ reused for a new, empty metric.\n\nExample:\n  strata schema delete-metric \"old
         /// The metric (its name or any alias)
         metric: String,
     },
+    /// Merge another metric into this one (no data rewrite)
+    #[command(
+        long_about = "Merge metric FROM into METRIC (POST /api/v1/schema/metrics/{metric}/merge). \
+FROM's names become aliases of METRIC, whose table then reads the rows and cold files of both, \
+each exactly once, with no data rewrite; later writes to FROM land in METRIC. Fields join by \
+name; a clash (types or derived expressions that differ, a field joining two) is refused with \
+the clash named.\n\nExample:\n  strata schema merge-metric thermostat --from thermo"
+    )]
+    MergeMetric {
+        /// The metric that stays (its name or any alias)
+        metric: String,
+        /// The metric merged into it
+        #[arg(long)]
+        from: String,
+    },
     /// Declare a field: its type, aliases, hidden flag
     #[command(
         long_about = "Declare a field (PUT /api/v1/schema/metrics/{metric}/fields/{field}). \
 FIELD may be the incoming name of an unknown field, which becomes declared.\n\n\
 Types: string, boolean, integer, double, timestamp, binary (synonyms: varchar, text, bool, \
 bigint, int, long, float, bytes).\n\n\
-Example:\n  strata schema declare-field thermostat temperature --type double --alias temp --alias tmp"
+Examples:\n  strata schema declare-field thermostat temperature --type double --alias temp --alias tmp\n  \
+strata schema declare-field oven temp_c --expression '(temp_f - 32) * 5 / 9'"
     )]
     DeclareField(DeclareFieldArgs),
     /// Rename a field, change its type, aliases or hidden flag
@@ -749,6 +765,10 @@ pub struct DeclareFieldArgs {
     /// Hide the field from SQL
     #[arg(long)]
     pub hidden: bool,
+    /// Make it a derived field: a SQL expression over other fields of the metric, computed on
+    /// read (nothing is stored)
+    #[arg(long, value_name = "SQL")]
+    pub expression: Option<String>,
 }
 
 #[derive(Debug, Args)]

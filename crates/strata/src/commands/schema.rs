@@ -48,6 +48,15 @@ pub fn run(client: &Client, as_json: bool, command: SchemaCommand) -> anyhow::Re
                 print_change(a, &format!("deleted metric {metric}"))
             });
         }
+        SchemaCommand::MergeMetric { metric, from } => {
+            let answer = client.post(
+                &["api", "v1", "schema", "metrics", &metric, "merge"],
+                &json!({ "from": from }),
+            )?;
+            show(as_json, &answer, |a| {
+                print_change(a, &format!("merged metric {from} into {metric}"))
+            });
+        }
         SchemaCommand::DeclareField(args) => declare_field(client, as_json, args)?,
         SchemaCommand::AlterField(args) => alter_field(client, as_json, args)?,
     }
@@ -351,6 +360,9 @@ fn declare_field(client: &Client, as_json: bool, args: DeclareFieldArgs) -> anyh
     }
     body.insert("aliases".into(), json!(args.aliases));
     body.insert("hidden".into(), json!(args.hidden));
+    if let Some(expression) = args.expression {
+        body.insert("expression".into(), json!(expression));
+    }
     let answer = client.put(&field_path(&args.metric, &args.field), &Value::Object(body))?;
     show(as_json, &answer, |a| {
         print_change(

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
-use crate::common::{TestServer, BIN};
+use crate::common::{write_events, TestServer, BIN};
 use serde_json::{json, Value};
 
 /// Runs `strata` with `args`, a clean environment for the client variables, and optional stdin.
@@ -582,6 +582,32 @@ fn schema_changes_through_the_cli() {
     assert_eq!(field["name"], "temperature", "{schema}");
     assert_eq!(field["type"], "double", "{schema}");
     assert_eq!(field["hidden"], true, "{schema}");
+
+    // A derived field and a merge (issue 17).
+    write_events(
+        &server,
+        &admin,
+        &[json!({"metrictype": "thermo", "timestamp": 1_000, "humidity": 50.0})],
+    );
+    assert_success(&client(
+        url,
+        &admin,
+        &["schema", "merge-metric", "thermostat", "--from", "thermo"],
+    ));
+    assert_success(&client(
+        url,
+        &admin,
+        &[
+            "schema",
+            "declare-field",
+            "thermostat",
+            "wetness",
+            "--expression",
+            "CAST(humidity AS DOUBLE) * 2",
+        ],
+    ));
+    let derived = server.sql(&admin, "SELECT wetness FROM thermo");
+    assert_eq!(derived.body["rows"], json!([[100.0]]), "{}", derived.text);
 
     // Nothing to change is refused locally, before any request.
     let empty = client(
