@@ -68,15 +68,7 @@ fn member_model(model: &MetricModel, target: &Metric, member: &Metric) -> Metric
             }
         })
         .collect();
-    let mut incoming: Vec<Source> = member
-        .incoming
-        .iter()
-        .map(|n| Source {
-            id: n.id,
-            name: n.name.clone(),
-        })
-        .collect();
-    incoming.sort_by_key(|s| s.id);
+    let incoming = crate::model::incoming_sources(member);
     MetricModel {
         id: member.id,
         name: format!("{} (merged from {})", model.name, member.name),

@@ -153,15 +153,7 @@ impl MetricModel {
             !metric.series_keys.is_empty() && series_key_columns.len() == metric.series_keys.len();
         // A seek is only exact when every stored row was hashed from the current keys.
         let series_keys_complete = metric.series_hashes_exact && series_keys_visible;
-        let mut incoming: Vec<Source> = metric
-            .incoming
-            .iter()
-            .map(|n| Source {
-                id: n.id,
-                name: n.name.clone(),
-            })
-            .collect();
-        incoming.sort_by_key(|s| s.id);
+        let incoming = incoming_sources(metric);
         let mut table_names = vec![metric.name.clone()];
         table_names.extend(metric.aliases.iter().cloned());
         MetricModel {
@@ -176,6 +168,20 @@ impl MetricModel {
             incoming,
         }
     }
+}
+
+/// Every incoming name of `metric` as a source, in name-id order.
+pub fn incoming_sources(metric: &strata_catalog::Metric) -> Vec<Source> {
+    let mut incoming: Vec<Source> = metric
+        .incoming
+        .iter()
+        .map(|n| Source {
+            id: n.id,
+            name: n.name.clone(),
+        })
+        .collect();
+    incoming.sort_by_key(|s| s.id);
+    incoming
 }
 
 /// A column per visible declared field, in declaration order, and each field's column index.
