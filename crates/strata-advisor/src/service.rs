@@ -199,5 +199,6 @@ fn schema_change(metric: &Metric, change: &Change) -> SchemaChange {
         aliases: alias.into_iter().collect(),
         hidden: hidden.unwrap_or(false),
         expression: None,
+        conversions: Default::default(),
     }
 }

@@ -115,6 +115,10 @@ pub enum SchemaChange {
         /// (`None`: a stored field; redeclaring without one makes a derived field stored).
         /// The query engine checks that it plans before the change is applied.
         expression: Option<String>,
+        /// Name of the field -> the SQL expression its values are converted by on read. The
+        /// whole set: names not listed carry none. The query engine checks each before the
+        /// change is applied.
+        conversions: std::collections::BTreeMap<String, String>,
     },
     /// Rename changes only the display name; precedence of names never changes.
     UpdateField {

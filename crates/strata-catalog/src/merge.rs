@@ -200,6 +200,7 @@ mod tests {
             names: names.iter().map(|n| n.to_string()).collect(),
             hidden: false,
             expression: None,
+            conversions: Default::default(),
         }
     }
 

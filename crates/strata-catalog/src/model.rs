@@ -1,4 +1,4 @@
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -210,6 +210,10 @@ pub struct Field {
     /// field reads no incoming name of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
+    /// Per name of the field, the SQL expression over that name's values it is converted by on
+    /// read (`tempF` -> `(tempF - 32) * 5 / 9`); names without one read as sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conversions: BTreeMap<String, String>,
 }
 
 impl Field {

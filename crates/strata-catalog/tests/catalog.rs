@@ -128,6 +128,7 @@ fn declare(metric: &str, field: &str, ty: Option<FieldType>, aliases: &[&str]) -
         aliases: strings(aliases),
         hidden: false,
         expression: None,
+        conversions: Default::default(),
     }
 }
 
@@ -604,6 +605,7 @@ async fn field_declare_rename_and_alias_precedence() {
                 aliases: strings(&["temp", "tmp"]),
                 hidden: true,
                 expression: None,
+                conversions: Default::default(),
             },
         )
         .await

@@ -9,7 +9,7 @@
 use strata_catalog::Metric;
 use strata_core::RESERVED_FIELD_NAME;
 
-use crate::model::{arrow_type_of, ColumnSpec, MetricModel, Source};
+use crate::model::{arrow_type_of, ColumnSpec, Conversion, MetricModel, Source};
 
 /// The target's model and one parallel model per member (same columns, in the same order).
 pub fn merged_models(target: &Metric, members: &[&Metric]) -> (MetricModel, Vec<MetricModel>) {
@@ -59,6 +59,11 @@ fn member_model(model: &MetricModel, target: &Metric, member: &Metric) -> Metric
                     member.incoming(name).map(|incoming| Source {
                         id: incoming.id,
                         name: incoming.name.clone(),
+                        conversion: Conversion::of(
+                            target
+                                .field(&column.name)
+                                .and_then(|field| field.conversions.get(*name)),
+                        ),
                     })
                 })
                 .collect();

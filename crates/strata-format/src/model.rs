@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::physical_expr::PhysicalExpr;
 use strata_core::{FieldId, FieldType, MetricId, NameId, RESERVED_FIELD_NAME};
 
 /// The time zone every timestamp column carries; storage keeps epoch milliseconds in UTC.
@@ -35,6 +36,35 @@ pub fn arrow_type_of(field_type: Option<FieldType>) -> DataType {
 pub struct Source {
     pub id: NameId,
     pub name: String,
+    /// How this name's values are converted into the column's unit, if they are.
+    pub conversion: Option<Conversion>,
+}
+
+/// A name's conversion (issue 17): its SQL text from the catalog, and the physical expression
+/// `strata-query` compiled it to, over one column holding the name's values already cast to the
+/// column's type. A conversion that is not compiled reads NULL, never the value as sent: a
+/// Fahrenheit reading must not pass for Celsius.
+#[derive(Debug, Clone)]
+pub struct Conversion {
+    pub text: String,
+    pub compiled: Option<Arc<dyn PhysicalExpr>>,
+}
+
+impl PartialEq for Conversion {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.compiled.is_some() == other.compiled.is_some()
+    }
+}
+
+impl Eq for Conversion {}
+
+impl Conversion {
+    pub fn of(text: Option<&String>) -> Option<Conversion> {
+        text.map(|text| Conversion {
+            text: text.clone(),
+            compiled: None,
+        })
+    }
 }
 
 /// One visible column after `timestamp`.
@@ -58,6 +88,12 @@ pub struct ColumnSpec {
 impl ColumnSpec {
     pub fn is_derived(&self) -> bool {
         self.expression.is_some()
+    }
+
+    /// Whether some name's values are converted on read: the column's values are then not the
+    /// stored ones, so stored statistics and series hashes say nothing about them.
+    pub fn has_conversions(&self) -> bool {
+        self.sources.iter().any(|s| s.conversion.is_some())
     }
 }
 
@@ -178,6 +214,7 @@ pub fn incoming_sources(metric: &strata_catalog::Metric) -> Vec<Source> {
         .map(|n| Source {
             id: n.id,
             name: n.name.clone(),
+            conversion: None,
         })
         .collect();
     incoming.sort_by_key(|s| s.id);
@@ -207,6 +244,7 @@ fn declared_columns(metric: &strata_catalog::Metric) -> (Vec<ColumnSpec>, HashMa
                 incoming_id.get(name.as_str()).map(|id| Source {
                     id: *id,
                     name: name.clone(),
+                    conversion: Conversion::of(field.conversions.get(name)),
                 })
             })
             .collect();
@@ -239,6 +277,7 @@ fn unknown_columns(metric: &strata_catalog::Metric) -> Vec<ColumnSpec> {
             sources: vec![Source {
                 id: name.id,
                 name: name.name.clone(),
+                conversion: None,
             }],
             aliases: Vec::new(),
             field_type: None,

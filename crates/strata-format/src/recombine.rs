@@ -31,13 +31,13 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::kernels::cast_utils::Parser;
 use datafusion::arrow::compute::kernels::zip::zip;
 use datafusion::arrow::compute::{can_cast_types, cast_with_options, is_not_null, CastOptions};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use strata_core::{NameId, Value};
 
-use crate::model::{ColumnSpec, UTC};
+use crate::model::{ColumnSpec, Conversion, UTC};
 
 /// What the columns reading one incoming name want of its raw array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,15 +173,21 @@ impl<V: RawValue> RawBatchBuilder<V> {
         );
         let mut failures = 0;
         for column in columns {
-            let sources: Vec<&(ArrayRef, usize)> = column
+            let sources: Vec<(&(ArrayRef, usize), Option<&Conversion>)> = column
                 .sources
                 .iter()
-                .filter_map(|s| self.slot_of.get(&s.id).map(|slot| &raw[*slot]))
+                .filter_map(|s| {
+                    let slot = self.slot_of.get(&s.id)?;
+                    Some((&raw[*slot], s.conversion.as_ref()))
+                })
                 .collect();
             // Values a direct parse already failed count as the text cast would have counted them.
-            failures += sources.iter().map(|(_, failed)| failed).sum::<usize>();
-            let raw_arrays: Vec<&ArrayRef> = sources.iter().map(|(array, _)| array).collect();
-            let (array, failed) = recombine(&raw_arrays, &column.data_type, rows)?;
+            failures += sources.iter().map(|((_, failed), _)| failed).sum::<usize>();
+            let raw_arrays: Vec<(&ArrayRef, Option<&Conversion>)> = sources
+                .iter()
+                .map(|((array, _), conversion)| (array, *conversion))
+                .collect();
+            let (array, failed) = recombine_sources(&raw_arrays, &column.data_type, rows)?;
             failures += failed;
             arrays.push(array);
         }
@@ -361,13 +367,25 @@ pub fn recombine(
     target: &DataType,
     rows: usize,
 ) -> Result<(ArrayRef, usize), ArrowError> {
+    let sources: Vec<(&ArrayRef, Option<&Conversion>)> =
+        sources.iter().map(|s| (*s, None)).collect();
+    recombine_sources(&sources, target, rows)
+}
+
+/// [`recombine`] where a source may carry a conversion, applied to its values after the cast
+/// and before the coalesce (issue 17: `tempF` feeding a Celsius field).
+pub fn recombine_sources(
+    sources: &[(&ArrayRef, Option<&Conversion>)],
+    target: &DataType,
+    rows: usize,
+) -> Result<(ArrayRef, usize), ArrowError> {
     let options = CastOptions {
         safe: true,
         ..Default::default()
     };
     let mut result: Option<ArrayRef> = None;
     let mut failures = 0;
-    for source in sources {
+    for (source, conversion) in sources {
         debug_assert_eq!(source.len(), rows);
         let source: ArrayRef = if can_cast_types(source.data_type(), target) {
             (*source).clone()
@@ -382,6 +400,10 @@ pub fn recombine(
         // A safe cast only adds NULLs, so the difference is exactly the failed values.
         debug_assert!(cast.null_count() >= source.null_count());
         failures += cast.null_count().saturating_sub(source.null_count());
+        let cast = match conversion {
+            Some(conversion) => convert(conversion, cast, target, &options)?,
+            None => cast,
+        };
         result = Some(match result {
             None => cast,
             Some(acc) if acc.null_count() == 0 => acc,
@@ -395,6 +417,33 @@ pub fn recombine(
         result.unwrap_or_else(|| new_null_array(target, rows)),
         failures,
     ))
+}
+
+/// The one column a conversion's compiled expression reads: the name's values, already of the
+/// field's type.
+pub const CONVERSION_INPUT: &str = "value";
+
+/// Applies a name's conversion to its values; an uncompiled one reads NULL.
+fn convert(
+    conversion: &Conversion,
+    values: ArrayRef,
+    target: &DataType,
+    options: &CastOptions,
+) -> Result<ArrayRef, ArrowError> {
+    let rows = values.len();
+    let Some(expr) = &conversion.compiled else {
+        return Ok(new_null_array(target, rows));
+    };
+    let input = Field::new(CONVERSION_INPUT, values.data_type().clone(), true);
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(vec![input])), vec![values])?;
+    let converted = expr
+        .evaluate(&batch)
+        .and_then(|value| value.into_array(rows))
+        .map_err(|e| ArrowError::ComputeError(format!("conversion {:?}: {e}", conversion.text)))?;
+    if converted.data_type() == target {
+        return Ok(converted);
+    }
+    cast_with_options(&converted, target, options)
 }
 
 /// Text read as a `binary` field: standard base64 (RFC 4648 section 4), or the URL-safe
@@ -442,6 +491,7 @@ mod tests {
                 .map(|id| Source {
                     id: *id,
                     name: format!("n{id}"),
+                    conversion: None,
                 })
                 .collect(),
             aliases: vec![],

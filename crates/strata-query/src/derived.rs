@@ -22,9 +22,12 @@ use datafusion::common::{DFSchema, DataFusionError, ScalarValue};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, ExprSchemable, TryCast};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::sql::sqlparser::ast::{self, visit_expressions_mut, ExprWithAlias};
+use std::sync::Arc;
 use strata_core::RESERVED_FIELD_NAME;
 use strata_format::model::{timestamp_type, MetricModel};
+use strata_format::recombine::CONVERSION_INPUT;
 
 /// Longest chain of derived fields reading derived fields: deeper is refused, so inlining stays
 /// small and no expression tree grows without bound.
@@ -104,14 +107,114 @@ static DEFAULT_STATE: LazyLock<SessionState> =
 /// [`resolve`] with DataFusion's built-in functions, for the paths that build rows themselves
 /// (live tails, event alert rules); a field that does not resolve reads NULL, as in SQL.
 pub fn prepare(model: &mut MetricModel) -> DerivedColumns {
-    if !model.columns.iter().any(|c| c.is_derived()) {
-        return DerivedColumns::default();
-    }
-    let (derived, failures) = resolve(model, &DEFAULT_STATE);
+    let mut failures = compile_conversions(model, &DEFAULT_STATE);
+    let derived = if model.columns.iter().any(|c| c.is_derived()) {
+        let (derived, derived_failures) = resolve(model, &DEFAULT_STATE);
+        failures.extend(derived_failures);
+        derived
+    } else {
+        DerivedColumns::default()
+    };
     for failure in failures {
         tracing::debug!(metric = %model.name, "{failure}; it reads NULL");
     }
     derived
+}
+
+/// Compiles the conversion of every name that carries one (see [`compile_conversion`]). One
+/// that does not compile stays uncompiled, so that name reads NULL, and is reported.
+pub fn compile_conversions(model: &mut MetricModel, state: &SessionState) -> Vec<DerivedError> {
+    let mut failures = Vec::new();
+    for column in &mut model.columns {
+        let data_type = column.data_type.clone();
+        for source in &mut column.sources {
+            let name = source.name.clone();
+            let Some(conversion) = &mut source.conversion else {
+                continue;
+            };
+            match compile_conversion(&name, &conversion.text, &data_type, state) {
+                Ok(expr) => conversion.compiled = Some(expr),
+                Err(message) => failures.push(error(
+                    &column.name,
+                    format!("the conversion of {name:?} {message}"),
+                )),
+            }
+        }
+    }
+    failures
+}
+
+/// Whether `text` compiles as the conversion of name `name` into a field of `field_type`: the
+/// check a declaration makes, with the place of a failure named.
+pub fn check_conversion(
+    name: &str,
+    text: &str,
+    field_type: Option<strata_core::FieldType>,
+) -> Result<(), String> {
+    let data_type = strata_format::model::arrow_type_of(field_type);
+    compile_conversion(name, text, &data_type, &DEFAULT_STATE)
+        .map(|_| ())
+        .map_err(|message| format!("the conversion of {name:?} {message}"))
+}
+
+/// A conversion's text as a physical expression over one column, [`CONVERSION_INPUT`]: the
+/// name's values cast to the field's type. The expression names them by the name itself (in
+/// any case) or `value`; any other name is refused.
+fn compile_conversion(
+    name: &str,
+    text: &str,
+    data_type: &DataType,
+    state: &SessionState,
+) -> Result<Arc<dyn PhysicalExpr>, String> {
+    let dialect = state.config().options().sql_parser.dialect;
+    let parsed = state
+        .sql_to_expr_with_alias(text, &dialect)
+        .map_err(|e| format!("does not parse: {e}"))?;
+    if let Some(alias) = parsed.alias {
+        return Err(format!("may not name its result (at {})", place(&alias)));
+    }
+    let mut ast = parsed.expr;
+    let outcome = visit_expressions_mut(&mut ast, |expr| {
+        match expr {
+            ast::Expr::Identifier(ident)
+                if ident.value.eq_ignore_ascii_case(name)
+                    || ident.value.eq_ignore_ascii_case(CONVERSION_INPUT) =>
+            {
+                ident.value = CONVERSION_INPUT.to_string();
+                ident.quote_style = Some('"');
+            }
+            ast::Expr::Identifier(ident) => {
+                return ControlFlow::Break(format!(
+                    "reads {:?} (at {}); a conversion reads only its own name, {name:?} or `value`",
+                    ident.value,
+                    place(ident)
+                ))
+            }
+            ast::Expr::CompoundIdentifier(parts) => {
+                let first = parts.first().map(place).unwrap_or_default();
+                return ControlFlow::Break(format!("may not use a qualified name (at {first})"));
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    });
+    if let ControlFlow::Break(message) = outcome {
+        return Err(message);
+    }
+    let input = Schema::new(vec![Field::new(CONVERSION_INPUT, data_type.clone(), true)]);
+    let schema = DFSchema::try_from(input).map_err(|e| e.to_string())?;
+    let expr = state
+        .create_logical_expr_from_sql_expr(
+            ExprWithAlias {
+                expr: ast,
+                alias: None,
+            },
+            &schema,
+        )
+        .map_err(|e| format!("does not plan: {e}"))?;
+    state
+        .create_physical_expr(expr, &schema)
+        .map_err(|e| format!("does not plan: {e}"))
 }
 
 /// Why a derived field does not resolve; the message names the place.
@@ -146,6 +249,7 @@ pub fn define(
         names: vec![field.to_string()],
         hidden: false,
         expression: Some(expression.to_string()),
+        conversions: Default::default(),
     });
     field.to_string()
 }

@@ -317,7 +317,13 @@ impl QueryEngine {
             let (mut model, members) = strata_format::merged::merged_models(metric, &members);
             let derived = Arc::new(resolve_derived(&mut model, ctx, tenant));
             let model = Arc::new(model);
-            let members = members.into_iter().map(Arc::new).collect();
+            let members = members
+                .into_iter()
+                .map(|mut member| {
+                    compile_member_conversions(&mut member, ctx, tenant);
+                    Arc::new(member)
+                })
+                .collect();
             let aliases = Arc::new(model.alias_map());
             // The metric's own retention, when shorter, replaces the tenant's.
             let cold = cold.clone().map(|cold| ColdContext {
@@ -433,6 +439,16 @@ fn output_limit_bytes(memory_limit_bytes: usize) -> usize {
     memory_limit_bytes.min(1024 * 1024 * 1024)
 }
 
+/// A merged member's conversions (its columns are the target's, derived ones unread).
+fn compile_member_conversions(member: &mut MetricModel, ctx: &SessionContext, tenant: TenantId) {
+    if !member.columns.iter().any(|c| c.has_conversions()) {
+        return;
+    }
+    for failure in crate::derived::compile_conversions(member, &ctx.state()) {
+        tracing::warn!(%tenant, metric = %member.name, "{failure}; it reads NULL");
+    }
+}
+
 /// The model's derived columns; one that does not resolve reads NULL and is logged (declaration
 /// refuses such definitions, so this is a schema that changed under one).
 fn resolve_derived(
@@ -440,10 +456,23 @@ fn resolve_derived(
     ctx: &SessionContext,
     tenant: TenantId,
 ) -> crate::derived::DerivedColumns {
-    if !model.columns.iter().any(|c| c.is_derived()) {
+    if !model
+        .columns
+        .iter()
+        .any(|c| c.is_derived() || c.has_conversions())
+    {
+        // Most metrics: no session state to copy.
         return crate::derived::DerivedColumns::default();
     }
-    let (derived, failures) = crate::derived::resolve(model, &ctx.state());
+    let state = ctx.state();
+    let mut failures = crate::derived::compile_conversions(model, &state);
+    let derived = if model.columns.iter().any(|c| c.is_derived()) {
+        let (derived, derived_failures) = crate::derived::resolve(model, &state);
+        failures.extend(derived_failures);
+        derived
+    } else {
+        crate::derived::DerivedColumns::default()
+    };
     for failure in failures {
         tracing::warn!(%tenant, metric = %model.name, "{failure}; it reads NULL");
     }

@@ -71,6 +71,7 @@ impl Stores {
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
             hidden,
             expression: None,
+            conversions: Default::default(),
         };
         self.change(tenant, change).await;
     }

@@ -149,6 +149,7 @@ async fn an_identical_re_send_is_stored_once_and_aliases_share_a_series() {
         aliases: vec!["dev".into()],
         hidden: false,
         expression: None,
+        conversions: Default::default(),
     };
     f.catalog.apply(f.tenant, declare).await.expect("declare");
     let keys = SchemaChange::UpdateMetric {

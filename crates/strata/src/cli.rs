@@ -703,7 +703,8 @@ FIELD may be the incoming name of an unknown field, which becomes declared.\n\n\
 Types: string, boolean, integer, double, timestamp, binary (synonyms: varchar, text, bool, \
 bigint, int, long, float, bytes).\n\n\
 Examples:\n  strata schema declare-field thermostat temperature --type double --alias temp --alias tmp\n  \
-strata schema declare-field oven temp_c --expression '(temp_f - 32) * 5 / 9'"
+strata schema declare-field oven temp_c --expression '(temp_f - 32) * 5 / 9'\n  \
+strata schema declare-field climate temperature --type double --alias tempF --conversion 'tempF=(tempF - 32) * 5 / 9'"
     )]
     DeclareField(DeclareFieldArgs),
     /// Rename a field, change its type, aliases or hidden flag
@@ -769,6 +770,21 @@ pub struct DeclareFieldArgs {
     /// read (nothing is stored)
     #[arg(long, value_name = "SQL")]
     pub expression: Option<String>,
+    /// Convert one name's values on read, as NAME=SQL over that name (`tempF=(tempF - 32) * 5 /
+    /// 9`); the name must be the field's or one of its aliases; repeat for several
+    #[arg(long = "conversion", value_name = "NAME=SQL", value_parser = parse_conversion)]
+    pub conversions: Vec<(String, String)>,
+}
+
+fn parse_conversion(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, sql)) if !name.trim().is_empty() && !sql.trim().is_empty() => {
+            Ok((name.trim().to_string(), sql.trim().to_string()))
+        }
+        _ => Err(format!(
+            "{text:?} is not NAME=SQL (for example tempF='(tempF - 32) * 5 / 9')"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -199,6 +199,7 @@ mod tests {
         let source = |id, name: &str| Source {
             id,
             name: name.into(),
+            conversion: None,
         };
         let column = |name: &str, data_type, sources, aliases: &[&str]| ColumnSpec {
             name: name.into(),

@@ -1,6 +1,8 @@
 //! Schema changes of a field: declare (create or redeclare) and update (one step per kind of
 //! change). Each returns the readable text its history version records.
 
+use std::collections::BTreeMap;
+
 use sqlx::sqlite::SqliteConnection;
 use strata_core::{FieldId, FieldType, TenantId};
 
@@ -26,6 +28,8 @@ pub(super) struct FieldDeclaration<'a> {
     pub(super) aliases: &'a [String],
     pub(super) hidden: bool,
     pub(super) expression: Option<&'a str>,
+    /// Name of the field -> its conversion; the whole set.
+    pub(super) conversions: &'a BTreeMap<String, String>,
 }
 
 pub(super) async fn declare_field(
@@ -40,6 +44,7 @@ pub(super) async fn declare_field(
         aliases,
         hidden,
         expression,
+        conversions,
     } = declaration;
     let metric = resolve_metric(conn, tenant, metric_name).await?;
     validate::field_level_name("field", field)?;
@@ -92,7 +97,69 @@ pub(super) async fn declare_field(
         mark_series_hashes_stale_if_key_field(conn, metric.id, field_id).await?;
         text.push_str(&format!("; added aliases {}", quoted_list(&added)));
     }
+    let stored = StoredField {
+        id: field_id,
+        display: &display,
+        field_type,
+        derived: expression.is_some(),
+    };
+    text.push_str(&set_conversions(conn, &stored, conversions).await?);
     Ok(text)
+}
+
+/// The field a declaration just wrote, as its conversions need it.
+struct StoredField<'a> {
+    id: FieldId,
+    display: &'a str,
+    field_type: Option<FieldType>,
+    derived: bool,
+}
+
+/// Replaces the conversions of the field's names; returns the history text.
+async fn set_conversions(
+    conn: &mut SqliteConnection,
+    field: &StoredField<'_>,
+    conversions: &BTreeMap<String, String>,
+) -> Result<String, CatalogError> {
+    sqlx::query("UPDATE metric_local_names SET conversion = NULL WHERE field_id = ?")
+        .bind(field.id)
+        .execute(&mut *conn)
+        .await?;
+    if conversions.is_empty() {
+        return Ok(String::new());
+    }
+    let display = field.display;
+    if field.derived {
+        return Err(CatalogError::Invalid(format!(
+            "field {display:?} is derived, so its names carry no conversions"
+        )));
+    }
+    if field.field_type.is_none() {
+        return Err(CatalogError::Invalid(format!(
+            "a conversion converts into the field's type: declare field {display:?} with a type"
+        )));
+    }
+    let mut described = Vec::new();
+    for (name, expression) in conversions {
+        validate::expression(name, expression)?;
+        let updated = sqlx::query(
+            "UPDATE metric_local_names SET conversion = ? WHERE field_id = ? AND name = ?",
+        )
+        .bind(expression)
+        .bind(field.id)
+        .bind(name)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(CatalogError::Invalid(format!(
+                "conversion of {name:?}: it is not a name of field {display:?} (list it in \
+                 \"aliases\")"
+            )));
+        }
+        described.push(format!("{name:?} by {expression:?}"));
+    }
+    Ok(format!("; converts {}", described.join(", ")))
 }
 
 async fn check_field_name_count(

@@ -53,6 +53,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_timestamp_unit.sql")),
     (9, include_str!("../migrations/0009_merge_and_derived.sql")),
     (10, include_str!("../migrations/0010_query_usage.sql")),
+    (11, include_str!("../migrations/0011_conversions.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.

@@ -202,12 +202,14 @@ async fn apply_change(
             aliases,
             hidden,
             expression,
+            conversions,
         } => {
             let declaration = field_changes::FieldDeclaration {
                 field_type,
                 aliases: &aliases,
                 hidden,
                 expression: expression.as_deref(),
+                conversions: &conversions,
             };
             field_changes::declare_field(conn, tenant, &metric, &field, declaration).await
         }

@@ -171,6 +171,7 @@ async fn attach_fields(
             names: Vec::new(),
             hidden: row.try_get("hidden")?,
             expression: row.try_get("expression")?,
+            conversions: Default::default(),
         });
     }
     Ok(field_index)
@@ -184,7 +185,7 @@ async fn attach_local_names(
     field_index: &HashMap<FieldId, (usize, usize)>,
 ) -> Result<(), CatalogError> {
     let rows = sqlx::query(
-        "SELECT l.metric_id, l.field_id, l.name FROM metric_local_names l \
+        "SELECT l.metric_id, l.field_id, l.name, l.conversion FROM metric_local_names l \
          JOIN metrics m ON m.id = l.metric_id \
          WHERE m.tenant_id = ? AND m.deleted_at_ms IS NULL ORDER BY l.seq",
     )
@@ -195,10 +196,15 @@ async fn attach_local_names(
         let metric_id: MetricId = row.try_get("metric_id")?;
         let field_id: Option<FieldId> = row.try_get("field_id")?;
         let name: String = row.try_get("name")?;
+        let conversion: Option<String> = row.try_get("conversion")?;
         match field_id {
             Some(fid) => {
                 if let Some(&(mi, fi)) = field_index.get(&fid) {
-                    loaded.metrics[mi].fields[fi].names.push(name);
+                    let field = &mut loaded.metrics[mi].fields[fi];
+                    if let Some(conversion) = conversion {
+                        field.conversions.insert(name.clone(), conversion);
+                    }
+                    field.names.push(name);
                 }
             }
             None => {

@@ -20,7 +20,8 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 use strata_format::cold_file::TIMESTAMP_COLUMN;
-use strata_format::recombine::recombine;
+use strata_format::model::Conversion;
+use strata_format::recombine::recombine_sources;
 
 use super::cost::PlanChoice;
 use crate::scan::{format_ms, ScanSpec};
@@ -133,12 +134,12 @@ fn recombine_batch(spec: &ScanSpec, batch: &RecordBatch) -> Result<(RecordBatch,
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(spec.columns.len() + 1);
     let mut failures = 0;
     for column in &spec.columns {
-        let sources: Vec<&ArrayRef> = column
+        let sources: Vec<(&ArrayRef, Option<&Conversion>)> = column
             .sources
             .iter()
-            .filter_map(|s| batch.column_by_name(&s.name))
+            .filter_map(|s| Some((batch.column_by_name(&s.name)?, s.conversion.as_ref())))
             .collect();
-        let (array, failed) = recombine(&sources, &column.data_type, rows)
+        let (array, failed) = recombine_sources(&sources, &column.data_type, rows)
             .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))?;
         failures += failed;
         arrays.push(array);

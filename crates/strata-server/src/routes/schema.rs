@@ -43,6 +43,7 @@ pub fn field_json(field: &Field) -> Value {
         "aliases": field.aliases(),
         "hidden": field.hidden,
         "expression": field.expression,
+        "conversions": field.conversions,
     })
 }
 
@@ -251,6 +252,9 @@ pub struct DeclareField {
     hidden: bool,
     /// A derived field: the SQL expression over other fields it is computed from on read.
     expression: Option<String>,
+    /// Name of the field -> the SQL expression its values are converted by on read.
+    #[serde(default)]
+    conversions: std::collections::BTreeMap<String, String>,
 }
 
 pub async fn declare_field(
@@ -268,6 +272,11 @@ pub async fn declare_field(
             .check_derived(caller.tenant.id, &metric, &field, field_type, expression)
             .await?;
     }
+    // Without a type the catalog refuses conversions, with that reason.
+    for (name, conversion) in body.conversions.iter().filter(|_| field_type.is_some()) {
+        strata_query::derived::check_conversion(name, conversion, field_type)
+            .map_err(ApiError::bad_request)?;
+    }
     let change = SchemaChange::DeclareField {
         metric: metric.clone(),
         field,
@@ -275,6 +284,7 @@ pub async fn declare_field(
         aliases: body.aliases,
         hidden: body.hidden,
         expression: body.expression,
+        conversions: body.conversions,
     };
     Ok(Json(apply(&state, &caller, change, Some(&metric)).await?))
 }

@@ -363,6 +363,14 @@ fn declare_field(client: &Client, as_json: bool, args: DeclareFieldArgs) -> anyh
     if let Some(expression) = args.expression {
         body.insert("expression".into(), json!(expression));
     }
+    if !args.conversions.is_empty() {
+        let conversions: Map<String, Value> = args
+            .conversions
+            .into_iter()
+            .map(|(name, sql)| (name, json!(sql)))
+            .collect();
+        body.insert("conversions".into(), Value::Object(conversions));
+    }
     let answer = client.put(&field_path(&args.metric, &args.field), &Value::Object(body))?;
     show(as_json, &answer, |a| {
         print_change(

@@ -608,6 +608,40 @@ fn schema_changes_through_the_cli() {
     ));
     let derived = server.sql(&admin, "SELECT wetness FROM thermo");
     assert_eq!(derived.body["rows"], json!([[100.0]]), "{}", derived.text);
+    assert_success(&client(
+        url,
+        &admin,
+        &[
+            "schema",
+            "declare-field",
+            "thermostat",
+            "humidity",
+            "--type",
+            "double",
+            "--conversion",
+            "humidity=humidity / 100",
+        ],
+    ));
+    let converted = server.sql(&admin, "SELECT humidity FROM thermo");
+    assert_eq!(converted.body["rows"], json!([[0.5]]), "{}", converted.text);
+    let malformed = client(
+        url,
+        &admin,
+        &[
+            "schema",
+            "declare-field",
+            "thermostat",
+            "humidity",
+            "--conversion",
+            "x",
+        ],
+    );
+    assert_eq!(malformed.status.code(), Some(2), "clap refuses it");
+    assert!(
+        stderr(&malformed).contains("is not NAME=SQL"),
+        "{}",
+        stderr(&malformed)
+    );
 
     // Nothing to change is refused locally, before any request.
     let empty = client(

@@ -220,6 +220,33 @@ fn a_tail_over_a_derived_field_sends_its_computed_value() {
     assert_eq!(live.rows(1), [vec![json!("b"), json!(140.0)]]);
 }
 
+/// Issue 17: a tail converts an alias's values as `/sql` does (Fahrenheit under `tempF`).
+#[test]
+fn a_tail_converts_an_alias_into_its_field_unit() {
+    let server = TestServer::start();
+    let key = tenant(&server, "acme");
+    let converted = server.put(
+        "/api/v1/schema/metrics/thermostat/fields/temp",
+        &key,
+        &json!({"type": "double", "aliases": ["tmp", "tempF"],
+                "conversions": {"tempF": "(tempF - 32) * 5 / 9"}}),
+    );
+    assert_eq!(converted.status, 200, "{}", converted.text);
+    let sql = "SELECT name, temp FROM thermostat WHERE temp > 50";
+    let live = Live::start(&server, &key, &json!({ "sql": sql }));
+    assert!(table(&live.expect("snapshot")).is_empty());
+    let fahrenheit = |device: &str, offset_ms: i64, value: f64| {
+        json!({"metrictype": "thermostat", "timestamp": T0 + offset_ms, "name": device,
+               "tempF": value})
+    };
+    write_events(
+        &server,
+        &key,
+        &[fahrenheit("a", 1, 212.0), fahrenheit("b", 1, 100.0)],
+    );
+    assert_eq!(live.rows(1), [vec![json!("a"), json!(100.0)]]);
+}
+
 #[test]
 fn a_query_that_is_not_a_tail_is_rerun_when_its_metric_changes() {
     let server = TestServer::start();

@@ -26,6 +26,7 @@ mod bench_harness;
 mod bench_quick;
 mod cli;
 mod cold_crash;
+mod conversions;
 mod derived_fields;
 mod hostile_http;
 mod hostile_ingest;
