@@ -16,14 +16,7 @@ use serde_json::{json, Value};
 /// federated plan (`cold`: files up to the watermark; `hot`: hot partitions) or lets the cost
 /// model choose (`cost`); exactly-once must hold for each.
 fn start_with_tier(tier: &str) -> TestServer {
-    TestServer::start_with(&[
-        "--compact-after-secs",
-        "0",
-        "--compact-interval-secs",
-        "0",
-        "--plan-tier",
-        tier,
-    ])
+    TestServer::compacting_on_demand(tier)
 }
 
 fn start() -> TestServer {

@@ -10,14 +10,7 @@ use crate::common::{write_events, Answer, TestServer, DAY0};
 
 fn start() -> TestServer {
     // Queries read the cold files once compacted (not the hot rows still there).
-    TestServer::start_with(&[
-        "--compact-after-secs",
-        "0",
-        "--compact-interval-secs",
-        "0",
-        "--plan-tier",
-        "cold",
-    ])
+    TestServer::compacting_on_demand("cold")
 }
 
 fn rows(server: &TestServer, key: &str, sql: &str) -> Vec<Value> {

@@ -9,14 +9,7 @@ use serde_json::{json, Value};
 use crate::common::{int_pair, write_events, TestServer, DAY0, DAY_MS};
 
 fn start() -> TestServer {
-    TestServer::start_with(&[
-        "--compact-after-secs",
-        "0",
-        "--compact-interval-secs",
-        "0",
-        "--plan-tier",
-        "cold",
-    ])
+    TestServer::compacting_on_demand("cold")
 }
 
 fn compact(server: &TestServer, admin: &str) {

@@ -70,6 +70,20 @@ impl TestServer {
         Self::start_with(&[])
     }
 
+    /// Compacts everything older than the current hour when asked (`POST /api/v1/compact`),
+    /// never in the background; `tier` forces the federated plan (`cold`: files up to the
+    /// watermark; `hot`: hot partitions) or lets the cost model choose (`cost`).
+    pub fn compacting_on_demand(tier: &str) -> TestServer {
+        Self::start_with(&[
+            "--compact-after-secs",
+            "0",
+            "--compact-interval-secs",
+            "0",
+            "--plan-tier",
+            tier,
+        ])
+    }
+
     /// Starts with extra `strata serve` arguments (limits, for example).
     pub fn start_with(extra_args: &[&str]) -> TestServer {
         Self::start_with_env(extra_args, &[])
