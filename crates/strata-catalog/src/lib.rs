@@ -130,4 +130,11 @@ pub enum SchemaChange {
         remove_aliases: Vec<String>,
         hidden: Option<bool>,
     },
+    /// Drops a field (or an unknown field's incoming name): hidden at once with no undo window,
+    /// so the compactor purges its data at its next run. Declaring it visible again shows only
+    /// what is sent afterwards.
+    DropField {
+        metric: String,
+        field: String,
+    },
 }

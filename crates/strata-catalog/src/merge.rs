@@ -199,6 +199,7 @@ mod tests {
             field_type,
             names: names.iter().map(|n| n.to_string()).collect(),
             hidden: false,
+            hidden_since_ms: None,
             expression: None,
             conversions: Default::default(),
         }

@@ -206,6 +206,10 @@ pub struct Field {
     /// the order they joined. Includes the display name.
     pub names: Vec<String>,
     pub hidden: bool,
+    /// When the field was last hidden (epoch ms); `None` while visible. The compactor purges a
+    /// field's data once it has been hidden for the purge delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_since_ms: Option<i64>,
     /// A derived field: the SQL expression over other fields it is computed from on read. Such a
     /// field reads no incoming name of its own.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -52,6 +52,8 @@ pub struct NameSpec {
     pub id: NameId,
     pub name: String,
     pub declared: Option<FieldType>,
+    /// Its values are not written (a field hidden for the purge delay).
+    pub purged: bool,
 }
 
 #[derive(Debug)]
@@ -79,6 +81,7 @@ pub fn encode_file(mut rows: Vec<ColdRow>, names: &[NameSpec]) -> Result<Encoded
         .collect();
     present.sort_unstable();
     present.dedup();
+    present.retain(|id| !spec_of.get(id).is_some_and(|spec| spec.purged));
     let slot_of: HashMap<NameId, usize> =
         present.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let mut columns_values: Vec<Vec<Value>> = (0..present.len())
@@ -211,16 +214,19 @@ mod tests {
                 id: 1,
                 name: "level".into(),
                 declared: Some(FieldType::Integer),
+                purged: false,
             },
             NameSpec {
                 id: 2,
                 name: "note".into(),
                 declared: None,
+                purged: false,
             },
             NameSpec {
                 id: 3,
                 name: "never".into(),
                 declared: Some(FieldType::Double),
+                purged: false,
             },
         ]
     }

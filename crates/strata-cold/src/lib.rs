@@ -28,7 +28,8 @@ mod store;
 pub use access::{retention_floor_ms, ColdAccess, COLD_STORE_URL};
 pub use compactor::Compactor;
 pub use jobs::{
-    CompactionReport, CompactorConfig, GcReport, JobCatalog, MetricCompaction, RetypeReport,
+    CompactionReport, CompactorConfig, GcReport, HiddenPurgeReport, JobCatalog, MetricCompaction,
+    RetypeReport,
 };
 pub use store::{ColdObject, ColdStore};
 

@@ -248,6 +248,7 @@ pub fn define(
         field_type,
         names: vec![field.to_string()],
         hidden: false,
+        hidden_since_ms: None,
         expression: Some(expression.to_string()),
         conversions: Default::default(),
     });

@@ -405,6 +405,11 @@ pub struct ServeArgs {
     /// cold) are purged by the background job
     #[arg(long, env = "STRATA_PURGE_DELETED_AFTER_SECS", default_value_t = 7 * 86_400)]
     pub purge_deleted_after_secs: u64,
+    /// Seconds a field stays hidden before the compactor purges its values from cold files (a
+    /// hide is a soft delete: undoing it within this window loses nothing); the hot copies go
+    /// when their weekly partition ages off
+    #[arg(long, env = "STRATA_PURGE_HIDDEN_AFTER_SECS", default_value_t = 7 * 86_400)]
+    pub purge_hidden_after_secs: u64,
     /// Seconds a connection may take to send a complete request head; also how long an idle
     /// keep-alive connection stays open waiting for its next request
     #[arg(long, env = "STRATA_HTTP_HEADER_TIMEOUT_SECS", default_value_t = strata_node::DEFAULT_HEADER_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
@@ -680,6 +685,20 @@ reused for a new, empty metric.\n\nExample:\n  strata schema delete-metric \"old
     DeleteMetric {
         /// The metric (its name or any alias)
         metric: String,
+    },
+    /// Drop a field: hidden at once and its data purged at the next compaction
+    #[command(
+        long_about = "Drop a field (DELETE /api/v1/schema/metrics/{metric}/fields/{field}). \
+FIELD may be a declared field or an unknown field's incoming name. It is hidden at once, with \
+no undo window: the next compaction purges its values from every cold file (hot copies go \
+when their weekly partition ages off). Declaring it visible again shows only what is sent \
+afterwards.\n\nExample:\n  strata schema drop-field thermostat debug_blob"
+    )]
+    DropField {
+        /// The metric (its name or any alias)
+        metric: String,
+        /// The field (its name or any alias) or an unknown field's incoming name
+        field: String,
     },
     /// Merge another metric into this one (no data rewrite)
     #[command(

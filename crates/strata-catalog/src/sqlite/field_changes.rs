@@ -107,6 +107,43 @@ pub(super) async fn declare_field(
     Ok(text)
 }
 
+/// Hides the field (declaring an unknown name as a hidden field) and dates the hide to the
+/// epoch, so the purge delay has passed: the compactor purges its data at its next run.
+pub(super) async fn drop_field(
+    conn: &mut SqliteConnection,
+    tenant: TenantId,
+    metric_name: &str,
+    field: &str,
+) -> Result<String, CatalogError> {
+    let metric = resolve_metric(conn, tenant, metric_name).await?;
+    let (id, display) = match local_owner(conn, metric.id, field).await? {
+        Some(LocalOwner::Field { id, display }) => {
+            sqlx::query("UPDATE fields SET hidden = 1 WHERE id = ?")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            (id, display)
+        }
+        Some(owner @ LocalOwner::TimestampAlias) => {
+            return Err(local_conflict(field, &owner, &metric.name))
+        }
+        None => {
+            validate::field_level_name("field", field)?;
+            let id = insert_field(conn, metric.id, field, None, true).await?;
+            (id, field.to_string())
+        }
+    };
+    // After the trigger that dated the hide to now (migration 0012).
+    sqlx::query("UPDATE fields SET hidden_at_ms = 0 WHERE id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(format!(
+        "dropped field {display:?} of metric {:?}: hidden, its data purged at the next compaction",
+        metric.name
+    ))
+}
+
 /// The field a declaration just wrote, as its conversions need it.
 struct StoredField<'a> {
     id: FieldId,

@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_merge_and_derived.sql")),
     (10, include_str!("../migrations/0010_query_usage.sql")),
     (11, include_str!("../migrations/0011_conversions.sql")),
+    (12, include_str!("../migrations/0012_hidden_since.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.

@@ -231,5 +231,8 @@ async fn apply_change(
             };
             field_changes::update_field(conn, tenant, &metric, &field, update).await
         }
+        SchemaChange::DropField { metric, field } => {
+            field_changes::drop_field(conn, tenant, &metric, &field).await
+        }
     }
 }

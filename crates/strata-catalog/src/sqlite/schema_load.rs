@@ -149,7 +149,8 @@ async fn attach_fields(
 ) -> Result<HashMap<FieldId, (usize, usize)>, CatalogError> {
     let mut field_index: HashMap<FieldId, (usize, usize)> = HashMap::new();
     let rows = sqlx::query(
-        "SELECT f.id, f.metric_id, f.name, f.field_type, f.hidden, f.expression FROM fields f \
+        "SELECT f.id, f.metric_id, f.name, f.field_type, f.hidden, f.hidden_at_ms, f.expression \
+         FROM fields f \
          JOIN metrics m ON m.id = f.metric_id \
          WHERE m.tenant_id = ? AND m.deleted_at_ms IS NULL ORDER BY f.id",
     )
@@ -170,6 +171,7 @@ async fn attach_fields(
             field_type: parse_field_type(row.try_get("field_type")?)?,
             names: Vec::new(),
             hidden: row.try_get("hidden")?,
+            hidden_since_ms: row.try_get("hidden_at_ms")?,
             expression: row.try_get("expression")?,
             conversions: Default::default(),
         });

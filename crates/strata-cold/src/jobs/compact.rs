@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::day_batcher::{name_specs, series_key_names, Chunk, DayBatcher};
+use super::hidden::{purge_hidden_metric, purged_names, HiddenPurgeReport};
 use super::retype::{retype_metric, KeptAsIs, RetypeReport};
 use super::{job_error, millis, JobState};
 use crate::layout::day_start_ms;
@@ -59,6 +60,8 @@ pub struct CompactionReport {
     pub metrics: Vec<MetricCompaction>,
     /// Lazy re-typing of files compacted before their fields got a type.
     pub retype: RetypeReport,
+    /// Columns of fields hidden for the purge delay, removed from older files.
+    pub hidden_purge: HiddenPurgeReport,
 }
 
 /// Compacts every live metric of the tenant, then re-types, and records the outcome for
@@ -123,6 +126,7 @@ async fn compact_and_retype(
     let schema = state.catalog.schemas.schema(tenant).await?;
     for metric in &schema.metrics {
         retype_metric(state, kept, tenant, metric, &mut report.retype).await?;
+        purge_hidden_metric(state, tenant, metric, &mut report.hidden_purge).await?;
     }
     tracing::info!(
         tenant = %tenant,
@@ -289,7 +293,8 @@ fn spawn_encoder(
     late_rows: Vec<HotRow>,
 ) -> (JoinHandle<()>, mpsc::Receiver<Result<Chunk, ColdError>>) {
     let (sender, receiver) = mpsc::channel::<Result<Chunk, ColdError>>(2);
-    let names = name_specs(metric);
+    let purged = purged_names(metric, now_ms(), millis(state.config.purge_hidden_after));
+    let names = name_specs(metric, &purged);
     // The keys and their generation come from one schema snapshot, so a file never claims a
     // generation whose keys did not order it.
     let series_names = series_key_names(metric);

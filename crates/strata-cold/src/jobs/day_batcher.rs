@@ -2,7 +2,7 @@
 //! than `max_rows_per_file` rows), each row ordered by its series under the metric's current
 //! series keys.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use strata_catalog::Metric;
 use strata_core::{MetricId, NameId, TenantId};
@@ -13,8 +13,9 @@ use crate::encode::{encode_file, ColdRow, EncodedFile, NameSpec};
 use crate::layout::{day_start_ms, file_path};
 use crate::ColdError;
 
-/// Every incoming name of the metric with the type its field declares now.
-pub(super) fn name_specs(metric: &Metric) -> Vec<NameSpec> {
+/// Every incoming name of the metric with the type its field declares now, and whether its
+/// values are purged (a field hidden for the purge delay, see `hidden.rs`).
+pub(super) fn name_specs(metric: &Metric, purged: &HashSet<String>) -> Vec<NameSpec> {
     metric
         .incoming
         .iter()
@@ -22,6 +23,7 @@ pub(super) fn name_specs(metric: &Metric) -> Vec<NameSpec> {
             id: incoming.id,
             name: incoming.name.clone(),
             declared: metric.field(&incoming.name).and_then(|f| f.field_type),
+            purged: purged.contains(&incoming.name),
         })
         .collect()
 }

@@ -2,6 +2,7 @@
 //! - `compact.rs`: hot rows older than `min_age` -> Parquet files + a new watermark, atomically
 //!   (`day_batcher.rs` groups the rows into files per UTC day);
 //! - `retype.rs`: files whose text columns' fields got a type are rewritten typed;
+//! - `hidden.rs`: files holding fields hidden for the purge delay are rewritten without them;
 //! - `gc.rs`: orphan and retired files are deleted, then the other collection jobs run:
 //!   `partitions.rs` (hot weeks past retention and fully compacted are dropped),
 //!   `retention.rs` (cold files of days past a tenant's cold retention are retired) and
@@ -23,6 +24,7 @@ use crate::ColdStore;
 pub(crate) mod compact;
 mod day_batcher;
 pub(crate) mod gc;
+pub(crate) mod hidden;
 pub(crate) mod partitions;
 mod purge;
 mod retention;
@@ -30,6 +32,7 @@ pub(crate) mod retype;
 
 pub use compact::{CompactionReport, MetricCompaction};
 pub use gc::GcReport;
+pub use hidden::HiddenPurgeReport;
 pub use retype::RetypeReport;
 
 #[derive(Debug, Clone)]
@@ -44,6 +47,8 @@ pub struct CompactorConfig {
     pub hot_retention: Duration,
     /// A deleted metric's rows (hot and cold) are purged this long after its deletion.
     pub purge_deleted_after: Duration,
+    /// A hidden field's values are purged from cold files this long after it was hidden.
+    pub purge_hidden_after: Duration,
 }
 
 impl Default for CompactorConfig {
@@ -54,6 +59,7 @@ impl Default for CompactorConfig {
             retired_grace: Duration::from_secs(600),
             hot_retention: Duration::from_secs(8 * 7 * 24 * 3600),
             purge_deleted_after: Duration::from_secs(7 * 24 * 3600),
+            purge_hidden_after: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

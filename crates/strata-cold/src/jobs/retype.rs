@@ -72,9 +72,9 @@ fn retype_targets(metric: &Metric, file: &ColdFile) -> Vec<RetypeTarget> {
 }
 
 /// A rewritten file, ready to upload.
-struct Rewritten {
-    bytes: Vec<u8>,
-    columns: Vec<ColdColumn>,
+pub(super) struct Rewritten {
+    pub(super) bytes: Vec<u8>,
+    pub(super) columns: Vec<ColdColumn>,
 }
 
 /// Re-encodes `bytes` (a cold file) with each target column converted where it converts
@@ -177,7 +177,7 @@ pub(super) async fn retype_metric(
 
 /// Uploads the rewritten file and swaps it for `file` in one catalog transaction. False when
 /// `file` was retired meanwhile.
-async fn swap(
+pub(super) async fn swap(
     state: &JobState,
     tenant: TenantId,
     metric: &Metric,

@@ -58,6 +58,10 @@ pub async fn compact(
         "rows": report.rows,
         "metrics": metrics,
         "retyped_files": report.retype.files_rewritten,
+        "hidden_purge": {
+            "files_rewritten": report.hidden_purge.files_rewritten,
+            "columns_dropped": report.hidden_purge.columns_dropped,
+        },
     })))
 }
 

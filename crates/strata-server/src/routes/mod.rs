@@ -46,7 +46,9 @@ pub fn router(state: AppState) -> Router {
         .route("/schema/metrics/{metric}/merge", post(schema::merge_metric))
         .route(
             "/schema/metrics/{metric}/fields/{field}",
-            put(schema::declare_field).patch(schema::patch_field),
+            put(schema::declare_field)
+                .patch(schema::patch_field)
+                .delete(schema::drop_field),
         )
         .route("/write", post(crate::write::write))
         .route("/errors", get(errors::list))

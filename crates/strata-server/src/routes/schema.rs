@@ -289,6 +289,20 @@ pub async fn declare_field(
     Ok(Json(apply(&state, &caller, change, Some(&metric)).await?))
 }
 
+/// `DELETE .../fields/{field}`: hidden at once, purged at the next compaction.
+pub async fn drop_field(
+    State(state): State<AppState>,
+    caller: TenantCaller,
+    Path((metric, field)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let change = SchemaChange::DropField {
+        metric: metric.clone(),
+        field,
+    };
+    Ok(Json(apply(&state, &caller, change, Some(&metric)).await?))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchField {

@@ -48,6 +48,12 @@ pub fn run(client: &Client, as_json: bool, command: SchemaCommand) -> anyhow::Re
                 print_change(a, &format!("deleted metric {metric}"))
             });
         }
+        SchemaCommand::DropField { metric, field } => {
+            let answer = client.delete(&field_path(&metric, &field))?;
+            show(as_json, &answer, |a| {
+                print_change(a, &format!("dropped field {field} of {metric}"))
+            });
+        }
         SchemaCommand::MergeMetric { metric, from } => {
             let answer = client.post(
                 &["api", "v1", "schema", "metrics", &metric, "merge"],

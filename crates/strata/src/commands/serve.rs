@@ -145,6 +145,7 @@ fn compactor_config(args: &ServeArgs) -> strata_node::CompactorConfig {
         ),
         retired_grace: std::time::Duration::from_secs(args.retired_grace_secs),
         purge_deleted_after: std::time::Duration::from_secs(args.purge_deleted_after_secs),
+        purge_hidden_after: std::time::Duration::from_secs(args.purge_hidden_after_secs),
         ..Default::default()
     }
 }

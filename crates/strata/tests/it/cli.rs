@@ -624,6 +624,17 @@ fn schema_changes_through_the_cli() {
     ));
     let converted = server.sql(&admin, "SELECT humidity FROM thermo");
     assert_eq!(converted.body["rows"], json!([[0.5]]), "{}", converted.text);
+    assert_success(&client(
+        url,
+        &admin,
+        &["schema", "drop-field", "thermostat", "humidity"],
+    ));
+    let dropped = server.sql(&admin, "SELECT humidity FROM thermo");
+    assert_eq!(
+        dropped.status, 400,
+        "a dropped field is hidden: {}",
+        dropped.text
+    );
     let malformed = client(
         url,
         &admin,

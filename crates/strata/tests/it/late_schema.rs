@@ -292,3 +292,129 @@ fn binary_fields_read_base64_as_bytes_in_both_tiers() {
         "the text sent is kept"
     );
 }
+
+/// A hidden field is a soft delete: its values survive a hide that is undone within the purge
+/// delay, and once the field has been hidden that long compaction stops writing it and rewrites
+/// older files without it (the seed's "garbage collect them as part of our standard age off").
+#[test]
+fn a_hidden_field_is_purged_from_cold_files_after_the_purge_delay_only() {
+    let events = |from: i64| -> Vec<Value> {
+        (from..from + 3)
+            .map(|i| {
+                json!({"metrictype": "door", "timestamp": SEED_MS + i * 86_400_000,
+                       "device": "d1", "secret": format!("pin-{i}")})
+            })
+            .collect()
+    };
+    let hide = |server: &TestServer, key: &str, hidden: bool| {
+        let answer = server.put(
+            "/api/v1/schema/metrics/door/fields/secret",
+            key,
+            &json!({ "hidden": hidden }),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text);
+    };
+    let compact = |server: &TestServer, key: &str| -> Value {
+        let answer = server.post("/api/v1/compact", key, &json!({}));
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        answer.body
+    };
+    let counts = "SELECT count(*), count(secret) FROM door";
+    for (delay, kept) in [("604800", 6), ("0", 0)] {
+        let server = TestServer::start_with(&[
+            "--compact-after-secs",
+            "0",
+            "--compact-interval-secs",
+            "0",
+            "--plan-tier",
+            "cold",
+            "--purge-hidden-after-secs",
+            delay,
+        ]);
+        let key = server.create_tenant("doors");
+        write(&server, &key, &events(0));
+        compact(&server, &key);
+        hide(&server, &key, true);
+        write(&server, &key, &events(3));
+        let report = compact(&server, &key);
+        let purge = &report["hidden_purge"];
+        let rewritten = if kept == 0 { 3 } else { 0 };
+        assert_eq!(
+            purge["files_rewritten"], rewritten,
+            "delay {delay}: {report}"
+        );
+        hide(&server, &key, false);
+        assert_eq!(
+            rows(&server.sql(&key, counts)),
+            vec![json!([6, kept])],
+            "delay {delay}: a hide undone within the delay loses nothing; after it, the values \
+             are gone from every file, old and new"
+        );
+    }
+}
+
+/// `DELETE .../fields/{field}` drops a field, or an unknown field's name: hidden at once, with
+/// no undo window, so the next compaction purges it from every file even under the default
+/// 7-day delay; declaring it visible again shows only what is sent afterwards.
+#[test]
+fn dropping_a_field_purges_its_data_at_the_next_compaction() {
+    let server = TestServer::start_with(&[
+        "--compact-after-secs",
+        "0",
+        "--compact-interval-secs",
+        "0",
+        "--plan-tier",
+        "cold",
+    ]);
+    let key = server.create_tenant("dropper");
+    let events: Vec<Value> = (0..4)
+        .map(|i| {
+            json!({"metrictype": "door", "timestamp": SEED_MS + i * 86_400_000,
+                   "device": "d1", "secret": format!("pin-{i}"), "junk": i})
+        })
+        .collect();
+    write(&server, &key, &events);
+    let compacted = server.post("/api/v1/compact", &key, &json!({}));
+    assert_eq!(compacted.status, 200, "{}", compacted.text);
+    let declared = server.put(
+        "/api/v1/schema/metrics/door/fields/secret",
+        &key,
+        &json!({"type": "string"}),
+    );
+    assert_eq!(declared.status, 200, "{}", declared.text);
+    let reader = server.create_key(&key, "read");
+    let refused = server.delete("/api/v1/schema/metrics/door/fields/secret", &reader);
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    for field in ["secret", "junk"] {
+        let dropped = server.delete(&format!("/api/v1/schema/metrics/door/fields/{field}"), &key);
+        assert_eq!(dropped.status, 200, "{field}: {}", dropped.text);
+    }
+    let missing = server.delete("/api/v1/schema/metrics/nowhere/fields/secret", &key);
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    let history = server.get("/api/v1/schema/history", &key);
+    assert!(
+        history.text.contains("dropped field"),
+        "the drop is versioned: {}",
+        history.text
+    );
+    let report = server.post("/api/v1/compact", &key, &json!({}));
+    assert_eq!(report.status, 200, "{}", report.text);
+    assert_eq!(
+        report.body["hidden_purge"]["files_rewritten"], 4,
+        "{}",
+        report.text
+    );
+    assert_eq!(
+        report.body["hidden_purge"]["columns_dropped"], 8,
+        "{}",
+        report.text
+    );
+    let visible = server.put(
+        "/api/v1/schema/metrics/door/fields/secret",
+        &key,
+        &json!({"type": "string", "hidden": false}),
+    );
+    assert_eq!(visible.status, 200, "{}", visible.text);
+    let counts = "SELECT count(*), count(secret) FROM door";
+    assert_eq!(rows(&server.sql(&key, counts)), vec![json!([4, 0])]);
+}
