@@ -90,6 +90,25 @@ impl ColumnSpec {
         self.expression.is_some()
     }
 
+    /// How EXPLAIN shows the column: `temperature <- (temperature, tempF converted by (tempF -
+    /// 32) * 5 / 9) as Float64`.
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self
+            .sources
+            .iter()
+            .map(|source| match &source.conversion {
+                Some(conversion) => format!("{} converted by {}", source.name, conversion.text),
+                None => source.name.clone(),
+            })
+            .collect();
+        format!(
+            "{} <- ({}) as {}",
+            self.name,
+            names.join(", "),
+            self.data_type
+        )
+    }
+
     /// Whether some name's values are converted on read: the column's values are then not the
     /// stored ones, so stored statistics and series hashes say nothing about them.
     pub fn has_conversions(&self) -> bool {

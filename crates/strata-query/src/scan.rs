@@ -156,14 +156,7 @@ impl DisplayAs for MetricScanExec {
             if i > 0 {
                 write!(f, ", ")?;
             }
-            let names: Vec<&str> = column.sources.iter().map(|s| s.name.as_str()).collect();
-            write!(
-                f,
-                "{} <- ({}) as {}",
-                column.name,
-                names.join(", "),
-                column.data_type
-            )?;
+            write!(f, "{}", column.describe())?;
         }
         write!(f, "]")?;
         if let Some(limit) = spec.limit {

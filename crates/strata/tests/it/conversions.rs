@@ -99,6 +99,13 @@ fn an_alias_with_a_conversion_feeds_the_field_in_its_unit_in_both_tiers() {
     let over = "SELECT count(*) FROM climate WHERE temperature BETWEEN 90 AND 110";
     assert_eq!(rows(&server, &key, over), vec![json!([1])]);
 
+    let plan = rows(&server, &key, "EXPLAIN SELECT temperature FROM climate");
+    let text: String = plan.iter().map(|r| r[1].as_str().unwrap_or("")).collect();
+    assert!(
+        text.contains("tempF converted by (tempF - 32) * 5 / 9"),
+        "EXPLAIN shows the conversion: {text}"
+    );
+
     // Nothing was rewritten: the raw rows hold what was sent.
     let raw = "SELECT \"tempF\" FROM strata_raw('climate') WHERE device = 'f1'";
     let sent = rows(&server, &key, raw);
