@@ -198,7 +198,7 @@ impl QueryEngine {
                 .collect(),
         };
         ctx.register_udtf(
-            "strata_raw",
+            crate::rewrite::RAW_FUNCTION,
             Arc::new(RawFunction::new(tenant, by_name, self.hot.clone(), cold)),
         );
         let planner = Planner {
@@ -338,7 +338,9 @@ impl QueryEngine {
                     .with_members(members)
                     .with_derived(derived),
             );
+            let raw_columns = Arc::new(raw_column_names(&model));
             for name in &model.table_names {
+                resolver.add_raw_columns(name, raw_columns.clone());
                 if by_name.insert(name.clone(), model.clone()).is_some() {
                     tracing::warn!(metric = %name, "two live metrics share a name; the later wins");
                 }
@@ -437,6 +439,19 @@ impl QueryEngine {
 /// offsets overflow (a panic, issue 24 defect 11).
 fn output_limit_bytes(memory_limit_bytes: usize) -> usize {
     memory_limit_bytes.min(1024 * 1024 * 1024)
+}
+
+/// The columns `strata_raw` shows for `model`: `timestamp`, then its incoming names.
+fn raw_column_names(model: &MetricModel) -> Vec<String> {
+    let mut names = vec![strata_core::RESERVED_FIELD_NAME.to_string()];
+    names.extend(
+        model
+            .incoming
+            .iter()
+            .filter(|source| source.name != strata_core::RESERVED_FIELD_NAME)
+            .map(|source| source.name.clone()),
+    );
+    names
 }
 
 /// A merged member's conversions (its columns are the target's, derived ones unread).

@@ -24,7 +24,8 @@
 //! qualifies), a column reference the quoted real name (`temp` -> `"Temp" AS temp`). Column
 //! names are looked up exactly in every enclosing scope first, then ignoring case from the
 //! innermost out; a scope with a source whose columns are not known from the text (a table
-//! function, `SELECT *` in a subquery, a system table) stops the case-insensitive lookup,
+//! function other than `strata_raw('metric')`, `SELECT *` in a subquery, a system table) stops
+//! the case-insensitive lookup,
 //! since the name may be one of its columns. Several candidates refuse the statement with
 //! [`AmbiguousName`].
 
@@ -33,8 +34,9 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, TableAlias,
-    TableFactor, TableWithJoins, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, ObjectNamePart, Query, Select,
+    SelectItem, SetExpr, TableAlias, TableFactor, TableFunctionArgs, TableWithJoins, Value,
+    VisitMut, VisitorMut,
 };
 use strata_format::model::TableAliases;
 
@@ -47,11 +49,16 @@ pub use case::{AmbiguousName, NameKind};
 /// resolved against them.
 pub const CATALOG_NAME: &str = "strata";
 pub const METRIC_SCHEMA: &str = "public";
+/// The table function that reads a metric's rows under their incoming names.
+pub const RAW_FUNCTION: &str = "strata_raw";
 
 /// The metric tables a rewrite can resolve, by every name they are registered under.
 #[derive(Debug, Default, Clone)]
 pub struct AliasResolver {
     tables: HashMap<String, Arc<TableAliases>>,
+    /// The columns `strata_raw('name')` reads, by every name of the metric: `timestamp` and
+    /// its incoming names.
+    raw_columns: HashMap<String, Arc<Vec<String>>>,
 }
 
 impl AliasResolver {
@@ -62,6 +69,33 @@ impl AliasResolver {
     /// Registers a table under one of its names (display name or alias).
     pub fn add_table(&mut self, name: &str, aliases: Arc<TableAliases>) {
         self.tables.insert(name.to_string(), aliases);
+    }
+
+    /// Registers the columns `strata_raw(name)` reads, so unquoted names resolve in them
+    /// ignoring case as they do in the metric's table.
+    pub fn add_raw_columns(&mut self, name: &str, columns: Arc<Vec<String>>) {
+        self.raw_columns.insert(name.to_string(), columns);
+    }
+
+    /// The columns of `strata_raw('metric')` when `name` and `args` are that call.
+    fn raw_outputs(&self, name: &ObjectName, args: &TableFunctionArgs) -> Option<Outputs> {
+        let function = last_part(name)?;
+        if function != RAW_FUNCTION {
+            return None;
+        }
+        let [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(value)))] =
+            args.args.as_slice()
+        else {
+            return None;
+        };
+        let Value::SingleQuotedString(metric) = &value.value else {
+            return None;
+        };
+        let columns = self.raw_columns.get(metric)?;
+        Some(Outputs {
+            names: columns.as_ref().clone(),
+            complete: true,
+        })
     }
 
     /// Rewrites every alias reference in `statement` in place, and resolves unquoted names
@@ -222,9 +256,13 @@ impl Rewriter<'_> {
                         }
                     }
                 }
+                let raw = args
+                    .as_ref()
+                    .filter(|_| !alias_columns.complete)
+                    .and_then(|args| self.resolver.raw_outputs(name, args));
                 sources.push(Source::Opaque {
                     qualifier: alias_name.or_else(|| last_part(name)),
-                    outputs: alias_columns,
+                    outputs: raw.unwrap_or(alias_columns),
                 });
             }
             TableFactor::Derived {

@@ -107,7 +107,8 @@ fn an_alias_with_a_conversion_feeds_the_field_in_its_unit_in_both_tiers() {
     );
 
     // Nothing was rewritten: the raw rows hold what was sent.
-    let raw = "SELECT \"tempF\" FROM strata_raw('climate') WHERE device = 'f1'";
+    // Unquoted, `tempF` resolves ignoring case in strata_raw's columns too.
+    let raw = "SELECT tempF FROM strata_raw('climate') WHERE device = 'f1'";
     let sent = rows(&server, &key, raw);
     assert!(sent[0][0].to_string().contains("212"), "{sent:?}");
 
