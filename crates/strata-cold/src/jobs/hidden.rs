@@ -10,21 +10,14 @@
 //! rest: the delay is the window in which a hide can be undone without loss.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::Schema;
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
-use strata_catalog::{ColdColumn, Metric};
+use strata_catalog::Metric;
 use strata_core::{now_ms, TenantId};
-use strata_format::cold_file::{storage_type_name, FIXED_COLUMNS};
 
-use super::retype::{swap, Rewritten};
+use super::retype::{encoded, read_whole, swap, Rewritten};
 use super::{job_error, millis, JobState};
-use crate::encode::write_parquet;
 use crate::ColdError;
 
 /// What one purge pass did.
@@ -95,30 +88,10 @@ pub(super) async fn purge_hidden_metric(
 
 /// Re-encodes `bytes` (a cold file) without the columns named in `dropped`.
 fn without_columns(bytes: Bytes, dropped: &[String]) -> Result<Rewritten, ColdError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-    let schema = builder.schema().clone();
-    let batches = builder.build()?.collect::<Result<Vec<RecordBatch>, _>>()?;
-    let batch = concat_batches(&schema, &batches)?;
+    let batch = read_whole(bytes)?;
+    let schema = batch.schema();
     let kept: Vec<usize> = (0..schema.fields().len())
         .filter(|at| !dropped.contains(schema.field(*at).name()))
         .collect();
-    let batch = batch.project(&kept)?;
-    let columns = batch
-        .schema()
-        .fields()
-        .iter()
-        .skip(FIXED_COLUMNS)
-        .map(|f| ColdColumn {
-            name: f.name().clone(),
-            storage_type: storage_type_name(f.data_type()).to_string(),
-        })
-        .collect();
-    let batch = RecordBatch::try_new(
-        Arc::new(Schema::new(batch.schema().fields().clone())),
-        batch.columns().to_vec(),
-    )?;
-    Ok(Rewritten {
-        bytes: write_parquet(&batch)?,
-        columns,
-    })
+    encoded(&batch.project(&kept)?)
 }

@@ -80,10 +80,8 @@ pub(super) struct Rewritten {
 /// Re-encodes `bytes` (a cold file) with each target column converted where it converts
 /// losslessly. `None` when no column converts.
 fn rewrite(bytes: Bytes, targets: &[RetypeTarget]) -> Result<Option<Rewritten>, ColdError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-    let schema = builder.schema().clone();
-    let batches = builder.build()?.collect::<Result<Vec<RecordBatch>, _>>()?;
-    let batch = concat_batches(&schema, &batches)?;
+    let batch = read_whole(bytes)?;
+    let schema = batch.schema();
     let rows = batch.num_rows();
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut arrays = batch.columns().to_vec();
@@ -101,7 +99,23 @@ fn rewrite(bytes: Bytes, targets: &[RetypeTarget]) -> Result<Option<Rewritten>, 
     if !converted {
         return Ok(None);
     }
-    let columns = fields
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+    Ok(Some(encoded(&batch)?))
+}
+
+/// A cold file's rows as one batch (files are bounded by `max_rows_per_file`).
+pub(super) fn read_whole(bytes: Bytes) -> Result<RecordBatch, ColdError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let schema = builder.schema().clone();
+    let batches = builder.build()?.collect::<Result<Vec<RecordBatch>, _>>()?;
+    Ok(concat_batches(&schema, &batches)?)
+}
+
+/// `batch` (a cold file's layout) encoded, with the manifest's list of its field columns.
+pub(super) fn encoded(batch: &RecordBatch) -> Result<Rewritten, ColdError> {
+    let columns = batch
+        .schema()
+        .fields()
         .iter()
         .skip(FIXED_COLUMNS)
         .map(|f| ColdColumn {
@@ -109,11 +123,10 @@ fn rewrite(bytes: Bytes, targets: &[RetypeTarget]) -> Result<Option<Rewritten>, 
             storage_type: storage_type_name(f.data_type()).to_string(),
         })
         .collect();
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
-    Ok(Some(Rewritten {
-        bytes: write_parquet(&batch)?,
+    Ok(Rewritten {
+        bytes: write_parquet(batch)?,
         columns,
-    }))
+    })
 }
 
 /// Re-typing attempts that found a value that does not convert: (file id, column, type). Not

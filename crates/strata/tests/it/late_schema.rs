@@ -358,14 +358,7 @@ fn a_hidden_field_is_purged_from_cold_files_after_the_purge_delay_only() {
 /// 7-day delay; declaring it visible again shows only what is sent afterwards.
 #[test]
 fn dropping_a_field_purges_its_data_at_the_next_compaction() {
-    let server = TestServer::start_with(&[
-        "--compact-after-secs",
-        "0",
-        "--compact-interval-secs",
-        "0",
-        "--plan-tier",
-        "cold",
-    ]);
+    let server = TestServer::compacting_on_demand("cold");
     let key = server.create_tenant("dropper");
     let events: Vec<Value> = (0..4)
         .map(|i| {
