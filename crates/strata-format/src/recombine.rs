@@ -423,7 +423,9 @@ pub fn recombine_sources(
 /// field's type.
 pub const CONVERSION_INPUT: &str = "value";
 
-/// Applies a name's conversion to its values; an uncompiled one reads NULL.
+/// Applies a name's conversion to its values; an uncompiled one reads NULL, and so does a batch
+/// the expression fails on (`tempF / 0` over integers): one bad value must not make the whole
+/// metric unreadable, just as a value that does not cast reads NULL.
 fn convert(
     conversion: &Conversion,
     values: ArrayRef,
@@ -436,10 +438,13 @@ fn convert(
     };
     let input = Field::new(CONVERSION_INPUT, values.data_type().clone(), true);
     let batch = RecordBatch::try_new(Arc::new(Schema::new(vec![input])), vec![values])?;
-    let converted = expr
-        .evaluate(&batch)
-        .and_then(|value| value.into_array(rows))
-        .map_err(|e| ArrowError::ComputeError(format!("conversion {:?}: {e}", conversion.text)))?;
+    let converted = match expr.evaluate(&batch).and_then(|v| v.into_array(rows)) {
+        Ok(converted) => converted,
+        Err(error) => {
+            tracing::warn!(conversion = %conversion.text, %error, "a conversion failed; its rows read NULL");
+            return Ok(new_null_array(target, rows));
+        }
+    };
     if converted.data_type() == target {
         return Ok(converted);
     }

@@ -112,6 +112,29 @@ fn an_alias_with_a_conversion_feeds_the_field_in_its_unit_in_both_tiers() {
     let sent = rows(&server, &key, raw);
     assert!(sent[0][0].to_string().contains("212"), "{sent:?}");
 
+    // A conversion that fails on the data (integer division by zero) reads NULL for those rows
+    // instead of making the metric unreadable.
+    let failing = declare(
+        &server,
+        &key,
+        json!({"type": "integer", "aliases": ["tempF"], "conversions": {"tempF": "tempF / 0"}}),
+    );
+    assert_eq!(failing.status, 200, "{}", failing.text);
+    let answer = rows(
+        &server,
+        &key,
+        "SELECT device, temperature FROM climate ORDER BY device",
+    );
+    assert_eq!(
+        answer,
+        vec![
+            json!(["c1", 20]),
+            json!(["c2", 75]),
+            json!(["f1", null]),
+            json!(["f2", null])
+        ]
+    );
+
     // Redeclaring without conversions reads the values as sent again.
     let plain = declare(
         &server,
