@@ -122,6 +122,7 @@ fn render_metric(metric: &Value) -> String {
         ("series keys", "series_keys"),
         ("timestamp aliases", "timestamp_aliases"),
         ("timestamp patterns", "timestamp_patterns"),
+        ("merged from", "merged_from"),
     ] {
         let list = output::list(metric.get(key));
         if !list.is_empty() {
@@ -159,6 +160,7 @@ fn render_declared_fields(fields: &[Value]) -> String {
                 } else {
                     String::new()
                 },
+                computed(f),
             ]
         })
         .collect();
@@ -168,11 +170,28 @@ fn render_declared_fields(fields: &[Value]) -> String {
             "type".into(),
             "aliases".into(),
             "hidden".into(),
+            "computed".into(),
         ],
         &[],
         &rows,
     );
     format!("  fields:\n{}", indent(&table))
+}
+
+/// How a field is computed on read: `= expression` for a derived field, `name = expression`
+/// per converted name.
+fn computed(field: &Value) -> String {
+    if let Some(expression) = field.get("expression").and_then(Value::as_str) {
+        return format!("= {expression}");
+    }
+    let Some(conversions) = field.get("conversions").and_then(Value::as_object) else {
+        return String::new();
+    };
+    conversions
+        .iter()
+        .map(|(name, expression)| format!("{name} = {}", expression.as_str().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Nothing when there are none: most metrics have no unknown fields.
@@ -767,8 +786,13 @@ mod tests {
             "name": "thermostat",
             "aliases": ["machine1"],
             "series_keys": [],
+            "merged_from": ["thermo"],
             "fields": [{"name": "temperature", "type": "double", "aliases": ["temp"], "hidden": false},
-                       {"name": "secret", "type": null, "aliases": [], "hidden": true}],
+                       {"name": "secret", "type": null, "aliases": [], "hidden": true},
+                       {"name": "temp_k", "type": null, "aliases": [], "hidden": false,
+                        "expression": "temperature + 273.15"},
+                       {"name": "celsius", "type": "double", "aliases": ["tempF"], "hidden": false,
+                        "conversions": {"tempF": "(tempF - 32) * 5 / 9"}}],
             "unknown_fields": [{"name": "gallons", "count": 12, "types": ["number", "string"],
                                 "first_seen": null, "last_seen": "2015-01-12T10:12:15+00:00"}]
         });
@@ -778,6 +802,9 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("series keys"), "{text}");
+        assert!(text.contains("  merged from: thermo\n"), "{text}");
+        assert!(text.contains("= temperature + 273.15"), "{text}");
+        assert!(text.contains("tempF = (tempF - 32) * 5 / 9"), "{text}");
         assert!(text.contains("temperature  double     temp"), "{text}");
         assert!(
             text.contains("secret       (unknown)           hidden"),
