@@ -109,10 +109,16 @@ impl ColumnSpec {
         )
     }
 
-    /// Whether some name's values are converted on read: the column's values are then not the
-    /// stored ones, so stored statistics and series hashes say nothing about them.
+    /// Whether some name's values are converted on read.
     pub fn has_conversions(&self) -> bool {
         self.sources.iter().any(|s| s.conversion.is_some())
+    }
+
+    /// Whether the column's values are the stored ones: not derived and no name converted.
+    /// Only then do stored statistics (Parquet pruning) and series hashes say anything about
+    /// them.
+    pub fn reads_as_stored(&self) -> bool {
+        !self.is_derived() && !self.has_conversions()
     }
 }
 

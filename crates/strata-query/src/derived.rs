@@ -166,41 +166,17 @@ fn compile_conversion(
     data_type: &DataType,
     state: &SessionState,
 ) -> Result<Arc<dyn PhysicalExpr>, String> {
-    let dialect = state.config().options().sql_parser.dialect;
-    let parsed = state
-        .sql_to_expr_with_alias(text, &dialect)
-        .map_err(|e| format!("does not parse: {e}"))?;
-    if let Some(alias) = parsed.alias {
-        return Err(format!("may not name its result (at {})", place(&alias)));
-    }
-    let mut ast = parsed.expr;
-    let outcome = visit_expressions_mut(&mut ast, |expr| {
-        match expr {
-            ast::Expr::Identifier(ident)
-                if ident.value.eq_ignore_ascii_case(name)
-                    || ident.value.eq_ignore_ascii_case(CONVERSION_INPUT) =>
-            {
-                ident.value = CONVERSION_INPUT.to_string();
-                ident.quote_style = Some('"');
-            }
-            ast::Expr::Identifier(ident) => {
-                return ControlFlow::Break(format!(
-                    "reads {:?} (at {}); a conversion reads only its own name, {name:?} or `value`",
-                    ident.value,
-                    place(ident)
-                ))
-            }
-            ast::Expr::CompoundIdentifier(parts) => {
-                let first = parts.first().map(place).unwrap_or_default();
-                return ControlFlow::Break(format!("may not use a qualified name (at {first})"));
-            }
-            _ => {}
-        }
-        ControlFlow::Continue(())
-    });
-    if let ControlFlow::Break(message) = outcome {
-        return Err(message);
-    }
+    let ast = parse_resolving(text, state, |ident| {
+        let own = ident.value.eq_ignore_ascii_case(name)
+            || ident.value.eq_ignore_ascii_case(CONVERSION_INPUT);
+        own.then(|| CONVERSION_INPUT.to_string()).ok_or_else(|| {
+            format!(
+                "reads {:?} (at {}); a conversion reads only its own name, {name:?} or `value`",
+                ident.value,
+                place(ident)
+            )
+        })
+    })?;
     let input = Schema::new(vec![Field::new(CONVERSION_INPUT, data_type.clone(), true)]);
     let schema = DFSchema::try_from(input).map_err(|e| e.to_string())?;
     let expr = state
@@ -327,6 +303,31 @@ fn parse(
     text: &str,
     state: &SessionState,
 ) -> Result<Parsed, String> {
+    let mut reads_derived = Vec::new();
+    let ast = parse_resolving(text, state, |ident| match column_of(model, ident)? {
+        Some(found) if found == index => Err(format!(
+            "it reads itself ({:?} at {})",
+            ident.value,
+            place(ident)
+        )),
+        Some(found) => {
+            if model.columns[found].is_derived() {
+                reads_derived.push(found);
+            }
+            Ok(model.columns[found].name.clone())
+        }
+        None => Ok(ident.value.clone()),
+    })?;
+    Ok(Parsed { ast, reads_derived })
+}
+
+/// Parses one SQL expression (no `AS name`, no qualified names) and replaces each identifier
+/// by the column name `resolve` gives it, quoted so the planner takes it as it is.
+fn parse_resolving(
+    text: &str,
+    state: &SessionState,
+    mut resolve: impl FnMut(&ast::Ident) -> Result<String, String>,
+) -> Result<ast::Expr, String> {
     let dialect = state.config().options().sql_parser.dialect;
     let parsed = state
         .sql_to_expr_with_alias(text, &dialect)
@@ -339,25 +340,11 @@ fn parse(
         ));
     }
     let mut ast = parsed.expr;
-    let mut reads_derived = Vec::new();
     let outcome = visit_expressions_mut(&mut ast, |expr| {
         match expr {
-            ast::Expr::Identifier(ident) => match column_of(model, ident) {
-                Ok(found) if found == Some(index) => {
-                    return ControlFlow::Break(format!(
-                        "it reads itself ({:?} at {})",
-                        ident.value,
-                        place(ident)
-                    ))
-                }
-                Ok(found) => {
-                    if let Some(found) = found {
-                        ident.value = model.columns[found].name.clone();
-                        if model.columns[found].is_derived() {
-                            reads_derived.push(found);
-                        }
-                    }
-                    // Quoted, so the planner takes the resolved name as it is.
+            ast::Expr::Identifier(ident) => match resolve(ident) {
+                Ok(column) => {
+                    ident.value = column;
                     ident.quote_style = Some('"');
                 }
                 Err(message) => return ControlFlow::Break(message),
@@ -365,17 +352,17 @@ fn parse(
             ast::Expr::CompoundIdentifier(parts) => {
                 let first = parts.first().map(place).unwrap_or_default();
                 return ControlFlow::Break(format!(
-                    "qualified names are not allowed in a field's expression (at {first})"
+                    "qualified names are not allowed in the expression (at {first})"
                 ));
             }
             _ => {}
         }
         ControlFlow::Continue(())
     });
-    if let ControlFlow::Break(message) = outcome {
-        return Err(message);
+    match outcome {
+        ControlFlow::Break(message) => Err(message),
+        ControlFlow::Continue(()) => Ok(ast),
     }
-    Ok(Parsed { ast, reads_derived })
 }
 
 fn place(ident: &ast::Ident) -> String {

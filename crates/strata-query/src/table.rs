@@ -142,7 +142,7 @@ impl MetricTable {
                         .model
                         .columns
                         .iter()
-                        .any(|m| m.name == c.name && !m.is_derived() && !m.has_conversions())
+                        .any(|m| m.name == c.name && m.reads_as_stored())
             })
     }
 
@@ -163,7 +163,7 @@ impl MetricTable {
             .series_key_columns
             .iter()
             .filter_map(|i| self.model.columns.get(*i))
-            .filter(|c| c.data_type == DataType::Utf8 && !c.has_conversions())
+            .filter(|c| c.data_type == DataType::Utf8 && c.reads_as_stored())
             .map(|c| c.name.as_str())
             .collect();
         if columns.len() == self.model.series_key_columns.len() {

@@ -248,6 +248,7 @@ impl LiveQueries {
             out: sender,
             ended: ended.clone(),
             seen: SeenEvents::default(),
+            prepared: std::sync::Mutex::new(None),
             _slot: slot,
         };
         tokio::spawn(live.run(events));

@@ -10,9 +10,11 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::logical_expr::LogicalPlan;
-use strata_core::TenantId;
+use strata_catalog::TenantSchema;
+use strata_core::{MetricId, TenantId};
 use strata_format::model::MetricModel;
 use strata_format::recombine::RawBatchBuilder;
+use strata_query::derived::DerivedColumns;
 use strata_query::TenantSession;
 use strata_storage::HotEvent;
 use strata_write::CommittedBatch;
@@ -23,6 +25,13 @@ use super::buckets::Buckets;
 use super::plan::{self, Shape};
 use super::seen::SeenEvents;
 use super::{read_snapshot, Inner, LiveEvent, LiveMode, Slot};
+
+/// A metric's model prepared from one schema snapshot (see [`Live::prepared`]).
+pub(crate) struct PreparedModel {
+    schema: Arc<TenantSchema>,
+    model: MetricModel,
+    derived: DerivedColumns,
+}
 
 pub(crate) struct Live {
     pub(crate) inner: Arc<Inner>,
@@ -38,6 +47,8 @@ pub(crate) struct Live {
     pub(crate) min_interval: Duration,
     pub(crate) out: mpsc::Sender<LiveEvent>,
     pub(crate) ended: Arc<Mutex<Option<String>>>,
+    /// The tailed metric's model, compiled once per schema snapshot.
+    pub(crate) prepared: Mutex<Option<Arc<PreparedModel>>>,
     /// Events already taken in, so a re-send is shown and counted once.
     pub(crate) seen: SeenEvents,
     pub(crate) _slot: Slot,
@@ -195,6 +206,34 @@ impl Live {
     /// a new incoming name or alias of a scanned column is read, a new column (a field a
     /// device just started sending) is left out, and a scanned column that is gone or changed
     /// type ends the query.
+    /// The metric's model with its derived fields and conversions compiled, kept while the
+    /// schema snapshot is the same: compiling parses SQL, which every committed batch would
+    /// otherwise repeat.
+    fn prepared(
+        &self,
+        current: &Arc<TenantSchema>,
+        metric: MetricId,
+    ) -> Result<Arc<PreparedModel>, Stop> {
+        let mut cached = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(prepared) = cached.as_ref() {
+            if Arc::ptr_eq(&prepared.schema, current) && prepared.model.id == metric {
+                return Ok(prepared.clone());
+            }
+        }
+        let mut model = current
+            .metric_by_id(metric)
+            .map(|m| MetricModel::from_catalog(m))
+            .ok_or_else(|| Stop::Failed("the metric was deleted".into()))?;
+        let derived = strata_query::derived::prepare(&mut model);
+        let prepared = Arc::new(PreparedModel {
+            schema: current.clone(),
+            model,
+            derived,
+        });
+        *cached = Some(prepared.clone());
+        Ok(prepared)
+    }
+
     async fn build_current(
         &self,
         metric: strata_core::MetricId,
@@ -207,14 +246,11 @@ impl Live {
             .schema(self.tenant)
             .await
             .map_err(|e| Stop::Failed(format!("reading the tenant schema: {e}")))?;
-        let mut model = current
-            .metric_by_id(metric)
-            .map(|m| MetricModel::from_catalog(m))
-            .ok_or_else(|| Stop::Failed("the metric was deleted".into()))?;
-        let derived = strata_query::derived::prepare(&mut model);
+        let prepared = self.prepared(&current, metric)?;
+        let (model, derived) = (&prepared.model, &prepared.derived);
         let scanned = scanned_schema(plan)
             .ok_or_else(|| Stop::Failed("the live query's plan scans no table".into()))?;
-        let built = build(&model, rows).map_err(Stop::Failed)?;
+        let built = build(model, rows).map_err(Stop::Failed)?;
         let built = derived
             .compute(built)
             .map_err(|e| Stop::Failed(format!("computing derived fields: {e}")))?;
