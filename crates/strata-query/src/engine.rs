@@ -24,7 +24,10 @@ use strata_storage::HotStore;
 use crate::error::QueryError;
 use crate::federated::{ColdContext, TierPreference};
 use crate::rewrite::{AliasResolver, CATALOG_NAME, METRIC_SCHEMA};
-use crate::rollup_table::{RollupRefresh, RollupRefreshSlot, RollupTable, RollupsSystemTable};
+use crate::rollup_table::{
+    RollupRefresh, RollupRefreshSlot, RollupRouting, RollupRoutingSlot, RollupTable,
+    RollupsSystemTable, RoutableRollup,
+};
 use crate::runtime::QueryRuntime;
 use crate::session::{Planner, TenantSession};
 use crate::system::{ErrorsTable, UnknownFieldsTable};
@@ -102,6 +105,8 @@ pub struct QueryEngine {
     runtime: Option<QueryRuntime>,
     /// Brings rollups up to date before a query reads one.
     rollup_refresh: RollupRefreshSlot,
+    /// Answers queries over raw data from rollups where one gives the same answer.
+    rollup_routing: RollupRoutingSlot,
     /// What queries read, filter on and failed to find (schema suggestions read it).
     usage: Arc<crate::usage::QueryUsage>,
 }
@@ -128,6 +133,7 @@ impl QueryEngine {
             config,
             runtime,
             rollup_refresh: RollupRefreshSlot::default(),
+            rollup_routing: RollupRoutingSlot::default(),
             usage: Arc::default(),
         }
     }
@@ -141,6 +147,12 @@ impl QueryEngine {
     /// reflect every acknowledged write. A second call changes nothing.
     pub fn set_rollup_refresh(&self, refresh: Arc<dyn RollupRefresh>) {
         let _ = self.rollup_refresh.set(refresh);
+    }
+
+    /// Called once by the rollup service: from then on queries (not live queries or rollup
+    /// maintenance, which must read raw rows) are routed to rollups that answer them exactly.
+    pub fn set_rollup_routing(&self, routing: Arc<dyn RollupRouting>) {
+        let _ = self.rollup_routing.set(routing);
     }
 
     /// Makes every session read the cold tier too (compacted rows, federated plans).
@@ -187,7 +199,7 @@ impl QueryEngine {
         let mut ctx = self.context(runtime);
         let (mut resolver, by_name) =
             self.register_metrics(&mut ctx, tenant, &schema, &cold, upto_seq)?;
-        self.register_rollups(&ctx, &mut resolver, tenant).await?;
+        let routable = self.register_rollups(&ctx, &mut resolver, tenant).await?;
         self.register_system_tables(&ctx, tenant, &schema)?;
         let usage = crate::usage::SessionUsage {
             usage: self.usage.clone(),
@@ -201,10 +213,20 @@ impl QueryEngine {
             crate::rewrite::RAW_FUNCTION,
             Arc::new(RawFunction::new(tenant, by_name, self.hot.clone(), cold)),
         );
+        // Live queries and maintenance read up to a sequence number: raw rows, never a rollup.
+        let routing = match (upto_seq, self.rollup_routing.get()) {
+            (None, Some(router)) if !routable.is_empty() => Some(crate::session::Routing {
+                tenant,
+                router: router.clone(),
+                rollups: routable,
+            }),
+            _ => None,
+        };
         let planner = Planner {
             ctx,
             resolver: Arc::new(resolver),
             usage: Some(usage),
+            routing,
         };
         Ok(TenantSession::new(
             planner,
@@ -355,15 +377,16 @@ impl QueryEngine {
     }
 
     /// Each rollup with a served version, under its name (a metric never shares it: the
-    /// catalog refuses such names). Its columns have no aliases.
+    /// catalog refuses such names). Its columns have no aliases. Returns the rollups queries
+    /// may be routed to.
     async fn register_rollups(
         &self,
         ctx: &SessionContext,
         resolver: &mut AliasResolver,
         tenant: TenantId,
-    ) -> Result<(), QueryError> {
+    ) -> Result<Vec<RoutableRollup>, QueryError> {
         let Some(store) = &self.catalog.rollups else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let rows = store.rollups(tenant).await.map_err(|e| {
             tracing::error!(error = %e, "reading the tenant's rollups for a query session");
@@ -389,7 +412,7 @@ impl QueryEngine {
                 Arc::new(table),
             )?;
         }
-        Ok(())
+        Ok(rows.iter().filter_map(RoutableRollup::of).collect())
     }
 
     /// Schema `strata`: the error log and the unknown fields of this tenant.

@@ -15,7 +15,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use strata_catalog::rollups::RollupRow;
 use strata_catalog::RollupStore;
@@ -72,6 +72,55 @@ pub trait RollupRefresh: Send + Sync + 'static {
 
 /// Shared by every clone of the engine; empty until the maintenance service starts.
 pub type RollupRefreshSlot = Arc<OnceLock<Arc<dyn RollupRefresh>>>;
+
+/// A rollup a query may be answered from: its served version's answer equals its SQL over raw
+/// data (nothing pending, no maintenance error).
+#[derive(Debug, Clone)]
+pub struct RoutableRollup {
+    pub name: String,
+    pub sql: String,
+    /// The source metric's fingerprint the served version was built under.
+    pub source_fingerprint: String,
+}
+
+/// A rollup's SQL, planned in the querying session, with a scan of the rollup's table.
+#[derive(Debug, Clone)]
+pub struct PlannedRollup {
+    pub rollup: RoutableRollup,
+    pub plan: LogicalPlan,
+    pub scan: LogicalPlan,
+}
+
+/// Query routing (issue 16): replaces the parts of a query over raw data that a rollup answers
+/// exactly by reads of the rollup. Implemented by `strata-streaming`, which knows what a
+/// rollup's SQL means (its buckets); filled in once at startup, like [`RollupRefresh`].
+#[async_trait]
+pub trait RollupRouting: Send + Sync + 'static {
+    /// `query` with what `rollups` answer routed to them; `query` itself when none applies.
+    async fn route(
+        &self,
+        tenant: TenantId,
+        query: LogicalPlan,
+        rollups: Vec<PlannedRollup>,
+    ) -> std::result::Result<LogicalPlan, String>;
+}
+
+pub type RollupRoutingSlot = Arc<OnceLock<Arc<dyn RollupRouting>>>;
+
+impl RoutableRollup {
+    /// `Some` for a rollup queries may be routed to.
+    pub fn of(row: &RollupRow) -> Option<Self> {
+        let served = row.served.as_ref()?;
+        if row.pending.is_some() || row.error.is_some() {
+            return None;
+        }
+        Some(RoutableRollup {
+            name: row.name.clone(),
+            sql: served.sql.clone(),
+            source_fingerprint: served.source_fingerprint.clone(),
+        })
+    }
+}
 
 /// A rollup's served version, read from the catalog at each scan after a refresh, so a query
 /// sees every write acknowledged before it started.

@@ -24,8 +24,12 @@ use crate::error::QueryError;
 use crate::limits;
 use crate::result_stream::{AbortOnDrop, DeadlineStream, Event, ReceivedStream};
 use crate::rewrite::AliasResolver;
+use crate::rollup_table::{PlannedRollup, RollupRouting, RoutableRollup};
 use crate::runtime::QueryRuntime;
 use crate::sandbox;
+use datafusion::common::TableReference;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::LogicalPlanBuilder;
 
 /// Batches buffered between the query task and the reader: enough to overlap encoding with
 /// execution, few enough that a slow reader holds little memory.
@@ -51,6 +55,17 @@ pub(crate) struct Planner {
     pub(crate) resolver: Arc<AliasResolver>,
     /// Where failed names are counted; `None` for sessions nobody learns from.
     pub(crate) usage: Option<crate::usage::SessionUsage>,
+    /// Rollups this session's queries may be answered from; `None` when there are none, or for
+    /// sessions that must read raw rows (live queries, rollup maintenance).
+    pub(crate) routing: Option<Routing>,
+}
+
+/// What routing a session's queries to rollups needs.
+#[derive(Clone)]
+pub(crate) struct Routing {
+    pub(crate) tenant: strata_core::TenantId,
+    pub(crate) router: Arc<dyn RollupRouting>,
+    pub(crate) rollups: Vec<RoutableRollup>,
 }
 
 /// A running query: its schema and the stream of its batches. Stream errors convert to
@@ -277,8 +292,8 @@ impl Planner {
     async fn forward(&self, input: Input, events: &mpsc::Sender<Event>) -> Result<(), QueryError> {
         let plan = match input {
             // `execute` checked the text limits before spawning.
-            Input::Text(sql) => self.plan(parse_checked(&sql)?).await?,
-            Input::Parsed(statement) => self.plan(statement).await?,
+            Input::Text(sql) => self.route(self.plan(parse_checked(&sql)?).await?).await?,
+            Input::Parsed(statement) => self.route(self.plan(statement).await?).await?,
             Input::Planned(plan) => plan,
         };
         let frame = self.ctx.execute_logical_plan(plan).await?;
@@ -322,6 +337,40 @@ impl Planner {
             })?;
         limits::check_result_width(plan.schema().fields().len())?;
         Ok(plan)
+    }
+
+    /// `plan` with what a rollup answers exactly read from it (issue 16's query routing).
+    /// A rollup whose SQL no longer plans is skipped: the query still runs over raw data.
+    async fn route(&self, plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+        let Some(routing) = &self.routing else {
+            return Ok(plan);
+        };
+        let mut planned = Vec::new();
+        for rollup in &routing.rollups {
+            let Ok(statement) = parse_checked(&rollup.sql) else {
+                continue;
+            };
+            let Ok(rollup_plan) = self.plan(statement).await else {
+                continue;
+            };
+            let reference =
+                TableReference::partial(crate::rewrite::METRIC_SCHEMA, rollup.name.as_str());
+            let Ok(provider) = self.ctx.table_provider(reference.clone()).await else {
+                continue;
+            };
+            let scan =
+                LogicalPlanBuilder::scan(reference, provider_as_source(provider), None)?.build()?;
+            planned.push(PlannedRollup {
+                rollup: rollup.clone(),
+                plan: rollup_plan,
+                scan,
+            });
+        }
+        routing
+            .router
+            .route(routing.tenant, plan, planned)
+            .await
+            .map_err(QueryError::Internal)
     }
 
     /// Field aliases and unquoted names that match only ignoring case (`rewrite.rs`); a name

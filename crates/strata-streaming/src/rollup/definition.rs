@@ -288,7 +288,7 @@ fn output_expr(plan: &LogicalPlan, index: usize) -> Option<Expr> {
     }
 }
 
-fn bucket_function(expr: &Expr) -> Result<Bucketing, StreamingError> {
+pub(super) fn bucket_function(expr: &Expr) -> Result<Bucketing, StreamingError> {
     let Expr::ScalarFunction(call) = expr else {
         return Err(refuse(format!(
             "the time bucket {expr} must be date_bin or date_trunc over timestamp"
@@ -368,7 +368,7 @@ fn fixed_width_ms(width: &Expr) -> Result<i64, StreamingError> {
     }
 }
 
-fn literal_ms(expr: &Expr) -> Option<i64> {
+pub(super) fn literal_ms(expr: &Expr) -> Option<i64> {
     let Expr::Literal(value, _) = expr else {
         return None;
     };

@@ -13,6 +13,7 @@ mod chunks;
 mod definition;
 mod frozen;
 mod maintain;
+mod route;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,11 +22,14 @@ use std::time::Duration;
 use datafusion::arrow::array::Array;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::logical_expr::LogicalPlan;
 use futures::TryStreamExt;
 use strata_catalog::rollups::{Backfill, RollupRow, RollupVersion};
 use strata_catalog::{Metric, RollupStore, SchemaRegistry};
 use strata_core::TenantId;
-use strata_query::rollup_table::{encode_schema, rollup_state, RollupRefresh};
+use strata_query::rollup_table::{
+    encode_schema, rollup_state, PlannedRollup, RollupRefresh, RollupRouting,
+};
 use strata_query::{QueryEngine, TenantSession};
 use strata_storage::HotStore;
 use strata_write::EventStream;
@@ -151,6 +155,10 @@ impl Rollups {
             .shared
             .query
             .set_rollup_refresh(Arc::new(rollups.clone()));
+        rollups
+            .shared
+            .query
+            .set_rollup_routing(Arc::new(rollups.clone()));
         Ok(rollups)
     }
 
@@ -250,6 +258,33 @@ impl RollupRefresh for Rollups {
     async fn refresh(&self) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + self.shared.config.sync_timeout;
         self.one_cycle(deadline).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Queries over raw data read the rollups that answer them exactly (`route.rs`). A failure to
+/// route is logged and the query runs over raw data, as it would with no rollups.
+#[async_trait::async_trait]
+impl RollupRouting for Rollups {
+    async fn route(
+        &self,
+        tenant: TenantId,
+        query: LogicalPlan,
+        rollups: Vec<PlannedRollup>,
+    ) -> Result<LogicalPlan, String> {
+        let schema = match self.shared.schemas.schema(tenant).await {
+            Ok(schema) => schema,
+            Err(error) => {
+                tracing::warn!(%error, "rollup routing skipped: the tenant schema is unreadable");
+                return Ok(query);
+            }
+        };
+        match route::route(query.clone(), &rollups, &schema) {
+            Ok(routed) => Ok(routed),
+            Err(error) => {
+                tracing::warn!(%error, "rollup routing failed; the query reads raw data");
+                Ok(query)
+            }
+        }
     }
 }
 

@@ -36,6 +36,7 @@ mod late_schema;
 mod live;
 mod metric_merge;
 mod pg_clients;
+mod rollup_routing;
 mod rollups;
 mod suggestions;
 mod suggestions_quality;
