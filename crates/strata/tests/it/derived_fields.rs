@@ -145,7 +145,8 @@ fn a_rollup_over_a_derived_field_equals_its_sql_over_raw_data() {
     assert_eq!(synced.status, 200, "{}", synced.text);
     let order = " ORDER BY timestamp, device";
     let rollup = rows(&server, &key, &format!("SELECT * FROM oven_5m{order}"));
-    let raw = rows(&server, &key, &format!("{sql}{order}"));
+    let raw_sql = crate::common::raw_only_checked(&server, &key, sql, "oven_5m");
+    let raw = rows(&server, &key, &format!("{raw_sql}{order}"));
     assert_eq!(rollup, raw);
     assert_eq!(rollup.len(), 8, "20 minutes, 5-minute buckets, 2 devices");
 }

@@ -1,12 +1,11 @@
 //! Issue 16, query routing: a query over raw data that a rollup answers exactly is read from
 //! the rollup (EXPLAIN shows its scan), and gives the raw answer, row for row, also after late
-//! writes. Each routed query is compared with a control that routing cannot take: the same query
-//! with `timestamp > '1970-01-01...'` (a strict bound is never on a bucket boundary rule), which
-//! reads raw rows.
+//! writes. Each routed query is compared with a control that routing cannot take
+//! (`common::raw_only`: the same query with a strict `timestamp` bound), which reads raw rows.
 
 use serde_json::{json, Value};
 
-use crate::common::{thermostat_tenant as tenant, write_events, TestServer};
+use crate::common::{raw_only as control, thermostat_tenant as tenant, write_events, TestServer};
 
 /// 2027-01-15T08:00:00Z: on minute and hour boundaries.
 const T0: i64 = 1_800_000_000_000;
@@ -15,9 +14,6 @@ const ROLLUP: &str = "thermostat_1m";
 const ROLLUP_SQL: &str = "SELECT date_bin(INTERVAL '1 minute', timestamp) AS timestamp, name, \
      avg(temp) AS temp, sum(temp) AS temp_sum, count(temp) AS temp_n, min(temp) AS temp_min, \
      max(temp) AS temp_max, count(*) AS n FROM thermostat GROUP BY 1, 2";
-/// A conjunct that keeps every row and that routing never takes.
-const RAW_ONLY: &str = "timestamp > '1970-01-01T00:00:00Z'";
-
 /// `count` readings of 3 devices over `span_min` minutes after `start_ms`; temperatures in
 /// halves, so every sum is exact and a routed avg equals the raw one bit for bit.
 fn readings(seed: u64, count: usize, start_ms: i64, span_min: i64) -> Vec<Value> {
@@ -48,17 +44,6 @@ fn explain(server: &TestServer, key: &str, sql: &str) -> String {
     let answer = server.sql(key, &format!("EXPLAIN {sql}"));
     assert_eq!(answer.status, 200, "EXPLAIN {sql}: {}", answer.text);
     answer.text
-}
-
-/// `sql` with the raw-only conjunct added to its WHERE.
-fn control(sql: &str) -> String {
-    match sql.find(" WHERE ") {
-        Some(at) => format!("{} WHERE {RAW_ONLY} AND {}", &sql[..at], &sql[at + 7..]),
-        None => match sql.find(" GROUP BY ") {
-            Some(at) => format!("{} WHERE {RAW_ONLY}{}", &sql[..at], &sql[at..]),
-            None => panic!("test queries group: {sql}"),
-        },
-    }
 }
 
 /// `sql` is read from the rollup and answers what the raw data answers.

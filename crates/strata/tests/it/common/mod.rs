@@ -590,3 +590,32 @@ pub fn ca_signed(dir: &Path, stem: &str) -> (PathBuf, PathBuf, PathBuf) {
     ]);
     (path("-ca.crt"), path(".crt"), path(".key"))
 }
+
+/// A conjunct that keeps every row and that rollup routing never takes (a strict bound is never
+/// on a bucket boundary rule): with it, a rollup's own SQL reads raw rows.
+pub const RAW_ONLY: &str = "timestamp > '1970-01-01T00:00:00Z'";
+
+/// `sql` (one `GROUP BY` query) with [`RAW_ONLY`] added to its `WHERE`, so it reads raw rows
+/// even where a rollup answers it (issue 16's query routing).
+pub fn raw_only(sql: &str) -> String {
+    match sql.find(" WHERE ") {
+        Some(at) => format!("{} WHERE {RAW_ONLY} AND {}", &sql[..at], &sql[at + 7..]),
+        None => match sql.find(" GROUP BY ") {
+            Some(at) => format!("{} WHERE {RAW_ONLY}{}", &sql[..at], &sql[at..]),
+            None => panic!("raw_only takes a GROUP BY query: {sql}"),
+        },
+    }
+}
+
+/// `raw_only(sql)` after checking that its plan reads no rollup named `rollup`.
+pub fn raw_only_checked(server: &TestServer, key: &str, sql: &str, rollup: &str) -> String {
+    let raw = raw_only(sql);
+    let plan = server.sql(key, &format!("EXPLAIN {raw}"));
+    assert_eq!(plan.status, 200, "EXPLAIN {raw}: {}", plan.text);
+    assert!(
+        !plan.text.contains(rollup),
+        "{raw} reads the rollup: {}",
+        plan.text
+    );
+    raw
+}
