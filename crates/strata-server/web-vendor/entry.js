@@ -6,7 +6,10 @@ export { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirro
 export {
   syntaxHighlighting, defaultHighlightStyle, bracketMatching, HighlightStyle,
 } from "@codemirror/language";
-export { autocompletion, completionKeymap, closeBrackets, closeBracketsKeymap } from "@codemirror/autocomplete";
+export {
+  autocompletion, completionKeymap, closeBrackets, closeBracketsKeymap, startCompletion, completionStatus,
+  currentCompletions,
+} from "@codemirror/autocomplete";
 export { searchKeymap, highlightSelectionMatches } from "@codemirror/search";
 export { linter, lintGutter, setDiagnostics } from "@codemirror/lint";
 export { sql, PostgreSQL } from "@codemirror/lang-sql";

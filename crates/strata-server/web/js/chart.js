@@ -7,6 +7,7 @@ import { h } from "./dom.js";
 const NUMERIC = new Set(["integer", "double", "bigint", "float", "int", "number", "decimal", "real", "smallint"]);
 const PALETTE = ["#2f7ed8", "#e4572e", "#17a398", "#f3a712", "#8e44ad", "#76b041", "#d63384", "#5c6f82"];
 const MAX_SERIES = 40;
+const MAX_KEY_VALUES = 24;
 
 export function isNumeric(col) { return NUMERIC.has(String(col.type).toLowerCase()); }
 
@@ -22,7 +23,17 @@ export function chartPlan(columns) {
 
 /** Columnar data for uPlot: [xs, ...ys] with xs in seconds, sorted, and series labels. */
 export function chartData(columns, rows, plan) {
-  const { ts, values, keys } = plan;
+  const { ts, values } = plan;
+  // A text column with many distinct values (ids, free text) would make one line per row:
+  // only columns with at most MAX_KEY_VALUES distinct values split series.
+  const keys = plan.keys.filter((k) => {
+    const seen = new Set();
+    for (const r of rows) {
+      seen.add(r[k]);
+      if (seen.size > MAX_KEY_VALUES) return false;
+    }
+    return true;
+  });
   const groups = new Map();
   for (const r of rows) {
     const key = keys.map((k) => r[k]).join(" · ");

@@ -22,8 +22,42 @@ export function completionSchema(schema) {
   return out;
 }
 
+/**
+ * Completion of every metric and field name (with aliases) at any position: lang-sql's own
+ * schema completion offers columns only after `table.`, but a query usually names its metric
+ * once in FROM and its fields bare.
+ */
+export function nameCompletions(schema) {
+  const options = new Map();
+  for (const m of (schema && schema.metrics) || []) {
+    for (const name of [m.name, ...(m.aliases || [])]) {
+      options.set(name, { label: name, type: "class", detail: name === m.name ? "metric" : `alias of ${m.name}` });
+    }
+    for (const f of m.fields) {
+      if (f.hidden) continue;
+      for (const name of [f.name, ...(f.aliases || [])]) {
+        if (!options.has(name)) {
+          options.set(name, { label: name, type: "property", detail: `${f.type || "string"} · ${name === f.name ? m.name : "alias of " + f.name}` });
+        }
+      }
+    }
+    for (const u of m.unknown_fields || []) {
+      if (!options.has(u.name)) options.set(u.name, { label: u.name, type: "variable", detail: `unknown · ${m.name}` });
+    }
+  }
+  const list = [...options.values()];
+  return (context) => {
+    const word = context.matchBefore(/[\w.]*/);
+    if (!word || (word.from === word.to && !context.explicit)) return null;
+    return { from: word.from, options: list, validFor: /^[\w.]*$/ };
+  };
+}
+
 export function createEditor(parent, { doc, schema, onRun }) {
   const run = () => { onRun(); return true; };
+  // One source function for the editor's life: CodeMirror tracks sources by identity, and a new
+  // function per lookup would leave completion pending forever.
+  const names = [{ autocomplete: nameCompletions(schema) }];
   const view = new EditorView({
     parent,
     state: EditorState.create({
@@ -33,6 +67,7 @@ export function createEditor(parent, { doc, schema, onRun }) {
         closeBrackets(), highlightSelectionMatches(), lintGutter(),
         syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
         autocompletion(),
+        EditorState.languageData.of(() => names),
         sql({ dialect: PostgreSQL, schema: completionSchema(schema), upperCaseKeywords: true }),
         placeholder("SELECT … FROM metric   (Ctrl/Cmd+Enter runs)"),
         keymap.of([
@@ -45,6 +80,8 @@ export function createEditor(parent, { doc, schema, onRun }) {
       ],
     }),
   });
+  window.__strata = window.__strata || {};
+  window.__strata.editor = view;
   return view;
 }
 

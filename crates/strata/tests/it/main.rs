@@ -39,3 +39,4 @@ mod pg_clients;
 mod rollups;
 mod suggestions;
 mod suggestions_quality;
+mod web_app;
