@@ -4,6 +4,7 @@
 # ../web/vendor/uPlot.min.css and ../web/vendor/LICENSES.txt. Deterministic: the same lock file
 # gives the same bytes, so .ci/run rebuilds and fails when the committed files differ.
 set -euo pipefail
+export LC_ALL=C
 cd "$(dirname "$0")"
 if ! cmp -s package-lock.json node_modules/.strata-package-lock.json 2>/dev/null; then
   npm ci --no-audit --no-fund --loglevel=error

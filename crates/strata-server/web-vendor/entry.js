@@ -13,4 +13,5 @@ export {
 export { searchKeymap, highlightSelectionMatches } from "@codemirror/search";
 export { linter, lintGutter, setDiagnostics } from "@codemirror/lint";
 export { sql, PostgreSQL } from "@codemirror/lang-sql";
+export { tags } from "@lezer/highlight";
 export { default as uPlot } from "uplot";

@@ -6,7 +6,25 @@ import {
   defaultKeymap, history, historyKeymap, indentWithTab, syntaxHighlighting, defaultHighlightStyle,
   bracketMatching, autocompletion, completionKeymap, closeBrackets, closeBracketsKeymap,
   searchKeymap, highlightSelectionMatches, lintGutter, setDiagnostics, sql, PostgreSQL,
+  HighlightStyle, Compartment, tags as t,
 } from "../vendor/vendor.js";
+
+// Colors readable on the dark theme's background (CodeMirror's default style is for light).
+const darkHighlight = HighlightStyle.define([
+  { tag: t.keyword, color: "#ff8fb1" },
+  { tag: [t.name, t.propertyName, t.variableName], color: "#9ecbff" },
+  { tag: [t.string, t.special(t.string)], color: "#a5e075" },
+  { tag: [t.number, t.bool, t.null], color: "#f8c555" },
+  { tag: [t.operator, t.punctuation], color: "#c9d1d9" },
+  { tag: t.comment, color: "#8b949e", fontStyle: "italic" },
+  { tag: t.typeName, color: "#ffab70" },
+]);
+const isDark = () => document.documentElement.dataset.theme === "dark";
+function themeExtensions() {
+  return isDark()
+    ? [EditorView.darkTheme.of(true), syntaxHighlighting(darkHighlight)]
+    : [syntaxHighlighting(defaultHighlightStyle, { fallback: true })];
+}
 
 /** Completion schema for lang-sql: every table name (metric or alias) with its column names. */
 export function completionSchema(schema) {
@@ -58,6 +76,7 @@ export function createEditor(parent, { doc, schema, onRun }) {
   // One source function for the editor's life: CodeMirror tracks sources by identity, and a new
   // function per lookup would leave completion pending forever.
   const names = [{ autocomplete: nameCompletions(schema) }];
+  const theme = new Compartment();
   const view = new EditorView({
     parent,
     state: EditorState.create({
@@ -65,7 +84,7 @@ export function createEditor(parent, { doc, schema, onRun }) {
       extensions: [
         lineNumbers(), history(), drawSelection(), highlightActiveLine(), bracketMatching(),
         closeBrackets(), highlightSelectionMatches(), lintGutter(),
-        syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+        theme.of(themeExtensions()),
         autocompletion(),
         EditorState.languageData.of(() => names),
         sql({ dialect: PostgreSQL, schema: completionSchema(schema), upperCaseKeywords: true }),
@@ -80,6 +99,12 @@ export function createEditor(parent, { doc, schema, onRun }) {
       ],
     }),
   });
+  // main.js announces theme switches; the highlighting follows.
+  const follow = () => {
+    if (!view.dom.isConnected) return removeEventListener("strata-theme", follow);
+    view.dispatch({ effects: theme.reconfigure(themeExtensions()) });
+  };
+  addEventListener("strata-theme", follow);
   window.__strata = window.__strata || {};
   window.__strata.editor = view;
   return view;

@@ -22,7 +22,7 @@ export async function render(body) {
     try {
       const answer = await sql(errorsQuery({ since: since.value, until: until.value, metric: metric.value.trim() }));
       if (!answer.rows.length) return mount(out, h("section.empty", h("p", "No rejected events in this range. Events that fail to parse or have a bad timestamp appear here with their raw payload.")));
-      mount(out, h("p.muted", `${answer.rows.length} records (newest first)`),
+      mount(out, h("p.muted", `${answer.rows.length} ${answer.rows.length === 1 ? "record" : "records"} (newest first)`),
         h("ul.errors", answer.rows.map(([time, stage, reason, m, index, payload]) =>
           h("li", h("details", h("summary",
             h("span.muted", fmtTime(time)), " ", h("span.tag", stage), " ", m ? h("strong", m) : null, " ", reason,

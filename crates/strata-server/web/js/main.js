@@ -18,6 +18,7 @@ let cleanup = null;
 function applyTheme(theme) {
   document.documentElement.dataset.theme = theme;
   localStorage.setItem("strata.theme", theme);
+  dispatchEvent(new Event("strata-theme"));
 }
 applyTheme(localStorage.getItem("strata.theme")
   || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"));

@@ -8,15 +8,17 @@ import { createEditor, markError } from "./editor.js";
 import { resultsTable } from "./table.js";
 import { chartPlan, drawChart, isNumeric } from "./chart.js";
 
-const HISTORY_KEY = "strata.history";
 window.__strata = window.__strata || {};
 
+// Query history lives in this browser, one list per tenant (queries are not secrets; keys never
+// go here).
+const historyKey = () => `strata.history.${currentSession().tenant}`;
 function history() {
-  try { return JSON.parse(localStorage.getItem(HISTORY_KEY)) || []; } catch { return []; }
+  try { return JSON.parse(localStorage.getItem(historyKey())) || []; } catch { return []; }
 }
 function remember(text) {
   const list = [text, ...history().filter((q) => q !== text)].slice(0, 50);
-  localStorage.setItem(HISTORY_KEY, JSON.stringify(list));
+  localStorage.setItem(historyKey(), JSON.stringify(list));
 }
 
 export function curlExample() {
@@ -24,6 +26,10 @@ export function curlExample() {
   return `KEY=sk_…   # a write or admin key of tenant "${currentSession().tenant}"
 curl -X POST ${origin}/api/v1/write -H "Authorization: Bearer $KEY" \\
      -d '{"metrictype":"thermostat","timestamp":"${new Date().toISOString().slice(0, 19)}Z","name":"t1","temp":21.5}'`;
+}
+
+function rowCount(n) {
+  return `${n.toLocaleString()} ${n === 1 ? "row" : "rows"}`;
 }
 
 function toCsv(columns, rows) {
@@ -71,16 +77,14 @@ export async function render(body, params) {
     const t0 = performance.now();
     const plan = chartPlan(state.columns);
     mount(chartBox);
-    let chartMs = null;
     if (plan && state.rows.length) {
       const chart = drawChart(state.columns, state.rows, plan, chartBox.clientWidth || body.clientWidth - 32);
       chartBox.append(chart.el);
-      chartMs = chart.drawMs;
     }
     state.table = resultsTable(state.columns, state.rows);
     mount(tableBox, state.table.el);
     state.table.refresh();
-    return { chartMs, renderMs: performance.now() - t0 };
+    return { renderMs: performance.now() - t0 };
   }
 
   async function run() {
@@ -102,9 +106,9 @@ export async function render(body, params) {
     const fetchMs = performance.now() - t0;
     state.columns = answer.columns;
     state.rows = answer.rows;
-    const { chartMs, renderMs } = drawResults();
-    status.textContent = `${state.rows.length.toLocaleString()} rows · ${fetchMs.toFixed(0)} ms`;
-    window.__strata.lastRun = { rows: state.rows.length, fetchMs, renderMs, chartMs };
+    const { renderMs } = drawResults();
+    status.textContent = `${rowCount(state.rows.length)} · ${fetchMs.toFixed(0)} ms`;
+    window.__strata.lastRun = { rows: state.rows.length, fetchMs, renderMs };
   }
 
   function scheduleRedraw() {
@@ -112,7 +116,7 @@ export async function render(body, params) {
     state.chartTimer = setTimeout(() => {
       state.chartTimer = null;
       drawResults();
-      status.textContent = `Live · ${state.rows.length.toLocaleString()} rows`;
+      status.textContent = `Live · ${rowCount(state.rows.length)}`;
     }, 200);
   }
 

@@ -89,7 +89,7 @@ function metricSection(m, admin, change) {
     (m.unknown_fields || []).length
       ? table(["Name", "Count", "First seen", "Last seen", "JSON kinds", "Samples", admin ? "Declare" : ""],
         m.unknown_fields.map((u) => unknownRow(m, u, admin, change, base)), { cls: "unknown" })
-      : h("p.muted", "None: every name devices send is declared."));
+      : h("p.muted", "None: no undeclared names have been sent."));
 }
 
 function fieldRow(m, f, admin, change, base) {
