@@ -110,15 +110,25 @@ export function createEditor(parent, { doc, schema, onRun }) {
   return view;
 }
 
-/** The offset in `doc` that "(at line L, column C)" in a server message points to, or null. */
+/**
+ * Where in `doc` a server error points: its "line L, column C" (the parser's "at Line: 2,
+ * Column: 14", a derived field's "(at line 1, column 10)"), else the first place the name it
+ * complains about appears (an unknown column or table). Null when it names no place.
+ */
 export function errorPosition(doc, message) {
-  const m = /line (\d+),? column (\d+)/i.exec(message);
-  if (!m) return null;
-  const lines = doc.split("\n");
-  const line = Math.min(Number(m[1]), lines.length) - 1;
-  let offset = 0;
-  for (let i = 0; i < line; i++) offset += lines[i].length + 1;
-  return Math.min(offset + Math.max(0, Number(m[2]) - 1), doc.length);
+  const m = /line:? (\d+),? column:? (\d+)/i.exec(message);
+  if (m) {
+    const lines = doc.split("\n");
+    const line = Math.min(Number(m[1]), lines.length) - 1;
+    let offset = 0;
+    for (let i = 0; i < line; i++) offset += lines[i].length + 1;
+    return Math.min(offset + Math.max(0, Number(m[2]) - 1), doc.length);
+  }
+  const name = /No field named "?([\w]+)"?|table '(?:\w+\.)*(\w+)' not found|column name "?(\w+)"? is ambiguous/i.exec(message);
+  const word = name && (name[1] || name[2] || name[3]);
+  if (!word) return null;
+  const at = new RegExp(`\\b${word}\\b`, "i").exec(doc);
+  return at ? at.index : null;
 }
 
 /** Marks the error in the editor (a squiggle and gutter marker), or clears marks with null. */

@@ -138,7 +138,11 @@ def test_seed_query(page):
 
     run_query(page, "SELECT no_such_field FROM thermostat")
     expect(page.locator("#query-error .notice.error")).to_contain_text("no_such_field")
-    check("a query error is shown")
+    expect(page.locator("#editor .cm-lintRange-error")).to_have_text("no_such_field")
+    run_query(page, "SELECT temp FROM thermostat\nWHERE temp = = 3")
+    expect(page.locator("#query-error .notice.error")).to_contain_text("Line: 2")
+    expect(page.locator("#editor .cm-lintRange-error")).to_have_text("=")
+    check("query errors are shown and marked at their position in the editor")
 
 
 def test_declare_type(page):
