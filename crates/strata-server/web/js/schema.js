@@ -79,7 +79,11 @@ function metricSection(m, admin, change) {
   return h("section.card.metric", { "data-metric": m.name },
     h("h2", m.name, " ", (m.aliases || []).map((a) => h("span.tag", { title: "metric alias" }, a))),
     admin ? h("form.inline", {
-      onsubmit: (e) => { e.preventDefault(); change("PATCH", base, { add_aliases: [aliasInput.value.trim()] }, `"${aliasInput.value.trim()}" now names ${m.name}`); },
+      onsubmit: (e) => {
+        e.preventDefault();
+        const name = aliasInput.value.trim();
+        if (name) change("PATCH", base, { add_aliases: [name] }, `"${name}" now names ${m.name}`);
+      },
     }, aliasInput, h("button.small", { type: "submit" }, "Add metric alias")) : null,
     h("h3", "Fields"),
     m.fields.length ? table(["Field", "Type", "Aliases (precedence order)", "Hidden", admin ? "Change" : ""],
@@ -98,7 +102,11 @@ function fieldRow(m, f, admin, change, base) {
   const alias = h("input.small", { placeholder: "alias", "aria-label": `New alias of ${f.name}` });
   const controls = admin ? h("span.actions",
     typeSel, h("button.small", { onclick: () => change("PATCH", path, { type: typeSel.value }, `${f.name} is now ${typeSel.value}`) }, "Set type"),
-    alias, h("button.small", { onclick: () => change("PATCH", path, { add_aliases: [alias.value.trim()] }, `"${alias.value.trim()}" now reads as ${f.name}`) }, "Add alias"),
+    alias, h("button.small", {
+      onclick: () => (alias.value.trim()
+        ? change("PATCH", path, { add_aliases: [alias.value.trim()] }, `"${alias.value.trim()}" now reads as ${f.name}`)
+        : alias.focus()),
+    }, "Add alias"),
     h("button.small", { onclick: () => change("PATCH", path, { hidden: !f.hidden }, `${f.name} ${f.hidden ? "shown" : "hidden"}`) }, f.hidden ? "Show" : "Hide")) : "";
   return [
     h("span", h("strong", f.name), f.expression ? h("small.muted", ` = ${f.expression}`) : null),

@@ -167,6 +167,8 @@ def test_add_alias(page):
     row.locator("input[placeholder=alias]").fill("celsius")
     row.locator("button", has_text="Add alias").click()
     expect(page.locator("#schema-flash .notice.ok")).to_contain_text("celsius", timeout=TIMEOUT)
+    # The page re-renders after a change: wait for the new table before typing into it.
+    expect(page.locator("table.fields .tag", has_text="celsius")).to_be_visible()
     # A clash is explained in words.
     row = page.locator("table.fields tr", has=page.locator("strong", has_text="temperature"))
     row.locator("input[placeholder=alias]").fill("humidity")
