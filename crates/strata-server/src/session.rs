@@ -58,13 +58,17 @@ fn digest(cookie: &str) -> [u8; 32] {
 impl SessionStore {
     /// A new session for `key`; returns the cookie value and the session.
     pub fn create(&self, key: &str) -> (String, Session) {
+        self.create_for(key, SESSION_TTL)
+    }
+
+    fn create_for(&self, key: &str, ttl: Duration) -> (String, Session) {
         let cookie = random_token();
         let session = Session {
             key: key.to_string(),
             csrf: random_token(),
-            expires: Instant::now() + SESSION_TTL,
+            expires: Instant::now() + ttl,
             expires_at: chrono::Utc::now()
-                + chrono::Duration::from_std(SESSION_TTL).unwrap_or(chrono::Duration::hours(12)),
+                + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12)),
         };
         let mut sessions = self.lock();
         let now = Instant::now();
@@ -155,6 +159,29 @@ mod tests {
         assert_ne!(cookie, session.csrf, "the CSRF token is not the cookie");
         store.remove(&cookie);
         assert!(store.get(&cookie).is_none());
+    }
+
+    #[test]
+    fn an_expired_session_is_gone() {
+        let store = SessionStore::default();
+        let (cookie, _) = store.create_for("k", Duration::ZERO);
+        assert!(store.get(&cookie).is_none());
+        let (live, _) = store.create_for("k", Duration::from_secs(60));
+        assert!(store.get(&live).is_some());
+    }
+
+    #[test]
+    fn the_sessions_are_bounded() {
+        let store = SessionStore::default();
+        let (first, _) = store.create_for("k", Duration::from_secs(10));
+        for _ in 0..MAX_SESSIONS {
+            store.create_for("k", Duration::from_secs(60));
+        }
+        assert_eq!(store.lock().len(), MAX_SESSIONS);
+        assert!(
+            store.get(&first).is_none(),
+            "the one nearest expiry went first"
+        );
     }
 
     #[test]

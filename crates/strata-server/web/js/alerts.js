@@ -1,7 +1,8 @@
-// Alerts (admin): rules with their state badges and instances, test-fire and delete; channels
-// with a test send; silences; a new rule or channel from its JSON (the API's own shape).
+// Alerts (admin): rules with their state badges and instances, test-fire and delete; the state
+// history (`strata.alert_history`); channels with a test send; silences; a new rule, channel or
+// silence from its JSON (the API's own shape).
 import { h, mount, notice, fmtTime, table } from "./dom.js";
-import { api } from "./api.js";
+import { api, sql } from "./api.js";
 
 const enc = encodeURIComponent;
 const EXAMPLE_RULE = `{"name":"hot","kind":"event","metric":"thermostat","condition":"temp > 90","channels":[]}`;
@@ -22,8 +23,13 @@ export async function render(body) {
   }
 
   async function load() {
-    const [alerts, channels, silences] = await Promise.all([
-      api("GET", "/alerts"), api("GET", "/channels"), api("GET", "/silences")]);
+    const [alerts, channels, silences, history] = await Promise.all([
+      api("GET", "/alerts"), api("GET", "/channels"), api("GET", "/silences"),
+      sql("SELECT time, alert, labels, from_state, to_state, value FROM strata.alert_history ORDER BY time DESC LIMIT 100")
+        .catch(() => ({ rows: [] }))]);
+    const until = new Date(Date.now() + 3600e3).toISOString().slice(0, 19) + "Z";
+    const silenceJson = h("textarea#new-silence", { rows: 2, "aria-label": "New silence as JSON" },
+      `{"matchers":{"alert":"${(alerts.alerts[0] || { name: "hot" }).name}"},"until":"${until}","comment":"maintenance"}`);
     const ruleJson = h("textarea#new-rule", { rows: 3, "aria-label": "New rule as JSON" }, EXAMPLE_RULE);
     const chanJson = h("textarea#new-channel", { rows: 2, "aria-label": "New channel as JSON" }, `{"name":"ops","kind":"webhook","url":"https://example.com/hook"}`);
     mount(main,
@@ -46,10 +52,17 @@ export async function render(body) {
           : h("p.muted", "No channels (webhook, email, SMS)."),
         h("form", { onsubmit: (e) => { e.preventDefault(); parse(chanJson.value, (b) => act("POST", "/channels", b, "Channel created")); } },
           chanJson, h("button", { type: "submit" }, "Create channel"))),
+      h("section.card#alert-history", h("h2", "History"),
+        history.rows.length ? table(["Time", "Rule", "Labels", "Change", "Value"], history.rows.map(([time, alert, labels, from, to, value]) =>
+          [fmtTime(time), alert, labels, h("span", badge(from), " → ", badge(to)), value === null ? "–" : String(value)]))
+          : h("p.muted", "No state changes yet.")),
       h("section.card", h("h2", "Silences"),
-        (silences.silences || []).length ? table(["Id", "Matchers", "Until", ""], silences.silences.map((s) => [s.id, JSON.stringify(s.matchers || s.labels || {}), fmtTime(s.ends_at || s.until),
+        (silences.silences || []).length ? table(["Matchers", "From", "Until", "Comment", "Active", ""], silences.silences.map((s) => [
+          JSON.stringify(s.matchers || {}), fmtTime(s.starts), fmtTime(s.until), s.comment || "", s.active ? "yes" : "no",
           h("button.small", { onclick: () => act("DELETE", `/silences/${enc(s.id)}`, undefined, "Silence removed") }, "Remove")]))
-          : h("p.muted", "No silences.")));
+          : h("p.muted", "No silences."),
+        h("form", { onsubmit: (e) => { e.preventDefault(); parse(silenceJson.value, (b) => act("POST", "/silences", b, "Silence created")); } },
+          silenceJson, h("button", { type: "submit" }, "Create silence"))));
     function parse(text, then) {
       try { then(JSON.parse(text)); } catch (err) { mount(flash, notice("error", `Not valid JSON: ${err.message}`)); }
     }

@@ -57,8 +57,8 @@ function signInPage(message) {
 
 function nav(active) {
   const s = currentSession();
-  const links = PAGES.filter((p) => !p.admin || isAdmin()).map((p) =>
-    h("a", { href: `#/${p.id}`, "aria-current": p.id === active ? "page" : null, "data-page": p.id }, p.title));
+  const links = visiblePages().map((p, i) =>
+    h("a", { href: `#/${p.id}`, "aria-current": p.id === active ? "page" : null, "data-page": p.id, title: `Alt+${i + 1}` }, p.title));
   return h("header.top",
     h("a.brand", { href: "#/query" }, "Strata"),
     h("nav", { "aria-label": "Pages" }, links),
@@ -90,6 +90,17 @@ async function render() {
     mount(body, notice("error", err.message));
   }
 }
+
+function visiblePages() {
+  return PAGES.filter((p) => !p.admin || isAdmin());
+}
+
+// Alt+1…Alt+6 open the pages in the order of the navigation.
+addEventListener("keydown", (e) => {
+  if (!e.altKey || e.ctrlKey || e.metaKey || !currentSession()) return;
+  const page = visiblePages()[Number(e.key) - 1];
+  if (page) { e.preventDefault(); location.hash = `#/${page.id}`; }
+});
 
 setSignedOutHandler(() => signInPage("Your session ended (signed out or expired). Sign in again."));
 addEventListener("hashchange", () => {

@@ -55,7 +55,8 @@ export async function render(body, params) {
 
   const editorHost = h("div.editor#editor");
   const editor = createEditor(editorHost, { doc: initial, schema, onRun: () => run() });
-  const text = () => editor.state.doc.toString();
+  // Trailing blank lines are no part of the query (and would make history entries differ).
+  const text = () => editor.state.doc.toString().trimEnd();
 
   function fillHistory() {
     mount(histSelect, h("option", { value: "" }, "History…"),
@@ -101,6 +102,7 @@ export async function render(body, params) {
       answer = await runSql(q);
     } catch (err) {
       status.textContent = "";
+      window.__strata.lastRun = { sql: q, error: err.message };
       return showError(err.message);
     }
     const fetchMs = performance.now() - t0;
@@ -108,7 +110,7 @@ export async function render(body, params) {
     state.rows = answer.rows;
     const { renderMs } = drawResults();
     status.textContent = `${rowCount(state.rows.length)} · ${fetchMs.toFixed(0)} ms`;
-    window.__strata.lastRun = { rows: state.rows.length, fetchMs, renderMs };
+    window.__strata.lastRun = { sql: q, rows: state.rows.length, fetchMs, renderMs };
   }
 
   function scheduleRedraw() {

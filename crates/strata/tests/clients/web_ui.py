@@ -63,16 +63,22 @@ def run_query(page, sql):
     page.goto(URL + "#/query")
     page.wait_for_selector("#editor .cm-content", timeout=TIMEOUT)
     page.evaluate("() => { window.__strata.lastRun = null; }")
-    content = page.locator("#editor .cm-content")
-    content.click()
+    # Focus, not a click: the mouse could land on a tooltip of the previous error.
+    page.locator("#editor .cm-content").focus()
     page.keyboard.press("Control+a")
     page.keyboard.insert_text(sql)
     page.keyboard.press("Escape")
     page.keyboard.press("Control+Enter")
-    page.wait_for_function(
-        "() => window.__strata.lastRun || document.querySelector('#query-error .notice')",
-        timeout=TIMEOUT,
-    )
+    # The page may still be finishing the query it ran on opening: wait for this one's answer.
+    try:
+        page.wait_for_function(
+            "(sql) => window.__strata.lastRun && window.__strata.lastRun.sql === sql",
+            arg=sql,
+            timeout=TIMEOUT,
+        )
+    except Exception:
+        state = page.evaluate("() => [location.href, window.__strata.editor.state.doc.toString(), window.__strata.lastRun]")
+        raise AssertionError(f"{sql!r} did not run; page state: {state}")
     return page.evaluate("() => window.__strata.lastRun")
 
 
@@ -107,8 +113,8 @@ def test_sign_in(page):
 def test_seed_query(page):
     # Completion offers the metric's fields from /api/v1/schema.
     page.goto(URL + "#/query")
-    content = page.locator("#editor .cm-content")
-    content.click()
+    # Focus, not a click: the mouse could land on a tooltip of the previous error.
+    page.locator("#editor .cm-content").focus()
     page.keyboard.press("Control+a")
     page.keyboard.type("SELECT temper")
     expect(page.locator(".cm-tooltip-autocomplete")).to_contain_text("temperature", timeout=TIMEOUT)
@@ -159,6 +165,26 @@ def test_declare_type(page):
     check("declaring an unknown field's type in the schema page types the next query")
 
 
+def test_apply_suggestion(page):
+    """`pressure` arrives as text holding numbers: the type suggestion, applied, types it."""
+    run_query(page, "SELECT pressure FROM thermostat LIMIT 1")
+    assert column_types(page) in (["varchar"], ["string"]), column_types(page)
+    apply = page.locator("#suggestions tr", has_text="pressure").locator("button[data-apply]")
+    for _ in range(30):  # profiles reach the catalog about once a second
+        page.goto(URL + "#/schema")
+        page.reload()
+        page.wait_for_selector("#suggestions", timeout=TIMEOUT)
+        if apply.count():
+            break
+        page.wait_for_timeout(1000)
+    expect(page.locator("#suggestions tr", has_text="pressure")).to_contain_text("double")
+    apply.click()
+    expect(page.locator("#schema-flash .notice.ok")).to_contain_text("Applied", timeout=TIMEOUT)
+    run = run_query(page, "SELECT pressure FROM thermostat LIMIT 1")
+    assert column_types(page) == ["double"], column_types(page)
+    check("a type suggestion applied in the schema page types the field")
+
+
 def test_add_alias(page):
     run_query(page, "SELECT celsius FROM thermostat")
     expect(page.locator("#query-error .notice.error")).to_be_visible()
@@ -195,8 +221,13 @@ def test_errors_page(page):
 
 
 def test_admin_pages(page):
-    page.goto(URL + "#/alerts")
+    # Keyboard: Alt+<n> opens the n-th page of the navigation.
+    page.goto(URL + "#/query")
+    page.wait_for_selector("#editor .cm-content", timeout=TIMEOUT)
+    page.keyboard.press("Alt+4")
+    expect(page.locator("#page h1")).to_have_text("Alerts", timeout=TIMEOUT)
     expect(page.locator("#page")).to_contain_text(CFG["alert_rule"], timeout=TIMEOUT)
+    expect(page.locator("#alert-history")).to_be_visible()
     shot(page, "alerts", full=True)
     page.goto(URL + "#/keys")
     expect(page.locator("#page table")).to_contain_text("admin", timeout=TIMEOUT)
@@ -205,7 +236,7 @@ def test_admin_pages(page):
     expect(page.locator(".tiles")).to_contain_text("events/s", timeout=TIMEOUT)
     expect(page.locator("#page")).to_contain_text("thermostat")
     shot(page, "status", full=True)
-    check("admin pages: alerts, keys and settings, status")
+    check("admin pages: alerts, keys and settings, status; Alt+<n> navigates")
 
 
 def test_read_key(page):
@@ -264,8 +295,8 @@ def test_cross_tenant(browser):
 def test_live(page):
     sign_in(page, CFG["admin_a"])
     page.goto(URL + "#/query")
-    content = page.locator("#editor .cm-content")
-    content.click()
+    # Focus, not a click: the mouse could land on a tooltip of the previous error.
+    page.locator("#editor .cm-content").focus()
     page.keyboard.press("Control+a")
     page.keyboard.insert_text("SELECT timestamp, name, temp FROM thermostat WHERE name = 'live-probe'")
     page.keyboard.press("Escape")
@@ -373,6 +404,7 @@ def main():
         test_sign_in(page)
         test_seed_query(page)
         test_declare_type(page)
+        test_apply_suggestion(page)
         test_add_alias(page)
         test_errors_page(page)
         test_admin_pages(page)

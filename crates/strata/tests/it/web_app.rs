@@ -355,8 +355,8 @@ fn temperature(i: i64) -> f64 {
 }
 
 /// Tenant A as in the seed: thermostat readings under `temp`, `temperature` and `tmp`, declared
-/// later as one DOUBLE field; `humidity` unknown (numbers as text); one rejected event; an
-/// alert rule. Returns the config the browser script reads.
+/// later as one DOUBLE field; `humidity` and `pressure` unknown (numbers as text); one rejected
+/// event; an alert rule. Returns the config the browser script reads.
 fn seed(server: &TestServer, screenshots: &Path) -> Value {
     let admin_a = server.create_tenant("acme");
     let events: Vec<Value> = (0..EVENTS)
@@ -368,6 +368,7 @@ fn seed(server: &TestServer, screenshots: &Path) -> Value {
                 "name": format!("device-{}", i % DEVICES),
                 name: temperature(i),
                 "humidity": (40 + i % 20).to_string(),
+                "pressure": format!("{:.2}", 1000.0 + (i % 13) as f64 * 1.25),
             })
         })
         .collect();
@@ -444,7 +445,7 @@ fn the_app_in_chromium() {
     let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
         .unwrap_or_else(|e| panic!("web_ui.py printed no report ({e}):\n{stdout}\n{stderr}"));
     let passed = report["passed"].as_array().expect("passed checks");
-    assert_eq!(passed.len(), 14, "{report:#}\n{stderr}");
+    assert_eq!(passed.len(), 15, "{report:#}\n{stderr}");
     eprintln!("{stderr}");
     eprintln!("measurements: {}", report["measured"]);
 }
