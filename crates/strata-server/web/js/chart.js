@@ -4,12 +4,16 @@
 import { uPlot } from "../vendor/vendor.js";
 import { h } from "./dom.js";
 
-const NUMERIC = new Set(["integer", "double", "bigint", "float", "int", "number", "decimal", "real", "smallint"]);
+// The numeric type names of the API's `columns` header (strata-query's answer/json.rs).
+const NUMERIC = new Set(["integer", "bigint", "bigint unsigned", "real", "double"]);
 const PALETTE = ["#2f7ed8", "#e4572e", "#17a398", "#f3a712", "#8e44ad", "#76b041", "#d63384", "#5c6f82"];
 const MAX_SERIES = 40;
 const MAX_KEY_VALUES = 24;
 
-export function isNumeric(col) { return NUMERIC.has(String(col.type).toLowerCase()); }
+export function isNumeric(col) {
+  const type = String(col.type).toLowerCase();
+  return NUMERIC.has(type) || type.startsWith("decimal");
+}
 
 /** The chart's plan for a result: null when there is no timestamp column or nothing to plot. */
 export function chartPlan(columns) {

@@ -356,7 +356,7 @@ fn temperature(i: i64) -> f64 {
 
 /// Tenant A as in the seed: thermostat readings under `temp`, `temperature` and `tmp`, declared
 /// later as one DOUBLE field; `humidity` and `pressure` unknown (numbers as text); one rejected
-/// event; an alert rule. Returns the config the browser script reads.
+/// event; an alert rule that never fires and one that has fired. Returns the config the browser script reads.
 fn seed(server: &TestServer, screenshots: &Path) -> Value {
     let admin_a = server.create_tenant("acme");
     let events: Vec<Value> = (0..EVENTS)
@@ -393,6 +393,33 @@ fn seed(server: &TestServer, screenshots: &Path) -> Value {
                  "condition": "temp > 90", "channels": [] }),
     );
     assert_eq!(rule.status, 201, "{}", rule.text);
+    // A rule that fires, so the alerts page shows a firing instance and its history.
+    let furnace = server.post(
+        "/api/v1/schema/metrics",
+        &admin_a,
+        &json!({ "name": "furnace" }),
+    );
+    assert_eq!(furnace.status, 201, "{}", furnace.text);
+    let level = json!({ "type": "double" });
+    let declared = server.put(
+        "/api/v1/schema/metrics/furnace/fields/level",
+        &admin_a,
+        &level,
+    );
+    assert_eq!(declared.status, 200, "{}", declared.text);
+    let rule = server.post(
+        "/api/v1/alerts",
+        &admin_a,
+        &json!({ "name": "furnace-hot", "kind": "event", "metric": "furnace",
+                 "condition": "level > 90", "channels": [] }),
+    );
+    assert_eq!(rule.status, 201, "{}", rule.text);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let hot = json!({ "metrictype": "furnace", "timestamp": now_ms, "unit": "f1", "level": 95.5 });
+    assert_eq!(server.post("/api/v1/write", &admin_a, &hot).status, 200);
     let admin_b = server.create_tenant("globex");
     let secret =
         json!({ "metrictype": "ledger", "timestamp": BASE_MS, "secret": "globex-only-5521" });
