@@ -54,6 +54,11 @@ pub async fn create(
             "that key is not valid (or was revoked); use a tenant key (sk_…)",
         ));
     };
+    // A browser signing in again gets a new session; the one its old cookie named ends, so a
+    // cookie planted before sign-in (session fixation) is worth nothing after it.
+    if let Some(old) = cookie_value(&headers) {
+        state.sessions().remove(old);
+    }
     let (cookie, session) = state.sessions().create(key);
     tracing::info!(tenant = %tenant.name, key_id = %info.id, "web session started");
     let caller = TenantCaller { tenant, key: info };
@@ -82,11 +87,12 @@ pub async fn show(
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,
-    _caller: TenantCaller,
+    caller: TenantCaller,
 ) -> Result<Response, ApiError> {
     if let Some(cookie) = cookie_value(&headers) {
         state.sessions().remove(cookie);
     }
+    tracing::info!(tenant = %caller.tenant.name, key_id = %caller.key.id, "web session ended");
     let mut response = Json(json!({ "signed_out": true })).into_response();
     let value = clear_cookie()
         .parse()

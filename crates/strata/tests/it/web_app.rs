@@ -212,6 +212,40 @@ fn a_session_cookie_stands_for_its_key_with_csrf_on_changes() {
 }
 
 #[test]
+fn signing_in_again_ends_the_session_the_browser_held() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("web_fixation");
+    let (first, _, _) = sign_in(&server, &admin);
+    // The browser signs in again, presenting its old cookie (or one planted on it).
+    let again = server
+        .request(Method::POST, "/api/v1/session", None)
+        .header("cookie", &first)
+        .json(&json!({ "key": admin }))
+        .send()
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 201);
+    let second = again.headers()["set-cookie"].to_str().unwrap();
+    let second = second.split(';').next().unwrap().to_string();
+    assert_ne!(first, second);
+    let old = server.send(with_cookie(
+        &server,
+        Method::GET,
+        "/api/v1/schema",
+        &first,
+        None,
+    ));
+    assert_eq!(old.status, 401, "{}", old.text);
+    let new = server.send(with_cookie(
+        &server,
+        Method::GET,
+        "/api/v1/schema",
+        &second,
+        None,
+    ));
+    assert_eq!(new.status, 200, "{}", new.text);
+}
+
+#[test]
 fn revoking_the_key_ends_its_sessions_and_roles_apply() {
     let server = TestServer::start();
     let admin = server.create_tenant("web_roles");
