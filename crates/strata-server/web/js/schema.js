@@ -43,7 +43,7 @@ export async function render(body) {
     mount(main,
       admin ? suggestionsSection(suggestions.suggestions, change) : null,
       schema.metrics.length ? null : h("section.empty", h("p", "No metrics yet: they appear with their first event (see the Query page for a curl example).")),
-      schema.metrics.map((m) => metricSection(m, admin, change)),
+      schema.metrics.map((m) => metricSection(m, admin, change, suggestedTypes(suggestions.suggestions, m.name))),
       admin ? historySection(hist.versions) : null);
   }
   await load();
@@ -73,7 +73,14 @@ function describeChange(c) {
   }
 }
 
-function metricSection(m, admin, change) {
+/** Field name → the type a current suggestion proposes for it, in metric `metric`. */
+function suggestedTypes(list, metric) {
+  const out = new Map();
+  for (const s of list) if (s.metric === metric && s.change.op === "set_type") out.set(s.change.field, s.change.type);
+  return out;
+}
+
+function metricSection(m, admin, change, suggested) {
   const base = `/schema/metrics/${enc(m.name)}`;
   const aliasInput = h("input.small", { placeholder: "new alias", "aria-label": `New alias of metric ${m.name}` });
   return h("section.card.metric", { "data-metric": m.name },
@@ -92,7 +99,7 @@ function metricSection(m, admin, change) {
     h("h3", "Unknown fields"),
     (m.unknown_fields || []).length
       ? table(["Name", "Count", "First seen", "Last seen", "JSON kinds", "Samples", admin ? "Declare" : ""],
-        m.unknown_fields.map((u) => unknownRow(m, u, admin, change, base)), { cls: "unknown" })
+        m.unknown_fields.map((u) => unknownRow(m, u, admin, change, base, suggested.get(u.name))), { cls: "unknown" })
       : h("p.muted", "None: no undeclared names have been sent."));
 }
 
@@ -117,9 +124,11 @@ function fieldRow(m, f, admin, change, base) {
   ];
 }
 
-function unknownRow(m, u, admin, change, base) {
+function unknownRow(m, u, admin, change, base, suggested) {
   const path = `${base}/fields/${enc(u.name)}`;
-  const guess = (u.types || []).includes("number") ? "double" : (u.types || []).includes("bool") ? "boolean" : "string";
+  // Preselect the suggested type, else what the JSON kinds say.
+  const kinds = u.types || [];
+  const guess = suggested || (kinds.includes("number") ? "double" : kinds.includes("boolean") ? "boolean" : "string");
   const typeSel = h("select.small", { "aria-label": `Type for ${u.name}` }, TYPES.map((t) => h("option", { value: t, selected: t === guess }, t)));
   const target = h("select.small", { "aria-label": `Field that ${u.name} is an alias of` },
     h("option", { value: "" }, "alias of…"), m.fields.map((f) => h("option", { value: f.name }, f.name)));
