@@ -4,11 +4,14 @@ import { h, mount, notice, fmtTime } from "./dom.js";
 import { sql } from "./api.js";
 
 const quote = (s) => `'${s.replace(/'/g, "''")}'`;
+// A datetime-local input gives "2026-12-07T15:00" (no seconds), which SQL's TIMESTAMP does not
+// parse; the inputs are read as UTC, like every time the API shows.
+const instant = (v) => quote(/T\d\d:\d\d$/.test(v) ? `${v}:00Z` : v);
 
 export function errorsQuery({ since, until, metric, limit = 500 }) {
   const where = [];
-  if (since) where.push(`time >= TIMESTAMP ${quote(since)}`);
-  if (until) where.push(`time < TIMESTAMP ${quote(until)}`);
+  if (since) where.push(`time >= TIMESTAMP ${instant(since)}`);
+  if (until) where.push(`time < TIMESTAMP ${instant(until)}`);
   if (metric) where.push(`metric = ${quote(metric)}`);
   return `SELECT time, stage, reason, metric, event_index, payload FROM strata.errors${where.length ? " WHERE " + where.join(" AND ") : ""} ORDER BY time DESC LIMIT ${limit}`;
 }
@@ -34,7 +37,7 @@ export async function render(body) {
   }
   mount(body, h("h1", "Ingest errors"),
     h("form.filters", { onsubmit: (e) => { e.preventDefault(); load(); } },
-      h("label", "From ", since), h("label", "Until ", until), h("label", "Metric ", metric),
+      h("label", "From (UTC) ", since), h("label", "Until (UTC) ", until), h("label", "Metric ", metric),
       h("button.primary", { type: "submit" }, "Filter")),
     out);
   await load();

@@ -213,11 +213,21 @@ def test_errors_page(page):
     page.fill("#err-metric", "no-such-metric")
     page.click("form.filters button")
     expect(page.locator("#errors-list")).to_contain_text("No rejected events")
+    # The time filter: nothing from tomorrow on, the record within a day either side of now.
+    day = 86_400
+    page.fill("#err-metric", "")
+    page.fill("#err-since", time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time() + day)))
+    page.click("form.filters button")
+    expect(page.locator("#errors-list")).to_contain_text("No rejected events")
+    page.fill("#err-since", time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time() - day)))
+    page.fill("#err-until", time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time() + day)))
+    page.click("form.filters button")
+    expect(page.locator("ul.errors")).to_contain_text(CFG["rejected_metric"])
     page.fill("#err-metric", CFG["rejected_metric"])
     page.click("form.filters button")
     page.locator("ul.errors li summary").first.click()
     shot(page, "errors")
-    check("a rejected event's raw payload is shown; the metric filter works")
+    check("a rejected event's raw payload is shown; the metric and time filters work")
 
 
 def test_admin_pages(page):
