@@ -171,7 +171,29 @@ fn a_session_cookie_stands_for_its_key_with_csrf_on_changes() {
         "no key is created without the CSRF token"
     );
 
-    // Sign-in refuses bad keys, the operator token, and a body a cross-site form could send.
+    // Sign-out ends the session on the server: the old cookie is refused.
+    let out = server.send(with_cookie(
+        &server,
+        Method::DELETE,
+        "/api/v1/session",
+        &cookie,
+        Some(&csrf),
+    ));
+    assert_eq!(out.status, 200, "{}", out.text);
+    let after = server.send(with_cookie(
+        &server,
+        Method::GET,
+        "/api/v1/schema",
+        &cookie,
+        None,
+    ));
+    assert_eq!(after.status, 401, "{}", after.text);
+}
+
+#[test]
+fn sign_in_refuses_bad_keys_the_operator_and_form_posts() {
+    let server = TestServer::start();
+    let admin = server.create_tenant("web_refusals");
     let bad = server.send(
         server
             .request(Method::POST, "/api/v1/session", None)
@@ -191,24 +213,6 @@ fn a_session_cookie_stands_for_its_key_with_csrf_on_changes() {
             .body(json!({ "key": admin }).to_string()),
     );
     assert_eq!(form.status, 415, "{}", form.text);
-
-    // Sign-out ends the session on the server: the old cookie is refused.
-    let out = server.send(with_cookie(
-        &server,
-        Method::DELETE,
-        "/api/v1/session",
-        &cookie,
-        Some(&csrf),
-    ));
-    assert_eq!(out.status, 200, "{}", out.text);
-    let after = server.send(with_cookie(
-        &server,
-        Method::GET,
-        "/api/v1/schema",
-        &cookie,
-        None,
-    ));
-    assert_eq!(after.status, 401, "{}", after.text);
 }
 
 #[test]
@@ -420,40 +424,7 @@ fn seed(server: &TestServer, screenshots: &Path) -> Value {
         &json!({ "metrictype": "boiler", "timestamp": "yesterday-ish", "marker": "rejected-7f3a" }),
     );
     assert_eq!(rejected.body["rejected"], 1, "{}", rejected.text);
-    let rule = server.post(
-        "/api/v1/alerts",
-        &admin_a,
-        &json!({ "name": "too-hot", "kind": "event", "metric": "thermostat",
-                 "condition": "temp > 90", "channels": [] }),
-    );
-    assert_eq!(rule.status, 201, "{}", rule.text);
-    // A rule that fires, so the alerts page shows a firing instance and its history.
-    let furnace = server.post(
-        "/api/v1/schema/metrics",
-        &admin_a,
-        &json!({ "name": "furnace" }),
-    );
-    assert_eq!(furnace.status, 201, "{}", furnace.text);
-    let level = json!({ "type": "double" });
-    let declared = server.put(
-        "/api/v1/schema/metrics/furnace/fields/level",
-        &admin_a,
-        &level,
-    );
-    assert_eq!(declared.status, 200, "{}", declared.text);
-    let rule = server.post(
-        "/api/v1/alerts",
-        &admin_a,
-        &json!({ "name": "furnace-hot", "kind": "event", "metric": "furnace",
-                 "condition": "level > 90", "channels": [] }),
-    );
-    assert_eq!(rule.status, 201, "{}", rule.text);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let hot = json!({ "metrictype": "furnace", "timestamp": now_ms, "unit": "f1", "level": 95.5 });
-    assert_eq!(server.post("/api/v1/write", &admin_a, &hot).status, 200);
+    seed_alerts(server, &admin_a);
     let admin_b = server.create_tenant("globex");
     let secret =
         json!({ "metrictype": "ledger", "timestamp": BASE_MS, "secret": "globex-only-5521" });
@@ -478,6 +449,43 @@ fn seed(server: &TestServer, screenshots: &Path) -> Value {
         "rejected_marker": "rejected-7f3a",
         "alert_rule": "too-hot",
     })
+}
+
+/// A rule that never fires and one that has fired (a firing instance and its history).
+fn seed_alerts(server: &TestServer, admin_a: &str) {
+    let rule = server.post(
+        "/api/v1/alerts",
+        admin_a,
+        &json!({ "name": "too-hot", "kind": "event", "metric": "thermostat",
+                 "condition": "temp > 90", "channels": [] }),
+    );
+    assert_eq!(rule.status, 201, "{}", rule.text);
+    let furnace = server.post(
+        "/api/v1/schema/metrics",
+        admin_a,
+        &json!({ "name": "furnace" }),
+    );
+    assert_eq!(furnace.status, 201, "{}", furnace.text);
+    let level = json!({ "type": "double" });
+    let declared = server.put(
+        "/api/v1/schema/metrics/furnace/fields/level",
+        admin_a,
+        &level,
+    );
+    assert_eq!(declared.status, 200, "{}", declared.text);
+    let rule = server.post(
+        "/api/v1/alerts",
+        admin_a,
+        &json!({ "name": "furnace-hot", "kind": "event", "metric": "furnace",
+                 "condition": "level > 90", "channels": [] }),
+    );
+    assert_eq!(rule.status, 201, "{}", rule.text);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let hot = json!({ "metrictype": "furnace", "timestamp": now_ms, "unit": "f1", "level": 95.5 });
+    assert_eq!(server.post("/api/v1/write", admin_a, &hot).status, 200);
 }
 
 #[test]
