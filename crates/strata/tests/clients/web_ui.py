@@ -137,10 +137,20 @@ def test_seed_query(page):
     assert page.locator("#chart-box canvas").count() == 1
     assert "sql=SELECT%20timestamp" in page.url, page.url
     shot(page, "query")
+    # CSV export: the result as the API gave it, header first.
+    with page.expect_download() as download:
+        page.click("#csv")
+    with open(download.value.path(), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    assert lines[0] == "timestamp,name,temp" and len(lines) == CFG["events"] + 1, lines[:3]
+    # History: an earlier query comes back into the editor.
+    page.select_option("#history", "SELECT temp FROM thermostat")
+    doc = page.evaluate("() => window.__strata.editor.state.doc.toString()")
+    assert doc == "SELECT temp FROM thermostat", doc
     # The URL reproduces the query: a fresh load runs it again.
     page.reload()
     page.wait_for_selector("#chart-box .chart", timeout=TIMEOUT)
-    check("chart drawn from the timestamp column, one series per device; the URL reproduces the query")
+    check("chart drawn from the timestamp column, one series per device; CSV export, history, and the URL reproduces the query")
 
     run_query(page, "SELECT no_such_field FROM thermostat")
     expect(page.locator("#query-error .notice.error")).to_contain_text("no_such_field")
