@@ -131,11 +131,22 @@ pub fn csrf_matches(headers: &HeaderMap, session: &Session) -> bool {
         .is_some_and(|sent| bool::from(sent.as_bytes().ct_eq(session.csrf.as_bytes())))
 }
 
+/// Whether the browser reached us over HTTPS through a TLS-terminating proxy (the HTTP port
+/// itself is plain HTTP). Then the cookie is marked `Secure`; a client that claims HTTPS
+/// falsely only keeps its own cookie off plain HTTP.
+pub fn behind_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
 /// `Set-Cookie` for a new session.
-pub fn set_cookie(cookie: &str) -> String {
+pub fn set_cookie(cookie: &str, secure: bool) -> String {
     format!(
-        "{COOKIE_NAME}={cookie}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION_TTL.as_secs()
+        "{COOKIE_NAME}={cookie}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_TTL.as_secs(),
+        if secure { "; Secure" } else { "" }
     )
 }
 
@@ -203,9 +214,15 @@ mod tests {
 
     #[test]
     fn set_cookie_is_http_only_and_strict() {
-        let header = set_cookie("xyz");
+        let header = set_cookie("xyz", false);
         assert!(header.contains("HttpOnly"));
         assert!(header.contains("SameSite=Strict"));
         assert!(header.contains("Max-Age=43200"));
+        assert!(!header.contains("Secure"));
+        assert!(set_cookie("xyz", true).ends_with("; Secure"));
+        let mut headers = HeaderMap::new();
+        assert!(!behind_https(&headers));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(behind_https(&headers));
     }
 }

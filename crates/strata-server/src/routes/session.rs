@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::auth::TenantCaller;
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::session::{clear_cookie, cookie_value, set_cookie, Session};
+use crate::session::{behind_https, clear_cookie, cookie_value, set_cookie, Session};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -63,7 +63,7 @@ pub async fn create(
     tracing::info!(tenant = %tenant.name, key_id = %info.id, "web session started");
     let caller = TenantCaller { tenant, key: info };
     let mut response = (StatusCode::CREATED, Json(session_json(&caller, &session))).into_response();
-    let value = set_cookie(&cookie)
+    let value = set_cookie(&cookie, behind_https(&headers))
         .parse()
         .map_err(|_| ApiError::internal("could not encode the session cookie"))?;
     response.headers_mut().insert(SET_COOKIE, value);

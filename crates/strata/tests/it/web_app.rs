@@ -191,7 +191,7 @@ fn a_session_cookie_stands_for_its_key_with_csrf_on_changes() {
 }
 
 #[test]
-fn sign_in_refuses_bad_keys_the_operator_and_form_posts() {
+fn sign_in_refuses_bad_keys_the_operator_and_form_posts_and_marks_https_cookies_secure() {
     let server = TestServer::start();
     let admin = server.create_tenant("web_refusals");
     let bad = server.send(
@@ -213,6 +213,20 @@ fn sign_in_refuses_bad_keys_the_operator_and_form_posts() {
             .body(json!({ "key": admin }).to_string()),
     );
     assert_eq!(form.status, 415, "{}", form.text);
+    // Behind a TLS proxy the cookie is Secure; on the plain port it is not (sign_in checks).
+    let proxied = server
+        .request(Method::POST, "/api/v1/session", None)
+        .header("x-forwarded-proto", "https")
+        .json(&json!({ "key": admin }))
+        .send()
+        .unwrap();
+    let cookie = proxied.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    let (_, plain, _) = sign_in(&server, &admin);
+    assert!(!plain.contains("Secure"), "{plain}");
 }
 
 #[test]
