@@ -281,6 +281,7 @@ async fn bind_listeners(config: &ServeConfig) -> Result<(TcpListener, TcpListene
     // Tests and scripts parse these lines to find ephemeral ports; keep their shape stable.
     tracing::info!("HTTP API listening on http://{bound}");
     tracing::info!("Postgres wire protocol listening on postgres://{pg_bound}");
+    tracing::info!("web app at http://{bound}/ (sign in with a tenant key)");
     Ok((listener, pg_listener))
 }
 

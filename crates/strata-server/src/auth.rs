@@ -1,14 +1,17 @@
-//! Bearer-token authentication. The operator token only creates tenants; every other call needs
-//! a tenant key whose role allows it. Failures never say whether a key exists elsewhere.
+//! Authentication: a bearer token, or the web app's session cookie (`session.rs`) standing for
+//! the tenant key it signed in with. The operator token only creates tenants; every other call
+//! needs a tenant key whose role allows it. Failures never say whether a key exists elsewhere.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::Method;
 use strata_catalog::{KeyInfo, Tenant};
 use strata_core::Role;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::session::{cookie_value, csrf_matches, CSRF_HEADER};
 use crate::state::AppState;
 
 /// A caller holding a tenant key.
@@ -81,7 +84,16 @@ impl FromRequestParts<AppState> for TenantCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
+        // A bearer token wins over a cookie: API clients never depend on browser state.
+        let from_cookie;
+        let token = if parts.headers.contains_key(AUTHORIZATION) {
+            bearer(parts)?
+        } else if let Some(key) = session_key(parts, state)? {
+            from_cookie = key;
+            from_cookie.as_str()
+        } else {
+            bearer(parts)?
+        };
         match state.tenants().authenticate(token).await? {
             Some((tenant, key)) => Ok(TenantCaller { tenant, key }),
             None if constant_time_eq(token.as_bytes(), state.operator_token().as_bytes()) => {
@@ -92,4 +104,24 @@ impl FromRequestParts<AppState> for TenantCaller {
             None => Err(ApiError::unauthorized("invalid or revoked key")),
         }
     }
+}
+
+/// The tenant key behind the request's session cookie, if it has one. A cookie naming no live
+/// session is 401 (signed out or expired); a state-changing call without the session's CSRF
+/// token is 403, before anything runs.
+fn session_key(parts: &Parts, state: &AppState) -> Result<Option<String>, ApiError> {
+    let Some(cookie) = cookie_value(&parts.headers) else {
+        return Ok(None);
+    };
+    let session = state.sessions().get(cookie).ok_or_else(|| {
+        ApiError::unauthorized("the session has expired or was signed out; sign in again")
+    })?;
+    let safe = matches!(parts.method, Method::GET | Method::HEAD);
+    if !safe && !csrf_matches(&parts.headers, &session) {
+        return Err(ApiError::forbidden(format!(
+            "a call with the session cookie that changes state needs the session's CSRF token \
+             in the {CSRF_HEADER} header (GET /api/v1/session returns it)"
+        )));
+    }
+    Ok(Some(session.key))
 }

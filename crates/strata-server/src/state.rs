@@ -12,6 +12,9 @@ use strata_storage::HotStore;
 use strata_streaming::{LiveQueries, Rollups};
 use strata_write::Writer;
 
+use crate::ingest_rate::IngestRate;
+use crate::session::SessionStore;
+
 /// Shared by every request handler. Cheap to clone. Handlers reach the catalog only through
 /// the role they need (`tenants`, `settings_store`, `schemas`, `manifest`).
 #[derive(Clone)]
@@ -37,6 +40,10 @@ struct Inner {
     advisor: Advisor,
     operator_token: String,
     limits: Limits,
+    /// The web app's signed-in browsers (`session.rs`).
+    sessions: SessionStore,
+    /// Events accepted per tenant over the last minute, for `GET /api/v1/status`.
+    ingest_rate: IngestRate,
 }
 
 impl AppState {
@@ -47,6 +54,8 @@ impl AppState {
                 engines,
                 operator_token,
                 limits,
+                sessions: SessionStore::default(),
+                ingest_rate: IngestRate::default(),
             }),
         }
     }
@@ -99,5 +108,11 @@ impl AppState {
     }
     pub fn advisor(&self) -> &Advisor {
         &self.inner.advisor
+    }
+    pub fn sessions(&self) -> &SessionStore {
+        &self.inner.sessions
+    }
+    pub fn ingest_rate(&self) -> &IngestRate {
+        &self.inner.ingest_rate
     }
 }

@@ -73,6 +73,7 @@ pub async fn write(
         })
         .await
         .map_err(api_error)?;
+    state.ingest_rate().record(tenant, outcome.accepted as u64);
     let errors: Vec<WriteRejection> = outcome
         .rejections
         .into_iter()

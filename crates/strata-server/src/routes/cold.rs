@@ -1,5 +1,5 @@
 //! `POST /api/v1/compact` (compact the tenant's hot data now) and `GET /api/v1/status` (the
-//! tenant's tiers: watermarks, hot partitions, cold files, last compaction).
+//! tenant's ingest rate and tiers: watermarks, hot partitions, cold files, last compaction).
 
 use std::collections::BTreeSet;
 
@@ -84,6 +84,7 @@ pub async fn status(
     let last = last.map_or(Value::Null, |r| last_compaction_json(&r));
     Ok(Json(json!({
         "tenant": caller.tenant.name,
+        "ingest": state.ingest_rate().snapshot(tenant),
         "watermark": lowest_watermark.map_or(Value::Null, rfc3339),
         "metrics": metrics,
         "hot_partitions": partitions,

@@ -5,6 +5,7 @@ mod errors;
 mod live;
 mod rollups;
 mod schema;
+mod session;
 mod sql;
 mod suggestions;
 
@@ -24,6 +25,12 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/tenants", post(admin::create_tenant))
+        .route(
+            "/session",
+            post(session::create)
+                .get(session::show)
+                .delete(session::delete),
+        )
         .route("/keys", post(admin::create_key).get(admin::list_keys))
         .route("/keys/{id}", delete(admin::revoke_key))
         .route(
@@ -83,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .route("/silences/{id}", delete(alerts::delete_silence));
     let app = Router::new()
         .route("/health", get(health))
+        .route("/", get(crate::web::index))
+        .route("/app/{version}/{*path}", get(crate::web::file))
         .nest("/api/v1", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

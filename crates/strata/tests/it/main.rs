@@ -40,3 +40,4 @@ mod rollup_routing;
 mod rollups;
 mod suggestions;
 mod suggestions_quality;
+mod web_app;
