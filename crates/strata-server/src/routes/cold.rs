@@ -107,9 +107,12 @@ async fn cold_metrics(
             lowest_watermark =
                 Some(lowest_watermark.map_or(w.watermark_ms, |l| l.min(w.watermark_ms)));
         }
+        // The newest file a compaction wrote for this metric: when it last moved rows to cold.
+        let last_compacted = manifest.files.iter().map(|f| f.created_at_ms).max();
         metrics.push(json!({
             "metric": metric.name,
             "watermark": manifest.watermark.map_or(Value::Null, |w| rfc3339(w.watermark_ms)),
+            "last_compacted_at": last_compacted.map_or(Value::Null, rfc3339),
             "cold": {
                 "files": manifest.files.len(),
                 "bytes": manifest.files.iter().map(|f| f.bytes).sum::<u64>(),

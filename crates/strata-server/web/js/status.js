@@ -22,8 +22,8 @@ export async function render(body) {
         tile("Watermark", fmtTime(s.watermark), "data below it is in Parquet"),
         tile("Last compaction", lc ? fmtTime(lc.finished) : "never", lc ? `${lc.outcome}, ${lc.rows} rows` : "")),
       h("section.card", h("h2", "Metrics"),
-        s.metrics.length ? table(["Metric", "Watermark", "Cold files", "Cold size", "Cold rows", "Days"], s.metrics.map((m) =>
-          [m.metric, fmtTime(m.watermark), String(m.cold.files), fmtBytes(m.cold.bytes), m.cold.rows.toLocaleString(), String(m.cold.days)]))
+        s.metrics.length ? table(["Metric", "Watermark", "Last compacted", "Cold files", "Cold size", "Cold rows", "Days"], s.metrics.map((m) =>
+          [m.metric, fmtTime(m.watermark), m.last_compacted_at ? fmtTime(m.last_compacted_at) : "never", String(m.cold.files), fmtBytes(m.cold.bytes), m.cold.rows.toLocaleString(), String(m.cold.days)]))
           : h("p.muted", "No metrics yet.")),
       h("section.card", h("h2", "Hot partitions"),
         s.hot_partitions.length ? table(["Partition", "From", "To", "Rows", "Size"], s.hot_partitions.map((p) =>

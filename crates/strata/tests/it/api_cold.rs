@@ -156,6 +156,7 @@ fn compaction_moves_rows_to_parquet_and_queries_read_both_tiers_once() {
     assert_eq!(metric["cold"]["files"], 3, "{}", status.text);
     assert_eq!(metric["cold"]["rows"], 150, "{}", status.text);
     assert_eq!(metric["cold"]["days"], 3, "{}", status.text);
+    assert!(metric["last_compacted_at"].is_string(), "{}", status.text);
     assert_eq!(
         status.body["last_compaction"]["outcome"], "ok",
         "{}",
