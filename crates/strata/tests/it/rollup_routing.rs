@@ -68,6 +68,22 @@ fn assert_not_routed(server: &TestServer, key: &str, sql: &str) {
     rows(server, key, sql);
 }
 
+/// A server whose tenant wrote `events` and has the rollup, current.
+fn with_rollup(events: Vec<Value>) -> (TestServer, String) {
+    let server = TestServer::start_with(&["--compact-after-secs", "0"]);
+    let key = tenant(&server, "acme");
+    write_events(&server, &key, &events);
+    let created = server.post(
+        "/api/v1/rollups",
+        &key,
+        &json!({"name": ROLLUP, "sql": ROLLUP_SQL}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    let synced = server.get(&format!("/api/v1/rollups/{ROLLUP}?sync=true"), &key);
+    assert_eq!(synced.body["state"], "current", "{}", synced.text);
+    (server, key)
+}
+
 const ROUTED: [&str; 6] = [
     // The rollup's own groups.
     "SELECT date_bin(INTERVAL '1 minute', timestamp) AS t, name, avg(temp) AS a, max(temp) AS m \
@@ -107,17 +123,7 @@ const NOT_ROUTED: [&str; 5] = [
 
 #[test]
 fn queries_a_rollup_answers_are_read_from_it_with_the_raw_answer_and_others_read_raw_rows() {
-    let server = TestServer::start_with(&["--compact-after-secs", "0"]);
-    let key = tenant(&server, "acme");
-    write_events(&server, &key, &readings(3, 600, T0, 180));
-    let created = server.post(
-        "/api/v1/rollups",
-        &key,
-        &json!({"name": ROLLUP, "sql": ROLLUP_SQL}),
-    );
-    assert_eq!(created.status, 201, "{}", created.text);
-    let synced = server.get(&format!("/api/v1/rollups/{ROLLUP}?sync=true"), &key);
-    assert_eq!(synced.body["state"], "current", "{}", synced.text);
+    let (server, key) = with_rollup(readings(3, 600, T0, 180));
 
     for sql in ROUTED {
         assert_routed(&server, &key, sql);
@@ -136,16 +142,7 @@ fn queries_a_rollup_answers_are_read_from_it_with_the_raw_answer_and_others_read
 
 #[test]
 fn a_rollup_whose_source_changed_is_not_read_until_rebuilt() {
-    let server = TestServer::start_with(&["--compact-after-secs", "0"]);
-    let key = tenant(&server, "acme");
-    write_events(&server, &key, &readings(5, 200, T0, 60));
-    let created = server.post(
-        "/api/v1/rollups",
-        &key,
-        &json!({"name": ROLLUP, "sql": ROLLUP_SQL}),
-    );
-    assert_eq!(created.status, 201, "{}", created.text);
-    server.get(&format!("/api/v1/rollups/{ROLLUP}?sync=true"), &key);
+    let (server, key) = with_rollup(readings(5, 200, T0, 60));
     let sql = ROUTED[3];
     assert_routed(&server, &key, sql);
 
@@ -172,16 +169,7 @@ fn a_rollup_whose_source_changed_is_not_read_until_rebuilt() {
 
 #[test]
 fn a_source_under_a_retention_is_never_routed_since_the_rollup_outlives_its_raw_rows() {
-    let server = TestServer::start_with(&["--compact-after-secs", "0"]);
-    let key = tenant(&server, "acme");
-    write_events(&server, &key, &readings(9, 100, T0, 60));
-    let created = server.post(
-        "/api/v1/rollups",
-        &key,
-        &json!({"name": ROLLUP, "sql": ROLLUP_SQL}),
-    );
-    assert_eq!(created.status, 201, "{}", created.text);
-    server.get(&format!("/api/v1/rollups/{ROLLUP}?sync=true"), &key);
+    let (server, key) = with_rollup(readings(9, 100, T0, 60));
     assert_routed(&server, &key, ROUTED[3]);
     let patched = server.patch(
         "/api/v1/schema/metrics/thermostat",

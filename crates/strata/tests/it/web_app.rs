@@ -40,6 +40,11 @@ fn sign_in(server: &TestServer, key: &str) -> (String, String, Value) {
     (pair, set_cookie, body)
 }
 
+/// A GET authenticated by `cookie` alone.
+fn cookie_get(server: &TestServer, path: &str, cookie: &str) -> Answer {
+    server.send(with_cookie(server, Method::GET, path, cookie, None))
+}
+
 fn with_cookie(
     server: &TestServer,
     method: Method,
@@ -137,22 +142,10 @@ fn a_session_cookie_stands_for_its_key_with_csrf_on_changes() {
     let csrf = body["csrf"].as_str().unwrap().to_string();
 
     // Reads need only the cookie; changes need the CSRF token too.
-    let shown = server.send(with_cookie(
-        &server,
-        Method::GET,
-        "/api/v1/session",
-        &cookie,
-        None,
-    ));
+    let shown = cookie_get(&server, "/api/v1/session", &cookie);
     assert_eq!(shown.status, 200);
     assert_eq!(shown.body["csrf"], csrf.as_str());
-    let schema = server.send(with_cookie(
-        &server,
-        Method::GET,
-        "/api/v1/schema",
-        &cookie,
-        None,
-    ));
+    let schema = cookie_get(&server, "/api/v1/schema", &cookie);
     assert_eq!(schema.status, 200, "{}", schema.text);
     let refused = sql_with_cookie(&server, &cookie, None, "SELECT v FROM dial");
     assert_eq!(refused.status, 403, "{}", refused.text);
@@ -180,13 +173,7 @@ fn a_session_cookie_stands_for_its_key_with_csrf_on_changes() {
         Some(&csrf),
     ));
     assert_eq!(out.status, 200, "{}", out.text);
-    let after = server.send(with_cookie(
-        &server,
-        Method::GET,
-        "/api/v1/schema",
-        &cookie,
-        None,
-    ));
+    let after = cookie_get(&server, "/api/v1/schema", &cookie);
     assert_eq!(after.status, 401, "{}", after.text);
 }
 
@@ -245,21 +232,9 @@ fn signing_in_again_ends_the_session_the_browser_held() {
     let second = again.headers()["set-cookie"].to_str().unwrap();
     let second = second.split(';').next().unwrap().to_string();
     assert_ne!(first, second);
-    let old = server.send(with_cookie(
-        &server,
-        Method::GET,
-        "/api/v1/schema",
-        &first,
-        None,
-    ));
+    let old = cookie_get(&server, "/api/v1/schema", &first);
     assert_eq!(old.status, 401, "{}", old.text);
-    let new = server.send(with_cookie(
-        &server,
-        Method::GET,
-        "/api/v1/schema",
-        &second,
-        None,
-    ));
+    let new = cookie_get(&server, "/api/v1/schema", &second);
     assert_eq!(new.status, 200, "{}", new.text);
 }
 
@@ -271,13 +246,7 @@ fn revoking_the_key_ends_its_sessions_and_roles_apply() {
     let (cookie, _, body) = sign_in(&server, &read);
     assert_eq!(body["role"], "read");
     let csrf = body["csrf"].as_str().unwrap().to_string();
-    let keys = server.send(with_cookie(
-        &server,
-        Method::GET,
-        "/api/v1/keys",
-        &cookie,
-        None,
-    ));
+    let keys = cookie_get(&server, "/api/v1/keys", &cookie);
     assert_eq!(keys.status, 403, "{}", keys.text);
     let write = server.send(
         with_cookie(&server, Method::POST, "/api/v1/write", &cookie, Some(&csrf))
@@ -290,13 +259,7 @@ fn revoking_the_key_ends_its_sessions_and_roles_apply() {
         server.delete(&format!("/api/v1/keys/{id}"), &admin).status,
         200
     );
-    let after = server.send(with_cookie(
-        &server,
-        Method::GET,
-        "/api/v1/schema",
-        &cookie,
-        None,
-    ));
+    let after = cookie_get(&server, "/api/v1/schema", &cookie);
     assert_eq!(after.status, 401, "{}", after.text);
 }
 
@@ -319,13 +282,7 @@ fn a_cookie_of_tenant_a_never_reads_tenant_b() {
     );
     assert!((400..500).contains(&read.status), "{}", read.text);
     assert!(!read.text.contains("b-only-7731"), "{}", read.text);
-    let schema = server.send(with_cookie(
-        &server,
-        Method::GET,
-        "/api/v1/schema",
-        &cookie_a,
-        None,
-    ));
+    let schema = cookie_get(&server, "/api/v1/schema", &cookie_a);
     assert!(!schema.text.contains("vault"), "{}", schema.text);
     let errors = sql_with_cookie(
         &server,
