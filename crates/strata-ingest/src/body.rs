@@ -16,6 +16,8 @@ pub enum BodyFormat {
     Json,
     /// One JSON object per line; blank lines are skipped.
     Ndjson,
+    /// InfluxDB line protocol, timestamps in the given unit (issue 19).
+    LineProtocol(crate::line::Precision),
 }
 
 /// One event before metric resolution.
@@ -27,6 +29,9 @@ pub struct RawEvent<'a> {
     /// The event's exact bytes in the body, for the error log.
     pub raw: &'a [u8],
     pub parsed: Result<EventObject<'a>, EventError>,
+    /// The event's metric when the format names it outside the object (a line protocol
+    /// line's measurement); otherwise the metric keys or `?metric=` decide.
+    pub metric: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Splits a write body into events and parses each one.
@@ -41,6 +46,9 @@ pub fn split_body<'a>(
     format: BodyFormat,
     limits: &Limits,
 ) -> Result<Vec<RawEvent<'a>>, BodyError> {
+    if let BodyFormat::LineProtocol(precision) = format {
+        return crate::line::line_events(body, precision, limits, strata_core::now_ms());
+    }
     if format == BodyFormat::Ndjson && body.len() >= PARALLEL_PARSE_MIN_BYTES {
         if let Some(events) = split_ndjson_in_halves(body, limits) {
             return Ok(events);
@@ -117,6 +125,15 @@ pub fn events<'a>(
         }),
         BodyFormat::Ndjson if body.iter().all(|&b| is_json_whitespace(b)) => Err(BodyError::Empty),
         BodyFormat::Ndjson => Ok(ndjson_events(body, 0, limits)),
+        BodyFormat::LineProtocol(precision) => {
+            let lines = crate::line::line_events(body, precision, limits, strata_core::now_ms())?;
+            Ok(EventIter {
+                body,
+                event_bytes: limits.event_bytes,
+                next_index: lines.len(),
+                source: EventSource::Parsed(lines.into_iter()),
+            })
+        }
     }
 }
 
@@ -135,6 +152,8 @@ enum EventSource<'a> {
     Ndjson {
         lines: NumberedLines<'a>,
     },
+    /// Events parsed when the body was checked (line protocol).
+    Parsed(std::vec::IntoIter<RawEvent<'a>>),
 }
 
 /// The body's lines, each with its 0-based line index, found with `memchr` (splitting with a
@@ -173,6 +192,7 @@ impl<'a> Iterator for EventIter<'a> {
     fn next(&mut self) -> Option<RawEvent<'a>> {
         let event = match &mut self.source {
             EventSource::Single(event) => event.take()?,
+            EventSource::Parsed(events) => return events.next(),
             EventSource::Array(elements) => {
                 let raw = elements.next()?.get().as_bytes();
                 if raw.len() > self.event_bytes {
@@ -238,6 +258,7 @@ impl<'a> EventIter<'a> {
             index,
             raw: bytes,
             parsed,
+            metric: None,
         }
     }
 }
@@ -273,6 +294,7 @@ fn json_source<'a>(body: &'a [u8], limits: &Limits) -> Result<EventSource<'a>, B
                 index: 0,
                 raw: trimmed,
                 parsed: Ok(map.with_sent_numbers(trimmed)),
+                metric: None,
             })))
         }
         b'[' => {
@@ -321,6 +343,7 @@ fn too_large(index: usize, raw: &[u8], limit: usize) -> RawEvent<'_> {
             bytes: raw.len(),
             limit,
         }),
+        metric: None,
     }
 }
 

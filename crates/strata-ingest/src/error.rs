@@ -30,6 +30,9 @@ pub enum EventError {
         column: usize,
         message: String,
     },
+    /// A line protocol line that does not parse; `line` is the 1-based line of the body.
+    #[error("line {line}: {message}")]
+    BadLine { line: usize, message: String },
     #[error("the event must be a JSON object, but it is a JSON {found}")]
     NotAnObject { found: &'static str },
     #[error("the event is {bytes} bytes; the limit is {limit} bytes")]
@@ -133,6 +136,7 @@ impl EventError {
     pub fn stage(&self) -> &'static str {
         match self {
             EventError::Malformed { .. }
+            | EventError::BadLine { .. }
             | EventError::NotAnObject { .. }
             | EventError::TooLarge { .. } => "parse",
             EventError::NoMetric { .. }

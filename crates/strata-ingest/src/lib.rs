@@ -10,6 +10,7 @@ mod body;
 mod error;
 mod exact;
 mod hash;
+mod line;
 mod metric;
 mod normalize;
 mod object;
@@ -22,6 +23,7 @@ pub use error::{
     BodyError, EventError, ACCEPTED_TIMESTAMP_FORMS, MAX_TIMESTAMP_TEXT, MIN_TIMESTAMP_TEXT,
 };
 pub use hash::{content_hash, series_hash, series_hash_of_text, NO_SERIES};
+pub use line::Precision;
 pub use metric::{metric_name, MetricKeyConfig, DEFAULT_METRIC_KEY};
 pub use normalize::{flatten_leaves, normalize, Field, NormalizedEvent, MAX_NESTING_DEPTH};
 pub use object::EventObject;

@@ -36,7 +36,7 @@ pub struct EventObject<'a> {
 impl<'a> EventObject<'a> {
     /// Builds the object from members in document order: sorted by key, and of a key sent more
     /// than once only the last value is kept, as `serde_json::Map` does.
-    fn from_members(mut members: Vec<(Cow<'a, str>, JsonValue)>) -> Self {
+    pub(crate) fn from_members(mut members: Vec<(Cow<'a, str>, JsonValue)>) -> Self {
         // Stable, so members with equal keys stay in document order...
         members.sort_by(|a, b| a.0.cmp(&b.0));
         // ...and `dedup_by` (which keeps the first of a run) is made to keep the last value by

@@ -11,6 +11,7 @@ mod body;
 mod error;
 mod http;
 mod ingest_rate;
+mod line_protocol;
 mod routes;
 mod session;
 mod state;

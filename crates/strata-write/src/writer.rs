@@ -195,6 +195,19 @@ impl Writer {
             Ok(object) => object,
             Err(err) => return Err(reject(err)),
         };
+        // A format that names the metric outside the object (line protocol's measurement)
+        // takes the `?metric=` path: validated the same way, no key to remove.
+        let own_config;
+        let key_config = match event.metric.as_deref() {
+            Some(name) => {
+                own_config = MetricKeyConfig {
+                    query_metric: Some(name),
+                    metric_keys: &[],
+                };
+                &own_config
+            }
+            None => key_config,
+        };
         let (metric, metric_key) = match metric_name(&object, key_config) {
             Ok((name, key)) => (name.to_string(), key.map(str::to_string)),
             Err(err) => return Err(reject(err)),

@@ -93,6 +93,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(crate::web::index))
         .route("/app/{version}/{*path}", get(crate::web::file))
         .nest("/api/v1", api)
+        // InfluxDB line protocol, at the paths InfluxDB clients and Telegraf use (issue 19).
+        .route("/api/v2/write", post(crate::line_protocol::write_v2))
+        .route("/write", post(crate::line_protocol::write_v1))
+        .route("/api/v3/write_lp", post(crate::line_protocol::write_v3))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read by our own limited readers (see body.rs), which answer with JSON.

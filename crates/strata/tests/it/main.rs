@@ -33,6 +33,7 @@ mod hostile_ingest;
 mod hostile_pg;
 mod hostile_query;
 mod late_schema;
+mod line_protocol;
 mod live;
 mod metric_merge;
 mod pg_clients;
