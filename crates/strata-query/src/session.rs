@@ -27,6 +27,7 @@ use crate::rewrite::AliasResolver;
 use crate::rollup_table::{PlannedRollup, RollupRouting, RoutableRollup};
 use crate::runtime::QueryRuntime;
 use crate::sandbox;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::TableReference;
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::LogicalPlanBuilder;
@@ -345,6 +346,12 @@ impl Planner {
         let Some(routing) = &self.routing else {
             return Ok(plan);
         };
+        // Only an aggregate can be routed: every other query skips planning the rollups' SQL
+        // (up to 100 per tenant) on its way to execution.
+        let aggregates = plan.exists(|node| Ok(matches!(node, LogicalPlan::Aggregate(_))))?;
+        if !aggregates {
+            return Ok(plan);
+        }
         let mut planned = Vec::new();
         for rollup in &routing.rollups {
             let Ok(statement) = parse_checked(&rollup.sql) else {

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde_json::json;
 use strata_core::Role;
 use strata_ingest::{BodyFormat, Precision};
-use strata_write::{WriteError, WriteOutcome, WriteRequest};
+use strata_write::{WriteOutcome, WriteRequest};
 
 use crate::body::read_limited;
 use crate::error::ApiError;
@@ -78,10 +78,7 @@ async fn write(
             state.ingest_rate().record(tenant, outcome.accepted as u64);
             answer(dialect, outcome)
         }
-        Err(WriteError::Body(message)) => refusal(dialect, ApiError::bad_request(message)),
-        Err(WriteError::Catalog(error)) => refusal(dialect, error.into()),
-        Err(WriteError::Storage(error)) => refusal(dialect, error.into()),
-        Err(WriteError::Internal(message)) => refusal(dialect, ApiError::internal(message)),
+        Err(error) => refusal(dialect, crate::write::api_error(error)),
     }
 }
 

@@ -89,7 +89,7 @@ pub async fn write(
     }))
 }
 
-fn api_error(err: WriteError) -> ApiError {
+pub(crate) fn api_error(err: WriteError) -> ApiError {
     match err {
         WriteError::Body(message) => ApiError::bad_request(message),
         WriteError::Catalog(err) => err.into(),
