@@ -69,6 +69,8 @@ pub struct SettingsPatch {
     pub timestamp_patterns: Option<Vec<String>>,
     /// Days of cold data to keep; 0 keeps it forever.
     pub cold_retention_days: Option<u32>,
+    /// MQTT topic templates; an empty list restores the defaults.
+    pub mqtt_topics: Option<Vec<String>>,
 }
 
 /// One schema mutation. Every successful one appends exactly one [`SchemaVersion`].

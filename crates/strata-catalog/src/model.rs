@@ -37,6 +37,9 @@ pub struct TenantSettings {
     pub timestamp_patterns: Vec<String>,
     /// Cold day partitions older than this many days are deleted; `None` keeps them forever.
     pub cold_retention_days: Option<u32>,
+    /// MQTT topic templates (`plant/{site}/{metric}/{device}`), tried in order; empty means
+    /// [`strata_core::topic::DEFAULT_TOPIC_TEMPLATES`] (issue 19).
+    pub mqtt_topics: Vec<String>,
 }
 
 impl Default for TenantSettings {
@@ -45,6 +48,7 @@ impl Default for TenantSettings {
             metric_keys: vec![crate::DEFAULT_METRIC_KEY.to_string()],
             timestamp_patterns: Vec::new(),
             cold_retention_days: None,
+            mqtt_topics: Vec::new(),
         }
     }
 }

@@ -381,6 +381,7 @@ async fn settings_default_and_patch() {
             metric_keys: vec!["metrictype".into()],
             timestamp_patterns: vec![],
             cold_retention_days: None,
+            mqtt_topics: vec![],
         }
     );
     let patched = fx
@@ -391,6 +392,7 @@ async fn settings_default_and_patch() {
                 metric_keys: Some(strings(&["metrictype", "source"])),
                 timestamp_patterns: None,
                 cold_retention_days: None,
+                mqtt_topics: None,
             },
         )
         .await
@@ -405,6 +407,7 @@ async fn settings_default_and_patch() {
                 metric_keys: None,
                 timestamp_patterns: Some(strings(&["%d/%m/%Y %H:%M"])),
                 cold_retention_days: None,
+                mqtt_topics: None,
             },
         )
         .await
@@ -417,21 +420,25 @@ async fn settings_default_and_patch() {
             metric_keys: Some(vec![]),
             timestamp_patterns: None,
             cold_retention_days: None,
+            mqtt_topics: None,
         },
         SettingsPatch {
             metric_keys: Some(strings(&["a", "a"])),
             timestamp_patterns: None,
             cold_retention_days: None,
+            mqtt_topics: None,
         },
         SettingsPatch {
             metric_keys: Some(strings(&[""])),
             timestamp_patterns: None,
             cold_retention_days: None,
+            mqtt_topics: None,
         },
         SettingsPatch {
             metric_keys: None,
             timestamp_patterns: Some(strings(&["%Q"])),
             cold_retention_days: None,
+            mqtt_topics: None,
         },
         SettingsPatch {
             cold_retention_days: Some(36_501),
@@ -1545,6 +1552,7 @@ async fn schema_cache_sees_every_change_at_once() {
                 metric_keys: Some(strings(&["source"])),
                 timestamp_patterns: None,
                 cold_retention_days: None,
+                mqtt_topics: None,
             },
         )
         .await

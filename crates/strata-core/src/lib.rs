@@ -10,6 +10,7 @@ mod panic;
 #[cfg(feature = "sqlx")]
 mod sqlx_ids;
 mod time;
+pub mod topic;
 mod types;
 mod value;
 

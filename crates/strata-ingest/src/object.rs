@@ -55,6 +55,23 @@ impl<'a> EventObject<'a> {
         }
     }
 
+    /// Adds each of `fields` the event does not send itself, as a string member: the values an
+    /// MQTT topic's placeholders carry (`plant/{site}/{metric}/{device}`, issue 19). A member the
+    /// event sends wins, because the device knows its own fields better than its topic does.
+    pub fn with_implied_fields(mut self, fields: &'a [(String, String)]) -> Self {
+        for (name, value) in fields {
+            if let Err(slot) = self
+                .members
+                .binary_search_by(|(k, _)| k.as_ref().cmp(name.as_str()))
+            {
+                let value = JsonValue::String(value.clone());
+                self.members
+                    .insert(slot, (Cow::Borrowed(name.as_str()), value));
+            }
+        }
+        self
+    }
+
     /// Records which numbers of this event, parsed from `raw`, must keep their sent text.
     pub(crate) fn with_sent_numbers(mut self, raw: &[u8]) -> Self {
         self.sent_numbers = crate::exact::inexact_numbers(raw);

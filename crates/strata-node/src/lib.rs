@@ -30,6 +30,17 @@ pub use strata_query::{QueryConfig, TierPreference};
 pub use strata_server::{HttpConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 pub use strata_streaming::RollupConfig;
 
+/// Default `--mqtt-max-connections`.
+pub const MQTT_MAX_CONNECTIONS: usize = strata_mqtt::DEFAULT_MAX_CONNECTIONS;
+
+/// Where and how the MQTT door listens.
+#[derive(Debug, Clone)]
+pub struct MqttListen {
+    pub addr: SocketAddr,
+    pub allow_insecure: bool,
+    pub max_connections: usize,
+}
+
 /// Default `--hot-flush-rows` (see `strata_storage::HotOptions::flush_rows`).
 pub const HOT_FLUSH_ROWS: u64 = strata_storage::FLUSH_ROWS as u64;
 /// Default `--hot-flush-secs`.
@@ -43,8 +54,10 @@ pub struct ServeConfig {
     pub pg_addr: SocketAddr,
     /// Serve the Postgres wire protocol without TLS on a non-loopback address.
     pub pg_allow_insecure: bool,
-    /// TLS certificate and key for the Postgres wire protocol.
+    /// TLS certificate and key for the Postgres wire protocol (and MQTT).
     pub pg_tls: Option<strata_pgwire::TlsPaths>,
+    /// The MQTT listener (`--mqtt`); `None` leaves it off.
+    pub mqtt: Option<MqttListen>,
     /// Overrides the generated operator token (env `STRATA_OPERATOR_TOKEN`).
     pub operator_token: Option<String>,
     pub limits: Limits,
@@ -95,6 +108,8 @@ pub enum ServerError {
     OperatorToken(String),
     #[error(transparent)]
     Postgres(#[from] strata_pgwire::PgError),
+    #[error(transparent)]
+    Mqtt(#[from] strata_mqtt::MqttError),
     #[error("http server: {0}")]
     Serve(std::io::Error),
     #[error("alerts: {0}")]
@@ -133,6 +148,7 @@ pub async fn run(
             .with_profiling(config.profiling),
     );
     let (listener, pg_listener) = bind_listeners(&config).await?;
+    let mqtt_listener = bind_mqtt(&config).await?;
     let alerts = start_alerts(&config, &catalog, &query, &writer, &listener).await?;
     let rollups = start_rollups(&config, &catalog, &query, &hot, &writer).await?;
     let engines = strata_server::Engines {
@@ -165,6 +181,10 @@ pub async fn run(
         },
         stopped(stop.clone()),
     ));
+    let mqtt = mqtt_listener.map(|listener| {
+        let door = strata_mqtt::MqttDoor::new(writer.clone(), catalog.clone(), catalog.clone());
+        spawn_mqtt(listener, door, &config, stopped(stop.clone()))
+    });
     let flushed = stats::Flushed {
         writer: writer.clone(),
         usage: usage.clone(),
@@ -178,6 +198,13 @@ pub async fn run(
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::error!(%error, "Postgres wire server failed"),
         Err(error) => tracing::error!(%error, "Postgres wire server panicked"),
+    }
+    if let Some(mqtt) = mqtt {
+        match mqtt.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "MQTT listener failed"),
+            Err(error) => tracing::error!(%error, "MQTT listener panicked"),
+        }
     }
     tracing::info!("shutting down: flushing statistics and closing the hot tier");
     alerts.stop();
@@ -257,8 +284,8 @@ async fn open_stores(
     Ok((catalog, hot, cold))
 }
 
-/// Binds the HTTP and Postgres listeners and logs their addresses. An insecure Postgres setup
-/// is refused before binding anything, so a misconfigured server fails at startup instead of
+/// Binds the HTTP and Postgres listeners and logs their addresses. An insecure Postgres or
+/// MQTT setup is refused before binding anything, so a misconfigured server fails at startup instead of
 /// serving HTTP alone.
 async fn bind_listeners(config: &ServeConfig) -> Result<(TcpListener, TcpListener), ServerError> {
     strata_pgwire::check_bind_policy(
@@ -266,6 +293,9 @@ async fn bind_listeners(config: &ServeConfig) -> Result<(TcpListener, TcpListene
         config.pg_tls.is_some(),
         config.pg_allow_insecure,
     )?;
+    if let Some(mqtt) = &config.mqtt {
+        strata_mqtt::check_bind_policy(&mqtt.addr, config.pg_tls.is_some(), mqtt.allow_insecure)?;
+    }
     if let Some(tls) = &config.pg_tls {
         strata_pgwire::load_tls(tls)?;
     }
@@ -283,6 +313,51 @@ async fn bind_listeners(config: &ServeConfig) -> Result<(TcpListener, TcpListene
     tracing::info!("Postgres wire protocol listening on postgres://{pg_bound}");
     tracing::info!("web app at http://{bound}/ (sign in with a tenant key)");
     Ok((listener, pg_listener))
+}
+
+/// Binds the MQTT listener when `--mqtt` is given, after checking its TLS policy.
+async fn bind_mqtt(config: &ServeConfig) -> Result<Option<TcpListener>, ServerError> {
+    let Some(mqtt) = &config.mqtt else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(mqtt.addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: mqtt.addr,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(ServerError::Serve)?;
+    // Tests parse this line to find an ephemeral port; keep its shape stable.
+    tracing::info!("MQTT listening on mqtt://{bound}");
+    Ok(Some(listener))
+}
+
+/// Serves MQTT with the same certificate as the Postgres port (checked at startup by
+/// `bind_listeners`).
+fn spawn_mqtt(
+    listener: TcpListener,
+    door: strata_mqtt::MqttDoor,
+    config: &ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<Result<(), strata_mqtt::MqttError>> {
+    let tls = config
+        .pg_tls
+        .as_ref()
+        .and_then(|paths| strata_pgwire::load_tls(paths).ok());
+    let mqtt_config = strata_mqtt::MqttConfig {
+        max_connections: config
+            .mqtt
+            .as_ref()
+            .map_or(MQTT_MAX_CONNECTIONS, |m| m.max_connections),
+        allow_insecure: config.mqtt.as_ref().is_some_and(|m| m.allow_insecure),
+    };
+    tokio::spawn(strata_mqtt::serve(
+        listener,
+        door,
+        tls,
+        mqtt_config,
+        shutdown,
+    ))
 }
 
 /// One shutdown signal, fanned out to both listeners.

@@ -71,6 +71,7 @@ async fn write(
             body: &body,
             format: BodyFormat::LineProtocol(precision),
             metric: None,
+            implied_fields: &[],
         })
         .await;
     match written {

@@ -70,6 +70,7 @@ pub async fn write(
             body: &body,
             format,
             metric: query.metric.as_deref(),
+            implied_fields: &[],
         })
         .await
         .map_err(api_error)?;

@@ -30,6 +30,9 @@ pub struct WriteRequest<'a> {
     pub format: BodyFormat,
     /// The metric every event belongs to unless it names one (`?metric=` over HTTP).
     pub metric: Option<&'a str>,
+    /// `(field, value)` pairs every event carries unless it sends the field itself: an MQTT
+    /// topic's placeholders (issue 19). Empty for the other doors.
+    pub implied_fields: &'a [(String, String)],
 }
 
 /// The write path. One per process, shared by every front door.
@@ -132,7 +135,7 @@ impl Writer {
     pub async fn write(&self, request: WriteRequest<'_>) -> Result<WriteOutcome, WriteError> {
         let tenant = request.tenant;
         let events = match split_body(request.body, request.format, &self.limits) {
-            Ok(events) => events,
+            Ok(events) => with_implied_fields(events, request.implied_fields),
             Err(err) => {
                 let message = err.to_string();
                 self.record_unreadable_body(tenant, "parse", &message, request.body)
@@ -520,4 +523,20 @@ impl Writer {
             }
         }
     }
+}
+
+/// Gives every parsed event the request's implied fields it does not send itself.
+fn with_implied_fields<'a>(
+    mut events: Vec<strata_ingest::RawEvent<'a>>,
+    implied_fields: &'a [(String, String)],
+) -> Vec<strata_ingest::RawEvent<'a>> {
+    if implied_fields.is_empty() {
+        return events;
+    }
+    for event in &mut events {
+        if let Ok(object) = &mut event.parsed {
+            *object = std::mem::take(object).with_implied_fields(implied_fields);
+        }
+    }
+    events
 }

@@ -50,6 +50,7 @@ impl Fixture {
                 body: body.as_bytes(),
                 format,
                 metric: None,
+                implied_fields: &[],
             })
             .await
     }
@@ -257,6 +258,7 @@ async fn batches_arrive_in_commit_order_and_a_lag_is_re_read_by_sequence_number(
                         body: body.as_bytes(),
                         format: BodyFormat::Json,
                         metric: None,
+                        implied_fields: &[],
                     };
                     writer.write(request).await.expect("write");
                 }

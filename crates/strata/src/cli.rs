@@ -318,10 +318,22 @@ pub struct ServeArgs {
     /// Address of the Postgres wire protocol
     #[arg(long = "pg", env = "STRATA_PG_ADDR", default_value = "127.0.0.1:5433")]
     pub pg_addr: SocketAddr,
-    /// PEM certificate chain for TLS on the Postgres port (needs --tls-key)
+    /// Address of the MQTT listener (off unless given), e.g. 127.0.0.1:1883. Devices connect
+    /// with username = tenant, password = a write key, and publish JSON events to
+    /// `<metric>` or `<metric>/<device>` (or the tenant's `mqtt_topics` templates)
+    #[arg(long = "mqtt", env = "STRATA_MQTT_ADDR")]
+    pub mqtt_addr: Option<SocketAddr>,
+    /// Serve MQTT without TLS on a non-loopback address. Tenant keys are the passwords and
+    /// would cross the network in clear text.
+    #[arg(long, env = "STRATA_MQTT_ALLOW_INSECURE")]
+    pub mqtt_allow_insecure: bool,
+    /// MQTT connections open at once; more are closed as they arrive
+    #[arg(long, env = "STRATA_MQTT_MAX_CONNECTIONS", default_value_t = strata_node::MQTT_MAX_CONNECTIONS)]
+    pub mqtt_max_connections: usize,
+    /// PEM certificate chain for TLS on the Postgres and MQTT ports (needs --tls-key)
     #[arg(long, env = "STRATA_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key for TLS on the Postgres port (needs --tls-cert)
+    /// PEM private key for TLS on the Postgres and MQTT ports (needs --tls-cert)
     #[arg(long, env = "STRATA_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Serve the Postgres port without TLS on a non-loopback address. Tenant keys are the

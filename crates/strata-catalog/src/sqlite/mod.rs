@@ -55,6 +55,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_query_usage.sql")),
     (11, include_str!("../migrations/0011_conversions.sql")),
     (12, include_str!("../migrations/0012_hidden_since.sql")),
+    (13, include_str!("../migrations/0013_mqtt_topics.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.

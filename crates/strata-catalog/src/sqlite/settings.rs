@@ -14,7 +14,8 @@ use crate::{CatalogError, SettingsPatch, SettingsStore};
 impl SettingsStore for SqliteCatalog {
     async fn settings(&self, tenant: TenantId) -> Result<TenantSettings, CatalogError> {
         let row = sqlx::query(
-            "SELECT metric_keys, timestamp_patterns, cold_retention_days FROM tenants WHERE id = ?",
+            "SELECT metric_keys, timestamp_patterns, cold_retention_days, mqtt_topics FROM tenants \
+             WHERE id = ?",
         )
         .bind(tenant)
         .fetch_optional(&self.pool)
@@ -23,10 +24,12 @@ impl SettingsStore for SqliteCatalog {
         let metric_keys: String = row.try_get("metric_keys")?;
         let patterns: String = row.try_get("timestamp_patterns")?;
         let cold_retention_days: Option<i64> = row.try_get("cold_retention_days")?;
+        let mqtt_topics: String = row.try_get("mqtt_topics")?;
         Ok(TenantSettings {
             metric_keys: serde_json::from_str(&metric_keys)?,
             timestamp_patterns: serde_json::from_str(&patterns)?,
             cold_retention_days: cold_retention_days.and_then(|d| u32::try_from(d).ok()),
+            mqtt_topics: serde_json::from_str(&mqtt_topics)?,
         })
     }
 
@@ -40,6 +43,10 @@ impl SettingsStore for SqliteCatalog {
         }
         if let Some(patterns) = &patch.timestamp_patterns {
             validate::timestamp_patterns(patterns)?;
+        }
+        if let Some(templates) = &patch.mqtt_topics {
+            strata_core::topic::parse_topic_templates(templates)
+                .map_err(|e| CatalogError::Invalid(e.to_string()))?;
         }
         let guard = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -82,6 +89,17 @@ async fn write_patch(
         parts.push(format!(
             "set tenant timestamp patterns to [{}]",
             quoted_list(patterns)
+        ));
+    }
+    if let Some(templates) = &patch.mqtt_topics {
+        sqlx::query("UPDATE tenants SET mqtt_topics = ? WHERE id = ?")
+            .bind(serde_json::to_string(templates)?)
+            .bind(tenant)
+            .execute(&mut *conn)
+            .await?;
+        parts.push(format!(
+            "set MQTT topic templates to [{}]",
+            quoted_list(templates)
         ));
     }
     if let Some(days) = patch.cold_retention_days {

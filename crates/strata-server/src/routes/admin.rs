@@ -115,6 +115,19 @@ pub struct PatchSettings {
     timestamp_patterns: Option<Vec<String>>,
     /// Days of cold data to keep; 0 keeps it forever.
     cold_retention_days: Option<u32>,
+    /// MQTT topic templates such as `plant/{site}/{metric}/{device}`; `[]` restores the defaults.
+    mqtt_topics: Option<Vec<String>>,
+}
+
+/// The templates MQTT publishes are matched against: the tenant's, or the defaults it has.
+fn effective_topics(s: &TenantSettings) -> Vec<String> {
+    if s.mqtt_topics.is_empty() {
+        strata_core::topic::DEFAULT_TOPIC_TEMPLATES
+            .map(String::from)
+            .to_vec()
+    } else {
+        s.mqtt_topics.clone()
+    }
 }
 
 fn settings_json(s: &TenantSettings) -> Value {
@@ -122,6 +135,7 @@ fn settings_json(s: &TenantSettings) -> Value {
         "metric_keys": s.metric_keys,
         "timestamp_patterns": s.timestamp_patterns,
         "cold_retention_days": s.cold_retention_days,
+        "mqtt_topics": effective_topics(s),
     })
 }
 
@@ -151,6 +165,7 @@ pub async fn patch_settings(
                 metric_keys: body.metric_keys,
                 timestamp_patterns: body.timestamp_patterns,
                 cold_retention_days: body.cold_retention_days,
+                mqtt_topics: body.mqtt_topics,
             },
         )
         .await?;

@@ -45,6 +45,11 @@ fn serve_config(args: ServeArgs) -> strata_node::ServeConfig {
         http_addr: args.http_addr,
         pg_addr: args.pg_addr,
         pg_allow_insecure: args.pg_allow_insecure,
+        mqtt: args.mqtt_addr.map(|addr| strata_node::MqttListen {
+            addr,
+            allow_insecure: args.mqtt_allow_insecure,
+            max_connections: args.mqtt_max_connections,
+        }),
         pg_tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(strata_node::TlsPaths { cert, key }),
             _ => None,

@@ -36,6 +36,7 @@ mod late_schema;
 mod line_protocol;
 mod live;
 mod metric_merge;
+mod mqtt;
 mod pg_clients;
 mod rollup_routing;
 mod rollups;

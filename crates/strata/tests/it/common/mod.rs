@@ -23,6 +23,8 @@ pub struct TestServer {
     url: String,
     pg_addr: Option<SocketAddr>,
     log: Arc<Mutex<Vec<String>>>,
+    /// Where the current process's lines start in `log` (a restart appends).
+    first_line: usize,
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
     client: Client,
@@ -100,6 +102,7 @@ impl TestServer {
             url: String::new(),
             pg_addr: None,
             log: Arc::new(Mutex::new(Vec::new())),
+            first_line: 0,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             extra_env: extra_env
                 .iter()
@@ -115,6 +118,7 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
+        self.first_line = self.log.lock().unwrap().len();
         let mut command = Command::new(BIN);
         command
             .arg("serve")
@@ -194,6 +198,34 @@ impl TestServer {
     pub fn pg_addr(&self) -> SocketAddr {
         self.pg_addr
             .expect("the server reported its Postgres address")
+    }
+
+    /// Where `--mqtt` listens, from the current process's startup log line (logged just
+    /// after the HTTP and Postgres lines, so it may need a moment).
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        const MARK: &str = "MQTT listening on mqtt://";
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.log.lock().unwrap()[self.first_line..]
+                .iter()
+                .find_map(|line| {
+                    line.split(MARK)
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no MQTT address logged:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn pg_port(&self) -> u16 {
