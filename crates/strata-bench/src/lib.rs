@@ -57,6 +57,7 @@ pub use scenarios::ingest::{run_ingest, run_ingest_with, IngestConfig, IngestRep
 pub use scenarios::isolation::{
     run_isolation, run_isolation_with, IsolationConfig, IsolationReport,
 };
+pub use scenarios::protocols::{run_protocols, DoorFigures, ProtocolsConfig, ProtocolsReport};
 pub use scenarios::quick::{run_quick, run_quick_with, QuickConfig, QuickReport};
 pub use scenarios::recent::{run_recent, run_recent_with, RecentConfig, RecentReport};
 pub use scenarios::streaming::{

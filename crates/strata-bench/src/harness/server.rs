@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -111,6 +112,28 @@ impl SpawnedServer {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The address after `mark` in the server's log (`"MQTT listening on mqtt://"`), waiting
+    /// up to 10 s for the line: listeners after the HTTP one log a moment later.
+    pub fn logged_address(&self, mark: &str) -> Option<SocketAddr> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.log.lock().ok().and_then(|log| {
+                log.iter().find_map(|line| {
+                    line.split(mark)
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+            });
+            if found.is_some() || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn log_tail(&self) -> String {

@@ -36,6 +36,8 @@ pub const ISOLATION_SERVE_ARGS: [(&str, &str); 1] = [("--query-timeout-secs", "1
 /// (as `bench ingest`, for its ingest phases). It also gets the switch
 /// [`ALERTS_SERVE_SWITCH`]. An argument the user passes with --serve-arg wins.
 pub const ALERTS_SERVE_ARGS: [(&str, &str); 1] = [("--compact-interval-secs", "0")];
+/// What `bench protocols` gives a spawned server: the MQTT listener on an ephemeral port.
+pub const PROTOCOLS_SERVE_ARGS: [(&str, &str); 1] = [("--mqtt", "127.0.0.1:0")];
 /// The switch `bench alerts` gives a spawned server: its webhook receiver listens on
 /// 127.0.0.1, which a server refuses to notify without it.
 pub const ALERTS_SERVE_SWITCH: &str = "--allow-private-webhooks";
@@ -181,6 +183,13 @@ impl Session {
             .create_tenant(&token, &name)
             .context(|| format!("creating tenant {name:?}"))?;
         Ok(BenchTarget::with_admin_key(&self.target.base_url, &key))
+    }
+
+    /// Where a spawned server's MQTT listener is (it must have been given `--mqtt`).
+    pub fn spawned_mqtt_addr(&self) -> Option<std::net::SocketAddr> {
+        self.spawned
+            .as_ref()?
+            .logged_address("MQTT listening on mqtt://")
     }
 
     /// Peak RSS and data size now; call before [`Session::stop`].

@@ -12,7 +12,7 @@ use super::disk_check::{check_disk, disk_estimate};
 use super::emit::{draw_plots, emit, verdict, Emitted};
 use super::session::{
     ServerFigures, Session, ALERTS_SERVE_ARGS, ALERTS_SERVE_SWITCH, INGEST_SERVE_ARGS,
-    ISOLATION_SERVE_ARGS,
+    ISOLATION_SERVE_ARGS, PROTOCOLS_SERVE_ARGS,
 };
 use super::{duckdb_mode, refused, Invocation, SendOptions};
 use crate::{
@@ -230,6 +230,37 @@ pub fn streaming(inv: &Invocation<'_>, config: &StreamingConfig) -> Result<ExitC
     report.run.command = Some(inv.command.clone());
     let outcome = (report.passed(), report.failures());
     finish_one(inv, session, "streaming", &report, outcome)
+}
+
+/// `bench protocols`: durable ingest through HTTP JSON, line protocol and MQTT QoS 1. A
+/// spawned server gets `--mqtt 127.0.0.1:0`; against another server, `config.mqtt_addr`
+/// (none skips the MQTT phases) and the tenant's name (for MQTT logins) come from the caller.
+pub fn protocols(
+    inv: &Invocation<'_>,
+    config: &crate::ProtocolsConfig,
+) -> Result<ExitCode, BenchError> {
+    let mut server = inv.server.with_spawn_defaults(&PROTOCOLS_SERVE_ARGS);
+    let tenant = server
+        .tenant
+        .get_or_insert_with(super::server::default_tenant_name)
+        .clone();
+    let session = Session::open(&server)?;
+    let mut config = config.clone();
+    config.tenant = tenant;
+    if config.mqtt_addr.is_none() {
+        config.mqtt_addr = session.spawned_mqtt_addr();
+    }
+    let report = step(inv, "protocols", |_bar| {
+        crate::run_protocols(&session.target, &config)
+    })?;
+    let failures = report.failures();
+    finish_one(
+        inv,
+        session,
+        "protocols",
+        &report,
+        (failures.is_empty(), failures),
+    )
 }
 
 /// `bench alerts`: notification latency of an event rule, absence detection delay, the

@@ -8,6 +8,7 @@ pub mod compaction;
 pub mod freshness;
 pub mod ingest;
 pub mod isolation;
+pub mod protocols;
 pub mod quick;
 pub mod recent;
 pub mod settle;

@@ -382,3 +382,32 @@ fn a_plaintext_mqtt_listener_on_a_network_address_is_refused() {
         "refused before serving: {stderr}"
     );
 }
+
+/// `strata bench protocols --spawn`: every door stores every event once. Its MQTT phases keep
+/// 4 connections with 64 writes in flight each on a new metric, which deadlocked the catalog
+/// while writes were futures the connection polled (see `connection.rs`' `PendingWrite`).
+/// Timings are printed, never asserted.
+#[test]
+fn the_protocols_benchmark_stores_every_event_through_every_door() {
+    let out = crate::common::bench(&[
+        "protocols",
+        "--spawn",
+        "--events",
+        "20000",
+        "--batch-size",
+        "1000",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench protocols failed:\n{stderr}");
+    let report = crate::common::json_stdout(&out);
+    let doors = report["report"]["doors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no doors in {report}"))
+        .clone();
+    assert_eq!(doors.len(), 4, "{doors:?}");
+    for door in doors {
+        assert_eq!(door["stored"], 20_000, "{door}");
+        assert_eq!(door["events"], 20_000, "{door}");
+    }
+}

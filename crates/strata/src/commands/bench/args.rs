@@ -164,6 +164,18 @@ Example:\n  \
 strata bench streaming --spawn"
     )]
     Streaming(StreamingArgs),
+    /// Durable ingest through each door: HTTP JSON, line protocol, MQTT QoS 1
+    #[command(
+        long_about = "Durable ingest through each front door (issue 19), the same events each \
+time into a metric of its own: HTTP JSON (NDJSON to /api/v1/write), InfluxDB line protocol \
+(/api/v2/write), MQTT QoS 1 with one event per publish, and MQTT QoS 1 with --mqtt-batch \
+events per publish (a JSON array). Every door acknowledges only after fsync; bodies and \
+payloads are built before the clock runs, and each phase's rows are counted afterwards.\n\n\
+A spawned server gets --mqtt 127.0.0.1:0. Against your own server pass --mqtt-addr (without \
+it the MQTT phases are skipped) and --tenant with the key's tenant name (the MQTT username).\n\n\
+Example:\n  strata bench protocols --spawn"
+    )]
+    Protocols(ProtocolsArgs),
     /// All six scenarios on one server in one run, one markdown report
     #[command(
         long_about = concat!("Run, against one server in one run: 1 ingest (which also loads \
@@ -893,6 +905,44 @@ impl EngineArgs {
             python: self.python.clone(),
             threads: self.threads,
             ..AnalyticsConfig::for_workload(workload)
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ProtocolsArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Events of each phase
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// HTTP clients of the JSON and line protocol phases
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Events per HTTP request
+    #[arg(long, default_value_t = 5_000)]
+    pub batch_size: usize,
+    /// MQTT connections, each publishing from a thread of its own
+    #[arg(long, default_value_t = 4)]
+    pub mqtt_connections: usize,
+    /// Events per publish of the batched MQTT phase
+    #[arg(long, default_value_t = 100)]
+    pub mqtt_batch: usize,
+    /// The MQTT listener of a server not spawned by the benchmark
+    #[arg(long)]
+    pub mqtt_addr: Option<std::net::SocketAddr>,
+}
+
+impl ProtocolsArgs {
+    pub fn config(&self) -> strata_bench::ProtocolsConfig {
+        strata_bench::ProtocolsConfig {
+            events: self.events,
+            clients: self.clients,
+            batch_size: self.batch_size,
+            mqtt_connections: self.mqtt_connections,
+            mqtt_batch: self.mqtt_batch,
+            mqtt_addr: self.mqtt_addr,
+            tenant: String::new(),
         }
     }
 }

@@ -82,6 +82,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let inv = invocation(&args.run)?;
             Ok(harness::suite::streaming(&inv, &config)?)
         }
+        BenchCommand::Protocols(args) => {
+            let inv = invocation(&args.run)?;
+            Ok(harness::suite::protocols(&inv, &args.config())?)
+        }
     }
 }
 
