@@ -32,6 +32,9 @@ pub struct RawEvent<'a> {
     /// The event's metric when the format names it outside the object (a line protocol
     /// line's measurement); otherwise the metric keys or `?metric=` decide.
     pub metric: Option<std::borrow::Cow<'a, str>>,
+    /// The names that identify the event's series in its format (a line protocol line's tag
+    /// keys, issue 19); empty for JSON. A metric a write creates takes them as series keys.
+    pub series_keys: Vec<std::borrow::Cow<'a, str>>,
 }
 
 /// Splits a write body into events and parses each one.
@@ -259,6 +262,7 @@ impl<'a> EventIter<'a> {
             raw: bytes,
             parsed,
             metric: None,
+            series_keys: Vec::new(),
         }
     }
 }
@@ -295,6 +299,7 @@ fn json_source<'a>(body: &'a [u8], limits: &Limits) -> Result<EventSource<'a>, B
                 raw: trimmed,
                 parsed: Ok(map.with_sent_numbers(trimmed)),
                 metric: None,
+                series_keys: Vec::new(),
             })))
         }
         b'[' => {
@@ -344,6 +349,7 @@ fn too_large(index: usize, raw: &[u8], limit: usize) -> RawEvent<'_> {
             limit,
         }),
         metric: None,
+        series_keys: Vec::new(),
     }
 }
 

@@ -83,15 +83,16 @@ pub(crate) fn line_events<'a>(
         } else {
             event_of(line, number, precision, now_ms)
         };
-        let (metric, parsed) = match parsed {
-            Ok((metric, object)) => (Some(metric), Ok(object)),
-            Err(error) => (None, Err(error)),
+        let (metric, series_keys, parsed) = match parsed {
+            Ok(line) => (Some(line.measurement), line.tags, Ok(line.object)),
+            Err(error) => (None, Vec::new(), Err(error)),
         };
         events.push(RawEvent {
             index: events.len(),
             raw,
             parsed,
             metric,
+            series_keys,
         });
     }
     if events.is_empty() {
@@ -112,13 +113,21 @@ fn bad_line(line: usize, message: impl Into<String>) -> EventError {
     }
 }
 
-/// One line as an event object, and its measurement.
+/// One parsed line.
+struct Line<'a> {
+    measurement: Cow<'a, str>,
+    /// Tag keys in the line's order.
+    tags: Vec<Cow<'a, str>>,
+    object: EventObject<'a>,
+}
+
+/// One line as an event object, its measurement and its tag keys.
 fn event_of(
     line: &str,
     number: usize,
     precision: Precision,
     now_ms: i64,
-) -> Result<(Cow<'_, str>, EventObject<'_>), EventError> {
+) -> Result<Line<'_>, EventError> {
     let parsed = match parse_lines(line).next() {
         Some(Ok(parsed)) => parsed,
         Some(Err(error)) => return Err(bad_line(number, error.to_string())),
@@ -147,8 +156,11 @@ fn event_of(
         Cow::Borrowed(RESERVED_FIELD_NAME),
         JsonValue::String(timestamp),
     ));
+    let mut tags = Vec::new();
     for (key, value) in series.tag_set.into_iter().flatten() {
-        members.push((owned_or_borrowed(key), JsonValue::String(value.to_string())));
+        let key = owned_or_borrowed(key);
+        tags.push(key.clone());
+        members.push((key, JsonValue::String(value.to_string())));
     }
     for (key, value) in field_set {
         let value = json_of(&value)
@@ -158,10 +170,11 @@ fn event_of(
     if let Some(clash) = repeated_key(&members) {
         return Err(bad_line(number, clash));
     }
-    Ok((
-        owned_or_borrowed(series.measurement),
-        EventObject::from_members(members),
-    ))
+    Ok(Line {
+        measurement: owned_or_borrowed(series.measurement),
+        tags,
+        object: EventObject::from_members(members),
+    })
 }
 
 /// Why the line's keys clash: a tag or field named `timestamp`, or a name used twice.

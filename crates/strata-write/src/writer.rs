@@ -6,8 +6,8 @@ use strata_core::now_ms;
 
 use rustc_hash::FxHashMap;
 use strata_catalog::{
-    CatalogError, DynCatalog, IncomingNames, Metric, ProfileStore, SchemaRegistry, SettingsStore,
-    TenantSchema, TenantSettings,
+    CatalogError, DynCatalog, IncomingNames, Metric, ProfileStore, SchemaChange, SchemaRegistry,
+    SettingsStore, TenantSchema, TenantSettings,
 };
 use strata_core::{Limits, MetricId, NameId, TenantId, Value};
 use strata_ingest::{
@@ -60,6 +60,8 @@ struct Named<'b> {
     metric: String,
     metric_key: Option<String>,
     object: EventObject<'b>,
+    /// The format's series names (line protocol tags), for a metric this write creates.
+    series_keys: Vec<std::borrow::Cow<'b, str>>,
 }
 
 /// Normalized events of one metric, each with its raw bytes for the error log.
@@ -221,6 +223,7 @@ impl Writer {
             metric,
             metric_key,
             object,
+            series_keys: event.series_keys,
         })
     }
 
@@ -243,7 +246,10 @@ impl Writer {
         let mut created_any = false;
         for name in missing {
             match self.catalog.schemas.ensure_metric(tenant, name).await {
-                Ok(_) => created_any = true,
+                Ok(metric) => {
+                    created_any = true;
+                    self.declare_first_series_keys(tenant, &metric, named).await;
+                }
                 Err(err) => {
                     failures.insert(name.to_string(), metric_failure_reason(err));
                 }
@@ -253,6 +259,41 @@ impl Writer {
             return Ok((schema, failures));
         }
         Ok((self.catalog.schemas.schema(tenant).await?, failures))
+    }
+
+    /// A metric a line protocol write creates takes its first line's tags as series keys
+    /// (issue 19: InfluxDB's series are measurement + tag set), so device queries seek from
+    /// the first row. Best effort: a failure is logged and the write goes on without them.
+    async fn declare_first_series_keys(
+        &self,
+        tenant: TenantId,
+        metric: &Metric,
+        named: &[Named<'_>],
+    ) {
+        if !metric.series_keys.is_empty() {
+            return;
+        }
+        let Some(first) = named
+            .iter()
+            .find(|n| n.metric == metric.name && !n.series_keys.is_empty())
+        else {
+            return;
+        };
+        let keys: Vec<String> = first.series_keys.iter().map(|k| k.to_string()).collect();
+        let change = SchemaChange::UpdateMetric {
+            metric: metric.name.clone(),
+            rename_to: None,
+            add_aliases: Vec::new(),
+            remove_aliases: Vec::new(),
+            timestamp_aliases: None,
+            timestamp_patterns: None,
+            series_keys: Some(keys),
+            retention_days: None,
+            timestamp_unit: None,
+        };
+        if let Err(error) = self.catalog.schemas.apply(tenant, change).await {
+            tracing::warn!(%tenant, metric = %metric.name, %error, "tags not declared as series keys");
+        }
     }
 
     /// Normalizes each event against its metric's timestamp settings, grouped by metric.

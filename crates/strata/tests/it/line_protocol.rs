@@ -224,3 +224,43 @@ fn api_v3_lists_each_rejected_line_with_its_number() {
         vec![json!([2])]
     );
 }
+
+/// A metric a line protocol write creates takes its first line's tag keys as series keys, as
+/// InfluxDB's series are measurement + tag set; a metric that exists keeps its own (none here).
+#[test]
+fn a_new_measurement_takes_its_tags_as_series_keys() {
+    let server = TestServer::start();
+    let key = tenant(&server, "acme");
+    let created = server.post("/api/v1/schema/metrics", &key, &json!({"name": "declared"}));
+    assert_eq!(created.status, 201, "{}", created.text);
+    let lines = "weather,site=lyon,room=a temp=1 1800000000\n\
+                 weather,site=lyon,room=b,floor=2 temp=2 1800000001\n\
+                 declared,site=x v=1 1800000000";
+    let answer = post_lines(
+        &server,
+        "/api/v2/write?bucket=b&precision=s",
+        &format!("Token {key}"),
+        lines.as_bytes().to_vec(),
+    );
+    assert_eq!(answer.status, 204, "{}", answer.text);
+    let schema = server.get("/api/v1/schema", &key);
+    let metric = |name: &str| {
+        schema.body["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no metric {name}: {}", schema.text))
+            .clone()
+    };
+    assert_eq!(metric("weather")["series_keys"], json!(["site", "room"]));
+    assert_eq!(metric("declared")["series_keys"], json!([]));
+    assert_eq!(
+        rows(
+            &server,
+            &key,
+            "SELECT room, floor, CAST(temp AS DOUBLE) FROM weather ORDER BY timestamp"
+        ),
+        vec![json!(["a", null, 1.0]), json!(["b", "2", 2.0])]
+    );
+}
