@@ -155,7 +155,7 @@ fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
 
 fn server_parameters() -> DefaultServerParameterProvider {
     let mut params = DefaultServerParameterProvider::default();
-    params.server_version = "16.6".to_string();
+    params.server_version = strata_query::server_info::PG_SERVER_VERSION.to_string();
     params.is_superuser = false;
     params.default_transaction_read_only = true;
     params.time_zone = "UTC".to_string();

@@ -137,33 +137,16 @@ fn set_target(sql: &str) -> String {
 }
 
 fn show_value(name: &str, client: &dyn ClientInfo) -> Option<String> {
-    let value = match name {
-        "server_version" => "16.6",
-        "server_encoding" | "client_encoding" => "UTF8",
-        "datestyle" => "ISO, MDY",
-        "timezone" | "time zone" => "UTC",
-        "intervalstyle" => "postgres",
-        "transaction_isolation" | "transaction isolation level" => "read committed",
-        "default_transaction_isolation" => "read committed",
-        "transaction_read_only" | "default_transaction_read_only" => "on",
-        "standard_conforming_strings" | "integer_datetimes" => "on",
-        "search_path" => "public",
-        "max_identifier_length" => "63",
-        "bytea_output" => "hex",
-        "extra_float_digits" => "1",
-        "lc_collate" | "lc_ctype" => "C",
-        "application_name" => {
-            return Some(
-                client
-                    .metadata()
-                    .get(METADATA_APPLICATION_NAME)
-                    .cloned()
-                    .unwrap_or_default(),
-            )
-        }
-        _ => return None,
-    };
-    Some(value.to_string())
+    if name == "application_name" {
+        return Some(
+            client
+                .metadata()
+                .get(METADATA_APPLICATION_NAME)
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    strata_query::server_info::setting(name).map(str::to_string)
 }
 
 /// Transaction control, `SET`, `SHOW` and `DISCARD` are answered here: Strata is read-only with

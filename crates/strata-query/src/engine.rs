@@ -304,6 +304,9 @@ impl QueryEngine {
         for function in crate::utc_time::utc_fast_path_functions() {
             ctx.register_udf(function);
         }
+        for function in crate::server_info::server_info_functions() {
+            ctx.register_udf(function);
+        }
         let output_limit = output_limit_bytes(self.config.memory_limit_bytes.max(1));
         for function in crate::bounded::output_bounded_functions(output_limit) {
             ctx.register_udf(function);

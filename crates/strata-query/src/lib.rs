@@ -34,6 +34,7 @@ pub mod rollup_table;
 pub mod runtime;
 pub mod sandbox;
 pub mod scan;
+pub mod server_info;
 pub mod session;
 pub mod system;
 pub mod system_alerts;

@@ -804,3 +804,66 @@ fn cleartext_on_a_network_address_is_refused_at_startup() {
         );
     }
 }
+
+fn have_sqlalchemy() -> bool {
+    available(
+        "python3 with SQLAlchemy and pandas",
+        probe(&python(), &["-c", "import sqlalchemy, pandas"], None),
+    )
+}
+
+/// Issue 20: SQLAlchemy parses `version()` (it refused DataFusion's own text), its inspector
+/// lists the tenant's tables, and `pandas.read_sql` gets typed columns, timestamps as
+/// timestamps.
+#[test]
+fn sqlalchemy_connects_lists_tables_and_pandas_reads_typed_columns() {
+    if !have_sqlalchemy() {
+        return;
+    }
+    let server = TestServer::start();
+    let key = seed(&server, "acme");
+    let out = run_client(&python(), "sqlalchemy_check.py", &server, "acme", &key);
+    assert_eq!(out["server_version_info"], json!([16, 6]), "{out}");
+    let version = out["version"].as_str().expect("version");
+    assert!(version.starts_with("PostgreSQL 16.6 (Strata "), "{version}");
+    assert_eq!(out["server_version_num"], "160006", "{out}");
+    assert_eq!(out["tables"], json!(["thermostat"]), "{out}");
+    assert_eq!(
+        out["dtypes"],
+        json!({"timestamp": "datetime64[us, UTC]", "temperature": "float64", "reading": "int64"}),
+        "{out}"
+    );
+    assert_eq!(out["rows"], 3, "{out}");
+}
+
+/// `current_setting` answers what `SHOW` answers, and an unknown name is an error naming it.
+#[test]
+fn current_setting_answers_like_show_and_refuses_unknown_names() {
+    if !have_psql() {
+        return;
+    }
+    let server = TestServer::start();
+    let key = seed(&server, "acme");
+    let conninfo = conninfo(&server, "acme", "disable");
+    let shown = psql_ok(
+        &conninfo,
+        &key,
+        &[
+            "-At",
+            "-c",
+            "SELECT current_setting('search_path'), current_setting('TimeZone')",
+        ],
+    );
+    assert_eq!(shown.trim(), "public|UTC");
+    let unknown = psql(
+        &conninfo,
+        &key,
+        &["-c", "SELECT current_setting('no_such')"],
+    );
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("unrecognized configuration parameter \"no_such\""),
+        "{}",
+        text(&unknown.stderr)
+    );
+}
