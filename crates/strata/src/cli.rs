@@ -100,7 +100,7 @@ Each event names its metric under `metrictype` (or the tenant's metric keys); --
 it for every event. A batch that fails with a connection error or a 5xx is retried with backoff \
 up to 5 times; that is safe because an identical re-sent event is stored once.\n\n\
 At the end the totals are printed, then every rejected event with its line number in the input \
-and the reason. Exit code: 0 all accepted, 2 some events rejected, 1 failure.\n\n\
+and the reason. Exit code: 0 all accepted, 3 some events rejected (the others stored), 1 failure, 2 a usage error.\n\n\
 Examples:\n  \
 strata write events.ndjson\n  \
 strata write readings.csv --metric thermostat\n  \

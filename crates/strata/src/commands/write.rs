@@ -120,10 +120,14 @@ pub fn run(args: WriteArgs) -> anyhow::Result<ExitCode> {
     report(args.conn.json, &totals, elapsed, failure.as_ref());
     Ok(match failure {
         Some(_) => ExitCode::FAILURE,
-        None if totals.rejected > 0 => ExitCode::from(2),
+        // 3, not 2: clap exits 2 for usage errors, and a script must tell them apart.
+        None if totals.rejected > 0 => ExitCode::from(SOME_REJECTED_EXIT_CODE),
         None => ExitCode::SUCCESS,
     })
 }
+
+/// `strata write`'s exit code when some events were rejected (the others stored).
+pub const SOME_REJECTED_EXIT_CODE: u8 = 3;
 
 fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read + Send>, Option<u64>)> {
     if path.as_os_str() == "-" {

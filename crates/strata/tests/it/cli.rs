@@ -748,7 +748,7 @@ fn write_reports_counts_and_rejected_lines_for_every_format() {
     let output = client(url, &writer, &["write", &ndjson, "--batch-size", "2"]);
     assert_eq!(
         output.status.code(),
-        Some(2),
+        Some(3),
         "{}\n{}",
         stdout(&output),
         stderr(&output)
@@ -770,7 +770,7 @@ fn write_reports_counts_and_rejected_lines_for_every_format() {
     let output = client(url, &writer, &["write", &array, "--metric", "arr"]);
     assert_eq!(
         output.status.code(),
-        Some(2),
+        Some(3),
         "{}\n{}",
         stdout(&output),
         stderr(&output)
@@ -786,7 +786,7 @@ fn write_reports_counts_and_rejected_lines_for_every_format() {
     );
     let output = client(url, &writer, &["write", &csv, "--json"]);
     let summary: Value = serde_json::from_slice(&output.stdout).expect("json summary");
-    assert_eq!(output.status.code(), Some(2), "{summary}");
+    assert_eq!(output.status.code(), Some(3), "{summary}");
     assert_eq!(summary["accepted"], 2, "{summary}");
     assert_eq!(summary["rejected"], 1, "{summary}");
     assert_eq!(summary["errors"][0]["line"], 3, "{summary}");
