@@ -122,8 +122,17 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .into_response()
 }
 
+/// Liveness, with what is running: monitoring and support ask which build answered.
 async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "build": {
+            "datafusion": datafusion::DATAFUSION_VERSION,
+            "target": format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
+            "debug_assertions": cfg!(debug_assertions),
+        },
+    }))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -25,10 +25,24 @@ fn field<'a>(metric: &'a Value, name: &str) -> &'a Value {
 }
 
 #[test]
-fn health_needs_no_auth() {
+fn health_needs_no_auth_and_names_the_build() {
     let server = TestServer::start();
     let answer = server.send(server.request(Method::GET, "/health", None));
     assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["status"], "ok", "{}", answer.text);
+    assert_eq!(
+        answer.body["version"],
+        env!("CARGO_PKG_VERSION"),
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer.body["build"]["datafusion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("55.")),
+        "{}",
+        answer.text
+    );
 }
 
 #[test]
