@@ -14,6 +14,7 @@
 //! | [`ProfileStore`] | ingest profiles per metric, dismissed schema suggestions | a stored profile is replaced whole |
 //! | [`ColdManifestStore`] | cold files, watermarks, purges, compaction log | files and watermark change in one transaction; the watermark never moves backwards |
 //! | [`AlertStore`] | alert channels, rules, instance states, history, outbox, silences | a state change and the notifications it calls for commit together |
+//! | [`SourceRegistry`] | sources: the external queues and brokers consumed per tenant (issue 19) | ids unguessable and unique across tenants; another tenant's id is NotFound |
 //!
 //! The shared rules (errors, durability, atomicity, tenancy) are in the [`roles`] module.
 //!
@@ -29,6 +30,7 @@ mod merge;
 mod model;
 pub mod roles;
 pub mod rollups;
+pub mod sources;
 mod sqlite;
 mod validate;
 
@@ -47,7 +49,7 @@ pub use model::{
 };
 pub use roles::{
     AlertStore, Catalog, ColdManifestStore, IncomingNames, ProfileStore, RollupStore,
-    SchemaRegistry, SettingsStore, TenantDirectory,
+    SchemaRegistry, SettingsStore, SourceRegistry, TenantDirectory,
 };
 pub use sqlite::SqliteCatalog;
 pub use validate::{

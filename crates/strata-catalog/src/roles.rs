@@ -23,6 +23,7 @@ use crate::alerting::{
     SilenceRow,
 };
 use crate::rollups::{Backfill, RollupCommit, RollupRow, RollupVersion};
+use crate::sources::SourceRow;
 use crate::{
     CatalogError, ColdFile, ColdManifest, CompactionCommit, CompactionRecord, DeletedMetric,
     IncomingStatsDelta, KeyInfo, Metric, NewKey, SchemaChange, SchemaVersion, SettingsPatch,
@@ -322,6 +323,30 @@ pub trait RollupStore: Send + Sync + 'static {
     ) -> Result<Vec<(i64, Vec<u8>)>, CatalogError>;
 }
 
+/// Sources (issue 19): the external queues and brokers a tenant's events are consumed from.
+/// Only configuration is kept here; a consumer's status and counts live with the consumer.
+///
+/// Ids are random and unique across tenants; another tenant's id is NotFound, exactly as an
+/// unknown one.
+#[async_trait::async_trait]
+pub trait SourceRegistry: Send + Sync + 'static {
+    /// A new source with a fresh id. Invalid past [`crate::sources::MAX_SOURCES_PER_TENANT`].
+    async fn create_source(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        config: serde_json::Value,
+    ) -> Result<SourceRow, CatalogError>;
+    /// NotFound if unknown to this tenant.
+    async fn source(&self, tenant: TenantId, id: &str) -> Result<SourceRow, CatalogError>;
+    /// The tenant's sources, oldest first.
+    async fn sources(&self, tenant: TenantId) -> Result<Vec<SourceRow>, CatalogError>;
+    /// Every tenant's sources (started at boot), oldest first.
+    async fn all_sources(&self) -> Result<Vec<SourceRow>, CatalogError>;
+    /// NotFound if unknown to this tenant.
+    async fn delete_source(&self, tenant: TenantId, id: &str) -> Result<(), CatalogError>;
+}
+
 /// The whole catalog: every role at once. Implemented for anything that implements all the
 /// roles, so a backend implements the role traits and never this one.
 ///
@@ -336,6 +361,7 @@ pub trait Catalog:
     + ColdManifestStore
     + AlertStore
     + RollupStore
+    + SourceRegistry
 {
 }
 
@@ -348,6 +374,7 @@ impl<T> Catalog for T where
         + ColdManifestStore
         + AlertStore
         + RollupStore
+        + SourceRegistry
         + ?Sized
 {
 }

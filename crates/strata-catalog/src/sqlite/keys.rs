@@ -37,7 +37,7 @@ struct CachedKey {
     last_used_written: Option<Instant>,
 }
 
-fn random_hex(bytes: usize) -> Result<String, CatalogError> {
+pub(super) fn random_hex(bytes: usize) -> Result<String, CatalogError> {
     let mut buf = vec![0u8; bytes];
     OsRng.try_fill_bytes(&mut buf).map_err(|e| {
         tracing::error!(error = %e, "OS random number generator failed");

@@ -7,7 +7,7 @@
 //! This module holds the type, opening, the pool, migrations and the helpers every concern
 //! shares; each role trait is implemented in the file of its concern: `tenants.rs` (with
 //! `keys.rs`), `settings.rs`, `schema.rs` (with `schema_load.rs`, `metric_changes.rs`,
-//! `metric_merge.rs`, `field_changes.rs`, `names.rs`, `series_hashes.rs`), `incoming.rs`, `manifest.rs` and `alerts.rs` (with `outbox.rs`).
+//! `metric_merge.rs`, `field_changes.rs`, `names.rs`, `series_hashes.rs`), `incoming.rs`, `manifest.rs`, `alerts.rs` (with `outbox.rs`), `rollups.rs` and `sources.rs`.
 
 mod alerts;
 mod field_changes;
@@ -24,6 +24,7 @@ mod schema;
 mod schema_load;
 mod series_hashes;
 mod settings;
+mod sources;
 mod tenants;
 
 use std::collections::HashMap;
@@ -56,6 +57,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/0011_conversions.sql")),
     (12, include_str!("../migrations/0012_hidden_since.sql")),
     (13, include_str!("../migrations/0013_mqtt_topics.sql")),
+    (14, include_str!("../migrations/0013_sources.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.
