@@ -57,7 +57,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/0011_conversions.sql")),
     (12, include_str!("../migrations/0012_hidden_since.sql")),
     (13, include_str!("../migrations/0013_mqtt_topics.sql")),
-    (14, include_str!("../migrations/0013_sources.sql")),
+    (14, include_str!("../migrations/0014_sources.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.

@@ -1,4 +1,4 @@
-//! [`SourceRegistry`] for SQLite: the `sources` table (migration 0013).
+//! [`SourceRegistry`] for SQLite: the `sources` table (migration 0014).
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
