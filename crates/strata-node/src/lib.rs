@@ -6,6 +6,7 @@
 //! Architecture invariant: only the binary imports this crate.
 
 mod bootstrap;
+mod sources;
 mod stats;
 
 use std::future::Future;
@@ -116,6 +117,8 @@ pub enum ServerError {
     Alerts(#[from] strata_alerts::AlertError),
     #[error("rollups: {0}")]
     Rollups(String),
+    #[error("sources: {0}")]
+    Sources(String),
 }
 
 /// How often batched unknown-field statistics are written to the catalog.
@@ -151,6 +154,8 @@ pub async fn run(
     let mqtt_listener = bind_mqtt(&config).await?;
     let alerts = start_alerts(&config, &catalog, &query, &writer, &listener).await?;
     let rollups = start_rollups(&config, &catalog, &query, &hot, &writer).await?;
+    // After the stream's subscribers (alerts, rollups), so they see every consumed event.
+    let sources = sources::start(&catalog, &writer, &query).await?;
     let engines = strata_server::Engines {
         catalog: catalog.clone(),
         hot: hot.clone(),
@@ -166,6 +171,7 @@ pub async fn run(
             strata_streaming::LiveConfig::default(),
         ),
         rollups,
+        sources: sources.clone(),
     };
     let state = AppState::new(engines, operator_token, config.limits.clone());
     let pg_bound = pg_listener.local_addr().map_err(ServerError::Serve)?;
@@ -208,6 +214,8 @@ pub async fn run(
     }
     tracing::info!("shutting down: flushing statistics and closing the hot tier");
     alerts.stop();
+    // Before the hot tier closes: each source finishes and acknowledges its batch.
+    sources.shutdown().await;
     flusher.abort();
     background.abort();
     flushed.flush().await;

@@ -32,6 +32,7 @@ use crate::runtime::QueryRuntime;
 use crate::session::{Planner, TenantSession};
 use crate::system::{ErrorsTable, UnknownFieldsTable};
 use crate::system_alerts::{AlertTable, AlertTableKind};
+use crate::system_sources::{SourceListing, SourceListingSlot, SourcesTable};
 use crate::table::{MetricTable, RawFunction};
 
 /// Schema holding the system tables.
@@ -107,6 +108,8 @@ pub struct QueryEngine {
     rollup_refresh: RollupRefreshSlot,
     /// Answers queries over raw data from rollups where one gives the same answer.
     rollup_routing: RollupRoutingSlot,
+    /// The sources' live status for `strata.sources`; unset, the table is left out.
+    source_listing: SourceListingSlot,
     /// What queries read, filter on and failed to find (schema suggestions read it).
     usage: Arc<crate::usage::QueryUsage>,
 }
@@ -134,6 +137,7 @@ impl QueryEngine {
             runtime,
             rollup_refresh: RollupRefreshSlot::default(),
             rollup_routing: RollupRoutingSlot::default(),
+            source_listing: SourceListingSlot::default(),
             usage: Arc::default(),
         }
     }
@@ -153,6 +157,12 @@ impl QueryEngine {
     /// maintenance, which must read raw rows) are routed to rollups that answer them exactly.
     pub fn set_rollup_routing(&self, routing: Arc<dyn RollupRouting>) {
         let _ = self.rollup_routing.set(routing);
+    }
+
+    /// Called once by the node: from then on sessions have `strata.sources`. A second call
+    /// changes nothing.
+    pub fn set_source_listing(&self, listing: Arc<dyn SourceListing>) {
+        let _ = self.source_listing.set(listing);
     }
 
     /// Makes every session read the cold tier too (compacted rows, federated plans).
@@ -450,6 +460,12 @@ impl QueryEngine {
             system.register_table(
                 "rollups".to_string(),
                 Arc::new(RollupsSystemTable::new(tenant, store.clone())),
+            )?;
+        }
+        if let Some(listing) = self.source_listing.get() {
+            system.register_table(
+                "sources".to_string(),
+                Arc::new(SourcesTable::new(tenant, listing.clone())),
             )?;
         }
         let catalog = ctx

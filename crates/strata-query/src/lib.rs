@@ -38,6 +38,7 @@ pub mod server_info;
 pub mod session;
 pub mod system;
 pub mod system_alerts;
+pub mod system_sources;
 pub mod table;
 pub mod usage;
 pub mod utc_time;

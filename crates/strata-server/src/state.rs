@@ -8,6 +8,7 @@ use strata_catalog::{
 use strata_cold::Compactor;
 use strata_core::Limits;
 use strata_query::QueryEngine;
+use strata_sources::Sources;
 use strata_storage::HotStore;
 use strata_streaming::{LiveQueries, Rollups};
 use strata_write::Writer;
@@ -32,6 +33,8 @@ pub struct Engines {
     pub alerts: AlertService,
     pub live: LiveQueries,
     pub rollups: Rollups,
+    /// NATS JetStream consumers and MQTT bridges (issue 19).
+    pub sources: Sources,
 }
 
 struct Inner {
@@ -96,6 +99,10 @@ impl AppState {
     /// Continuous aggregates.
     pub fn rollups(&self) -> &Rollups {
         &self.inner.engines.rollups
+    }
+    /// Sources: external queues and brokers consumed per tenant.
+    pub fn sources(&self) -> &Sources {
+        &self.inner.engines.sources
     }
     pub fn operator_token(&self) -> &str {
         &self.inner.operator_token

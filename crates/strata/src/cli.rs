@@ -218,6 +218,28 @@ strata silence list"
         command: SilenceCommand,
     },
 
+    /// Sources: NATS JetStream streams and MQTT broker topics consumed into the tenant (admin key required)
+    #[command(
+        subcommand_required = true,
+        long_about = "Manage the tenant's sources (/api/v1/sources): external queues and \
+brokers the server consumes into this tenant, with the same rules as /api/v1/write. `nats` \
+is a durable JetStream pull consumer on a stream and subject; `mqtt` subscribes to topic \
+filters on a broker with QoS 1 and a persistent session. Messages are acknowledged to the \
+broker only once their events are durable. Each source runs on the server, survives restarts, \
+reconnects with backoff, and shows its status, counts, last error and lag.\n\n\
+Examples:\n  \
+strata source add --kind nats --broker-url nats://127.0.0.1:4222 --stream DEVICES --subject 'devices.>'\n  \
+strata source add --kind mqtt --broker-url mqtt://broker:1883 --topic 'plant/#' --username u --password p\n  \
+strata source list\n  \
+strata source remove 3f9c0a1b2c3d4e5f"
+    )]
+    Source {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(subcommand)]
+        command: SourceCommand,
+    },
+
     /// Benchmarks: workload generator, ingest, freshness, recent-window, aliases, compaction,
     /// analytics against DataFusion and DuckDB, alerts (see docs/benchmarks.md)
     #[cfg(feature = "bench")]
@@ -1224,6 +1246,90 @@ impl NoDataArg {
             NoDataArg::Ok => "ok",
             NoDataArg::Firing => "firing",
             NoDataArg::KeepLast => "keep_last",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Add a source: the server starts consuming it at once
+    #[command(
+        long_about = "Add a source (POST /api/v1/sources) from flags or from --config.\n\n\
+nats: --broker-url nats://host:4222, --stream (an existing JetStream stream), --subject (a subject \
+filter such as devices.>), optional --durable (the consumer's name; strata-<id> by default).\n\
+mqtt: --broker-url mqtt://host:1883, one or more --topic filters (+ and # allowed), optional \
+--username/--password and --client-id (the persistent session's id; strata-<id> by default).\n\
+Both: optional --metric, the metric of every event (as ?metric= on /api/v1/write); without it \
+an MQTT topic of one or two levels names the metric (thermostat, thermostat/truck_7), and \
+otherwise events name their own (metrictype).\n\n\
+Examples:\n  \
+strata source add --kind nats --broker-url nats://127.0.0.1:4222 --stream DEVICES --subject 'devices.>' --metric reading\n  \
+strata source add --kind mqtt --broker-url mqtt://broker:1883 --topic 'thermostat/+'\n  \
+strata source add --config '{\"kind\":\"nats\",\"url\":\"nats://127.0.0.1:4222\",\"stream\":\"S\",\"subject\":\"a.>\"}'"
+    )]
+    Add(Box<SourceAddArgs>),
+    /// List the sources with status, counts, last error and lag (never passwords)
+    List,
+    /// Show one source
+    Show {
+        /// The source's id (from `strata source list`)
+        id: String,
+    },
+    /// Remove a source: its consumer stops and it is not restarted
+    Remove {
+        /// The source's id (from `strata source list`)
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SourceAddArgs {
+    /// The whole source as JSON (the POST /api/v1/sources body); no other flag with it
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["kind", "source_url", "stream", "subject", "durable", "topic", "username", "password", "client_id", "metric"])]
+    pub config: Option<String>,
+    /// What the source consumes
+    #[arg(long, value_enum, required_unless_present = "config")]
+    pub kind: Option<SourceKindArg>,
+    /// The broker: nats://host:port or mqtt://host:port (--url is the Strata server)
+    #[arg(long = "broker-url", value_name = "URL")]
+    pub source_url: Option<String>,
+    /// nats: the JetStream stream
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// nats: the subject filter, e.g. devices.>
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// nats: the durable consumer's name
+    #[arg(long)]
+    pub durable: Option<String>,
+    /// mqtt: a topic filter; repeat for several
+    #[arg(long = "topic", value_name = "FILTER")]
+    pub topic: Vec<String>,
+    /// mqtt: the broker user
+    #[arg(long)]
+    pub username: Option<String>,
+    /// mqtt: the broker password (never shown back)
+    #[arg(long)]
+    pub password: Option<String>,
+    /// mqtt: the persistent session's client id
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// The metric of every event, as ?metric= on /api/v1/write
+    #[arg(long)]
+    pub metric: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceKindArg {
+    Nats,
+    Mqtt,
+}
+
+impl SourceKindArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKindArg::Nats => "nats",
+            SourceKindArg::Mqtt => "mqtt",
         }
     }
 }

@@ -6,6 +6,7 @@ mod live;
 mod rollups;
 mod schema;
 mod session;
+mod sources;
 mod sql;
 mod suggestions;
 
@@ -87,7 +88,9 @@ pub fn router(state: AppState) -> Router {
             "/silences",
             post(alerts::create_silence).get(alerts::list_silences),
         )
-        .route("/silences/{id}", delete(alerts::delete_silence));
+        .route("/silences/{id}", delete(alerts::delete_silence))
+        .route("/sources", post(sources::create).get(sources::list))
+        .route("/sources/{id}", get(sources::show).delete(sources::delete));
     let app = Router::new()
         .route("/health", get(health))
         .route("/", get(crate::web::index))

@@ -8,6 +8,7 @@ pub mod bench;
 mod rollups;
 mod schema;
 mod serve;
+mod sources;
 mod sql;
 mod write;
 
@@ -39,6 +40,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Alert { conn, command } => alerts::alert(conn, command),
         Command::Rollup { conn, command } => rollups::run(&connect(&conn)?, conn.json, command),
         Command::Silence { conn, command } => alerts::silence(&connect(&conn)?, conn.json, command),
+        Command::Source { conn, command } => sources::run(&connect(&conn)?, conn.json, command),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(*args),
     }

@@ -6,6 +6,9 @@
 //!
 //! Run one module with `cargo test -p strata --test it <module>` (a name filter).
 
+/// The real brokers the sources consume from (nats-server, mosquitto), used by `sources_*`.
+#[path = "common/brokers.rs"]
+mod brokers;
 /// The object-store emulators' harness, used by the `api_object_store*` modules.
 #[path = "common/object_store.rs"]
 mod cloud;
@@ -40,6 +43,9 @@ mod mqtt;
 mod pg_clients;
 mod rollup_routing;
 mod rollups;
+mod sources_api;
+mod sources_mqtt;
+mod sources_nats;
 mod suggestions;
 mod suggestions_quality;
 mod web_app;

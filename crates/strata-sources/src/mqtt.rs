@@ -1,0 +1,225 @@
+//! The MQTT bridge: subscribes to topic filters on an external broker with QoS 1 and a
+//! persistent session (`clean_session = false`, a stable client id), acknowledging each
+//! publish by hand (PUBACK) only after the batch holding it was written. A publish whose
+//! PUBACK never left (a crash, a lost connection) is resent by the broker when the session
+//! resumes, and content hashing stores its events once.
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
+use tokio::sync::mpsc;
+
+use crate::config::MqttConfig;
+use crate::seam::{Source, SourceContext, SourceFailure};
+use crate::sink::Payload;
+use crate::topic::topic_metric;
+
+/// Most publishes written (and then acknowledged) together. A broker sends at most its
+/// in-flight window unacknowledged (Mosquitto: 20), so batches are usually that size.
+pub const MQTT_MAX_BATCH: usize = 1_000;
+/// Ping interval the broker uses to notice a dead bridge.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// A SUBACK slower than this fails the attempt.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes of an MQTT publish beyond its payload (fixed header, topic, packet id).
+const PACKET_OVERHEAD_BYTES: usize = 64 * 1024;
+/// Requests (acknowledgements, subscriptions) queued for the connection: more than a batch,
+/// so acknowledging a whole batch never waits on the event loop.
+const REQUEST_CAPACITY: usize = MQTT_MAX_BATCH * 2;
+
+pub struct MqttSource {
+    client_id: String,
+    config: MqttConfig,
+}
+
+/// What the connection's event loop hands the consumer.
+enum Incoming {
+    Subscribed(Vec<rumqttc::SubscribeReasonCode>),
+    Publish(Publish),
+    Failed(String),
+}
+
+/// Aborts the event-loop task when the attempt ends, whichever way.
+struct PumpGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for PumpGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl MqttSource {
+    /// The session is `config.client_id`, or `strata-<id>`.
+    pub fn new(id: &str, config: MqttConfig) -> Self {
+        MqttSource {
+            client_id: config
+                .client_id
+                .clone()
+                .unwrap_or_else(|| format!("strata-{id}")),
+            config,
+        }
+    }
+
+    fn options(&self, max_message_bytes: usize) -> Result<MqttOptions, SourceFailure> {
+        let address = self
+            .config
+            .address()
+            .map_err(|e| SourceFailure(e.to_string()))?;
+        let mut options = MqttOptions::new(&self.client_id, address.host, address.port);
+        options
+            .set_clean_session(false)
+            .set_manual_acks(true)
+            .set_keep_alive(KEEP_ALIVE)
+            .set_max_packet_size(
+                max_message_bytes + PACKET_OVERHEAD_BYTES,
+                PACKET_OVERHEAD_BYTES,
+            );
+        if let Some(username) = &self.config.username {
+            options.set_credentials(username, self.config.password.clone().unwrap_or_default());
+        }
+        Ok(options)
+    }
+
+    /// Subscribes to every filter with QoS 1 and waits for the broker to grant them all.
+    /// Returns the publishes of a resumed session that arrived first, to be written first.
+    async fn subscribe(
+        &self,
+        client: &AsyncClient,
+        incoming: &mut mpsc::Receiver<Incoming>,
+    ) -> Result<Vec<Publish>, SourceFailure> {
+        let filters = self
+            .config
+            .topics
+            .iter()
+            .map(|topic| SubscribeFilter::new(topic.clone(), QoS::AtLeastOnce));
+        client
+            .subscribe_many(filters)
+            .await
+            .map_err(|e| SourceFailure::of("subscribing", e))?;
+        let mut early = Vec::new();
+        let granted = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
+            loop {
+                match incoming.recv().await {
+                    Some(Incoming::Subscribed(codes)) => return Ok(codes),
+                    Some(Incoming::Failed(error)) => return Err(SourceFailure(error)),
+                    // A resumed session's publishes can come first. The broker will not
+                    // resend them on this connection, so they must be kept and acknowledged.
+                    Some(Incoming::Publish(publish)) => early.push(publish),
+                    None => return Err(SourceFailure("the MQTT connection closed".into())),
+                }
+            }
+        })
+        .await
+        .map_err(|_| SourceFailure("the broker did not answer the subscription".into()))??;
+        if let Some(refused) = granted
+            .iter()
+            .position(|code| matches!(code, rumqttc::SubscribeReasonCode::Failure))
+        {
+            return Err(SourceFailure(format!(
+                "the broker refused the subscription to {:?}",
+                self.config.topics.get(refused).map_or("", String::as_str)
+            )));
+        }
+        Ok(early)
+    }
+
+    /// Writes one batch, then sends each publish's PUBACK.
+    async fn write_and_ack(
+        &self,
+        context: &SourceContext,
+        client: &AsyncClient,
+        batch: &[Publish],
+    ) -> Result<(), SourceFailure> {
+        let metrics: Vec<Option<String>> = batch
+            .iter()
+            .map(|publish| match &self.config.metric {
+                Some(metric) => Some(metric.clone()),
+                None => topic_metric(&publish.topic),
+            })
+            .collect();
+        let payloads: Vec<Payload<'_>> = batch
+            .iter()
+            .zip(&metrics)
+            .map(|(publish, metric)| Payload {
+                bytes: &publish.payload,
+                metric: metric.as_deref(),
+            })
+            .collect();
+        context
+            .sink()
+            .write_batch(&payloads)
+            .await
+            .map_err(|e| SourceFailure(e.to_string()))?;
+        // Only now: every event of the batch is durable or in the error log.
+        for publish in batch {
+            client
+                .ack(publish)
+                .await
+                .map_err(|e| SourceFailure::of("acknowledging to the broker", e))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for MqttSource {
+    async fn run(&self, context: &mut SourceContext) -> Result<(), SourceFailure> {
+        let options = self.options(context.sink().max_message_bytes())?;
+        let (client, event_loop) = AsyncClient::new(options, REQUEST_CAPACITY);
+        let (sender, mut incoming) = mpsc::channel(MQTT_MAX_BATCH);
+        let _pump = PumpGuard(tokio::spawn(pump(event_loop, sender)));
+        let early = tokio::select! {
+            subscribed = self.subscribe(&client, &mut incoming) => subscribed?,
+            () = context.stopped() => return Ok(()),
+        };
+        context.connected();
+        for batch in early.chunks(MQTT_MAX_BATCH) {
+            self.write_and_ack(context, &client, batch).await?;
+        }
+        loop {
+            let first = tokio::select! {
+                first = incoming.recv() => first,
+                () = context.stopped() => break,
+            };
+            let mut batch = Vec::new();
+            let mut next = first;
+            loop {
+                match next {
+                    Some(Incoming::Publish(publish)) => batch.push(publish),
+                    Some(Incoming::Subscribed(_)) => {}
+                    Some(Incoming::Failed(error)) => return Err(SourceFailure(error)),
+                    None => return Err(SourceFailure("the MQTT connection closed".into())),
+                }
+                if batch.len() >= MQTT_MAX_BATCH {
+                    break;
+                }
+                match incoming.try_recv() {
+                    Ok(more) => next = Some(more),
+                    Err(_) => break,
+                }
+            }
+            self.write_and_ack(context, &client, &batch).await?;
+        }
+        // The PUBACKs are queued for the event loop; let it send them before closing.
+        let _ = client.disconnect().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(())
+    }
+}
+
+/// Polls the connection, handing publishes, SUBACKs and the first error to the consumer. Ends
+/// at the first error: reconnecting is the supervisor's job (with its backoff).
+async fn pump(mut event_loop: EventLoop, sender: mpsc::Sender<Incoming>) {
+    loop {
+        let incoming = match event_loop.poll().await {
+            Ok(Event::Incoming(Packet::Publish(publish))) => Incoming::Publish(publish),
+            Ok(Event::Incoming(Packet::SubAck(ack))) => Incoming::Subscribed(ack.return_codes),
+            Ok(_) => continue,
+            Err(error) => Incoming::Failed(format!("MQTT connection: {error}")),
+        };
+        let failed = matches!(incoming, Incoming::Failed(_));
+        if sender.send(incoming).await.is_err() || failed {
+            return;
+        }
+    }
+}

@@ -1,0 +1,82 @@
+"""NATS JetStream as the source tests use it (tests/it/sources_nats.rs), through the nats-py
+client: create a stream, publish numbered events to it (each acknowledged by the server), and
+read a consumer's state. Prints one JSON line.
+
+    nats_tool.py stream URL STREAM SUBJECTS
+    nats_tool.py publish URL SUBJECT START COUNT [--shape object|array|ndjson]
+    nats_tool.py consumer URL STREAM CONSUMER
+"""
+
+import asyncio
+import json
+import sys
+
+import nats
+
+# Publishes in flight at once: enough to keep the server busy, few enough to stay in memory.
+WINDOW = 500
+T0 = 1_700_000_000_000
+
+
+def event(i):
+    return {"timestamp": T0 + i, "i": i, "device": "d%d" % (i % 16)}
+
+
+def payload(i, shape):
+    if shape == "array":
+        return json.dumps([event(i), event(i + 1_000_000_000)]).encode()
+    if shape == "ndjson":
+        return (json.dumps(event(i)) + "\n" + json.dumps(event(i + 1_000_000_000))).encode()
+    return json.dumps(event(i)).encode()
+
+
+async def stream(url, name, subjects):
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(name=name, subjects=subjects.split(","))
+    await nc.close()
+    return {"stream": name}
+
+
+async def publish(url, subject, start, count, shape):
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    done = 0
+    for first in range(start, start + count, WINDOW):
+        last = min(first + WINDOW, start + count)
+        acks = [js.publish(subject, payload(i, shape)) for i in range(first, last)]
+        await asyncio.gather(*acks)
+        done += last - first
+    await nc.close()
+    return {"published": done}
+
+
+async def consumer(url, stream_name, name):
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    info = await js.consumer_info(stream_name, name)
+    await nc.close()
+    return {
+        "num_pending": info.num_pending,
+        "num_ack_pending": info.num_ack_pending,
+        "delivered": info.delivered.stream_seq,
+        "ack_floor": info.ack_floor.stream_seq,
+    }
+
+
+def main(argv):
+    command = argv[1]
+    if command == "stream":
+        result = stream(argv[2], argv[3], argv[4])
+    elif command == "publish":
+        shape = argv[7] if len(argv) > 7 and argv[6] == "--shape" else "object"
+        result = publish(argv[2], argv[3], int(argv[4]), int(argv[5]), shape)
+    elif command == "consumer":
+        result = consumer(argv[2], argv[3], argv[4])
+    else:
+        raise SystemExit("unknown command " + command)
+    print(json.dumps(asyncio.run(result)))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,151 @@
+//! Issue 19, the MQTT bridge, against a real `mosquitto` (persistence on) started by each test
+//! and Debian's `mosquitto_pub` publishing with QoS 1: messages flow into the topic's metric;
+//! the broker restarts and the bridge resumes; messages published while Strata is down wait
+//! in its persistent session; a kill -9 of Strata while messages flow loses none (the PUBACK
+//! leaves only after the write returned) and stores none twice.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::brokers::{count, source, wait_until, Broker};
+use crate::common::TestServer;
+
+const COUNT_THERMOSTAT: &str = "SELECT count(*) FROM thermostat";
+
+/// Starts `mosquitto_pub` publishing each of `count` numbered events from `start` as one QoS 1
+/// message on `topic` (`-l`: one message per stdin line).
+fn publish(port: u16, topic: &str, start: i64, count: i64) -> Child {
+    let mut child = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-l",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mosquitto_pub");
+    let lines: String = (start..start + count)
+        .map(|i| {
+            format!(
+                "{{\"timestamp\":{},\"i\":{i},\"temp\":21.5}}\n",
+                1_700_000_000_000 + i
+            )
+        })
+        .collect();
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(lines.as_bytes())
+        .expect("feed mosquitto_pub");
+    drop(stdin);
+    child
+}
+
+fn published(child: Child) {
+    let out = child.wait_with_output().expect("mosquitto_pub");
+    assert!(
+        out.status.success(),
+        "mosquitto_pub: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Adds the bridge on `thermostat/+`; returns its id once it is subscribed.
+fn add_bridge(server: &TestServer, key: &str, port: u16) -> String {
+    let body = json!({"kind": "mqtt", "url": format!("mqtt://127.0.0.1:{port}"),
+                      "topics": ["thermostat/+"], "username": "strata", "password": "s3cret"});
+    let answer = server.post("/api/v1/sources", key, &body);
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    assert!(
+        !answer.text.contains("s3cret"),
+        "the password is echoed: {}",
+        answer.text
+    );
+    let id = answer.body["id"].as_str().expect("id").to_string();
+    wait_running(server, key, &id);
+    id
+}
+
+fn wait_running(server: &TestServer, key: &str, id: &str) {
+    wait_until(Duration::from_secs(60), "the bridge to subscribe", || {
+        source(server, key, id)["status"] == "running"
+    });
+}
+
+fn wait_rows(server: &TestServer, key: &str, rows: i64) {
+    wait_until(Duration::from_secs(120), &format!("{rows} rows"), || {
+        count(server, key, COUNT_THERMOSTAT) >= rows
+    });
+    let answer = server.sql(key, "SELECT count(*), count(DISTINCT i) FROM thermostat");
+    assert_eq!(
+        answer.body["rows"],
+        json!([[rows, rows]]),
+        "{}",
+        answer.text
+    );
+}
+
+#[test]
+fn the_bridge_resumes_after_a_broker_restart_and_a_strata_restart_losing_nothing() {
+    let Some(mut broker) = Broker::mosquitto() else {
+        return;
+    };
+    let mut server = TestServer::start();
+    let key = server.create_tenant("plant");
+    let id = add_bridge(&server, &key, broker.port);
+    published(publish(broker.port, "thermostat/dev1", 0, 200));
+    wait_rows(&server, &key, 200);
+
+    // The broker goes away: the bridge reports it, then reconnects to the restarted broker.
+    broker.stop();
+    wait_until(Duration::from_secs(30), "the bridge to notice", || {
+        let shown = source(&server, &key, &id);
+        shown["status"] != "running" && shown["last_error"].is_string()
+    });
+    broker.start();
+    wait_running(&server, &key, &id);
+    published(publish(broker.port, "thermostat/dev2", 200, 200));
+    wait_rows(&server, &key, 400);
+
+    // Strata goes away: the broker keeps the persistent session's messages until it is back.
+    server.stop();
+    published(publish(broker.port, "thermostat/dev3", 400, 200));
+    server.restart();
+    wait_rows(&server, &key, 600);
+    let shown = source(&server, &key, &id);
+    assert_eq!(shown["status"], "running", "{shown}");
+    assert_eq!(
+        shown["accepted"], 200,
+        "counts start again at a restart: {shown}"
+    );
+}
+
+#[test]
+fn a_kill_9_while_messages_flow_loses_no_acknowledged_publish() {
+    let Some(broker) = Broker::mosquitto() else {
+        return;
+    };
+    let mut server = TestServer::start();
+    let key = server.create_tenant("plant");
+    add_bridge(&server, &key, broker.port);
+    let publisher = publish(broker.port, "thermostat/dev1", 0, 5_000);
+    wait_until(Duration::from_secs(120), "the first 1,000 rows", || {
+        count(&server, &key, COUNT_THERMOSTAT) >= 1_000
+    });
+    server.kill9();
+    // mosquitto_pub ends once the broker acknowledged every message: all 5,000 are the
+    // broker's to deliver, and the bridge's session holds what Strata did not acknowledge.
+    published(publisher);
+    server.restart();
+    wait_rows(&server, &key, 5_000);
+}

@@ -1,0 +1,189 @@
+//! Issue 19, the NATS JetStream source, against Debian's `nats-server -js` started by each test
+//! and the Python `nats-py` client as the publisher: 100,000 messages with a kill -9 of Strata
+//! mid-stream end as exactly 100,000 rows (a message is acknowledged only after its events are
+//! durable, and redelivered ones are stored once); a second consumer re-reading the whole
+//! stream adds nothing; payloads take `/api/v1/write`'s shapes and rejections; deleting a
+//! source stops its consumption.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::brokers::{
+    count, have_nats_py, nats_tool, nats_tool_command, source, wait_until, Broker,
+};
+use crate::common::TestServer;
+
+const STREAM: &str = "DEVICES";
+const TOTAL: i64 = 100_000;
+const COUNT_READINGS: &str = "SELECT count(*) FROM reading";
+
+/// A broker with stream `DEVICES` on `devices.>`, or `None` (a skip).
+fn nats_with_stream() -> Option<(Broker, String)> {
+    if !have_nats_py() {
+        return None;
+    }
+    let broker = Broker::nats()?;
+    let url = format!("nats://127.0.0.1:{}", broker.port);
+    nats_tool(&["stream", &url, STREAM, "devices.>"]);
+    Some((broker, url))
+}
+
+/// Adds a NATS source on `devices.>` with metric `reading`; returns its id.
+fn add_source(server: &TestServer, key: &str, url: &str, extra: Value) -> String {
+    let mut body = json!({"kind": "nats", "url": url, "stream": STREAM,
+                          "subject": "devices.>", "metric": "reading"});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let answer = server.post("/api/v1/sources", key, &body);
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    assert_eq!(answer.body["kind"], "nats");
+    answer.body["id"].as_str().expect("id").to_string()
+}
+
+/// Waits until the source reports `running` with nothing left to consume.
+fn wait_caught_up(server: &TestServer, key: &str, id: &str, messages: i64) {
+    wait_until(Duration::from_secs(120), "the source to catch up", || {
+        let shown = source(server, key, id);
+        shown["status"] == "running"
+            && shown["lag"] == 0
+            && shown["messages"].as_i64() >= Some(messages)
+    });
+}
+
+#[test]
+fn a_kill_9_mid_stream_loses_no_message_and_stores_none_twice() {
+    let Some((_broker, url)) = nats_with_stream() else {
+        return;
+    };
+    let mut server = TestServer::start();
+    let key = server.create_tenant("plant");
+    let id = add_source(&server, &key, &url, json!({}));
+    let mut publisher = nats_tool_command(&["publish", &url, "devices.a", "0", &TOTAL.to_string()])
+        .spawn()
+        .expect("spawn the publisher");
+    // Pull the plug while messages flow: some batch is being written, none of it acked.
+    wait_until(Duration::from_secs(120), "the first 10,000 rows", || {
+        count(&server, &key, COUNT_READINGS) >= 10_000
+    });
+    server.kill9();
+    assert!(publisher.wait().expect("publisher").success());
+    server.restart();
+    wait_until(Duration::from_secs(180), "all 100,000 rows", || {
+        count(&server, &key, COUNT_READINGS) >= TOTAL
+    });
+    wait_caught_up(&server, &key, &id, 0);
+    assert_exactly_once(&server, &key);
+    let listed = server.get("/api/v1/sources", &key);
+    assert_eq!(
+        listed.body["sources"][0]["id"],
+        id.as_str(),
+        "{}",
+        listed.text
+    );
+    assert_eq!(listed.body["sources"][0]["status"], "running");
+    let sql = server.sql(&key, "SELECT id, kind, status, lag FROM strata.sources");
+    assert_eq!(
+        sql.body["rows"],
+        json!([[id, "nats", "running", 0]]),
+        "{}",
+        sql.text
+    );
+
+    // A second consumer re-reads the whole stream: every event is already stored.
+    let again = add_source(&server, &key, &url, json!({"durable": "again"}));
+    wait_caught_up(&server, &key, &again, TOTAL);
+    assert_exactly_once(&server, &key);
+    assert_eq!(source(&server, &key, &again)["accepted"], TOTAL);
+}
+
+/// Exactly the numbers 0..TOTAL, each once.
+fn assert_exactly_once(server: &TestServer, key: &str) {
+    let answer = server.sql(
+        key,
+        "SELECT count(*), count(DISTINCT i), min(CAST(i AS BIGINT)), max(CAST(i AS BIGINT)) \
+         FROM reading",
+    );
+    assert_eq!(
+        answer.body["rows"],
+        json!([[TOTAL, TOTAL, 0, TOTAL - 1]]),
+        "{}",
+        answer.text
+    );
+}
+
+#[test]
+fn payloads_take_the_write_apis_shapes_and_rejections_are_logged() {
+    let Some((_broker, url)) = nats_with_stream() else {
+        return;
+    };
+    let server = TestServer::start();
+    let key = server.create_tenant("shapes");
+    let id = add_source(&server, &key, &url, json!({}));
+    for shape in ["object", "array", "ndjson"] {
+        let start = match shape {
+            "object" => "0",
+            "array" => "100",
+            _ => "200",
+        };
+        nats_tool(&["publish", &url, "devices.s", start, "10", "--shape", shape]);
+    }
+    // Objects give one event each, arrays and NDJSON two.
+    wait_until(Duration::from_secs(60), "50 rows", || {
+        count(&server, &key, COUNT_READINGS) == 50
+    });
+    let malformed = r#"{"timestamp": 1, "i": oops}"#;
+    let out = std::process::Command::new(crate::cloud::python())
+        .args(["-c", &publish_raw_script(&url, malformed)])
+        .output()
+        .expect("publish a malformed message");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_caught_up(&server, &key, &id, 31);
+    let shown = source(&server, &key, &id);
+    assert_eq!(
+        (shown["accepted"].clone(), shown["rejected"].clone()),
+        (json!(50), json!(1))
+    );
+    let errors = count(&server, &key, "SELECT count(*) FROM strata.errors");
+    assert_eq!(errors, 1, "the malformed message is in the error log");
+}
+
+/// A Python snippet publishing `payload` as is to `devices.raw`.
+fn publish_raw_script(url: &str, payload: &str) -> String {
+    format!(
+        "import asyncio, nats\n\
+         async def main():\n    nc = await nats.connect({url:?})\n    \
+         await nc.jetstream().publish('devices.raw', {payload:?}.encode())\n    \
+         await nc.close()\n\
+         asyncio.run(main())\n"
+    )
+}
+
+#[test]
+fn deleting_a_source_stops_its_consumption() {
+    let Some((_broker, url)) = nats_with_stream() else {
+        return;
+    };
+    let server = TestServer::start();
+    let key = server.create_tenant("stopper");
+    let id = add_source(&server, &key, &url, json!({"durable": "stopper"}));
+    nats_tool(&["publish", &url, "devices.x", "0", "50"]);
+    wait_caught_up(&server, &key, &id, 50);
+    let deleted = server.delete(&format!("/api/v1/sources/{id}"), &key);
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    assert_eq!(
+        server.get(&format!("/api/v1/sources/{id}"), &key).status,
+        404
+    );
+    nats_tool(&["publish", &url, "devices.x", "50", "50"]);
+    // The durable consumer still exists on the broker: nobody pulls its 50 new messages.
+    std::thread::sleep(Duration::from_secs(3));
+    let consumer = nats_tool(&["consumer", &url, STREAM, "stopper"]);
+    assert_eq!(consumer["num_pending"], 50, "{consumer}");
+    assert_eq!(count(&server, &key, COUNT_READINGS), 50);
+}
