@@ -42,6 +42,15 @@ fn add_source(server: &TestServer, key: &str, url: &str, extra: Value) -> String
     answer.body["id"].as_str().expect("id").to_string()
 }
 
+/// Waits until the broker holds nothing for consumer `name`: every message delivered and
+/// acknowledged (redeliveries of a killed server's batches included).
+fn wait_drained(url: &str, name: &str) {
+    wait_until(Duration::from_secs(120), "the consumer to drain", || {
+        let state = nats_tool(&["consumer", url, STREAM, name]);
+        state["num_pending"] == 0 && state["num_ack_pending"] == 0
+    });
+}
+
 /// Waits until the source reports `running` with nothing left to consume.
 fn wait_caught_up(server: &TestServer, key: &str, id: &str, messages: i64) {
     wait_until(Duration::from_secs(120), "the source to catch up", || {
@@ -57,24 +66,19 @@ fn a_kill_9_mid_stream_loses_no_message_and_stores_none_twice() {
     let Some((_broker, url)) = nats_with_stream() else {
         return;
     };
+    // The stream holds all 100,000 first, so the consumer is always busy writing a batch.
+    nats_tool(&["publish", &url, "devices.a", "0", &TOTAL.to_string()]);
     let mut server = TestServer::start();
     let key = server.create_tenant("plant");
     let id = add_source(&server, &key, &url, json!({}));
-    let mut publisher = nats_tool_command(&["publish", &url, "devices.a", "0", &TOTAL.to_string()])
-        .spawn()
-        .expect("spawn the publisher");
-    // Pull the plug while messages flow: some batch is being written, none of it acked.
-    wait_until(Duration::from_secs(120), "the first 10,000 rows", || {
-        count(&server, &key, COUNT_READINGS) >= 10_000
-    });
-    server.kill9();
-    assert!(publisher.wait().expect("publisher").success());
-    server.restart();
-    wait_until(Duration::from_secs(180), "all 100,000 rows", || {
-        count(&server, &key, COUNT_READINGS) >= TOTAL
-    });
-    wait_caught_up(&server, &key, &id, 0);
+    // Pull the plug mid-stream, three times: each time a batch is being written and none of
+    // it is acknowledged yet (acknowledging first loses that batch).
+    for rows in [10_000, 40_000, 70_000] {
+        kill_9_at(&mut server, &key, rows);
+    }
+    wait_drained(&url, &format!("strata-{id}"));
     assert_exactly_once(&server, &key);
+    wait_caught_up(&server, &key, &id, 0);
     let listed = server.get("/api/v1/sources", &key);
     assert_eq!(
         listed.body["sources"][0]["id"],
@@ -93,9 +97,22 @@ fn a_kill_9_mid_stream_loses_no_message_and_stores_none_twice() {
 
     // A second consumer re-reads the whole stream: every event is already stored.
     let again = add_source(&server, &key, &url, json!({"durable": "again"}));
+    wait_drained(&url, "again");
     wait_caught_up(&server, &key, &again, TOTAL);
     assert_exactly_once(&server, &key);
     assert_eq!(source(&server, &key, &again)["accepted"], TOTAL);
+}
+
+/// Waits until the source has stored `rows` rows, kills the server and restarts it.
+fn kill_9_at(server: &mut TestServer, key: &str, rows: i64) {
+    let mut before_kill = 0;
+    wait_until(Duration::from_secs(120), &format!("{rows} rows"), || {
+        before_kill = count(server, key, COUNT_READINGS);
+        before_kill >= rows
+    });
+    server.kill9();
+    assert!(before_kill < TOTAL, "everything was consumed before the kill");
+    server.restart();
 }
 
 /// Exactly the numbers 0..TOTAL, each once.
