@@ -6,7 +6,7 @@
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -82,9 +82,16 @@ fn wait_running(server: &TestServer, key: &str, id: &str) {
     });
 }
 
+/// Waits for `rows` rows, or until the count stopped moving for 10 s (then a loss shows as a
+/// short count rather than a time-out), and checks each `i` is there once.
 fn wait_rows(server: &TestServer, key: &str, rows: i64) {
+    let mut seen = (0, Instant::now());
     wait_until(Duration::from_secs(120), &format!("{rows} rows"), || {
-        count(server, key, COUNT_THERMOSTAT) >= rows
+        let now = count(server, key, COUNT_THERMOSTAT);
+        if now != seen.0 {
+            seen = (now, Instant::now());
+        }
+        now >= rows || seen.1.elapsed() > Duration::from_secs(10)
     });
     let answer = server.sql(key, "SELECT count(*), count(DISTINCT i) FROM thermostat");
     assert_eq!(

@@ -111,7 +111,10 @@ fn kill_9_at(server: &mut TestServer, key: &str, rows: i64) {
         before_kill >= rows
     });
     server.kill9();
-    assert!(before_kill < TOTAL, "everything was consumed before the kill");
+    assert!(
+        before_kill < TOTAL,
+        "everything was consumed before the kill"
+    );
     server.restart();
 }
 
