@@ -19,7 +19,7 @@ pub(crate) async fn start(
     writer: &Arc<Writer>,
     query: &QueryEngine,
 ) -> Result<Sources, ServerError> {
-    let sources = Sources::start(catalog.clone(), writer.clone())
+    let sources = Sources::start(catalog.clone(), catalog.clone(), writer.clone())
         .await
         .map_err(|e| ServerError::Sources(e.to_string()))?;
     query.set_source_listing(Arc::new(Listing(sources.clone())));

@@ -23,7 +23,6 @@ mod seam;
 mod sink;
 mod status;
 mod supervisor;
-mod topic;
 
 use std::sync::Arc;
 

@@ -7,12 +7,12 @@
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
+use strata_core::topic::{effective_topic_templates, match_topic, TopicMatch, TopicTemplate};
 use tokio::sync::mpsc;
 
 use crate::config::MqttConfig;
 use crate::seam::{Source, SourceContext, SourceFailure};
 use crate::sink::Payload;
-use crate::topic::topic_metric;
 
 /// Most publishes written (and then acknowledged) together. A broker sends at most its
 /// in-flight window unacknowledged (Mosquitto: 20), so batches are usually that size.
@@ -37,6 +37,12 @@ enum Incoming {
     Subscribed(Vec<rumqttc::SubscribeReasonCode>),
     Publish(Publish),
     Failed(String),
+}
+
+/// One connection's client and the topic templates read when it started.
+struct Connection {
+    client: AsyncClient,
+    templates: Vec<TopicTemplate>,
 }
 
 /// Aborts the event-loop task when the attempt ends, whichever way.
@@ -123,26 +129,37 @@ impl MqttSource {
         Ok(early)
     }
 
+    /// What a publish's topic implies: the configured `metric` alone, else the first of the
+    /// tenant's topic templates that matches (as on Strata's own MQTT listener: `{metric}` and
+    /// `{metric}/{device}` by default), else nothing, and the events name their own metric.
+    fn implied(&self, templates: &[TopicTemplate], topic: &str) -> Option<TopicMatch> {
+        match &self.config.metric {
+            Some(metric) => Some(TopicMatch {
+                metric: metric.clone(),
+                fields: Vec::new(),
+            }),
+            None => match_topic(templates, topic),
+        }
+    }
+
     /// Writes one batch, then sends each publish's PUBACK.
     async fn write_and_ack(
         &self,
         context: &SourceContext,
-        client: &AsyncClient,
+        connection: &Connection,
         batch: &[Publish],
     ) -> Result<(), SourceFailure> {
-        let metrics: Vec<Option<String>> = batch
+        let implied: Vec<Option<TopicMatch>> = batch
             .iter()
-            .map(|publish| match &self.config.metric {
-                Some(metric) => Some(metric.clone()),
-                None => topic_metric(&publish.topic),
-            })
+            .map(|publish| self.implied(&connection.templates, &publish.topic))
             .collect();
         let payloads: Vec<Payload<'_>> = batch
             .iter()
-            .zip(&metrics)
-            .map(|(publish, metric)| Payload {
+            .zip(&implied)
+            .map(|(publish, implied)| Payload {
                 bytes: &publish.payload,
-                metric: metric.as_deref(),
+                metric: implied.as_ref().map(|m| m.metric.as_str()),
+                fields: implied.as_ref().map_or(&[], |m| m.fields.as_slice()),
             })
             .collect();
         context
@@ -152,7 +169,8 @@ impl MqttSource {
             .map_err(|e| SourceFailure(e.to_string()))?;
         // Only now: every event of the batch is durable or in the error log.
         for publish in batch {
-            client
+            connection
+                .client
                 .ack(publish)
                 .await
                 .map_err(|e| SourceFailure::of("acknowledging to the broker", e))?;
@@ -165,6 +183,9 @@ impl MqttSource {
 impl Source for MqttSource {
     async fn run(&self, context: &mut SourceContext) -> Result<(), SourceFailure> {
         let options = self.options(context.sink().max_message_bytes())?;
+        let settings = context.tenant_settings().await?;
+        let templates = effective_topic_templates(&settings.mqtt_topics)
+            .map_err(|e| SourceFailure::of("the tenant's MQTT topic templates", e))?;
         let (client, event_loop) = AsyncClient::new(options, REQUEST_CAPACITY);
         let (sender, mut incoming) = mpsc::channel(MQTT_MAX_BATCH);
         let _pump = PumpGuard(tokio::spawn(pump(event_loop, sender)));
@@ -173,8 +194,9 @@ impl Source for MqttSource {
             () = context.stopped() => return Ok(()),
         };
         context.connected();
+        let connection = Connection { client, templates };
         for batch in early.chunks(MQTT_MAX_BATCH) {
-            self.write_and_ack(context, &client, batch).await?;
+            self.write_and_ack(context, &connection, batch).await?;
         }
         loop {
             let first = tokio::select! {
@@ -198,10 +220,10 @@ impl Source for MqttSource {
                     Err(_) => break,
                 }
             }
-            self.write_and_ack(context, &client, &batch).await?;
+            self.write_and_ack(context, &connection, &batch).await?;
         }
         // The PUBACKs are queued for the event loop; let it send them before closing.
-        let _ = client.disconnect().await;
+        let _ = connection.client.disconnect().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         Ok(())
     }

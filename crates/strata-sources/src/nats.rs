@@ -89,6 +89,7 @@ impl NatsSource {
             .map(|message| Payload {
                 bytes: &message.payload,
                 metric,
+                fields: &[],
             })
             .collect();
         context

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use strata_catalog::{SettingsStore, TenantSettings};
+use strata_core::TenantId;
 use tokio::sync::watch;
 
 use crate::sink::EventSink;
@@ -39,19 +41,37 @@ pub trait Source: Send + Sync + 'static {
 /// What a source's connection gets from the supervisor.
 pub struct SourceContext {
     id: String,
+    tenant: TenantId,
+    settings: Arc<dyn SettingsStore>,
     sink: EventSink,
     stop: watch::Receiver<bool>,
     connected: bool,
 }
 
 impl SourceContext {
-    pub(crate) fn new(id: String, sink: EventSink, stop: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        id: String,
+        tenant: TenantId,
+        settings: Arc<dyn SettingsStore>,
+        sink: EventSink,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
         SourceContext {
             id,
+            tenant,
+            settings,
             sink,
             stop,
             connected: false,
         }
+    }
+
+    /// The tenant's settings now (the MQTT bridge maps topics by its templates).
+    pub async fn tenant_settings(&self) -> Result<TenantSettings, SourceFailure> {
+        self.settings
+            .settings(self.tenant)
+            .await
+            .map_err(|e| SourceFailure::of("reading the tenant's settings", e))
     }
 
     /// The source's id (default consumer and client names derive from it).

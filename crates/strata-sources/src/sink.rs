@@ -13,11 +13,13 @@ use strata_write::{WriteError, WriteOutcome, WriteRequest, Writer};
 use crate::status::SourceStatus;
 
 /// One broker message: its payload (JSON events: an object, an array or NDJSON, as on
-/// `/api/v1/write`) and the metric its transport implies, if any (`?metric=` on HTTP).
+/// `/api/v1/write`), the metric its transport implies, if any (`?metric=` on HTTP), and the
+/// fields it implies (an MQTT topic's placeholders).
 #[derive(Debug, Clone, Copy)]
 pub struct Payload<'a> {
     pub bytes: &'a [u8],
     pub metric: Option<&'a str>,
+    pub fields: &'a [(String, String)],
 }
 
 /// The write path failed (catalog or storage): some events of the batch may be stored, but
@@ -42,11 +44,12 @@ pub struct EventSink {
     status: Arc<SourceStatus>,
 }
 
-/// One `Writer::write` call: a body with its format and metric.
+/// One `Writer::write` call: a body with its format, metric and implied fields.
 struct Body<'a> {
     bytes: std::borrow::Cow<'a, [u8]>,
     format: BodyFormat,
     metric: Option<&'a str>,
+    fields: &'a [(String, String)],
 }
 
 impl EventSink {
@@ -88,6 +91,7 @@ impl EventSink {
                 body: &body.bytes,
                 format: body.format,
                 metric: body.metric,
+                implied_fields: body.fields,
             })
         });
         for result in futures::future::join_all(writes).await {
@@ -130,7 +134,7 @@ fn add_outcome(
 }
 
 /// Adds a message to the batch's bodies: a one-line JSON object joins the last NDJSON body of
-/// its metric while that stays under `limit` (one write for many messages, the common case of
+/// its metric and implied fields while that stays under `limit` (one write for many messages, the common case of
 /// one event per message); anything else is a body of its own, framed as it was sent.
 fn add_to_bodies<'a>(bodies: &mut Vec<Body<'a>>, payload: &Payload<'a>, limit: usize) {
     let bytes = payload.bytes;
@@ -139,6 +143,7 @@ fn add_to_bodies<'a>(bodies: &mut Vec<Body<'a>>, payload: &Payload<'a>, limit: u
         if let Some(body) = bodies.iter_mut().rev().find(|b| {
             b.format == BodyFormat::Ndjson
                 && b.metric == payload.metric
+                && b.fields == payload.fields
                 && matches!(b.bytes, std::borrow::Cow::Owned(_))
         }) {
             if body.bytes.len() + bytes.len() + 1 <= limit {
@@ -152,6 +157,7 @@ fn add_to_bodies<'a>(bodies: &mut Vec<Body<'a>>, payload: &Payload<'a>, limit: u
             bytes: std::borrow::Cow::Owned(bytes.to_vec()),
             format: BodyFormat::Ndjson,
             metric: payload.metric,
+            fields: payload.fields,
         });
         return;
     }
@@ -159,6 +165,7 @@ fn add_to_bodies<'a>(bodies: &mut Vec<Body<'a>>, payload: &Payload<'a>, limit: u
         bytes: std::borrow::Cow::Borrowed(bytes),
         format: message_format(bytes),
         metric: payload.metric,
+        fields: payload.fields,
     });
 }
 
@@ -193,6 +200,7 @@ mod tests {
             let payload = Payload {
                 bytes: message.as_bytes(),
                 metric,
+                fields: &[],
             };
             add_to_bodies(&mut bodies, &payload, 64);
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use serde_json::Value;
 use strata_catalog::sources::SourceRow;
-use strata_catalog::SourceRegistry;
+use strata_catalog::{SettingsStore, SourceRegistry};
 use strata_core::TenantId;
 use strata_write::Writer;
 use tokio::sync::watch;
@@ -38,6 +38,7 @@ pub struct Sources {
 
 struct Inner {
     registry: Arc<dyn SourceRegistry>,
+    settings: Arc<dyn SettingsStore>,
     writer: Arc<Writer>,
     factory: SourceFactory,
     running: Mutex<HashMap<String, Running>>,
@@ -65,14 +66,16 @@ impl Sources {
     /// Starts every stored source, with the built-in kinds.
     pub async fn start(
         registry: Arc<dyn SourceRegistry>,
+        settings: Arc<dyn SettingsStore>,
         writer: Arc<Writer>,
     ) -> Result<Sources, SourceError> {
-        Self::start_with(registry, writer, crate::build_source).await
+        Self::start_with(registry, settings, writer, crate::build_source).await
     }
 
     /// Starts every stored source, built by `factory`.
     pub async fn start_with(
         registry: Arc<dyn SourceRegistry>,
+        settings: Arc<dyn SettingsStore>,
         writer: Arc<Writer>,
         factory: SourceFactory,
     ) -> Result<Sources, SourceError> {
@@ -80,6 +83,7 @@ impl Sources {
         let sources = Sources {
             inner: Arc::new(Inner {
                 registry,
+                settings,
                 writer,
                 factory,
                 running: Mutex::new(HashMap::new()),
@@ -165,7 +169,8 @@ impl Sources {
         let status = Arc::new(SourceStatus::default());
         let (stop_tx, stop_rx) = watch::channel(false);
         let sink = EventSink::new(self.inner.writer.clone(), row.tenant, status.clone());
-        let context = SourceContext::new(row.id.clone(), sink, stop_rx);
+        let settings = self.inner.settings.clone();
+        let context = SourceContext::new(row.id.clone(), row.tenant, settings, sink, stop_rx);
         let task = match SourceConfig::parse(&row.config) {
             Ok(config) => {
                 let source = (self.inner.factory)(&row.id, config);

@@ -1,5 +1,6 @@
 //! Issue 19, the MQTT bridge, against a real `mosquitto` (persistence on) started by each test
-//! and Debian's `mosquitto_pub` publishing with QoS 1: messages flow into the topic's metric;
+//! and Debian's `mosquitto_pub` publishing with QoS 1: messages flow into the metric and device
+//! the tenant's topic templates read from the topic;
 //! the broker restarts and the bridge resumes; messages published while Strata is down wait
 //! in its persistent session; a kill -9 of Strata while messages flow loses none (the PUBACK
 //! leaves only after the write returned) and stores none twice.
@@ -112,6 +113,9 @@ fn the_bridge_resumes_after_a_broker_restart_and_a_strata_restart_losing_nothing
     let id = add_bridge(&server, &key, broker.port);
     published(publish(broker.port, "thermostat/dev1", 0, 200));
     wait_rows(&server, &key, 200);
+    // The tenant's topic templates name metric and device (`{metric}/{device}` by default).
+    let devices = server.sql(&key, "SELECT DISTINCT device FROM thermostat");
+    assert_eq!(devices.body["rows"], json!([["dev1"]]), "{}", devices.text);
 
     // The broker goes away: the bridge reports it, then reconnects to the restarted broker.
     broker.stop();

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::brokers::{
-    count, have_nats_py, nats_tool, nats_tool_command, source, wait_until, Broker,
-};
+use crate::brokers::{count, have_nats_py, nats_tool, source, wait_until, Broker};
 use crate::common::TestServer;
 
 const STREAM: &str = "DEVICES";
