@@ -146,7 +146,8 @@ fn add_to_bodies<'a>(bodies: &mut Vec<Body<'a>>, payload: &Payload<'a>, limit: u
                 && b.fields == payload.fields
                 && matches!(b.bytes, std::borrow::Cow::Owned(_))
         }) {
-            if body.bytes.len() + bytes.len() + 1 <= limit {
+            // The joined body takes a newline too.
+            if body.bytes.len() + bytes.len() < limit {
                 let joined = body.bytes.to_mut();
                 joined.push(b'\n');
                 joined.extend_from_slice(bytes);
