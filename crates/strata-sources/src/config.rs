@@ -237,6 +237,11 @@ fn broker_address(
             )))
         }
     };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "field \"url\" may not hold credentials (an MQTT source takes \"username\" and \"password\")",
+        ));
+    }
     if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
         return Err(invalid(format!(
             "field \"url\" must be {scheme}://host:port with no path or query"
