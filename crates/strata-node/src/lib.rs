@@ -151,7 +151,7 @@ pub async fn run(
             .with_profiling(config.profiling),
     );
     let (listener, pg_listener) = bind_listeners(&config).await?;
-    let mqtt_listener = bind_mqtt(&config).await?;
+    let mqtt_bound = bind_mqtt(&config).await?;
     let alerts = start_alerts(&config, &catalog, &query, &writer, &listener).await?;
     let rollups = start_rollups(&config, &catalog, &query, &hot, &writer).await?;
     // After the stream's subscribers (alerts, rollups), so they see every consumed event.
@@ -174,23 +174,14 @@ pub async fn run(
         sources: sources.clone(),
     };
     let state = AppState::new(engines, operator_token, config.limits.clone());
-    let pg_bound = pg_listener.local_addr().map_err(ServerError::Serve)?;
     let stop = fan_out(shutdown);
-    let pg = tokio::spawn(strata_pgwire::serve(
+    let doors = spawn_peer_doors(
+        &config,
         pg_listener,
-        query,
-        catalog.clone(),
-        strata_pgwire::PgConfig {
-            addr: pg_bound,
-            allow_insecure: config.pg_allow_insecure,
-            tls: config.pg_tls.clone(),
-        },
-        stopped(stop.clone()),
-    ));
-    let mqtt = mqtt_listener.map(|listener| {
-        let door = strata_mqtt::MqttDoor::new(writer.clone(), catalog.clone(), catalog.clone());
-        spawn_mqtt(listener, door, &config, stopped(stop.clone()))
-    });
+        mqtt_bound,
+        (&query, &catalog, &writer),
+        &stop,
+    )?;
     let flushed = stats::Flushed {
         writer: writer.clone(),
         usage: usage.clone(),
@@ -200,18 +191,7 @@ pub async fn run(
     let background = spawn_compaction(compactor.clone(), config.compact_interval);
     let app = strata_server::router(state.clone());
     strata_server::serve(listener, app, config.http.clone(), stopped(stop)).await;
-    match pg.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(%error, "Postgres wire server failed"),
-        Err(error) => tracing::error!(%error, "Postgres wire server panicked"),
-    }
-    if let Some(mqtt) = mqtt {
-        match mqtt.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "MQTT listener failed"),
-            Err(error) => tracing::error!(%error, "MQTT listener panicked"),
-        }
-    }
+    join_doors(doors).await;
     tracing::info!("shutting down: flushing statistics and closing the hot tier");
     alerts.stop();
     // Before the hot tier closes: each source finishes and acknowledges its batch.
@@ -323,11 +303,24 @@ async fn bind_listeners(config: &ServeConfig) -> Result<(TcpListener, TcpListene
     Ok((listener, pg_listener))
 }
 
-/// Binds the MQTT listener when `--mqtt` is given, after checking its TLS policy.
-async fn bind_mqtt(config: &ServeConfig) -> Result<Option<TcpListener>, ServerError> {
+/// The MQTT door's socket and its TLS acceptor, ready before any door serves.
+struct MqttBound {
+    listener: TcpListener,
+    tls: Option<strata_mqtt::TlsAcceptor>,
+    config: strata_mqtt::MqttConfig,
+}
+
+/// Binds the MQTT listener when `--mqtt` is given, with the Postgres port's certificate (a
+/// certificate that does not load fails startup here, as it does for Postgres).
+async fn bind_mqtt(config: &ServeConfig) -> Result<Option<MqttBound>, ServerError> {
     let Some(mqtt) = &config.mqtt else {
         return Ok(None);
     };
+    let tls = config
+        .pg_tls
+        .as_ref()
+        .map(strata_pgwire::load_tls)
+        .transpose()?;
     let listener = TcpListener::bind(mqtt.addr)
         .await
         .map_err(|source| ServerError::Bind {
@@ -337,35 +330,71 @@ async fn bind_mqtt(config: &ServeConfig) -> Result<Option<TcpListener>, ServerEr
     let bound = listener.local_addr().map_err(ServerError::Serve)?;
     // Tests parse this line to find an ephemeral port; keep its shape stable.
     tracing::info!("MQTT listening on mqtt://{bound}");
-    Ok(Some(listener))
+    let config = strata_mqtt::MqttConfig {
+        max_connections: mqtt.max_connections,
+        allow_insecure: mqtt.allow_insecure,
+    };
+    Ok(Some(MqttBound {
+        listener,
+        tls,
+        config,
+    }))
 }
 
-/// Serves MQTT with the same certificate as the Postgres port (checked at startup by
-/// `bind_listeners`).
-fn spawn_mqtt(
-    listener: TcpListener,
-    door: strata_mqtt::MqttDoor,
+/// Starts the Postgres and (when bound) MQTT doors; HTTP is served by `run` itself.
+fn spawn_peer_doors(
     config: &ServeConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> tokio::task::JoinHandle<Result<(), strata_mqtt::MqttError>> {
-    let tls = config
-        .pg_tls
-        .as_ref()
-        .and_then(|paths| strata_pgwire::load_tls(paths).ok());
-    let mqtt_config = strata_mqtt::MqttConfig {
-        max_connections: config
-            .mqtt
-            .as_ref()
-            .map_or(MQTT_MAX_CONNECTIONS, |m| m.max_connections),
-        allow_insecure: config.mqtt.as_ref().is_some_and(|m| m.allow_insecure),
+    pg_listener: TcpListener,
+    mqtt: Option<MqttBound>,
+    engines: (&QueryEngine, &DynCatalog, &Arc<strata_write::Writer>),
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<(&'static str, DoorTask)>, ServerError> {
+    let (query, catalog, writer) = engines;
+    let pg_config = strata_pgwire::PgConfig {
+        addr: pg_listener.local_addr().map_err(ServerError::Serve)?,
+        allow_insecure: config.pg_allow_insecure,
+        tls: config.pg_tls.clone(),
     };
-    tokio::spawn(strata_mqtt::serve(
-        listener,
-        door,
-        tls,
-        mqtt_config,
-        shutdown,
-    ))
+    let pg = strata_pgwire::serve(
+        pg_listener,
+        query.clone(),
+        catalog.clone(),
+        pg_config,
+        stopped(stop.clone()),
+    );
+    let mut doors: Vec<(&'static str, DoorTask)> = vec![(
+        "Postgres wire server",
+        tokio::spawn(async move { pg.await.map_err(|e| e.to_string()) }),
+    )];
+    if let Some(mqtt) = mqtt {
+        let door = strata_mqtt::MqttDoor::new(writer.clone(), catalog.clone(), catalog.clone());
+        let serve = strata_mqtt::serve(
+            mqtt.listener,
+            door,
+            mqtt.tls,
+            mqtt.config,
+            stopped(stop.clone()),
+        );
+        doors.push((
+            "MQTT listener",
+            tokio::spawn(async move { serve.await.map_err(|e| e.to_string()) }),
+        ));
+    }
+    Ok(doors)
+}
+
+/// A door's task; its error as text, since each door has its own error type.
+type DoorTask = tokio::task::JoinHandle<Result<(), String>>;
+
+/// Waits for each door to end after the shutdown signal, logging how it ended.
+async fn join_doors(doors: Vec<(&'static str, DoorTask)>) {
+    for (name, door) in doors {
+        match door.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "{name} failed"),
+            Err(error) => tracing::error!(%error, "{name} panicked"),
+        }
+    }
 }
 
 /// One shutdown signal, fanned out to both listeners.

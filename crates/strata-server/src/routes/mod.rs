@@ -24,7 +24,30 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    let api = tenant_routes()
+        .merge(data_routes())
+        .merge(alerting_routes());
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/", get(crate::web::index))
+        .route("/app/{version}/{*path}", get(crate::web::file))
+        .nest("/api/v1", api)
+        // InfluxDB line protocol, at the paths InfluxDB clients and Telegraf use (issue 19).
+        .route("/api/v2/write", post(crate::line_protocol::write_v2))
+        .route("/write", post(crate::line_protocol::write_v1))
+        .route("/api/v3/write_lp", post(crate::line_protocol::write_v3))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Bodies are read by our own limited readers (see body.rs), which answer with JSON.
+        .layer(DefaultBodyLimit::disable())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state);
+    with_panic_guard(app)
+}
+
+/// `/api/v1`: tenants, sessions, keys, settings and the schema.
+fn tenant_routes() -> Router<AppState> {
+    Router::new()
         .route("/tenants", post(admin::create_tenant))
         .route(
             "/session",
@@ -58,6 +81,11 @@ pub fn router(state: AppState) -> Router {
                 .patch(schema::patch_field)
                 .delete(schema::drop_field),
         )
+}
+
+/// `/api/v1`: writes, queries, rollups, the cold tier and the sources that feed the tenant.
+fn data_routes() -> Router<AppState> {
+    Router::new()
         .route("/write", post(crate::write::write))
         .route("/errors", get(errors::list))
         .route("/sql", post(sql::run))
@@ -71,6 +99,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/compact", post(cold::compact))
         .route("/status", get(cold::status))
+        .route("/sources", post(sources::create).get(sources::list))
+        .route("/sources/{id}", get(sources::show).delete(sources::delete))
+}
+
+/// `/api/v1`: channels, alert rules and silences.
+fn alerting_routes() -> Router<AppState> {
+    Router::new()
         .route(
             "/channels",
             post(alerts::create_channel).get(alerts::list_channels),
@@ -89,24 +124,6 @@ pub fn router(state: AppState) -> Router {
             post(alerts::create_silence).get(alerts::list_silences),
         )
         .route("/silences/{id}", delete(alerts::delete_silence))
-        .route("/sources", post(sources::create).get(sources::list))
-        .route("/sources/{id}", get(sources::show).delete(sources::delete));
-    let app = Router::new()
-        .route("/health", get(health))
-        .route("/", get(crate::web::index))
-        .route("/app/{version}/{*path}", get(crate::web::file))
-        .nest("/api/v1", api)
-        // InfluxDB line protocol, at the paths InfluxDB clients and Telegraf use (issue 19).
-        .route("/api/v2/write", post(crate::line_protocol::write_v2))
-        .route("/write", post(crate::line_protocol::write_v1))
-        .route("/api/v3/write_lp", post(crate::line_protocol::write_v3))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        // Bodies are read by our own limited readers (see body.rs), which answer with JSON.
-        .layer(DefaultBodyLimit::disable())
-        .layer(TraceLayer::new_for_http())
-        .with_state(state);
-    with_panic_guard(app)
 }
 
 /// A panic in any handler becomes a 500 with a JSON error instead of a dropped connection
