@@ -39,6 +39,11 @@ pub fn validate_name(kind: &'static str, name: &str) -> Result<(), NameError> {
             len: name.len(),
         });
     }
+    // Printable ASCII (nearly every name) has no control character: checking bytes first skips
+    // the char decoding, and this runs for every field of every event (issue 14).
+    if name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
     if let Some((offset, _)) = name.char_indices().find(|(_, c)| c.is_control()) {
         return Err(NameError::ControlCharacter {
             kind,

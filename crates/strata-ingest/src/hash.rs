@@ -3,10 +3,11 @@
 //! Both are persisted inside storage keys, so their byte encodings must never change; the tests
 //! pin known values.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 
 use strata_core::{JsonKind, MetricId, Value};
-use xxhash_rust::xxh3::Xxh3Default;
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::normalize::Field;
 
@@ -37,13 +38,21 @@ pub fn content_hash(metric: MetricId, timestamp_ms: i64, fields: &[Field<'_>]) -
         fields.windows(2).all(|pair| pair[0].0 < pair[1].0),
         "content_hash needs fields sorted by unique name"
     );
-    let mut hasher = Xxh3Default::new();
+    with_hash_input(|hasher| content_hash_input(hasher, metric, timestamp_ms, fields))
+}
+
+fn content_hash_input(
+    hasher: &mut HashInput,
+    metric: MetricId,
+    timestamp_ms: i64,
+    fields: &[Field<'_>],
+) {
     hasher.update(&[CONTENT_HASH_VERSION]);
     hasher.update(&metric.0.to_le_bytes());
     hasher.update(&timestamp_ms.to_le_bytes());
     hasher.update(&(fields.len() as u64).to_le_bytes());
     for (name, value, kind) in fields {
-        update_with_bytes(&mut hasher, name.as_bytes());
+        update_with_bytes(hasher, name.as_bytes());
         match value {
             Value::Null => hasher.update(&[TAG_NULL]),
             Value::Bool(b) => hasher.update(&[TAG_BOOL, u8::from(*b)]),
@@ -62,11 +71,10 @@ pub fn content_hash(metric: MetricId, timestamp_ms: i64, fields: &[Field<'_>]) -
                     JsonKind::Null | JsonKind::Boolean | JsonKind::Number => TAG_OTHER_TEXT,
                 };
                 hasher.update(&[tag]);
-                update_with_bytes(&mut hasher, text.as_bytes());
+                update_with_bytes(hasher, text.as_bytes());
             }
         }
     }
-    hasher.digest()
 }
 
 /// Series identity from the values of a metric's series-key fields, in series-key order (`None`
@@ -74,15 +82,24 @@ pub fn content_hash(metric: MetricId, timestamp_ms: i64, fields: &[Field<'_>]) -
 /// each value's text form, so [`series_hash_of_text`] gives the same hash from SQL literals.
 /// Returns [`NO_SERIES`] only for an empty list.
 pub fn series_hash(values: &[Option<&Value>]) -> u64 {
-    if values.is_empty() {
+    series_hash_of(values.iter().copied())
+}
+
+/// [`series_hash`] of values handed one by one, so callers need not collect them first.
+pub fn series_hash_of<'v>(values: impl IntoIterator<Item = Option<&'v Value>>) -> u64 {
+    let mut values = values.into_iter().peekable();
+    if values.peek().is_none() {
         return NO_SERIES;
     }
-    let mut hasher = Xxh3Default::new();
+    nonzero_series(with_hash_input(|hasher| series_hash_input(hasher, values)))
+}
+
+fn series_hash_input<'v>(hasher: &mut HashInput, values: impl Iterator<Item = Option<&'v Value>>) {
     let mut text_buffer = String::new();
     for value in values {
         match value {
-            None | Some(Value::Null) => update_series_value(&mut hasher, None),
-            Some(Value::Str(text)) => update_series_value(&mut hasher, Some(text)),
+            None | Some(Value::Null) => update_series_value(hasher, None),
+            Some(Value::Str(text)) => update_series_value(hasher, Some(text)),
             Some(other) => {
                 text_buffer.clear();
                 // Writing the Display form matches `Value::to_text` without a fresh String;
@@ -93,11 +110,10 @@ pub fn series_hash(values: &[Option<&Value>]) -> u64 {
                     Value::Float(float) => write!(text_buffer, "{float}"),
                     Value::Null | Value::Str(_) => Ok(()),
                 };
-                update_series_value(&mut hasher, Some(&text_buffer));
+                update_series_value(hasher, Some(&text_buffer));
             }
         }
     }
-    nonzero_series(hasher.digest())
 }
 
 /// [`series_hash`] from the values' text forms, for the SQL layer's `WHERE name = 'truck_7'`.
@@ -105,14 +121,14 @@ pub fn series_hash_of_text(values: &[Option<&str>]) -> u64 {
     if values.is_empty() {
         return NO_SERIES;
     }
-    let mut hasher = Xxh3Default::new();
-    for value in values {
-        update_series_value(&mut hasher, *value);
-    }
-    nonzero_series(hasher.digest())
+    nonzero_series(with_hash_input(|hasher| {
+        for value in values {
+            update_series_value(hasher, *value);
+        }
+    }))
 }
 
-fn update_series_value(hasher: &mut Xxh3Default, text: Option<&str>) {
+fn update_series_value(hasher: &mut HashInput, text: Option<&str>) {
     match text {
         None => hasher.update(&[SERIES_VALUE_ABSENT]),
         Some(text) => {
@@ -123,9 +139,53 @@ fn update_series_value(hasher: &mut Xxh3Default, text: Option<&str>) {
 }
 
 /// Length-prefixing keeps ("ab","c") and ("a","bc") apart.
-fn update_with_bytes(hasher: &mut Xxh3Default, bytes: &[u8]) {
+fn update_with_bytes(hasher: &mut HashInput, bytes: &[u8]) {
     hasher.update(&(bytes.len() as u64).to_le_bytes());
     hasher.update(bytes);
+}
+
+/// The bytes a hash covers, gathered into one buffer and hashed in one call. XXH3 of the
+/// concatenation equals its streaming digest, so the stored hashes do not change (the tests pin
+/// them), but the streaming hasher's per-call buffering was 60% of `content_hash`'s time, and
+/// `content_hash` 8% of the ingest workers' (issue 14, docs/benchmarks.md "Built (session 23)").
+struct HashInput {
+    bytes: Vec<u8>,
+}
+
+impl HashInput {
+    fn update(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+}
+
+/// An input buffer larger than this is not kept for the thread's next hash (one odd event with
+/// a huge field must not pin that much memory per thread).
+const KEPT_HASH_INPUT_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// One reused buffer per thread: hashing runs for every event, on every ingest thread.
+    static HASH_INPUT: RefCell<HashInput> = const { RefCell::new(HashInput { bytes: Vec::new() }) };
+}
+
+/// XXH3-64 of what `fill` writes.
+fn with_hash_input(fill: impl FnOnce(&mut HashInput)) -> u64 {
+    HASH_INPUT.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut input) => {
+            input.bytes.clear();
+            fill(&mut input);
+            let hash = xxh3_64(&input.bytes);
+            if input.bytes.capacity() > KEPT_HASH_INPUT_BYTES {
+                input.bytes = Vec::new();
+            }
+            hash
+        }
+        // Not reachable (hashing never hashes), but a fresh buffer is correct either way.
+        Err(_) => {
+            let mut input = HashInput { bytes: Vec::new() };
+            fill(&mut input);
+            xxh3_64(&input.bytes)
+        }
+    })
 }
 
 fn nonzero_series(hash: u64) -> u64 {

@@ -22,7 +22,7 @@ pub use body::{events, split_body, BodyFormat, EventIter, RawEvent, PARALLEL_PAR
 pub use error::{
     BodyError, EventError, ACCEPTED_TIMESTAMP_FORMS, MAX_TIMESTAMP_TEXT, MIN_TIMESTAMP_TEXT,
 };
-pub use hash::{content_hash, series_hash, series_hash_of_text, NO_SERIES};
+pub use hash::{content_hash, series_hash, series_hash_of, series_hash_of_text, NO_SERIES};
 pub use line::Precision;
 pub use metric::{metric_name, MetricKeyConfig, DEFAULT_METRIC_KEY};
 pub use normalize::{flatten_leaves, normalize, Field, NormalizedEvent, MAX_NESTING_DEPTH};

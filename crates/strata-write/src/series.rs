@@ -3,41 +3,44 @@
 //! compactor and the table scan must compute exactly what the writer did, so every site calls
 //! these functions (`strata_ingest::series_hash` is the hash itself).
 
-use strata_core::{NameId, Value};
-use strata_ingest::{series_hash, Field};
+use std::collections::HashMap;
 
-/// Series hash of a normalized event, whose `fields` are sorted by name (as `normalize`
-/// guarantees). `series_names` holds, per series-key field, its names in precedence order.
-pub fn series_of_event(fields: &[Field<'_>], series_names: &[Vec<String>]) -> u64 {
-    let picked: Vec<Option<&Value>> = series_names
-        .iter()
-        .map(|names| {
-            names.iter().find_map(|name| {
-                fields
-                    .binary_search_by(|(n, _, _)| n.as_ref().cmp(name.as_str()))
-                    .ok()
-                    .and_then(|at| non_null(&fields[at].1))
-            })
-        })
-        .collect();
-    series_hash(&picked)
-}
+use strata_catalog::Metric;
+use strata_core::{NameId, Value};
+use strata_ingest::series_hash_of;
 
 /// Series hash of a stored row, whose `values` are sorted by name id (as the hot tier stores
 /// them). `series_ids` holds, per series-key field, its name ids in precedence order.
 pub fn series_of_row(values: &[(NameId, Value)], series_ids: &[Vec<NameId>]) -> u64 {
-    let picked: Vec<Option<&Value>> = series_ids
-        .iter()
-        .map(|ids| {
-            ids.iter().find_map(|id| {
-                values
-                    .binary_search_by_key(id, |(name, _)| *name)
-                    .ok()
-                    .and_then(|at| non_null(&values[at].1))
-            })
+    series_hash_of(series_ids.iter().map(|ids| {
+        ids.iter().find_map(|id| {
+            values
+                .binary_search_by_key(id, |(name, _)| *name)
+                .ok()
+                .and_then(|at| non_null(&values[at].1))
         })
-        .collect();
-    series_hash(&picked)
+    }))
+}
+
+/// Per series-key field, the ids of its incoming names in precedence order, from the metric's
+/// registered names (`known`) and the ones a write just registered (`new`). A name with neither
+/// is in no row, so leaving it out hashes alike.
+pub fn series_name_ids<S: std::hash::BuildHasher>(
+    metric: &Metric,
+    known: &HashMap<&str, NameId, S>,
+    new: &HashMap<String, NameId, S>,
+) -> Vec<Vec<NameId>> {
+    metric
+        .series_key_fields()
+        .iter()
+        .map(|field| {
+            field
+                .names
+                .iter()
+                .filter_map(|name| known.get(name.as_str()).or_else(|| new.get(name)).copied())
+                .collect()
+        })
+        .collect()
 }
 
 fn non_null(value: &Value) -> Option<&Value> {
@@ -47,32 +50,27 @@ fn non_null(value: &Value) -> Option<&Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_core::JsonKind;
+    use strata_ingest::series_hash;
 
     #[test]
-    fn an_event_and_its_stored_row_hash_alike_and_precedence_skips_nulls() {
-        let fields = vec![
-            ("dev".into(), Value::Null, JsonKind::Null),
-            ("device".into(), Value::Str("a1".into()), JsonKind::String),
-            ("site".into(), Value::Int(7), JsonKind::Number),
-        ];
-        let names = vec![
-            vec!["dev".to_string(), "device".to_string()],
-            vec!["site".to_string()],
-        ];
+    fn a_row_hashes_its_first_non_null_series_value_by_precedence() {
         let row = vec![
             (1, Value::Null),
             (2, Value::Str("a1".into())),
             (3, Value::Int(7)),
         ];
-        let ids = vec![vec![1, 2], vec![3]];
-        let hash = series_of_event(&fields, &names);
-        assert_eq!(hash, series_of_row(&row, &ids));
+        // Name 1 precedes 2 for the first key but is null; name 9 is in no row.
+        let ids = vec![vec![1, 2], vec![9, 3]];
         assert_eq!(
-            hash,
+            series_of_row(&row, &ids),
             series_hash(&[Some(&Value::Str("a1".into())), Some(&Value::Int(7))])
         );
+        assert_eq!(
+            series_of_row(&row, &[vec![4]]),
+            series_hash(&[None]),
+            "an absent series value hashes as absent"
+        );
         // No series keys: the metric's single series.
-        assert_eq!(series_of_event(&fields, &[]), series_hash(&[]));
+        assert_eq!(series_of_row(&row, &[]), series_hash(&[]));
     }
 }

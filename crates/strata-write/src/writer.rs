@@ -18,7 +18,7 @@ use strata_storage::{ErrorRecord, HotEvent, HotStore, HotWrite};
 
 use crate::error_log::{cap, error_records};
 use crate::names::{admit_names, register_new_names};
-use crate::series::series_of_event;
+use crate::series::{series_name_ids, series_of_row};
 use crate::stream::{CommittedBatch, EventStream};
 use crate::{Rejection, WriteError, WriteOutcome};
 
@@ -307,8 +307,18 @@ impl Writer {
     ) -> ByMetric<'b> {
         let payload_bytes = self.limits.error_payload_bytes;
         let mut by_metric = ByMetric::new();
+        // `TenantSchema::metric` scans every metric and alias; a body names a few metrics.
+        let mut resolved: FxHashMap<String, Option<&Arc<Metric>>> = FxHashMap::default();
         for event in named {
-            let Some(metric) = schema.metric(&event.metric) else {
+            let metric = match resolved.get(event.metric.as_str()) {
+                Some(metric) => *metric,
+                None => {
+                    let metric = schema.metric(&event.metric);
+                    resolved.insert(event.metric.clone(), metric);
+                    metric
+                }
+            };
+            let Some(metric) = metric else {
                 let reason = failures
                     .get(&event.metric)
                     .cloned()
@@ -384,11 +394,7 @@ impl Writer {
         let events = admit_names(metric, &known, events, limit, rejections, payload_bytes);
         let new = register_new_names(self.catalog.names.as_ref(), tenant, metric, &events, &known)
             .await?;
-        let series_names: Vec<Vec<String>> = metric
-            .series_key_fields()
-            .iter()
-            .map(|field| field.names.clone())
-            .collect();
+        let series_ids = series_name_ids(metric, &known, &new);
         let seen_ms = now_ms();
         let stats = &mut observed.stats;
         // Names of typed fields need no type inferred: their strings are not parsed.
@@ -405,8 +411,7 @@ impl Writer {
             .map(|profiles| profiles.metric(tenant, metric.id));
         let mut rows = Vec::with_capacity(events.len());
         for event in events {
-            // Hashes read the fields by reference; afterwards the values move into the row.
-            let series = series_of_event(&event.fields, &series_names);
+            // The content hash reads the fields by reference; then the values move into the row.
             let hash = content_hash(metric.id, event.timestamp_ms, &event.fields);
             let mut values: Vec<(NameId, Value)> = Vec::with_capacity(event.fields.len());
             for (name, value, kind) in event.fields {
@@ -423,6 +428,9 @@ impl Writer {
                 values.push((id, value));
             }
             values.sort_unstable_by_key(|(id, _)| *id);
+            // From the row, by name id, as the compactor computes it: integer compares instead
+            // of the name compares that were the ingest workers' largest `memcmp` (issue 14).
+            let series = series_of_row(&values, &series_ids);
             if let Some(profile) = profile.as_deref_mut() {
                 let names = values.iter().map(|(id, _)| *id);
                 profile.observe_event(series, event.timestamp_ms, names);
