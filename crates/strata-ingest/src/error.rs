@@ -159,6 +159,11 @@ impl EventError {
 /// Cuts `text` to at most `max_chars` characters, marking the cut, so an oversized input never
 /// produces an oversized error or sample.
 pub(crate) fn truncate_chars(text: &str, max_chars: usize) -> &str {
+    // No more bytes than `max_chars` means no more characters: skips the character walk for
+    // the short texts that statistics samples compare on every event (issue 14).
+    if text.len() <= max_chars {
+        return text;
+    }
     match text.char_indices().nth(max_chars) {
         Some((cut, _)) => &text[..cut],
         None => text,
