@@ -3,7 +3,8 @@
 //! tenant's template's fields); payloads take the JSON events' path; a QoS 1 PUBACK means
 //! durable, so kill -9 between publishes loses nothing acknowledged; wrong credentials, read
 //! keys, foreign topics and subscriptions are refused, and refused payloads are in
-//! `strata.errors`.
+//! `strata.errors`. With `--tls-cert/--tls-key` the listener speaks only TLS, with the given
+//! certificate.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -14,7 +15,7 @@ use serde_json::{json, Value};
 use strata_testkit::available;
 
 use crate::cloud::{clients_dir, probe, python};
-use crate::common::{thermostat_tenant as tenant, TestServer, BIN};
+use crate::common::{have_openssl, self_signed, thermostat_tenant as tenant, TestServer, BIN};
 
 const MQTT: &[&str] = &["--mqtt", "127.0.0.1:0"];
 
@@ -346,6 +347,99 @@ fn qos1_publishes_acknowledged_before_kill9_survive_it() {
     let missing: Vec<&i64> = acked.iter().filter(|i| !stored.contains(i)).collect();
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
     assert!(stored.len() < 5_000, "the kill came after the last publish");
+}
+
+/// A server whose MQTT listener (and Postgres port) serve TLS with a fresh self-signed
+/// certificate for 127.0.0.1; the tempdir holds the certificate and must outlive the server.
+fn tls_server() -> (TestServer, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = self_signed(dir.path(), "server");
+    let (cert_arg, key_arg) = (cert.to_string_lossy(), key.to_string_lossy());
+    let server = TestServer::start_with(&[
+        "--mqtt",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert_arg,
+        "--tls-key",
+        &key_arg,
+    ]);
+    (server, dir, cert)
+}
+
+#[test]
+fn mosquitto_pub_over_tls_is_stored_and_verified_against_the_served_certificate() {
+    if !have_mosquitto_pub() || !have_openssl() {
+        return;
+    }
+    let (server, dir, cert) = tls_server();
+    let key = tenant(&server, "acme");
+    let cafile = cert.to_string_lossy().into_owned();
+    let event = r#"{"timestamp": 1700000000000, "name": "t1", "temp": 21.5}"#;
+    // mosquitto_pub checks the certificate against --cafile and the host name (127.0.0.1 is in
+    // its subjectAltName): the handshake only completes with the certificate given to serve.
+    for version in ["mqttv311", "mqttv5"] {
+        let (ok, stderr) = mosquitto_pub(
+            &server,
+            "acme",
+            &key,
+            &[
+                "--cafile",
+                &cafile,
+                "-V",
+                version,
+                "-t",
+                "thermostat/truck_7",
+                "-m",
+                event,
+            ],
+        );
+        assert!(ok, "{version} over TLS: {stderr}");
+    }
+    // Another trust root fails verification: the listener really presents the given certificate.
+    let (other, _) = self_signed(dir.path(), "other");
+    let other = other.to_string_lossy().into_owned();
+    let later = r#"{"timestamp": 1700000001000, "name": "t2", "temp": 22}"#;
+    let (ok, stderr) = mosquitto_pub(
+        &server,
+        "acme",
+        &key,
+        &["--cafile", &other, "-t", "thermostat", "-m", later],
+    );
+    assert!(!ok, "verified against the wrong root: {stderr}");
+    let stored = rows(
+        &server,
+        &key,
+        "SELECT name, temp, device FROM thermostat ORDER BY timestamp",
+    );
+    assert_eq!(stored, vec![json!(["t1", 21.5, "truck_7"])]);
+}
+
+#[test]
+fn a_plaintext_mqtt_client_on_the_tls_port_stores_nothing() {
+    if !have_mosquitto_pub() || !have_openssl() {
+        return;
+    }
+    let (server, _dir, _cert) = tls_server();
+    let key = tenant(&server, "acme");
+    let event = r#"{"timestamp": 1700000000000, "name": "t1", "temp": 21.5}"#;
+    for version in ["mqttv311", "mqttv5"] {
+        let (ok, stderr) = mosquitto_pub(
+            &server,
+            "acme",
+            &key,
+            &["-V", version, "-t", "thermostat", "-m", event],
+        );
+        assert!(!ok, "a cleartext {version} CONNECT was answered: {stderr}");
+    }
+    // Neither the event nor an error was recorded: the CONNECT never reached the MQTT codec.
+    assert_eq!(
+        rows(&server, &key, "SELECT count(*) FROM thermostat")[0][0],
+        0
+    );
+    assert_eq!(
+        rows(&server, &key, "SELECT count(*) FROM strata.errors")[0][0],
+        0
+    );
 }
 
 #[test]
