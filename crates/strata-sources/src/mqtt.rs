@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS,
+    SubscribeFilter,
+};
 use strata_core::topic::{effective_topic_templates, match_topic, TopicMatch, TopicTemplate};
 use tokio::sync::mpsc;
 
@@ -23,6 +26,17 @@ const KEEP_ALIVE: Duration = Duration::from_secs(30);
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of an MQTT publish beyond its payload (fixed header, topic, packet id).
 const PACKET_OVERHEAD_BYTES: usize = 64 * 1024;
+/// MQTT's largest packet: the Remaining Length's four-byte encoding tops out at 268,435,455
+/// bytes (256 MiB - 1), so no broker can send more.
+pub const MQTT_MAX_PACKET_BYTES: usize = 268_435_455;
+/// How many times the largest accepted message (plus header) a publish may be and still be read
+/// whole, to be refused into the error log and acknowledged, rather than end the connection
+/// (the broker would redeliver it at every reconnection: a wedged source). The bound keeps what
+/// one oversized publish costs while it is read proportional to `--max-body-bytes`, and 16
+/// times the default 16 MiB limit is already MQTT's maximum, so with the default limit no
+/// publish can wedge the bridge. A publish above it (only with a smaller limit) still ends the
+/// connection, and the error says so.
+pub const OVERSIZED_READ_FACTOR: usize = 16;
 /// Requests (acknowledgements, subscriptions) queued for the connection: more than a batch,
 /// so acknowledging a whole batch never waits on the event loop.
 const REQUEST_CAPACITY: usize = MQTT_MAX_BATCH * 2;
@@ -35,8 +49,47 @@ pub struct MqttSource {
 /// What the connection's event loop hands the consumer.
 enum Incoming {
     Subscribed(Vec<rumqttc::SubscribeReasonCode>),
-    Publish(Publish),
+    Publish(Received),
     Failed(String),
+}
+
+/// A publish as the consumer keeps it. One over the message limit keeps only the beginning of
+/// its payload (what the error log would keep anyway), so a batch of refused publishes costs
+/// no more memory than accepted ones.
+struct Received {
+    publish: Publish,
+    /// The payload's size as the broker sent it.
+    size: usize,
+}
+
+/// How the pump trims what it receives (from the sink's limits).
+#[derive(Clone, Copy)]
+struct Trim {
+    /// Larger payloads are refused: only `kept_bytes` of them are kept.
+    max_message_bytes: usize,
+    kept_bytes: usize,
+    /// The connection's read limit, named in the error of a publish above it.
+    max_packet_bytes: usize,
+}
+
+impl Trim {
+    fn received(&self, mut publish: Publish) -> Received {
+        let size = publish.payload.len();
+        if size > self.max_message_bytes {
+            // A copy, not a slice: a slice would keep the whole payload's buffer alive.
+            let kept = &publish.payload[..size.min(self.kept_bytes)];
+            publish.payload = bytes::Bytes::copy_from_slice(kept);
+        }
+        Received { publish, size }
+    }
+}
+
+/// The largest packet the bridge reads (see [`OVERSIZED_READ_FACTOR`]).
+pub fn max_incoming_packet_bytes(max_message_bytes: usize) -> usize {
+    max_message_bytes
+        .saturating_add(PACKET_OVERHEAD_BYTES)
+        .saturating_mul(OVERSIZED_READ_FACTOR)
+        .min(MQTT_MAX_PACKET_BYTES)
 }
 
 /// One connection's client and the topic templates read when it started.
@@ -77,7 +130,7 @@ impl MqttSource {
             .set_manual_acks(true)
             .set_keep_alive(KEEP_ALIVE)
             .set_max_packet_size(
-                max_message_bytes + PACKET_OVERHEAD_BYTES,
+                max_incoming_packet_bytes(max_message_bytes),
                 PACKET_OVERHEAD_BYTES,
             );
         if let Some(username) = &self.config.username {
@@ -92,7 +145,7 @@ impl MqttSource {
         &self,
         client: &AsyncClient,
         incoming: &mut mpsc::Receiver<Incoming>,
-    ) -> Result<Vec<Publish>, SourceFailure> {
+    ) -> Result<Vec<Received>, SourceFailure> {
         let filters = self
             .config
             .topics
@@ -147,17 +200,18 @@ impl MqttSource {
         &self,
         context: &SourceContext,
         connection: &Connection,
-        batch: &[Publish],
+        batch: &[Received],
     ) -> Result<(), SourceFailure> {
         let implied: Vec<Option<TopicMatch>> = batch
             .iter()
-            .map(|publish| self.implied(&connection.templates, &publish.topic))
+            .map(|received| self.implied(&connection.templates, &received.publish.topic))
             .collect();
         let payloads: Vec<Payload<'_>> = batch
             .iter()
             .zip(&implied)
-            .map(|(publish, implied)| Payload {
-                bytes: &publish.payload,
+            .map(|(received, implied)| Payload {
+                bytes: &received.publish.payload,
+                size: received.size,
                 metric: implied.as_ref().map(|m| m.metric.as_str()),
                 fields: implied.as_ref().map_or(&[], |m| m.fields.as_slice()),
             })
@@ -168,10 +222,10 @@ impl MqttSource {
             .await
             .map_err(|e| SourceFailure(e.to_string()))?;
         // Only now: every event of the batch is durable or in the error log.
-        for publish in batch {
+        for received in batch {
             connection
                 .client
-                .ack(publish)
+                .ack(&received.publish)
                 .await
                 .map_err(|e| SourceFailure::of("acknowledging to the broker", e))?;
         }
@@ -182,13 +236,19 @@ impl MqttSource {
 #[async_trait::async_trait]
 impl Source for MqttSource {
     async fn run(&self, context: &mut SourceContext) -> Result<(), SourceFailure> {
-        let options = self.options(context.sink().max_message_bytes())?;
+        let max_message_bytes = context.sink().max_message_bytes();
+        let options = self.options(max_message_bytes)?;
+        let trim = Trim {
+            max_message_bytes,
+            kept_bytes: context.sink().kept_payload_bytes(),
+            max_packet_bytes: max_incoming_packet_bytes(max_message_bytes),
+        };
         let settings = context.tenant_settings().await?;
         let templates = effective_topic_templates(&settings.mqtt_topics)
             .map_err(|e| SourceFailure::of("the tenant's MQTT topic templates", e))?;
         let (client, event_loop) = AsyncClient::new(options, REQUEST_CAPACITY);
         let (sender, mut incoming) = mpsc::channel(MQTT_MAX_BATCH);
-        let _pump = PumpGuard(tokio::spawn(pump(event_loop, sender)));
+        let _pump = PumpGuard(tokio::spawn(pump(event_loop, sender, trim)));
         let early = tokio::select! {
             subscribed = self.subscribe(&client, &mut incoming) => subscribed?,
             () = context.stopped() => return Ok(()),
@@ -207,7 +267,7 @@ impl Source for MqttSource {
             let mut next = first;
             loop {
                 match next {
-                    Some(Incoming::Publish(publish)) => batch.push(publish),
+                    Some(Incoming::Publish(received)) => batch.push(received),
                     Some(Incoming::Subscribed(_)) => {}
                     Some(Incoming::Failed(error)) => return Err(SourceFailure(error)),
                     None => return Err(SourceFailure("the MQTT connection closed".into())),
@@ -229,19 +289,74 @@ impl Source for MqttSource {
     }
 }
 
-/// Polls the connection, handing publishes, SUBACKs and the first error to the consumer. Ends
-/// at the first error: reconnecting is the supervisor's job (with its backoff).
-async fn pump(mut event_loop: EventLoop, sender: mpsc::Sender<Incoming>) {
+/// Polls the connection, handing publishes (oversized ones trimmed), SUBACKs and the first
+/// error to the consumer. Ends at the first error: reconnecting is the supervisor's job (with
+/// its backoff).
+async fn pump(mut event_loop: EventLoop, sender: mpsc::Sender<Incoming>, trim: Trim) {
     loop {
         let incoming = match event_loop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(publish))) => Incoming::Publish(publish),
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                Incoming::Publish(trim.received(publish))
+            }
             Ok(Event::Incoming(Packet::SubAck(ack))) => Incoming::Subscribed(ack.return_codes),
             Ok(_) => continue,
-            Err(error) => Incoming::Failed(format!("MQTT connection: {error}")),
+            Err(error) => Incoming::Failed(connection_error(&error, trim.max_packet_bytes)),
         };
         let failed = matches!(incoming, Incoming::Failed(_));
         if sender.send(incoming).await.is_err() || failed {
             return;
         }
+    }
+}
+
+/// The status's text for a lost connection. A publish over the read limit gets a sentence of
+/// its own: the broker redelivers it at every reconnection, so it has to be removed there.
+fn connection_error(error: &ConnectionError, max_packet_bytes: usize) -> String {
+    use rumqttc::{Error as PacketError, StateError};
+    match error {
+        ConnectionError::MqttState(StateError::Deserialization(
+            PacketError::PayloadSizeLimitExceeded(size),
+        )) => format!(
+            "MQTT connection: the broker sent a publish of {size} bytes, over the bridge's read \
+             limit of {max_packet_bytes} bytes ({OVERSIZED_READ_FACTOR} times --max-body-bytes \
+             plus header); it is redelivered at every reconnection until removed from the broker"
+        ),
+        other => format!("MQTT connection: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_limit_is_a_multiple_of_the_message_limit_up_to_mqtts_maximum() {
+        let default = strata_core::Limits::default().write_body_bytes;
+        assert_eq!(max_incoming_packet_bytes(default), MQTT_MAX_PACKET_BYTES);
+        assert_eq!(
+            max_incoming_packet_bytes(1024),
+            (1024 + PACKET_OVERHEAD_BYTES) * OVERSIZED_READ_FACTOR
+        );
+        assert_eq!(max_incoming_packet_bytes(usize::MAX), MQTT_MAX_PACKET_BYTES);
+    }
+
+    #[test]
+    fn an_oversized_publish_keeps_its_size_and_only_its_beginning() {
+        let trim = Trim {
+            max_message_bytes: 10,
+            kept_bytes: 4,
+            max_packet_bytes: 1_000,
+        };
+        let big = trim.received(Publish::new(
+            "t",
+            QoS::AtLeastOnce,
+            b"0123456789ab".to_vec(),
+        ));
+        assert_eq!((big.size, &big.publish.payload[..]), (12, &b"0123"[..]));
+        let small = trim.received(Publish::new("t", QoS::AtLeastOnce, b"0123456789".to_vec()));
+        assert_eq!(
+            (small.size, &small.publish.payload[..]),
+            (10, &b"0123456789"[..])
+        );
     }
 }

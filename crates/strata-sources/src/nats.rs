@@ -88,6 +88,7 @@ impl NatsSource {
             .iter()
             .map(|message| Payload {
                 bytes: &message.payload,
+                size: message.payload.len(),
                 metric,
                 fields: &[],
             })

@@ -18,6 +18,10 @@ use crate::status::SourceStatus;
 #[derive(Debug, Clone, Copy)]
 pub struct Payload<'a> {
     pub bytes: &'a [u8],
+    /// The message's size as the broker sent it: `bytes.len()`, or more when `bytes` is only
+    /// the beginning of a message over [`EventSink::max_message_bytes`] that the source did not
+    /// keep whole (the MQTT bridge); such a message is refused into the error log.
+    pub size: usize,
     pub metric: Option<&'a str>,
     pub fields: &'a [(String, String)],
 }
@@ -71,6 +75,12 @@ impl EventSink {
         self.writer.limits().write_body_bytes
     }
 
+    /// How much of a refused message the error log keeps (`Limits::error_payload_bytes`): a
+    /// source may keep only that much of a message over [`EventSink::max_message_bytes`].
+    pub fn kept_payload_bytes(&self) -> usize {
+        self.writer.limits().error_payload_bytes
+    }
+
     /// Stores the events of `payloads` and counts them in the source's status. Returns after
     /// every accepted event is durable (fsync'd) and every rejection is in the error log.
     pub async fn write_batch(&self, payloads: &[Payload<'_>]) -> Result<BatchOutcome, SinkError> {
@@ -78,7 +88,7 @@ impl EventSink {
         let mut outcome = BatchOutcome::default();
         let mut bodies = Vec::new();
         for payload in payloads {
-            if payload.bytes.len() > limit {
+            if payload.size.max(payload.bytes.len()) > limit {
                 self.refuse_oversized(payload, limit).await;
                 outcome.rejected += 1;
             } else {
@@ -105,7 +115,7 @@ impl EventSink {
     async fn refuse_oversized(&self, payload: &Payload<'_>, limit: usize) {
         let reason = format!(
             "a message of {} bytes exceeds the limit of {limit} bytes (--max-body-bytes)",
-            payload.bytes.len()
+            payload.size.max(payload.bytes.len())
         );
         self.writer
             .record_unreadable_body(self.tenant, "body", &reason, payload.bytes)
@@ -200,6 +210,7 @@ mod tests {
         for message in messages {
             let payload = Payload {
                 bytes: message.as_bytes(),
+                size: message.len(),
                 metric,
                 fields: &[],
             };

@@ -3,7 +3,9 @@
 //! the tenant's topic templates read from the topic;
 //! the broker restarts and the bridge resumes; messages published while Strata is down wait
 //! in its persistent session; a kill -9 of Strata while messages flow loses none (the PUBACK
-//! leaves only after the write returned) and stores none twice.
+//! leaves only after the write returned) and stores none twice; a publish over
+//! `--max-body-bytes` (even past the old 64 KiB of header slack) is refused into the error log
+//! and acknowledged, and the bridge keeps running.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -159,4 +161,87 @@ fn a_kill_9_while_messages_flow_loses_no_acknowledged_publish() {
     published(publisher);
     server.restart();
     wait_rows(&server, &key, 5_000);
+}
+
+/// The smallest body limit the poison test runs with: a publish past it plus the 64 KiB of
+/// header slack made rumqttc end the connection, and the broker redelivered it forever.
+const SMALL_BODY_LIMIT: &str = "1024";
+
+/// Publishes `payload` (from a file: it is larger than a command line should carry) once with
+/// QoS 1 on `topic`.
+fn publish_file(port: u16, topic: &str, payload: &[u8]) {
+    let file = tempfile::NamedTempFile::new().expect("payload file");
+    std::fs::write(file.path(), payload).expect("write payload");
+    let out = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", topic, "-f"])
+        .arg(file.path())
+        .output()
+        .expect("run mosquitto_pub");
+    assert!(
+        out.status.success(),
+        "mosquitto_pub: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_oversized_publish_is_logged_acknowledged_and_does_not_wedge_the_bridge() {
+    let Some(broker) = Broker::mosquitto() else {
+        return;
+    };
+    let mut server = TestServer::start_with(&["--max-body-bytes", SMALL_BODY_LIMIT]);
+    let key = server.create_tenant("plant");
+    let id = add_bridge(&server, &key, broker.port);
+    // 200,000 bytes: past 1,024 + 64 KiB, the old read limit that ended the connection.
+    let poison = format!(
+        r#"{{"timestamp":1700000000000,"i":-1,"pad":"{}"}}"#,
+        "x".repeat(200_000)
+    );
+    publish_file(broker.port, "thermostat/dev1", poison.as_bytes());
+    published(publish(broker.port, "thermostat/dev1", 0, 1));
+    wait_rows(&server, &key, 1);
+
+    let shown = source(&server, &key, &id);
+    assert_eq!(shown["status"], "running", "{shown}");
+    assert_eq!(
+        shown["last_error"],
+        json!(null),
+        "the connection never failed: {shown}"
+    );
+    assert_eq!(
+        (&shown["messages"], &shown["accepted"], &shown["rejected"]),
+        (&json!(2), &json!(1), &json!(1)),
+        "{shown}"
+    );
+    let logged = server.sql(&key, "SELECT stage, reason, payload FROM strata.errors");
+    let rows = logged.body["rows"].as_array().expect("rows").clone();
+    assert_eq!(rows.len(), 1, "{}", logged.text);
+    assert_eq!(rows[0][0], "body", "{rows:?}");
+    let reason = rows[0][1].as_str().expect("reason");
+    assert!(
+        reason.contains(&format!("a message of {} bytes", poison.len()))
+            && reason.contains("--max-body-bytes"),
+        "{reason}"
+    );
+    let payload = rows[0][2].as_str().expect("payload");
+    assert!(
+        poison.starts_with(payload) && payload.len() <= 64 * 1024 && payload.len() > 1024,
+        "the payload is the message's capped beginning ({} bytes)",
+        payload.len()
+    );
+
+    // It was acknowledged: the session resumed after a restart holds no redelivery of it (the
+    // broker resends unacknowledged publishes first, before the next message).
+    server.restart();
+    wait_running(&server, &key, &id);
+    published(publish(broker.port, "thermostat/dev1", 1, 1));
+    wait_rows(&server, &key, 2);
+    let shown = source(&server, &key, &id);
+    assert_eq!(
+        shown["rejected"], 0,
+        "redelivered after the restart: {shown}"
+    );
+    let errors = count(&server, &key, "SELECT count(*) FROM strata.errors");
+    assert_eq!(errors, 1, "the oversized publish was logged again");
 }
