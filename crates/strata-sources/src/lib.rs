@@ -32,7 +32,7 @@ pub use error::SourceError;
 pub use seam::{Source, SourceContext, SourceFailure};
 pub use sink::{BatchOutcome, EventSink, Payload, SinkError};
 pub use status::{SourceState, SourceStatus, StatusReport};
-pub use supervisor::{SourceFactory, SourceInfo, Sources, STOP_GRACE};
+pub use supervisor::{SourceFactory, SourceInfo, Sources, CLEAN_UP_TIMEOUT, STOP_GRACE};
 
 /// The running source of a checked configuration (the built-in kinds).
 pub fn build_source(id: &str, config: SourceConfig) -> Arc<dyn Source> {

@@ -287,6 +287,40 @@ impl Source for MqttSource {
         tokio::time::sleep(Duration::from_millis(100)).await;
         Ok(())
     }
+
+    /// Ends the persistent session `strata-<id>`: connecting with a clean session makes the
+    /// broker discard it (MQTT 3.1.1 §3.1.2.4), its subscriptions and queued messages with it,
+    /// and a clean session ends with its connection. A session named in `client_id` is the
+    /// user's (to be resumed by a new source) and stays.
+    async fn clean_up(&self) -> Result<(), SourceFailure> {
+        if self.config.client_id.is_some() {
+            tracing::info!(client_id = %self.client_id, "the named MQTT session stays on the broker");
+            return Ok(());
+        }
+        // A clean session with no subscription receives no publish: the read limit is moot.
+        let mut options = self.options(0)?;
+        options.set_clean_session(true);
+        let (client, mut event_loop) = AsyncClient::new(options, 1);
+        loop {
+            match event_loop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+                Ok(_) => {}
+                Err(error) => return Err(SourceFailure::of("ending the MQTT session", error)),
+            }
+        }
+        // The session is gone already; a DISCONNECT closes the connection politely.
+        client
+            .disconnect()
+            .await
+            .map_err(|e| SourceFailure::of("ending the MQTT session", e))?;
+        while let Ok(event) = event_loop.poll().await {
+            if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+        tracing::info!(client_id = %self.client_id, "ended the source's MQTT session");
+        Ok(())
+    }
 }
 
 /// Polls the connection, handing publishes (oversized ones trimmed), SUBACKs and the first

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
-use async_nats::jetstream::Message;
+use async_nats::jetstream::stream::ConsumerErrorKind;
+use async_nats::jetstream::{Context, ErrorCode, Message};
 use futures::StreamExt;
 
 use crate::config::NatsConfig;
@@ -41,7 +42,8 @@ impl NatsSource {
         }
     }
 
-    async fn consumer(&self) -> Result<(async_nats::Client, PullConsumer), SourceFailure> {
+    /// One connection and its JetStream context, both with [`NATS_REQUEST_TIMEOUT`].
+    async fn connect(&self) -> Result<(async_nats::Client, Context), SourceFailure> {
         let client = async_nats::ConnectOptions::new()
             .name("strata")
             .connection_timeout(NATS_REQUEST_TIMEOUT)
@@ -52,6 +54,11 @@ impl NatsSource {
             .map_err(|e| SourceFailure::of("connecting to NATS", e))?;
         let mut jetstream = async_nats::jetstream::new(client.clone());
         jetstream.set_timeout(NATS_REQUEST_TIMEOUT);
+        Ok((client, jetstream))
+    }
+
+    async fn consumer(&self) -> Result<(async_nats::Client, PullConsumer), SourceFailure> {
+        let (client, jetstream) = self.connect().await?;
         let stream = jetstream
             .get_stream(&self.config.stream)
             .await
@@ -153,4 +160,35 @@ impl Source for NatsSource {
             .await
             .map_err(|e| SourceFailure::of("flushing acknowledgements", e))
     }
+
+    /// Deletes the consumer `strata-<id>` Strata created, so the server stops keeping its
+    /// pending messages and state. A consumer named in `durable` is the user's (shared, or to
+    /// be resumed by a new source) and stays.
+    async fn clean_up(&self) -> Result<(), SourceFailure> {
+        if self.config.durable.is_some() {
+            tracing::info!(consumer = %self.consumer_name, "the named consumer stays on the server");
+            return Ok(());
+        }
+        let (_client, jetstream) = self.connect().await?;
+        match jetstream
+            .delete_consumer_from_stream(&self.consumer_name, &self.config.stream)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(consumer = %self.consumer_name, "deleted the source's consumer");
+                Ok(())
+            }
+            // Never created (the source never connected), or already gone with its stream.
+            Err(error) if already_gone(&error.kind()) => Ok(()),
+            Err(error) => Err(SourceFailure::of(
+                &format!("deleting consumer {:?}", self.consumer_name),
+                error,
+            )),
+        }
+    }
+}
+
+fn already_gone(kind: &ConsumerErrorKind) -> bool {
+    matches!(kind, ConsumerErrorKind::JetStream(error)
+        if [ErrorCode::CONSUMER_NOT_FOUND, ErrorCode::STREAM_NOT_FOUND].contains(&error.error_code()))
 }

@@ -36,6 +36,15 @@ pub trait Source: Send + Sync + 'static {
     /// (`Ok`) or the connection fails (`Err`, retried by the supervisor). Calls
     /// [`SourceContext::connected`] once it is ready to consume.
     async fn run(&self, context: &mut SourceContext) -> Result<(), SourceFailure>;
+
+    /// Removes from the broker what the source kept there under the name Strata chose for it
+    /// (a JetStream consumer, an MQTT session), once the source is deleted and its connection
+    /// closed, so the broker stops keeping messages for a consumer that will never come back.
+    /// A name the user gave is theirs and is left alone. Best effort: the supervisor bounds it
+    /// by [`crate::CLEAN_UP_TIMEOUT`] and logs a failure; the deletion stands either way.
+    async fn clean_up(&self) -> Result<(), SourceFailure> {
+        Ok(())
+    }
 }
 
 /// What a source's connection gets from the supervisor.

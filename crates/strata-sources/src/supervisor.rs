@@ -27,6 +27,10 @@ use crate::SourceError;
 /// before its task is aborted (nothing is lost then: the batch is redelivered).
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// The longest a deletion waits for the source to clean up on its broker (connect, one
+/// request); a broker that is down or slow only leaves its consumer or session behind.
+pub const CLEAN_UP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Builds the running source of a checked configuration; `id` names its default consumer.
 pub type SourceFactory = fn(&str, SourceConfig) -> Arc<dyn Source>;
 
@@ -45,6 +49,8 @@ struct Inner {
 }
 
 struct Running {
+    /// `None` for a stored configuration that no longer parses (nothing ran).
+    source: Option<Arc<dyn Source>>,
     status: Arc<SourceStatus>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -126,12 +132,17 @@ impl Sources {
         Ok(info(&row, self.report(&row.id)))
     }
 
-    /// Forgets the source and stops its consumer; it is not restarted at the next boot.
+    /// Forgets the source, stops its consumer and cleans up what it left on its broker under
+    /// a default name ([`Source::clean_up`]); it is not restarted at the next boot.
     pub async fn delete(&self, tenant: TenantId, id: &str) -> Result<(), SourceError> {
         self.inner.registry.delete_source(tenant, id).await?;
         let running = self.lock().remove(id);
-        if let Some(running) = running {
+        if let Some(mut running) = running {
+            let source = running.source.take();
             stop(id, running).await;
+            if let Some(source) = source {
+                clean_up(id, source.as_ref()).await;
+            }
         }
         tracing::info!(tenant = %tenant, id, "source deleted");
         Ok(())
@@ -171,18 +182,20 @@ impl Sources {
         let sink = EventSink::new(self.inner.writer.clone(), row.tenant, status.clone());
         let settings = self.inner.settings.clone();
         let context = SourceContext::new(row.id.clone(), row.tenant, settings, sink, stop_rx);
-        let task = match SourceConfig::parse(&row.config) {
+        let (source, task) = match SourceConfig::parse(&row.config) {
             Ok(config) => {
                 let source = (self.inner.factory)(&row.id, config);
-                tokio::spawn(supervise(source, context))
+                let task = tokio::spawn(supervise(source.clone(), context));
+                (Some(source), task)
             }
             Err(error) => {
                 status.fail(&format!("stored configuration is invalid: {error}"));
                 status.set_state(SourceState::Stopped);
-                tokio::spawn(async {})
+                (None, tokio::spawn(async {}))
             }
         };
         let running = Running {
+            source,
             status: status.clone(),
             stop: stop_tx,
             task,
@@ -216,6 +229,22 @@ async fn stop(id: &str, mut running: Running) {
         running.task.abort();
     }
     running.status.set_state(SourceState::Stopped);
+}
+
+/// Runs a deleted source's [`Source::clean_up`], at most [`CLEAN_UP_TIMEOUT`]; a failure is
+/// logged, never returned (the source is already deleted).
+async fn clean_up(id: &str, source: &dyn Source) {
+    match tokio::time::timeout(CLEAN_UP_TIMEOUT, source.clean_up()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(failure)) => {
+            tracing::warn!(id, error = %failure, "could not clean up the deleted source's broker state");
+        }
+        Err(_) => tracing::warn!(
+            id,
+            timeout = ?CLEAN_UP_TIMEOUT,
+            "cleaning up the deleted source's broker state timed out"
+        ),
+    }
 }
 
 /// One source's task: connection after connection until asked to stop, waiting a growing

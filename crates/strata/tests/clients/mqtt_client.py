@@ -1,10 +1,14 @@
-"""Drives Strata's MQTT listener with paho-mqtt (tests/it/mqtt.rs, issue 19).
+"""Drives Strata's MQTT listener (tests/it/mqtt.rs) and checks a broker's sessions
+(tests/it/sources_mqtt.rs) with paho-mqtt (issue 19).
 
 Usage: mqtt_client.py MODE HOST PORT USER PASSWORD [ARGS...]; every mode prints JSON lines.
 
   publish V TOPIC PAYLOAD    one QoS 1 publish with MQTT V (3 = 3.1.1, 5 = 5); prints the
                              CONNACK reason and the PUBACK reason code (MQTT 5) or "acked"
   subscribe V FILTER         prints the SUBACK reason codes
+  session CLIENT_ID          connects (3.1.1) with that client id and without a clean session, as
+                             a bridge resuming its session would; prints whether the broker had a
+                             session for it and how many publishes it delivered within 2 s
   flood TOPIC COUNT          QoS 1 publishes of events 0..COUNT-1 (3.1.1, 20 in flight); prints
                              {"acked": i} as each PUBACK arrives, and stops at a disconnect
 """
@@ -111,6 +115,32 @@ def flood(host, port, user, password, topic, count):
     c.loop_stop()
 
 
+def session(host, port, user, password, client_id):
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                    protocol=mqtt.MQTTv311)
+    c.username_pw_set(user, password)
+    answered = threading.Event()
+    outcome = {"messages": 0}
+
+    def on_connect(_c, _userdata, flags, _reason_code, _properties):
+        outcome["session_present"] = flags.session_present
+        answered.set()
+
+    def on_message(_c, _userdata, _message):
+        outcome["messages"] += 1
+
+    c.on_connect = on_connect
+    c.on_message = on_message
+    c.connect(host, int(port), keepalive=30)
+    c.loop_start()
+    if not answered.wait(10):
+        raise SystemExit("no CONNACK within 10 s")
+    time.sleep(2)
+    say(**outcome)
+    c.disconnect()
+    c.loop_stop()
+
+
 def main():
     mode, host, port, user, password, *rest = sys.argv[1:]
     if mode == "publish":
@@ -119,6 +149,8 @@ def main():
         subscribe(host, port, user, password, *rest)
     elif mode == "flood":
         flood(host, port, user, password, *rest)
+    elif mode == "session":
+        session(host, port, user, password, *rest)
     else:
         raise SystemExit(f"unknown mode {mode}")
 

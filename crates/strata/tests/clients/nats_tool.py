@@ -5,6 +5,7 @@ read a consumer's state. Prints one JSON line.
     nats_tool.py stream URL STREAM SUBJECTS
     nats_tool.py publish URL SUBJECT START COUNT [--shape object|array|ndjson]
     nats_tool.py consumer URL STREAM CONSUMER
+    nats_tool.py consumers URL STREAM
 """
 
 import asyncio
@@ -64,6 +65,14 @@ async def consumer(url, stream_name, name):
     }
 
 
+async def consumers(url, stream_name):
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    infos = await js.consumers_info(stream_name)
+    await nc.close()
+    return {"consumers": sorted(info.name for info in infos)}
+
+
 def main(argv):
     command = argv[1]
     if command == "stream":
@@ -73,6 +82,8 @@ def main(argv):
         result = publish(argv[2], argv[3], int(argv[4]), int(argv[5]), shape)
     elif command == "consumer":
         result = consumer(argv[2], argv[3], argv[4])
+    elif command == "consumers":
+        result = consumers(argv[2], argv[3])
     else:
         raise SystemExit("unknown command " + command)
     print(json.dumps(asyncio.run(result)))

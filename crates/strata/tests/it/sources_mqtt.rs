@@ -5,7 +5,8 @@
 //! in its persistent session; a kill -9 of Strata while messages flow loses none (the PUBACK
 //! leaves only after the write returned) and stores none twice; a publish over
 //! `--max-body-bytes` (even past the old 64 KiB of header slack) is refused into the error log
-//! and acknowledged, and the bridge keeps running.
+//! and acknowledged, and the bridge keeps running; deleting a bridge ends the persistent
+//! session Strata named (`strata-<id>`) on the broker, never one the user named.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::brokers::{count, source, wait_until, Broker};
+use crate::cloud::{clients_dir, probe, python};
 use crate::common::TestServer;
 
 const COUNT_THERMOSTAT: &str = "SELECT count(*) FROM thermostat";
@@ -244,4 +246,61 @@ fn an_oversized_publish_is_logged_acknowledged_and_does_not_wedge_the_bridge() {
     );
     let errors = count(&server, &key, "SELECT count(*) FROM strata.errors");
     assert_eq!(errors, 1, "the oversized publish was logged again");
+}
+
+/// What the broker holds for session `client_id`: connects as it (3.1.1, no clean session) with
+/// paho-mqtt and returns `{"session_present": bool, "messages": n}` (publishes delivered in 2 s).
+fn broker_session(port: u16, client_id: &str) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(clients_dir().join("mqtt_client.py"))
+        .args(["session", "127.0.0.1", &port.to_string(), "probe", "probe"])
+        .arg(client_id)
+        .output()
+        .expect("run mqtt_client.py");
+    assert!(
+        out.status.success(),
+        "mqtt_client.py session: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON line")
+}
+
+#[test]
+fn deleting_a_bridge_ends_the_session_strata_named_and_keeps_a_named_one() {
+    let paho = probe(&python(), &["-c", "import paho.mqtt.client"], None);
+    if !strata_testkit::available("python3 with paho-mqtt", paho) {
+        return;
+    }
+    let Some(broker) = Broker::mosquitto() else {
+        return;
+    };
+    let server = TestServer::start();
+    let key = server.create_tenant("plant");
+    let default = add_bridge(&server, &key, broker.port);
+    let body = json!({"kind": "mqtt", "url": format!("mqtt://127.0.0.1:{}", broker.port),
+                      "topics": ["thermostat/+"], "client_id": "mine"});
+    let answer = server.post("/api/v1/sources", &key, &body);
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    let named = answer.body["id"].as_str().expect("id").to_string();
+    wait_running(&server, &key, &named);
+    published(publish(broker.port, "thermostat/dev1", 0, 5));
+    wait_rows(&server, &key, 5);
+    for id in [&default, &named] {
+        let deleted = server.delete(&format!("/api/v1/sources/{id}"), &key);
+        assert_eq!(deleted.status, 200, "{}", deleted.text);
+    }
+    // A persistent session left behind would queue these for a bridge that never comes back.
+    published(publish(broker.port, "thermostat/dev1", 5, 5));
+    let ended = broker_session(broker.port, &format!("strata-{default}"));
+    assert_eq!(
+        ended,
+        json!({"session_present": false, "messages": 0}),
+        "Strata's session ended"
+    );
+    let kept = broker_session(broker.port, "mine");
+    assert_eq!(
+        kept,
+        json!({"session_present": true, "messages": 5}),
+        "the named session stays, queueing"
+    );
 }

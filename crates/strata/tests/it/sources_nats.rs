@@ -3,7 +3,8 @@
 //! mid-stream end as exactly 100,000 rows (a message is acknowledged only after its events are
 //! durable, and redelivered ones are stored once); a second consumer re-reading the whole
 //! stream adds nothing; payloads take `/api/v1/write`'s shapes and rejections; deleting a
-//! source stops its consumption.
+//! source stops its consumption and deletes the consumer Strata named (`strata-<id>`) on the
+//! server, never one the user named.
 
 use std::time::Duration;
 
@@ -204,4 +205,31 @@ fn deleting_a_source_stops_its_consumption() {
     let consumer = nats_tool(&["consumer", &url, STREAM, "stopper"]);
     assert_eq!(consumer["num_pending"], 50, "{consumer}");
     assert_eq!(count(&server, &key, COUNT_READINGS), 50);
+}
+
+#[test]
+fn deleting_a_source_deletes_the_consumer_strata_named_and_keeps_a_named_one() {
+    let Some((_broker, url)) = nats_with_stream() else {
+        return;
+    };
+    let server = TestServer::start();
+    let key = server.create_tenant("cleaner");
+    let default = add_source(&server, &key, &url, json!({}));
+    let named = add_source(&server, &key, &url, json!({"durable": "mine"}));
+    nats_tool(&["publish", &url, "devices.x", "0", "10"]);
+    wait_caught_up(&server, &key, &default, 10);
+    wait_caught_up(&server, &key, &named, 10);
+    let consumers = || nats_tool(&["consumers", &url, STREAM])["consumers"].clone();
+    let strata_named = format!("strata-{default}");
+    assert_eq!(consumers(), json!(["mine", strata_named]));
+    for id in [&default, &named] {
+        let deleted = server.delete(&format!("/api/v1/sources/{id}"), &key);
+        assert_eq!(deleted.status, 200, "{}", deleted.text);
+    }
+    // The deletion answers once the clean-up is done: no waiting here.
+    assert_eq!(
+        consumers(),
+        json!(["mine"]),
+        "only Strata's own consumer is deleted"
+    );
 }
