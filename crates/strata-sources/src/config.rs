@@ -10,8 +10,22 @@ use crate::SourceError;
 pub const MAX_MQTT_TOPICS: usize = 64;
 /// Bytes of one name, subject, topic filter, client id or credential in a configuration.
 pub const MAX_CONFIG_TEXT_BYTES: usize = 1024;
-const NATS_DEFAULT_PORT: u16 = 4222;
-const MQTT_DEFAULT_PORT: u16 = 1883;
+
+/// A kind's URL schemes, in the clear and over TLS, with their default ports.
+struct Schemes {
+    plain: (&'static str, u16),
+    tls: (&'static str, u16),
+}
+
+/// NATS's own: `tls://` requires TLS from the first byte of the handshake on.
+const NATS_SCHEMES: Schemes = Schemes {
+    plain: ("nats", 4222),
+    tls: ("tls", 4222),
+};
+const MQTT_SCHEMES: Schemes = Schemes {
+    plain: ("mqtt", 1883),
+    tls: ("mqtts", 8883),
+};
 
 /// A checked source configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,8 +35,9 @@ pub enum SourceConfig {
 }
 
 /// `{"kind":"nats","url":"nats://host:4222","stream":"S","subject":"devices.>"}`, plus an
-/// optional `metric` (as `?metric=` on `/api/v1/write`) and `durable` (the consumer's name;
-/// `strata-<source id>` by default).
+/// optional `metric` (as `?metric=` on `/api/v1/write`), `durable` (the consumer's name;
+/// `strata-<source id>` by default), credentials (`username` and `password`, or `token`) and
+/// `ca_file` (the CA certificates a `tls://` server is verified with, instead of the system's).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
@@ -33,11 +48,21 @@ pub struct NatsConfig {
     pub metric: Option<String>,
     #[serde(default)]
     pub durable: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
-/// `{"kind":"mqtt","url":"mqtt://host:1883","topics":["plant/#"]}`, plus optional `username`,
-/// `password`, `metric` (every event's metric, instead of the topic's) and `client_id` (the
-/// persistent session's name; `strata-<source id>` by default).
+/// `{"kind":"mqtt","url":"mqtt://host:1883","topics":["plant/#"]}` (or `mqtts://host:8883`),
+/// plus optional `username`, `password`, `metric` (every event's metric, instead of the
+/// topic's), `client_id` (the persistent session's name; `strata-<source id>` by default) and
+/// `ca_file` (the CA certificates an `mqtts://` broker is verified with, instead of the
+/// system's).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
@@ -51,6 +76,8 @@ pub struct MqttConfig {
     pub metric: Option<String>,
     #[serde(default)]
     pub client_id: Option<String>,
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// A broker address taken from a configuration's `url`.
@@ -58,6 +85,8 @@ pub struct MqttConfig {
 pub struct BrokerAddress {
     pub host: String,
     pub port: u16,
+    /// The URL's scheme asks for TLS (`tls://`, `mqtts://`).
+    pub tls: bool,
 }
 
 impl SourceConfig {
@@ -104,23 +133,43 @@ impl SourceConfig {
 
 impl NatsConfig {
     fn check(&self) -> Result<(), SourceError> {
-        broker_address(&self.url, "nats", NATS_DEFAULT_PORT)?;
+        let address = self.address()?;
         check_nats_name("stream", &self.stream)?;
         check_subject(&self.subject)?;
         if let Some(durable) = &self.durable {
             check_nats_name("durable", durable)?;
         }
+        for (field, value) in [
+            ("username", &self.username),
+            ("password", &self.password),
+            ("token", &self.token),
+        ] {
+            if let Some(value) = value {
+                check_text(field, value)?;
+            }
+        }
+        match (&self.username, &self.password, &self.token) {
+            (Some(_), None, _) => return Err(invalid("field \"username\" needs a \"password\"")),
+            (None, Some(_), _) => return Err(invalid("field \"password\" needs a \"username\"")),
+            (Some(_), Some(_), Some(_)) => {
+                return Err(invalid(
+                    "fields \"token\" and \"username\" exclude each other: give one way to log in",
+                ))
+            }
+            _ => {}
+        }
+        check_ca_file(self.ca_file.as_deref(), &address, "tls://")?;
         check_metric(self.metric.as_deref())
     }
 
     pub fn address(&self) -> Result<BrokerAddress, SourceError> {
-        broker_address(&self.url, "nats", NATS_DEFAULT_PORT)
+        broker_address(&self.url, &NATS_SCHEMES)
     }
 }
 
 impl MqttConfig {
     fn check(&self) -> Result<(), SourceError> {
-        broker_address(&self.url, "mqtt", MQTT_DEFAULT_PORT)?;
+        let address = self.address()?;
         if self.topics.is_empty() {
             return Err(invalid(
                 "field \"topics\" must list at least one topic filter",
@@ -147,21 +196,47 @@ impl MqttConfig {
         if self.password.is_some() && self.username.is_none() {
             return Err(invalid("field \"password\" needs a \"username\""));
         }
+        check_ca_file(self.ca_file.as_deref(), &address, "mqtts://")?;
         check_metric(self.metric.as_deref())
     }
 
     pub fn address(&self) -> Result<BrokerAddress, SourceError> {
-        broker_address(&self.url, "mqtt", MQTT_DEFAULT_PORT)
+        broker_address(&self.url, &MQTT_SCHEMES)
     }
 }
 
-/// The stored configuration as lists show it: MQTT's `password` is replaced by
-/// `"has_password": true`, and a password inside a URL by `***`.
+/// `ca_file`: only with a TLS URL (it would silently do nothing otherwise), and an absolute
+/// path, since the server's working directory is nothing a tenant knows. The file is read at
+/// each connection, so a renewed CA is picked up; a missing one fails the connection.
+fn check_ca_file(
+    ca_file: Option<&str>,
+    address: &BrokerAddress,
+    tls_scheme: &str,
+) -> Result<(), SourceError> {
+    let Some(ca_file) = ca_file else {
+        return Ok(());
+    };
+    check_text("ca_file", ca_file)?;
+    if !address.tls {
+        return Err(invalid(format!(
+            "field \"ca_file\" needs a {tls_scheme} url"
+        )));
+    }
+    if !std::path::Path::new(ca_file).is_absolute() {
+        return Err(invalid("field \"ca_file\" must be an absolute path"));
+    }
+    Ok(())
+}
+
+/// The stored configuration as lists show it: `password` and `token` are replaced by
+/// `"has_password": true` and `"has_token": true`, and a password inside a URL by `***`.
 pub fn redacted(config: &Value) -> Value {
     let mut shown = config.clone();
     if let Some(object) = shown.as_object_mut() {
-        if object.remove("password").is_some() {
-            object.insert("has_password".to_string(), Value::Bool(true));
+        for (secret, flag) in [("password", "has_password"), ("token", "has_token")] {
+            if object.remove(secret).is_some() {
+                object.insert(flag.to_string(), Value::Bool(true));
+            }
         }
         if let Some(Value::String(text)) = object.get_mut("url") {
             if let Ok(mut url) = url::Url::parse(text) {
@@ -209,12 +284,8 @@ fn check_metric(metric: Option<&str>) -> Result<(), SourceError> {
     }
 }
 
-/// `scheme://host[:port]` with nothing after it but an optional `/`.
-fn broker_address(
-    text: &str,
-    scheme: &str,
-    default_port: u16,
-) -> Result<BrokerAddress, SourceError> {
+/// `scheme://host[:port]` with nothing after it but an optional `/`, in one of `schemes`.
+fn broker_address(text: &str, schemes: &Schemes) -> Result<BrokerAddress, SourceError> {
     check_text("url", text)?;
     let url = url::Url::parse(text).map_err(|e| {
         invalid(format!(
@@ -222,12 +293,18 @@ fn broker_address(
             shorten(text)
         ))
     })?;
-    if url.scheme() != scheme {
-        return Err(invalid(format!(
-            "field \"url\" must start with {scheme}:// (found {:?})",
-            shorten(url.scheme())
-        )));
-    }
+    let (tls, default_port) = match url.scheme() {
+        scheme if scheme == schemes.plain.0 => (false, schemes.plain.1),
+        scheme if scheme == schemes.tls.0 => (true, schemes.tls.1),
+        other => {
+            return Err(invalid(format!(
+                "field \"url\" must start with {}:// or {}:// (found {:?})",
+                schemes.plain.0,
+                schemes.tls.0,
+                shorten(other)
+            )))
+        }
+    };
     let host = match url.host_str() {
         Some(host) if !host.is_empty() => host.trim_matches(['[', ']']).to_string(),
         _ => {
@@ -239,17 +316,19 @@ fn broker_address(
     };
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid(
-            "field \"url\" may not hold credentials (an MQTT source takes \"username\" and \"password\")",
+            "field \"url\" may not hold credentials (give \"username\" and \"password\", which are never shown)",
         ));
     }
     if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
         return Err(invalid(format!(
-            "field \"url\" must be {scheme}://host:port with no path or query"
+            "field \"url\" must be {}://host:port with no path or query",
+            url.scheme()
         )));
     }
     Ok(BrokerAddress {
         host,
         port: url.port().unwrap_or(default_port),
+        tls,
     })
 }
 
@@ -393,11 +472,53 @@ mod tests {
     }
 
     #[test]
+    fn credentials_and_tls_are_checked() {
+        let nats = |extra: Value| {
+            let mut body = json!({"kind": "nats", "url": "nats://h", "stream": "S",
+                                  "subject": "a"});
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            body
+        };
+        assert!(SourceConfig::parse(&nats(json!({"username": "u", "password": "p"}))).is_ok());
+        assert!(SourceConfig::parse(&nats(json!({"token": "t"}))).is_ok());
+        assert!(error(nats(json!({"username": "u"}))).contains("needs a \"password\""));
+        assert!(error(nats(json!({"password": "p"}))).contains("needs a \"username\""));
+        assert!(error(nats(
+            json!({"username": "u", "password": "p", "token": "t"})
+        ))
+        .contains("exclude each other"));
+        assert!(error(nats(json!({"ca_file": "/ca.pem"}))).contains("tls://"));
+        let tls = nats(json!({"url": "tls://h", "ca_file": "/ca.pem"}));
+        let SourceConfig::Nats(config) = SourceConfig::parse(&tls).unwrap() else {
+            panic!("not nats")
+        };
+        let address = config.address().unwrap();
+        assert_eq!((address.port, address.tls), (4222, true));
+        assert!(error(nats(json!({"url": "tls://h", "ca_file": "ca.pem"}))).contains("absolute"));
+
+        let mqtts = json!({"kind": "mqtt", "url": "mqtts://h", "topics": ["a"],
+                           "ca_file": "/ca.pem"});
+        let SourceConfig::Mqtt(config) = SourceConfig::parse(&mqtts).unwrap() else {
+            panic!("not mqtt")
+        };
+        let address = config.address().unwrap();
+        assert_eq!((address.port, address.tls), (8883, true));
+        assert!(error(
+            json!({"kind": "mqtt", "url": "mqtt://h", "topics": ["a"], "ca_file": "/ca.pem"})
+        )
+        .contains("mqtts://"));
+    }
+
+    #[test]
     fn lists_never_show_passwords() {
         let shown = redacted(&json!({"kind": "mqtt", "url": "mqtt://u:secret@h:1883",
                                      "password": "secret", "topics": ["a"]}));
         assert!(!shown.to_string().contains("secret"), "{shown}");
         assert_eq!(shown["has_password"], true);
         assert_eq!(shown["url"], "mqtt://u:***@h:1883");
+        let shown = redacted(&json!({"kind": "nats", "token": "secret"}));
+        assert_eq!(shown, json!({"kind": "nats", "has_token": true}));
     }
 }

@@ -23,6 +23,7 @@ mod seam;
 mod sink;
 mod status;
 mod supervisor;
+mod tls;
 
 use std::sync::Arc;
 

@@ -4,11 +4,12 @@
 //! PUBACK never left (a crash, a lost connection) is resent by the broker when the session
 //! resumes, and content hashing stores its events once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS,
-    SubscribeFilter,
+    SubscribeFilter, TlsConfiguration, Transport,
 };
 use strata_core::topic::{effective_topic_templates, match_topic, TopicMatch, TopicTemplate};
 use tokio::sync::mpsc;
@@ -135,6 +136,12 @@ impl MqttSource {
             );
         if let Some(username) = &self.config.username {
             options.set_credentials(username, self.config.password.clone().unwrap_or_default());
+        }
+        if address.tls {
+            let tls = crate::tls::client_config(self.config.ca_file.as_deref())?;
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::new(tls),
+            )));
         }
         Ok(options)
     }

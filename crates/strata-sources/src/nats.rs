@@ -42,13 +42,34 @@ impl NatsSource {
         }
     }
 
-    /// One connection and its JetStream context, both with [`NATS_REQUEST_TIMEOUT`].
-    async fn connect(&self) -> Result<(async_nats::Client, Context), SourceFailure> {
-        let client = async_nats::ConnectOptions::new()
+    /// How to connect: credentials, and TLS for a `tls://` URL (with `ca_file`'s roots).
+    fn connect_options(&self) -> Result<async_nats::ConnectOptions, SourceFailure> {
+        let address = self
+            .config
+            .address()
+            .map_err(|e| SourceFailure(e.to_string()))?;
+        let mut options = async_nats::ConnectOptions::new()
             .name("strata")
             .connection_timeout(NATS_REQUEST_TIMEOUT)
             // A lost connection ends this attempt; the supervisor's backoff reconnects.
             .max_reconnects(1)
+            .require_tls(address.tls);
+        if let (Some(username), Some(password)) = (&self.config.username, &self.config.password) {
+            options = options.user_and_password(username.clone(), password.clone());
+        }
+        if let Some(token) = &self.config.token {
+            options = options.token(token.clone());
+        }
+        if let Some(ca_file) = &self.config.ca_file {
+            options = options.add_root_certificates(ca_file.into());
+        }
+        Ok(options)
+    }
+
+    /// One connection and its JetStream context, both with [`NATS_REQUEST_TIMEOUT`].
+    async fn connect(&self) -> Result<(async_nats::Client, Context), SourceFailure> {
+        let client = self
+            .connect_options()?
             .connect(self.config.url.as_str())
             .await
             .map_err(|e| SourceFailure::of("connecting to NATS", e))?;

@@ -6,10 +6,15 @@ read a consumer's state. Prints one JSON line.
     nats_tool.py publish URL SUBJECT START COUNT [--shape object|array|ndjson]
     nats_tool.py consumer URL STREAM CONSUMER
     nats_tool.py consumers URL STREAM
+
+A server with authentication or TLS: NATS_USER and NATS_PASSWORD, or NATS_TOKEN; NATS_CA, the
+CA file a tls:// server is verified with.
 """
 
 import asyncio
 import json
+import os
+import ssl
 import sys
 
 import nats
@@ -17,6 +22,18 @@ import nats
 # Publishes in flight at once: enough to keep the server busy, few enough to stay in memory.
 WINDOW = 500
 T0 = 1_700_000_000_000
+
+
+def connect(url):
+    options = {}
+    if os.environ.get("NATS_USER"):
+        options["user"] = os.environ["NATS_USER"]
+        options["password"] = os.environ["NATS_PASSWORD"]
+    if os.environ.get("NATS_TOKEN"):
+        options["token"] = os.environ["NATS_TOKEN"]
+    if os.environ.get("NATS_CA"):
+        options["tls"] = ssl.create_default_context(cafile=os.environ["NATS_CA"])
+    return nats.connect(url, **options)
 
 
 def event(i):
@@ -32,7 +49,7 @@ def payload(i, shape):
 
 
 async def stream(url, name, subjects):
-    nc = await nats.connect(url)
+    nc = await connect(url)
     js = nc.jetstream()
     await js.add_stream(name=name, subjects=subjects.split(","))
     await nc.close()
@@ -40,7 +57,7 @@ async def stream(url, name, subjects):
 
 
 async def publish(url, subject, start, count, shape):
-    nc = await nats.connect(url)
+    nc = await connect(url)
     js = nc.jetstream()
     done = 0
     for first in range(start, start + count, WINDOW):
@@ -53,7 +70,7 @@ async def publish(url, subject, start, count, shape):
 
 
 async def consumer(url, stream_name, name):
-    nc = await nats.connect(url)
+    nc = await connect(url)
     js = nc.jetstream()
     info = await js.consumer_info(stream_name, name)
     await nc.close()
@@ -66,7 +83,7 @@ async def consumer(url, stream_name, name):
 
 
 async def consumers(url, stream_name):
-    nc = await nats.connect(url)
+    nc = await connect(url)
     js = nc.jetstream()
     infos = await js.consumers_info(stream_name)
     await nc.close()

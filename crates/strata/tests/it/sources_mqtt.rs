@@ -6,7 +6,8 @@
 //! leaves only after the write returned) and stores none twice; a publish over
 //! `--max-body-bytes` (even past the old 64 KiB of header slack) is refused into the error log
 //! and acknowledged, and the bridge keeps running; deleting a bridge ends the persistent
-//! session Strata named (`strata-<id>`) on the broker, never one the user named.
+//! session Strata named (`strata-<id>`) on the broker, never one the user named; the bridge
+//! reaches an `mqtts://` broker verified with its `ca_file`.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -16,13 +17,18 @@ use serde_json::json;
 
 use crate::brokers::{count, source, wait_until, Broker};
 use crate::cloud::{clients_dir, probe, python};
-use crate::common::TestServer;
+use crate::common::{ca_signed, have_openssl, TestServer};
 
 const COUNT_THERMOSTAT: &str = "SELECT count(*) FROM thermostat";
 
 /// Starts `mosquitto_pub` publishing each of `count` numbered events from `start` as one QoS 1
 /// message on `topic` (`-l`: one message per stdin line).
 fn publish(port: u16, topic: &str, start: i64, count: i64) -> Child {
+    publish_with(port, &[], topic, start, count)
+}
+
+/// [`publish`] with `extra` arguments for `mosquitto_pub` (`--cafile` for a TLS listener).
+fn publish_with(port: u16, extra: &[&str], topic: &str, start: i64, count: i64) -> Child {
     let mut child = Command::new("mosquitto_pub")
         .args([
             "-h",
@@ -35,6 +41,7 @@ fn publish(port: u16, topic: &str, start: i64, count: i64) -> Child {
             topic,
             "-l",
         ])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -303,4 +310,70 @@ fn deleting_a_bridge_ends_the_session_strata_named_and_keeps_a_named_one() {
         json!({"session_present": true, "messages": 5}),
         "the named session stays, queueing"
     );
+}
+
+#[test]
+fn the_bridge_reaches_an_mqtts_broker_verified_with_its_ca_file() {
+    if !have_openssl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, tls_key) = ca_signed(dir.path(), "mosquitto");
+    // Mosquitto started as root reads its certificate as user `mosquitto`.
+    for (path, mode) in [
+        (dir.path(), 0o755),
+        (cert.as_path(), 0o644),
+        (tls_key.as_path(), 0o644),
+    ] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .expect("chmod");
+    }
+    let options = format!("certfile {}\nkeyfile {}", cert.display(), tls_key.display());
+    let Some(broker) = Broker::mosquitto_with(&options) else {
+        return;
+    };
+    let ca = ca.to_string_lossy().into_owned();
+    let server = TestServer::start();
+    let key = server.create_tenant("plant");
+    let add = |url: String, extra: serde_json::Value| {
+        let mut body = json!({"kind": "mqtt", "url": url, "topics": ["thermostat/+"]});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let answer = server.post("/api/v1/sources", &key, &body);
+        assert_eq!(answer.status, 201, "{}", answer.text);
+        answer.body["id"].as_str().expect("id").to_string()
+    };
+    let tls_url = format!("mqtts://127.0.0.1:{}", broker.port);
+    // The system's roots do not know this CA: without ca_file the broker is not trusted.
+    let untrusted = add(tls_url.clone(), json!({"client_id": "untrusted"}));
+    // In the clear, the TLS listener never answers the CONNECT.
+    let plain = add(
+        format!("mqtt://127.0.0.1:{}", broker.port),
+        json!({"client_id": "plain"}),
+    );
+    let id = add(tls_url, json!({"ca_file": ca}));
+    wait_running(&server, &key, &id);
+    published(publish_with(
+        broker.port,
+        &["--cafile", &ca],
+        "thermostat/dev1",
+        0,
+        5,
+    ));
+    wait_rows(&server, &key, 5);
+    for (failing, why) in [(&untrusted, "certificate"), (&plain, "")] {
+        wait_until(
+            Duration::from_secs(30),
+            &format!("{failing} to fail"),
+            || {
+                let shown = source(&server, &key, failing);
+                let error = shown["last_error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_lowercase();
+                shown["status"] == "failed" && error.contains(why)
+            },
+        );
+    }
 }

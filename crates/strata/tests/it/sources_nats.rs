@@ -4,14 +4,15 @@
 //! durable, and redelivered ones are stored once); a second consumer re-reading the whole
 //! stream adds nothing; payloads take `/api/v1/write`'s shapes and rejections; deleting a
 //! source stops its consumption and deletes the consumer Strata named (`strata-<id>`) on the
-//! server, never one the user named.
+//! server, never one the user named; a source logs in with a password or a token, and reaches
+//! a `tls://` server verified with its `ca_file`.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::brokers::{count, have_nats_py, nats_tool, source, wait_until, Broker};
-use crate::common::TestServer;
+use crate::brokers::{count, have_nats_py, nats_tool, nats_tool_with, source, wait_until, Broker};
+use crate::common::{ca_signed, have_openssl, TestServer};
 
 const STREAM: &str = "DEVICES";
 const TOTAL: i64 = 100_000;
@@ -232,4 +233,111 @@ fn deleting_a_source_deletes_the_consumer_strata_named_and_keeps_a_named_one() {
         json!(["mine"]),
         "only Strata's own consumer is deleted"
     );
+}
+
+/// Waits until source `id` failed with an error containing `why` (it keeps retrying).
+fn wait_failed(server: &TestServer, key: &str, id: &str, why: &str) {
+    wait_until(
+        Duration::from_secs(30),
+        &format!("a failure naming {why:?}"),
+        || {
+            let shown = source(server, key, id);
+            shown["status"] == "failed"
+                && shown["last_error"]
+                    .as_str()
+                    .is_some_and(|error| error.to_lowercase().contains(why))
+        },
+    );
+}
+
+#[test]
+fn a_source_logs_in_with_a_password_over_tls_verified_with_its_ca_file() {
+    if !have_nats_py() || !have_openssl() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, tls_key) = ca_signed(dir.path(), "nats");
+    let (ca, cert, tls_key) = (
+        ca.to_string_lossy().into_owned(),
+        cert.to_string_lossy().into_owned(),
+        tls_key.to_string_lossy().into_owned(),
+    );
+    let Some(broker) = Broker::nats_with(&[
+        "--user",
+        "strata",
+        "--pass",
+        "s3cret",
+        "--tls",
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &tls_key,
+    ]) else {
+        return;
+    };
+    let url = format!("tls://127.0.0.1:{}", broker.port);
+    let env = [
+        ("NATS_USER", "strata"),
+        ("NATS_PASSWORD", "s3cret"),
+        ("NATS_CA", ca.as_str()),
+    ];
+    nats_tool_with(&env, &["stream", &url, STREAM, "devices.>"]);
+    nats_tool_with(&env, &["publish", &url, "devices.a", "0", "10"]);
+    let server = TestServer::start();
+    let key = server.create_tenant("secure");
+
+    let wrong = json!({"username": "strata", "password": "wrong", "ca_file": ca});
+    let wrong = add_source(&server, &key, &url, wrong);
+    wait_failed(&server, &key, &wrong, "authorization");
+    // The system's roots do not know this CA: without ca_file the server is not trusted.
+    let untrusted = json!({"username": "strata", "password": "s3cret"});
+    let untrusted = add_source(&server, &key, &url, untrusted);
+    wait_failed(&server, &key, &untrusted, "certificate");
+    // In the clear, the server (TLS required) refuses.
+    let plain = format!("nats://127.0.0.1:{}", broker.port);
+    let plain = add_source(
+        &server,
+        &key,
+        &plain,
+        json!({"username": "strata", "password": "s3cret"}),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the cleartext source to fail",
+        || source(&server, &key, &plain)["status"] == "failed",
+    );
+
+    let good = json!({"username": "strata", "password": "s3cret", "ca_file": ca});
+    let good = add_source(&server, &key, &url, good);
+    wait_caught_up(&server, &key, &good, 10);
+    assert_eq!(count(&server, &key, COUNT_READINGS), 10);
+    let listed = server.get("/api/v1/sources", &key);
+    assert!(!listed.text.contains("s3cret"), "{}", listed.text);
+    let shown = source(&server, &key, &good);
+    assert_eq!(shown["config"]["has_password"], true, "{shown}");
+    assert_eq!(shown["config"]["ca_file"], ca.as_str(), "{shown}");
+}
+
+#[test]
+fn a_source_logs_in_with_a_token() {
+    if !have_nats_py() {
+        return;
+    }
+    let Some(broker) = Broker::nats_with(&["--auth", "t0ken"]) else {
+        return;
+    };
+    let url = format!("nats://127.0.0.1:{}", broker.port);
+    let env = [("NATS_TOKEN", "t0ken")];
+    nats_tool_with(&env, &["stream", &url, STREAM, "devices.>"]);
+    nats_tool_with(&env, &["publish", &url, "devices.a", "0", "10"]);
+    let server = TestServer::start();
+    let key = server.create_tenant("tokens");
+    let wrong = add_source(&server, &key, &url, json!({"token": "wrong"}));
+    wait_failed(&server, &key, &wrong, "authorization");
+    let good = add_source(&server, &key, &url, json!({"token": "t0ken"}));
+    wait_caught_up(&server, &key, &good, 10);
+    assert_eq!(count(&server, &key, COUNT_READINGS), 10);
+    let shown = source(&server, &key, &good);
+    assert_eq!(shown["config"]["has_token"], true, "{shown}");
+    assert!(!shown.to_string().contains("t0ken"), "{shown}");
 }

@@ -32,6 +32,11 @@ impl Broker {
     /// `nats-server -js` with its JetStream store in a temporary directory; `None` (a skip)
     /// when it is not installed and not required.
     pub fn nats() -> Option<Broker> {
+        Broker::nats_with(&[])
+    }
+
+    /// `nats-server -js` with `extra` arguments (`--user`/`--pass`, `--auth`, `--tls ...`).
+    pub fn nats_with(extra: &[&str]) -> Option<Broker> {
         let installed = probe(Path::new(NATS_SERVER), &["--version"], None);
         if !available("nats-server", installed) {
             return None;
@@ -39,7 +44,7 @@ impl Broker {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let store = dir.path().join("jetstream");
-        let command = vec![
+        let mut command = vec![
             NATS_SERVER.to_string(),
             "-js".into(),
             "-a".into(),
@@ -49,12 +54,19 @@ impl Broker {
             "-sd".into(),
             store.display().to_string(),
         ];
+        command.extend(extra.iter().map(|arg| arg.to_string()));
         Some(Broker::spawned("nats-server", command, port, dir))
     }
 
     /// `mosquitto` with anonymous access and persistence (so a restart keeps sessions and
     /// queued messages); `None` (a skip) when it or `mosquitto_pub` is not installed.
     pub fn mosquitto() -> Option<Broker> {
+        Broker::mosquitto_with("")
+    }
+
+    /// `mosquitto` with `listener_options` added to its one listener (`certfile`/`keyfile`:
+    /// TLS only).
+    pub fn mosquitto_with(listener_options: &str) -> Option<Broker> {
         // `mosquitto -h` exits 3 after its usage, so its presence is the probe.
         let broker = if Path::new(MOSQUITTO).is_file() {
             Ok(())
@@ -68,8 +80,8 @@ impl Broker {
         let port = free_port();
         let config = dir.path().join("mosquitto.conf");
         let text = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
-             persistence_location {}/\nmax_queued_messages 100000\n",
+            "listener {port} 127.0.0.1\n{listener_options}\nallow_anonymous true\n\
+             persistence true\npersistence_location {}/\nmax_queued_messages 100000\n",
             dir.path().display()
         );
         std::fs::write(&config, text).expect("mosquitto.conf");
@@ -169,7 +181,16 @@ pub fn have_nats_py() -> bool {
 
 /// Runs `tests/clients/nats_tool.py ARGS` and returns its JSON line.
 pub fn nats_tool(args: &[&str]) -> Value {
-    let out = nats_tool_command(args).output().expect("run nats_tool.py");
+    nats_tool_with(&[], args)
+}
+
+/// [`nats_tool`] with the script's environment: `NATS_USER`/`NATS_PASSWORD`, `NATS_TOKEN`,
+/// `NATS_CA` (for a server with authentication or TLS).
+pub fn nats_tool_with(env: &[(&str, &str)], args: &[&str]) -> Value {
+    let out = nats_tool_command(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run nats_tool.py");
     assert!(
         out.status.success(),
         "nats_tool.py {args:?} failed:\n{}",
