@@ -5,7 +5,8 @@
 //! in its persistent session; a kill -9 of Strata while messages flow loses none (the PUBACK
 //! leaves only after the write returned) and stores none twice; a publish over
 //! `--max-body-bytes` (even past the old 64 KiB of header slack) is refused into the error log
-//! and acknowledged, and the bridge keeps running; deleting a bridge ends the persistent
+//! and acknowledged, and the bridge keeps running (one past the read limit, 16 times that,
+//! fails it with an error naming its size); deleting a bridge ends the persistent
 //! session Strata named (`strata-<id>`) on the broker, never one the user named; the bridge
 //! reaches an `mqtts://` broker verified with its `ca_file`.
 
@@ -253,6 +254,27 @@ fn an_oversized_publish_is_logged_acknowledged_and_does_not_wedge_the_bridge() {
     );
     let errors = count(&server, &key, "SELECT count(*) FROM strata.errors");
     assert_eq!(errors, 1, "the oversized publish was logged again");
+}
+
+#[test]
+fn a_publish_over_the_read_limit_fails_the_bridge_with_its_size() {
+    let Some(broker) = Broker::mosquitto() else {
+        return;
+    };
+    let server = TestServer::start_with(&["--max-body-bytes", SMALL_BODY_LIMIT]);
+    let key = server.create_tenant("plant");
+    let id = add_bridge(&server, &key, broker.port);
+    // The read limit with a 1,024-byte body limit: 16 times (1,024 + 64 KiB) = 1,064,960.
+    let huge = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1_100_000));
+    publish_file(broker.port, "thermostat/dev1", huge.as_bytes());
+    wait_until(Duration::from_secs(30), "the bridge to fail", || {
+        let shown = source(&server, &key, &id);
+        shown["status"] == "failed"
+            && shown["last_error"].as_str().is_some_and(|error| {
+                error.contains("over the bridge's read limit of 1064960 bytes")
+                    && error.contains("removed from the broker")
+            })
+    });
 }
 
 /// What the broker holds for session `client_id`: connects as it (3.1.1, no clean session) with
