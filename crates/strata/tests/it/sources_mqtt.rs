@@ -8,7 +8,8 @@
 //! and acknowledged, and the bridge keeps running (one past the read limit, 16 times that,
 //! fails it with an error naming its size); deleting a bridge ends the persistent
 //! session Strata named (`strata-<id>`) on the broker, never one the user named; the bridge
-//! reaches an `mqtts://` broker verified with its `ca_file`.
+//! reaches an `mqtts://` broker verified with its `ca_file`, and logs in to one that requires
+//! a password.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -275,6 +276,69 @@ fn a_publish_over_the_read_limit_fails_the_bridge_with_its_size() {
                     && error.contains("removed from the broker")
             })
     });
+}
+
+#[test]
+fn the_bridge_logs_in_to_a_broker_that_requires_a_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let passwords = dir.path().join("passwords");
+    let made = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&passwords)
+        .args(["strata", "s3cret"])
+        .output();
+    if !strata_testkit::available(
+        "mosquitto_passwd",
+        made.as_ref()
+            .map_err(|e| e.to_string())
+            .and_then(|out| match out.status.success() {
+                true => Ok(()),
+                false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+            }),
+    ) {
+        return;
+    }
+    // Mosquitto started as root reads its files as user `mosquitto`.
+    for (path, mode) in [(dir.path(), 0o755), (passwords.as_path(), 0o644)] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .expect("chmod");
+    }
+    let options = format!(
+        "allow_anonymous false\npassword_file {}",
+        passwords.display()
+    );
+    let Some(broker) = Broker::mosquitto_with(&options) else {
+        return;
+    };
+    let server = TestServer::start();
+    let key = server.create_tenant("plant");
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let wrong = json!({"kind": "mqtt", "url": url, "topics": ["thermostat/+"],
+                       "username": "strata", "password": "wrong", "client_id": "wrong"});
+    let answer = server.post("/api/v1/sources", &key, &wrong);
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    let wrong = answer.body["id"].as_str().expect("id").to_string();
+    // add_bridge logs in as strata/s3cret.
+    add_bridge(&server, &key, broker.port);
+    published(publish_with(
+        broker.port,
+        &["-u", "strata", "-P", "s3cret"],
+        "thermostat/dev1",
+        0,
+        5,
+    ));
+    wait_rows(&server, &key, 5);
+    wait_until(
+        Duration::from_secs(30),
+        "the wrong password to fail",
+        || {
+            let shown = source(&server, &key, &wrong);
+            shown["status"] == "failed"
+                && shown["last_error"]
+                    .as_str()
+                    .is_some_and(|error| error.contains("refused"))
+        },
+    );
 }
 
 /// What the broker holds for session `client_id`: connects as it (3.1.1, no clean session) with

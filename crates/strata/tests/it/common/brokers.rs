@@ -64,9 +64,9 @@ impl Broker {
         Broker::mosquitto_with("")
     }
 
-    /// `mosquitto` with `listener_options` added to its one listener (`certfile`/`keyfile`:
-    /// TLS only).
-    pub fn mosquitto_with(listener_options: &str) -> Option<Broker> {
+    /// `mosquitto` with `options` after its defaults, so they win (`certfile`/`keyfile`: its
+    /// one listener speaks only TLS; `allow_anonymous false` and `password_file`: logins).
+    pub fn mosquitto_with(options: &str) -> Option<Broker> {
         // `mosquitto -h` exits 3 after its usage, so its presence is the probe.
         let broker = if Path::new(MOSQUITTO).is_file() {
             Ok(())
@@ -80,8 +80,8 @@ impl Broker {
         let port = free_port();
         let config = dir.path().join("mosquitto.conf");
         let text = format!(
-            "listener {port} 127.0.0.1\n{listener_options}\nallow_anonymous true\n\
-             persistence true\npersistence_location {}/\nmax_queued_messages 100000\n",
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+             persistence_location {}/\nmax_queued_messages 100000\n{options}\n",
             dir.path().display()
         );
         std::fs::write(&config, text).expect("mosquitto.conf");
