@@ -1285,12 +1285,13 @@ strata source add --config '{\"kind\":\"nats\",\"url\":\"nats://127.0.0.1:4222\"
 #[derive(Debug, Args)]
 pub struct SourceAddArgs {
     /// The whole source as JSON (the POST /api/v1/sources body); no other flag with it
-    #[arg(long, value_name = "JSON", conflicts_with_all = ["kind", "source_url", "stream", "subject", "durable", "topic", "username", "password", "client_id", "metric"])]
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["kind", "source_url", "stream", "subject", "durable", "topic", "username", "password", "token", "client_id", "ca_file", "metric"])]
     pub config: Option<String>,
     /// What the source consumes
     #[arg(long, value_enum, required_unless_present = "config")]
     pub kind: Option<SourceKindArg>,
-    /// The broker: nats://host:port or mqtt://host:port (--url is the Strata server)
+    /// The broker: nats://host:port, tls://host:port, mqtt://host:port or mqtts://host:port
+    /// (--url is the Strata server)
     #[arg(long = "broker-url", value_name = "URL")]
     pub source_url: Option<String>,
     /// nats: the JetStream stream
@@ -1305,15 +1306,22 @@ pub struct SourceAddArgs {
     /// mqtt: a topic filter; repeat for several
     #[arg(long = "topic", value_name = "FILTER")]
     pub topic: Vec<String>,
-    /// mqtt: the broker user
+    /// The broker user
     #[arg(long)]
     pub username: Option<String>,
-    /// mqtt: the broker password (never shown back)
+    /// The broker password (never shown back)
     #[arg(long)]
     pub password: Option<String>,
+    /// nats: the authentication token, instead of a user (never shown back)
+    #[arg(long, conflicts_with = "username")]
+    pub token: Option<String>,
     /// mqtt: the persistent session's client id
     #[arg(long)]
     pub client_id: Option<String>,
+    /// tls:// and mqtts://: PEM CA certificates (absolute path on the server) to verify the
+    /// broker with, instead of the system's
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<String>,
     /// The metric of every event, as ?metric= on /api/v1/write
     #[arg(long)]
     pub metric: Option<String>,

@@ -82,7 +82,9 @@ fn add_body(args: SourceAddArgs) -> anyhow::Result<Value> {
         ("durable", args.durable),
         ("username", args.username),
         ("password", args.password),
+        ("token", args.token),
         ("client_id", args.client_id),
+        ("ca_file", args.ca_file),
         ("metric", args.metric),
     ];
     for (field, value) in texts {

@@ -145,11 +145,15 @@ fn sources_are_kept_across_restarts_and_the_cli_manages_them() {
             "S",
             "--subject",
             "devices.>",
+            "--token",
+            "t0ken",
             "--json",
         ],
     );
     let added: Value = serde_json::from_str(&added).expect("JSON");
     let id = added["id"].as_str().expect("id").to_string();
+    assert_eq!(added["config"]["has_token"], true, "{added}");
+    assert!(!added.to_string().contains("t0ken"), "{added}");
     let config = format!(r#"{{"kind":"mqtt","url":"mqtt://{DEAD_BROKER}","topics":["a"]}}"#);
     cli(&server, &key, &["add", "--config", &config]);
     server.restart();
