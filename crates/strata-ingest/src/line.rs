@@ -68,12 +68,13 @@ pub(crate) fn line_events<'a>(
         message: "line protocol must be UTF-8".to_string(),
     })?;
     let mut events = Vec::new();
+    let mut numbers = LineNumbers::default();
     for line in split_lines(text) {
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
             continue;
         }
         let offset = line.as_ptr() as usize - text.as_ptr() as usize;
-        let number = line_of(body, offset);
+        let number = numbers.at(body, offset);
         let raw = line.as_bytes();
         let parsed = if raw.len() > limits.event_bytes {
             Err(EventError::TooLarge {
@@ -99,6 +100,27 @@ pub(crate) fn line_events<'a>(
         return Err(BodyError::Empty);
     }
     Ok(events)
+}
+
+/// 1-based line numbers of increasing offsets, each counting only the newlines since the last:
+/// counting from the body's start for every line made a 5,000-line body cost 12.5 million
+/// byte comparisons, 54% of the server's CPU during line protocol ingest (issue 14).
+#[derive(Default)]
+struct LineNumbers {
+    counted_to: usize,
+    newlines: usize,
+}
+
+impl LineNumbers {
+    fn at(&mut self, body: &[u8], offset: usize) -> usize {
+        let offset = offset.min(body.len());
+        if offset < self.counted_to {
+            return line_of(body, offset);
+        }
+        self.newlines += memchr::memchr_iter(b'\n', &body[self.counted_to..offset]).count();
+        self.counted_to = offset;
+        1 + self.newlines
+    }
 }
 
 /// 1-based line number of byte `offset`.
@@ -265,6 +287,33 @@ mod tests {
             line_events(b"\n \n", Precision::Seconds, &Limits::default(), 0),
             Err(BodyError::Empty)
         ));
+    }
+
+    #[test]
+    fn line_numbers_stay_exact_across_a_long_body_with_blank_and_comment_lines() {
+        let mut body = String::new();
+        let mut bad_lines = Vec::new();
+        for n in 1..=3_000 {
+            match n % 7 {
+                0 => body.push('\n'),
+                3 => body.push_str("# a comment\n"),
+                5 => {
+                    bad_lines.push(n);
+                    body.push_str("broken v= 2\n");
+                }
+                _ => body.push_str(&format!("ok v={n} {n}\n")),
+            }
+        }
+        let events = events(&body);
+        let reported: Vec<String> = events
+            .iter()
+            .filter_map(|event| event.parsed.as_ref().err())
+            .map(|error| error.to_string())
+            .collect();
+        assert_eq!(reported.len(), bad_lines.len());
+        for (error, line) in reported.iter().zip(&bad_lines) {
+            assert!(error.starts_with(&format!("line {line}:")), "{error}");
+        }
     }
 
     #[test]
