@@ -114,8 +114,10 @@ gzip -dc dump.json.gz | strata write - --format json --batch-size 10000"
 with no query, start an interactive shell reading from stdin.\n\n\
 Tables are the tenant's metrics (by name or any alias); system tables live in schema `strata` \
 (`strata.errors`, `strata.unknown_fields`).\n\n\
-Shell: the prompt is `strata> `; a statement may span lines and runs when a line ends with `;`. \
-`\\q` quits, `\\h` shows the statements run so far.\n\n\
+Shell: the prompt is `strata> `; a statement may span lines and runs at its `;` (not one inside \
+quotes or comments), and several statements on a line run in order. `\\q` quits, `\\s` shows \
+the statements run so far, `\\?` or `\\h` the shell's help. With stdin not a terminal it runs \
+a script (`strata sql < file.sql`) and exits 1 if any statement failed.\n\n\
 --live keeps the query running (POST /api/v1/sql/live) and redraws the answer as events are \
 committed: a filter over one metric (a tail) adds the new matching rows (the last 1,000 are \
 shown), any other query is re-run at most every --min-interval-ms. With --format json each \

@@ -1,6 +1,7 @@
 //! Human-readable output: aligned text tables and plain renderings of JSON values.
 
 use serde_json::Value;
+use unicode_width::UnicodeWidthStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
@@ -18,10 +19,10 @@ pub fn table(headers: &[String], aligns: &[Align], rows: &[Vec<String>]) -> Stri
         .iter()
         .map(|row| row.iter().map(|cell| one_line(cell)).collect())
         .collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.width()).collect();
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {
-            let len = cell.chars().count();
+            let len = cell.width();
             match widths.get_mut(i) {
                 Some(width) => *width = (*width).max(len),
                 None => widths.push(len),
@@ -43,7 +44,7 @@ fn push_row(out: &mut String, cells: &[String], widths: &[usize], align: &dyn Fn
     let mut line = String::new();
     for (i, width) in widths.iter().enumerate() {
         let cell = cells.get(i).map(String::as_str).unwrap_or("");
-        let pad = width.saturating_sub(cell.chars().count());
+        let pad = width.saturating_sub(cell.width());
         if i > 0 {
             line.push_str("  ");
         }
@@ -129,6 +130,20 @@ mod tests {
             text,
             "name       n\n---------  ---\na\\nb         1\nlong name  100\n"
         );
+    }
+
+    #[test]
+    fn wide_characters_take_their_terminal_columns() {
+        // "東京" is 2 characters but 4 columns; "e\u{301}" (é decomposed) is 2 characters, 1 column.
+        let text = table(
+            &["city".into(), "n".into()],
+            &[Align::Left, Align::Right],
+            &[
+                vec!["東京".into(), "1".into()],
+                vec!["e\u{301}".into(), "22".into()],
+            ],
+        );
+        assert_eq!(text, "city  n\n----  --\n東京   1\ne\u{301}     22\n");
     }
 
     #[test]

@@ -914,6 +914,18 @@ fn sql_prints_tables_csv_and_json() {
     );
     assert!(stderr(&shell).contains("error: "), "{}", stderr(&shell));
     assert_eq!(shell.status.code(), Some(1), "a script with errors fails");
+
+    // A `;` inside a literal or a comment does not end the statement; two on one line both run.
+    let quoted = strata(
+        &["sql", "--url", url, "--key", &admin],
+        &[],
+        Some("SELECT 'a;b' AS x -- not; the end\n; SELECT '東京' AS city, 1 AS n;\n"),
+    );
+    assert_success(&quoted);
+    assert_eq!(
+        stdout(&quoted),
+        "x\n---\na;b\n(1 row)\ncity  n\n----  -\n東京  1\n(1 row)\n"
+    );
 }
 
 #[test]

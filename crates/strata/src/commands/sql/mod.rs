@@ -1,5 +1,7 @@
 //! `strata sql`: one query, or an interactive shell.
 
+mod statements;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -9,7 +11,7 @@ use strata_client::Client;
 use crate::cli::{SqlArgs, SqlFormat};
 use crate::output::{self, Align};
 
-/// Statements remembered by the shell's `\h`; older ones are forgotten.
+/// Statements remembered by the shell's `\s`; older ones are forgotten.
 const MAX_HISTORY: usize = 1000;
 /// Longest statement the shell accumulates before refusing it, so a paste without `;` cannot
 /// grow without bound.
@@ -165,15 +167,23 @@ pub fn render_result(answer: &Value) -> String {
     text
 }
 
-/// What the shell does with one input line.
+/// The shell's help (`\?`, `\h`), as psql names its commands.
+const SHELL_HELP: &str = "\
+End each statement with `;` (a `;` inside quotes or comments does not count); several
+statements on one line run in order. Statements run in your tenant, as on /api/v1/sql.
+  \\s       statement history
+  \\? \\h    this help
+  \\q       quit (also `quit`, `exit`, end of input)
+";
+
+/// What the shell does after one input line.
 #[derive(Debug, PartialEq, Eq)]
 enum ShellStep {
     Quit,
     ShowHistory,
+    ShowHelp,
     /// A complete statement (without its final `;`).
     Run(String),
-    /// The statement continues on the next line.
-    More,
 }
 
 #[derive(Default)]
@@ -183,13 +193,15 @@ struct ShellState {
 }
 
 impl ShellState {
-    fn feed(&mut self, line: &str) -> anyhow::Result<ShellStep> {
+    /// The steps one input line completes, in order; none while a statement continues.
+    fn feed(&mut self, line: &str) -> anyhow::Result<Vec<ShellStep>> {
         let trimmed = line.trim();
-        if self.buffer.is_empty() {
+        if self.buffer.trim().is_empty() {
             match trimmed {
-                "\\q" | "quit" | "exit" => return Ok(ShellStep::Quit),
-                "\\h" => return Ok(ShellStep::ShowHistory),
-                "" => return Ok(ShellStep::More),
+                "\\q" | "quit" | "exit" => return Ok(vec![ShellStep::Quit]),
+                "\\s" => return Ok(vec![ShellStep::ShowHistory]),
+                "\\?" | "\\h" | "help" => return Ok(vec![ShellStep::ShowHelp]),
+                "" => return Ok(Vec::new()),
                 _ => {}
             }
         }
@@ -203,19 +215,21 @@ impl ShellState {
             self.buffer.push('\n');
         }
         self.buffer.push_str(line.trim_end());
-        if !trimmed.ends_with(';') {
-            return Ok(ShellStep::More);
-        }
-        Ok(ShellStep::Run(self.take_statement()))
+        let (complete, rest) = statements::complete_statements(&self.buffer);
+        self.buffer = rest;
+        Ok(complete
+            .into_iter()
+            .map(|statement| ShellStep::Run(self.remember(statement)))
+            .collect())
     }
 
+    /// The unfinished statement at the end of input (a script's last one may lack its `;`).
     fn take_statement(&mut self) -> String {
-        let statement = std::mem::take(&mut self.buffer);
-        let statement = statement
-            .trim()
-            .trim_end_matches(';')
-            .trim_end()
-            .to_string();
+        let statement = std::mem::take(&mut self.buffer).trim().to_string();
+        self.remember(statement)
+    }
+
+    fn remember(&mut self, statement: String) -> String {
         if self.history.len() >= MAX_HISTORY {
             self.history.remove(0);
         }
@@ -228,7 +242,7 @@ fn shell(client: &Client, format: SqlFormat) -> anyhow::Result<ExitCode> {
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
     if interactive {
-        println!("Strata SQL shell. End statements with `;`. \\h history, \\q quit.");
+        println!("Strata SQL shell. End statements with `;`. \\? help, \\s history, \\q quit.");
     }
     let mut state = ShellState::default();
     let mut failures = 0u64;
@@ -251,31 +265,40 @@ fn shell(client: &Client, format: SqlFormat) -> anyhow::Result<ExitCode> {
             }
             break;
         };
-        let line = line?;
-        match state.feed(&line) {
-            Ok(ShellStep::Quit) => break,
-            Ok(ShellStep::ShowHistory) => {
-                for (i, statement) in state.history.iter().enumerate() {
-                    // One line per entry keeps the numbering readable.
-                    println!("{:>4}  {}", i + 1, statement.replace('\n', " "));
-                }
-            }
-            Ok(ShellStep::Run(statement)) => {
-                failures += u64::from(!run_in_shell(client, &statement, format));
-            }
-            Ok(ShellStep::More) => {}
+        let steps = match state.feed(&line?) {
+            Ok(steps) => steps,
             Err(err) => {
                 eprintln!("error: {err:#}");
                 failures += 1;
+                continue;
+            }
+        };
+        for step in steps {
+            match step {
+                ShellStep::Quit => return Ok(shell_exit(failures, interactive)),
+                ShellStep::ShowHistory => {
+                    for (i, statement) in state.history.iter().enumerate() {
+                        // One line per entry keeps the numbering readable.
+                        println!("{:>4}  {}", i + 1, statement.replace('\n', " "));
+                    }
+                }
+                ShellStep::ShowHelp => print!("{SHELL_HELP}"),
+                ShellStep::Run(statement) => {
+                    failures += u64::from(!run_in_shell(client, &statement, format));
+                }
             }
         }
     }
-    // Interactive mistakes are part of the conversation; a script that had errors fails.
-    Ok(if failures > 0 && !interactive {
+    Ok(shell_exit(failures, interactive))
+}
+
+/// Interactive mistakes are part of the conversation; a script that had errors fails.
+fn shell_exit(failures: u64, interactive: bool) -> ExitCode {
+    if failures > 0 && !interactive {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 /// Runs one statement, printing its result or its error; false on error.
@@ -317,24 +340,40 @@ mod tests {
 
     #[test]
     fn shell_collects_multi_line_statements() {
+        let run = |s: &str| vec![ShellStep::Run(s.to_string())];
         let mut state = ShellState::default();
-        assert_eq!(state.feed("").unwrap(), ShellStep::More);
-        assert_eq!(state.feed("SELECT *").unwrap(), ShellStep::More);
+        assert_eq!(state.feed("").unwrap(), vec![]);
+        assert_eq!(state.feed("SELECT *").unwrap(), vec![]);
         assert_eq!(
             state.feed("\\q").unwrap(),
-            ShellStep::More,
+            vec![],
             "inside a statement \\q is text"
         );
         assert_eq!(
             state.feed("FROM t;  ").unwrap(),
-            ShellStep::Run("SELECT *\n\\q\nFROM t".into())
+            run("SELECT *\n\\q\nFROM t")
         );
+        assert_eq!(state.feed("SELECT 1;").unwrap(), run("SELECT 1"));
+        assert_eq!(state.feed("SELECT 'a;").unwrap(), vec![], "open literal");
+        assert_eq!(state.feed("b'; SELECT 2; SELECT").unwrap(), {
+            let mut both = run("SELECT 'a;\nb'");
+            both.extend(run("SELECT 2"));
+            both
+        });
+        assert_eq!(state.take_statement(), "SELECT");
         assert_eq!(
-            state.feed("SELECT 1;").unwrap(),
-            ShellStep::Run("SELECT 1".into())
+            state.history,
+            vec![
+                "SELECT *\n\\q\nFROM t",
+                "SELECT 1",
+                "SELECT 'a;\nb'",
+                "SELECT 2",
+                "SELECT"
+            ]
         );
-        assert_eq!(state.history, vec!["SELECT *\n\\q\nFROM t", "SELECT 1"]);
-        assert_eq!(state.feed("\\h").unwrap(), ShellStep::ShowHistory);
-        assert_eq!(state.feed(" \\q ").unwrap(), ShellStep::Quit);
+        assert_eq!(state.feed("\\s").unwrap(), vec![ShellStep::ShowHistory]);
+        assert_eq!(state.feed("\\h").unwrap(), vec![ShellStep::ShowHelp]);
+        assert_eq!(state.feed("\\?").unwrap(), vec![ShellStep::ShowHelp]);
+        assert_eq!(state.feed(" \\q ").unwrap(), vec![ShellStep::Quit]);
     }
 }
