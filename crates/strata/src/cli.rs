@@ -117,7 +117,8 @@ Tables are the tenant's metrics (by name or any alias); system tables live in sc
 Shell: the prompt is `strata> `; a statement may span lines and runs at its `;` (not one inside \
 quotes or comments), and several statements on a line run in order. `\\q` quits, `\\s` shows \
 the statements run so far, `\\?` or `\\h` the shell's help. With stdin not a terminal it runs \
-a script (`strata sql < file.sql`) and exits 1 if any statement failed.\n\n\
+a script (`strata sql < file.sql`, or `-f file.sql`) and exits 1 if any statement failed; \
+-o FILE writes the results to FILE.\n\n\
 --live keeps the query running (POST /api/v1/sql/live) and redraws the answer as events are \
 committed: a filter over one metric (a tail) adds the new matching rows (the last 1,000 are \
 shown), any other query is re-run at most every --min-interval-ms. With --format json each \
@@ -915,6 +916,13 @@ pub struct SqlArgs {
     pub conn: Connection,
     /// The SQL query; omit it for an interactive shell
     pub query: Option<String>,
+    /// Run the statements of this file (`;`-separated, as in the shell) instead of a query
+    #[arg(short = 'f', long, conflicts_with = "query")]
+    pub file: Option<std::path::PathBuf>,
+    /// Write results to this file (created or truncated) instead of stdout; errors still go to
+    /// stderr
+    #[arg(short = 'o', long, conflicts_with = "live")]
+    pub output: Option<std::path::PathBuf>,
     /// Output format (--json is the same as --format json)
     #[arg(long, value_enum, default_value_t = SqlFormat::Table)]
     pub format: SqlFormat,

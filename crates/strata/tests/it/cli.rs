@@ -187,6 +187,8 @@ fn help_of_every_subcommand_mentions_its_flags() {
                 "csv",
                 "json",
                 "\\q",
+                "--file",
+                "--output",
                 "--live",
                 "--min-interval-ms",
                 "Examples",
@@ -925,6 +927,41 @@ fn sql_prints_tables_csv_and_json() {
     assert_eq!(
         stdout(&quoted),
         "x\n---\na;b\n(1 row)\ncity  n\n----  -\n東京  1\n(1 row)\n"
+    );
+
+    // -f runs a file's statements, -o writes their results to a file.
+    let script = write_file(
+        dir.path(),
+        "q.sql",
+        "SELECT name FROM m\nORDER BY name; SELECT 'x;y' AS s",
+    );
+    let results = dir.path().join("out.txt");
+    let from_file = client(
+        url,
+        &admin,
+        &[
+            "sql",
+            "-f",
+            &script,
+            "-o",
+            results.to_str().unwrap(),
+            "--format",
+            "csv",
+        ],
+    );
+    assert_success(&from_file);
+    assert_eq!(stdout(&from_file), "", "results went to the file");
+    let written = std::fs::read_to_string(&results).unwrap();
+    assert!(
+        written.contains("a\nbb") && written.contains("x;y"),
+        "{written}"
+    );
+    let missing = client(url, &admin, &["sql", "-f", "/nonexistent/q.sql"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("/nonexistent/q.sql"),
+        "{}",
+        stderr(&missing)
     );
 }
 

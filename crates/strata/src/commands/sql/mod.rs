@@ -3,6 +3,8 @@
 mod statements;
 
 use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Context;
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
@@ -26,14 +28,52 @@ pub fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.format
     };
-    match args.query {
-        Some(query) if args.live => live(&client, &query, args.min_interval_ms, format),
-        Some(query) => {
-            print!("{}", query_output(&client, &query, format)?);
-            Ok(ExitCode::SUCCESS)
+    let mut out = output_to(args.output.as_deref())?;
+    let code = match (args.query, args.file) {
+        (Some(query), _) if args.live => live(&client, &query, args.min_interval_ms, format)?,
+        (Some(query), _) => {
+            write!(out, "{}", query_output(&client, &query, format)?)?;
+            ExitCode::SUCCESS
         }
-        None => shell(&client, format),
-    }
+        (None, Some(path)) => {
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            let script = Input {
+                lines: Box::new(std::io::BufReader::new(file)),
+                interactive: false,
+            };
+            shell(&client, format, script, &mut out)?
+        }
+        (None, None) => {
+            let stdin = std::io::stdin();
+            let input = Input {
+                interactive: stdin.is_terminal(),
+                lines: Box::new(stdin.lock()),
+            };
+            shell(&client, format, input, &mut out)?
+        }
+    };
+    out.flush()?;
+    Ok(code)
+}
+
+/// Where results go: `--output FILE` (created or truncated) or stdout.
+fn output_to(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            Box::new(std::io::BufWriter::new(file))
+        }
+        None => Box::new(std::io::stdout()),
+    })
+}
+
+/// The shell's statements: a terminal (prompts, mistakes do not fail the exit status), or a
+/// script from a pipe or `--file`.
+struct Input {
+    lines: Box<dyn BufRead>,
+    interactive: bool,
 }
 
 /// Rows a redrawn tail keeps on screen; older ones scroll away.
@@ -238,15 +278,19 @@ impl ShellState {
     }
 }
 
-fn shell(client: &Client, format: SqlFormat) -> anyhow::Result<ExitCode> {
-    let stdin = std::io::stdin();
-    let interactive = stdin.is_terminal();
+fn shell(
+    client: &Client,
+    format: SqlFormat,
+    input: Input,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let interactive = input.interactive;
     if interactive {
         println!("Strata SQL shell. End statements with `;`. \\? help, \\s history, \\q quit.");
     }
     let mut state = ShellState::default();
     let mut failures = 0u64;
-    let mut lines = stdin.lock().lines();
+    let mut lines = input.lines.lines();
     loop {
         if interactive {
             let prompt = if state.buffer.is_empty() {
@@ -261,7 +305,7 @@ fn shell(client: &Client, format: SqlFormat) -> anyhow::Result<ExitCode> {
             // A script whose last statement lacks `;` still runs it.
             if !state.buffer.trim().is_empty() {
                 let statement = state.take_statement();
-                failures += u64::from(!run_in_shell(client, &statement, format));
+                failures += u64::from(!run_in_shell(client, &statement, format, out)?);
             }
             break;
         };
@@ -279,12 +323,14 @@ fn shell(client: &Client, format: SqlFormat) -> anyhow::Result<ExitCode> {
                 ShellStep::ShowHistory => {
                     for (i, statement) in state.history.iter().enumerate() {
                         // One line per entry keeps the numbering readable.
-                        println!("{:>4}  {}", i + 1, statement.replace('\n', " "));
+                        writeln!(out, "{:>4}  {}", i + 1, statement.replace('\n', " "))?;
                     }
                 }
-                ShellStep::ShowHelp => print!("{SHELL_HELP}"),
+                ShellStep::ShowHelp => write!(out, "{SHELL_HELP}")?,
                 ShellStep::Run(statement) => {
-                    failures += u64::from(!run_in_shell(client, &statement, format));
+                    failures += u64::from(!run_in_shell(client, &statement, format, out)?);
+                    // A terminal shows each answer at once, even when results go to a file.
+                    out.flush()?;
                 }
             }
         }
@@ -301,19 +347,24 @@ fn shell_exit(failures: u64, interactive: bool) -> ExitCode {
     }
 }
 
-/// Runs one statement, printing its result or its error; false on error.
-fn run_in_shell(client: &Client, statement: &str, format: SqlFormat) -> bool {
+/// Runs one statement, writing its result to `out` or its error to stderr; false on error.
+fn run_in_shell(
+    client: &Client,
+    statement: &str,
+    format: SqlFormat,
+    out: &mut dyn Write,
+) -> anyhow::Result<bool> {
     if statement.is_empty() {
-        return true;
+        return Ok(true);
     }
     match query_output(client, statement, format) {
         Ok(text) => {
-            print!("{text}");
-            true
+            write!(out, "{text}")?;
+            Ok(true)
         }
         Err(err) => {
             eprintln!("error: {err:#}");
-            false
+            Ok(false)
         }
     }
 }
