@@ -243,6 +243,34 @@ strata source remove 3f9c0a1b2c3d4e5f"
         command: SourceCommand,
     },
 
+    /// Print a shell completion script for strata
+    #[command(
+        long_about = "Print a completion script for every strata command and flag.\n\n\
+Examples:\n  \
+strata completions bash > ~/.local/share/bash-completion/completions/strata\n  \
+strata completions zsh > \"${fpath[1]}/_strata\"\n  \
+strata completions fish > ~/.config/fish/completions/strata.fish"
+    )]
+    Completions {
+        /// The shell to complete in
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print strata's man page, or write one page per command into a directory
+    #[command(
+        long_about = "Print the strata(1) man page (roff) on stdout, or with --out-dir write \
+strata.1 and one page per command (strata-serve.1, strata-sql.1, ...) into DIR.\n\n\
+Examples:\n  \
+strata man | man -l -\n  \
+strata man --out-dir /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Directory for one page per command (created when missing)
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+    },
+
     /// Benchmarks: workload generator, ingest, freshness, recent-window, aliases, compaction,
     /// analytics against DataFusion and DuckDB, alerts (see docs/benchmarks.md)
     #[cfg(feature = "bench")]

@@ -5,6 +5,7 @@ mod admin;
 mod alerts;
 #[cfg(feature = "bench")]
 pub mod bench;
+mod docs;
 mod rollups;
 mod schema;
 mod serve;
@@ -41,6 +42,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rollup { conn, command } => rollups::run(&connect(&conn)?, conn.json, command),
         Command::Silence { conn, command } => alerts::silence(&connect(&conn)?, conn.json, command),
         Command::Source { conn, command } => sources::run(&connect(&conn)?, conn.json, command),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { out_dir } => docs::man(out_dir.as_deref()),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(*args),
     }

@@ -80,8 +80,20 @@ fn help_of_every_subcommand_mentions_its_flags() {
         (
             &[],
             &[
-                "serve", "tenant", "key", "settings", "schema", "write", "sql", "compact",
-                "channel", "alert", "silence", "rollup",
+                "serve",
+                "tenant",
+                "key",
+                "settings",
+                "schema",
+                "write",
+                "sql",
+                "compact",
+                "channel",
+                "alert",
+                "silence",
+                "rollup",
+                "completions",
+                "man",
             ],
         ),
         (
@@ -866,6 +878,34 @@ fn rollups_through_the_cli() {
     assert_success(&client(url, &admin, &["rollup", "delete", "m_1m"]));
     let gone = client(url, &admin, &["rollup", "show", "m_1m"]);
     assert!(!gone.status.success());
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_flag_definitions() {
+    let bash = strata(&["completions", "bash"], &[], None);
+    assert_success(&bash);
+    let script = stdout(&bash);
+    assert!(script.contains("complete -F _strata"), "{script}");
+    assert!(
+        script.contains("--min-interval-ms"),
+        "every flag is completed"
+    );
+    assert!(!strata(&["completions", "tcsh"], &[], None).status.success());
+
+    let man = strata(&["man"], &[], None);
+    assert_success(&man);
+    assert!(stdout(&man).starts_with(".ie \\n(.g"), "roff");
+    assert!(stdout(&man).contains(".TH strata 1"), "{}", stdout(&man));
+    let dir = tempfile::tempdir().unwrap();
+    let pages = strata(
+        &["man", "--out-dir", dir.path().to_str().unwrap()],
+        &[],
+        None,
+    );
+    assert_success(&pages);
+    for page in ["strata.1", "strata-sql.1", "strata-serve.1"] {
+        assert!(dir.path().join(page).is_file(), "{page} written");
+    }
 }
 
 #[test]
