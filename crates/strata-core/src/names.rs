@@ -80,5 +80,15 @@ mod tests {
             validate_name("metric", "a\nb"),
             Err(NameError::ControlCharacter { offset: 1, .. })
         ));
+        // Past the printable-ASCII fast path: DEL, and a C1 control after a multi-byte char.
+        assert!(matches!(
+            validate_name("field", "a\u{7f}"),
+            Err(NameError::ControlCharacter { offset: 1, .. })
+        ));
+        assert!(matches!(
+            validate_name("field", "é\u{85}"),
+            Err(NameError::ControlCharacter { offset: 2, .. })
+        ));
+        assert!(validate_name("field", "température ~").is_ok());
     }
 }

@@ -147,7 +147,7 @@ fn update_with_bytes(hasher: &mut HashInput, bytes: &[u8]) {
 /// The bytes a hash covers, gathered into one buffer and hashed in one call. XXH3 of the
 /// concatenation equals its streaming digest, so the stored hashes do not change (the tests pin
 /// them), but the streaming hasher's per-call buffering was 60% of `content_hash`'s time, and
-/// `content_hash` 8% of the ingest workers' (issue 14, docs/benchmarks.md "Built (session 23)").
+/// `content_hash` 8% of the ingest workers' (issue 14, docs/benchmarks.md "Session 23: the workers' CPU, step 2").
 struct HashInput {
     bytes: Vec<u8>,
 }

@@ -66,49 +66,47 @@ fn push_statement(statements: &mut Vec<String>, text: &str) {
 mod tests {
     use super::*;
 
-    fn split(text: &str) -> (Vec<&'static str>, String) {
-        let (statements, rest) = complete_statements(text);
-        let leaked = statements
-            .into_iter()
-            .map(|s| &*Box::leak(s.into_boxed_str()))
-            .collect();
-        (leaked, rest)
+    fn owned(statements: &[&str]) -> Vec<String> {
+        statements.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
     fn a_semicolon_in_a_literal_identifier_or_comment_does_not_end_the_statement() {
         assert_eq!(
-            split("SELECT 'a;b';"),
-            (vec!["SELECT 'a;b'"], String::new())
+            complete_statements("SELECT 'a;b';"),
+            (owned(&["SELECT 'a;b'"]), String::new())
         );
         assert_eq!(
-            split("SELECT 'it''s;';"),
-            (vec!["SELECT 'it''s;'"], String::new())
+            complete_statements("SELECT 'it''s;';"),
+            (owned(&["SELECT 'it''s;'"]), String::new())
         );
         assert_eq!(
-            split("SELECT \"odd;name\" FROM t;"),
-            (vec!["SELECT \"odd;name\" FROM t"], String::new())
+            complete_statements("SELECT \"odd;name\" FROM t;"),
+            (owned(&["SELECT \"odd;name\" FROM t"]), String::new())
         );
         assert_eq!(
-            split("-- a note; not the end\nSELECT 1;"),
-            (vec!["-- a note; not the end\nSELECT 1"], String::new())
+            complete_statements("-- a note; not the end\nSELECT 1;"),
+            (owned(&["-- a note; not the end\nSELECT 1"]), String::new())
         );
         assert_eq!(
-            split("SELECT /* one; /* two; */ still; */ 1;"),
-            (vec!["SELECT /* one; /* two; */ still; */ 1"], String::new())
+            complete_statements("SELECT /* one; /* two; */ still; */ 1;"),
+            (
+                owned(&["SELECT /* one; /* two; */ still; */ 1"]),
+                String::new()
+            )
         );
         assert_eq!(
-            split("SELECT 'open;"),
-            (vec![], "SELECT 'open;".to_string())
+            complete_statements("SELECT 'open;"),
+            (owned(&[]), "SELECT 'open;".to_string())
         );
     }
 
     #[test]
     fn several_statements_on_a_line_run_in_order_and_the_rest_waits() {
         assert_eq!(
-            split("SELECT 1; SELECT 'é;'; ;SELECT"),
-            (vec!["SELECT 1", "SELECT 'é;'"], "SELECT".to_string())
+            complete_statements("SELECT 1; SELECT 'é;'; ;SELECT"),
+            (owned(&["SELECT 1", "SELECT 'é;'"]), "SELECT".to_string())
         );
-        assert_eq!(split(";;"), (vec![], String::new()));
+        assert_eq!(complete_statements(";;"), (owned(&[]), String::new()));
     }
 }
