@@ -603,7 +603,8 @@ pub(crate) async fn dry_run(inner: &Inner, rule: &Rule) -> Result<Vec<Observatio
                 .engine()
                 .session(tenant)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+                .for_door(strata_core::telemetry::door::ALERTS);
             let batches = session
                 .execute(&sql)
                 .await

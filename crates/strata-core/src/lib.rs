@@ -9,6 +9,7 @@ mod names;
 mod panic;
 #[cfg(feature = "sqlx")]
 mod sqlx_ids;
+pub mod telemetry;
 mod time;
 pub mod topic;
 mod types;

@@ -117,6 +117,7 @@ impl MqttDoor {
         let written = self
             .writer
             .write(WriteRequest {
+                door: strata_core::telemetry::door::MQTT,
                 tenant,
                 body: &payload,
                 format: BodyFormat::Json,

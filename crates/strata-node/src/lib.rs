@@ -8,6 +8,7 @@
 mod bootstrap;
 mod sources;
 mod stats;
+mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -135,6 +136,8 @@ pub async fn run(
     bootstrap::secure_data_dir(&config.data_dir, config.cold_location.is_none())?;
     let operator_token =
         bootstrap::operator_token(&config.data_dir, config.operator_token.as_deref())?;
+    let recorder = telemetry::recorder();
+    let upkeep = recorder.clone().map(telemetry::spawn_upkeep);
     let (catalog, hot, cold) = open_stores(&config).await?;
     let query = QueryEngine::new(catalog.clone(), hot.clone(), config.query.clone())
         .with_cold(cold.access());
@@ -172,6 +175,7 @@ pub async fn run(
         ),
         rollups,
         sources: sources.clone(),
+        telemetry: recorder,
     };
     let state = AppState::new(engines, operator_token, config.limits.clone());
     let stop = fan_out(shutdown);
@@ -198,6 +202,9 @@ pub async fn run(
     sources.shutdown().await;
     flusher.abort();
     background.abort();
+    if let Some(upkeep) = upkeep {
+        upkeep.abort();
+    }
     flushed.flush().await;
     hot.close();
     Ok(())

@@ -125,6 +125,7 @@ impl StrataStartupHandler {
             tracing::error!(error = %e, tenant = %tenant.id, "opening a Postgres session");
             pg_error(INTERNAL_ERROR, "could not open a session")
         })?;
+        let session = session.for_door(strata_core::telemetry::door::POSTGRES);
         // pg_catalog reads the session's own catalog list, which holds only this tenant's
         // tables: psql's \dt and BI tools' metadata queries see nothing else.
         self.pg_catalog

@@ -27,6 +27,7 @@ pub mod engine;
 pub mod error;
 pub mod federated;
 pub mod limits;
+mod meter;
 pub mod pushdown;
 mod result_stream;
 pub mod rewrite;

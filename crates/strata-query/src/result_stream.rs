@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{DeadlineExceeded, QueryError};
+use crate::meter::QueryMeter;
 
 /// What the query task tells the reader, in order: the schema (or a failure), then batches.
 pub(crate) enum Event {
@@ -83,14 +84,16 @@ pub(crate) struct DeadlineStream {
     timeout: Duration,
     schema: SchemaRef,
     expired: bool,
+    /// Times the statement until this stream is dropped, and notes an error it ended with.
+    meter: QueryMeter,
 }
 
 impl DeadlineStream {
     pub(crate) fn new(
         inner: SendableRecordBatchStream,
-        deadline: Instant,
-        timeout: Duration,
+        (deadline, timeout): (Instant, Duration),
         schema: SchemaRef,
+        meter: QueryMeter,
     ) -> Self {
         DeadlineStream {
             inner,
@@ -98,6 +101,7 @@ impl DeadlineStream {
             timeout,
             schema,
             expired: false,
+            meter,
         }
     }
 }
@@ -111,12 +115,17 @@ impl Stream for DeadlineStream {
         }
         if self.sleep.as_mut().poll(cx).is_ready() {
             self.expired = true;
+            self.meter.fail();
             let timeout = self.timeout;
             return Poll::Ready(Some(Err(DataFusionError::External(Box::new(
                 DeadlineExceeded(timeout),
             )))));
         }
-        self.inner.poll_next_unpin(cx)
+        let next = self.inner.poll_next_unpin(cx);
+        if let Poll::Ready(Some(Err(_))) = next {
+            self.meter.fail();
+        }
+        next
     }
 }
 

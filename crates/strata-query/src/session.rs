@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::error::QueryError;
 use crate::limits;
+use crate::meter::QueryMeter;
 use crate::result_stream::{AbortOnDrop, DeadlineStream, Event, ReceivedStream};
 use crate::rewrite::AliasResolver;
 use crate::rollup_table::{PlannedRollup, RollupRouting, RoutableRollup};
@@ -45,6 +46,8 @@ pub struct TenantSession {
     planner: Planner,
     timeout: Duration,
     runtime: Option<QueryRuntime>,
+    /// Which door's statements these are, for the query metrics.
+    door: &'static str,
 }
 
 /// What a session needs to plan a statement, cheap to clone into the query task. The resolver
@@ -109,7 +112,16 @@ impl TenantSession {
             planner,
             timeout,
             runtime,
+            door: strata_core::telemetry::door::INTERNAL,
         }
+    }
+
+    /// Labels this session's statements in the query metrics with the front door (or internal
+    /// caller) running them: a `strata_core::telemetry::door` value. Sessions are `internal`
+    /// until told otherwise.
+    pub fn for_door(mut self, door: &'static str) -> Self {
+        self.door = door;
+        self
     }
 
     /// Checks the text limits (size, expression depth, literal size; before the parser sees
@@ -175,17 +187,16 @@ impl TenantSession {
     }
 
     async fn start(&self, input: Input) -> Result<QueryResult, QueryError> {
+        let mut meter = QueryMeter::start(self.door);
         let deadline = Instant::now() + self.timeout;
         let (events, mut received) = mpsc::channel(BATCHES_IN_FLIGHT);
         let task = self.spawn(self.planner.clone().produce(input, events));
-        let schema = match tokio::time::timeout_at(deadline, received.recv()).await {
-            Err(_) => return Err(QueryError::Timeout(self.timeout)),
+        let first = tokio::time::timeout_at(deadline, received.recv()).await;
+        let schema = match first {
             Ok(Some(Event::Schema(schema))) => schema,
-            Ok(Some(Event::Failed(error))) => return Err(error),
-            Ok(Some(Event::Batch(_))) | Ok(None) => {
-                return Err(QueryError::Internal(
-                    "the query ended without a result schema".to_string(),
-                ))
+            failed => {
+                meter.fail();
+                return Err(self.start_failure(failed));
             }
         };
         let received = ReceivedStream::new(received, task, schema.clone());
@@ -193,11 +204,23 @@ impl TenantSession {
             schema: schema.clone(),
             stream: Box::pin(DeadlineStream::new(
                 Box::pin(received),
-                deadline,
-                self.timeout,
+                (deadline, self.timeout),
                 schema,
+                meter,
             )),
         })
+    }
+
+    /// Why a statement produced no schema: the deadline, its own error, or a broken task.
+    fn start_failure(
+        &self,
+        first: Result<Option<Event>, tokio::time::error::Elapsed>,
+    ) -> QueryError {
+        match first {
+            Err(_) => QueryError::Timeout(self.timeout),
+            Ok(Some(Event::Failed(error))) => error,
+            Ok(_) => QueryError::Internal("the query ended without a result schema".to_string()),
+        }
     }
 
     /// Runs `work` on the query runtime under the session's timeout; a panic in it becomes an

@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use strata_core::telemetry::HTTP_OPEN_CONNECTIONS;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -27,6 +29,9 @@ pub struct HttpConfig {
     pub header_read_timeout: Duration,
     /// Most connections served at once; one more gets a 503 and is closed.
     pub max_connections: usize,
+    /// Whether `GET /metrics` answers clients on other hosts. Off, only loopback peers get
+    /// it: it has no key, and it names every tenant's metrics.
+    pub allow_remote_metrics: bool,
 }
 
 /// 10 s for a request head: a client on a slow mobile link sends a few hundred bytes of
@@ -42,6 +47,7 @@ impl Default for HttpConfig {
         HttpConfig {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            allow_remote_metrics: false,
         }
     }
 }
@@ -75,9 +81,9 @@ pub async fn serve(
     let mut last_warning: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     accept_failed(error).await;
                     continue;
@@ -101,18 +107,45 @@ pub async fn serve(
             refuse(stream, &refusals, config.max_connections);
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(with_connection_info(app.clone(), peer, &config));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        metrics::gauge!(HTTP_OPEN_CONNECTIONS).increment(1.0);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 // Timeouts and resets by the peer land here; they are the client's business.
                 tracing::debug!(%error, "HTTP connection ended with an error");
             }
+            metrics::gauge!(HTTP_OPEN_CONNECTIONS).decrement(1.0);
             drop(slot);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+type IncomingRequest = hyper::Request<hyper::body::Incoming>;
+
+/// What a handler may know of the connection a request came on: carried as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionInfo {
+    /// Whether `GET /metrics` may answer: a loopback peer, or `allow_remote_metrics`.
+    pub(crate) may_read_metrics: bool,
+}
+
+/// `app` with every request of one connection carrying its [`ConnectionInfo`].
+fn with_connection_info(
+    app: Router,
+    peer: SocketAddr,
+    config: &HttpConfig,
+) -> tower::util::MapRequest<Router, impl FnMut(IncomingRequest) -> IncomingRequest + Clone> {
+    use tower::ServiceExt;
+    let info = ConnectionInfo {
+        may_read_metrics: config.allow_remote_metrics || peer.ip().to_canonical().is_loopback(),
+    };
+    app.map_request(move |mut request: IncomingRequest| {
+        request.extensions_mut().insert(info);
+        request
+    })
 }
 
 /// Per-connection accept errors (the peer gave up) are skipped; others (out of file

@@ -13,6 +13,7 @@ mod http;
 mod ingest_rate;
 mod line_protocol;
 mod routes;
+mod scrape;
 mod session;
 mod state;
 mod web;

@@ -67,6 +67,7 @@ async fn write(
     };
     let written = writer
         .write(WriteRequest {
+            door: strata_core::telemetry::door::LINE_PROTOCOL,
             tenant,
             body: &body,
             format: BodyFormat::LineProtocol(precision),

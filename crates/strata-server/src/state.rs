@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use strata_advisor::Advisor;
 use strata_alerts::AlertService;
 use strata_catalog::{
@@ -35,6 +36,9 @@ pub struct Engines {
     pub rollups: Rollups,
     /// NATS JetStream consumers and MQTT bridges (issue 19).
     pub sources: Sources,
+    /// The process's metrics recorder, rendered by `GET /metrics`; `None` when another
+    /// recorder owns the process.
+    pub telemetry: Option<PrometheusHandle>,
 }
 
 struct Inner {
@@ -47,6 +51,8 @@ struct Inner {
     sessions: SessionStore,
     /// Events accepted per tenant over the last minute, for `GET /api/v1/status`.
     ingest_rate: IngestRate,
+    /// When this state was built: the server's start, for `GET /metrics`.
+    started_at_ms: i64,
 }
 
 impl AppState {
@@ -59,6 +65,7 @@ impl AppState {
                 limits,
                 sessions: SessionStore::default(),
                 ingest_rate: IngestRate::default(),
+                started_at_ms: strata_core::now_ms(),
             }),
         }
     }
@@ -121,5 +128,11 @@ impl AppState {
     }
     pub fn ingest_rate(&self) -> &IngestRate {
         &self.inner.ingest_rate
+    }
+    pub fn telemetry(&self) -> Option<&PrometheusHandle> {
+        self.inner.engines.telemetry.as_ref()
+    }
+    pub fn started_at_ms(&self) -> i64 {
+        self.inner.started_at_ms
     }
 }

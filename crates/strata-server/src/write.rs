@@ -66,6 +66,7 @@ pub async fn write(
     };
     let outcome = writer
         .write(WriteRequest {
+            door: strata_core::telemetry::door::HTTP,
             tenant,
             body: &body,
             format,

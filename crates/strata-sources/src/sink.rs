@@ -97,6 +97,7 @@ impl EventSink {
         }
         let writes = bodies.iter().map(|body| {
             self.writer.write(WriteRequest {
+                door: strata_core::telemetry::door::SOURCE,
                 tenant: self.tenant,
                 body: &body.bytes,
                 format: body.format,

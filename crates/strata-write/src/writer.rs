@@ -33,6 +33,9 @@ pub struct WriteRequest<'a> {
     /// `(field, value)` pairs every event carries unless it sends the field itself: an MQTT
     /// topic's placeholders (issue 19). Empty for the other doors.
     pub implied_fields: &'a [(String, String)],
+    /// The front door it came through, for the ingest metrics: a `strata_core::telemetry::door`
+    /// value.
+    pub door: &'static str,
 }
 
 /// The write path. One per process, shared by every front door.
@@ -76,6 +79,30 @@ fn metric_failure_reason(err: CatalogError) -> String {
             tracing::error!("catalog failure creating a metric: {m}");
             "internal catalog error; see the server log".to_string()
         }
+    }
+}
+
+/// Counts a write for `GET /metrics`: what was stored, the bytes received and each rejection by
+/// its stage. A body that could not be split counts as one `body` rejection; other failures
+/// (storage, catalog) reject nothing and answer 5xx, so they are not counted here.
+fn record_write(door: &'static str, bytes: usize, result: &Result<WriteOutcome, WriteError>) {
+    use strata_core::telemetry::{
+        DOOR_LABEL, INGEST_BYTES, INGEST_EVENTS, INGEST_REJECTED, REASON_LABEL,
+    };
+    metrics::counter!(INGEST_BYTES, DOOR_LABEL => door).increment(bytes as u64);
+    match result {
+        Ok(outcome) => {
+            metrics::counter!(INGEST_EVENTS, DOOR_LABEL => door).increment(outcome.accepted as u64);
+            for rejection in &outcome.rejections {
+                metrics::counter!(INGEST_REJECTED, DOOR_LABEL => door, REASON_LABEL => rejection.stage)
+                    .increment(1);
+            }
+        }
+        Err(WriteError::Body(_)) => {
+            metrics::counter!(INGEST_REJECTED, DOOR_LABEL => door, REASON_LABEL => "body")
+                .increment(1);
+        }
+        Err(_) => {}
     }
 }
 
@@ -135,6 +162,14 @@ impl Writer {
     /// error log) are durable; nothing is rejected for its schema: unknown metrics are created
     /// and unknown fields stored under their incoming names.
     pub async fn write(&self, request: WriteRequest<'_>) -> Result<WriteOutcome, WriteError> {
+        let door = request.door;
+        let bytes = request.body.len();
+        let result = self.write_events(request).await;
+        record_write(door, bytes, &result);
+        result
+    }
+
+    async fn write_events(&self, request: WriteRequest<'_>) -> Result<WriteOutcome, WriteError> {
         let tenant = request.tenant;
         let events = match split_body(request.body, request.format, &self.limits) {
             Ok(events) => with_implied_fields(events, request.implied_fields),

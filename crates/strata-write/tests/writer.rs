@@ -46,6 +46,7 @@ impl Fixture {
     async fn write(&self, body: &str, format: BodyFormat) -> Result<WriteOutcome, WriteError> {
         self.writer
             .write(WriteRequest {
+                door: "test",
                 tenant: self.tenant,
                 body: body.as_bytes(),
                 format,
@@ -254,6 +255,7 @@ async fn batches_arrive_in_commit_order_and_a_lag_is_re_read_by_sequence_number(
                         1000 + client * 100 + i
                     );
                     let request = WriteRequest {
+                        door: "test",
                         tenant,
                         body: body.as_bytes(),
                         format: BodyFormat::Json,

@@ -482,6 +482,14 @@ pub struct ServeArgs {
     /// Most HTTP connections open at once; one more is answered 503 and closed
     #[arg(long, env = "STRATA_HTTP_MAX_CONNECTIONS", default_value_t = strata_node::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub http_max_connections: usize,
+    /// Let GET /metrics answer clients on other hosts. Off, it answers only loopback clients:
+    /// it needs no key, and it names every tenant's metrics
+    #[arg(long, env = "STRATA_ALLOW_REMOTE_METRICS")]
+    pub allow_remote_metrics: bool,
+    /// Log line format on stderr: text for people, json (one object per line, with the span
+    /// fields) for log collectors
+    #[arg(long, env = "STRATA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Rows the hot tier keeps in its write buffer (durable in its write-ahead log, readable by
     /// every query) before it flushes them into its tables in one sorted bulk ingestion. Bounds
     /// the buffer's memory: about 175 MB per million rows of 12 values. Writes wait for the flusher
@@ -539,6 +547,12 @@ pub struct ServeArgs {
     /// how late past its interval a rule is evaluated
     #[arg(long, env = "STRATA_ALERT_TICK_MS", value_name = "MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
     pub alert_tick_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -957,6 +971,10 @@ pub struct SqlArgs {
     /// Keep the query running and redraw its answer as events arrive
     #[arg(long, requires = "query")]
     pub live: bool,
+    /// The shell's history file, kept across sessions (an empty value keeps history for the
+    /// session only). Default: ~/.strata_history
+    #[arg(long, env = "STRATA_HISTORY", value_name = "FILE")]
+    pub history: Option<std::path::PathBuf>,
     /// With --live: least time between two re-runs of a query that is not a tail
     #[arg(long, requires = "live", value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub min_interval_ms: Option<u64>,

@@ -1,8 +1,8 @@
 //! The `strata` binary: `strata serve` runs the server; every other subcommand is a client of a
 //! running server over its HTTP API.
 //!
-//! Exit codes: 0 success, 1 failure (including any error answered by the server), 2 `strata write`
-//! finished but the server rejected some events.
+//! Exit codes: 0 success, 1 failure (including any error answered by the server), 2 a usage
+//! error (clap's), 3 `strata write` finished but the server rejected some events.
 
 mod cli;
 mod commands;
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, LogFormat};
 
 /// mimalloc instead of glibc malloc for the whole process. Ingest allocates a few small,
 /// short-lived buffers per field (names, values, rows) on many threads, and glibc spent about a
@@ -46,11 +46,14 @@ fn disable_transparent_huge_pages() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let is_server = matches!(cli.command, Command::Serve(_));
-    if is_server {
+    let log_format = match &cli.command {
+        Command::Serve(args) => Some(args.log_format),
+        _ => None,
+    };
+    if log_format.is_some() {
         disable_transparent_huge_pages();
     }
-    init_logging(is_server);
+    init_logging(log_format);
     match commands::run(cli.command) {
         Ok(code) => code,
         Err(err) => {
@@ -61,17 +64,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr so stdout stays clean for output that scripts parse. The server logs at
-/// `info` by default; client commands only warn, unless RUST_LOG says otherwise.
-fn init_logging(is_server: bool) {
+/// Logs go to stderr so stdout stays clean for output that scripts parse. The server (`Some`
+/// format) logs at `info` by default; client commands only warn, unless RUST_LOG says otherwise.
+fn init_logging(server_format: Option<LogFormat>) {
+    let is_server = server_format.is_some();
     let default_level = if is_server { "info" } else { "warn" };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_target(is_server);
+    let _ = match server_format {
+        // One JSON object per line: timestamp, level, target, fields and the current spans.
+        Some(LogFormat::Json) => builder.json().with_current_span(true).try_init(),
         // Escape codes only help a person at a terminal; in files and pipes they are noise.
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .with_target(is_server)
-        .try_init();
+        _ => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .try_init(),
+    };
 }

@@ -64,7 +64,7 @@ fn push_row(out: &mut String, cells: &[String], widths: &[usize], align: &dyn Fn
 }
 
 /// Escapes line breaks and other control characters so a cell cannot break the table.
-fn one_line(text: &str) -> String {
+pub fn one_line(text: &str) -> String {
     if !text.chars().any(char::is_control) {
         return text.to_string();
     }

@@ -150,5 +150,6 @@ async fn session(engine: &QueryEngine, tenant: TenantId) -> Result<TenantSession
     engine
         .session(tenant)
         .await
+        .map(|session| session.for_door(strata_core::telemetry::door::ALERTS))
         .map_err(|e| AlertError::Internal(format!("could not open a query session: {e}")))
 }

@@ -95,10 +95,26 @@ pub(crate) async fn compact_tenant(
             message: Some(error.to_string()),
         },
     };
+    record_run(&record);
     if let Err(error) = state.catalog.manifest.record_compaction(record).await {
         tracing::warn!(%error, tenant = %tenant, "could not record the compaction outcome");
     }
     result
+}
+
+/// Counts a compaction run for `GET /metrics`.
+fn record_run(record: &CompactionRecord) {
+    use strata_core::telemetry::{
+        COMPACTION_FILES, COMPACTION_ROWS, COMPACTION_RUNS, COMPACTION_SECONDS, OUTCOME_LABEL,
+    };
+    metrics::counter!(COMPACTION_RUNS, OUTCOME_LABEL => record.outcome.clone()).increment(1);
+    metrics::counter!(COMPACTION_ROWS).increment(record.rows);
+    metrics::counter!(COMPACTION_FILES).increment(record.files_written);
+    let took_ms = record
+        .finished_at_ms
+        .saturating_sub(record.started_at_ms)
+        .max(0);
+    metrics::histogram!(COMPACTION_SECONDS).record(took_ms as f64 / 1000.0);
 }
 
 async fn compact_and_retype(

@@ -3,6 +3,7 @@ mod alerts;
 mod cold;
 mod errors;
 mod live;
+mod ops;
 mod rollups;
 mod schema;
 mod session;
@@ -18,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
@@ -29,6 +31,8 @@ pub fn router(state: AppState) -> Router {
         .merge(alerting_routes());
     let app = Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
         .route("/", get(crate::web::index))
         .route("/app/{version}/{*path}", get(crate::web::file))
         .nest("/api/v1", api)
@@ -40,6 +44,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read by our own limited readers (see body.rs), which answer with JSON.
         .layer(DefaultBodyLimit::disable())
+        // Gzip for clients that ask (Accept-Encoding), over 32-byte bodies; never for
+        // text/event-stream (tower-http's default predicate), so live answers are not held
+        // in the encoder's buffer.
+        .layer(CompressionLayer::new().gzip(true))
         .layer(TraceLayer::new_for_http())
         .with_state(state);
     with_panic_guard(app)

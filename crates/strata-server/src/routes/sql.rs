@@ -66,7 +66,11 @@ pub async fn run(
 ) -> Result<Response, ApiError> {
     caller.require(Role::Read)?;
     let format = parse_format(request.format.as_deref())?;
-    let session = state.query().session(caller.tenant.id).await?;
+    let session = state
+        .query()
+        .session(caller.tenant.id)
+        .await?
+        .for_door(strata_core::telemetry::door::HTTP);
     let result = session.execute(&request.sql).await?;
     let mut stream = result.stream;
     let mut encoder = AnswerEncoder::new(format, result.schema.clone())?;

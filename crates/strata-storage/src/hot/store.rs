@@ -546,6 +546,11 @@ impl HotStore {
         Ok(records)
     }
 
+    /// Whether the store still takes writes: false once [`HotStore::close`] was called.
+    pub fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+
     /// The highest committed sequence number (0 before the first write).
     pub fn last_seq(&self) -> u64 {
         self.shared.last_seq.load(Ordering::Acquire)

@@ -474,10 +474,12 @@ impl Writer {
     fn commit_group(&mut self, group: Vec<PreparedWrite>) {
         self.wait_for_room();
         let shared = Arc::clone(&self.shared);
+        let started = Instant::now();
         let result = write_group(&shared, &mut self.next_seq, &mut self.wal, &group);
         match result {
             Ok(acks) => {
                 debug_assert_eq!(acks.len(), group.len());
+                record_group_commit(&acks, started.elapsed());
                 if acks.iter().any(|ack| ack.last_seq > 0) {
                     self.unflushed_since.get_or_insert_with(Instant::now);
                 }
@@ -506,6 +508,16 @@ impl Writer {
             }
         }
     }
+}
+
+/// The group commit's size and latency for `GET /metrics` (one histogram sample each per group,
+/// off the per-event path).
+fn record_group_commit(acks: &[WriteAck], took: Duration) {
+    use strata_core::telemetry::{GROUP_COMMIT_ROWS, GROUP_COMMIT_SECONDS, GROUP_COMMIT_WRITES};
+    let rows: usize = acks.iter().map(|ack| ack.rows).sum();
+    metrics::histogram!(GROUP_COMMIT_WRITES).record(acks.len() as f64);
+    metrics::histogram!(GROUP_COMMIT_ROWS).record(rows as f64);
+    metrics::histogram!(GROUP_COMMIT_SECONDS).record(took.as_secs_f64());
 }
 
 /// Writes one group: one WAL frame, fsync'd (the ack point), then its rows become a buffer chunk

@@ -211,7 +211,8 @@ impl LiveQueries {
             .inner
             .query
             .session_upto(tenant, Some(floor_seq))
-            .await?;
+            .await?
+            .for_door(strata_core::telemetry::door::LIVE);
         let plan = session.plan(sql).await?;
         let schema = self
             .inner

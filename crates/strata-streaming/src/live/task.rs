@@ -322,6 +322,7 @@ impl Live {
             .query
             .session(self.tenant)
             .await
+            .map(|session| session.for_door(strata_core::telemetry::door::LIVE))
             .map_err(|e| Stop::Failed(e.to_string()))
     }
 

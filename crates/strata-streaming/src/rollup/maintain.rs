@@ -571,7 +571,8 @@ impl CycleSessions {
             let session = shared
                 .query
                 .session_upto(tenant, Some(self.upto_seq))
-                .await?;
+                .await?
+                .for_door(strata_core::telemetry::door::ROLLUPS);
             let schema = shared.schemas.schema(tenant).await?;
             self.by_tenant.insert(tenant, (session, schema));
         }

@@ -309,7 +309,11 @@ impl Shared {
     ) -> Result<(RollupVersion, Backfill), StreamingError> {
         self.ensure_interest(tenant);
         let start_seq = self.stream.settled(|| self.hot.last_seq()).await;
-        let session = self.query.session_upto(tenant, Some(start_seq)).await?;
+        let session = self
+            .query
+            .session_upto(tenant, Some(start_seq))
+            .await?
+            .for_door(strata_core::telemetry::door::ROLLUPS);
         let plan = session.plan(sql).await?;
         let schema = self
             .schemas

@@ -71,6 +71,7 @@ fn serve_config(args: ServeArgs) -> strata_node::ServeConfig {
         http: strata_node::HttpConfig {
             header_read_timeout: std::time::Duration::from_secs(args.http_header_timeout_secs),
             max_connections: args.http_max_connections,
+            allow_remote_metrics: args.allow_remote_metrics,
         },
         alerts,
         rollups: strata_node::RollupConfig {

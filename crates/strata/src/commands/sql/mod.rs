@@ -1,8 +1,11 @@
-//! `strata sql`: one query, or an interactive shell.
+//! `strata sql`: one query, a script, or an interactive shell (`shell.rs`, reading from
+//! `editor.rs`), and the table renderings they share.
 
+mod editor;
+mod shell;
 mod statements;
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
 use std::process::ExitCode;
@@ -12,14 +15,8 @@ use strata_client::Client;
 
 use crate::cli::{SqlArgs, SqlFormat};
 use crate::output::{self, Align};
-
-/// Statements remembered by the shell's `\s`; older ones are forgotten.
-const MAX_HISTORY: usize = 1000;
-/// Longest statement the shell accumulates before refusing it, so a paste without `;` cannot
-/// grow without bound.
-const MAX_STATEMENT_BYTES: usize = 1024 * 1024;
-const PROMPT: &str = "strata> ";
-const CONTINUATION_PROMPT: &str = "   ...> ";
+use editor::Input;
+use unicode_width::UnicodeWidthStr;
 
 pub fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     let client = super::connect(&args.conn)?;
@@ -38,19 +35,17 @@ pub fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
         (None, Some(path)) => {
             let file = std::fs::File::open(&path)
                 .with_context(|| format!("opening {}", path.display()))?;
-            let script = Input {
-                lines: Box::new(std::io::BufReader::new(file)),
-                interactive: false,
-            };
-            shell(&client, format, script, &mut out)?
+            let script = Input::Script(Box::new(std::io::BufReader::new(file)));
+            shell::shell(&client, format, script, &mut out)?
         }
         (None, None) => {
             let stdin = std::io::stdin();
-            let input = Input {
-                interactive: stdin.is_terminal(),
-                lines: Box::new(stdin.lock()),
+            let input = if stdin.is_terminal() && std::io::stdout().is_terminal() {
+                Input::Terminal(Box::new(editor::Terminal::open(args.history)?))
+            } else {
+                Input::Script(Box::new(stdin.lock()))
             };
-            shell(&client, format, input, &mut out)?
+            shell::shell(&client, format, input, &mut out)?
         }
     };
     out.flush()?;
@@ -67,13 +62,6 @@ fn output_to(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Write>> {
         }
         None => Box::new(std::io::stdout()),
     })
-}
-
-/// The shell's statements: a terminal (prompts, mistakes do not fail the exit status), or a
-/// script from a pipe or `--file`.
-struct Input {
-    lines: Box<dyn BufRead>,
-    interactive: bool,
 }
 
 /// Rows a redrawn tail keeps on screen; older ones scroll away.
@@ -157,6 +145,37 @@ fn query_output(client: &Client, sql: &str, format: SqlFormat) -> anyhow::Result
     Ok(text)
 }
 
+/// The json answer as psql's expanded display (`\x`): one block per row, one line per column.
+pub fn render_expanded(answer: &Value) -> String {
+    let columns: Vec<String> = match answer.get("columns") {
+        Some(Value::Array(columns)) => columns
+            .iter()
+            .map(|c| output::cell(c.get("name").unwrap_or(c)))
+            .collect(),
+        _ => return render_result(answer),
+    };
+    let rows: &[Value] = answer
+        .get("rows")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    if rows.is_empty() {
+        return "(0 rows)\n".to_string();
+    }
+    let names: Vec<String> = columns.iter().map(|name| output::one_line(name)).collect();
+    let name_width = names.iter().map(|n| n.width()).max().unwrap_or(0);
+    let mut text = String::new();
+    for (index, row) in rows.iter().enumerate() {
+        text.push_str(&format!("-[ RECORD {} ]-\n", index + 1));
+        for (i, name) in names.iter().enumerate() {
+            let value = output::one_line(&output::cell(row.get(i).unwrap_or(&Value::Null)));
+            let pad = " ".repeat(name_width.saturating_sub(name.width()));
+            text.push_str(format!("{name}{pad} | {value}").trim_end());
+            text.push('\n');
+        }
+    }
+    text
+}
+
 /// The json answer (`{"columns":[{"name","type"}],"rows":[[...]]}`) as an aligned table with a
 /// row count; numeric columns align right.
 pub fn render_result(answer: &Value) -> String {
@@ -207,168 +226,6 @@ pub fn render_result(answer: &Value) -> String {
     text
 }
 
-/// The shell's help (`\?`, `\h`), as psql names its commands.
-const SHELL_HELP: &str = "\
-End each statement with `;` (a `;` inside quotes or comments does not count); several
-statements on one line run in order. Statements run in your tenant, as on /api/v1/sql.
-  \\s       statement history
-  \\? \\h    this help
-  \\q       quit (also `quit`, `exit`, end of input)
-";
-
-/// What the shell does after one input line.
-#[derive(Debug, PartialEq, Eq)]
-enum ShellStep {
-    Quit,
-    ShowHistory,
-    ShowHelp,
-    /// A complete statement (without its final `;`).
-    Run(String),
-}
-
-#[derive(Default)]
-struct ShellState {
-    buffer: String,
-    history: Vec<String>,
-}
-
-impl ShellState {
-    /// The steps one input line completes, in order; none while a statement continues.
-    fn feed(&mut self, line: &str) -> anyhow::Result<Vec<ShellStep>> {
-        let trimmed = line.trim();
-        if self.buffer.trim().is_empty() {
-            match trimmed {
-                "\\q" | "quit" | "exit" => return Ok(vec![ShellStep::Quit]),
-                "\\s" => return Ok(vec![ShellStep::ShowHistory]),
-                "\\?" | "\\h" | "help" => return Ok(vec![ShellStep::ShowHelp]),
-                "" => return Ok(Vec::new()),
-                _ => {}
-            }
-        }
-        if self.buffer.len() + line.len() > MAX_STATEMENT_BYTES {
-            self.buffer.clear();
-            anyhow::bail!(
-                "statement longer than {MAX_STATEMENT_BYTES} bytes without a closing `;`; discarded"
-            );
-        }
-        if !self.buffer.is_empty() {
-            self.buffer.push('\n');
-        }
-        self.buffer.push_str(line.trim_end());
-        let (complete, rest) = statements::complete_statements(&self.buffer);
-        self.buffer = rest;
-        Ok(complete
-            .into_iter()
-            .map(|statement| ShellStep::Run(self.remember(statement)))
-            .collect())
-    }
-
-    /// The unfinished statement at the end of input (a script's last one may lack its `;`).
-    fn take_statement(&mut self) -> String {
-        let statement = std::mem::take(&mut self.buffer).trim().to_string();
-        self.remember(statement)
-    }
-
-    fn remember(&mut self, statement: String) -> String {
-        if self.history.len() >= MAX_HISTORY {
-            self.history.remove(0);
-        }
-        self.history.push(statement.clone());
-        statement
-    }
-}
-
-fn shell(
-    client: &Client,
-    format: SqlFormat,
-    input: Input,
-    out: &mut dyn Write,
-) -> anyhow::Result<ExitCode> {
-    let interactive = input.interactive;
-    if interactive {
-        println!("Strata SQL shell. End statements with `;`. \\? help, \\s history, \\q quit.");
-    }
-    let mut state = ShellState::default();
-    let mut failures = 0u64;
-    let mut lines = input.lines.lines();
-    loop {
-        if interactive {
-            let prompt = if state.buffer.is_empty() {
-                PROMPT
-            } else {
-                CONTINUATION_PROMPT
-            };
-            print!("{prompt}");
-            std::io::stdout().flush()?;
-        }
-        let Some(line) = lines.next() else {
-            // A script whose last statement lacks `;` still runs it.
-            if !state.buffer.trim().is_empty() {
-                let statement = state.take_statement();
-                failures += u64::from(!run_in_shell(client, &statement, format, out)?);
-            }
-            break;
-        };
-        let steps = match state.feed(&line?) {
-            Ok(steps) => steps,
-            Err(err) => {
-                eprintln!("error: {err:#}");
-                failures += 1;
-                continue;
-            }
-        };
-        for step in steps {
-            match step {
-                ShellStep::Quit => return Ok(shell_exit(failures, interactive)),
-                ShellStep::ShowHistory => {
-                    for (i, statement) in state.history.iter().enumerate() {
-                        // One line per entry keeps the numbering readable.
-                        writeln!(out, "{:>4}  {}", i + 1, statement.replace('\n', " "))?;
-                    }
-                }
-                ShellStep::ShowHelp => write!(out, "{SHELL_HELP}")?,
-                ShellStep::Run(statement) => {
-                    failures += u64::from(!run_in_shell(client, &statement, format, out)?);
-                    // A terminal shows each answer at once, even when results go to a file.
-                    out.flush()?;
-                }
-            }
-        }
-    }
-    Ok(shell_exit(failures, interactive))
-}
-
-/// Interactive mistakes are part of the conversation; a script that had errors fails.
-fn shell_exit(failures: u64, interactive: bool) -> ExitCode {
-    if failures > 0 && !interactive {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-/// Runs one statement, writing its result to `out` or its error to stderr; false on error.
-fn run_in_shell(
-    client: &Client,
-    statement: &str,
-    format: SqlFormat,
-    out: &mut dyn Write,
-) -> anyhow::Result<bool> {
-    if statement.is_empty() {
-        return Ok(true);
-    }
-    match query_output(client, statement, format) {
-        Ok(text) => {
-            write!(out, "{text}")?;
-            Ok(true)
-        }
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            Ok(false)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,41 +247,17 @@ mod tests {
     }
 
     #[test]
-    fn shell_collects_multi_line_statements() {
-        let run = |s: &str| vec![ShellStep::Run(s.to_string())];
-        let mut state = ShellState::default();
-        assert_eq!(state.feed("").unwrap(), vec![]);
-        assert_eq!(state.feed("SELECT *").unwrap(), vec![]);
-        assert_eq!(
-            state.feed("\\q").unwrap(),
-            vec![],
-            "inside a statement \\q is text"
-        );
-        assert_eq!(
-            state.feed("FROM t;  ").unwrap(),
-            run("SELECT *\n\\q\nFROM t")
-        );
-        assert_eq!(state.feed("SELECT 1;").unwrap(), run("SELECT 1"));
-        assert_eq!(state.feed("SELECT 'a;").unwrap(), vec![], "open literal");
-        assert_eq!(state.feed("b'; SELECT 2; SELECT").unwrap(), {
-            let mut both = run("SELECT 'a;\nb'");
-            both.extend(run("SELECT 2"));
-            both
+    fn renders_expanded_records() {
+        let answer = json!({
+            "columns": [{"name": "name", "type": "Utf8"}, {"name": "temperature", "type": "Float64"}],
+            "rows": [["kitchen", 21.5], ["hall\nway", null]]
         });
-        assert_eq!(state.take_statement(), "SELECT");
         assert_eq!(
-            state.history,
-            vec![
-                "SELECT *\n\\q\nFROM t",
-                "SELECT 1",
-                "SELECT 'a;\nb'",
-                "SELECT 2",
-                "SELECT"
-            ]
+            render_expanded(&answer),
+            "-[ RECORD 1 ]-\nname        | kitchen\ntemperature | 21.5\n\
+             -[ RECORD 2 ]-\nname        | hall\\nway\ntemperature | NULL\n"
         );
-        assert_eq!(state.feed("\\s").unwrap(), vec![ShellStep::ShowHistory]);
-        assert_eq!(state.feed("\\h").unwrap(), vec![ShellStep::ShowHelp]);
-        assert_eq!(state.feed("\\?").unwrap(), vec![ShellStep::ShowHelp]);
-        assert_eq!(state.feed(" \\q ").unwrap(), vec![ShellStep::Quit]);
+        let none = json!({"columns": [{"name": "n", "type": "Int64"}], "rows": []});
+        assert_eq!(render_expanded(&none), "(0 rows)\n");
     }
 }

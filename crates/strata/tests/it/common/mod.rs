@@ -120,12 +120,16 @@ impl TestServer {
     fn spawn(&mut self) {
         self.first_line = self.log.lock().unwrap().len();
         let mut command = Command::new(BIN);
-        command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--http")
-            .arg("127.0.0.1:0");
+        command.arg("serve").arg("--data-dir").arg(&self.data_dir);
+        // A test may choose the HTTP address itself (another interface); by default it is an
+        // ephemeral loopback port.
+        if !self
+            .extra_args
+            .iter()
+            .any(|a| a == "--http" || a.starts_with("--http="))
+        {
+            command.arg("--http").arg("127.0.0.1:0");
+        }
         // A test may choose the Postgres address itself; by default it is an ephemeral port.
         if !self
             .extra_args
@@ -151,11 +155,13 @@ impl TestServer {
                 let line = strip_ansi(&line);
                 if let Some(pos) = line.find("listening on http://") {
                     let rest = &line[pos + "listening on ".len()..];
-                    let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                    // Text logs end the address at a space, JSON logs (`--log-format json`) at
+                    // the message's closing quote.
+                    let url = rest.split([' ', '"']).next().unwrap_or("").to_string();
                     let _ = tx.send(Listening::Http(url));
                 } else if let Some(pos) = line.find("listening on postgres://") {
                     let rest = &line[pos + "listening on postgres://".len()..];
-                    let addr = rest.split_whitespace().next().unwrap_or("");
+                    let addr = rest.split([' ', '"']).next().unwrap_or("");
                     if let Ok(addr) = addr.parse::<SocketAddr>() {
                         let _ = tx.send(Listening::Postgres(addr));
                     }
