@@ -118,7 +118,9 @@ impl Authenticator {
         // Checked even for an unknown tenant so both failures cost the same lookups.
         let keyed = self.key(password).await?;
         match (named, keyed) {
-            (Some(named), Some((tenant, key))) if tenant.id == named.id && key.tenant == named.id => {
+            (Some(named), Some((tenant, key)))
+                if tenant.id == named.id && key.tenant == named.id =>
+            {
                 require_read(&key)?;
                 Ok((named, key))
             }
@@ -194,10 +196,7 @@ fn internal(error: strata_catalog::CatalogError) -> Status {
 fn authorization(metadata: &MetadataMap) -> Result<Option<&str>, Status> {
     match metadata.get("authorization") {
         None => Ok(None),
-        Some(value) => value
-            .to_str()
-            .map(Some)
-            .map_err(|_| unauthenticated()),
+        Some(value) => value.to_str().map(Some).map_err(|_| unauthenticated()),
     }
 }
 

@@ -45,8 +45,14 @@ mod tests {
     #[test]
     fn each_query_error_has_its_code() {
         let cases = [
-            (QueryError::Sql("no such column".into()), Code::InvalidArgument),
-            (QueryError::Refused("read-only".into()), Code::PermissionDenied),
+            (
+                QueryError::Sql("no such column".into()),
+                Code::InvalidArgument,
+            ),
+            (
+                QueryError::Refused("read-only".into()),
+                Code::PermissionDenied,
+            ),
             (
                 QueryError::Timeout(Duration::from_secs(1)),
                 Code::ResourceExhausted,

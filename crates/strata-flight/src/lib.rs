@@ -37,7 +37,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 pub use tokio_rustls::TlsAcceptor;
 
-pub use auth::{TOKEN_LIFETIME, MAX_TOKENS};
+pub use auth::{MAX_TOKENS, TOKEN_LIFETIME};
 pub use prepared::{MAX_PREPARED, MAX_PREPARED_PER_TENANT, PREPARED_IDLE};
 pub use service::StrataFlightSql;
 
@@ -109,7 +109,11 @@ pub async fn serve(
     check_bind_policy(&local, tls.is_some(), config.allow_insecure)?;
     let service = FlightServiceServer::new(StrataFlightSql::new(engine, catalog))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let incoming = incoming::accept(listener, tls.map(incoming::grpc_tls), config.max_connections);
+    let incoming = incoming::accept(
+        listener,
+        tls.map(incoming::grpc_tls),
+        config.max_connections,
+    );
     tracing::info!(addr = %local, "serving Arrow Flight SQL");
     tonic::transport::Server::builder()
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))

@@ -71,7 +71,10 @@ fn identifier(name: &str) -> String {
 
 /// The tables a `GetTables` asks for, narrowed in SQL (the builder applies the same filters
 /// again), so `include_schema` describes only the tables answered.
-async fn tables(session: &TenantSession, query: &CommandGetTables) -> Result<Vec<TableRow>, Status> {
+async fn tables(
+    session: &TenantSession,
+    query: &CommandGetTables,
+) -> Result<Vec<TableRow>, Status> {
     let mut conditions = Vec::new();
     if let Some(catalog) = &query.catalog {
         conditions.push(format!("table_catalog = {}", literal(catalog)?));

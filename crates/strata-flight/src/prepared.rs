@@ -49,7 +49,11 @@ fn not_found() -> Status {
 
 impl PreparedStatements {
     /// Keeps `statement` for `caller`; returns its handle.
-    pub(crate) fn create(&self, caller: &Caller, statement: DfStatement) -> Result<Vec<u8>, Status> {
+    pub(crate) fn create(
+        &self,
+        caller: &Caller,
+        statement: DfStatement,
+    ) -> Result<Vec<u8>, Status> {
         let now = Instant::now();
         let mut entries = lock(&self.entries);
         entries.retain(|_, entry| now.duration_since(entry.last_used) < PREPARED_IDLE);
@@ -200,14 +204,20 @@ mod tests {
         let owner = caller(1, "k1");
         let statement = crate::statement::parse("SELECT $1, $2").unwrap();
         let handle = prepared.create(&owner, statement).unwrap();
-        assert!(prepared.bound(&owner, &handle).is_err(), "unbound parameters");
+        assert!(
+            prepared.bound(&owner, &handle).is_err(),
+            "unbound parameters"
+        );
         prepared
             .set_parameters(&owner, &handle, &[row(7, "it's")])
             .unwrap();
         let bound = prepared.bound(&owner, &handle).unwrap();
         assert_eq!(bound.to_string(), "SELECT 7, 'it''s'");
         for other in [caller(2, "k1"), caller(1, "k2")] {
-            assert_eq!(prepared.bound(&other, &handle).unwrap_err().code(), tonic::Code::NotFound);
+            assert_eq!(
+                prepared.bound(&other, &handle).unwrap_err().code(),
+                tonic::Code::NotFound
+            );
             assert!(prepared.close(&other, &handle).is_err());
         }
         prepared.close(&owner, &handle).unwrap();
@@ -241,7 +251,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(prepared
-            .create(&caller(2, "k"), crate::statement::parse("SELECT 1").unwrap())
+            .create(
+                &caller(2, "k"),
+                crate::statement::parse("SELECT 1").unwrap()
+            )
             .is_ok());
     }
 }

@@ -69,7 +69,11 @@ impl StrataFlightSql {
     /// The caller's tenant session: its tables only, built from the current schema.
     async fn session<T>(&self, request: &Request<T>) -> Result<(Caller, TenantSession), Status> {
         let caller = self.caller(request).await?;
-        let session = self.engine.session(caller.tenant).await.map_err(query_status)?;
+        let session = self
+            .engine
+            .session(caller.tenant)
+            .await
+            .map_err(query_status)?;
         Ok((caller, session))
     }
 
@@ -111,7 +115,11 @@ impl FlightSqlService for StrataFlightSql {
         let token = match self.auth.handshake(request.metadata()).await {
             Ok(token) => token,
             Err(refused) => {
-                tracing::info!(?peer, reason = refused.message(), "Flight SQL login refused");
+                tracing::info!(
+                    ?peer,
+                    reason = refused.message(),
+                    "Flight SQL login refused"
+                );
                 return Err(refused);
             }
         };
@@ -189,7 +197,9 @@ impl FlightSqlService for StrataFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let (caller, session) = self.session(&request).await?;
-        let statement = self.prepared.bound(&caller, &query.prepared_statement_handle)?;
+        let statement = self
+            .prepared
+            .bound(&caller, &query.prepared_statement_handle)?;
         let described = describe(&session, statement).await?;
         Self::command_info(query, &described.schema, request)
     }
@@ -200,7 +210,9 @@ impl FlightSqlService for StrataFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let (caller, session) = self.session(&request).await?;
-        let statement = self.prepared.bound(&caller, &query.prepared_statement_handle)?;
+        let statement = self
+            .prepared
+            .bound(&caller, &query.prepared_statement_handle)?;
         Ok(Response::new(execute(&session, statement).await?))
     }
 
@@ -220,7 +232,7 @@ impl FlightSqlService for StrataFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.caller(&request).await?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Self::command_info(query, &schema, request)
     }
 
@@ -277,7 +289,7 @@ impl FlightSqlService for StrataFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.caller(&request).await?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Self::command_info(query, &schema, request)
     }
 

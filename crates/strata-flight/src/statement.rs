@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
-use arrow_flight::{FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket};
+use arrow_flight::{
+    FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket,
+};
 use bytes::Bytes;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
@@ -93,7 +95,13 @@ pub(crate) fn parameter_schema(types: &[Option<DataType>]) -> SchemaRef {
     let fields: Vec<Field> = types
         .iter()
         .enumerate()
-        .map(|(i, ty)| Field::new(format!("${}", i + 1), ty.clone().unwrap_or(DataType::Null), true))
+        .map(|(i, ty)| {
+            Field::new(
+                format!("${}", i + 1),
+                ty.clone().unwrap_or(DataType::Null),
+                true,
+            )
+        })
         .collect();
     Arc::new(Schema::new(fields))
 }

@@ -25,9 +25,7 @@ pub enum BindError {
     TooMany(usize),
     #[error("parameter {name} was not bound ({given} values given)")]
     Unbound { name: String, given: usize },
-    #[error(
-        "a bound parameter of {0} bytes exceeds the limit of {MAX_LITERAL_BYTES} bytes"
-    )]
+    #[error("a bound parameter of {0} bytes exceeds the limit of {MAX_LITERAL_BYTES} bytes")]
     TooLarge(usize),
     #[error("parameters of type {0} are not supported")]
     Unsupported(String),
@@ -217,10 +215,7 @@ mod tests {
             })
         );
         assert!(matches!(
-            bound(
-                "SELECT $1",
-                vec![ScalarValue::Binary(Some(vec![1, 2]))]
-            ),
+            bound("SELECT $1", vec![ScalarValue::Binary(Some(vec![1, 2]))]),
             Err(BindError::Unsupported(_))
         ));
         let huge = "x".repeat(MAX_LITERAL_BYTES + 1);
