@@ -251,4 +251,54 @@ mod tests {
         assert_eq!(strip_scheme("Bearer", "Bearer"), None);
         assert_eq!(strip_scheme("Token abc", "Bearer"), None);
     }
+
+    fn header(value: &str) -> MetadataMap {
+        let mut metadata = MetadataMap::new();
+        metadata.insert("authorization", value.parse().unwrap());
+        metadata
+    }
+
+    fn basic(user: &str, password: &str) -> MetadataMap {
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        header(&format!("Basic {encoded}"))
+    }
+
+    #[tokio::test]
+    async fn tokens_are_bounded_expire_and_stand_for_a_reading_key() {
+        let stores = strata_testkit::Stores::open().await;
+        let (tenant, admin) = stores.tenant("acme").await;
+        let writer = stores.key(tenant, Role::Write).await;
+        let catalog: Arc<dyn TenantDirectory> = stores.catalog.clone();
+        let auth = Authenticator::with_limits(catalog, 2, Duration::from_millis(300));
+        let tokens = [
+            auth.handshake(&basic("acme", &admin)).await.unwrap(),
+            auth.handshake(&basic("acme", &admin)).await.unwrap(),
+            auth.handshake(&basic("acme", &admin)).await.unwrap(),
+        ];
+        assert_eq!(auth.token_count(), 2);
+        // The oldest gave way; the others name the tenant and key.
+        let bearer = |token: &str| header(&format!("Bearer {token}"));
+        let dropped = auth.caller(&bearer(&tokens[0])).await.unwrap_err();
+        assert_eq!(dropped.code(), tonic::Code::Unauthenticated);
+        let caller = auth.caller(&bearer(&tokens[2])).await.unwrap();
+        assert_eq!(caller.tenant, tenant);
+        // The key itself is a bearer too; a write key is refused either way.
+        assert_eq!(auth.caller(&bearer(&admin)).await.unwrap(), caller);
+        let refused = auth.handshake(&basic("acme", &writer)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        let refused = auth.caller(&bearer(&writer)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        for wrong in [
+            basic("acme", "nope"),
+            basic("other", &admin),
+            header("Basic"),
+        ] {
+            let refused = auth.handshake(&wrong).await.unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        }
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let expired = auth.caller(&bearer(&tokens[2])).await.unwrap_err();
+        assert_eq!(expired.code(), tonic::Code::Unauthenticated);
+    }
 }
