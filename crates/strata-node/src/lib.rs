@@ -1,6 +1,6 @@
 //! The node: what `strata serve` runs. It opens the stores under the data directory, builds the
-//! writer and the query engine, starts the two front doors (HTTP and Postgres, peers over the
-//! same engines) and the background jobs (compaction, statistics flushing), and closes
+//! writer and the query engine, starts the front doors (HTTP and Postgres, and MQTT and Flight
+//! SQL when asked; peers over the same engines) and the background jobs (compaction, statistics flushing), and closes
 //! everything in order at shutdown.
 //!
 //! Architecture invariant: only the binary imports this crate.
@@ -35,6 +35,17 @@ pub use strata_streaming::RollupConfig;
 /// Default `--mqtt-max-connections`.
 pub const MQTT_MAX_CONNECTIONS: usize = strata_mqtt::DEFAULT_MAX_CONNECTIONS;
 
+/// Default `--flight-max-connections`.
+pub const FLIGHT_MAX_CONNECTIONS: usize = strata_flight::DEFAULT_MAX_CONNECTIONS;
+
+/// Where and how the Arrow Flight SQL door listens.
+#[derive(Debug, Clone)]
+pub struct FlightListen {
+    pub addr: SocketAddr,
+    pub allow_insecure: bool,
+    pub max_connections: usize,
+}
+
 /// Where and how the MQTT door listens.
 #[derive(Debug, Clone)]
 pub struct MqttListen {
@@ -60,6 +71,8 @@ pub struct ServeConfig {
     pub pg_tls: Option<strata_pgwire::TlsPaths>,
     /// The MQTT listener (`--mqtt`); `None` leaves it off.
     pub mqtt: Option<MqttListen>,
+    /// The Arrow Flight SQL listener (`--flight`); `None` leaves it off.
+    pub flight: Option<FlightListen>,
     /// Overrides the generated operator token (env `STRATA_OPERATOR_TOKEN`).
     pub operator_token: Option<String>,
     pub limits: Limits,
@@ -112,6 +125,8 @@ pub enum ServerError {
     Postgres(#[from] strata_pgwire::PgError),
     #[error(transparent)]
     Mqtt(#[from] strata_mqtt::MqttError),
+    #[error(transparent)]
+    Flight(#[from] strata_flight::FlightError),
     #[error("http server: {0}")]
     Serve(std::io::Error),
     #[error("alerts: {0}")]
@@ -155,6 +170,7 @@ pub async fn run(
     );
     let (listener, pg_listener) = bind_listeners(&config).await?;
     let mqtt_bound = bind_mqtt(&config).await?;
+    let flight_bound = bind_flight(&config).await?;
     let alerts = start_alerts(&config, &catalog, &query, &writer, &listener).await?;
     let rollups = start_rollups(&config, &catalog, &query, &hot, &writer).await?;
     // After the stream's subscribers (alerts, rollups), so they see every consumed event.
@@ -182,7 +198,7 @@ pub async fn run(
     let doors = spawn_peer_doors(
         &config,
         pg_listener,
-        mqtt_bound,
+        (mqtt_bound, flight_bound),
         (&query, &catalog, &writer),
         &stop,
     )?;
@@ -291,6 +307,13 @@ async fn bind_listeners(config: &ServeConfig) -> Result<(TcpListener, TcpListene
     if let Some(mqtt) = &config.mqtt {
         strata_mqtt::check_bind_policy(&mqtt.addr, config.pg_tls.is_some(), mqtt.allow_insecure)?;
     }
+    if let Some(flight) = &config.flight {
+        strata_flight::check_bind_policy(
+            &flight.addr,
+            config.pg_tls.is_some(),
+            flight.allow_insecure,
+        )?;
+    }
     if let Some(tls) = &config.pg_tls {
         strata_pgwire::load_tls(tls)?;
     }
@@ -348,11 +371,51 @@ async fn bind_mqtt(config: &ServeConfig) -> Result<Option<MqttBound>, ServerErro
     }))
 }
 
-/// Starts the Postgres and (when bound) MQTT doors; HTTP is served by `run` itself.
+/// The Flight SQL door's socket and its TLS acceptor, ready before any door serves.
+struct FlightBound {
+    listener: TcpListener,
+    tls: Option<strata_flight::TlsAcceptor>,
+    config: strata_flight::FlightConfig,
+}
+
+/// Binds the Flight SQL listener when `--flight` is given, with the Postgres port's
+/// certificate (the door adds the ALPN protocol gRPC needs).
+async fn bind_flight(config: &ServeConfig) -> Result<Option<FlightBound>, ServerError> {
+    let Some(flight) = &config.flight else {
+        return Ok(None);
+    };
+    let tls = config
+        .pg_tls
+        .as_ref()
+        .map(strata_pgwire::load_tls)
+        .transpose()?;
+    let listener = TcpListener::bind(flight.addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: flight.addr,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(ServerError::Serve)?;
+    // Tests parse this line to find an ephemeral port; keep its shape stable.
+    let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+    tracing::info!("Flight SQL listening on {scheme}://{bound}");
+    let config = strata_flight::FlightConfig {
+        max_connections: flight.max_connections,
+        allow_insecure: flight.allow_insecure,
+    };
+    Ok(Some(FlightBound {
+        listener,
+        tls,
+        config,
+    }))
+}
+
+/// Starts the Postgres and (when bound) MQTT and Flight SQL doors; HTTP is served by `run`
+/// itself.
 fn spawn_peer_doors(
     config: &ServeConfig,
     pg_listener: TcpListener,
-    mqtt: Option<MqttBound>,
+    (mqtt, flight): (Option<MqttBound>, Option<FlightBound>),
     engines: (&QueryEngine, &DynCatalog, &Arc<strata_write::Writer>),
     stop: &watch::Receiver<bool>,
 ) -> Result<Vec<(&'static str, DoorTask)>, ServerError> {
@@ -384,6 +447,20 @@ fn spawn_peer_doors(
         );
         doors.push((
             "MQTT listener",
+            tokio::spawn(async move { serve.await.map_err(|e| e.to_string()) }),
+        ));
+    }
+    if let Some(flight) = flight {
+        let serve = strata_flight::serve(
+            flight.listener,
+            query.clone(),
+            catalog.clone(),
+            flight.tls,
+            flight.config,
+            stopped(stop.clone()),
+        );
+        doors.push((
+            "Flight SQL server",
             tokio::spawn(async move { serve.await.map_err(|e| e.to_string()) }),
         ));
     }

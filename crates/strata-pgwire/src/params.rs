@@ -1,22 +1,13 @@
-//! Bound parameters as SQL literals.
-//!
-//! A prepared statement's `$n` placeholders are replaced, in the statement parsed at Parse, by
-//! literals of the values the client bound, and the bound statement then goes through the
-//! session's sandbox and alias rewrite like any other. The values were decoded and type-checked by `arrow-pg` first; each literal is built
-//! from the typed value (strings quoted with `''` doubling, numbers from their binary value,
-//! timestamps cast from ISO text), so no client text reaches the SQL unquoted.
+//! Bound parameters as SQL literals: the Postgres door's side of
+//! [`strata_query::params`], which builds the literals (shared with the Flight SQL door). The
+//! values were decoded and type-checked by `arrow-pg` first; this maps the list to the shared
+//! binder and its refusals to SQLSTATEs.
 
-use std::ops::ControlFlow;
-
-use chrono::DateTime;
 use datafusion::common::ParamValues;
 use datafusion::scalar::ScalarValue;
-use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, Statement, Value};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::ast::Statement;
 use pgwire::error::PgWireError;
-
-use strata_query::limits::MAX_LITERAL_BYTES;
+use strata_query::params::BindError;
 
 use crate::errors::{
     pg_error, FEATURE_NOT_SUPPORTED, INVALID_PARAMETER_VALUE, PROGRAM_LIMIT_EXCEEDED,
@@ -24,12 +15,12 @@ use crate::errors::{
 };
 
 /// Most parameters one statement may bind (the protocol's own limit).
-pub const MAX_PARAMETERS: usize = u16::MAX as usize;
+pub const MAX_PARAMETERS: usize = strata_query::session::MAX_PARAMETERS;
 
 /// Replaces every `$n` in `statement` with the n-th bound value.
 pub fn bind(statement: &mut Statement, values: &ParamValues) -> Result<(), PgWireError> {
-    let values: Vec<&ScalarValue> = match values {
-        ParamValues::List(list) => list.iter().map(|v| &v.value).collect(),
+    let values: Vec<ScalarValue> = match values {
+        ParamValues::List(list) => list.iter().map(|v| v.value.clone()).collect(),
         ParamValues::Map(_) => {
             return Err(pg_error(
                 FEATURE_NOT_SUPPORTED,
@@ -37,147 +28,18 @@ pub fn bind(statement: &mut Statement, values: &ParamValues) -> Result<(), PgWir
             ))
         }
     };
-    if values.len() > MAX_PARAMETERS {
-        return Err(pg_error(PROTOCOL_VIOLATION, "too many parameters"));
-    }
-    let literals = values
-        .iter()
-        .map(|value| literal(value))
-        .collect::<Result<Vec<Expr>, _>>()?;
-    let mut failure = None;
-    let _ = visit_expressions_mut(statement, |expr| {
-        let Expr::Value(value) = expr else {
-            return ControlFlow::Continue(());
-        };
-        let Value::Placeholder(name) = &value.value else {
-            return ControlFlow::Continue(());
-        };
-        let index = name
-            .strip_prefix('$')
-            .and_then(|n| n.parse::<usize>().ok())
-            .and_then(|n| n.checked_sub(1));
-        match index.and_then(|i| literals.get(i)) {
-            Some(literal) => {
-                *expr = literal.clone();
-                ControlFlow::Continue(())
-            }
-            None => {
-                failure = Some(pg_error(
-                    PROTOCOL_VIOLATION,
-                    format!(
-                        "parameter {name} was not bound ({} values given)",
-                        literals.len()
-                    ),
-                ));
-                ControlFlow::Break(())
-            }
-        }
-    });
-    match failure {
-        Some(error) => Err(error),
-        None => Ok(()),
-    }
+    strata_query::params::bind(statement, &values).map_err(bind_error)
 }
 
-/// The SQL literal of one typed value.
-pub fn literal(value: &ScalarValue) -> Result<Expr, PgWireError> {
-    let text = literal_text(value)?;
-    // The same bound as a literal in SQL text: a bound value is a literal of the statement.
-    if text.len() > MAX_LITERAL_BYTES {
-        return Err(pg_error(
-            PROGRAM_LIMIT_EXCEEDED,
-            format!(
-                "a bound parameter of {} bytes exceeds the limit of {MAX_LITERAL_BYTES} bytes",
-                text.len()
-            ),
-        ));
-    }
-    Parser::new(&GenericDialect {})
-        .try_with_sql(&text)
-        .and_then(|mut parser| parser.parse_expr())
-        .map_err(|e| {
-            tracing::error!(error = %e, "a parameter literal did not parse");
-            pg_error(INVALID_PARAMETER_VALUE, "parameter value could not be used")
-        })
-}
-
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-fn float_literal(value: f64) -> String {
-    if value.is_nan() {
-        "CAST('NaN' AS DOUBLE)".to_string()
-    } else if value.is_infinite() {
-        let sign = if value > 0.0 { "" } else { "-" };
-        format!("CAST('{sign}inf' AS DOUBLE)")
-    } else {
-        // Debug prints the shortest text that reads back as the same double.
-        format!("CAST({value:?} AS DOUBLE)")
-    }
-}
-
-fn timestamp_literal(value: i64, units_per_second: i64) -> Result<String, PgWireError> {
-    let seconds = value.div_euclid(units_per_second);
-    let nanos = value.rem_euclid(units_per_second) * (1_000_000_000 / units_per_second);
-    let instant = u32::try_from(nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(seconds, nanos))
-        .ok_or_else(|| pg_error(INVALID_PARAMETER_VALUE, "timestamp parameter out of range"))?;
-    Ok(format!(
-        "CAST('{}' AS TIMESTAMP)",
-        instant.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f")
-    ))
-}
-
-fn literal_text(value: &ScalarValue) -> Result<String, PgWireError> {
-    use ScalarValue as S;
-    if value.is_null() {
-        return Ok("NULL".to_string());
-    }
-    Ok(match value {
-        S::Boolean(Some(b)) => if *b { "TRUE" } else { "FALSE" }.to_string(),
-        S::Int8(Some(v)) => v.to_string(),
-        S::Int16(Some(v)) => v.to_string(),
-        S::Int32(Some(v)) => v.to_string(),
-        S::Int64(Some(v)) => v.to_string(),
-        S::UInt8(Some(v)) => v.to_string(),
-        S::UInt16(Some(v)) => v.to_string(),
-        S::UInt32(Some(v)) => v.to_string(),
-        S::UInt64(Some(v)) => v.to_string(),
-        S::Float32(Some(v)) => float_literal(f64::from(*v)),
-        S::Float64(Some(v)) => float_literal(*v),
-        S::Decimal128(Some(_), _, _) | S::Decimal256(Some(_), _, _) => {
-            // Display of a decimal scalar is its plain digits with the scale applied.
-            let digits = value.to_string();
-            if !digits
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
-            {
-                return Err(pg_error(
-                    INVALID_PARAMETER_VALUE,
-                    "invalid numeric parameter",
-                ));
-            }
-            digits
-        }
-        S::Utf8(Some(s)) | S::LargeUtf8(Some(s)) | S::Utf8View(Some(s)) => quote(s),
-        S::Date32(Some(days)) => {
-            let date = DateTime::from_timestamp(i64::from(*days) * 86_400, 0)
-                .ok_or_else(|| pg_error(INVALID_PARAMETER_VALUE, "date parameter out of range"))?;
-            format!("CAST('{}' AS DATE)", date.format("%Y-%m-%d"))
-        }
-        S::TimestampSecond(Some(v), _) => timestamp_literal(*v, 1)?,
-        S::TimestampMillisecond(Some(v), _) => timestamp_literal(*v, 1_000)?,
-        S::TimestampMicrosecond(Some(v), _) => timestamp_literal(*v, 1_000_000)?,
-        S::TimestampNanosecond(Some(v), _) => timestamp_literal(*v, 1_000_000_000)?,
-        other => {
-            return Err(pg_error(
-                FEATURE_NOT_SUPPORTED,
-                format!("parameters of type {} are not supported", other.data_type()),
-            ))
-        }
-    })
+/// The SQLSTATE of each refusal.
+fn bind_error(error: BindError) -> PgWireError {
+    let code = match &error {
+        BindError::TooMany(_) | BindError::Unbound { .. } => PROTOCOL_VIOLATION,
+        BindError::TooLarge(_) => PROGRAM_LIMIT_EXCEEDED,
+        BindError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
+        BindError::Invalid(_) => INVALID_PARAMETER_VALUE,
+    };
+    pg_error(code, error.to_string())
 }
 
 #[cfg(test)]

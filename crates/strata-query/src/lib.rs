@@ -17,6 +17,8 @@
 //!   by the HTTP door and the benchmark.
 //! - [`federated`]: a metric with compacted rows is planned over cold files, the late index and
 //!   the hot partitions, cut where the estimated cost is lowest.
+//! - [`params`]: bound parameters of prepared statements as SQL literals (the Postgres and
+//!   Flight SQL doors).
 //! - [`utc_time`]: `date_trunc`, `date_part` and `date_bin` on UTC timestamps without the
 //!   built-ins' per-value time-zone conversion.
 
@@ -28,6 +30,7 @@ pub mod error;
 pub mod federated;
 pub mod limits;
 mod meter;
+pub mod params;
 pub mod pushdown;
 mod result_stream;
 pub mod rewrite;

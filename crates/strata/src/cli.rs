@@ -383,10 +383,22 @@ pub struct ServeArgs {
     /// MQTT connections open at once; more are closed as they arrive
     #[arg(long, env = "STRATA_MQTT_MAX_CONNECTIONS", default_value_t = strata_node::MQTT_MAX_CONNECTIONS)]
     pub mqtt_max_connections: usize,
-    /// PEM certificate chain for TLS on the Postgres and MQTT ports (needs --tls-key)
+    /// Address of the Arrow Flight SQL listener (off unless given), e.g. 127.0.0.1:8687.
+    /// Clients (ADBC, JDBC, the arrow-flight client) log in with username = tenant,
+    /// password = a read or admin key, and get a bearer token
+    #[arg(long = "flight", env = "STRATA_FLIGHT_ADDR")]
+    pub flight_addr: Option<SocketAddr>,
+    /// Serve Flight SQL without TLS on a non-loopback address. Tenant keys are the passwords
+    /// and would cross the network in clear text.
+    #[arg(long, env = "STRATA_FLIGHT_ALLOW_INSECURE")]
+    pub flight_allow_insecure: bool,
+    /// Flight SQL connections open at once; more are closed as they arrive
+    #[arg(long, env = "STRATA_FLIGHT_MAX_CONNECTIONS", default_value_t = strata_node::FLIGHT_MAX_CONNECTIONS)]
+    pub flight_max_connections: usize,
+    /// PEM certificate chain for TLS on the Postgres, MQTT and Flight SQL ports (needs --tls-key)
     #[arg(long, env = "STRATA_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key for TLS on the Postgres and MQTT ports (needs --tls-cert)
+    /// PEM private key for TLS on the Postgres, MQTT and Flight SQL ports (needs --tls-cert)
     #[arg(long, env = "STRATA_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Serve the Postgres port without TLS on a non-loopback address. Tenant keys are the

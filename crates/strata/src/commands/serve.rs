@@ -50,6 +50,11 @@ fn serve_config(args: ServeArgs) -> strata_node::ServeConfig {
             allow_insecure: args.mqtt_allow_insecure,
             max_connections: args.mqtt_max_connections,
         }),
+        flight: args.flight_addr.map(|addr| strata_node::FlightListen {
+            addr,
+            allow_insecure: args.flight_allow_insecure,
+            max_connections: args.flight_max_connections,
+        }),
         pg_tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(strata_node::TlsPaths { cert, key }),
             _ => None,

@@ -31,6 +31,7 @@ mod cli;
 mod cold_crash;
 mod conversions;
 mod derived_fields;
+mod flight_sql;
 mod hostile_http;
 mod hostile_ingest;
 mod hostile_pg;

@@ -209,25 +209,42 @@ impl TestServer {
     /// Where `--mqtt` listens, from the current process's startup log line (logged just
     /// after the HTTP and Postgres lines, so it may need a moment).
     pub fn mqtt_addr(&self) -> SocketAddr {
-        const MARK: &str = "MQTT listening on mqtt://";
+        self.logged_addr(&["MQTT listening on mqtt://"], "MQTT")
+    }
+
+    /// Where `--flight` listens (plain or TLS), from the current process's startup log line.
+    pub fn flight_addr(&self) -> SocketAddr {
+        self.logged_addr(
+            &[
+                "Flight SQL listening on grpc://",
+                "Flight SQL listening on grpc+tls://",
+            ],
+            "Flight SQL",
+        )
+    }
+
+    /// The address a startup log line of the current process gives after one of `marks`.
+    fn logged_addr(&self, marks: &[&str], door: &str) -> SocketAddr {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let found = self.log.lock().unwrap()[self.first_line..]
                 .iter()
                 .find_map(|line| {
-                    line.split(MARK)
-                        .nth(1)?
-                        .split_whitespace()
-                        .next()?
-                        .parse()
-                        .ok()
+                    marks.iter().find_map(|mark| {
+                        line.split(mark)
+                            .nth(1)?
+                            .split_whitespace()
+                            .next()?
+                            .parse()
+                            .ok()
+                    })
                 });
             if let Some(addr) = found {
                 return addr;
             }
             assert!(
                 Instant::now() < deadline,
-                "no MQTT address logged:\n{}",
+                "no {door} address logged:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
