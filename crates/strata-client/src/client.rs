@@ -355,8 +355,13 @@ fn checked(url: &Url, response: reqwest::Result<Response>) -> Result<Response, A
     if status.is_success() {
         return Ok(response);
     }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let text = response.text().unwrap_or_default();
-    Err(ApiError::from_answer(status, &text))
+    Err(ApiError::from_answer(status, &text).with_retry_after(retry_after.as_deref()))
 }
 
 fn text_of(url: &Url, response: Response) -> Result<String, ApiError> {

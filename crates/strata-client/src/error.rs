@@ -1,8 +1,14 @@
 //! What a call can fail with: an error answer (status and the server's message), no usable
 //! answer at all, an unusable base URL, or an answer that is not the documented shape.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::Value;
+
+/// Longest `Retry-After` honoured: a misconfigured proxy asking for an hour should not stall a
+/// client that long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Largest error body kept in a message; servers behind proxies can answer with whole HTML
 /// pages.
@@ -13,7 +19,13 @@ const MAX_ERROR_MESSAGE_CHARS: usize = 2000;
 pub enum ApiError {
     /// The server answered with a 4xx/5xx status; `message` is its `error` text.
     #[error("{message} (HTTP {})", status.as_u16())]
-    Status { status: StatusCode, message: String },
+    Status {
+        status: StatusCode,
+        message: String,
+        /// The server's `Retry-After` (in seconds, capped at [`MAX_RETRY_AFTER`]), if it sent
+        /// one: when a retry may succeed.
+        retry_after: Option<Duration>,
+    },
     /// No usable answer: connection refused, timeout, unreadable body. The cause is shown in
     /// the message, whole chain included, and is not also the error's source (which would
     /// print it twice under `{:#}`).
@@ -45,6 +57,32 @@ impl ApiError {
         ApiError::Status {
             status,
             message: error_message(status, body),
+            retry_after: None,
+        }
+    }
+
+    /// The same error carrying the answer's `Retry-After` header (delay-seconds; the HTTP-date
+    /// form is not used by Strata and reads as absent).
+    pub fn with_retry_after(self, header: Option<&str>) -> ApiError {
+        match self {
+            ApiError::Status {
+                status, message, ..
+            } => ApiError::Status {
+                status,
+                message,
+                retry_after: header
+                    .and_then(|value| value.trim().parse::<u64>().ok())
+                    .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER)),
+            },
+            other => other,
+        }
+    }
+
+    /// How long the server asked the client to wait before retrying, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Status { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }
@@ -101,8 +139,21 @@ mod tests {
         let shown = ApiError::Status {
             status: StatusCode::CONFLICT,
             message: "metric exists".into(),
+            retry_after: None,
         }
         .to_string();
         assert_eq!(shown, "metric exists (HTTP 409)");
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_capped() {
+        let busy = || ApiError::from_answer(StatusCode::SERVICE_UNAVAILABLE, "");
+        assert_eq!(busy().retry_after(), None);
+        let two = busy().with_retry_after(Some(" 2 "));
+        assert_eq!(two.retry_after(), Some(Duration::from_secs(2)));
+        let huge = busy().with_retry_after(Some("86400"));
+        assert_eq!(huge.retry_after(), Some(MAX_RETRY_AFTER));
+        let date = busy().with_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(date.retry_after(), None);
     }
 }

@@ -26,7 +26,8 @@ use crate::records::{self, CountingReader, Record};
 
 /// Retries of one batch after a connection error or a 5xx, before giving up.
 const MAX_RETRIES: u32 = 5;
-/// First backoff; doubled for each further retry (0.25 s .. 4 s).
+/// First backoff; doubled for each further retry (0.25 s .. 4 s), plus up to half again at
+/// random; a `Retry-After` from the server replaces it.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// Rejections kept for the final report; beyond this only the count grows (the server keeps
 /// every rejected event in `strata.errors`).
@@ -262,7 +263,7 @@ fn send_with_retry(
         match client.post_raw(url.clone(), NDJSON, batch.body.clone()) {
             Ok(answer) => return Ok(answer),
             Err(err) if err.is_retryable() && retries < MAX_RETRIES => {
-                let wait = FIRST_BACKOFF * 2u32.pow(retries);
+                let wait = retry_wait(retries, err.retry_after());
                 retries += 1;
                 // Safe to resend: identical events are stored once.
                 progress.suspend(|| {
@@ -277,6 +278,24 @@ fn send_with_retry(
             Err(err) => return Err(err),
         }
     }
+}
+
+/// How long to wait before retry number `retries + 1`: the server's `Retry-After` when it sent
+/// one, else the doubling backoff; either way plus up to half of it at random, so clients
+/// that failed together do not all come back in the same instant.
+fn retry_wait(retries: u32, retry_after: Option<Duration>) -> Duration {
+    let base = retry_after.unwrap_or(FIRST_BACKOFF * 2u32.pow(retries));
+    base + base.mul_f64(jitter_fraction() / 2.0)
+}
+
+/// A number in [0, 1) that differs between processes and calls: std's hasher keys are random
+/// per process and advance with each `RandomState`.
+fn jitter_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 struct Outcome {
@@ -399,6 +418,21 @@ fn report(as_json: bool, totals: &Totals, elapsed: Duration, failure: Option<&an
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn retries_wait_for_retry_after_or_the_backoff_plus_jitter() {
+        let ms = |d: Duration| d.as_millis();
+        let waits: Vec<Duration> = (0..50).map(|_| retry_wait(0, None)).collect();
+        assert!(
+            waits.iter().all(|w| ms(*w) >= 250 && ms(*w) < 375),
+            "{waits:?}"
+        );
+        assert!(waits.iter().any(|w| *w != waits[0]), "jittered: {waits:?}");
+        let fourth = retry_wait(3, None);
+        assert!(ms(fourth) >= 2000 && ms(fourth) < 3000, "{fourth:?}");
+        let asked = retry_wait(0, Some(Duration::from_secs(5)));
+        assert!(ms(asked) >= 5000 && ms(asked) < 7500, "{asked:?}");
+    }
+
     use super::*;
 
     fn batch_of(lines: &[u64]) -> Batch {

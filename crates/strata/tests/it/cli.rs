@@ -1067,17 +1067,25 @@ struct Received {
     request_line: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    at: std::time::Instant,
 }
 
 /// A scripted HTTP server: answers requests with `answers` in order (status, body), one
 /// connection per request, and records what it received.
 fn stub_server(answers: Vec<(u16, String)>) -> (String, Arc<Mutex<Vec<Received>>>) {
+    stub_server_with_headers(answers.into_iter().map(|(s, b)| (s, "", b)).collect())
+}
+
+/// [`stub_server`] whose answers carry extra header lines (each ending in `\r\n`).
+fn stub_server_with_headers(
+    answers: Vec<(u16, &'static str, String)>,
+) -> (String, Arc<Mutex<Vec<Received>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let received = Arc::new(Mutex::new(Vec::new()));
     let log = received.clone();
     std::thread::spawn(move || {
-        for (status, body) in answers {
+        for (status, headers, body) in answers {
             let Ok((stream, _)) = listener.accept() else {
                 return;
             };
@@ -1086,7 +1094,7 @@ fn stub_server(answers: Vec<(u16, String)>) -> (String, Arc<Mutex<Vec<Received>>
             let mut stream = stream;
             let _ = write!(
                 stream,
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
         }
@@ -1121,7 +1129,43 @@ fn read_request(stream: &TcpStream) -> Received {
         request_line: request_line.trim_end().to_string(),
         headers,
         body,
+        at: std::time::Instant::now(),
     }
+}
+
+#[test]
+fn write_waits_as_long_as_retry_after_asks() {
+    let (url, received) = stub_server_with_headers(vec![
+        (
+            429,
+            "retry-after: 2\r\n",
+            r#"{"error":"slow down"}"#.to_string(),
+        ),
+        (
+            200,
+            "",
+            r#"{"accepted":1,"rejected":0,"errors":[]}"#.to_string(),
+        ),
+    ]);
+    let output = strata(
+        &["write", "-", "--metric", "m", "--url", &url, "--key", "k1"],
+        &[],
+        Some("{\"timestamp\":1}\n"),
+    );
+    assert_success(&output);
+    let received = received.lock().unwrap();
+    assert_eq!(received.len(), 2, "one refusal, one retry");
+    let waited = received[1].at - received[0].at;
+    // Without Retry-After the first backoff is 0.25-0.375 s.
+    assert!(
+        waited >= std::time::Duration::from_secs(2),
+        "retried after {waited:?}"
+    );
+    assert!(
+        stderr(&output).contains("retry 1/5 in 2."),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
