@@ -333,6 +333,24 @@ async fn bind_listeners(config: &ServeConfig) -> Result<(TcpListener, TcpListene
     Ok((listener, pg_listener))
 }
 
+/// Binds a peer door's socket, with the Postgres port's certificate when one is configured (a
+/// certificate that does not load fails startup here, as it does for Postgres).
+async fn bind_with_tls(
+    addr: SocketAddr,
+    config: &ServeConfig,
+) -> Result<(TcpListener, SocketAddr, Option<strata_mqtt::TlsAcceptor>), ServerError> {
+    let tls = config
+        .pg_tls
+        .as_ref()
+        .map(strata_pgwire::load_tls)
+        .transpose()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let bound = listener.local_addr().map_err(ServerError::Serve)?;
+    Ok((listener, bound, tls))
+}
+
 /// The MQTT door's socket and its TLS acceptor, ready before any door serves.
 struct MqttBound {
     listener: TcpListener,
@@ -346,18 +364,7 @@ async fn bind_mqtt(config: &ServeConfig) -> Result<Option<MqttBound>, ServerErro
     let Some(mqtt) = &config.mqtt else {
         return Ok(None);
     };
-    let tls = config
-        .pg_tls
-        .as_ref()
-        .map(strata_pgwire::load_tls)
-        .transpose()?;
-    let listener = TcpListener::bind(mqtt.addr)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: mqtt.addr,
-            source,
-        })?;
-    let bound = listener.local_addr().map_err(ServerError::Serve)?;
+    let (listener, bound, tls) = bind_with_tls(mqtt.addr, config).await?;
     // Tests parse this line to find an ephemeral port; keep its shape stable.
     tracing::info!("MQTT listening on mqtt://{bound}");
     let config = strata_mqtt::MqttConfig {
@@ -384,18 +391,7 @@ async fn bind_flight(config: &ServeConfig) -> Result<Option<FlightBound>, Server
     let Some(flight) = &config.flight else {
         return Ok(None);
     };
-    let tls = config
-        .pg_tls
-        .as_ref()
-        .map(strata_pgwire::load_tls)
-        .transpose()?;
-    let listener = TcpListener::bind(flight.addr)
-        .await
-        .map_err(|source| ServerError::Bind {
-            addr: flight.addr,
-            source,
-        })?;
-    let bound = listener.local_addr().map_err(ServerError::Serve)?;
+    let (listener, bound, tls) = bind_with_tls(flight.addr, config).await?;
     // Tests parse this line to find an ephemeral port; keep its shape stable.
     let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
     tracing::info!("Flight SQL listening on {scheme}://{bound}");

@@ -77,17 +77,7 @@ mod tests {
             "SELECT * FROM t WHERE a = -7 AND b = 'it''s; DROP TABLE x --' \
              AND c = CAST(0.1 AS DOUBLE) AND d = -7"
         );
-        assert_eq!(
-            bound(
-                "SELECT $1, $2, $3",
-                vec![
-                    ScalarValue::TimestampMicrosecond(Some(1_421_057_535_000_001), None),
-                    ScalarValue::Boolean(None),
-                    ScalarValue::Float32(Some(f32::NAN)),
-                ]
-            ),
-            "SELECT CAST('2015-01-12T10:12:15.000001' AS TIMESTAMP), NULL, CAST('NaN' AS DOUBLE)"
-        );
+        // Each value type's literal is strata_query::params' to test; this is the door's wiring.
     }
 
     #[test]
