@@ -604,6 +604,67 @@ fn grafana_style_time_series_query() {
     assert_eq!(rows.len(), 4, "four one-minute buckets");
 }
 
+/// Grafana's PostgreSQL data source macros (its `macros.go`, as its docs list them) expanded
+/// for the range 10:12:00 .. 10:15:59.999 and a 1-minute interval: the SQL Grafana sends.
+const GRAFANA_FIXTURES: &[(&str, &str)] = &[
+    (
+        "SELECT $__timeGroupAlias(\"timestamp\",'1m'), avg(reading) AS value \
+         FROM thermostat WHERE $__timeFilter(\"timestamp\") GROUP BY 1 ORDER BY 1",
+        "SELECT floor(extract(epoch from \"timestamp\")/60)*60 AS \"time\", avg(reading) AS value \
+         FROM thermostat \
+         WHERE \"timestamp\" BETWEEN '2015-01-12T10:12:00Z' AND '2015-01-12T10:15:59.999Z' \
+         GROUP BY 1 ORDER BY 1",
+    ),
+    (
+        "SELECT $__timeGroup(\"timestamp\",'1m') AS time, avg(reading) AS value \
+         FROM thermostat WHERE $__timeFilter(\"timestamp\") \
+         GROUP BY $__timeGroup(\"timestamp\",'1m') ORDER BY 1",
+        "SELECT floor(extract(epoch from \"timestamp\")/60)*60 AS time, avg(reading) AS value \
+         FROM thermostat \
+         WHERE \"timestamp\" BETWEEN '2015-01-12T10:12:00Z' AND '2015-01-12T10:15:59.999Z' \
+         GROUP BY floor(extract(epoch from \"timestamp\")/60)*60 ORDER BY 1",
+    ),
+    (
+        "SELECT $__timeGroupAlias(\"timestamp\",'1m'), avg(reading) AS value FROM thermostat \
+         WHERE $__unixEpochFilter(extract(epoch from \"timestamp\")) GROUP BY 1 ORDER BY 1",
+        "SELECT floor(extract(epoch from \"timestamp\")/60)*60 AS \"time\", avg(reading) AS value \
+         FROM thermostat \
+         WHERE extract(epoch from \"timestamp\") >= 1421057520 \
+           AND extract(epoch from \"timestamp\") <= 1421057759 \
+         GROUP BY 1 ORDER BY 1",
+    ),
+];
+
+#[test]
+fn grafana_macro_expansions_answer_over_the_wire() {
+    if !have_psql() {
+        return;
+    }
+    let server = TestServer::start();
+    let key = seed(&server, "acme");
+    // Every fixture asks for the mean reading per minute of 10:12:00 .. 10:15:59.
+    let (from_s, to_s) = (1_421_057_520_i64, 1_421_057_759_i64);
+    let mut buckets: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for i in 0..EVENTS {
+        let t_s = (BASE_MS + i * 1000) / 1000;
+        if (from_s..=to_s).contains(&t_s) {
+            buckets.entry(t_s - t_s.rem_euclid(60)).or_default().push(i);
+        }
+    }
+    let expected: Vec<Vec<String>> = buckets
+        .iter()
+        .map(|(minute, readings)| {
+            let mean = readings.iter().sum::<i64>() as f64 / readings.len() as f64;
+            vec![format!("{:?}", *minute as f64), format!("{mean:?}")]
+        })
+        .collect();
+    assert_eq!(expected.len(), 4);
+    for (with_macros, sent) in GRAFANA_FIXTURES {
+        let rows = assert_psql_matches_http(&server, "acme", &key, sent);
+        assert_eq!(rows, expected, "{with_macros}");
+    }
+}
+
 #[test]
 fn tenants_are_sealed_over_the_wire() {
     if !have_psql() {
