@@ -37,6 +37,7 @@ pub mod handlers;
 pub mod limits;
 pub mod params;
 pub mod pg_catalog;
+mod search_path;
 mod simple;
 pub mod socket;
 pub mod startup;

@@ -114,7 +114,9 @@ impl StrataParser {
         // Size, expression depth and literal limits before the parser sees the text: a deep
         // statement must be refused here, not overflow this thread's stack (issue 24 defect 1).
         strata_query::limits::check_text(sql).map_err(query_error)?;
-        self.sql.parse(sql).map_err(syntax_error)
+        let mut statements = self.sql.parse(sql).map_err(syntax_error)?;
+        crate::search_path::restore_search_path(&mut statements);
+        Ok(statements)
     }
 }
 

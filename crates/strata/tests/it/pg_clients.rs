@@ -665,6 +665,37 @@ fn grafana_macro_expansions_answer_over_the_wire() {
     }
 }
 
+/// The table and column lists of Grafana's query builder (its `showTables()` and
+/// `getSchema(table)` with `buildSchemaConstraint()`, for the table `thermostat`), kept
+/// verbatim in `fixtures/`.
+const GRAFANA_TABLES: &str = include_str!("fixtures/grafana_tables.sql");
+const GRAFANA_COLUMNS: &str = include_str!("fixtures/grafana_columns.sql");
+
+#[test]
+fn grafana_query_builder_lists_tables_and_columns() {
+    if !have_psql() {
+        return;
+    }
+    let server = TestServer::start();
+    let key = seed(&server, "acme");
+    let acme = conninfo(&server, "acme", "disable");
+    let tables = psql_ok(&acme, &key, &["-A", "-t", "-c", GRAFANA_TABLES]);
+    assert_eq!(tables.trim(), "thermostat", "the builder's table list");
+    let columns = psql_ok(&acme, &key, &["-A", "-t", "-F", "|", "-c", GRAFANA_COLUMNS]);
+    let columns: Vec<&str> = columns.lines().collect();
+    for expected in [
+        "timestamp|",
+        "reading|Int64",
+        "temperature|Float64",
+        "open|Boolean",
+    ] {
+        assert!(
+            columns.iter().any(|c| c.starts_with(expected)),
+            "{expected} not in the builder's column list: {columns:?}"
+        );
+    }
+}
+
 #[test]
 fn tenants_are_sealed_over_the_wire() {
     if !have_psql() {
