@@ -70,6 +70,11 @@ pub fn spawn_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
 }
 
 fn describe() {
+    describe_ingest();
+    describe_queries_and_compaction();
+}
+
+fn describe_ingest() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         names::INGEST_EVENTS,
@@ -101,6 +106,15 @@ fn describe() {
         Unit::Seconds,
         "Time to encode, append and fsync one group commit."
     );
+    describe_gauge!(
+        names::HTTP_OPEN_CONNECTIONS,
+        Unit::Count,
+        "HTTP connections open now."
+    );
+}
+
+fn describe_queries_and_compaction() {
+    use metrics::{describe_counter, describe_histogram};
     describe_counter!(
         names::QUERIES,
         Unit::Count,
@@ -135,10 +149,5 @@ fn describe() {
         names::COMPACTION_SECONDS,
         Unit::Seconds,
         "Duration of one tenant's compaction run."
-    );
-    describe_gauge!(
-        names::HTTP_OPEN_CONNECTIONS,
-        Unit::Count,
-        "HTTP connections open now."
     );
 }
