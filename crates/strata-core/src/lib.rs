@@ -6,6 +6,7 @@
 
 mod limits;
 mod names;
+pub mod net;
 mod panic;
 #[cfg(feature = "sqlx")]
 mod sqlx_ids;

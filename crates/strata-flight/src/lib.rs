@@ -88,7 +88,7 @@ pub fn check_bind_policy(
     tls: bool,
     allow_insecure: bool,
 ) -> Result<(), FlightError> {
-    if tls || allow_insecure || addr.ip().is_loopback() {
+    if strata_core::net::cleartext_bind_allowed(addr, tls, allow_insecure) {
         Ok(())
     } else {
         Err(FlightError::InsecureBind(*addr))

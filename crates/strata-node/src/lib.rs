@@ -152,7 +152,6 @@ pub async fn run(
     let operator_token =
         bootstrap::operator_token(&config.data_dir, config.operator_token.as_deref())?;
     let recorder = telemetry::recorder();
-    let upkeep = recorder.clone().map(telemetry::spawn_upkeep);
     let (catalog, hot, cold) = open_stores(&config).await?;
     let query = QueryEngine::new(catalog.clone(), hot.clone(), config.query.clone())
         .with_cold(cold.access());
@@ -182,13 +181,7 @@ pub async fn run(
         query: query.clone(),
         compactor: compactor.clone(),
         alerts: alerts.clone(),
-        live: strata_streaming::LiveQueries::new(
-            query.clone(),
-            catalog.clone(),
-            hot.clone(),
-            writer.events().clone(),
-            strata_streaming::LiveConfig::default(),
-        ),
+        live: live_queries(&query, &catalog, &hot, &writer),
         rollups,
         sources: sources.clone(),
         telemetry: recorder,
@@ -218,12 +211,25 @@ pub async fn run(
     sources.shutdown().await;
     flusher.abort();
     background.abort();
-    if let Some(upkeep) = upkeep {
-        upkeep.abort();
-    }
     flushed.flush().await;
     hot.close();
     Ok(())
+}
+
+/// Live queries over the writer's committed-event stream, with the default buffer bounds.
+fn live_queries(
+    query: &QueryEngine,
+    catalog: &DynCatalog,
+    hot: &Arc<HotStore>,
+    writer: &strata_write::Writer,
+) -> strata_streaming::LiveQueries {
+    strata_streaming::LiveQueries::new(
+        query.clone(),
+        catalog.clone(),
+        hot.clone(),
+        writer.events().clone(),
+        strata_streaming::LiveConfig::default(),
+    )
 }
 
 /// Starts the alert rules, subscribed to the writer's committed-event stream before the doors

@@ -1,6 +1,6 @@
 //! The process's metrics recorder (issue 20): the Prometheus exporter behind the `metrics`
 //! facade every crate records through, its histogram buckets, the metric descriptions, and the
-//! upkeep that keeps histogram samples from piling up between scrapes. `GET /metrics` (the HTTP
+//! upkeep thread that keeps histogram samples from piling up between scrapes. `GET /metrics` (the HTTP
 //! door) renders it.
 
 use std::sync::OnceLock;
@@ -55,18 +55,22 @@ fn install() -> Option<PrometheusHandle> {
         }
     };
     describe();
+    spawn_upkeep(handle.clone());
     Some(handle)
 }
 
-/// Drains histogram samples every [`UPKEEP_INTERVAL`] until the process ends.
-pub fn spawn_upkeep(handle: PrometheusHandle) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
-        loop {
-            tick.tick().await;
+/// Drains histogram samples every [`UPKEEP_INTERVAL`] until the process ends: on a thread of
+/// its own, because the recorder outlives any one runtime (tests run several servers).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".to_string())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
             handle.run_upkeep();
-        }
-    })
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "no metrics upkeep thread: histograms drain only when scraped");
+    }
 }
 
 fn describe() {

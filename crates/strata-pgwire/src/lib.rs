@@ -102,7 +102,7 @@ pub fn check_bind_policy(
     tls: bool,
     allow_insecure: bool,
 ) -> Result<(), PgError> {
-    if tls || allow_insecure || addr.ip().is_loopback() {
+    if strata_core::net::cleartext_bind_allowed(addr, tls, allow_insecure) {
         Ok(())
     } else {
         Err(PgError::InsecureBind(*addr))

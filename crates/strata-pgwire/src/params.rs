@@ -64,20 +64,12 @@ mod tests {
     }
 
     #[test]
-    fn values_become_literals() {
-        assert_eq!(
-            bound(
-                "SELECT * FROM t WHERE a = $1 AND b = $2 AND c = $3 AND d = $1",
-                vec![
-                    ScalarValue::Int64(Some(-7)),
-                    ScalarValue::Utf8(Some("it's; DROP TABLE x --".into())),
-                    ScalarValue::Float64(Some(0.1)),
-                ]
-            ),
-            "SELECT * FROM t WHERE a = -7 AND b = 'it''s; DROP TABLE x --' \
-             AND c = CAST(0.1 AS DOUBLE) AND d = -7"
-        );
+    fn values_are_bound_into_the_statement() {
         // Each value type's literal is strata_query::params' to test; this is the door's wiring.
+        assert_eq!(
+            bound("SELECT $1", vec![ScalarValue::Utf8(Some("it's".into()))]),
+            "SELECT 'it''s'"
+        );
     }
 
     #[test]

@@ -140,7 +140,7 @@ fn with_connection_info(
 ) -> tower::util::MapRequest<Router, impl FnMut(IncomingRequest) -> IncomingRequest + Clone> {
     use tower::ServiceExt;
     let info = ConnectionInfo {
-        may_read_metrics: config.allow_remote_metrics || peer.ip().to_canonical().is_loopback(),
+        may_read_metrics: config.allow_remote_metrics || strata_core::net::is_local(peer.ip()),
     };
     app.map_request(move |mut request: IncomingRequest| {
         request.extensions_mut().insert(info);
